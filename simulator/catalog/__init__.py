@@ -1,0 +1,38 @@
+"""Hardware catalog: datasheet figures for GPUs and links, each with its source.
+
+Used by the simulator for roofline compute estimates (:class:`GPUSpec`) and for link
+bandwidths and latencies (:class:`LinkSpec`).  See :mod:`simulator.catalog.gpus` and
+:mod:`simulator.catalog.links` for the conventions behind each number.
+"""
+
+from simulator.catalog.gpus import (
+    GPUS,
+    PRECISIONS,
+    GPUSpec,
+    UnsupportedPrecision,
+    get_gpu,
+    list_gpus,
+)
+from simulator.catalog.links import (
+    LINKS,
+    TCP_ETHERNET_EFFICIENCY,
+    LinkSpec,
+    get_link,
+    list_links,
+    pcie_link_for_gen,
+)
+
+__all__ = [
+    "GPUS",
+    "LINKS",
+    "PRECISIONS",
+    "TCP_ETHERNET_EFFICIENCY",
+    "GPUSpec",
+    "LinkSpec",
+    "UnsupportedPrecision",
+    "get_gpu",
+    "get_link",
+    "list_gpus",
+    "list_links",
+    "pcie_link_for_gen",
+]
