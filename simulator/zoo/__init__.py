@@ -1,0 +1,105 @@
+"""Model zoo: per-layer descriptions of deep-learning models.
+
+A :class:`Model` is a forward-ordered tuple of :class:`Layer` records, each giving the
+trainable parameters (gradient size), forward FLOPs and activation sizes of one layer
+for ONE sample. The simulator turns them into per-layer compute time (roofline),
+gradient traffic and activation memory. Every number is derived from layer shapes by
+:mod:`simulator.zoo.builder`; the architectures follow torchvision / Hugging Face so
+the totals can be checked against their published parameter counts.
+
+Use :func:`get_model` (cached; models are immutable), :func:`list_models` and
+:func:`model_summary`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from simulator.zoo import cnn, transformer
+from simulator.zoo.core import LAYER_KINDS, Layer, Model
+
+__all__ = ["LAYER_KINDS", "Layer", "Model", "get_model", "list_models", "model_summary"]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    builder: Callable[..., Model]
+    # None for image models; otherwise the default tokens per sequence
+    default_sequence_length: int | None = None
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def _register(name: str, builder: Callable[..., Model], default_sequence_length: int | None = None) -> None:
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} registered twice")
+    _REGISTRY[name] = _Entry(builder, default_sequence_length)
+
+
+for _name, _builder in (
+    ("alexnet", cnn.alexnet),
+    ("vgg16", cnn.vgg16),
+    ("vgg19", cnn.vgg19),
+    ("googlenet", cnn.googlenet),
+    ("inception_v3", cnn.inception_v3),
+    ("resnet18", cnn.resnet18),
+    ("resnet34", cnn.resnet34),
+    ("resnet50", cnn.resnet50),
+    ("resnet101", cnn.resnet101),
+    ("resnet152", cnn.resnet152),
+):
+    _register(_name, _builder)
+_register("bert_base", transformer.bert_base, default_sequence_length=128)
+_register("bert_large", transformer.bert_large, default_sequence_length=128)
+_register("gpt2", transformer.gpt2, default_sequence_length=1024)
+_register("gpt2_medium", transformer.gpt2_medium, default_sequence_length=1024)
+
+
+@functools.lru_cache(maxsize=None)
+def _build(name: str, sequence_length: int | None) -> Model:
+    entry = _REGISTRY[name]
+    return entry.builder() if sequence_length is None else entry.builder(sequence_length)
+
+
+def get_model(name: str, *, sequence_length: int | None = None) -> Model:
+    """The zoo model ``name``.
+
+    ``sequence_length`` (tokens per sample) applies to transformer models only and
+    defaults to 128 for BERT, 1024 for GPT-2.
+
+    Raises:
+        KeyError: ``name`` is not in the zoo.
+        ValueError: ``sequence_length`` given for an image model, or out of range.
+    """
+    try:
+        entry = _REGISTRY[name]
+    except KeyError:
+        raise KeyError(name) from None
+    if entry.default_sequence_length is None:
+        if sequence_length is not None:
+            raise ValueError(f"model {name!r} takes images; sequence_length does not apply")
+    elif sequence_length is None:
+        sequence_length = entry.default_sequence_length
+    return _build(name, sequence_length)
+
+
+def list_models() -> list[str]:
+    """All zoo names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def model_summary(name: str) -> dict[str, Any]:
+    """One row for ``clustersim list models`` (default sequence length)."""
+    model = get_model(name)
+    return {
+        "name": model.name,
+        "description": model.description,
+        "params": model.total_params,
+        "forward_gflops": model.total_forward_flops / 1e9,
+        "sample_unit": model.sample_unit,
+        "layers": len(model.layers),
+    }

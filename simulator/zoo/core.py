@@ -1,0 +1,104 @@
+"""Core records of the model zoo: :class:`Layer` and :class:`Model`.
+
+A model is described as a flat, forward-ordered tuple of layers. Each layer carries
+only what the simulator needs to cost it for ONE sample (one image or one sequence):
+
+* ``params`` - trainable parameters, i.e. the gradient it produces in the backward
+  pass (weights + biases; batch-norm running statistics are buffers, not counted);
+* ``forward_flops`` - arithmetic of the forward pass, a multiply-add counted as 2;
+* ``input_elements`` / ``output_elements`` - activation tensor sizes, which give the
+  bytes a layer moves (roofline) and the activations kept for the backward pass.
+
+Everything is derived from layer shapes by :mod:`simulator.zoo.builder`; nothing here
+is a typed-in total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+#: The layer kinds the zoo emits; other modules may dispatch on these strings.
+LAYER_KINDS: frozenset[str] = frozenset(
+    {
+        "conv",
+        "linear",
+        "batchnorm",
+        "layernorm",
+        "relu",
+        "gelu",
+        "pool",
+        "add",
+        "concat",
+        "softmax",
+        "attention",
+        "embedding",
+        "dropout",
+        "lrn",
+    }
+)
+
+#: What one sample is, per model family.
+SAMPLE_UNITS: frozenset[str] = frozenset({"images", "sequences"})
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One layer (or tensor operation) of a model, costed for one sample."""
+
+    name: str  # unique within the model, e.g. "layer3.2.conv1"
+    kind: str  # one of LAYER_KINDS
+    params: int  # trainable parameters (weights + biases)
+    forward_flops: int  # forward FLOPs for one sample, multiply-add = 2
+    input_elements: int  # input activation elements for one sample (sum over inputs)
+    output_elements: int  # output activation elements for one sample
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("layer name must not be empty")
+        if self.kind not in LAYER_KINDS:
+            raise ValueError(f"layer {self.name!r}: unknown kind {self.kind!r}")
+        for field in ("params", "forward_flops", "input_elements", "output_elements"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"layer {self.name!r}: {field} must be a non-negative int, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Model:
+    """A named model: its layers in forward execution order plus provenance."""
+
+    name: str  # zoo name, e.g. "resnet50"
+    description: str  # one line
+    source: str  # architecture paper and reference parameter count
+    sample_unit: str  # "images" or "sequences"
+    input_shape: tuple[int, ...]  # per sample, e.g. (3, 224, 224) or (seq_len,)
+    layers: tuple[Layer, ...]  # forward execution order
+
+    def __post_init__(self) -> None:
+        if self.sample_unit not in SAMPLE_UNITS:
+            raise ValueError(f"model {self.name!r}: sample_unit must be one of {sorted(SAMPLE_UNITS)}")
+        if not self.layers:
+            raise ValueError(f"model {self.name!r} has no layers")
+        seen: set[str] = set()
+        for layer in self.layers:
+            if layer.name in seen:
+                raise ValueError(f"model {self.name!r}: duplicate layer name {layer.name!r}")
+            seen.add(layer.name)
+
+    # cached_property writes straight into the instance __dict__, so it works on a
+    # frozen (non-slots) dataclass; layers are immutable so the cache never goes stale.
+    @cached_property
+    def total_params(self) -> int:
+        """Trainable parameters of the whole model (tied weights counted once)."""
+        return sum(layer.params for layer in self.layers)
+
+    @cached_property
+    def total_forward_flops(self) -> int:
+        """Forward FLOPs for one sample."""
+        return sum(layer.forward_flops for layer in self.layers)
+
+    @cached_property
+    def parameter_layers(self) -> tuple[Layer, ...]:
+        """Layers that own trainable parameters (and so produce gradients), in order."""
+        return tuple(layer for layer in self.layers if layer.params > 0)
