@@ -1,0 +1,154 @@
+"""The ``clustersim`` command line.
+
+Every user error (bad file, unknown key, impossible value, unknown name) is printed as
+one ``error:`` paragraph naming the file and field, with exit code 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import catalog, zoo
+from .engine import simulate as run_simulation
+from .errors import ClusterSimError
+from .loading import DEFAULT_SCENARIO_NAME, load_scenario
+from .results import SimResult
+from .scenario import Scenario
+from .sync import SYNC_STRATEGIES
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="clustersim")
+def cli() -> None:
+    """Simulate data-parallel deep-learning training on GPU clusters."""
+
+
+@cli.command()
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a field, e.g. cluster.nodes=4.")
+@click.option("--json", "json_out", metavar="FILE", help="Write the result as JSON to FILE ('-' for stdout).")
+@click.option("--quiet", "-q", is_flag=True, help="Do not print the table.")
+def simulate(scenario: Path | None, overrides: tuple[str, ...], json_out: str | None, quiet: bool) -> None:
+    """Simulate SCENARIO (YAML or JSON); with no file, the embedded default scenario."""
+    loaded = load_scenario(scenario, overrides)
+    result = run_simulation(loaded)
+    if json_out == "-":
+        click.echo(result.to_json())
+    elif json_out:
+        try:
+            Path(json_out).write_text(result.to_json() + "\n")
+        except OSError as exc:
+            raise ClusterSimError(f"--json {json_out}: cannot write: {exc}") from None
+    if not quiet and json_out != "-":
+        print_report(result, str(scenario) if scenario else DEFAULT_SCENARIO_NAME)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the scenario JSON Schema."""
+    click.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+@cli.command(name="list")
+@click.argument("what", type=click.Choice(["gpus", "models", "links", "topologies", "strategies"]))
+def list_(what: str) -> None:
+    """List the names scenario files can use."""
+    console = Console()
+    if what == "gpus":
+        table = Table("name", "arch", "fp32 TF", "fp16 TF", "memory GiB", "GB/s", "PCIe")
+        for name in catalog.list_gpus():
+            g = catalog.get_gpu(name)
+            table.add_row(
+                name, g.architecture, f"{g.peak_tflops['fp32']:g}", f"{g.peak_tflops.get('fp16', float('nan')):g}",
+                f"{g.memory_gib:g}", f"{g.memory_bandwidth_gbytes_s:g}", f"gen{g.pcie_gen}",
+            )
+    elif what == "models":
+        table = Table("name", "params (M)", "forward GFLOPs/sample", "layers", "unit", "description")
+        for name in zoo.list_models():
+            m = zoo.model_summary(name)
+            table.add_row(
+                name, f"{m['params'] / 1e6:.2f}", f"{m['forward_gflops']:.2f}", str(m["layers"]),
+                m["sample_unit"], m["description"],
+            )
+    elif what == "links":
+        table = Table("name", "kind", "line rate Gb/s", "efficiency", "latency us")
+        for name in catalog.list_links():
+            link = catalog.get_link(name)
+            table.add_row(name, link.kind, f"{link.line_rate_gbps:g}", f"{link.efficiency:.3f}", f"{link.latency_us:g}")
+    elif what == "topologies":
+        from topologies import FABRICS, SERVER_LAYOUTS
+
+        table = Table("name", "role", "description")
+        for name, fn in sorted(SERVER_LAYOUTS.items()):
+            table.add_row(name, "cluster.server.layout", (fn.__doc__ or "").strip().splitlines()[0])
+        for name, fn in sorted(FABRICS.items()):
+            table.add_row(name, "cluster.fabric.topology", (fn.__doc__ or "").strip().splitlines()[0])
+    else:
+        table = Table("name", "description")
+        for name, cls in sorted(SYNC_STRATEGIES.items()):
+            table.add_row(name, (cls.__doc__ or "").strip().splitlines()[0])
+    console.print(table)
+
+
+def print_report(result: SimResult, source: str) -> None:
+    console = Console()
+    unit = result.sample_unit
+    head = Table(title=f"clustersim {result.version} - {result.scenario} ({source})", show_header=False)
+    head.add_column(style="bold")
+    head.add_column(justify="right")
+    head.add_row("cluster", f"{result.nodes} x {result.gpus_per_node} {result.gpu} = {result.total_gpus} GPUs")
+    head.add_row("workload", f"{result.model}, batch {result.batch_per_gpu}/GPU ({result.global_batch} global)")
+    head.add_row("strategy", f"{result.strategy} ({result.mode} path)")
+    head.add_row("iteration time", f"{result.iteration_time_s * 1e3:.2f} ms")
+    head.add_row("throughput", f"{result.throughput_samples_per_s:,.1f} {unit}/s")
+    head.add_row("speedup over 1 GPU", f"{result.speedup:.2f}x")
+    head.add_row("scaling efficiency", f"{result.scaling_efficiency:.1%}")
+    console.print(head)
+
+    parts = Table(title="where one iteration's time goes")
+    parts.add_column("part")
+    parts.add_column("ms", justify="right")
+    parts.add_column("share", justify="right")
+    labels = {"compute_s": "compute", "exposed_communication_s": "exposed communication", "idle_s": "idle"}
+    for key, label in labels.items():
+        value = result.breakdown[key]
+        parts.add_row(label, f"{value * 1e3:.2f}", f"{value / result.iteration_time_s:.1%}")
+    parts.add_row(
+        "(communication in flight, overlapped or not)", f"{result.breakdown['communication_s'] * 1e3:.2f}", ""
+    )
+    console.print(parts)
+
+    util = Table(title="most utilized resources")
+    util.add_column("resource")
+    util.add_column("kind")
+    util.add_column("utilization", justify="right")
+    for u in result.utilization:
+        util.add_row(u.resource, u.kind, f"{u.utilization:.1%}")
+    console.print(util)
+    b = result.bottleneck
+    console.print(f"bottleneck: [bold]{b.resource}[/bold] ({b.kind}) at {b.utilization:.1%} utilization")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: user errors exit 2 with one message, no traceback."""
+    try:
+        cli.main(args=argv, prog_name="clustersim", standalone_mode=False)
+    except ClusterSimError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Build, run and collect: the three phases after a scenario is loaded.
+
+* **Build** turns a :class:`Scenario` into a topology graph (from ``topologies``), a
+  flow-level :class:`Network`, per-layer compute costs and gradient buckets, and a
+  synchronization strategy. Configuration errors surface here, before the clock starts.
+* **Run** advances SimPy time: each rank runs forward, backward in reverse layer order
+  (handing each gradient bucket to the strategy as it becomes ready, or all at the end
+  when overlap is off), waits for its buckets, and steps the optimizer.
+* **Collect** turns the recorded timeline into a :class:`SimResult`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from topologies import ClusterGraph, build_cluster
+
+from . import catalog, zoo
+from .compute import ComputeCosts, default_compute_efficiency, gradient_buckets, roofline_costs
+from .errors import SimulationError, TopologyError
+from .network import Network
+from .results import SimResult, collect
+from .scenario import Scenario
+from .sync import SYNC_STRATEGIES, SyncContext, Synchronizer
+
+MIB = 1024 * 1024
+
+
+class CountingEnvironment(simpy.Environment):
+    """A SimPy environment that counts the events it processes (for benchmarks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events_processed = 0
+
+    def step(self) -> None:
+        self.events_processed += 1
+        super().step()
+
+
+@dataclass
+class RankTimeline:
+    """What one rank did, iteration by iteration."""
+
+    iteration_start: list[float] = field(default_factory=list)
+    backward_end: list[float] = field(default_factory=list)
+    sync_end: list[float] = field(default_factory=list)
+    iteration_end: list[float] = field(default_factory=list)
+    waiting_for: str = "not started"
+
+
+@dataclass
+class BuiltSimulation:
+    """Everything the run phase needs, wired together."""
+
+    scenario: Scenario
+    model: zoo.Model
+    env: CountingEnvironment
+    cluster: ClusterGraph
+    network: Network
+    costs: ComputeCosts
+    buckets: list[tuple[int, float]]  # (trigger layer, bytes) in ready order
+    strategy_name: str
+    sync: Synchronizer
+    context: SyncContext
+    detailed: bool
+    timelines: list[RankTimeline]
+    edge_bytes_at_window_start: np.ndarray | None = None
+
+    @property
+    def sample_unit(self) -> str:
+        return self.model.sample_unit
+
+
+def build(scenario: Scenario) -> BuiltSimulation:
+    """Build phase: scenario -> graph -> network, compute costs, strategy."""
+    c, w, t = scenario.cluster, scenario.workload, scenario.training
+    gpu = catalog.get_gpu(c.gpu)
+    model = zoo.get_model(w.model, sequence_length=w.sequence_length)
+    pcie = catalog.pcie_link_for_gen(c.server.pcie_generation or gpu.pcie_gen)
+    pcie_latency = (c.server.pcie_latency_us if c.server.pcie_latency_us is not None else pcie.latency_us) * 1e-6
+
+    total_gpus = c.total_gpus
+    strategy_name = t.strategy if total_gpus > 1 else "none"
+    ps = t.parameter_servers
+    dedicated = ps.count if strategy_name == "parameter_server" and ps.placement == "dedicated" else 0
+    try:
+        cluster = build_cluster(
+            nodes=c.nodes,
+            gpus_per_node=c.gpus_per_node,
+            server_layout=c.server.layout,
+            server_params={
+                "pcie_switches": c.server.pcie_switches,
+                "pcie_bandwidth": pcie.bandwidth_bytes_per_s,
+                "pcie_latency": pcie_latency,
+            },
+            nic_bandwidth=c.nic.resolved_bandwidth_gbps * 1e9 / 8,
+            nic_latency=c.nic.resolved_latency_us * 1e-6,
+            fabric=c.fabric.topology,
+            fabric_params={"switch_latency": c.fabric.switch_latency_us * 1e-6},
+            dedicated_ps=dedicated,
+            ps_nic_bandwidth=None if ps.nic_bandwidth_gbps is None else ps.nic_bandwidth_gbps * 1e9 / 8,
+            host_pcie_bandwidth=pcie.bandwidth_bytes_per_s,
+            host_pcie_latency=pcie_latency,
+        )
+    except (KeyError, ValueError) as exc:
+        raise TopologyError(f"cluster: cannot build the topology: {exc}") from None
+
+    env = CountingEnvironment()
+    network = Network(env, cluster.graph)
+    efficiency = w.compute_efficiency or default_compute_efficiency(w.precision)
+    costs = roofline_costs(
+        model,
+        gpu,
+        precision=w.precision,
+        batch=w.batch_per_gpu,
+        compute_efficiency=efficiency,
+        memory_efficiency=w.memory_efficiency,
+        layer_overhead_s=w.layer_overhead_us * 1e-6,
+        optimizer=w.optimizer,
+    )
+    buckets = gradient_buckets(costs.gradient_bytes, t.resolved_bucket_size_mib * MIB)
+
+    detailed = scenario.simulation.mode == "detailed"
+    if dedicated:
+        servers = cluster.ps_hosts
+    else:
+        servers = tuple(cluster.hosts[j % c.nodes] for j in range(ps.count))
+    context = SyncContext(
+        env=env,
+        network=network,
+        gpus=cluster.gpus,
+        detailed=detailed,
+        comm_intervals=[[] for _ in cluster.gpus],
+        server_hosts=servers if strategy_name == "parameter_server" else (),
+        aggregation_bytes_per_s=ps.aggregation_gbytes_per_s * 1e9,
+        server_busy=[[] for _ in range(ps.count)],
+    )
+    sync = SYNC_STRATEGIES[strategy_name](context)
+    ranks = total_gpus if detailed else 1
+    return BuiltSimulation(
+        scenario, model, env, cluster, network, costs, buckets, strategy_name, sync, context, detailed,
+        [RankTimeline() for _ in range(ranks)],
+    )
+
+
+def _rank_process(sim: BuiltSimulation, rank: int):
+    """One data-parallel rank: forward, backward emitting buckets, wait, optimizer."""
+    env, costs, timeline = sim.env, sim.costs, sim.timelines[rank]
+    overlap = sim.scenario.training.overlap
+    iterations = sim.scenario.simulation.warmup_iterations + sim.scenario.simulation.iterations
+    forward_s = float(costs.forward_s.sum())
+    # Backward runs layers last to first; bucket b is ready after its trigger layer.
+    backward_cumulative = np.cumsum(costs.backward_s[::-1])  # time to finish layers n-1..i
+    n_layers = len(costs.backward_s)
+    segment_ends = [float(backward_cumulative[n_layers - 1 - trigger]) for trigger, _ in sim.buckets]
+    backward_s = float(backward_cumulative[-1])
+
+    for it in range(iterations):
+        if rank == 0 and it == sim.scenario.simulation.warmup_iterations:
+            sim.edge_bytes_at_window_start = sim.network.edge_bytes()
+        timeline.iteration_start.append(env.now)
+        timeline.waiting_for = f"forward of iteration {it}"
+        yield env.timeout(forward_s)
+        timeline.waiting_for = f"backward of iteration {it}"
+        pending: list[simpy.Event] = []
+        done_s = 0.0
+        for b, ((_, nbytes), end) in enumerate(zip(sim.buckets, segment_ends)):
+            if end > done_s:
+                yield env.timeout(end - done_s)
+                done_s = end
+            if overlap:
+                pending.append(sim.sync.ready(rank, (it, b), nbytes))
+        if backward_s > done_s:
+            yield env.timeout(backward_s - done_s)
+        timeline.backward_end.append(env.now)
+        if not overlap:
+            pending = [sim.sync.ready(rank, (it, b), nbytes) for b, (_, nbytes) in enumerate(sim.buckets)]
+        timeline.waiting_for = f"gradient synchronization of iteration {it} ({len(pending)} buckets)"
+        yield simpy.AllOf(env, pending)
+        timeline.sync_end.append(env.now)
+        if sim.strategy_name != "parameter_server":  # servers apply the update themselves
+            timeline.waiting_for = f"optimizer step of iteration {it}"
+            yield env.timeout(costs.optimizer_s)
+        timeline.iteration_end.append(env.now)
+    timeline.waiting_for = "finished"
+
+
+def run(sim: BuiltSimulation) -> None:
+    """Run phase: advance time until every rank has finished every iteration."""
+    processes = [sim.env.process(_rank_process(sim, r)) for r in range(len(sim.timelines))]
+    sim.env.run()
+    stuck = [
+        f"rank {r} ({sim.cluster.gpus[r]}) waiting for {sim.timelines[r].waiting_for}"
+        for r, proc in enumerate(processes)
+        if proc.is_alive
+    ]
+    if stuck:
+        flows = sim.network.active_flows
+        detail = f"; {len(flows)} flows still active" if flows else ""
+        raise SimulationError("simulation ended with work still waiting: " + "; ".join(stuck) + detail)
+
+
+def simulate(scenario: Scenario, *, with_baseline: bool = True) -> SimResult:
+    """Simulate a scenario and return its result, speedup included.
+
+    Speedup is measured against the same scenario simulated on one GPU (no gradient
+    synchronization), with the same per-GPU batch.
+    """
+    sim = build(scenario)
+    run(sim)
+    baseline_throughput = None
+    if with_baseline and scenario.cluster.total_gpus > 1:
+        baseline = simulate(scenario.single_gpu(), with_baseline=False)
+        baseline_throughput = baseline.throughput_samples_per_s
+    return collect(sim, baseline_throughput)

@@ -1,0 +1,174 @@
+"""Collect phase: the recorded timeline -> a tidy :class:`SimResult`.
+
+All figures are over the measured window: from the start of the first iteration after
+warmup to the end of the last iteration, on rank 0 (the representative rank in the
+fast path). The breakdown splits one iteration into
+
+* ``compute_s`` - the GPU computing (forward, backward, optimizer step);
+* ``exposed_communication_s`` - the GPU waiting while its gradient sync is in flight;
+* ``idle_s`` - the GPU waiting with no sync of its own in flight (for other ranks);
+
+and these add up to ``iteration_time_s``. Utilization of a link is the bytes it
+carried over its capacity times the window; of a GPU, its compute time over the
+window; of a parameter server, its aggregation time over the window.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import __version__
+
+if TYPE_CHECKING:
+    from .engine import BuiltSimulation
+
+TOP_RESOURCES = 5
+
+
+@dataclass(frozen=True)
+class Utilization:
+    resource: str
+    kind: str  # gpu, pcie, network, parameter_server
+    utilization: float
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """The outcome of one simulated scenario."""
+
+    scenario: str
+    version: str
+    seed: int
+    mode: str
+    strategy: str
+    model: str
+    gpu: str
+    nodes: int
+    gpus_per_node: int
+    total_gpus: int
+    batch_per_gpu: int
+    global_batch: int
+    sample_unit: str
+    iteration_time_s: float
+    throughput_samples_per_s: float
+    speedup: float
+    scaling_efficiency: float
+    breakdown: dict[str, float]
+    bottleneck: Utilization
+    utilization: list[Utilization]
+    iteration_times_s: list[float]
+    simulated_events: int
+    flows: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """Deterministic JSON: same scenario and seed give byte-identical text."""
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2)
+
+    def to_row(self) -> dict[str, Any]:
+        """One flat record (dotted keys) for tables and sweeps."""
+        row: dict[str, Any] = {}
+
+        def flatten(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    flatten(f"{prefix}.{k}" if prefix else k, v)
+            elif not isinstance(value, list):
+                row[prefix] = value
+
+        flatten("", self.to_dict())
+        return row
+
+
+def covered_time(intervals: Sequence[tuple[float, float]], lo: float, hi: float) -> float:
+    """Length of the union of ``intervals`` inside ``[lo, hi]``."""
+    total, reach = 0.0, lo
+    for start, end in sorted(intervals):
+        start, end = max(start, reach), min(end, hi)
+        if end > start:
+            total += end - start
+            reach = end
+    return total
+
+
+def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResult:
+    s = sim.scenario
+    warmup = s.simulation.warmup_iterations
+    tl = sim.timelines[0]
+    starts = tl.iteration_start[warmup:]
+    ends = tl.iteration_end[warmup:]
+    times = [e - b for b, e in zip(starts, ends)]
+    window_lo, window_hi = starts[0], ends[-1]
+    window = window_hi - window_lo
+    iteration_time = float(np.mean(times))
+
+    total_gpus = s.cluster.total_gpus
+    global_batch = total_gpus * s.workload.batch_per_gpu
+    throughput = global_batch / iteration_time
+    if baseline_throughput is None:  # one GPU: it is its own baseline
+        speedup = 1.0 if total_gpus == 1 else float("nan")
+    else:
+        speedup = throughput / baseline_throughput
+
+    compute_per_iter = float(sim.costs.forward_s.sum() + sim.costs.backward_s.sum())
+    if sim.strategy_name != "parameter_server":
+        compute_per_iter += sim.costs.optimizer_s
+    waits = list(zip(tl.backward_end[warmup:], tl.sync_end[warmup:]))
+    waiting = sum(e - b for b, e in waits) / len(waits)
+    exposed = sum(covered_time(sim.context.comm_intervals[0], b, e) for b, e in waits) / len(waits)
+    comm_total = covered_time(sim.context.comm_intervals[0], window_lo, window_hi) / len(times)
+    breakdown = {
+        "compute_s": compute_per_iter,
+        "exposed_communication_s": exposed,
+        "idle_s": max(waiting - exposed, 0.0),
+        "communication_s": comm_total,
+    }
+
+    resources = [Utilization("gpu compute (every GPU)", "gpu", compute_per_iter / iteration_time)]
+    start_bytes = sim.edge_bytes_at_window_start
+    moved = sim.network.edge_bytes() - (0.0 if start_bytes is None else start_bytes)
+    graph = sim.cluster.graph
+    for i, (u, v) in enumerate(sim.network.edges):
+        if moved[i] > 0:
+            util = moved[i] / (sim.network.capacity[i] * window)
+            resources.append(Utilization(f"{u}->{v}", graph.edges[u, v]["link"], float(util)))
+    for j, busy in enumerate(sim.context.server_busy):
+        if busy:
+            util = covered_time(busy, window_lo, window_hi) / window
+            resources.append(Utilization(f"parameter server {j} (aggregation)", "parameter_server", util))
+    # Ties broken by name so the report is deterministic.
+    resources.sort(key=lambda r: (-round(r.utilization, 12), r.resource))
+
+    return SimResult(
+        scenario=s.name,
+        version=__version__,
+        seed=s.simulation.seed,
+        mode="detailed" if sim.detailed else "fast",
+        strategy=sim.strategy_name,
+        model=s.workload.model,
+        gpu=s.cluster.gpu,
+        nodes=s.cluster.nodes,
+        gpus_per_node=s.cluster.gpus_per_node,
+        total_gpus=total_gpus,
+        batch_per_gpu=s.workload.batch_per_gpu,
+        global_batch=global_batch,
+        sample_unit=sim.sample_unit,
+        iteration_time_s=iteration_time,
+        throughput_samples_per_s=throughput,
+        speedup=speedup,
+        scaling_efficiency=speedup / total_gpus,
+        breakdown=breakdown,
+        bottleneck=resources[0],
+        utilization=resources[:TOP_RESOURCES],
+        iteration_times_s=times,
+        simulated_events=sim.env.events_processed,
+        flows=sim.network.flows_started,
+    )

@@ -1,0 +1,250 @@
+"""The scenario schema: cluster + workload + training strategy + simulation settings.
+
+Pydantic v2 models, frozen, unknown keys rejected, units in field names. Names that
+refer to catalogs and registries (GPU, link, model, server layout, fabric) are checked
+against them here, so every configuration error surfaces at load time with the field's
+dotted path, before any simulation starts.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from topologies import FABRICS, SERVER_LAYOUTS
+
+from . import catalog, zoo
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _known(kind: str, name: str, known: list[str]) -> str:
+    if name not in known:
+        raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(known)}")
+    return name
+
+
+class ServerSpec(_Strict):
+    """How the GPUs inside one node are wired."""
+
+    layout: str = Field("pcie_tree", description="Server layout builder from `topologies` (see `clustersim list topologies`).")
+    pcie_switches: int = Field(1, ge=1, description="PCIe switches under the CPU; the node's GPUs are spread evenly over them.")
+    gpus_per_switch: int | None = Field(
+        None, ge=1, description="GPUs under each PCIe switch; if given, must equal gpus_per_node / pcie_switches."
+    )
+    pcie_generation: Literal[3, 4, 5] | None = Field(
+        None, description="PCIe generation of every x16 link in the server; default: the GPU's own generation."
+    )
+    pcie_latency_us: float | None = Field(
+        None, ge=0, description="Latency of one PCIe hop in microseconds; default: the catalog's PCIe figure."
+    )
+
+    @field_validator("layout")
+    @classmethod
+    def _layout_known(cls, v: str) -> str:
+        return _known("server layout", v, sorted(SERVER_LAYOUTS))
+
+
+class NICSpec(_Strict):
+    """Each node's network interface. Give a catalog `link`, or a bandwidth, or both
+    (explicit numbers override the link's)."""
+
+    link: str | None = Field("10GbE", description="Link type from the catalog (`clustersim list links`), e.g. 10GbE, IB-EDR.")
+    bandwidth_gbps: float | None = Field(
+        None, gt=0, description="Achievable bandwidth in Gb/s, each direction; default: the link's line rate x efficiency."
+    )
+    latency_us: float | None = Field(
+        None, ge=0, description="Latency of the cable from NIC to switch in microseconds; default: the link's figure."
+    )
+
+    @field_validator("link")
+    @classmethod
+    def _link_known(cls, v: str | None) -> str | None:
+        return v if v is None else _known("link", v, catalog.list_links())
+
+    @model_validator(mode="after")
+    def _has_bandwidth(self) -> NICSpec:
+        if self.link is None and (self.bandwidth_gbps is None or self.latency_us is None):
+            raise ValueError("give a catalog `link`, or both `bandwidth_gbps` and `latency_us`")
+        return self
+
+    @property
+    def resolved_bandwidth_gbps(self) -> float:
+        if self.bandwidth_gbps is not None:
+            return self.bandwidth_gbps
+        return catalog.get_link(self.link).effective_gbps  # type: ignore[arg-type]
+
+    @property
+    def resolved_latency_us(self) -> float:
+        if self.latency_us is not None:
+            return self.latency_us
+        return catalog.get_link(self.link).latency_us  # type: ignore[arg-type]
+
+
+class FabricSpec(_Strict):
+    """The network joining the nodes (and dedicated parameter-server hosts)."""
+
+    topology: str = Field("single_switch", description="Fabric builder from `topologies` (see `clustersim list topologies`).")
+    switch_latency_us: float = Field(0.5, ge=0, description="Forwarding delay of one switch in microseconds.")
+
+    @field_validator("topology")
+    @classmethod
+    def _fabric_known(cls, v: str) -> str:
+        return _known("fabric", v, sorted(FABRICS))
+
+
+class ClusterSpec(_Strict):
+    """The hardware: identical nodes of GPUs joined by a fabric."""
+
+    nodes: int = Field(1, ge=1, description="Number of worker nodes.")
+    gpus_per_node: int = Field(1, ge=1, description="GPUs in each node; one data-parallel rank per GPU.")
+    gpu: str = Field("V100-PCIe-16GB", description="GPU model from the catalog (`clustersim list gpus`).")
+    server: ServerSpec = Field(default_factory=ServerSpec, description="Layout of one node.")
+    nic: NICSpec = Field(default_factory=NICSpec, description="Each node's network interface.")
+    fabric: FabricSpec = Field(default_factory=FabricSpec, description="Network joining the nodes.")
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu_known(cls, v: str) -> str:
+        return _known("GPU", v, catalog.list_gpus())
+
+    @model_validator(mode="after")
+    def _gpus_fit_switches(self) -> ClusterSpec:
+        switches = self.server.pcie_switches
+        if self.gpus_per_node % switches:
+            raise ValueError(
+                f"gpus_per_node={self.gpus_per_node} cannot be spread evenly over server.pcie_switches={switches}"
+            )
+        per_switch = self.server.gpus_per_switch
+        if per_switch is not None and per_switch * switches != self.gpus_per_node:
+            raise ValueError(
+                f"server.pcie_switches x server.gpus_per_switch = {switches} x {per_switch} "
+                f"!= gpus_per_node = {self.gpus_per_node}"
+            )
+        return self
+
+    @property
+    def total_gpus(self) -> int:
+        return self.nodes * self.gpus_per_node
+
+
+class WorkloadSpec(_Strict):
+    """The model being trained and how each GPU runs it."""
+
+    model: str = Field("resnet50", description="Model from the zoo (`clustersim list models`).")
+    batch_per_gpu: int = Field(32, ge=1, description="Mini-batch per GPU (samples per iteration per rank).")
+    precision: Literal["fp32", "tf32", "fp16", "bf16", "amp"] = Field(
+        "fp32", description="Arithmetic precision; amp = fp16 compute with fp32 master weights and gradients."
+    )
+    sequence_length: int | None = Field(
+        None, ge=1, description="Tokens per sequence for transformer models; default: the model's own (BERT 128, GPT-2 1024)."
+    )
+    optimizer: Literal["sgd", "momentum", "adam"] = Field(
+        "momentum", description="Optimizer whose update step runs after synchronization (sets its memory traffic)."
+    )
+    compute_efficiency: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Fraction of the GPU's peak FLOP/s that large conv/matmul kernels reach; "
+        "default 0.55 on CUDA cores (fp32), 0.30 on tensor cores (tf32, fp16, bf16, amp).",
+    )
+    memory_efficiency: float = Field(
+        0.7, gt=0, le=1, description="Fraction of the GPU's memory bandwidth that memory-bound kernels reach."
+    )
+    layer_overhead_us: float = Field(
+        5.0, ge=0, description="Fixed cost per layer per pass (kernel launch and framework overhead), microseconds."
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model_known(cls, v: str) -> str:
+        return _known("model", v, zoo.list_models())
+
+
+class ParameterServerSpec(_Strict):
+    """Parameter servers (used when training.strategy is parameter_server)."""
+
+    count: int = Field(1, ge=1, description="Number of parameter servers; every gradient is sharded evenly over them.")
+    placement: Literal["dedicated", "colocated"] = Field(
+        "dedicated",
+        description="dedicated: CPU-only hosts on the fabric; colocated: server j runs on worker node j mod nodes.",
+    )
+    nic_bandwidth_gbps: float | None = Field(
+        None, gt=0, description="NIC bandwidth of dedicated server hosts in Gb/s; default: the workers' NIC."
+    )
+    aggregation_gbytes_per_s: float = Field(
+        20.0, gt=0, description="Rate at which one server sums incoming gradients and applies the update, GB/s of gradient."
+    )
+
+
+class TrainingSpec(_Strict):
+    """How data-parallel ranks synchronize gradients."""
+
+    strategy: Literal["ring_allreduce", "parameter_server"] = Field(
+        "ring_allreduce", description="Gradient synchronization: flat ring allreduce over all GPUs, or sharded parameter servers."
+    )
+    parameter_servers: ParameterServerSpec = Field(
+        default_factory=ParameterServerSpec, description="Parameter-server settings (parameter_server strategy only)."
+    )
+    overlap: bool = Field(
+        True, description="Start synchronizing a bucket as soon as its gradients are ready during backward."
+    )
+    bucket_size_mib: float | None = Field(
+        None,
+        ge=0,
+        description="Gradient bucket cap in MiB, filled in reverse layer order; 0 = one bucket per layer. "
+        "Default: 25 for ring_allreduce (PyTorch DDP), 0 for parameter_server (one push per tensor).",
+    )
+
+    @property
+    def resolved_bucket_size_mib(self) -> float:
+        if self.bucket_size_mib is not None:
+            return self.bucket_size_mib
+        return 25.0 if self.strategy == "ring_allreduce" else 0.0
+
+
+class SimulationSpec(_Strict):
+    """How long to simulate and how."""
+
+    iterations: int = Field(3, ge=1, description="Measured iterations (after warmup); results are their mean.")
+    warmup_iterations: int = Field(1, ge=0, description="Iterations simulated first and left out of the results.")
+    seed: int = Field(0, ge=0, description="Root seed of every random stream; same scenario + seed = same result.")
+    mode: Literal["auto", "fast", "detailed"] = Field(
+        "auto",
+        description="detailed: every rank and every point-to-point flow; fast: one representative rank and one "
+        "bundled flow per collective phase (same answer when ranks are identical); auto: fast.",
+    )
+
+
+class Scenario(_Strict):
+    """A complete, validated scenario."""
+
+    name: str = Field("unnamed", description="Short name shown in reports.")
+    description: str = Field("", description="Free text.")
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec, description="The hardware.")
+    workload: WorkloadSpec = Field(default_factory=WorkloadSpec, description="The model and per-GPU batch.")
+    training: TrainingSpec = Field(default_factory=TrainingSpec, description="Gradient synchronization.")
+    simulation: SimulationSpec = Field(default_factory=SimulationSpec, description="Simulation settings.")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Scenario:
+        gpu = catalog.get_gpu(self.cluster.gpu)
+        if not gpu.supports(self.workload.precision):
+            raise ValueError(f"workload.precision: {gpu.name} does not support {self.workload.precision}")
+        if self.workload.sequence_length is not None:
+            try:
+                zoo.get_model(self.workload.model, sequence_length=self.workload.sequence_length)
+            except ValueError as exc:
+                raise ValueError(f"workload.sequence_length: {exc}") from None
+        return self
+
+    def single_gpu(self) -> Scenario:
+        """The same scenario on one GPU: the baseline of speedup."""
+        data = self.model_dump()
+        data["cluster"].update(nodes=1, gpus_per_node=1)
+        data["cluster"]["server"].update(pcie_switches=1, gpus_per_switch=None)
+        return Scenario.model_validate(data)

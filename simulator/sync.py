@@ -1,0 +1,202 @@
+"""Gradient synchronization strategies: turn ready gradient buckets into network flows.
+
+A training rank calls :meth:`Synchronizer.ready` when a bucket's gradients are ready
+and waits on the returned event, which fires when that rank holds the synchronized
+result. Buckets are keyed ``(iteration, bucket)``.
+
+Each strategy has two execution paths over the same network:
+
+* **detailed** - every rank calls ``ready`` and every point-to-point flow is
+  simulated (ring: 2(N-1) steps of N flows with their data dependencies);
+* **fast** - only a representative rank calls ``ready`` (all ranks are identical),
+  and each collective phase is one bundled flow covering every rank's edges, so it
+  feels the same contention at a cost independent of N.
+
+Strategies are registered by the names scenario files use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import simpy
+
+from .network import Network
+
+Key = tuple[int, int]  # (iteration, bucket)
+
+
+@dataclass
+class SyncContext:
+    """What a strategy needs from the built simulation."""
+
+    env: simpy.Environment
+    network: Network
+    gpus: Sequence[str]  # endpoint of each rank, ring order
+    detailed: bool
+    comm_intervals: list[list[tuple[float, float]]]  # per rank: when its sync was in flight
+    server_hosts: Sequence[str] = ()
+    aggregation_bytes_per_s: float = 0.0
+    server_busy: list[list[tuple[float, float]]] = field(default_factory=list)
+
+
+class Synchronizer:
+    """Base class; subclasses implement :meth:`ready`."""
+
+    def __init__(self, ctx: SyncContext):
+        self.ctx = ctx
+        self.env = ctx.env
+        self.n = len(ctx.gpus)
+        self._events: dict[tuple, simpy.Event] = {}
+
+    def ready(self, rank: int, key: Key, nbytes: float) -> simpy.Event:
+        raise NotImplementedError
+
+    def _event(self, *key: object) -> simpy.Event:
+        """Get or create the event named ``key``."""
+        ev = self._events.get(key)
+        if ev is None:
+            ev = self._events[key] = self.env.event()
+        return ev
+
+    def _ranks_represented(self, rank: int) -> range:
+        return range(self.n) if not self.ctx.detailed else range(rank, rank + 1)
+
+
+SYNC_STRATEGIES: dict[str, Callable[[SyncContext], Synchronizer]] = {}
+
+
+def register_strategy(name: str) -> Callable:
+    def decorator(cls: type[Synchronizer]) -> type[Synchronizer]:
+        if name in SYNC_STRATEGIES:
+            raise ValueError(f"sync strategy {name!r} is already registered")
+        SYNC_STRATEGIES[name] = cls
+        return cls
+
+    return decorator
+
+
+@register_strategy("none")
+class NoSync(Synchronizer):
+    """One GPU: nothing to synchronize."""
+
+    def ready(self, rank: int, key: Key, nbytes: float) -> simpy.Event:
+        return self.env.timeout(0)
+
+
+@register_strategy("ring_allreduce")
+class RingAllreduce(Synchronizer):
+    """Flat ring allreduce over all ranks (reduce-scatter, then all-gather).
+
+    Each of the 2(N-1) steps moves S/N bytes from every rank to its successor; a rank
+    may send step k once it has received step k-1 from its predecessor. Buckets run
+    one at a time, in order, as on NCCL's single communication stream, and a bucket
+    starts only when every rank has it ready.
+    """
+
+    def __init__(self, ctx: SyncContext):
+        super().__init__(ctx)
+        self._arrived: dict[Key, int] = {}
+        self._queue: simpy.Store = simpy.Store(self.env)
+        self.env.process(self._stream())
+
+    def ready(self, rank: int, key: Key, nbytes: float) -> simpy.Event:
+        expected = self.n if self.ctx.detailed else 1
+        self._arrived[key] = self._arrived.get(key, 0) + 1
+        if self._arrived[key] == expected:
+            self._queue.put((key, nbytes))
+        return self._event("done", key)
+
+    def _stream(self):
+        while True:
+            key, nbytes = yield self._queue.get()
+            start = self.env.now
+            yield from self.allreduce(nbytes)
+            for rank in range(self.n if self.ctx.detailed else 1):
+                self.ctx.comm_intervals[rank].append((start, self.env.now))
+            self._event("done", key).succeed()
+
+    def allreduce(self, nbytes: float):
+        """Process body: allreduce ``nbytes`` over all ranks."""
+        n = self.n
+        if n == 1 or nbytes == 0:
+            return
+        steps = 2 * (n - 1)
+        chunk = nbytes / n
+        gpus = self.ctx.gpus
+        pairs = [(gpus[r], gpus[(r + 1) % n]) for r in range(n)]
+        net = self.ctx.network
+        if not self.ctx.detailed:
+            latency = steps * max(net.route(a, b).latency_s for a, b in pairs)
+            yield net.transfer_bundle(pairs, steps * chunk, latency_s=latency, label="ring")
+            return
+        received = [[self.env.event() for _ in range(steps)] for _ in range(n)]
+
+        def rank_program(r: int):
+            successor = (r + 1) % n
+            for k in range(steps):
+                if k > 0:
+                    yield received[r][k - 1]
+                yield net.transfer(*pairs[r], chunk, label=f"ring step {k}")
+                received[successor][k].succeed()
+
+        yield simpy.AllOf(self.env, [self.env.process(rank_program(r)) for r in range(n)])
+
+
+@register_strategy("parameter_server")
+class ParameterServer(Synchronizer):
+    """Sharded parameter servers: every bucket is split evenly over the k servers.
+
+    Each worker pushes its shard to each server; a server waits for all N workers'
+    shards, aggregates them and updates the parameters (at ``aggregation_bytes_per_s``
+    of incoming gradient, one bucket at a time), then every worker pulls the new
+    shard back. A worker's bucket is done when all k pulls have arrived.
+    """
+
+    def __init__(self, ctx: SyncContext):
+        super().__init__(ctx)
+        self.k = len(ctx.server_hosts)
+        self._pushed: dict[tuple[int, Key], int] = {}
+        self._pulled: dict[tuple[int, Key], int] = {}
+        self._cpus = [simpy.Resource(self.env, capacity=1) for _ in range(self.k)]
+
+    def ready(self, rank: int, key: Key, nbytes: float) -> simpy.Event:
+        shard = nbytes / self.k
+        start = self.env.now
+        done = self._event("done", rank, key)
+        done.callbacks.append(lambda _ev: self.ctx.comm_intervals[rank].append((start, self.env.now)))
+        for server in range(self.k):
+            self.env.process(self._push(rank, server, key, shard))
+        return done
+
+    def _push(self, rank: int, server: int, key: Key, shard: float):
+        net, host = self.ctx.network, self.ctx.server_hosts[server]
+        ranks = self._ranks_represented(rank)
+        if self.ctx.detailed:
+            yield net.transfer(self.ctx.gpus[rank], host, shard, label=f"push to ps{server}")
+        else:
+            yield net.transfer_bundle([(self.ctx.gpus[r], host) for r in ranks], shard, label=f"push to ps{server}")
+        count = self._pushed[server, key] = self._pushed.get((server, key), 0) + len(ranks)
+        if count == self.n:
+            self.env.process(self._aggregate_and_send(server, key, shard))
+
+    def _aggregate_and_send(self, server: int, key: Key, shard: float):
+        net, host = self.ctx.network, self.ctx.server_hosts[server]
+        with self._cpus[server].request() as turn:
+            yield turn
+            start = self.env.now
+            yield self.env.timeout(self.n * shard / self.ctx.aggregation_bytes_per_s)
+            self.ctx.server_busy[server].append((start, self.env.now))
+        if self.ctx.detailed:
+            for r in range(self.n):
+                pull = net.transfer(host, self.ctx.gpus[r], shard, label=f"pull from ps{server}")
+                pull.callbacks.append(lambda _ev, r=r: self._pulled_one(r, key))
+        else:
+            yield net.transfer_bundle([(host, g) for g in self.ctx.gpus], shard, label=f"pull from ps{server}")
+            self._pulled_one(0, key)
+
+    def _pulled_one(self, rank: int, key: Key) -> None:
+        count = self._pulled[rank, key] = self._pulled.get((rank, key), 0) + 1
+        if count == self.k:
+            self._event("done", rank, key).succeed()

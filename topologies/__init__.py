@@ -1,0 +1,30 @@
+"""Topologies: functions that build annotated networkx graphs of GPU clusters.
+
+A cluster is a :class:`networkx.DiGraph`. Every node has a ``kind`` (``gpu``,
+``pcie_switch``, ``cpu``, ``nic``, ``switch``, ``ps_host``) and every physical link is
+two directed edges (full duplex), each with ``bandwidth`` in bytes/s, ``latency`` in
+seconds and a ``link`` kind (``pcie``, ``network``).
+
+Builders are registered under the names scenario files use: server layouts (how the
+GPUs of one node are wired) in :data:`SERVER_LAYOUTS`, fabrics (how nodes are joined)
+in :data:`FABRICS`. :func:`build_cluster` composes them. This package knows nothing of
+scenarios or simulation; it takes plain numbers.
+"""
+
+from .cluster import ClusterGraph, build_cluster
+from .graph import add_duplex_link
+from .registry import FABRICS, SERVER_LAYOUTS, register_fabric, register_server_layout
+
+# Importing the builder modules registers them.
+from . import fabric as _fabric  # noqa: F401,E402
+from . import pcie as _pcie  # noqa: F401,E402
+
+__all__ = [
+    "ClusterGraph",
+    "FABRICS",
+    "SERVER_LAYOUTS",
+    "add_duplex_link",
+    "build_cluster",
+    "register_fabric",
+    "register_server_layout",
+]

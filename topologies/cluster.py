@@ -1,0 +1,64 @@
+"""Compose a whole cluster from a server layout, a fabric and parameter-server hosts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from .pcie import host_only
+from .registry import FABRICS, SERVER_LAYOUTS
+
+
+@dataclass(frozen=True)
+class ClusterGraph:
+    """A built cluster: the graph plus the names the simulator needs."""
+
+    graph: nx.DiGraph
+    gpus: tuple[str, ...]  # global rank order: node-major, then local GPU index
+    hosts: tuple[str, ...]  # one per worker node
+    ps_hosts: tuple[str, ...]  # dedicated parameter-server hosts (may be empty)
+
+
+def build_cluster(
+    *,
+    nodes: int,
+    gpus_per_node: int,
+    server_layout: str,
+    server_params: Mapping[str, Any],
+    nic_bandwidth: float,
+    nic_latency: float,
+    fabric: str,
+    fabric_params: Mapping[str, Any],
+    dedicated_ps: int = 0,
+    ps_nic_bandwidth: float | None = None,
+    host_pcie_bandwidth: float,
+    host_pcie_latency: float,
+) -> ClusterGraph:
+    """Build ``nodes`` identical servers joined by ``fabric``, plus ``dedicated_ps``
+    CPU-only parameter-server hosts on the same fabric. Bandwidths are bytes/s,
+    latencies seconds. A single node with no dedicated servers gets no fabric."""
+    if server_layout not in SERVER_LAYOUTS:
+        raise KeyError(server_layout)
+    if fabric not in FABRICS:
+        raise KeyError(fabric)
+    graph = nx.DiGraph()
+    gpus: list[str] = []
+    hosts: list[str] = []
+    nic_links: list[tuple[str, float, float]] = []
+    for n in range(nodes):
+        ports = SERVER_LAYOUTS[server_layout](graph, f"n{n}", gpus_per_node, **server_params)
+        gpus.extend(ports.gpus)
+        hosts.append(ports.host)
+        nic_links.extend((nic, nic_bandwidth, nic_latency) for nic in ports.nics)
+    ps_hosts: list[str] = []
+    for p in range(dedicated_ps):
+        ports = host_only(graph, f"ps{p}", pcie_bandwidth=host_pcie_bandwidth, pcie_latency=host_pcie_latency)
+        ps_hosts.append(ports.host)
+        bandwidth = nic_bandwidth if ps_nic_bandwidth is None else ps_nic_bandwidth
+        nic_links.extend((nic, bandwidth, nic_latency) for nic in ports.nics)
+    if nodes + dedicated_ps > 1:
+        FABRICS[fabric](graph, nic_links, **fabric_params)
+    return ClusterGraph(graph, tuple(gpus), tuple(hosts), tuple(ps_hosts))

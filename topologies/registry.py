@@ -1,0 +1,31 @@
+"""Name -> builder registries for server layouts and fabrics, with a duplicate check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+SERVER_LAYOUTS: dict[str, Callable] = {}
+FABRICS: dict[str, Callable] = {}
+
+
+def _register(table: dict[str, Callable], what: str, name: str) -> Callable[[F], F]:
+    def decorator(builder: F) -> F:
+        if name in table:
+            raise ValueError(f"{what} {name!r} is already registered (by {table[name].__module__})")
+        table[name] = builder
+        return builder
+
+    return decorator
+
+
+def register_server_layout(name: str) -> Callable[[F], F]:
+    """Register a builder ``fn(graph, node_prefix, gpus, **params) -> ServerPorts``."""
+    return _register(SERVER_LAYOUTS, "server layout", name)
+
+
+def register_fabric(name: str) -> Callable[[F], F]:
+    """Register a builder ``fn(graph, nics, bandwidth, latency, **params) -> None``."""
+    return _register(FABRICS, "fabric", name)
