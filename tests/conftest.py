@@ -1,0 +1,43 @@
+"""Shared test helpers: tiny hand-built topologies with closed-form answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+import pytest
+import simpy
+
+from simulator.network import Network
+from topologies import add_duplex_link
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def star(n_hosts: int, bandwidth: float, latency: float, prefix: str = "h") -> nx.DiGraph:
+    """``n_hosts`` hosts each joined to one switch by a link of ``bandwidth`` and
+    ``latency``: every host-to-host route crosses two links."""
+    graph = nx.DiGraph()
+    for i in range(n_hosts):
+        add_duplex_link(graph, f"{prefix}{i}", "sw", bandwidth=bandwidth, latency=latency, link="network")
+    return graph
+
+
+@pytest.fixture
+def env() -> simpy.Environment:
+    return simpy.Environment()
+
+
+def run_flows(env: simpy.Environment, network: Network, starts: list[tuple[float, str, str, float]]) -> list[float]:
+    """Start flows ``(at, src, dst, bytes)`` and return each one's completion time."""
+    finished = [float("nan")] * len(starts)
+
+    def launcher(i: int, at: float, src: str, dst: str, nbytes: float):
+        yield env.timeout(at)
+        yield network.transfer(src, dst, nbytes)
+        finished[i] = env.now
+
+    for i, spec in enumerate(starts):
+        env.process(launcher(i, *spec))
+    env.run()
+    return finished
