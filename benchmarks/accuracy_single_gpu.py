@@ -1,0 +1,509 @@
+"""Single-GPU accuracy of the compute model against published measurements.
+
+Reads the published-cases CSV (``../shared/measured/published_cases.csv`` from the repo
+root), keeps the ONE-GPU rows (``total_gpus == 1``) whose metric is a throughput
+(``images_per_sec`` / ``sequences_per_sec``) or a whole-model time (``fwd_time_ms`` /
+``bwd_time_ms`` / ``fwd_bwd_time_ms``), maps their free-text model and GPU onto zoo and
+catalog names with the explicit tables below, infers the precision from the framework
+(and, failing that, the notes) text, simulates each case on one GPU and prints
+
+* one line per case: source, model, GPU, precision, batch, metric, measured, predicted,
+  relative error (predicted / measured - 1, in the metric's own unit);
+* the rows left out, grouped by reason;
+* a summary: n, median and 90th-percentile absolute percentage error (APE), overall and
+  by precision family (fp32 on CUDA cores vs tensor cores), with the signed median
+  "speed bias" (predicted speed / measured speed - 1: > 0 means the simulator is too
+  fast) and, side by side, a FLOPs-only reference predictor
+  (time = 3 x forward FLOPs / (peak x compute efficiency); no memory term, no overhead).
+
+Counting: the timing sources report forward, backward and their sum for one
+configuration, three rows that are not independent. The headline summary ("primary")
+therefore counts one point per configuration: throughput rows and ``fwd_bwd_time_ms``
+rows; forward-only and backward-only errors are summarized on their own lines.
+
+Predicted values: throughputs come from ``simulate()``; times are the sums of the
+simulator's per-layer forward / backward costs (``engine.build(...).costs``), without the
+optimizer step, which the timing sources leave out too.
+
+Mappings are conservative: a row is used only when the zoo model is the same network
+(same layer structure; ResNet v1 vs v1.5 stride placement is accepted), the catalog GPU
+is the same card (memory size or form factor known where they change the figures) and
+the precision is unambiguous. Rows mapped only approximately (a different AlexNet or
+GoogLeNet variant, an unconfirmed sequence length) are left out unless
+``--include-approx``. "fp32" on Ampere or newer is ambiguous (TF32 is on by default in
+TensorFlow >= 2.4 and in cuDNN convolutions under PyTorch >= 1.7) and is left out unless
+``--ampere-fp32 fp32|tf32`` says how to read it.
+
+    python benchmarks/accuracy_single_gpu.py [--csv PATH] [--set KEY=VALUE ...]
+        [--set-fp32 KEY=VALUE ...] [--set-tc KEY=VALUE ...] [--include-approx] [--ampere-fp32 skip|fp32|tf32] [--family fp32|tensor-core]
+        [--no-table] [--sweep KEY=V1,V2,... [--sweep ...]] [--best N]
+
+``--set`` overrides apply to every scenario (e.g. ``--set workload.compute_efficiency=0.6``);
+``--set-fp32`` / ``--set-tc`` only to the fp32 / tensor-core cases (after ``--set``), so
+one run can try a per-family default such as compute efficiency.
+``--sweep`` repeats the whole evaluation once per value and prints only the primary
+summaries; several ``--sweep`` options form a grid, and ``--best N`` lists, per precision
+family, the N grid points with the lowest median APE (p90 breaks ties).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator import load_scenario, simulate
+from simulator.catalog import get_gpu
+from simulator.compute import TENSOR_CORE_PRECISIONS, default_compute_efficiency
+from simulator.engine import build
+from simulator.errors import ClusterSimError
+from simulator.zoo import get_model
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CSV = REPO_ROOT / ".." / "shared" / "measured" / "published_cases.csv"
+
+THROUGHPUT_METRICS = ("images_per_sec", "sequences_per_sec")
+TIME_METRICS = ("fwd_time_ms", "bwd_time_ms", "fwd_bwd_time_ms")
+PRIMARY_METRICS = (*THROUGHPUT_METRICS, "fwd_bwd_time_ms")
+
+OK, APPROX = "ok", "approx"
+
+# -- Model mapping: exact CSV text -> (zoo model, sequence length, confidence, note) ----
+# Anything not listed is left out as "model not in the zoo".
+MODEL_MAP: dict[str, tuple[str, int | None, str, str]] = {
+    # ResNets: torchvision (the zoo) follows fb.resnet.torch (stride in the 3x3 conv);
+    # NVIDIA's "v1.5" is the same network; MXNet's example resnet is pre-activation with
+    # the same convolutions; tf_cnn_benchmarks "resnet50"/"resnet152" are v1 (stride in
+    # the first 1x1: same layers and parameters, about 6% fewer FLOPs).
+    "ResNet-50 v1.5": ("resnet50", None, OK, "NVIDIA RN50 v1.5 = torchvision resnet50"),
+    "ResNet-18": ("resnet18", None, OK, "fb.resnet.torch / MXNet example"),
+    "ResNet-34": ("resnet34", None, OK, "fb.resnet.torch / MXNet example"),
+    "ResNet-50": ("resnet50", None, OK, "fb.resnet.torch / MXNet example"),
+    "ResNet-101": ("resnet101", None, OK, "fb.resnet.torch / MXNet example"),
+    "ResNet-152": ("resnet152", None, OK, "fb.resnet.torch / MXNet example"),
+    "resnet50": ("resnet50", None, OK, "tf_cnn_benchmarks resnet50 (v1 stride placement)"),
+    "resnet152": ("resnet152", None, OK, "tf_cnn_benchmarks resnet152 (v1 stride placement)"),
+    "inception3": ("inception_v3", None, OK, "tf_cnn_benchmarks inception3, 299x299"),
+    "Inception-v3": ("inception_v3", None, OK, "MXNet example Inception-v3, 299x299"),
+    "VGG-16": ("vgg16", None, OK, "VGG model D"),
+    "VGG-19": ("vgg19", None, OK, "VGG model E"),
+    "vgg16": ("vgg16", None, OK, "tf_cnn_benchmarks vgg16"),
+    "AlexNet (One Weird Trick paper) (input 128x3x224x224)": (
+        "alexnet", None, OK, "single-tower OWT AlexNet = torchvision alexnet"),
+    "BERT-large pretraining seq128": ("bert_large", 128, OK, "encoder; MLM/NSP heads not in the zoo"),
+    "BERT-large pretraining seq512": ("bert_large", 512, OK, "encoder; MLM/NSP heads not in the zoo"),
+    "BERT-large SQuAD fine-tuning seq384": ("bert_large", 384, OK, "encoder; span head is negligible"),
+    # Approximate: opt in with --include-approx.
+    "AlexNet": ("alexnet", None, APPROX,
+                "jcjohnson uses BVLC AlexNet (grouped convs, LRN, 96-256-384-384-256), not OWT"),
+    "alexnet": ("alexnet", None, APPROX, "tf_cnn_benchmarks alexnet: conv4 384 wide, ~17% more FLOPs"),
+    "Inception-V1": ("googlenet", None, APPROX,
+                     "soumith/inception.torch GoogLeNet; zoo googlenet is torchvision's (batch norm)"),
+    "GoogleNet V1 (input 128x3x224x224)": ("googlenet", None, APPROX,
+                                           "convnet-benchmarks GoogLeNet; normalization differs from zoo"),
+    "GoogLeNet (ILSVRC12)": ("googlenet", None, APPROX,
+                             "Caffe bvlc_googlenet (LRN, auxiliary classifiers in training)"),
+    "BERT-large SQuAD v1.1 fine-tuning (seq len 384 per script default; verify)": (
+        "bert_large", 384, APPROX, "sequence length not confirmed by the source"),
+}
+
+# -- GPU mapping: exact CSV text -> catalog name (None: known but ambiguous) -----------
+GPU_MAP: dict[str, str | None] = {
+    "A100 80GB (DGX A100)": "A100-SXM4-80GB",
+    "A100 40GB (DGX A100)": "A100-SXM4-40GB",
+    "A100 40GB PCIe": "A100-PCIe-40GB",
+    "V100 16GB (DGX-1)": "V100-SXM2-16GB",
+    "V100 32GB (DGX-1)": "V100-SXM2-32GB",
+    "V100 32GB (DGX-2)": "V100-SXM2-32GB",  # DGX-2's SXM3 V100: same rated 15.7 / 125 TFLOPS
+    "V100-SXM2-32GB": "V100-SXM2-32GB",
+    "RTX 2080Ti": "RTX-2080Ti",
+    "RTX 3090": "RTX-3090",
+    "GTX 1080Ti": "GTX-1080Ti",
+    "GTX 1080 Ti": "GTX-1080Ti",
+    "Pascal Titan X": "TitanX-Pascal",
+    "Maxwell Titan X": "TitanX-Maxwell",
+    "GeForce GTX Titan X (Maxwell)": "TitanX-Maxwell",
+    "K80 (single GPU die)": "K80",
+    # Ambiguous: PCIe (14 TFLOPS) or SXM2 (15.7) not stated.
+    "V100 32GB": None,
+    # Ambiguous: P100 PCIe 12 GB (549 GB/s) or 16 GB (732 GB/s) not stated.
+    "P100-PCIe (Dell PowerEdge C4130)": None,
+}
+
+TENSOR_CORE_ARCHS = frozenset({"Volta", "Turing", "Ampere", "Hopper"})
+NON_CUDNN = re.compile(r"caffe native kernels", re.I)
+
+# Short source labels: (pattern on the source text, label).
+SOURCE_LABELS = (
+    (r"DeepLearningExamples.*MxNet", "NV-DLE"),
+    (r"DeepLearningExamples", "NV-DLE"),
+    (r"PaddlePaddle", "Paddle rpt"),
+    (r"Lambda", "Lambda"),
+    (r"jcjohnson", "jcjohnson"),
+    (r"soumith", "soumith"),
+    (r"Apache MXNet", "MXNet ex"),
+    (r"Dell", "Dell blog"),
+)
+FRAMEWORK_LABELS = (
+    (r"tf_cnn_benchmarks", "tf_cnn"),
+    (r"PyTorch", "PyT"),
+    (r"TensorFlow", "TF"),
+    (r"MXNet", "MXNet"),
+    (r"Torch7", "Torch7"),
+    (r"neon", "neon"),
+    (r"NV-Caffe", "NVCaffe"),
+    (r"Caffe", "Caffe"),
+)
+
+
+def short_source(source: str, framework: str) -> str:
+    src = next((label for pat, label in SOURCE_LABELS if re.search(pat, source)), source[:12])
+    fw = next((label for pat, label in FRAMEWORK_LABELS if re.search(pat, framework)), "")
+    return f"{src}/{fw}" if fw and fw != src else src
+
+
+def has(pattern: str, text: str) -> bool:
+    return re.search(pattern, text, re.I) is not None
+
+
+def infer_precision(framework: str, notes: str, gpu_name: str, ampere_fp32: str) -> tuple[str | None, str]:
+    """Precision from the framework text (then the notes); (None, reason) if not usable."""
+    spec = get_gpu(gpu_name)
+    tensor_cores = spec.architecture in TENSOR_CORE_ARCHS
+    amp_pat = r"mixed precision|\bamp\b|\bfp16\b|\bhalf\b"
+    for text in (framework, notes):
+        if has(r"\btf32\b", text):
+            if not spec.supports("tf32"):
+                return None, "TF32 stated on a pre-Ampere GPU"
+            return "tf32", ""
+        if has(amp_pat, text):
+            if not tensor_cores:
+                return None, "fp16 on a GPU without tensor cores (no fp16 model for it)"
+            return "amp", ""
+        if has(r"\bfp32\b", text):
+            break
+    # fp32 (stated, or nothing stated).
+    if spec.supports("tf32"):
+        if ampere_fp32 == "skip":
+            return None, "'fp32' on Ampere+: TF32 may be on by default (use --ampere-fp32)"
+        return ampere_fp32, ""
+    return "fp32", ""
+
+
+@dataclass
+class Case:
+    row: int
+    source: str
+    model_text: str
+    gpu_text: str
+    model: str
+    seq: int | None
+    gpu: str
+    precision: str
+    batch: int
+    metric: str
+    measured: float
+    optimizer: str
+
+
+def select_cases(df: pd.DataFrame, include_approx: bool, ampere_fp32: str) -> tuple[list[Case], pd.DataFrame]:
+    """Map the one-GPU rows onto cases; returns (cases, skipped rows with a reason)."""
+    total = pd.to_numeric(df["total_gpus"], errors="coerce")
+    one = df[(total == 1) & df["metric"].isin(THROUGHPUT_METRICS + TIME_METRICS)]
+    cases: list[Case] = []
+    skipped: list[dict[str, Any]] = []
+
+    def skip(idx: int, r: pd.Series, reason: str, detail: str) -> None:
+        skipped.append({"row": idx, "reason": reason, "detail": detail, "metric": r["metric"]})
+
+    for idx, r in one.iterrows():
+        model_text, gpu_text = str(r["model"]).strip(), str(r["gpu"]).strip()
+        framework, notes = str(r["framework"]), str(r["notes"])
+        if model_text not in MODEL_MAP:
+            skip(idx, r, "model not in the zoo", model_text)
+            continue
+        model, seq, confidence, _ = MODEL_MAP[model_text]
+        if confidence == APPROX and not include_approx:
+            skip(idx, r, "model variant differs from the zoo's (--include-approx)", model_text)
+            continue
+        if gpu_text not in GPU_MAP:
+            skip(idx, r, "GPU not in the catalog", gpu_text)
+            continue
+        gpu = GPU_MAP[gpu_text]
+        if gpu is None:
+            skip(idx, r, "GPU variant ambiguous (form factor / memory not stated)", gpu_text)
+            continue
+        if NON_CUDNN.search(framework):
+            skip(idx, r, "non-cuDNN reference kernels (Caffe native)", framework)
+            continue
+        precision, why = infer_precision(framework, notes, gpu, ampere_fp32)
+        if precision is None:
+            skip(idx, r, why, f"{gpu}, {short_source(str(r['source']), framework)}")
+            continue
+        batch = pd.to_numeric(r["batch_per_gpu"], errors="coerce")
+        if not (batch > 0) or batch != int(batch):
+            skip(idx, r, "per-GPU batch not stated", str(r["batch_per_gpu"]))
+            continue
+        value = pd.to_numeric(r["value"], errors="coerce")
+        if not (value > 0):
+            skip(idx, r, "value not numeric", str(r["value"]))
+            continue
+        optimizer = "adam" if model.startswith("bert") else "momentum"  # LAMB / Adam state
+        cases.append(Case(idx, short_source(str(r["source"]), framework), model_text, gpu_text,
+                          model, seq, gpu, precision, int(batch), r["metric"], float(value), optimizer))
+    return cases, pd.DataFrame(skipped, columns=["row", "reason", "detail", "metric"])
+
+
+class Predictor:
+    """Simulates cases, caching one result per distinct scenario."""
+
+    def __init__(self, overrides: list[str], family_overrides: dict[str, list[str]]) -> None:
+        self.overrides = overrides
+        self.family_overrides = family_overrides
+        self._cache: dict[tuple, dict[str, float]] = {}
+
+    def scenario(self, c: Case):
+        workload: dict[str, Any] = {"model": c.model, "batch_per_gpu": c.batch,
+                                    "precision": c.precision, "optimizer": c.optimizer}
+        if c.seq is not None:
+            workload["sequence_length"] = c.seq
+        data = {
+            "name": f"1gpu-{c.model}-{c.gpu}-{c.precision}-b{c.batch}",
+            "cluster": {"nodes": 1, "gpus_per_node": 1, "gpu": c.gpu},
+            "workload": workload,
+            "simulation": {"iterations": 1, "warmup_iterations": 0},
+        }
+        return load_scenario(data, [*self.overrides, *self.family_overrides.get(family_of(c.precision), [])])
+
+    def predict(self, c: Case) -> dict[str, float]:
+        key = (c.model, c.seq, c.gpu, c.precision, c.batch, c.optimizer)
+        if key not in self._cache:
+            sc = self.scenario(c)
+            result = simulate(sc)
+            costs = build(sc).costs
+            w = sc.workload
+            eff = w.compute_efficiency or default_compute_efficiency(w.precision)
+            spec = get_gpu(sc.cluster.gpu)
+            flops = get_model(w.model, sequence_length=w.sequence_length).total_forward_flops * w.batch_per_gpu
+            ref_fwd = flops / (spec.peak_flops(w.precision) * eff)
+            fwd, bwd = float(costs.forward_s.sum()), float(costs.backward_s.sum())
+            self._cache[key] = {
+                "throughput": result.throughput_samples_per_s,
+                "fwd_time_ms": fwd * 1e3,
+                "bwd_time_ms": bwd * 1e3,
+                "fwd_bwd_time_ms": (fwd + bwd) * 1e3,
+                "ref_throughput": w.batch_per_gpu / (3 * ref_fwd),
+                "ref_fwd_time_ms": ref_fwd * 1e3,
+                "ref_bwd_time_ms": 2 * ref_fwd * 1e3,
+                "ref_fwd_bwd_time_ms": 3 * ref_fwd * 1e3,
+                "precision": w.precision,
+            }
+        return self._cache[key]
+
+
+def family_of(precision: str) -> str:
+    return "tensor-core" if precision in TENSOR_CORE_PRECISIONS else "fp32"
+
+
+def evaluate(cases: list[Case], overrides: list[str], family_overrides: dict[str, list[str]]) -> pd.DataFrame:
+    pred = Predictor(overrides, family_overrides)
+    rows = []
+    for c in cases:
+        p = pred.predict(c)
+        key = "throughput" if c.metric in THROUGHPUT_METRICS else c.metric
+        predicted, reference = p[key], p["ref_" + key]
+        is_time = c.metric in TIME_METRICS
+        rows.append({
+            "row": c.row, "source": c.source, "model": c.model + (f"@{c.seq}" if c.seq else ""),
+            "gpu": c.gpu, "precision": p["precision"], "batch": c.batch, "metric": c.metric,
+            "measured": c.measured, "predicted": predicted,
+            "rel_err": predicted / c.measured - 1,
+            # speed ratio: > 1 means the simulator is faster than measured.
+            "speed_ratio": (c.measured / predicted) if is_time else (predicted / c.measured),
+            "ref_rel_err": reference / c.measured - 1,
+            "family": family_of(p["precision"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def summarize(res: pd.DataFrame) -> pd.DataFrame:
+    """n, median / p90 APE and median speed bias per group, simulator and reference."""
+    groups = []
+    prim = res[res["metric"].isin(PRIMARY_METRICS)]
+    groups.append(("primary: all", prim))
+    for fam in ("fp32", "tensor-core"):
+        groups.append((f"primary: {fam}", prim[prim["family"] == fam]))
+    groups.append(("primary: throughput rows", res[res["metric"].isin(THROUGHPUT_METRICS)]))
+    groups.append(("primary: fwd+bwd time rows", res[res["metric"] == "fwd_bwd_time_ms"]))
+    groups.append(("fwd_time_ms only", res[res["metric"] == "fwd_time_ms"]))
+    groups.append(("bwd_time_ms only", res[res["metric"] == "bwd_time_ms"]))
+    out = []
+    for name, g in groups:
+        if g.empty:
+            out.append({"group": name, "n": 0})
+            continue
+        ape, ref = g["rel_err"].abs() * 100, g["ref_rel_err"].abs() * 100
+        out.append({
+            "group": name, "n": len(g),
+            "median_ape_%": ape.median(), "p90_ape_%": ape.quantile(0.9),
+            "speed_bias_%": (g["speed_ratio"].median() - 1) * 100,
+            "ref_median_ape_%": ref.median(), "ref_p90_ape_%": ref.quantile(0.9),
+        })
+    return pd.DataFrame(out)
+
+
+def print_by_source(res: pd.DataFrame) -> None:
+    """Primary points per source and family: where the errors come from."""
+    prim = res[res["metric"].isin(PRIMARY_METRICS)]
+    if prim.empty:
+        return
+    by = prim.groupby(["source", "family"], sort=False).agg(
+        n=("rel_err", "size"),
+        median_ape_pct=("rel_err", lambda e: e.abs().median() * 100),
+        speed_bias_pct=("speed_ratio", lambda r: (r.median() - 1) * 100),
+    ).reset_index()
+    by["median_ape_pct"] = by["median_ape_pct"].map(lambda v: f"{v:.1f}")
+    by["speed_bias_pct"] = by["speed_bias_pct"].map(lambda v: f"{v:+.1f}")
+    print("\nBy source (primary points; speed_bias > 0 = simulator too fast)")
+    print(by.to_string(index=False))
+
+
+def fmt_num(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.4g}" if abs(x) < 1000 else f"{x:.0f}"
+
+
+def print_table(res: pd.DataFrame) -> None:
+    cols = ["source", "model", "gpu", "precision", "batch", "metric", "measured", "predicted", "rel_err"]
+    view = res[cols].copy()
+    view["measured"] = view["measured"].map(fmt_num)
+    view["predicted"] = view["predicted"].map(fmt_num)
+    view["rel_err"] = view["rel_err"].map(lambda v: f"{v * 100:+.1f}%")
+    print(view.to_string(index=False))
+
+
+def print_skipped(skipped: pd.DataFrame) -> None:
+    print(f"\nSkipped {len(skipped)} one-GPU rows:")
+    if skipped.empty:
+        return
+    for reason, g in skipped.groupby("reason", sort=False):
+        details = g["detail"].value_counts()
+        shown = "; ".join(f"{d} ({n})" for d, n in details.head(8).items())
+        more = f"; ... {len(details) - 8} more" if len(details) > 8 else ""
+        print(f"  {len(g):4d}  {reason}: {shown}{more}")
+
+
+def print_summary(summary: pd.DataFrame, title: str, n_fixed: int = 2) -> None:
+    print(f"\n{title}")
+    view = summary.copy()
+    for col in view.columns[n_fixed:]:
+        view[col] = view[col].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}")
+    print(view.to_string(index=False))
+
+
+def sweep(cases: list[Case], overrides: list[str], family_overrides: dict[str, list[str]],
+          specs: list[str], best: int) -> None:
+    """Evaluate every point of the grid given by ``specs`` and print the summaries."""
+    axes: list[tuple[str, list[str]]] = []
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        if not sep or not values:
+            raise ClusterSimError(f"--sweep {spec!r}: expected KEY=V1,V2,...")
+        axes.append((key.strip(), [v.strip() for v in values.split(",")]))
+    keys = [k for k, _ in axes]
+    rows = []
+    for point in itertools.product(*(vals for _, vals in axes)):
+        point_overrides = [*overrides, *(f"{k}={v}" for k, v in zip(keys, point))]
+        s = summarize(evaluate(cases, point_overrides, family_overrides))
+        s = s[s["group"].isin(["primary: all", "primary: fp32", "primary: tensor-core"])]
+        rows.append(s.assign(**dict(zip(keys, point))))
+    table = pd.concat(rows, ignore_index=True)
+    cols = ["group", *keys, "n", "median_ape_%", "p90_ape_%", "speed_bias_%", "ref_median_ape_%", "ref_p90_ape_%"]
+    table = table.loc[table["n"] > 0, cols]
+    title = "Sweep of " + " x ".join(keys) + " (primary points; APE in %)"
+    n_points = math.prod(len(v) for _, v in axes)
+    if n_points <= 12:
+        print_summary(table.sort_values("group", kind="stable"), title, n_fixed=len(keys) + 2)
+        return
+    print(f"\n{title}: {n_points} grid points")
+    for group, g in table.groupby("group", sort=False):
+        g = g[g["n"] > 0].sort_values(["median_ape_%", "p90_ape_%"]).head(best)
+        print_summary(g, f"best {best} for {group}", n_fixed=len(keys) + 2)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="published cases CSV")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="scenario override applied to every case (repeatable)")
+    ap.add_argument("--set-fp32", action="append", default=[], metavar="KEY=VALUE",
+                    help="override applied to the fp32 (CUDA-core) cases only (repeatable)")
+    ap.add_argument("--set-tc", action="append", default=[], metavar="KEY=VALUE",
+                    help="override applied to the tensor-core (tf32/fp16/bf16/amp) cases only (repeatable)")
+    ap.add_argument("--include-approx", action="store_true",
+                    help="also use rows whose model maps only approximately to the zoo")
+    ap.add_argument("--ampere-fp32", choices=("skip", "fp32", "tf32"), default="skip",
+                    help="how to read 'fp32' rows on Ampere+ GPUs (default: leave them out)")
+    ap.add_argument("--family", choices=("fp32", "tensor-core"), default=None,
+                    help="evaluate only this precision family")
+    ap.add_argument("--no-table", action="store_true", help="print only skips and summary")
+    ap.add_argument("--sweep", metavar="KEY=V1,V2,...", action="append", default=[],
+                    help="evaluate once per value (added to --set); repeat for a grid")
+    ap.add_argument("--best", type=int, default=5, metavar="N",
+                    help="with a grid of more than 12 points: show the N best per family (default 5)")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    csv = args.csv.resolve()
+    try:
+        df = pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""])
+    except OSError as exc:
+        print(f"error: --csv {csv}: {exc}", file=sys.stderr)
+        return 2
+    cases, skipped = select_cases(df, args.include_approx, args.ampere_fp32)
+    if args.family:
+        cases = [c for c in cases if (c.precision == "fp32") == (args.family == "fp32")]
+    n_one = len(cases) + len(skipped)
+    print(f"{csv}: {n_one} one-GPU throughput/timing rows, {len(cases)} used, {len(skipped)} skipped"
+          + (f" (family filter: {args.family})" if args.family else ""))
+    family_overrides = {"fp32": args.set_fp32, "tensor-core": args.set_tc}
+    for label, items in (("overrides", args.overrides), ("fp32-only overrides", args.set_fp32),
+                         ("tensor-core-only overrides", args.set_tc)):
+        if items:
+            print(f"{label}: " + " ".join(items))
+
+    try:
+        if args.sweep:
+            print_skipped(skipped)
+            sweep(cases, args.overrides, family_overrides, args.sweep, args.best)
+        else:
+            res = evaluate(cases, args.overrides, family_overrides)
+            if not args.no_table:
+                print()
+                print_table(res)
+            print_skipped(skipped)
+            print_by_source(res)
+            print_summary(summarize(res), "Summary (APE = |predicted/measured - 1| in %; speed_bias: median "
+                          "predicted/measured speed - 1, > 0 = simulator too fast; ref = FLOPs-only predictor)")
+    except ClusterSimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"\n({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
