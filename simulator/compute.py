@@ -13,9 +13,12 @@ respect to the input and to the weights) except the first such layer, whose inpu
 gradient nobody needs; one forward's worth on the rest. It reads and writes about
 twice the forward's activations, and reads weights and writes their gradients.
 
-The default compute efficiency is 0.55 on CUDA cores (fp32) and 0.30 on tensor cores
-(tf32, fp16, bf16, amp): ResNet-50 at 360-400 images/s in fp32 on a V100 is about 55%
-of its 15.7 TFLOP/s, and 1,200-1,400 images/s with AMP about 30% of 125.
+The default compute efficiency is 0.70 on CUDA cores (fp32) and 0.40 on tensor cores
+(tf32, fp16, bf16, amp). These minimize the median error over the 92 one-GPU points of
+the published measurements (``benchmarks/accuracy_single_gpu.py``; see
+``benchmarks/README.md`` for the figures and the scatter behind them). Matrix layers
+never run slower than they would on CUDA cores, so a card whose tensor-core peak is
+low (tf32 on an RTX 3090 equals its fp32 peak) is not penalized for using them.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from .zoo import Model
 
 MATRIX_KINDS = frozenset({"conv", "linear", "attention"})
 TENSOR_CORE_PRECISIONS = frozenset({"tf32", "fp16", "bf16", "amp"})
-DEFAULT_EFFICIENCY = {"cuda_cores": 0.55, "tensor_cores": 0.30}
+DEFAULT_EFFICIENCY = {"cuda_cores": 0.70, "tensor_cores": 0.40}
 
 # Bytes per activation element and per weight/gradient element, by precision.
 # amp keeps fp32 master weights and fp32 gradients (PyTorch autocast + GradScaler).
@@ -72,8 +75,8 @@ def roofline_costs(
     optimizer: str,
 ) -> ComputeCosts:
     """Roofline estimate of every layer's forward and backward time."""
-    matrix_flops_s = gpu.peak_flops(precision) * compute_efficiency
     scalar_flops_s = gpu.peak_flops("fp32") * compute_efficiency
+    matrix_flops_s = max(gpu.peak_flops(precision) * compute_efficiency, scalar_flops_s)
     bytes_s = gpu.memory_bandwidth_gbytes_s * 1e9 * memory_efficiency
     act_bytes = ACTIVATION_BYTES[precision]
     par_bytes = PARAMETER_BYTES[precision]

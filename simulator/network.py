@@ -21,7 +21,8 @@ whose rate is set by the slowest of them, just as a pipelined ring is.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 import networkx as nx
 import numpy as np
@@ -34,13 +35,32 @@ Usage = Mapping[int, int]  # edge index -> multiplicity
 
 # A flow is finished when fewer than this fraction of its bytes remain (float round-off).
 _RELATIVE_TOLERANCE = 1e-9
+# Pairs sharing one end at least this often are routed by one BFS from that end.
+_PREFETCH_FANIN = 8
+
+
+class EdgeUsage:
+    """The edges a flow crosses, each with a multiplicity; shared by identical flows.
+
+    Usages are cached per route and per bundle, so flows over the same path share one
+    object; max-min sharing then treats them as one group (flows with the same edges
+    always get the same rate), which keeps recomputation cheap when a strategy keeps
+    many identical flows in flight.
+    """
+
+    __slots__ = ("mapping", "index", "multiplicity")
+
+    def __init__(self, mapping: Mapping[int, int]):
+        self.mapping = dict(mapping)
+        self.index = np.fromiter(self.mapping.keys(), dtype=np.int64, count=len(self.mapping))
+        self.multiplicity = np.fromiter(self.mapping.values(), dtype=float, count=len(self.mapping))
 
 
 @dataclass(eq=False)
 class Flow:
     """One active flow (or a bundle of identical flows moving in lockstep)."""
 
-    usage: dict[int, int]
+    usage: EdgeUsage
     total_bytes: float
     remaining_bytes: float
     done: simpy.Event
@@ -57,37 +77,58 @@ class Route:
     edges: tuple[int, ...]
     latency_s: float
 
+    @cached_property
+    def usage(self) -> EdgeUsage:
+        return EdgeUsage({e: 1 for e in self.edges})
 
-def max_min_rates(usages: Sequence[Usage], capacity: Sequence[float]) -> list[float]:
+
+def max_min_rates(
+    usages: Sequence[Usage], capacity: Sequence[float], counts: Sequence[int] | None = None
+) -> list[float]:
     """Weighted max-min fair rates by progressive filling.
 
-    ``usages[f]`` maps the edges flow ``f`` crosses to its multiplicity there. Returns
+    ``usages[f]`` maps the edges flow ``f`` crosses to its multiplicity there;
+    ``counts[f]`` (default 1) says how many identical flows ``f`` stands for. Returns
     each flow's rate (per member) such that no edge carries more than its capacity and
     no flow can go faster without slowing a flow that is no faster. A flow that crosses
     no edge is unconstrained and gets ``inf``.
+
+    Each round finds the edges with the smallest fair share, fixes the rate of every
+    flow crossing them and takes that flow's use off all its edges. Vectorized over
+    (flow, edge) entries, since a bundled collective can cross thousands of edges.
     """
-    rates = [float("inf")] * len(usages)
-    edge_flows: dict[int, list[int]] = {}
-    weight: dict[int, int] = {}
-    for f, usage in enumerate(usages):
-        for e, m in usage.items():
-            edge_flows.setdefault(e, []).append(f)
-            weight[e] = weight.get(e, 0) + m
-    spare = {e: float(capacity[e]) for e in weight}
-    frozen = [False] * len(usages)
-    while weight:
-        bottleneck = min(weight, key=lambda e: spare[e] / weight[e])
-        share = max(spare[bottleneck], 0.0) / weight[bottleneck]
-        for f in edge_flows[bottleneck]:
-            if frozen[f]:
-                continue
-            frozen[f] = True
-            rates[f] = share
-            for e, m in usages[f].items():
-                spare[e] -= m * share
-                weight[e] -= m
-                if weight[e] == 0:
-                    del weight[e]
+    if counts is None:
+        counts = [1] * len(usages)
+    return max_min_rates_of([EdgeUsage(u) for u in usages], capacity, counts).tolist()
+
+
+def max_min_rates_of(usages: Sequence[EdgeUsage], capacity: Sequence[float], counts: Sequence[int]) -> np.ndarray:
+    """:func:`max_min_rates` on prepared :class:`EdgeUsage` objects (the hot path)."""
+    n = len(usages)
+    rates = np.full(n, np.inf)
+    sizes = [len(u.index) for u in usages]
+    if sum(sizes) == 0:
+        return rates
+    flow_of = np.repeat(np.arange(n), sizes)
+    edge_of = np.concatenate([u.index for u in usages])
+    weight_of = np.concatenate([u.multiplicity for u in usages]) * np.asarray(counts, dtype=float)[flow_of]
+    # Renumber the edges in use 0..k-1 so per-round work is O(entries), not O(all edges).
+    used_edges, local_edge = np.unique(edge_of, return_inverse=True)
+    spare = np.asarray(capacity, dtype=float)[used_edges].copy()
+    weight = np.bincount(local_edge, weight_of, minlength=len(used_edges))
+    active = np.ones(len(flow_of), dtype=bool)
+    while active.any():
+        loaded = weight > 1e-12
+        share = np.full(len(used_edges), np.inf)
+        share[loaded] = np.maximum(spare[loaded], 0.0) / weight[loaded]
+        level = share.min()
+        bottlenecks = share <= level * (1 + 1e-12)
+        newly = np.unique(flow_of[active & bottlenecks[local_edge]])
+        rates[newly] = level
+        entries = active & np.isin(flow_of, newly)
+        spare -= np.bincount(local_edge[entries], weight_of[entries] * level, minlength=len(used_edges))
+        weight -= np.bincount(local_edge[entries], weight_of[entries], minlength=len(used_edges))
+        active &= ~entries
     return rates
 
 
@@ -115,8 +156,10 @@ class Network:
         self.edge_index = {edge: i for i, edge in enumerate(self.edges)}
         self.capacity = np.array([graph.edges[e]["bandwidth"] for e in self.edges], dtype=float)
         self.latency = np.array([graph.edges[e]["latency"] for e in self.edges], dtype=float)
+        self._latency_list = self.latency.tolist()
         self._flows: list[Flow] = []
         self._routes: dict[tuple[Node, Node], Route] = {}
+        self._bundles: dict[tuple[tuple[Node, Node], ...], tuple[EdgeUsage, float]] = {}
         self._recompute_pending = False
         self._timer_generation = 0
         self._counters = _Counters(np.zeros(len(self.edges)), np.zeros(len(self.edges)))
@@ -131,24 +174,50 @@ class Network:
         if cached is not None:
             return cached
         if src == dst:
-            route = Route(src, dst, (), 0.0)
+            path = [src]
         else:
             try:
                 path = nx.bidirectional_shortest_path(self.graph, src, dst)
             except (nx.NetworkXNoPath, nx.NodeNotFound) as exc:
                 raise TopologyError(f"no route from {src!r} to {dst!r} in the cluster graph") from exc
-            edges = tuple(self.edge_index[(u, v)] for u, v in zip(path, path[1:]))
-            route = Route(src, dst, edges, float(self.latency[list(edges)].sum()))
-        self._routes[key] = route
+        return self._remember_route(src, dst, path)
+
+    def _remember_route(self, src: Node, dst: Node, path: Sequence[Node]) -> Route:
+        edges = tuple(self.edge_index[(u, v)] for u, v in zip(path, path[1:]))
+        latency = sum(self._latency_list[e] for e in edges)
+        route = self._routes[(src, dst)] = Route(src, dst, edges, latency)
         return route
+
+    def _prefetch_routes(self, pairs: Sequence[tuple[Node, Node]]) -> None:
+        """Route many pairs that share an end with one breadth-first search from that
+        end (incast to, or broadcast from, a server) instead of one search per pair.
+        Searches start from whichever side has fewer distinct nodes."""
+        missing = [p for p in pairs if p not in self._routes and p[0] != p[1]]
+        if len(missing) < _PREFETCH_FANIN:
+            return
+        from_targets = len({d for _, d in missing}) <= len({s for s, _ in missing})
+        graph = self.graph.reverse(copy=False) if from_targets else self.graph
+        groups: dict[Node, list[Node]] = {}
+        for src, dst in missing:
+            root, leaf = (dst, src) if from_targets else (src, dst)
+            groups.setdefault(root, []).append(leaf)
+        for root, leaves in groups.items():
+            if len(leaves) < _PREFETCH_FANIN:
+                continue
+            paths = nx.single_source_shortest_path(graph, root)
+            for leaf in leaves:
+                if leaf in paths:
+                    if from_targets:
+                        self._remember_route(leaf, root, paths[leaf][::-1])
+                    else:
+                        self._remember_route(root, leaf, paths[leaf])
 
     # -- starting flows -------------------------------------------------------------
 
     def transfer(self, src: Node, dst: Node, nbytes: float, label: str = "") -> simpy.Event:
         """Move ``nbytes`` from ``src`` to ``dst``; the event fires when they arrive."""
         route = self.route(src, dst)
-        usage = {e: 1 for e in route.edges}
-        return self.start_flow(usage, nbytes, route.latency_s, label)
+        return self.start_flow(route.usage, nbytes, route.latency_s, label)
 
     def transfer_bundle(
         self,
@@ -164,21 +233,34 @@ class Network:
         a synchronized collective phase do. ``latency_s`` defaults to the largest
         route latency among the pairs.
         """
-        usage: dict[int, int] = {}
-        worst_latency = 0.0
-        for src, dst in pairs:
-            route = self.route(src, dst)
-            worst_latency = max(worst_latency, route.latency_s)
-            for e in route.edges:
-                usage[e] = usage.get(e, 0) + 1
+        usage, worst_latency = self.bundle(tuple(pairs))
         return self.start_flow(usage, nbytes, worst_latency if latency_s is None else latency_s, label)
 
-    def start_flow(self, usage: Usage, nbytes: float, latency_s: float, label: str = "") -> simpy.Event:
+    def bundle(self, pairs: tuple[tuple[Node, Node], ...]) -> tuple[EdgeUsage, float]:
+        """Edge usage and worst route latency of a set of pairs; cached."""
+        cached = self._bundles.get(pairs)
+        if cached is None:
+            self._prefetch_routes(pairs)
+            mapping: dict[int, int] = {}
+            worst_latency = 0.0
+            for src, dst in pairs:
+                route = self.route(src, dst)
+                worst_latency = max(worst_latency, route.latency_s)
+                for e in route.edges:
+                    mapping[e] = mapping.get(e, 0) + 1
+            cached = self._bundles[pairs] = (EdgeUsage(mapping), worst_latency)
+        return cached
+
+    def start_flow(
+        self, usage: EdgeUsage | Usage, nbytes: float, latency_s: float, label: str = ""
+    ) -> simpy.Event:
         """Start a flow with an explicit edge usage; returns its completion event."""
         if nbytes < 0 or latency_s < 0:
             raise ValueError(f"flow {label!r}: bytes and latency must be >= 0")
+        if not isinstance(usage, EdgeUsage):
+            usage = EdgeUsage(usage)
         self.flows_started += 1
-        flow = Flow(dict(usage), float(nbytes), float(nbytes), self.env.event(), label)
+        flow = Flow(usage, float(nbytes), float(nbytes), self.env.event(), label)
         if latency_s > 0:
             self.env.timeout(latency_s).callbacks.append(lambda _ev: self._admit(flow))
         else:
@@ -199,7 +281,7 @@ class Network:
     # -- internals ------------------------------------------------------------------
 
     def _admit(self, flow: Flow) -> None:
-        if flow.total_bytes == 0 or not flow.usage:
+        if flow.total_bytes == 0 or not flow.usage.mapping:
             flow.done.succeed()
             return
         self._advance()
@@ -226,17 +308,25 @@ class Network:
     def _recompute(self, _event: simpy.Event | None = None) -> None:
         self._recompute_pending = False
         self._advance()
-        flows = self._flows
-        rates = max_min_rates([f.usage for f in flows], self.capacity)
+        # Flows sharing one usage object always get the same rate: share as groups.
+        groups: dict[int, list[Flow]] = {}
+        for flow in self._flows:
+            groups.setdefault(id(flow.usage), []).append(flow)
+        members = list(groups.values())
+        rates = max_min_rates_of([g[0].usage for g in members], self.capacity, [len(g) for g in members])
         load = self._counters.edge_load
         load[:] = 0.0
         next_finish = float("inf")
-        for flow, rate in zip(flows, rates):
-            flow.rate = rate
-            for e, m in flow.usage.items():
-                load[e] += m * rate
+        for group, rate in zip(members, rates):
+            usage = group[0].usage
+            load[usage.index] += usage.multiplicity * (rate * len(group))
             if rate > 0:
-                next_finish = min(next_finish, flow.remaining_bytes / rate)
+                for flow in group:
+                    flow.rate = rate
+                    next_finish = min(next_finish, flow.remaining_bytes / rate)
+            else:
+                for flow in group:
+                    flow.rate = rate
         self._timer_generation += 1
         if next_finish < float("inf"):
             generation = self._timer_generation

@@ -150,7 +150,7 @@ class WorkloadSpec(_Strict):
         gt=0,
         le=1,
         description="Fraction of the GPU's peak FLOP/s that large conv/matmul kernels reach; "
-        "default 0.55 on CUDA cores (fp32), 0.30 on tensor cores (tf32, fp16, bf16, amp).",
+        "default 0.70 on CUDA cores (fp32), 0.40 on tensor cores (tf32, fp16, bf16, amp).",
     )
     memory_efficiency: float = Field(
         0.7, gt=0, le=1, description="Fraction of the GPU's memory bandwidth that memory-bound kernels reach."

@@ -60,9 +60,6 @@ class Synchronizer:
             ev = self._events[key] = self.env.event()
         return ev
 
-    def _ranks_represented(self, rank: int) -> range:
-        return range(self.n) if not self.ctx.detailed else range(rank, rank + 1)
-
 
 SYNC_STRATEGIES: dict[str, Callable[[SyncContext], Synchronizer]] = {}
 
@@ -160,41 +157,61 @@ class ParameterServer(Synchronizer):
         self._pushed: dict[tuple[int, Key], int] = {}
         self._pulled: dict[tuple[int, Key], int] = {}
         self._cpus = [simpy.Resource(self.env, capacity=1) for _ in range(self.k)]
+        self._all_pairs: dict[bool, tuple] = {}
 
     def ready(self, rank: int, key: Key, nbytes: float) -> simpy.Event:
         shard = nbytes / self.k
         start = self.env.now
         done = self._event("done", rank, key)
         done.callbacks.append(lambda _ev: self.ctx.comm_intervals[rank].append((start, self.env.now)))
-        for server in range(self.k):
-            self.env.process(self._push(rank, server, key, shard))
+        if self.ctx.detailed:
+            for server in range(self.k):
+                self.env.process(self._push(rank, server, key, shard))
+        else:
+            self.env.process(self._bundled(key, shard))
         return done
 
+    def _bundled(self, key: Key, shard: float):
+        """Fast path: the servers are identical, so all N x k pushes move as one
+        bundle, one representative server aggregates, and all pulls move as one."""
+        net = self.ctx.network
+        push, push_latency = self._all_pairs_usage(to_servers=True)
+        yield net.start_flow(push, shard, push_latency, label="push")
+        yield from self._aggregate(0, shard, represents=range(self.k))
+        pull, pull_latency = self._all_pairs_usage(to_servers=False)
+        yield net.start_flow(pull, shard, pull_latency, label="pull")
+        self._event("done", 0, key).succeed()
+
+    def _all_pairs_usage(self, *, to_servers: bool):
+        """Usage of every worker-server pair in one direction (built once)."""
+        if to_servers not in self._all_pairs:
+            gpus, hosts = self.ctx.gpus, self.ctx.server_hosts
+            pairs = tuple((g, h) if to_servers else (h, g) for h in hosts for g in gpus)
+            self._all_pairs[to_servers] = self.ctx.network.bundle(pairs)
+        return self._all_pairs[to_servers]
+
     def _push(self, rank: int, server: int, key: Key, shard: float):
-        net, host = self.ctx.network, self.ctx.server_hosts[server]
-        ranks = self._ranks_represented(rank)
-        if self.ctx.detailed:
-            yield net.transfer(self.ctx.gpus[rank], host, shard, label=f"push to ps{server}")
-        else:
-            yield net.transfer_bundle([(self.ctx.gpus[r], host) for r in ranks], shard, label=f"push to ps{server}")
-        count = self._pushed[server, key] = self._pushed.get((server, key), 0) + len(ranks)
+        host = self.ctx.server_hosts[server]
+        yield self.ctx.network.transfer(self.ctx.gpus[rank], host, shard, label=f"push to ps{server}")
+        count = self._pushed[server, key] = self._pushed.get((server, key), 0) + 1
         if count == self.n:
             self.env.process(self._aggregate_and_send(server, key, shard))
 
-    def _aggregate_and_send(self, server: int, key: Key, shard: float):
-        net, host = self.ctx.network, self.ctx.server_hosts[server]
+    def _aggregate(self, server: int, shard: float, represents: Sequence[int]):
+        """Sum N shards and apply the update, one bucket at a time per server."""
         with self._cpus[server].request() as turn:
             yield turn
             start = self.env.now
             yield self.env.timeout(self.n * shard / self.ctx.aggregation_bytes_per_s)
-            self.ctx.server_busy[server].append((start, self.env.now))
-        if self.ctx.detailed:
-            for r in range(self.n):
-                pull = net.transfer(host, self.ctx.gpus[r], shard, label=f"pull from ps{server}")
-                pull.callbacks.append(lambda _ev, r=r: self._pulled_one(r, key))
-        else:
-            yield net.transfer_bundle([(host, g) for g in self.ctx.gpus], shard, label=f"pull from ps{server}")
-            self._pulled_one(0, key)
+            for j in represents:
+                self.ctx.server_busy[j].append((start, self.env.now))
+
+    def _aggregate_and_send(self, server: int, key: Key, shard: float):
+        yield from self._aggregate(server, shard, represents=(server,))
+        host = self.ctx.server_hosts[server]
+        for r in range(self.n):
+            pull = self.ctx.network.transfer(host, self.ctx.gpus[r], shard, label=f"pull from ps{server}")
+            pull.callbacks.append(lambda _ev, r=r: self._pulled_one(r, key))
 
     def _pulled_one(self, rank: int, key: Key) -> None:
         count = self._pulled[rank, key] = self._pulled.get((rank, key), 0) + 1
