@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
@@ -133,6 +134,33 @@ def print_report(result: SimResult, source: str) -> None:
     console.print(util)
     b = result.bottleneck
     console.print(f"bottleneck: [bold]{b.resource}[/bold] ({b.kind}) at {b.utilization:.1%} utilization")
+
+
+def _register_plugin_commands() -> None:
+    """Add commands that optional packages publish under the ``clustersim.commands``
+    entry-point group (``calibration`` does, for ``probe`` and ``calibrate``), so the
+    simulator never imports them. A command whose extra is not installed is replaced by
+    one that says which extra to install."""
+    for entry in entry_points(group="clustersim.commands"):
+        if entry.name in cli.commands:
+            continue
+        try:
+            command = entry.load()
+        except ImportError as exc:
+            command = _missing_extra_command(entry.name, exc)
+        cli.add_command(command, entry.name)
+
+
+def _missing_extra_command(name: str, exc: ImportError) -> click.Command:
+    @click.command(name=name, context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def unavailable(args: tuple[str, ...]) -> None:
+        raise ClusterSimError(f"`clustersim {name}` needs an optional extra that is not installed ({exc})")
+
+    return unavailable
+
+
+_register_plugin_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
