@@ -28,15 +28,13 @@ import networkx as nx
 import numpy as np
 import simpy
 
-from .errors import TopologyError
+from .routing import Router
 
 Node = Hashable
 Usage = Mapping[int, int]  # edge index -> multiplicity
 
 # A flow is finished when fewer than this fraction of its bytes remain (float round-off).
 _RELATIVE_TOLERANCE = 1e-9
-# Pairs sharing one end at least this often are routed by one BFS from that end.
-_PREFETCH_FANIN = 8
 
 
 class EdgeUsage:
@@ -158,6 +156,7 @@ class Network:
         self.latency = np.array([graph.edges[e]["latency"] for e in self.edges], dtype=float)
         self._latency_list = self.latency.tolist()
         self._flows: list[Flow] = []
+        self.router = Router(graph)
         self._routes: dict[tuple[Node, Node], Route] = {}
         self._bundles: dict[tuple[tuple[Node, Node], ...], tuple[EdgeUsage, float]] = {}
         self._recompute_pending = False
@@ -168,49 +167,16 @@ class Network:
     # -- routes ---------------------------------------------------------------------
 
     def route(self, src: Node, dst: Node) -> Route:
-        """Shortest route by hop count; cached. Raises TopologyError if none exists."""
+        """The route from ``src`` to ``dst`` (see :mod:`simulator.routing`); cached.
+        Raises TopologyError if none exists."""
         key = (src, dst)
         cached = self._routes.get(key)
-        if cached is not None:
-            return cached
-        if src == dst:
-            path = [src]
-        else:
-            try:
-                path = nx.bidirectional_shortest_path(self.graph, src, dst)
-            except (nx.NetworkXNoPath, nx.NodeNotFound) as exc:
-                raise TopologyError(f"no route from {src!r} to {dst!r} in the cluster graph") from exc
-        return self._remember_route(src, dst, path)
-
-    def _remember_route(self, src: Node, dst: Node, path: Sequence[Node]) -> Route:
-        edges = tuple(self.edge_index[(u, v)] for u, v in zip(path, path[1:]))
-        latency = sum(self._latency_list[e] for e in edges)
-        route = self._routes[(src, dst)] = Route(src, dst, edges, latency)
-        return route
-
-    def _prefetch_routes(self, pairs: Sequence[tuple[Node, Node]]) -> None:
-        """Route many pairs that share an end with one breadth-first search from that
-        end (incast to, or broadcast from, a server) instead of one search per pair.
-        Searches start from whichever side has fewer distinct nodes."""
-        missing = [p for p in pairs if p not in self._routes and p[0] != p[1]]
-        if len(missing) < _PREFETCH_FANIN:
-            return
-        from_targets = len({d for _, d in missing}) <= len({s for s, _ in missing})
-        graph = self.graph.reverse(copy=False) if from_targets else self.graph
-        groups: dict[Node, list[Node]] = {}
-        for src, dst in missing:
-            root, leaf = (dst, src) if from_targets else (src, dst)
-            groups.setdefault(root, []).append(leaf)
-        for root, leaves in groups.items():
-            if len(leaves) < _PREFETCH_FANIN:
-                continue
-            paths = nx.single_source_shortest_path(graph, root)
-            for leaf in leaves:
-                if leaf in paths:
-                    if from_targets:
-                        self._remember_route(leaf, root, paths[leaf][::-1])
-                    else:
-                        self._remember_route(root, leaf, paths[leaf])
+        if cached is None:
+            path = self.router.path(src, dst)
+            edges = tuple(self.edge_index[(u, v)] for u, v in zip(path, path[1:]))
+            latency = sum(self._latency_list[e] for e in edges)
+            cached = self._routes[key] = Route(src, dst, edges, latency)
+        return cached
 
     # -- starting flows -------------------------------------------------------------
 
@@ -240,7 +206,7 @@ class Network:
         """Edge usage and worst route latency of a set of pairs; cached."""
         cached = self._bundles.get(pairs)
         if cached is None:
-            self._prefetch_routes(pairs)
+            self.router.prefetch(pairs)
             mapping: dict[int, int] = {}
             worst_latency = 0.0
             for src, dst in pairs:
