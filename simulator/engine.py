@@ -134,6 +134,7 @@ def build(scenario: Scenario) -> BuiltSimulation:
         network=network,
         gpus=cluster.gpus,
         detailed=detailed,
+        nodes=[cluster.gpus[n * c.gpus_per_node : (n + 1) * c.gpus_per_node] for n in range(c.nodes)],
         comm_intervals=[[] for _ in cluster.gpus],
         server_hosts=servers if strategy_name == "parameter_server" else (),
         aggregation_bytes_per_s=ps.aggregation_gbytes_per_s * 1e9,

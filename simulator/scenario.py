@@ -184,8 +184,14 @@ class ParameterServerSpec(_Strict):
 class TrainingSpec(_Strict):
     """How data-parallel ranks synchronize gradients."""
 
-    strategy: Literal["ring_allreduce", "parameter_server"] = Field(
-        "ring_allreduce", description="Gradient synchronization: flat ring allreduce over all GPUs, or sharded parameter servers."
+    strategy: Literal[
+        "ring_allreduce", "tree_allreduce", "halving_doubling_allreduce", "hierarchical_allreduce", "auto",
+        "parameter_server",
+    ] = Field(
+        "ring_allreduce",
+        description="Gradient synchronization: an allreduce algorithm over all GPUs (ring, double binary tree, "
+        "recursive halving-doubling, hierarchical; auto = per bucket size the fastest of them on this topology), "
+        "or sharded parameter servers.",
     )
     parameter_servers: ParameterServerSpec = Field(
         default_factory=ParameterServerSpec, description="Parameter-server settings (parameter_server strategy only)."
@@ -197,14 +203,14 @@ class TrainingSpec(_Strict):
         None,
         ge=0,
         description="Gradient bucket cap in MiB, filled in reverse layer order; 0 = one bucket per layer. "
-        "Default: 25 for ring_allreduce (PyTorch DDP), 0 for parameter_server (one push per tensor).",
+        "Default: 25 for allreduce strategies (PyTorch DDP), 0 for parameter_server (one push per tensor).",
     )
 
     @property
     def resolved_bucket_size_mib(self) -> float:
         if self.bucket_size_mib is not None:
             return self.bucket_size_mib
-        return 25.0 if self.strategy == "ring_allreduce" else 0.0
+        return 0.0 if self.strategy == "parameter_server" else 25.0
 
 
 class SimulationSpec(_Strict):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import simpy
 
+from .collectives import ALLREDUCE_ALGORITHMS, Fabric, fastest_algorithm
 from .network import Network
 
 Key = tuple[int, int]  # (iteration, bucket)
@@ -35,6 +36,7 @@ class SyncContext:
     network: Network
     gpus: Sequence[str]  # endpoint of each rank, ring order
     detailed: bool
+    nodes: Sequence[Sequence[str]]  # the same endpoints grouped by node
     comm_intervals: list[list[tuple[float, float]]]  # per rank: when its sync was in flight
     server_hosts: Sequence[str] = ()
     aggregation_bytes_per_s: float = 0.0
@@ -82,20 +84,23 @@ class NoSync(Synchronizer):
         return self.env.timeout(0)
 
 
-@register_strategy("ring_allreduce")
-class RingAllreduce(Synchronizer):
-    """Flat ring allreduce over all ranks (reduce-scatter, then all-gather).
+class Allreduce(Synchronizer):
+    """Allreduce of every bucket over all ranks with one algorithm from
+    :mod:`simulator.collectives`.
 
-    Each of the 2(N-1) steps moves S/N bytes from every rank to its successor; a rank
-    may send step k once it has received step k-1 from its predecessor. Buckets run
-    one at a time, in order, as on NCCL's single communication stream, and a bucket
-    starts only when every rank has it ready.
+    Buckets run one at a time, in order, as on NCCL's single communication stream, and
+    a bucket starts only when every rank has it ready.
     """
+
+    algorithm = "ring"
 
     def __init__(self, ctx: SyncContext):
         super().__init__(ctx)
         self._arrived: dict[Key, int] = {}
         self._queue: simpy.Store = simpy.Store(self.env)
+        self._fabric = Fabric(self.env, ctx.network, ctx.nodes, ctx.detailed)
+        self._auto_choice: dict[float, str] = {}
+        self.algorithms_used: dict[str, int] = {}
         self.env.process(self._stream())
 
     def ready(self, rank: int, key: Key, nbytes: float) -> simpy.Event:
@@ -105,40 +110,46 @@ class RingAllreduce(Synchronizer):
             self._queue.put((key, nbytes))
         return self._event("done", key)
 
+    def choose(self, nbytes: float) -> str:
+        return self.algorithm
+
     def _stream(self):
         while True:
             key, nbytes = yield self._queue.get()
             start = self.env.now
-            yield from self.allreduce(nbytes)
+            name = self.choose(nbytes)
+            self.algorithms_used[name] = self.algorithms_used.get(name, 0) + 1
+            yield from ALLREDUCE_ALGORITHMS[name](self._fabric, nbytes)
             for rank in range(self.n if self.ctx.detailed else 1):
                 self.ctx.comm_intervals[rank].append((start, self.env.now))
             self._event("done", key).succeed()
 
-    def allreduce(self, nbytes: float):
-        """Process body: allreduce ``nbytes`` over all ranks."""
-        n = self.n
-        if n == 1 or nbytes == 0:
-            return
-        steps = 2 * (n - 1)
-        chunk = nbytes / n
-        gpus = self.ctx.gpus
-        pairs = [(gpus[r], gpus[(r + 1) % n]) for r in range(n)]
-        net = self.ctx.network
-        if not self.ctx.detailed:
-            latency = steps * max(net.route(a, b).latency_s for a, b in pairs)
-            yield net.transfer_bundle(pairs, steps * chunk, latency_s=latency, label="ring")
-            return
-        received = [[self.env.event() for _ in range(steps)] for _ in range(n)]
 
-        def rank_program(r: int):
-            successor = (r + 1) % n
-            for k in range(steps):
-                if k > 0:
-                    yield received[r][k - 1]
-                yield net.transfer(*pairs[r], chunk, label=f"ring step {k}")
-                received[successor][k].succeed()
+def _allreduce_strategy(name: str, algorithm: str, doc: str) -> type[Allreduce]:
+    cls = type(f"{algorithm.title().replace('_', '')}Allreduce", (Allreduce,), {"algorithm": algorithm, "__doc__": doc})
+    return register_strategy(name)(cls)
 
-        yield simpy.AllOf(self.env, [self.env.process(rank_program(r)) for r in range(n)])
+
+_allreduce_strategy("ring_allreduce", "ring", "Flat ring allreduce over all GPUs (reduce-scatter, then all-gather).")
+_allreduce_strategy("tree_allreduce", "tree", "Double binary tree allreduce (NCCL trees): log-depth latency.")
+_allreduce_strategy(
+    "halving_doubling_allreduce", "halving_doubling", "Recursive halving-doubling allreduce (Rabenseifner)."
+)
+_allreduce_strategy(
+    "hierarchical_allreduce",
+    "hierarchical",
+    "Reduce-scatter inside nodes, allreduce across nodes, all-gather inside nodes (Horovod hierarchical).",
+)
+
+
+@register_strategy("auto")
+class AutoAllreduce(Allreduce):
+    """Allreduce with, per bucket size, the algorithm fastest on this topology."""
+
+    def choose(self, nbytes: float) -> str:
+        if nbytes not in self._auto_choice:
+            self._auto_choice[nbytes] = fastest_algorithm(self._fabric, nbytes)
+        return self._auto_choice[nbytes]
 
 
 @register_strategy("parameter_server")

@@ -71,7 +71,7 @@ def test_overrides_apply_before_validation_so_errors_are_the_same(tmp_path):
         ("cluster:\n  gpu: V200\n", "cluster.gpu: unknown GPU 'V200'"),
         ("workload:\n  model: resnet5\n", "workload.model: unknown model 'resnet5'; known: alexnet"),
         ("cluster:\n  nic:\n    link: 7GbE\n", "cluster.nic.link: unknown link '7GbE'"),
-        ("training:\n  strategy: gossip\n", "training.strategy: Input should be 'ring_allreduce' or 'parameter_server'"),
+        ("training:\n  strategy: gossip\n", "training.strategy: Input should be"),
         ("cluster:\n  gpus_per_node: 6\n  server:\n    pcie_switches: 4\n", "cannot be spread evenly"),
         ("cluster:\n  gpu: K80\nworkload:\n  precision: bf16\n", "K80 does not support bf16"),
         ("workload:\n  model: resnet50\n  sequence_length: 128\n", "workload.sequence_length"),

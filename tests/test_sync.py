@@ -6,7 +6,9 @@ import pytest
 import simpy
 
 from simulator.network import Network
-from simulator.sync import ParameterServer, RingAllreduce, SyncContext
+from simulator.sync import SYNC_STRATEGIES, ParameterServer, SyncContext
+
+RingAllreduce = SYNC_STRATEGIES["ring_allreduce"]
 
 from .conftest import star
 
@@ -19,6 +21,7 @@ def context(env, graph, gpus, *, detailed, servers=(), aggregation=1e30):
         network=Network(env, graph),
         gpus=gpus,
         detailed=detailed,
+        nodes=[[g] for g in gpus],
         comm_intervals=[[] for _ in gpus],
         server_hosts=servers,
         aggregation_bytes_per_s=aggregation,
