@@ -130,7 +130,7 @@ def draw_cluster(
 
     ``ax``: draw into these axes (their figure is returned); by default a new figure
     sized to the cluster. ``edge_labels``: label links with their speed; by default
-    only when there are at most a few hundred links. Save with
+    only when there are at most 160 links. Save with
     ``fig.savefig("cluster.png")``.
     """
     pos = layered_positions(graph)
@@ -140,7 +140,8 @@ def draw_cluster(
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    links = sorted({tuple(sorted((u, v), key=_natural)) for u, v in graph.edges}, key=lambda e: [_natural(n) for n in e])
+    pairs = {tuple(sorted((u, v), key=_natural)) for u, v in graph.edges}
+    links = sorted(pairs, key=lambda e: [_natural(n) for n in e])
     if edge_labels is None:
         edge_labels = len(links) <= _AUTO_LABEL_LIMIT
 

@@ -118,7 +118,9 @@ def build_pcie_server(
         switches.append(switch)
         for i in range(j * per_switch, (j + 1) * per_switch):
             gpu = f"{prefix}.gpu{i}"
-            graph.add_node(gpu, kind="gpu", server=prefix, socket=socket, host=cpus[socket], p2p=bool(p2p), gdr=bool(gdr))
+            graph.add_node(
+                gpu, kind="gpu", server=prefix, socket=socket, host=cpus[socket], p2p=bool(p2p), gdr=bool(gdr)
+            )
             add_duplex_link(graph, gpu, switch, bandwidth=pcie_bandwidth, latency=pcie_latency, link="pcie")
             gpu_names.append(gpu)
 
