@@ -27,5 +27,6 @@ def register_server_layout(name: str) -> Callable[[F], F]:
 
 
 def register_fabric(name: str) -> Callable[[F], F]:
-    """Register a builder ``fn(graph, nics, bandwidth, latency, **params) -> None``."""
+    """Register a builder ``fn(graph, nic_links, **params) -> None``; ``nic_links`` holds
+    one ``(nic, bandwidth, latency)`` per NIC to cable to the fabric."""
     return _register(FABRICS, "fabric", name)
