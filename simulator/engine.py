@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,12 +20,15 @@ import simpy
 from topologies import ClusterGraph, build_cluster
 
 from . import catalog, zoo
+from .calibrated import Calibration, calibrate_compute
 from .compute import ComputeCosts, default_compute_efficiency, gradient_buckets, roofline_costs
 from .errors import SimulationError, TopologyError
 from .network import Network
-from .results import SimResult, collect
+from .rng import RandomStreams
+from .results import SimResult, collect, combine_replications
 from .scenario import Scenario
 from .sync import SYNC_STRATEGIES, SyncContext, Synchronizer
+from .timeline import TimelineRecorder
 
 MIB = 1024 * 1024
 
@@ -49,6 +53,7 @@ class RankTimeline:
     backward_end: list[float] = field(default_factory=list)
     sync_end: list[float] = field(default_factory=list)
     iteration_end: list[float] = field(default_factory=list)
+    compute_s: list[float] = field(default_factory=list)  # GPU busy time per iteration
     waiting_for: str = "not started"
 
 
@@ -68,14 +73,33 @@ class BuiltSimulation:
     context: SyncContext
     detailed: bool
     timelines: list[RankTimeline]
+    streams: RandomStreams
     edge_bytes_at_window_start: np.ndarray | None = None
+    # Ranks that have finished each iteration, and an event per iteration that fires
+    # when all have (the staleness bound of SSP waits on it).
+    finished: dict[int, int] = field(default_factory=dict)
+    all_finished: dict[int, simpy.Event] = field(default_factory=dict)
+    calibration: Calibration | None = None  # the profile in use, and what it calibrates
+
+    def iteration_finished(self, it: int) -> simpy.Event:
+        if it not in self.all_finished:
+            self.all_finished[it] = self.env.event()
+        return self.all_finished[it]
+
+    def staleness_bound(self) -> int | None:
+        """How far a rank may run ahead of the slowest; None when unbounded or when
+        synchronization itself keeps ranks in step."""
+        ps = self.scenario.training.parameter_servers
+        if self.strategy_name == "parameter_server" and ps.sync == "ssp" and self.detailed:
+            return ps.staleness
+        return None
 
     @property
     def sample_unit(self) -> str:
         return self.model.sample_unit
 
 
-def build(scenario: Scenario) -> BuiltSimulation:
+def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     """Build phase: scenario -> graph -> network, compute costs, strategy."""
     c, w, t = scenario.cluster, scenario.workload, scenario.training
     gpu = catalog.get_gpu(c.gpu)
@@ -122,9 +146,12 @@ def build(scenario: Scenario) -> BuiltSimulation:
         layer_overhead_s=w.layer_overhead_us * 1e-6,
         optimizer=w.optimizer,
     )
+    calibration = None
+    if scenario.calibration is not None:
+        costs, calibration = calibrate_compute(scenario, model, costs, scenario.calibration)
     buckets = gradient_buckets(costs.gradient_bytes, t.resolved_bucket_size_mib * MIB)
 
-    detailed = scenario.simulation.mode == "detailed"
+    detailed = scenario.detailed
     if dedicated:
         servers = cluster.ps_hosts
     else:
@@ -136,15 +163,25 @@ def build(scenario: Scenario) -> BuiltSimulation:
         detailed=detailed,
         nodes=[cluster.gpus[n * c.gpus_per_node : (n + 1) * c.gpus_per_node] for n in range(c.nodes)],
         comm_intervals=[[] for _ in cluster.gpus],
+        node_hosts=cluster.hosts,
+        bucket_bytes=[nbytes for _, nbytes in buckets],
         server_hosts=servers if strategy_name == "parameter_server" else (),
+        ps_sharding=ps.sharding,
+        ps_local_aggregation=ps.local_aggregation,
+        ps_sync=ps.sync,
         aggregation_bytes_per_s=ps.aggregation_gbytes_per_s * 1e9,
         server_busy=[[] for _ in range(ps.count)],
     )
-    sync = SYNC_STRATEGIES[strategy_name](context)
+    if calibration is not None:
+        sync = calibration.synchronizer(scenario, strategy_name, context)
+    else:
+        sync = SYNC_STRATEGIES[strategy_name](context)
     ranks = total_gpus if detailed else 1
     return BuiltSimulation(
         scenario, model, env, cluster, network, costs, buckets, strategy_name, sync, context, detailed,
         [RankTimeline() for _ in range(ranks)],
+        RandomStreams(scenario.simulation.seed, replication),
+        calibration=calibration,
     )
 
 
@@ -160,23 +197,34 @@ def _rank_process(sim: BuiltSimulation, rank: int):
     segment_ends = [float(backward_cumulative[n_layers - 1 - trigger]) for trigger, _ in sim.buckets]
     backward_s = float(backward_cumulative[-1])
 
+    variation = ComputeVariation(sim, rank)
+    staleness = sim.staleness_bound()
     for it in range(iterations):
+        if staleness is not None and it - staleness - 1 >= 0:
+            timeline.waiting_for = f"the slowest rank to finish iteration {it - staleness - 1} (ssp)"
+            yield sim.iteration_finished(it - staleness - 1)
         if rank == 0 and it == sim.scenario.simulation.warmup_iterations:
             sim.edge_bytes_at_window_start = sim.network.edge_bytes()
         timeline.iteration_start.append(env.now)
         timeline.waiting_for = f"forward of iteration {it}"
-        yield env.timeout(forward_s)
+        slow = variation.iteration_factor()
+        computed = forward_s * slow * variation.jitter()
+        yield env.timeout(computed)
         timeline.waiting_for = f"backward of iteration {it}"
         pending: list[simpy.Event] = []
         done_s = 0.0
         for b, ((_, nbytes), end) in enumerate(zip(sim.buckets, segment_ends)):
             if end > done_s:
-                yield env.timeout(end - done_s)
+                segment = (end - done_s) * slow * variation.jitter()
+                computed += segment
+                yield env.timeout(segment)
                 done_s = end
             if overlap:
                 pending.append(sim.sync.ready(rank, (it, b), nbytes))
         if backward_s > done_s:
-            yield env.timeout(backward_s - done_s)
+            segment = (backward_s - done_s) * slow * variation.jitter()
+            computed += segment
+            yield env.timeout(segment)
         timeline.backward_end.append(env.now)
         if not overlap:
             pending = [sim.sync.ready(rank, (it, b), nbytes) for b, (_, nbytes) in enumerate(sim.buckets)]
@@ -185,9 +233,49 @@ def _rank_process(sim: BuiltSimulation, rank: int):
         timeline.sync_end.append(env.now)
         if sim.strategy_name != "parameter_server":  # servers apply the update themselves
             timeline.waiting_for = f"optimizer step of iteration {it}"
-            yield env.timeout(costs.optimizer_s)
+            segment = costs.optimizer_s * slow * variation.jitter()
+            computed += segment
+            yield env.timeout(segment)
+        timeline.compute_s.append(computed)
         timeline.iteration_end.append(env.now)
+        sim.finished[it] = sim.finished.get(it, 0) + 1
+        if sim.finished[it] == len(sim.timelines):
+            sim.iteration_finished(it).succeed()
     timeline.waiting_for = "finished"
+
+
+class ComputeVariation:
+    """How much slower than nominal one rank computes: a per-iteration factor (its
+    speed factor, times the straggler slowdown when it straggles) and a per-segment
+    jitter multiplier. Both are exactly 1 without variability, and draw nothing."""
+
+    def __init__(self, sim: BuiltSimulation, rank: int):
+        v = sim.scenario.variability
+        self.speed = 1.0 / v.gpu_speed_factors.get(rank, 1.0)
+        self.stragglers = v.stragglers
+        self.rng = sim.streams.stream(f"rank {rank} compute")
+        self.draw = _jitter_sampler(v.jitter.distribution, v.jitter.cv)
+
+    def iteration_factor(self) -> float:
+        p = self.stragglers.probability
+        straggling = p > 0 and self.rng.random() < p
+        return self.speed * (self.stragglers.slowdown if straggling else 1.0)
+
+    def jitter(self) -> float:
+        return self.draw(self.rng)
+
+
+def _jitter_sampler(distribution: str, cv: float):
+    """A function drawing one multiplier with mean 1 and coefficient of variation cv."""
+    if distribution == "none" or cv == 0:
+        return lambda rng: 1.0
+    if distribution == "normal":
+        return lambda rng: max(0.05, 1.0 + cv * rng.standard_normal())
+    if distribution == "uniform":
+        half = cv * np.sqrt(3.0)
+        return lambda rng: rng.uniform(1.0 - half, 1.0 + half)
+    sigma = np.sqrt(np.log1p(cv * cv))
+    return lambda rng: rng.lognormal(-sigma * sigma / 2, sigma)
 
 
 def run(sim: BuiltSimulation) -> None:
@@ -205,16 +293,28 @@ def run(sim: BuiltSimulation) -> None:
         raise SimulationError("simulation ended with work still waiting: " + "; ".join(stuck) + detail)
 
 
-def simulate(scenario: Scenario, *, with_baseline: bool = True) -> SimResult:
+def simulate(scenario: Scenario, *, with_baseline: bool = True, record_timeline: bool = False) -> SimResult:
     """Simulate a scenario and return its result, speedup included.
 
     Speedup is measured against the same scenario simulated on one GPU (no gradient
-    synchronization), with the same per-GPU batch.
+    synchronization), with the same per-GPU batch. ``record_timeline`` (off by default,
+    free when off) adds per-rank phases and every flow to ``result.extra["timeline"]``
+    (of the first replication). With ``simulation.replications`` > 1 the headline
+    metrics are means over independent runs and ``result.replications`` holds each
+    metric's mean, standard deviation and 95% confidence interval.
     """
-    sim = build(scenario)
-    run(sim)
     baseline_throughput = None
     if with_baseline and scenario.cluster.total_gpus > 1:
         baseline = simulate(scenario.single_gpu(), with_baseline=False)
         baseline_throughput = baseline.throughput_samples_per_s
-    return collect(sim, baseline_throughput)
+    runs = []
+    for replication in range(scenario.simulation.replications):
+        sim = build(scenario, replication)
+        recorder = TimelineRecorder(sim) if record_timeline and replication == 0 else None
+        run(sim)
+        result = collect(sim, baseline_throughput)
+        runs.append(result if recorder is None else recorder.add_to(result))
+    result = runs[0] if len(runs) == 1 else combine_replications(runs)
+    if sim.calibration is not None:  # which numbers are measured and which estimated
+        result = dataclasses.replace(result, extra={**result.extra, "calibration": dict(sim.calibration.report)})
+    return result

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -64,6 +64,7 @@ class SimResult:
     iteration_times_s: list[float]
     simulated_events: int
     flows: int
+    replications: dict[str, dict[str, float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,15 +113,20 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
 
     total_gpus = s.cluster.total_gpus
     global_batch = total_gpus * s.workload.batch_per_gpu
-    throughput = global_batch / iteration_time
+    # Each rank contributes its batch at its own pace (they differ only without a
+    # barrier, under asynchronous parameter servers); a simulated rank stands for
+    # total_gpus / simulated ranks real ones.
+    paces = [
+        float(np.mean(np.subtract(r.iteration_end[warmup:], r.iteration_start[warmup:]))) for r in sim.timelines
+    ]
+    per_rank = s.workload.batch_per_gpu * total_gpus / len(paces)
+    throughput = float(sum(per_rank / pace for pace in paces))
     if baseline_throughput is None:  # one GPU: it is its own baseline
         speedup = 1.0 if total_gpus == 1 else float("nan")
     else:
         speedup = throughput / baseline_throughput
 
-    compute_per_iter = float(sim.costs.forward_s.sum() + sim.costs.backward_s.sum())
-    if sim.strategy_name != "parameter_server":
-        compute_per_iter += sim.costs.optimizer_s
+    compute_per_iter = float(np.mean(tl.compute_s[warmup:]))
     waits = list(zip(tl.backward_end[warmup:], tl.sync_end[warmup:]))
     waiting = sum(e - b for b, e in waits) / len(waits)
     exposed = sum(covered_time(sim.context.comm_intervals[0], b, e) for b, e in waits) / len(waits)
@@ -171,4 +177,35 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
         iteration_times_s=times,
         simulated_events=sim.env.events_processed,
         flows=sim.network.flows_started,
+    )
+
+
+# Two-sided 95% Student t quantiles for 1..30 degrees of freedom; 1.96 beyond.
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+HEADLINE_METRICS = ("iteration_time_s", "throughput_samples_per_s", "speedup", "scaling_efficiency")
+
+
+def confidence_interval(values: Sequence[float]) -> dict[str, float]:
+    """Mean, sample standard deviation and 95% t confidence interval of the mean."""
+    x = np.asarray(values, dtype=float)
+    mean = float(x.mean())
+    std = float(x.std(ddof=1)) if len(x) > 1 else 0.0
+    t = _T95[len(x) - 2] if 2 <= len(x) <= 31 else 1.96
+    half = t * std / np.sqrt(len(x))
+    return {"n": len(x), "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half}
+
+
+def combine_replications(runs: Sequence[SimResult]) -> SimResult:
+    """One result whose headline metrics and breakdown are means over ``runs``."""
+    stats = {m: confidence_interval([getattr(r, m) for r in runs]) for m in HEADLINE_METRICS}
+    breakdown = {k: float(np.mean([r.breakdown[k] for r in runs])) for k in runs[0].breakdown}
+    return replace(
+        runs[0],
+        **{m: stats[m]["mean"] for m in HEADLINE_METRICS},
+        breakdown=breakdown,
+        iteration_times_s=[t for r in runs for t in r.iteration_times_s],
+        simulated_events=sum(r.simulated_events for r in runs),
+        flows=sum(r.flows for r in runs),
+        replications=stats,
     )

@@ -2,10 +2,11 @@
 
 Rules, in the order they apply:
 
-* **Shortest path by weight.** Every edge weighs 1, and an edge *into* a GPU weighs
-  1 + :data:`GPU_ENTRY_PENALTY`, so a route enters a GPU only as its destination: GPUs
-  do not forward traffic (NCCL never routes through a third GPU), unless no other path
-  exists at all.
+* **Shortest path by weight.** An NVLink edge weighs 1 and every other edge 2, so
+  among routes of equal hop count the NVLink one wins (NCCL prefers NVLink and
+  NVSwitch over PCIe). An edge *into* a GPU weighs :data:`GPU_ENTRY_PENALTY` more, so
+  a route enters a GPU only as its destination: GPUs do not forward traffic (NCCL
+  never routes through a third GPU), unless no other path exists at all.
 * **Equal-cost multipath.** When the graph says ``ecmp`` (a leaf-spine fabric), a pair
   takes one of its equal-cost shortest paths chosen by a stable hash of the pair, as
   switches hash flows onto uplinks; different pairs spread over the spines.
@@ -41,7 +42,8 @@ class Router:
         self.graph = graph
         self.ecmp = bool(graph.graph.get("ecmp", False))
         for _u, v, data in graph.edges(data=True):
-            data[_WEIGHT] = 1 + (GPU_ENTRY_PENALTY if graph.nodes[v].get("kind") == "gpu" else 0)
+            base = 1 if data.get("link") == "nvlink" else 2
+            data[_WEIGHT] = base + (GPU_ENTRY_PENALTY if graph.nodes[v].get("kind") == "gpu" else 0)
         self._paths: dict[tuple[Node, Node], list[Node]] = {}
 
     def path(self, src: Node, dst: Node) -> list[Node]:

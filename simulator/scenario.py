@@ -179,6 +179,21 @@ class ParameterServerSpec(_Strict):
     aggregation_gbytes_per_s: float = Field(
         20.0, gt=0, description="Rate at which one server sums incoming gradients and applies the update, GB/s of gradient."
     )
+    sharding: Literal["even", "round_robin", "size_balanced"] = Field(
+        "even",
+        description="even: every tensor split over all servers (MXNet); round_robin: tensor b on server b mod k "
+        "(TensorFlow); size_balanced: largest tensors first onto the least-loaded server.",
+    )
+    local_aggregation: bool = Field(
+        False, description="Sum a node's gradients in host memory first and push once per node (MXNet local kvstore)."
+    )
+    sync: Literal["bsp", "asp", "ssp"] = Field(
+        "bsp",
+        description="bsp: servers wait for every worker each iteration; asp: each push is applied on arrival and "
+        "workers never wait for each other; ssp: as asp, but no worker runs more than `staleness` iterations "
+        "ahead of the slowest.",
+    )
+    staleness: int = Field(2, ge=0, description="Iterations a worker may run ahead of the slowest one under ssp.")
 
 
 class TrainingSpec(_Strict):
@@ -213,6 +228,51 @@ class TrainingSpec(_Strict):
         return 0.0 if self.strategy == "parameter_server" else 25.0
 
 
+class JitterSpec(_Strict):
+    """Random variation of compute time, drawn per rank for every compute segment
+    (forward, each backward segment between buckets, optimizer step)."""
+
+    distribution: Literal["none", "normal", "lognormal", "uniform"] = Field(
+        "none", description="Distribution of the time multiplier, with mean 1."
+    )
+    cv: float = Field(0.0, ge=0, le=1, description="Coefficient of variation (std / mean) of the multiplier.")
+
+
+class StragglerSpec(_Strict):
+    """Occasional slow iterations of a rank (a noisy neighbour, thermal throttling)."""
+
+    probability: float = Field(0.0, ge=0, le=1, description="Chance that a rank straggles in a given iteration.")
+    slowdown: float = Field(2.0, ge=1, description="Compute time multiplier of a straggling iteration.")
+
+
+class VariabilitySpec(_Strict):
+    """Differences between ranks. Any of these makes ranks differ, so the simulation
+    follows every rank (detailed path)."""
+
+    gpu_speed_factors: dict[int, float] = Field(
+        default_factory=dict,
+        description="Relative speed of given ranks (rank -> factor, 1 = nominal, 0.5 = half speed); others 1.",
+    )
+    jitter: JitterSpec = Field(default_factory=JitterSpec, description="Random variation of compute time.")
+    stragglers: StragglerSpec = Field(default_factory=StragglerSpec, description="Occasional slow iterations.")
+
+    @field_validator("gpu_speed_factors")
+    @classmethod
+    def _positive(cls, v: dict[int, float]) -> dict[int, float]:
+        for rank, factor in v.items():
+            if rank < 0 or factor <= 0:
+                raise ValueError(f"rank {rank}: ranks must be >= 0 and speed factors > 0 (got {factor})")
+        return v
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            any(f != 1.0 for f in self.gpu_speed_factors.values())
+            or (self.jitter.distribution != "none" and self.jitter.cv > 0)
+            or self.stragglers.probability > 0
+        )
+
+
 class SimulationSpec(_Strict):
     """How long to simulate and how."""
 
@@ -222,7 +282,11 @@ class SimulationSpec(_Strict):
     mode: Literal["auto", "fast", "detailed"] = Field(
         "auto",
         description="detailed: every rank and every point-to-point flow; fast: one representative rank and one "
-        "bundled flow per collective phase (same answer when ranks are identical); auto: fast.",
+        "bundled flow per collective phase (same answer when ranks are identical); auto: fast unless "
+        "variability makes ranks differ.",
+    )
+    replications: int = Field(
+        1, ge=1, description="Independent runs with derived seeds; headline metrics are their mean, with a 95% CI."
     )
 
 
@@ -234,13 +298,29 @@ class Scenario(_Strict):
     cluster: ClusterSpec = Field(default_factory=ClusterSpec, description="The hardware.")
     workload: WorkloadSpec = Field(default_factory=WorkloadSpec, description="The model and per-GPU batch.")
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="Gradient synchronization.")
+    variability: VariabilitySpec = Field(default_factory=VariabilitySpec, description="Differences between ranks.")
     simulation: SimulationSpec = Field(default_factory=SimulationSpec, description="Simulation settings.")
+    calibration: str | None = Field(
+        None,
+        description="Path of a calibration profile (`clustersim probe`); relative paths resolve against the "
+        "scenario file's folder. Its measured per-layer, optimizer and allreduce times replace the estimates.",
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
         gpu = catalog.get_gpu(self.cluster.gpu)
         if not gpu.supports(self.workload.precision):
             raise ValueError(f"workload.precision: {gpu.name} does not support {self.workload.precision}")
+        if self.variability.active and self.simulation.mode == "fast":
+            raise ValueError(
+                "simulation.mode: fast follows one representative rank, but variability makes ranks differ; "
+                "use auto or detailed"
+            )
+        too_high = [r for r in self.variability.gpu_speed_factors if r >= self.cluster.total_gpus]
+        if too_high:
+            raise ValueError(
+                f"variability.gpu_speed_factors: rank {too_high[0]} does not exist ({self.cluster.total_gpus} GPUs)"
+            )
         if self.workload.sequence_length is not None:
             try:
                 zoo.get_model(self.workload.model, sequence_length=self.workload.sequence_length)
@@ -253,4 +333,13 @@ class Scenario(_Strict):
         data = self.model_dump()
         data["cluster"].update(nodes=1, gpus_per_node=1)
         data["cluster"]["server"].update(pcie_switches=1, gpus_per_switch=None)
+        # The one GPU keeps rank 0's speed and the same jitter and stragglers.
+        factors = data["variability"]["gpu_speed_factors"]
+        data["variability"]["gpu_speed_factors"] = {0: factors[0]} if 0 in factors else {}
         return Scenario.model_validate(data)
+
+    @property
+    def detailed(self) -> bool:
+        """Whether the simulation follows every rank."""
+        mode = self.simulation.mode
+        return mode == "detailed" or (mode == "auto" and self.variability.active)

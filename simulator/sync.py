@@ -38,9 +38,14 @@ class SyncContext:
     detailed: bool
     nodes: Sequence[Sequence[str]]  # the same endpoints grouped by node
     comm_intervals: list[list[tuple[float, float]]]  # per rank: when its sync was in flight
+    node_hosts: Sequence[str] = ()  # host (CPU) of each node
+    bucket_bytes: Sequence[float] = ()  # size of each gradient bucket, in ready order
     server_hosts: Sequence[str] = ()
     aggregation_bytes_per_s: float = 0.0
     server_busy: list[list[tuple[float, float]]] = field(default_factory=list)
+    ps_sharding: str = "even"
+    ps_local_aggregation: bool = False
+    ps_sync: str = "bsp"
 
 
 class Synchronizer:
@@ -154,77 +159,155 @@ class AutoAllreduce(Allreduce):
 
 @register_strategy("parameter_server")
 class ParameterServer(Synchronizer):
-    """Sharded parameter servers: every bucket is split evenly over the k servers.
+    """Parameter servers: workers push gradient shards, servers aggregate and update,
+    workers pull the new parameters back.
 
-    Each worker pushes its shard to each server; a server waits for all N workers'
-    shards, aggregates them and updates the parameters (at ``aggregation_bytes_per_s``
-    of incoming gradient, one bucket at a time), then every worker pulls the new
-    shard back. A worker's bucket is done when all k pulls have arrived.
+    * Sharding (which server holds which bytes of a bucket): ``even`` splits every
+      bucket over all k servers (MXNet's big-array split); ``round_robin`` gives bucket
+      b to server b mod k (TensorFlow's default placement); ``size_balanced`` assigns
+      buckets largest first to the least-loaded server (TensorFlow's greedy load
+      balancer). With one dominant tensor (VGG-16's fc6) the last two leave one server
+      hot.
+    * Local aggregation: a node's GPUs first send their gradients to host memory and
+      the node pushes once (MXNet's ``local``/``device`` kvstore); the result comes back
+      to the host and is copied to every GPU.
+    * Sync mode: in ``bsp`` a server waits for every worker's shard, aggregates once
+      and sends the result to all; in ``asp``/``ssp`` it applies each worker's push on
+      arrival and returns the parameters to that worker alone (the staleness bound of
+      ``ssp`` is enforced by the training loop).
+    * Aggregation runs on the server's CPU at ``aggregation_bytes_per_s`` of incoming
+      gradient, one piece at a time.
     """
 
     def __init__(self, ctx: SyncContext):
         super().__init__(ctx)
         self.k = len(ctx.server_hosts)
-        self._pushed: dict[tuple[int, Key], int] = {}
-        self._pulled: dict[tuple[int, Key], int] = {}
+        self.local = ctx.ps_local_aggregation and any(len(node) > 1 for node in ctx.nodes)
+        # The endpoints that talk to the servers: GPUs, or one host per node.
+        self.workers: list[str] = list(ctx.node_hosts) if self.local else list(ctx.gpus)
+        self._node_of = [n for n, node in enumerate(ctx.nodes) for _ in node]
+        self._shards = shard_assignment(ctx.bucket_bytes, self.k, ctx.ps_sharding)
+        self._counts: dict[tuple, int] = {}
         self._cpus = [simpy.Resource(self.env, capacity=1) for _ in range(self.k)]
-        self._all_pairs: dict[bool, tuple] = {}
+        self._usage: dict[tuple, tuple] = {}
 
     def ready(self, rank: int, key: Key, nbytes: float) -> simpy.Event:
-        shard = nbytes / self.k
         start = self.env.now
         done = self._event("done", rank, key)
         done.callbacks.append(lambda _ev: self.ctx.comm_intervals[rank].append((start, self.env.now)))
+        shards = [(j, fraction * nbytes) for j, fraction in self._shards[key[1]]]
         if self.ctx.detailed:
-            for server in range(self.k):
-                self.env.process(self._push(rank, server, key, shard))
+            self.env.process(self._rank_sync(rank, key, nbytes, shards))
         else:
-            self.env.process(self._bundled(key, shard))
+            self.env.process(self._bundled(key, nbytes, shards))
         return done
 
-    def _bundled(self, key: Key, shard: float):
-        """Fast path: the servers are identical, so all N x k pushes move as one
-        bundle, one representative server aggregates, and all pulls move as one."""
+    # -- fast path: identical workers move as bundles ----------------------------------
+
+    def _bundled(self, key: Key, nbytes: float, shards: list[tuple[int, float]]):
         net = self.ctx.network
-        push, push_latency = self._all_pairs_usage(to_servers=True)
-        yield net.start_flow(push, shard, push_latency, label="push")
-        yield from self._aggregate(0, shard, represents=range(self.k))
-        pull, pull_latency = self._all_pairs_usage(to_servers=False)
-        yield net.start_flow(pull, shard, pull_latency, label="pull")
+        if self.local:
+            yield self._bundle_flow("gather", nbytes)
+        if self.ctx.ps_sharding == "even":  # identical servers: one bundle for all of them
+            yield from self._bundled_server(-1, shards[0][1])
+        else:
+            yield simpy.AllOf(self.env, [self.env.process(self._bundled_server(j, size)) for j, size in shards])
+        if self.local:
+            yield self._bundle_flow("scatter", nbytes)
         self._event("done", 0, key).succeed()
 
-    def _all_pairs_usage(self, *, to_servers: bool):
-        """Usage of every worker-server pair in one direction (built once)."""
-        if to_servers not in self._all_pairs:
-            gpus, hosts = self.ctx.gpus, self.ctx.server_hosts
-            pairs = tuple((g, h) if to_servers else (h, g) for h in hosts for g in gpus)
-            self._all_pairs[to_servers] = self.ctx.network.bundle(pairs)
-        return self._all_pairs[to_servers]
+    def _bundled_server(self, server: int, size: float):
+        """Push to, aggregate on and pull from one server (-1: every server at once)."""
+        yield self._bundle_flow("push", size, server)
+        represents = range(self.k) if server < 0 else (server,)
+        yield from self._aggregate(max(server, 0), len(self.workers) * size, represents)
+        yield self._bundle_flow("pull", size, server)
 
-    def _push(self, rank: int, server: int, key: Key, shard: float):
-        host = self.ctx.server_hosts[server]
-        yield self.ctx.network.transfer(self.ctx.gpus[rank], host, shard, label=f"push to ps{server}")
-        count = self._pushed[server, key] = self._pushed.get((server, key), 0) + 1
-        if count == self.n:
-            self.env.process(self._aggregate_and_send(server, key, shard))
+    def _bundle_flow(self, phase: str, nbytes: float, server: int = -1) -> simpy.Event:
+        """One flow standing for every worker's transfer in ``phase`` (usage built once)."""
+        key = (phase, server)
+        if key not in self._usage:
+            gpus, hosts = self.ctx.gpus, self.ctx.node_hosts
+            if phase == "gather":
+                pairs = [(g, hosts[self._node_of[r]]) for r, g in enumerate(gpus)]
+            elif phase == "scatter":
+                pairs = [(hosts[self._node_of[r]], g) for r, g in enumerate(gpus)]
+            else:
+                servers = self.ctx.server_hosts if server < 0 else [self.ctx.server_hosts[server]]
+                pairs = [(w, h) if phase == "push" else (h, w) for h in servers for w in self.workers]
+            self._usage[key] = self.ctx.network.bundle(tuple(pairs))
+        usage, latency = self._usage[key]
+        return self.ctx.network.start_flow(usage, nbytes, latency, label=phase)
 
-    def _aggregate(self, server: int, shard: float, represents: Sequence[int]):
-        """Sum N shards and apply the update, one bucket at a time per server."""
+    # -- detailed path: every worker's own flows ---------------------------------------
+
+    def _rank_sync(self, rank: int, key: Key, nbytes: float, shards: list[tuple[int, float]]):
+        net, gpu = self.ctx.network, self.ctx.gpus[rank]
+        if not self.local:
+            yield from self._worker_sync(rank, key, shards)
+        else:
+            node = self._node_of[rank]
+            host = self.ctx.node_hosts[node]
+            yield net.transfer(gpu, host, nbytes, label="gather")
+            if self._count(("gathered", node, key)) == len(self.ctx.nodes[node]):
+                self.env.process(self._worker_sync(node, key, shards))
+            yield self._event("node_done", node, key)
+            yield net.transfer(host, gpu, nbytes, label="scatter")
+        self._event("done", rank, key).succeed()
+
+    def _worker_sync(self, worker: int, key: Key, shards: list[tuple[int, float]]):
+        """Push every shard, wait for every pull; then the worker's bucket is done."""
+        pulls = []
+        for server, size in shards:
+            pulls.append(self._event("pulled", worker, server, key))
+            self.env.process(self._push(worker, server, key, size))
+        yield simpy.AllOf(self.env, pulls)
+        if self.local:
+            self._event("node_done", worker, key).succeed()
+
+    def _push(self, worker: int, server: int, key: Key, size: float):
+        net, host = self.ctx.network, self.ctx.server_hosts[server]
+        yield net.transfer(self.workers[worker], host, size, label=f"push to ps{server}")
+        if self.ctx.ps_sync != "bsp":  # apply this worker's push alone and answer it
+            yield from self._aggregate(server, size)
+            yield net.transfer(host, self.workers[worker], size, label=f"pull from ps{server}")
+            self._event("pulled", worker, server, key).succeed()
+            return
+        if self._count(("pushed", server, key)) < len(self.workers):
+            return
+        yield from self._aggregate(server, len(self.workers) * size)
+        for w, endpoint in enumerate(self.workers):
+            pull = net.transfer(host, endpoint, size, label=f"pull from ps{server}")
+            pull.callbacks.append(lambda _ev, w=w: self._event("pulled", w, server, key).succeed())
+
+    # -- shared -------------------------------------------------------------------------
+
+    def _count(self, key: tuple) -> int:
+        self._counts[key] = self._counts.get(key, 0) + 1
+        return self._counts[key]
+
+    def _aggregate(self, server: int, nbytes: float, represents: Sequence[int] | None = None):
+        """Sum ``nbytes`` of incoming gradient and apply the update on the server CPU
+        (recorded as busy time of every server it ``represents``)."""
         with self._cpus[server].request() as turn:
             yield turn
             start = self.env.now
-            yield self.env.timeout(self.n * shard / self.ctx.aggregation_bytes_per_s)
-            for j in represents:
+            yield self.env.timeout(nbytes / self.ctx.aggregation_bytes_per_s)
+            for j in (server,) if represents is None else represents:
                 self.ctx.server_busy[j].append((start, self.env.now))
 
-    def _aggregate_and_send(self, server: int, key: Key, shard: float):
-        yield from self._aggregate(server, shard, represents=(server,))
-        host = self.ctx.server_hosts[server]
-        for r in range(self.n):
-            pull = self.ctx.network.transfer(host, self.ctx.gpus[r], shard, label=f"pull from ps{server}")
-            pull.callbacks.append(lambda _ev, r=r: self._pulled_one(r, key))
 
-    def _pulled_one(self, rank: int, key: Key) -> None:
-        count = self._pulled[rank, key] = self._pulled.get((rank, key), 0) + 1
-        if count == self.k:
-            self._event("done", rank, key).succeed()
+def shard_assignment(bucket_bytes: Sequence[float], servers: int, policy: str) -> list[list[tuple[int, float]]]:
+    """Per bucket, the (server, fraction of the bucket) pieces it is split into."""
+    if policy == "even":
+        return [[(j, 1.0 / servers) for j in range(servers)] for _ in bucket_bytes]
+    if policy == "round_robin":
+        return [[(b % servers, 1.0)] for b in range(len(bucket_bytes))]
+    if policy == "size_balanced":
+        load = [0.0] * servers
+        owner = [0] * len(bucket_bytes)
+        for b in sorted(range(len(bucket_bytes)), key=lambda b: (-bucket_bytes[b], b)):
+            owner[b] = min(range(servers), key=lambda j: (load[j], j))
+            load[owner[b]] += bucket_bytes[b]
+        return [[(owner[b], 1.0)] for b in range(len(bucket_bytes))]
+    raise ValueError(f"unknown sharding policy {policy!r}")

@@ -50,7 +50,10 @@ def test_schema_is_json_schema(capsys):
     code, out, _ = run_main(capsys, "schema")
     assert code == 0
     schema = json.loads(out)
-    assert set(schema["properties"]) == {"name", "description", "cluster", "workload", "training", "simulation"}
+    assert {"name", "description", "cluster", "workload", "training", "variability", "simulation"} <= set(
+        schema["properties"]
+    )
+    assert schema["additionalProperties"] is False
 
 
 @pytest.mark.parametrize("what,needle", [("gpus", "H100-SXM5-80GB"), ("models", "bert_large"), ("links", "IB-EDR"),

@@ -22,6 +22,7 @@ def context(env, graph, gpus, *, detailed, servers=(), aggregation=1e30):
         gpus=gpus,
         detailed=detailed,
         nodes=[[g] for g in gpus],
+        bucket_bytes=[1.0],
         comm_intervals=[[] for _ in gpus],
         server_hosts=servers,
         aggregation_bytes_per_s=aggregation,
