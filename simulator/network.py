@@ -163,6 +163,12 @@ class Network:
         self._timer_generation = 0
         self._counters = _Counters(np.zeros(len(self.edges)), np.zeros(len(self.edges)))
         self.flows_started = 0
+        # (time, most loaded edge or -1 when idle), appended when it changes: which
+        # resource was limiting communication when (see results.attribution).
+        self.bottleneck_log: list[tuple[float, int]] = []
+        # Among equally saturated edges, name the network before PCIe before NVLink.
+        priority = {"network": 3, "pcie": 2, "qpi": 2, "nvlink": 1}
+        self._tie_break = np.array([priority.get(graph.edges[e].get("link"), 0) for e in self.edges]) * 1e-9
 
     # -- routes ---------------------------------------------------------------------
 
@@ -293,11 +299,19 @@ class Network:
             else:
                 for flow in group:
                     flow.rate = rate
+        self._note_bottleneck(load)
         self._timer_generation += 1
         if next_finish < float("inf"):
             generation = self._timer_generation
             timer = self.env.timeout(max(next_finish, 0.0))
             timer.callbacks.append(lambda _ev: self._on_timer(generation))
+
+    def _note_bottleneck(self, load: np.ndarray) -> None:
+        edge = -1
+        if self._flows:
+            edge = int(np.argmax(load / self.capacity + self._tie_break))
+        if not self.bottleneck_log or self.bottleneck_log[-1][1] != edge:
+            self.bottleneck_log.append((self.env.now, edge))
 
     def _on_timer(self, generation: int) -> None:
         if generation != self._timer_generation:

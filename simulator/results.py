@@ -64,6 +64,7 @@ class SimResult:
     iteration_times_s: list[float]
     simulated_events: int
     flows: int
+    attribution: dict[str, Any] = field(default_factory=dict)
     replications: dict[str, dict[str, float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -138,6 +139,13 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
         "communication_s": comm_total,
     }
 
+    from .attribution import attribute  # imports this module
+
+    single_gpu_s = iteration_time if baseline_throughput is None else s.workload.batch_per_gpu / baseline_throughput
+    attribution = attribute(
+        sim, waits, compute_per_iter, breakdown["idle_s"], iteration_time, single_gpu_s
+    ) if total_gpus > 1 and baseline_throughput is not None else {}
+
     resources = [Utilization("gpu compute (every GPU)", "gpu", compute_per_iter / iteration_time)]
     start_bytes = sim.edge_bytes_at_window_start
     moved = sim.network.edge_bytes() - (0.0 if start_bytes is None else start_bytes)
@@ -173,6 +181,7 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
         scaling_efficiency=speedup / total_gpus,
         breakdown=breakdown,
         bottleneck=resources[0],
+        attribution=attribution,
         utilization=resources[:TOP_RESOURCES],
         iteration_times_s=times,
         simulated_events=sim.env.events_processed,

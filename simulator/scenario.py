@@ -28,18 +28,42 @@ def _known(kind: str, name: str, known: list[str]) -> str:
 
 
 class ServerSpec(_Strict):
-    """How the GPUs inside one node are wired."""
+    """How the GPUs inside one node are wired. Fields a layout does not use are
+    rejected when set explicitly (`clustersim list topologies`)."""
 
-    layout: str = Field("pcie_tree", description="Server layout builder from `topologies` (see `clustersim list topologies`).")
-    pcie_switches: int = Field(1, ge=1, description="PCIe switches under the CPU; the node's GPUs are spread evenly over them.")
+    layout: str = Field(
+        "pcie_tree",
+        description="Server layout from `topologies`: pcie_tree (CPU sockets, PCIe switches, GPUs), dgx1 (8 V100 "
+        "in NVLink hybrid cube mesh), nvswitch (DGX A100/H100 style all-to-all NVLink).",
+    )
+    pcie_switches: int | None = Field(
+        None, ge=1, description="PCIe switches per node; GPUs spread evenly over them. Default: 1 (nvswitch: GPUs/2)."
+    )
     gpus_per_switch: int | None = Field(
         None, ge=1, description="GPUs under each PCIe switch; if given, must equal gpus_per_node / pcie_switches."
+    )
+    sockets: int | None = Field(
+        None, ge=1, le=2, description="CPU sockets joined by QPI/UPI; switches spread over them. Default 1 (nvswitch 2)."
     )
     pcie_generation: Literal[3, 4, 5] | None = Field(
         None, description="PCIe generation of every x16 link in the server; default: the GPU's own generation."
     )
     pcie_latency_us: float | None = Field(
         None, ge=0, description="Latency of one PCIe hop in microseconds; default: the catalog's PCIe figure."
+    )
+    qpi_bandwidth_gbytes_s: float | None = Field(
+        None, gt=0, description="Inter-socket link bandwidth per direction, GB/s; default 38.4 (two QPI 9.6 GT/s links)."
+    )
+    p2p: bool = Field(True, description="GPU peer-to-peer over PCIe; off: GPU-to-GPU copies are staged through host memory.")
+    gpudirect_rdma: bool = Field(True, description="GPUDirect RDMA; off: NIC traffic is staged through host memory.")
+    nics: int | None = Field(
+        None, ge=1, description="NICs per node (rails); default 1 (dgx1: 4, nvswitch: one per GPU)."
+    )
+    nic_placement: Literal["root", "switch"] | None = Field(
+        None, description="NICs at the CPU root complex or under the PCIe switches; default root (nvswitch: switch)."
+    )
+    nvlink_bandwidth_gbytes_s: float | None = Field(
+        None, gt=0, description="Total NVLink bandwidth per GPU per direction, GB/s (NVLink layouts); default: the GPU's."
     )
 
     @field_validator("layout")
@@ -87,8 +111,17 @@ class NICSpec(_Strict):
 class FabricSpec(_Strict):
     """The network joining the nodes (and dedicated parameter-server hosts)."""
 
-    topology: str = Field("single_switch", description="Fabric builder from `topologies` (see `clustersim list topologies`).")
+    topology: str = Field(
+        "single_switch",
+        description="Fabric from `topologies`: single_switch, or leaf_spine / fat_tree (two levels, ECMP over spines).",
+    )
     switch_latency_us: float = Field(0.5, ge=0, description="Forwarding delay of one switch in microseconds.")
+    nodes_per_leaf: int | None = Field(None, ge=1, description="Servers under each leaf switch (leaf_spine).")
+    spines: int | None = Field(None, ge=1, description="Spine switches (leaf_spine); default 2.")
+    oversubscription: float | None = Field(
+        None, ge=1, description="Leaf downlink / uplink bandwidth ratio (leaf_spine); default 1 (non-blocking)."
+    )
+    rails: bool | None = Field(None, description="Rail-optimized: NIC k of every server on rail-k leaves (leaf_spine).")
 
     @field_validator("topology")
     @classmethod
@@ -113,8 +146,8 @@ class ClusterSpec(_Strict):
 
     @model_validator(mode="after")
     def _gpus_fit_switches(self) -> ClusterSpec:
-        switches = self.server.pcie_switches
-        if self.gpus_per_node % switches:
+        switches = self.server.pcie_switches or 1
+        if self.server.layout == "pcie_tree" and self.gpus_per_node % switches:
             raise ValueError(
                 f"gpus_per_node={self.gpus_per_node} cannot be spread evenly over server.pcie_switches={switches}"
             )
@@ -332,7 +365,11 @@ class Scenario(_Strict):
         """The same scenario on one GPU: the baseline of speedup."""
         data = self.model_dump()
         data["cluster"].update(nodes=1, gpus_per_node=1)
-        data["cluster"]["server"].update(pcie_switches=1, gpus_per_switch=None)
+        server = data["cluster"]["server"]
+        if server["layout"] == "pcie_tree":
+            server.update(pcie_switches=None, gpus_per_switch=None, sockets=None)
+        else:
+            server.update(gpus_per_switch=None)
         # The one GPU keeps rank 0's speed and the same jitter and stragglers.
         factors = data["variability"]["gpu_speed_factors"]
         data["variability"]["gpu_speed_factors"] = {0: factors[0]} if 0 in factors else {}

@@ -50,16 +50,15 @@ class TimelineRecorder:
 
     def timeline(self) -> dict[str, Any]:
         sim = self.sim
-        forward_s = float(sim.costs.forward_s.sum())
         ranks = []
         for rank, tl in enumerate(sim.timelines):
             intervals = []
-            for it, (start, back_end, sync_end, end) in enumerate(
-                zip(tl.iteration_start, tl.backward_end, tl.sync_end, tl.iteration_end)
+            for it, (start, forward_end, back_end, sync_end, end) in enumerate(
+                zip(tl.iteration_start, tl.forward_end, tl.backward_end, tl.sync_end, tl.iteration_end)
             ):
                 for kind, lo, hi in (
-                    ("forward", start, start + forward_s),
-                    ("backward", start + forward_s, back_end),
+                    ("forward", start, forward_end),
+                    ("backward", forward_end, back_end),
                     ("sync wait", back_end, sync_end),
                     ("optimizer", sync_end, end),
                 ):
@@ -75,6 +74,11 @@ class TimelineRecorder:
             "warmup_iterations": sim.scenario.simulation.warmup_iterations,
             "ranks": ranks,
             "flows": self.flows,
+            "servers": [
+                {"server": j, "busy": [[float(a), float(b)] for a, b in busy]}
+                for j, busy in enumerate(sim.context.server_busy)
+                if busy
+            ],
         }
 
     def add_to(self, result: SimResult) -> SimResult:

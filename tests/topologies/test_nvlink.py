@@ -106,11 +106,9 @@ def test_nvswitch_records_link_count_when_given():
     assert g.edges["n0.nvswitch0", "n0.gpu3"]["bandwidth"] == 450 * GB
 
 
-@pytest.mark.xfail(
-    reason="routing tie: GPU-pcie-GPU and GPU-nvswitch-GPU are both 2 hops; the router must prefer NVLink",
-    strict=False,
-)
 def test_simulator_routes_gpus_under_one_pcie_switch_over_nvswitch():
-    routing = pytest.importorskip("simulator.routing")
+    # GPU-pcie-GPU and GPU-nvswitch-GPU are both 2 hops; the router prefers NVLink.
+    from simulator import routing
+
     g = nvswitch(p2p=False)
     assert routing.Router(g).path("n0.gpu0", "n0.gpu1") == ["n0.gpu0", "n0.nvswitch0", "n0.gpu1"]
