@@ -18,6 +18,7 @@ from .errors import CalibrationError, ClusterSimError, ScenarioError, Simulation
 from .loading import load_scenario  # noqa: E402
 from .results import SimResult  # noqa: E402
 from .scenario import Scenario  # noqa: E402
+from .sweep import run_sweep  # noqa: E402
 
 __all__ = [
     "CalibrationError",
@@ -29,5 +30,6 @@ __all__ = [
     "TopologyError",
     "__version__",
     "load_scenario",
+    "run_sweep",
     "simulate",
 ]

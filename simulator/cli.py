@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from . import catalog, zoo
+from . import catalog, sweep_cli, zoo
 from .engine import simulate as run_simulation
 from .errors import ClusterSimError
 from .loading import DEFAULT_SCENARIO_NAME, load_scenario
@@ -160,6 +160,8 @@ def _missing_extra_command(name: str, exc: ImportError) -> click.Command:
     return unavailable
 
 
+cli.add_command(sweep_cli.sweep)
+cli.add_command(sweep_cli.plot)
 _register_plugin_commands()
 
 

@@ -1,0 +1,177 @@
+"""run_sweep: expand, skip what is known, simulate the rest, write rows as they finish.
+
+A run's row comes, in order of preference, from the earlier attempt (``resume``: same
+run number, same scenario hash), from the result cache (same canonical scenario and
+package version), or from an executor. Every finished row goes to the journal at once;
+the table is written when the sweep ends, and also when it is interrupted (Ctrl-C), so
+everything that finished is kept. A run that fails is a row with ``status="error"``
+and its message; the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from .cache import ResultCache
+from .executors import Executor, get_executor
+from .expand import Run, expand
+from .progress import ProgressChoice, make_progress
+from .spec import SweepSpec, load_sweep
+from .store import ResultStore, flatten, to_frame
+from .worker import Outcome, run_batch
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did; also in ``DataFrame.attrs["sweep"]``."""
+
+    runs: int = 0
+    simulated: int = 0
+    cached: int = 0
+    resumed: int = 0
+    failed: int = 0
+    interrupted: bool = False
+    output: str | None = None
+
+
+def base_row(run: Run) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "run": run.run,
+        "point": run.point,
+        "replication": run.replication,
+        "seed": run.seed,
+        "version": __version__,
+        "scenario_hash": run.scenario_hash,
+        "status": "ok",
+        "error": None,
+    }
+    if run.scenario is not None:
+        row.update(flatten(run.scenario.model_dump(mode="json")))
+    else:
+        row.update({path: value for path, value in run.values.items() if not isinstance(value, (dict, list))})
+    return row
+
+
+def make_row(run: Run, metrics: Mapping[str, Any] | None, error: str | None) -> dict[str, Any]:
+    row = base_row(run)
+    if error is not None:
+        row.update(status="error", error=error)
+    else:
+        row.update({k: v for k, v in metrics.items() if k not in ("seed", "version")})  # type: ignore[union-attr]
+    return row
+
+
+def _batches(tasks: list, workers: int, per_worker: int, batch_size: int | None) -> list[list]:
+    if batch_size is None:
+        # A few batches per worker balance the load; at most 32 runs keep progress moving.
+        batch_size = max(1, min(32, math.ceil(len(tasks) / (workers * per_worker))))
+    return [tasks[i : i + batch_size] for i in range(0, len(tasks), batch_size)]
+
+
+def run_sweep(
+    sweep: str | Path | Mapping[str, Any] | SweepSpec,
+    output: str | Path | None = None,
+    *,
+    executor: str | Executor = "local",
+    workers: int | None = None,
+    scheduler: Any = None,
+    resume: bool = False,
+    cache: bool | str | Path = True,
+    progress: ProgressChoice = None,
+    batch_size: int | None = None,
+) -> pd.DataFrame:
+    """Run a sweep and return its tidy table (one row per run, sorted by run).
+
+    Args:
+        sweep: a sweep file, a dict of one, or a :class:`SweepSpec`.
+        output: ``.parquet`` or ``.csv`` file written as runs finish (journal) and at
+            the end; needed for ``resume``.
+        executor: ``"local"`` (process pool, default), ``"serial"``, ``"dask"``,
+            ``"ray"`` or an :class:`Executor` instance.
+        workers: worker processes for ``local`` (default: every core).
+        scheduler: dask scheduler address (``tcp://HOST:PORT``) or ``Client``; ray address.
+        resume: reuse the rows of an earlier attempt at ``output``; failed runs are retried.
+        cache: use the result cache (``True``), not (``False``), or this directory.
+        progress: ``None`` automatic, ``True``, ``False``, ``"rich"`` or ``"tqdm"``.
+        batch_size: runs per executor task (default: a few batches per worker, <= 32).
+    """
+    spec, root, source = load_sweep(sweep)
+    runs = expand(spec, root, source)
+    store = ResultStore(output) if output is not None else None
+    if resume and store is None:
+        from ..errors import ClusterSimError
+
+        raise ClusterSimError("resume needs an output file to resume from")
+    result_cache = None if cache is False else ResultCache(None if cache is True else cache)
+    summary = SweepSummary(runs=len(runs), output=str(output) if output is not None else None)
+
+    previous = store.previous_rows() if (store and resume) else {}
+    rows: dict[int, dict[str, Any]] = {}
+    todo: list[Run] = []
+    for run in runs:
+        old = previous.get(run.run)
+        if old is not None and old.get("scenario_hash") == run.scenario_hash and old.get("status") == "ok":
+            rows[run.run] = old
+            summary.resumed += 1
+        elif run.error is not None:
+            rows[run.run] = make_row(run, None, run.error)
+        elif result_cache is not None and (hit := result_cache.get(run.cache_key)) is not None:
+            rows[run.run] = make_row(run, hit, None)
+            summary.cached += 1
+        else:
+            todo.append(run)
+
+    if store is not None:
+        store.open_journal(append=resume)
+        for run in runs:  # rows not from this file's history are journaled now
+            if run.run in rows and run.run not in previous:
+                store.append(rows[run.run])
+
+    by_number = {run.run: run for run in todo}
+    bar = make_progress(progress, len(runs), spec.name)
+    bar.advance(len(rows), failed=sum(r["status"] == "error" for r in rows.values()))
+    engine = get_executor(executor, workers, scheduler) if todo else None
+    try:
+        if engine is not None:
+            tasks = [(run.run, run.scenario) for run in todo]
+            batches = _batches(tasks, engine.workers, engine.batches_per_worker, batch_size)
+            for outcomes in engine.map_unordered(run_batch, batches):
+                _record(outcomes, by_number, rows, store, result_cache, summary, bar)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        raise
+    finally:
+        bar.close()
+        if engine is not None and not isinstance(executor, Executor):
+            engine.close(cancel=summary.interrupted or len(rows) < len(runs))
+        summary.failed = sum(r["status"] == "error" for r in rows.values())
+        frame = to_frame(rows.values())
+        if store is not None:
+            store.write(frame)
+    frame.attrs["sweep"] = summary
+    return frame
+
+
+def _record(outcomes: list[Outcome], by_number, rows, store, result_cache, summary, bar) -> None:
+    failed = 0
+    for number, metrics, error in outcomes:
+        row = make_row(by_number[number], metrics, error)
+        rows[number] = row
+        if store is not None:
+            store.append(row)
+        if error is None:
+            summary.simulated += 1
+            if result_cache is not None:
+                result_cache.put(by_number[number].cache_key, metrics)
+        else:
+            failed += 1
+            summary.simulated += 1
+    bar.advance(len(outcomes), failed=failed)

@@ -1,0 +1,158 @@
+"""Sweep tables on disk: a journal written as runs finish, and the final table.
+
+While a sweep runs, every finished row is appended to ``OUTPUT.partial.jsonl`` and
+flushed, so an interrupted or killed sweep loses nothing that finished. When the sweep
+ends (or is interrupted) the table is written to OUTPUT (``.parquet`` or ``.csv``)
+through a temporary file and a rename, and the journal is removed. ``--resume`` reads
+both back.
+
+Columns come in a fixed order whatever the order rows arrived in: run identity,
+then every scenario field (dotted, in schema order), then every metric (in
+:class:`SimResult` order), so an interrupted-and-resumed sweep writes the same table
+as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import fields
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ClusterSimError, ScenarioError
+from ..results import SimResult
+from ..scenario import Scenario
+
+if TYPE_CHECKING:  # pandas is imported when a table is built: `import simulator` stays light
+    import pandas as pd
+
+META_COLUMNS = ("run", "point", "replication", "seed", "version", "scenario_hash", "status", "error")
+CONFIG_SECTIONS = tuple(name for name in Scenario.model_fields)
+SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+@cache
+def _config_order() -> dict[str, int]:
+    return {k: i for i, k in enumerate(flatten(Scenario().model_dump(mode="json")))}
+
+
+_METRIC_ORDER = {f.name: i for i, f in enumerate(fields(SimResult))}
+
+
+def is_config_column(col: str) -> bool:
+    return col.split(".", 1)[0] in CONFIG_SECTIONS
+
+
+def _column_key(col: str) -> tuple:
+    if col in META_COLUMNS:
+        return (0, META_COLUMNS.index(col))
+    parts = tuple(int(p) if p.isdigit() else p for p in col.split("."))
+    if is_config_column(col):
+        order = _config_order()
+        return (1, order.get(col, len(order)), tuple(map(str, parts)))
+    # Ranked parts (utilization.2.kind) sort numerically: keys are (is-number, value).
+    tail = tuple((0, p, "") if isinstance(p, int) else (1, 0, p) for p in parts[1:])
+    return (2, _METRIC_ORDER.get(str(parts[0]), len(_METRIC_ORDER)), str(parts[0]), tail)
+
+
+def to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Rows -> a DataFrame sorted by run, columns in the canonical order."""
+    import pandas as pd
+
+    rows = sorted(rows, key=lambda r: r["run"])
+    columns = sorted({c for r in rows for c in r} | set(META_COLUMNS), key=_column_key)
+    return pd.DataFrame.from_records(rows, columns=columns).reset_index(drop=True)
+
+
+def output_format(path: Path) -> str:
+    fmt = SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise ScenarioError(f"{path}: unknown results format {path.suffix!r}; use .parquet or .csv")
+    return fmt
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """Read a sweep table written by :func:`run_sweep` or ``clustersim sweep``."""
+    import pandas as pd
+
+    path = Path(path)
+    fmt = output_format(path)
+    try:
+        return pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path)
+    except FileNotFoundError:
+        raise ClusterSimError(f"{path}: no such file") from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file
+        raise ClusterSimError(f"{path}: cannot read results: {exc}") from None
+
+
+def _json_safe(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") and not isinstance(value, str) else value
+
+
+class ResultStore:
+    """The output file of one sweep and its journal."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.format = output_format(self.path)
+        self.journal_path = self.path.with_name(self.path.name + ".partial.jsonl")
+        self._journal = None
+
+    def previous_rows(self) -> dict[int, dict[str, Any]]:
+        """Rows of an earlier attempt: the output table, then the journal on top."""
+        rows: dict[int, dict[str, Any]] = {}
+        if self.path.exists():
+            for row in read_results(self.path).to_dict("records"):
+                rows[int(row["run"])] = {k: _json_safe(v) for k, v in row.items()}
+        if self.journal_path.exists():
+            for line in self.journal_path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # the last line of a killed sweep may be cut short
+                rows[int(row["run"])] = row
+        return rows
+
+    def open_journal(self, *, append: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._journal = open(self.journal_path, "a" if append else "w")  # noqa: SIM115
+
+    def append(self, row: dict[str, Any]) -> None:
+        if self._journal is not None:
+            self._journal.write(json.dumps(row, sort_keys=True) + "\n")
+            self._journal.flush()
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Write the table atomically, then drop the journal it supersedes."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            if self.format == "parquet":
+                frame.to_parquet(tmp, index=False)
+            else:
+                frame.to_csv(tmp, index=False)
+            os.replace(tmp, self.path)
+        except Exception as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise ClusterSimError(f"{self.path}: cannot write results: {exc}") from None
+        self.journal_path.unlink(missing_ok=True)
+
+
