@@ -205,7 +205,6 @@ class ParameterServer(Synchronizer):
     # -- fast path: identical workers move as bundles ----------------------------------
 
     def _bundled(self, key: Key, nbytes: float, shards: list[tuple[int, float]]):
-        net = self.ctx.network
         if self.local:
             yield self._bundle_flow("gather", nbytes)
         if self.ctx.ps_sharding == "even":  # identical servers: one bundle for all of them
