@@ -22,6 +22,7 @@ from .loading import DEFAULT_SCENARIO_NAME, load_scenario
 from .results import SimResult
 from .scenario import Scenario
 from .sync import SYNC_STRATEGIES
+from .trace import write_chrome_trace
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,11 +35,20 @@ def cli() -> None:
 @click.argument("scenario", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a field, e.g. cluster.nodes=4.")
 @click.option("--json", "json_out", metavar="FILE", help="Write the result as JSON to FILE ('-' for stdout).")
+@click.option("--trace", "trace_out", metavar="FILE", help="Write a Chrome trace-event JSON (open it in Perfetto).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the table.")
-def simulate(scenario: Path | None, overrides: tuple[str, ...], json_out: str | None, quiet: bool) -> None:
+def simulate(
+    scenario: Path | None, overrides: tuple[str, ...], json_out: str | None, trace_out: str | None, quiet: bool
+) -> None:
     """Simulate SCENARIO (YAML or JSON); with no file, the embedded default scenario."""
     loaded = load_scenario(scenario, overrides)
-    result = run_simulation(loaded)
+    result = run_simulation(loaded, record_timeline=trace_out is not None)
+    if trace_out:
+        timeline = result.extra.pop("timeline")
+        try:
+            write_chrome_trace(timeline, trace_out)
+        except OSError as exc:
+            raise ClusterSimError(f"--trace {trace_out}: cannot write: {exc}") from None
     if json_out == "-":
         click.echo(result.to_json())
     elif json_out:
@@ -48,6 +58,26 @@ def simulate(scenario: Path | None, overrides: tuple[str, ...], json_out: str | 
             raise ClusterSimError(f"--json {json_out}: cannot write: {exc}") from None
     if not quiet and json_out != "-":
         print_report(result, str(scenario) if scenario else DEFAULT_SCENARIO_NAME)
+
+
+@cli.command()
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a field, e.g. cluster.nodes=4.")
+@click.option("--png", "png", required=True, metavar="FILE", help="Write the drawing to FILE (PNG).")
+def topology(scenario: Path | None, overrides: tuple[str, ...], png: str) -> None:
+    """Draw the cluster of SCENARIO: GPUs, switches and NICs labeled, link speeds shown."""
+    from topologies.draw import draw_cluster  # matplotlib is only loaded to draw
+
+    from .engine import build
+
+    loaded = load_scenario(scenario, overrides)
+    sim = build(loaded)
+    figure = draw_cluster(sim.cluster.graph, title=loaded.name)
+    try:
+        figure.savefig(png, dpi=120)
+    except OSError as exc:
+        raise ClusterSimError(f"--png {png}: cannot write: {exc}") from None
+    click.echo(f"wrote {png}: {sim.cluster.graph.number_of_nodes()} nodes, {sim.cluster.graph.number_of_edges() // 2} links")
 
 
 @cli.command()
@@ -132,8 +162,35 @@ def print_report(result: SimResult, source: str) -> None:
     for u in result.utilization:
         util.add_row(u.resource, u.kind, f"{u.utilization:.1%}")
     console.print(util)
+    if result.attribution:
+        lost = Table(title=f"where the lost speedup goes ({result.attribution['lost_speedup']:.2f} of {result.total_gpus})")
+        lost.add_column("cause")
+        lost.add_column("ms / iteration", justify="right")
+        lost.add_column("speedup lost", justify="right")
+        for cause, value in result.attribution["seconds"].items():
+            if abs(value) > 1e-9:
+                lost.add_row(cause.replace("_", " "), f"{value * 1e3:.2f}", f"{result.attribution['speedup'][cause]:.2f}")
+        console.print(lost)
     b = result.bottleneck
     console.print(f"bottleneck: [bold]{b.resource}[/bold] ({b.kind}) at {b.utilization:.1%} utilization")
+    print_calibration(console, result.extra.get("calibration"))
+
+
+def print_calibration(console: Console, report: dict | None) -> None:
+    """Which numbers came from the calibration profile and which are estimates."""
+    if report is None:
+        console.print("calibration: none - every number is a roofline/network estimate")
+        return
+    table = Table(title=f"calibrated vs estimated ({report['profile']})", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    layers = f"{report['layers_calibrated']} calibrated ({report['layer_times']}), {report['layers_estimated']} estimated"
+    if report["estimated_layer_names"]:
+        layers += ": " + ", ".join(report["estimated_layer_names"])
+    for label, value in (("device", report["device"]), ("layer times", layers),
+                         ("optimizer step", report["optimizer_step"]), ("communication", report["communication"])):
+        table.add_row(label, value)
+    console.print(table)
 
 
 def _register_plugin_commands() -> None:

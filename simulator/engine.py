@@ -23,6 +23,7 @@ from . import catalog, zoo
 from .calibrated import Calibration, calibrate_compute
 from .compute import ComputeCosts, default_compute_efficiency, gradient_buckets, roofline_costs
 from .errors import SimulationError, TopologyError
+from .hardware import fabric_params, server_params
 from .network import Network
 from .rng import RandomStreams
 from .results import SimResult, collect, combine_replications
@@ -50,6 +51,7 @@ class RankTimeline:
     """What one rank did, iteration by iteration."""
 
     iteration_start: list[float] = field(default_factory=list)
+    forward_end: list[float] = field(default_factory=list)
     backward_end: list[float] = field(default_factory=list)
     sync_end: list[float] = field(default_factory=list)
     iteration_end: list[float] = field(default_factory=list)
@@ -116,15 +118,11 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
             nodes=c.nodes,
             gpus_per_node=c.gpus_per_node,
             server_layout=c.server.layout,
-            server_params={
-                "pcie_switches": c.server.pcie_switches,
-                "pcie_bandwidth": pcie.bandwidth_bytes_per_s,
-                "pcie_latency": pcie_latency,
-            },
+            server_params=server_params(scenario),
             nic_bandwidth=c.nic.resolved_bandwidth_gbps * 1e9 / 8,
             nic_latency=c.nic.resolved_latency_us * 1e-6,
             fabric=c.fabric.topology,
-            fabric_params={"switch_latency": c.fabric.switch_latency_us * 1e-6},
+            fabric_params=fabric_params(scenario),
             dedicated_ps=dedicated,
             ps_nic_bandwidth=None if ps.nic_bandwidth_gbps is None else ps.nic_bandwidth_gbps * 1e9 / 8,
             host_pcie_bandwidth=pcie.bandwidth_bytes_per_s,
@@ -210,6 +208,7 @@ def _rank_process(sim: BuiltSimulation, rank: int):
         slow = variation.iteration_factor()
         computed = forward_s * slow * variation.jitter()
         yield env.timeout(computed)
+        timeline.forward_end.append(env.now)
         timeline.waiting_for = f"backward of iteration {it}"
         pending: list[simpy.Event] = []
         done_s = 0.0

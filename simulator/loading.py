@@ -118,6 +118,15 @@ def load_scenario(
         data = dict(source)
     else:
         name = str(source)
-        data = read_raw(source)
+        data = resolve_calibration_path(read_raw(source), Path(source).parent)
     data = apply_overrides(data, overrides, name)
     return validate(data, name)
+
+
+def resolve_calibration_path(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Make a relative ``calibration:`` path relative to the scenario file's folder
+    (a ``--set calibration=...`` override stays relative to the working directory)."""
+    path = data.get("calibration")
+    if isinstance(path, str) and path and not Path(path).is_absolute():
+        data = {**data, "calibration": str(folder / path)}
+    return data

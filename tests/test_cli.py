@@ -88,3 +88,12 @@ def test_installed_console_script_reports_errors_without_traceback(tmp_path):
     assert proc.stderr.strip() == (
         f"error: {bad}: workload.batch_per_gpu: Input should be greater than or equal to 1 (got -3)"
     )
+
+
+def test_topology_draws_a_png(capsys, tmp_path):
+    png = tmp_path / "cluster.png"
+    code, out, _ = run_main(capsys, "topology", str(REPO_ROOT / "scenarios" / "pcie_8gpu_server.yaml"), "--png", str(png))
+    assert code == 0
+    # One CPU, 2 PCIe switches, 8 GPUs, 1 NIC; 8 GPU links + 2 uplinks + 1 NIC link.
+    assert "12 nodes, 11 links" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

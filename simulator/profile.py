@@ -1,0 +1,360 @@
+"""Calibration profiles: the measurements of a real machine, as the simulator reads them.
+
+A profile is a versioned JSON document written by the torch probe (``calibration``,
+``clustersim probe``) and read here, so the simulator never imports torch. It holds the
+raw samples and the models fitted to them:
+
+* ``layers`` - per model: every timed layer's forward and backward samples at several
+  batch sizes, the optimizer step, and a linear fit ``t = a + b x batch`` per layer and
+  pass (:class:`LinearFit`);
+* ``efficiency`` - matrix-multiply and convolution throughput against work size, fitted
+  as ``t = overhead + flops / peak`` (so efficiency = flops / (flops + overhead x peak)),
+  and the device's copy bandwidth;
+* ``copies`` - host-to-device and device-to-host bandwidth (GPU only);
+* ``collectives`` - allreduce, broadcast, reduce-scatter, all-gather and send/recv per
+  world size and message size, with nccl-tests algorithm and bus bandwidth, and an
+  alpha-beta fit ``t = alpha + bytes / beta`` per collective and world size;
+* ``environment`` - what was measured: device, driver, torch/CUDA/NCCL, CPU, date.
+
+Every model is frozen and rejects unknown keys. :func:`load_profile` validates a file
+and raises :class:`~simulator.errors.CalibrationError` naming the file and the field on
+anything wrong: unreadable, corrupt or truncated JSON, another ``schema_version``,
+missing or mistyped fields.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import CalibrationError
+
+SCHEMA_VERSION = 1
+FORMAT_NAME = "clustersim-profile"
+
+Phase = Literal["forward", "backward"]
+Collective = Literal["allreduce", "broadcast", "reduce_scatter", "all_gather", "sendrecv"]
+
+#: nccl-tests bus-bandwidth factor per collective, as a function of the world size n.
+BUS_FACTORS = {
+    "allreduce": lambda n: 2 * (n - 1) / n,
+    "reduce_scatter": lambda n: (n - 1) / n,
+    "all_gather": lambda n: (n - 1) / n,
+    "broadcast": lambda n: 1.0,
+    "sendrecv": lambda n: 1.0,
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- samples and fits ------------------------------------------------------------------
+
+
+class Timing(_Frozen):
+    """Repeated timings of one measurement (seconds), after warm-up."""
+
+    times_s: list[float] = Field(min_length=1, description="Every timed repeat, in order.")
+
+    @property
+    def median_s(self) -> float:
+        ordered = sorted(self.times_s)
+        mid = len(ordered) // 2
+        return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median: how noisy the repeats were."""
+        med = self.median_s
+        return (max(self.times_s) - min(self.times_s)) / med if med > 0 else 0.0
+
+
+class LinearFit(_Frozen):
+    """``t = intercept_s + slope_s x x`` fitted by least squares; ``max_rel_error`` is
+    the worst relative miss on the points it was fitted to."""
+
+    intercept_s: float
+    slope_s: float
+    points: int = Field(ge=1)
+    max_rel_error: float = Field(ge=0)
+
+    def __call__(self, x: float) -> float:
+        return self.intercept_s + self.slope_s * x
+
+
+class AlphaBetaFit(_Frozen):
+    """``t = alpha_s + bytes / beta_bytes_per_s``, fitted on relative error over
+    ``[min_bytes, max_bytes]``."""
+
+    alpha_s: float
+    beta_bytes_per_s: float = Field(gt=0)
+    min_bytes: int = Field(ge=0)
+    max_bytes: int = Field(ge=0)
+    points: int = Field(ge=1)
+    max_rel_error: float = Field(ge=0)
+
+    def __call__(self, nbytes: float) -> float:
+        return self.alpha_s + nbytes / self.beta_bytes_per_s
+
+
+# -- per-layer timings -----------------------------------------------------------------
+
+
+class LayerSample(_Frozen):
+    layer: str = Field(description="Zoo layer name, e.g. layer1.0.conv1.")
+    phase: Phase
+    batch: int = Field(ge=1)
+    timing: Timing
+
+
+class LayerFit(_Frozen):
+    layer: str
+    phase: Phase
+    fit: LinearFit = Field(description="Seconds against batch size.")
+
+
+class WholeModelSample(_Frozen):
+    """One forward + backward of the whole model, for comparison with the layer sum."""
+
+    batch: int = Field(ge=1)
+    timing: Timing
+
+
+class ModelProfile(_Frozen):
+    """Per-layer timings of one zoo model."""
+
+    model: str
+    precision: Literal["fp32"] = "fp32"
+    optimizer: Literal["sgd", "momentum", "adam"] = "momentum"
+    method: str = Field(description="How layers were timed.")
+    batches: list[int] = Field(min_length=1)
+    samples: list[LayerSample]
+    optimizer_step: Timing | None = None
+    whole_model: list[WholeModelSample] = Field(default_factory=list)
+    fits: list[LayerFit] = Field(default_factory=list)
+
+    def fit_table(self) -> dict[tuple[str, str], LinearFit]:
+        return {(f.layer, f.phase): f.fit for f in self.fits}
+
+
+# -- compute efficiency and copies -----------------------------------------------------
+
+
+class WorkSample(_Frozen):
+    op: Literal["matmul", "conv"]
+    shape: str = Field(description="Human-readable operand shape.")
+    flops: int = Field(ge=0)
+    timing: Timing
+
+
+class ThroughputFit(_Frozen):
+    """``t = overhead_s + flops / peak_flops_per_s``."""
+
+    op: Literal["matmul", "conv"]
+    overhead_s: float
+    peak_flops_per_s: float = Field(gt=0)
+    points: int = Field(ge=1)
+    max_rel_error: float = Field(ge=0)
+
+    def efficiency(self, flops: float) -> float:
+        """Fraction of the peak reached by work of ``flops``."""
+        return flops / (flops + max(self.overhead_s, 0.0) * self.peak_flops_per_s)
+
+
+class MemorySample(_Frozen):
+    bytes: int = Field(ge=1, description="Bytes read (and as many written) by one copy.")
+    timing: Timing
+
+
+class Efficiency(_Frozen):
+    samples: list[WorkSample] = Field(default_factory=list)
+    memory: list[MemorySample] = Field(default_factory=list)
+    fits: list[ThroughputFit] = Field(default_factory=list)
+    memory_bandwidth_bytes_per_s: float | None = Field(
+        None, gt=0, description="Device copy bandwidth (read + write bytes / time) of the largest copy."
+    )
+
+    def fit(self, op: str) -> ThroughputFit | None:
+        return next((f for f in self.fits if f.op == op), None)
+
+
+class CopySample(_Frozen):
+    direction: Literal["h2d", "d2h"]
+    pinned: bool
+    bytes: int = Field(ge=1)
+    timing: Timing
+
+
+class CopyFit(_Frozen):
+    direction: Literal["h2d", "d2h"]
+    pinned: bool
+    fit: AlphaBetaFit
+
+
+# -- collectives -----------------------------------------------------------------------
+
+
+class CollectiveSample(_Frozen):
+    """One collective at one size; times are the slowest rank's, per repeat."""
+
+    collective: Collective
+    world_size: int = Field(ge=2)
+    nodes: int = Field(1, ge=1)
+    bytes: int = Field(ge=1, description="Message size as nccl-tests counts it (the full buffer).")
+    timing: Timing
+    algbw_bytes_per_s: float = Field(ge=0, description="bytes / median time.")
+    busbw_bytes_per_s: float = Field(ge=0, description="algbw x the nccl-tests bus factor.")
+
+
+class CollectiveFit(_Frozen):
+    collective: Collective
+    world_size: int = Field(ge=2)
+    nodes: int = Field(1, ge=1)
+    fit: AlphaBetaFit = Field(description="Over all sizes: t = alpha + bytes / beta.")
+    pieces: list[AlphaBetaFit] = Field(
+        default_factory=list, description="Piecewise alpha-beta over size ranges (protocol changes)."
+    )
+
+    def time_s(self, nbytes: float) -> float:
+        """Time of one collective of ``nbytes``: the piece whose size range holds it;
+        below the smallest measured size, the smallest size's time (latency floor);
+        above the largest, the last piece's line (bandwidth-bound)."""
+        pieces = self.pieces or [self.fit]
+        if nbytes < pieces[0].min_bytes:
+            return max(pieces[0](pieces[0].min_bytes), 0.0)
+        for piece in pieces:
+            if nbytes <= piece.max_bytes:
+                return max(piece(nbytes), 0.0)
+        return max(pieces[-1](nbytes), 0.0)
+
+
+class Collectives(_Frozen):
+    backend: str = Field(description="torch.distributed backend: nccl or gloo.")
+    nodes: int = Field(1, ge=1, description="Hosts that took part.")
+    procs_per_node: int = Field(1, ge=1, description="Processes per host.")
+    launcher: Literal["spawn", "torchrun"] = "spawn"
+    unsupported: list[str] = Field(default_factory=list, description="Collectives the backend could not run.")
+    samples: list[CollectiveSample] = Field(default_factory=list)
+    fits: list[CollectiveFit] = Field(default_factory=list)
+
+    def fit(self, collective: str, world_size: int, nodes: int | None = None) -> CollectiveFit | None:
+        for f in self.fits:
+            if f.collective == collective and f.world_size == world_size and (nodes is None or f.nodes == nodes):
+                return f
+        return None
+
+
+# -- the document ----------------------------------------------------------------------
+
+
+class Environment(_Frozen):
+    device_kind: Literal["cpu", "cuda"]
+    device_name: str
+    catalog_gpu: str | None = Field(
+        None, description="The catalog GPU this device is (CUDA only); None for CPUs and unknown GPUs."
+    )
+    driver: str | None = None
+    torch: str
+    cuda: str | None = None
+    nccl: str | None = None
+    cpu: str
+    cpu_count: int = Field(ge=1)
+    torch_threads: int = Field(ge=1)
+    hostname: str
+    platform: str
+    python: str
+    date_utc: str
+
+
+class Provenance(_Frozen):
+    command: str
+    quick: bool
+    wall_s: float = Field(ge=0)
+    complete: bool = Field(description="False when the probe was interrupted (Ctrl-C) and kept what it had.")
+    interrupted_during: str | None = None
+    notes: str = ""
+
+
+class Profile(_Frozen):
+    """A calibration profile (raw samples + fitted models)."""
+
+    format: Literal["clustersim-profile"] = FORMAT_NAME
+    schema_version: Literal[1] = SCHEMA_VERSION
+    environment: Environment
+    provenance: Provenance
+    models: list[ModelProfile] = Field(default_factory=list)
+    efficiency: Efficiency = Field(default_factory=Efficiency)
+    copies: list[CopySample] = Field(default_factory=list)
+    copy_fits: list[CopyFit] = Field(default_factory=list)
+    collectives: Collectives | None = None
+
+    def model(self, name: str) -> ModelProfile | None:
+        return next((m for m in self.models if m.model == name), None)
+
+    @property
+    def device_label(self) -> str:
+        return f"{self.environment.device_kind} {self.environment.device_name}"
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=1) + "\n"
+
+
+def parse_profile(text: str, source: str) -> Profile:
+    """Validate profile JSON text; errors name ``source`` and the field."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = " (truncated?)" if exc.pos >= len(text.rstrip()) else ""
+        raise CalibrationError(f"{source}: line {exc.lineno}: not valid JSON{hint}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise CalibrationError(f"{source}: a profile must be a JSON object, got {type(data).__name__}")
+    if data.get("format", FORMAT_NAME) != FORMAT_NAME:
+        raise CalibrationError(f"{source}: format: not a clustersim profile (got {data.get('format')!r})")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        if version is None:
+            raise CalibrationError(f"{source}: schema_version: missing (this clustersim reads version {SCHEMA_VERSION})")
+        raise CalibrationError(
+            f"{source}: schema_version: profile is version {version!r}, this clustersim reads version "
+            f"{SCHEMA_VERSION}; re-run `clustersim probe` or `clustersim calibrate` with this version"
+        )
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        raise CalibrationError(f"{source}: {_format_errors(exc)}") from None
+
+
+def _format_errors(exc: ValidationError, limit: int = 3) -> str:
+    messages = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(part) for part in err["loc"])
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        messages.append(f"{loc}: {msg}" if loc else msg)
+    more = len(exc.errors()) - limit
+    return "; ".join(messages) + (f"; and {more} more" if more > 0 else "")
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read and validate a profile file (cached per path and modification time)."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise CalibrationError(f"{path}: no such calibration profile") from None
+    except OSError as exc:
+        raise CalibrationError(f"{path}: cannot read: {exc}") from None
+    return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_cached(path: str, _mtime_ns: int, _size: int) -> Profile:
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CalibrationError(f"{path}: cannot read: {exc}") from None
+    return parse_profile(text, path)
