@@ -1,0 +1,121 @@
+"""``clustersim probe`` and ``clustersim calibrate`` (also ``python -m calibration``).
+
+Registered under the ``clustersim.commands`` entry-point group, so the simulator's CLI
+finds them without importing this package. torch is imported only when ``probe`` runs:
+``calibrate`` (a refit from raw samples) works without it.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from simulator.errors import CalibrationError, ClusterSimError
+from simulator.profile import load_profile
+
+
+def _ints(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise click.BadParameter(f"expected positive integers, got {text!r}")
+    return values
+
+
+@click.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Profile file to write (JSON).")
+@click.option("--quick", is_flag=True, help="A small subset: alexnet at batch 1, 2; allreduce 4 KB-4 MB on 2 processes.")
+@click.option("--models", help="Comma-separated zoo models to time per layer (default: preset's).")
+@click.option("--batches", help="Comma-separated batch sizes (default: preset's).")
+@click.option("--repeats", type=click.IntRange(1), help="Timed repeats per measurement.")
+@click.option("--procs", type=click.IntRange(2), help="Local processes for collectives (default: GPUs or CPU cores).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Device to time (default: cuda when present).")
+@click.option("--catalog-gpu", help="Catalog GPU name of this device when it is not recognized automatically.")
+@click.option("--notes", default="", help="Free text stored in the profile's provenance.")
+@click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")
+def probe(output: Path, quick: bool, models: str | None, batches: str | None, repeats: int | None,
+          procs: int | None, device: str | None, catalog_gpu: str | None, notes: str, no_progress: bool) -> None:
+    """Measure this machine (CUDA if present, else the CPU) and write a profile.
+
+    Under torchrun (RANK, WORLD_SIZE, MASTER_ADDR set) the collectives span every
+    process and host; rank 0 measures the rest and writes the profile. Ctrl-C keeps
+    what was measured so far.
+    """
+    try:
+        from . import probe as probe_module
+    except ImportError as exc:
+        raise ClusterSimError(
+            f"`clustersim probe` needs torch ({exc}); install it with `pip install clustersim[probe]`"
+        ) from None
+    from simulator import catalog, zoo
+
+    model_list = models.split(",") if models else None
+    for name in model_list or []:
+        if name not in zoo.list_models():
+            raise ClusterSimError(f"--models: unknown model {name!r}; known: {', '.join(zoo.list_models())}")
+    if catalog_gpu is not None and catalog_gpu not in catalog.list_gpus():
+        raise ClusterSimError(f"--catalog-gpu: unknown GPU {catalog_gpu!r}; see `clustersim list gpus`")
+    config = probe_module.preset(
+        quick, models=model_list, batches=_ints(batches), repeats=repeats, max_procs=procs, device=device,
+        catalog_gpu=catalog_gpu, notes=notes or None,
+    )
+    prog = "python -m calibration" if sys.argv[0].endswith("__main__.py") else Path(sys.argv[0]).name
+    command = " ".join([prog, *(shlex.quote(a) for a in sys.argv[1:])])
+    try:
+        probe_module.run_probe(config, output, command, show_progress=not no_progress, echo=click.echo)
+    except ValueError as exc:
+        raise ClusterSimError(f"probe: {exc}") from None
+
+
+@click.command()
+@click.argument("raw", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Profile file to write.")
+def calibrate(raw: Path, output: Path) -> None:
+    """Refit every model of RAW (a profile, fits optional) from its raw samples."""
+    from .fit import refit
+
+    profile = load_profile(raw)
+    try:
+        fitted = refit(profile)
+    except ValueError as exc:
+        raise CalibrationError(f"{raw}: cannot fit: {exc}") from None
+    try:
+        output.write_text(fitted.to_json())
+    except OSError as exc:
+        raise ClusterSimError(f"-o {output}: cannot write: {exc}") from None
+    fits = sum(len(m.fits) for m in fitted.models)
+    colls = len(fitted.collectives.fits) if fitted.collectives else 0
+    click.echo(f"wrote {output}: {fits} layer fits, {colls} collective fits")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def group() -> None:
+    """Calibrate clustersim from real hardware."""
+
+
+group.add_command(probe)
+group.add_command(calibrate)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m calibration``: user errors exit 2 with one message, no traceback."""
+    try:
+        group.main(args=argv, prog_name="python -m calibration", standalone_mode=False)
+    except ClusterSimError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)

@@ -1,0 +1,267 @@
+"""The probe: measure this machine and write a calibration profile.
+
+Sections, in order (under torchrun every rank takes part in the first, rank 0 alone
+does the rest and writes the profile):
+
+1. collectives across message and world sizes (:mod:`calibration.collectives`);
+2. per-layer forward/backward of zoo models at several batch sizes, the whole model
+   and the optimizer step (:mod:`calibration.layers`);
+3. matmul/conv throughput and device copy bandwidth (:mod:`calibration.kernels`);
+4. host<->device copies, pinned and pageable (CUDA only).
+
+A rich progress bar names what is being measured. Ctrl-C stops the probe and keeps
+what was measured: the profile is written with ``provenance.complete = false`` and the
+section it stopped in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from simulator import zoo
+from simulator.profile import (
+    CollectiveSample,
+    Collectives,
+    CopySample,
+    Efficiency,
+    LayerSample,
+    MemorySample,
+    ModelProfile,
+    Profile,
+    Provenance,
+    Timing,
+    WorkSample,
+)
+
+from . import collectives as coll
+from .environment import fingerprint
+from .fit import nccl_bandwidths, refit
+from .kernels import probe_host_copies, probe_work
+from .layers import METHOD, probe_model
+
+KB, MB = 1024, 1024 * 1024
+
+
+def _sizes(lo: int, hi: int, factor: int) -> tuple[int, ...]:
+    out = [lo]
+    while out[-1] * factor <= hi:
+        out.append(out[-1] * factor)
+    return tuple(out)
+
+
+@dataclass
+class ProbeConfig:
+    """What to measure; :data:`QUICK` and :data:`FULL` are the two presets."""
+
+    models: list[str]
+    batches: list[int]
+    warmup: int
+    repeats: int
+    matmul_sizes: list[int]
+    conv_channels: list[int]
+    memory_mib: list[int]
+    copy_sizes: tuple[int, ...]
+    collectives: tuple[str, ...]
+    collective_sizes: tuple[int, ...]
+    collective_warmup: int
+    collective_repeats: int
+    max_procs: int | None = None  # local processes for collectives; None = GPUs, or CPU cores (at least 2)
+    quick: bool = False
+    notes: str = ""
+    catalog_gpu: str | None = None
+    device: str | None = None  # "cpu" or "cuda"; None = cuda when present
+
+
+QUICK = ProbeConfig(
+    models=["alexnet"], batches=[1, 2], warmup=1, repeats=3,
+    matmul_sizes=[64, 128, 256, 512], conv_channels=[16, 32, 64], memory_mib=[1, 16],
+    copy_sizes=_sizes(4 * KB, 16 * MB, 16),
+    collectives=("allreduce",), collective_sizes=_sizes(4 * KB, 4 * MB, 4), collective_warmup=2,
+    collective_repeats=9, max_procs=2, quick=True,
+)
+
+FULL = ProbeConfig(
+    models=["resnet18", "alexnet", "resnet50"], batches=[1, 2, 4, 8], warmup=2, repeats=5,
+    matmul_sizes=[64, 128, 256, 512, 1024, 2048], conv_channels=[16, 32, 64, 128, 256],
+    memory_mib=[1, 4, 16, 64, 256], copy_sizes=_sizes(4 * KB, 256 * MB, 4),
+    collectives=coll.ALL_COLLECTIVES, collective_sizes=_sizes(4 * KB, 256 * MB, 2), collective_warmup=3,
+    collective_repeats=10,
+)
+
+
+def _world_sizes(n: int) -> tuple[int, ...]:
+    """2, 4, 8, ... up to n, and n itself."""
+    sizes = {n}
+    w = 2
+    while w < n:
+        sizes.add(w)
+        w *= 2
+    return tuple(sorted(s for s in sizes if s >= 2))
+
+
+@dataclass
+class _Collected:
+    """Everything measured so far (kept when the probe is interrupted)."""
+
+    models: list[ModelProfile] = field(default_factory=list)
+    partial_model: tuple[str, list[int], list[LayerSample]] | None = None
+    work: list[WorkSample] = field(default_factory=list)
+    memory: list[MemorySample] = field(default_factory=list)
+    copies: list[CopySample] = field(default_factory=list)
+    collective_samples: list[CollectiveSample] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+    collectives_meta: dict = field(default_factory=dict)
+
+
+class Probe:
+    def __init__(self, config: ProbeConfig, command: str, *, show_progress: bool = True):
+        self.config = config
+        self.command = command
+        self.show_progress = show_progress
+        want_cuda = config.device != "cpu" and torch.cuda.is_available()
+        if config.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("--device cuda: no CUDA device is visible")
+        self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if want_cuda else torch.device("cpu")
+        for name in config.models:
+            zoo.get_model(name)  # unknown names fail before anything runs
+
+    def _total_steps(self, worlds: tuple[int, ...]) -> int:
+        c = self.config
+        layers = len(c.models) * (len(c.batches) * (c.repeats + 2) + 1)
+        work = len(c.matmul_sizes) + len(c.conv_channels) + len(c.memory_mib)
+        copies = 4 * len(c.copy_sizes) if self.device.type == "cuda" else 0
+        return layers + work + copies + len(c.collectives) * len(c.collective_sizes) * len(worlds)
+
+    def run(self) -> Profile | None:
+        """Measure everything; returns the profile on the writing rank, else None."""
+        started = time.perf_counter()
+        c = self.config
+        got = _Collected()
+        torchrun = coll.under_torchrun()
+        if torchrun:
+            worlds = _world_sizes(int(os.environ["WORLD_SIZE"]))
+        else:
+            nprocs = c.max_procs or (torch.cuda.device_count() if self.device.type == "cuda" else os.cpu_count() or 2)
+            worlds = _world_sizes(max(nprocs, 2))
+        plan = coll.Plan(c.collectives, c.collective_sizes, worlds, c.collective_warmup, c.collective_repeats)
+        section = "start"
+        interrupted: str | None = None
+        with Progress(
+            TextColumn("[bold]{task.description:<44}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            disable=not self.show_progress, transient=False,
+        ) as bar:
+            task = bar.add_task("starting", total=self._total_steps(worlds))
+
+            def step(label: str) -> None:
+                bar.update(task, description=label[:44], advance=1)
+
+            def announce(name: str) -> str:
+                if not self.show_progress:  # one line per section instead of the bar
+                    print(f"measuring {name}", file=sys.stderr, flush=True)
+                return name
+
+            def on_message(message: tuple) -> None:
+                kind, payload = message
+                if kind == "progress":
+                    step(payload)
+                elif kind == "unsupported":
+                    got.unsupported.append(payload)
+                elif kind == "sample":
+                    got.collective_samples.append(_collective_sample(payload))
+
+            try:
+                section = announce("collectives")
+                if torchrun:
+                    rank, nodes, per_node, backend = coll.measure_distributed(plan, on_message)
+                    if rank != 0:
+                        return None
+                    got.collectives_meta = dict(backend=backend, nodes=nodes, procs_per_node=per_node,
+                                                launcher="torchrun")
+                else:
+                    backend = "nccl" if self.device.type == "cuda" else "gloo"
+                    got.collectives_meta = dict(backend=backend, nodes=1, procs_per_node=max(worlds),
+                                                launcher="spawn")
+                    coll.measure_local(plan, max(worlds), backend, on_message)
+                for name in c.models:
+                    section = announce(f"layers of {name}")
+                    samples: list[LayerSample] = []
+                    got.partial_model = (name, c.batches, samples)
+                    got.models.append(probe_model(name, c.batches, device=self.device, warmup=c.warmup,
+                                                  repeats=c.repeats, on_step=step, collected=samples))
+                    got.partial_model = None
+                section = announce("compute efficiency")
+                probe_work(c.matmul_sizes, c.conv_channels, c.memory_mib, device=self.device, warmup=c.warmup,
+                           repeats=c.repeats, on_step=step, work=got.work, memory=got.memory)
+                if self.device.type == "cuda":
+                    section = announce("host-device copies")
+                    probe_host_copies(list(c.copy_sizes), device=self.device, warmup=c.warmup, repeats=c.repeats,
+                                      on_step=step, out=got.copies)
+                bar.update(task, description="done")
+            except KeyboardInterrupt:
+                interrupted = section
+        return self._profile(got, time.perf_counter() - started, interrupted)
+
+    def _profile(self, got: _Collected, wall_s: float, interrupted: str | None) -> Profile:
+        c = self.config
+        models = list(got.models)
+        if got.partial_model is not None and got.partial_model[2]:
+            name, batches, samples = got.partial_model
+            measured = sorted({s.batch for s in samples})
+            models.append(ModelProfile(model=name, method=METHOD, batches=measured, samples=list(samples)))
+        collectives = None
+        if got.collectives_meta:
+            collectives = Collectives(**got.collectives_meta, unsupported=got.unsupported,
+                                      samples=got.collective_samples)
+        notes = c.notes or ""
+        if self.device.type == "cpu":
+            notes = (notes + " " if notes else "") + (
+                "Measured on the CPU (no CUDA device visible): per-layer times are CPU times and collectives "
+                "ran over gloo on loopback; there are no host-device copy measurements."
+            )
+        profile = Profile(
+            environment=fingerprint(self.device).model_copy(
+                update={"catalog_gpu": c.catalog_gpu} if c.catalog_gpu else {}
+            ),
+            provenance=Provenance(command=self.command, quick=c.quick, wall_s=round(wall_s, 1),
+                                  complete=interrupted is None, interrupted_during=interrupted, notes=notes),
+            models=models,
+            efficiency=Efficiency(samples=got.work, memory=got.memory),
+            copies=got.copies,
+            collectives=collectives,
+        )
+        fitted = refit(profile)
+        return Profile.model_validate(fitted.model_dump())  # re-validate what the fits produced
+
+
+def _collective_sample(payload: dict) -> CollectiveSample:
+    timing = Timing(times_s=payload.pop("times_s"))
+    algbw, busbw = nccl_bandwidths(payload["collective"], payload["world_size"], payload["bytes"], timing.median_s)
+    return CollectiveSample(**payload, timing=timing, algbw_bytes_per_s=algbw, busbw_bytes_per_s=busbw)
+
+
+def run_probe(config: ProbeConfig, output: Path, command: str, *, show_progress: bool = True,
+              echo: Callable[[str], None] = print) -> Profile | None:
+    """Run the probe and write ``output`` (on the writing rank). Returns the profile."""
+    profile = Probe(config, command, show_progress=show_progress).run()
+    if profile is None:
+        return None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(profile.to_json())
+    state = "complete" if profile.provenance.complete else (
+        f"interrupted during {profile.provenance.interrupted_during}; kept what was measured")
+    echo(f"wrote {output} ({state}, {profile.provenance.wall_s:.0f} s)")
+    return profile
+
+
+def preset(quick: bool, **overrides) -> ProbeConfig:
+    base = QUICK if quick else FULL
+    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})

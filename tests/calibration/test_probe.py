@@ -1,0 +1,84 @@
+"""The probe for real on the CPU (--quick: alexnet at batch 1 and 2, allreduce on 2 gloo
+processes), and the simulator reproducing its own measurements. No speed assertions."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("torch")
+
+from simulator.engine import build  # noqa: E402
+from simulator.loading import load_scenario  # noqa: E402
+from simulator.profile import load_profile  # noqa: E402
+
+TOLERANCE = 0.10
+
+
+@pytest.fixture(scope="module")
+def quick_profile(tmp_path_factory):
+    out = tmp_path_factory.mktemp("probe") / "quick.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "calibration", "probe", "--quick", "--no-progress", "-o", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
+
+
+def test_quick_probe_writes_a_complete_cpu_profile(quick_profile):
+    profile = load_profile(quick_profile)
+    assert profile.provenance.complete and profile.provenance.quick
+    assert profile.environment.device_kind == "cpu" and profile.environment.torch.startswith("2.")
+    assert profile.collectives.backend == "gloo" and profile.collectives.procs_per_node == 2
+    assert [m.model for m in profile.models] == ["alexnet"] and profile.models[0].batches == [1, 2]
+    assert len(profile.models[0].fits) == 2 * 21  # forward and backward of every alexnet layer
+    assert {s.bytes for s in profile.collectives.samples} == {4096 * 4**k for k in range(6)}
+    assert profile.efficiency.fit("matmul") is not None and profile.copies == []  # no GPU, no copies
+
+
+def test_simulator_reproduces_the_probed_layer_times_within_10_percent(quick_profile):
+    profile = load_profile(quick_profile)
+    measured = {(s.layer, s.phase, s.batch): s.timing.median_s for s in profile.models[0].samples}
+    for batch in (1, 2):
+        scenario = load_scenario({"calibration": str(quick_profile), "cluster": {"gpus_per_node": 1},
+                                  "workload": {"model": "alexnet", "batch_per_gpu": batch}})
+        sim = build(scenario)
+        for i, layer in enumerate(sim.model.layers):
+            for phase, simulated in (("forward", sim.costs.forward_s[i]), ("backward", sim.costs.backward_s[i])):
+                want = measured[layer.name, phase, batch]
+                assert simulated == pytest.approx(want, rel=TOLERANCE), (layer.name, phase, batch)
+        assert sim.calibration.report["layers_calibrated"] == 21
+
+
+def test_simulator_reproduces_the_probed_allreduce_within_10_percent(quick_profile):
+    profile = load_profile(quick_profile)
+    scenario = load_scenario({"calibration": str(quick_profile), "cluster": {"nodes": 1, "gpus_per_node": 2},
+                              "workload": {"model": "alexnet", "batch_per_gpu": 1}})
+    sim = build(scenario)
+    samples = [s for s in profile.collectives.samples if s.collective == "allreduce" and s.world_size == 2]
+    for b, sample in enumerate(samples):
+        start = sim.env.now
+        sim.env.run(until=sim.sync.ready(0, (0, b), sample.bytes))
+        assert sim.env.now - start == pytest.approx(sample.timing.median_s, rel=TOLERANCE), sample.bytes
+
+
+def test_ctrl_c_keeps_what_was_measured(tmp_path):
+    out = tmp_path / "interrupted.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "calibration", "probe", "--quick", "--no-progress", "-o", str(out)],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    for line in proc.stderr:  # wait until the collectives are done and layers begin
+        if line.startswith("measuring layers"):
+            break
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    profile = load_profile(out)
+    assert not profile.provenance.complete
+    assert profile.provenance.interrupted_during == "layers of alexnet"
+    assert len(profile.collectives.samples) == 6  # the collectives measured before Ctrl-C are kept
