@@ -219,6 +219,8 @@ def _missing_extra_command(name: str, exc: ImportError) -> click.Command:
 
 cli.add_command(sweep_cli.sweep)
 cli.add_command(sweep_cli.plot)
+from . import advise_cli  # noqa: E402
+cli.add_command(advise_cli.advise)
 _register_plugin_commands()
 
 

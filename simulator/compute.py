@@ -23,10 +23,12 @@ low (tf32 on an RTX 3090 equals its fp32 peak) is not penalized for using them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import algorithms
 from .catalog import GPUSpec
 from .zoo import Model
 
@@ -73,8 +75,14 @@ def roofline_costs(
     memory_efficiency: float,
     layer_overhead_s: float,
     optimizer: str,
+    conv_algorithms: Sequence[str | None] | None = None,
 ) -> ComputeCosts:
-    """Roofline estimate of every layer's forward and backward time."""
+    """Roofline estimate of every layer's forward and backward time.
+
+    ``conv_algorithms`` names, per layer in forward order, the convolution algorithm
+    of each conv layer (:mod:`simulator.algorithms`); its time factor scales the
+    layer's arithmetic time, and FFT/Winograd run at the fp32 (CUDA-core) peak. None,
+    or implicit GEMM everywhere, is the plain roofline."""
     scalar_flops_s = gpu.peak_flops("fp32") * compute_efficiency
     matrix_flops_s = max(gpu.peak_flops(precision) * compute_efficiency, scalar_flops_s)
     bytes_s = gpu.memory_bandwidth_gbytes_s * 1e9 * memory_efficiency
@@ -88,6 +96,11 @@ def roofline_costs(
     first_weighted = next((i for i, layer in enumerate(model.layers) if layer.params > 0), -1)
     for i, layer in enumerate(model.layers):
         flops_s = matrix_flops_s if layer.kind in MATRIX_KINDS else scalar_flops_s
+        algorithm = conv_algorithms[i] if conv_algorithms is not None else None
+        if algorithm is not None and algorithm != "implicit_gemm" and layer.kind == "conv":
+            if algorithm in algorithms.CUDA_CORE_ONLY:
+                flops_s = scalar_flops_s
+            flops_s = flops_s / algorithms.time_factor(layer, algorithm)
         activations = (layer.input_elements + layer.output_elements) * batch * act_bytes
         weights = layer.params * par_bytes
         fwd_flops = layer.forward_flops * batch

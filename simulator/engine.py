@@ -24,6 +24,7 @@ from .calibrated import Calibration, calibrate_compute
 from .compute import ComputeCosts, default_compute_efficiency, gradient_buckets, roofline_costs
 from .errors import SimulationError, TopologyError
 from .hardware import fabric_params, server_params
+from .memory import check_fits
 from .network import Network
 from .rng import RandomStreams
 from .results import SimResult, collect, combine_replications
@@ -143,6 +144,7 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
         memory_efficiency=w.memory_efficiency,
         layer_overhead_s=w.layer_overhead_us * 1e-6,
         optimizer=w.optimizer,
+        conv_algorithms=[layer.algorithm for layer in check_fits(scenario).layers],  # refuses what does not fit
     )
     calibration = None
     if scenario.calibration is not None:

@@ -191,6 +191,20 @@ class WorkloadSpec(_Strict):
     layer_overhead_us: float = Field(
         5.0, ge=0, description="Fixed cost per layer per pass (kernel launch and framework overhead), microseconds."
     )
+    conv_algorithm: Literal["implicit_gemm", "precomputed_gemm", "fft", "winograd", "auto"] = Field(
+        "implicit_gemm",
+        description="Convolution algorithm of every conv layer (`simulator.algorithms`); a layer that cannot run it "
+        "falls back to implicit_gemm; auto = the fastest per layer regardless of workspace.",
+    )
+    conv_algorithms: dict[str, Literal["implicit_gemm", "precomputed_gemm", "fft", "winograd"]] = Field(
+        default_factory=dict, description="Per-layer algorithm overrides, layer name -> algorithm."
+    )
+    workspace: Literal["shared", "per_layer"] = Field(
+        "shared", description="Conv workspace: one buffer the size of the largest layer's, or one per layer."
+    )
+    check_memory: bool = Field(
+        True, description="Refuse a scenario whose per-GPU memory estimate (`simulator.memory`) exceeds the GPU's."
+    )
 
     @field_validator("model")
     @classmethod

@@ -1,0 +1,64 @@
+"""The three guidelines: each must-hold of issue 7 with a number."""
+
+import json
+
+import pytest
+
+from simulator import load_scenario, memory
+from simulator.advise import advise_batch, advise_gpus, advise_ps
+from simulator.cli import main
+
+
+def _resnet(*extra):
+    return load_scenario("scenarios/ring_4x4_ib100.yaml", ["workload.model=resnet50", "cluster.nodes=1", *extra])
+
+
+def test_batch_advice_fits_and_is_monotone_in_memory():
+    batches = []
+    for gib in (8, 12, 16, 24, 32):
+        a = advise_batch(_resnet(), memory_gib=gib)
+        for choice in [a.best, *a.runners_up, *a.per_mode.values()]:
+            assert choice.memory_gib <= gib - memory.CONTEXT_RESERVE_GIB  # never what the model rejects
+        batches.append((a.best.batch, a.max_batch))
+    assert batches == sorted(batches)
+    assert [m for _, m in batches] == [80, 124, 168, 257, 346]
+
+
+def test_batch_advice_is_accepted_by_check_fits():
+    a = advise_batch(_resnet())
+    s = _resnet(f"workload.batch_per_gpu={a.best.batch}", f"workload.workspace={a.best.workspace_mode}")
+    s = s.model_copy(update={"workload": s.workload.model_copy(update={"conv_algorithms": a.best.conv_algorithms})})
+    assert memory.check_fits(s).fits
+    assert a.best.batch == 160 and a.best.algorithm_counts["winograd"] == 13
+
+
+def test_ps_closed_form_and_simulated_knee_agree_on_a_ps_bound_scenario():
+    a = advise_ps(load_scenario("scenarios/ps_4x4_10gbe.yaml"))
+    assert a.k_closed_form == 4
+    assert abs(a.k_simulated_knee - a.k_closed_form) <= 1
+    assert "ps0" in a.simulated[a.k_closed_form - 1]["bottleneck"]
+
+
+def test_adding_servers_to_a_compute_bound_scenario_changes_under_1_percent():
+    s = load_scenario("scenarios/ps_4x4_10gbe.yaml", ["workload.model=resnet50", "cluster.nic.link=IB-EDR",
+                                                      "workload.batch_per_gpu=64", "cluster.nodes=2"])
+    a = advise_ps(s)
+    k = a.k_closed_form
+    t0, t1 = (a.simulated[j]["throughput_samples_per_s"] for j in (k, k + 1))
+    assert abs(t1 - t0) / t0 < 0.01 and a.compute_bound
+
+
+def test_compute_heavy_cnn_on_fast_links_scales_further_than_vgg16_on_10gbe():
+    fast = advise_gpus(load_scenario("scenarios/ring_4x4_ib100.yaml", ["workload.model=resnet50"]), max_gpus=256)
+    slow = advise_gpus(load_scenario("scenarios/ring_4x4_ib100.yaml", ["cluster.nic.link=10GbE"]))
+    assert fast.max_gpus == 256 and fast.capped
+    assert slow.max_gpus == 4 and slow.first_failing["component"] == "NIC"
+    assert slow.first_failing["scaling_efficiency"] < 0.8 <= slow.efficiency_at_max
+
+
+def test_cli_json(capsys):
+    main(["advise", "ps", "scenarios/ps_4x4_10gbe.yaml", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["k_closed_form"] == 4
+    main(["advise", "gpus", "scenarios/ring_4x4_ib100.yaml", "--set", "cluster.nic.link=10GbE"])
+    assert "largest GPU count with efficiency >= 0.8: 4 GPUs" in capsys.readouterr().out
