@@ -1,13 +1,13 @@
 """The probe: measure this machine and write a calibration profile.
 
-Sections, in order (under torchrun every rank takes part in the first, rank 0 alone
-does the rest and writes the profile):
-
-1. collectives across message and world sizes (:mod:`calibration.collectives`);
-2. per-layer forward/backward of zoo models at several batch sizes, the whole model
-   and the optimizer step (:mod:`calibration.layers`);
-3. matmul/conv throughput and device copy bandwidth (:mod:`calibration.kernels`);
-4. host<->device copies, pinned and pageable (CUDA only).
+Sections: per-layer forward/backward of zoo models at several batch sizes, the whole
+model and the optimizer step (:mod:`calibration.layers`); matmul/conv throughput and
+device copy bandwidth (:mod:`calibration.kernels`); host<->device copies, pinned and
+pageable (CUDA only); collectives across message and world sizes
+(:mod:`calibration.collectives`). Locally the collectives come last (layer timings
+taken right after the spawned processes exit were several times slow on the 2-core
+machine); under torchrun they come first, every rank taking part, and rank 0 alone
+then does the rest and writes the profile.
 
 A rich progress bar names what is being measured. Ctrl-C stops the probe and keeps
 what was measured: the profile is written with ``provenance.complete = false`` and the
@@ -165,6 +165,8 @@ class Probe:
                 bar.update(task, description=label[:44], advance=1)
 
             def announce(name: str) -> str:
+                nonlocal section
+                section = name  # before the line goes out: a Ctrl-C after it names this section
                 if not self.show_progress:  # one line per section instead of the bar
                     print(f"measuring {name}", file=sys.stderr, flush=True)
                 return name
@@ -179,18 +181,13 @@ class Probe:
                     got.collective_samples.append(_collective_sample(payload))
 
             try:
-                section = announce("collectives")
-                if torchrun:
+                if torchrun:  # every rank takes part; the others leave once it is done
+                    section = announce("collectives")
                     rank, nodes, per_node, backend = coll.measure_distributed(plan, on_message)
                     if rank != 0:
                         return None
                     got.collectives_meta = dict(backend=backend, nodes=nodes, procs_per_node=per_node,
                                                 launcher="torchrun")
-                else:
-                    backend = "nccl" if self.device.type == "cuda" else "gloo"
-                    got.collectives_meta = dict(backend=backend, nodes=1, procs_per_node=max(worlds),
-                                                launcher="spawn")
-                    coll.measure_local(plan, max(worlds), backend, on_message)
                 for name in c.models:
                     section = announce(f"layers of {name}")
                     samples: list[LayerSample] = []
@@ -205,6 +202,12 @@ class Probe:
                     section = announce("host-device copies")
                     probe_host_copies(list(c.copy_sizes), device=self.device, warmup=c.warmup, repeats=c.repeats,
                                       on_step=step, out=got.copies)
+                if not torchrun:  # last: timings taken right after the spawned processes were slow
+                    section = announce("collectives")
+                    backend = "nccl" if self.device.type == "cuda" else "gloo"
+                    got.collectives_meta = dict(backend=backend, nodes=1, procs_per_node=max(worlds),
+                                                launcher="spawn")
+                    coll.measure_local(plan, max(worlds), backend, on_message)
                 bar.update(task, description="done")
             except KeyboardInterrupt:
                 interrupted = section
