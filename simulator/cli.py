@@ -221,6 +221,8 @@ cli.add_command(sweep_cli.sweep)
 cli.add_command(sweep_cli.plot)
 from . import advise_cli  # noqa: E402
 cli.add_command(advise_cli.advise)
+from . import validation_cli  # noqa: E402
+cli.add_command(validation_cli.validate)
 _register_plugin_commands()
 
 

@@ -1,0 +1,178 @@
+"""Measured-runs files: one measured point per CSV row, validated row by row.
+
+Columns (a stable, documented format; extra columns are refused, missing optional
+columns are empty):
+
+``case_id`` (unique), ``source``, ``model`` (zoo name; empty for collective cases),
+``gpu`` (catalog name), ``nodes``, ``gpus_per_node``, ``intra_node`` (pcie | nvlink |
+nvswitch), ``network_gbps`` (per node; empty for one node or unknown), ``network``
+(ethernet | infiniband | aries | loopback | empty), ``strategy`` (parameter_server |
+ring_allreduce | hierarchical_allreduce | tree_allreduce | halving_doubling_allreduce |
+auto), ``num_ps``, ``ps_placement`` (dedicated | colocated; PS rows only),
+``batch_per_gpu``, ``precision`` (fp32 | fp16 | amp | tf32 | bf16), ``metric``
+(throughput_samples_per_s (whole job) | iteration_time_s | speedup |
+scaling_efficiency | collective_time_s), ``value``,
+``baseline_throughput_samples_per_s`` (optional measured one-GPU throughput of the same
+model, GPU, batch and framework: compute time is calibrated from it),
+``scenario`` (optional path to a full scenario file, relative to the CSV; it replaces
+the cluster/workload/training columns), ``framework``, ``notes``, and for collective
+cases ``collective`` (allreduce | broadcast | allgather | reduce_scatter) and
+``message_bytes``.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import ScenarioError
+
+Metric = Literal["throughput_samples_per_s", "iteration_time_s", "speedup", "scaling_efficiency", "collective_time_s"]
+
+COLUMNS = (
+    "case_id", "source", "model", "gpu", "nodes", "gpus_per_node", "intra_node", "network_gbps", "network",
+    "strategy", "num_ps", "ps_placement", "batch_per_gpu", "precision", "metric", "value",
+    "baseline_throughput_samples_per_s", "scenario", "framework", "notes", "collective", "message_bytes",
+)
+REQUIRED_COLUMNS = ("case_id", "source", "metric", "value")
+
+
+class MeasuredCase(BaseModel):
+    """One measured point (one CSV row)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    case_id: str = Field(min_length=1, description="Unique identifier of the case.")
+    source: str = Field(min_length=1, description="Where the measurement comes from (short label).")
+    model: str | None = Field(None, description="Zoo model name; empty for collective cases.")
+    gpu: str | None = Field(None, description="Catalog GPU name.")
+    nodes: int = Field(1, ge=1)
+    gpus_per_node: int = Field(1, ge=1)
+    intra_node: Literal["pcie", "nvlink", "nvswitch"] = "pcie"
+    network_gbps: float | None = Field(None, gt=0, description="Per-node network bandwidth, Gb/s.")
+    network: Literal["ethernet", "infiniband", "aries", "loopback"] | None = None
+    strategy: Literal[
+        "parameter_server", "ring_allreduce", "hierarchical_allreduce", "tree_allreduce",
+        "halving_doubling_allreduce", "auto",
+    ] = "ring_allreduce"
+    num_ps: int | None = Field(None, ge=1)
+    ps_placement: Literal["dedicated", "colocated"] | None = None
+    batch_per_gpu: int | None = Field(None, ge=1)
+    precision: Literal["fp32", "fp16", "amp", "tf32", "bf16"] = "fp32"
+    metric: Metric
+    value: float = Field(gt=0, description="The measured value, in the metric's unit.")
+    baseline_throughput_samples_per_s: float | None = Field(None, gt=0)
+    scenario: str | None = None
+    framework: str | None = None
+    notes: str | None = None
+    collective: Literal["allreduce", "broadcast", "allgather", "reduce_scatter"] | None = None
+    message_bytes: float | None = Field(None, gt=0)
+
+    @property
+    def total_gpus(self) -> int:
+        return self.nodes * self.gpus_per_node
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MeasuredCase:
+        if self.metric == "collective_time_s":
+            if self.collective is None or self.message_bytes is None:
+                raise ValueError("collective_time_s cases need 'collective' and 'message_bytes'")
+            if self.model:
+                raise ValueError("collective cases leave 'model' empty")
+        else:
+            if self.collective is not None or self.message_bytes is not None:
+                raise ValueError("'collective' and 'message_bytes' belong to collective_time_s cases only")
+            if self.scenario is None and not self.model:
+                raise ValueError("'model' is required (or a 'scenario' file)")
+            if self.scenario is None and self.batch_per_gpu is None:
+                raise ValueError("'batch_per_gpu' is required (or a 'scenario' file)")
+        if self.scenario is None and not self.gpu:
+            raise ValueError("'gpu' is required (or a 'scenario' file)")
+        if self.ps_placement is not None and self.strategy != "parameter_server":
+            raise ValueError("'ps_placement' is for parameter_server rows only")
+        if self.metric in ("speedup", "scaling_efficiency") and self.total_gpus < 2 and self.scenario is None:
+            raise ValueError(f"{self.metric} needs more than one GPU")
+        return self
+
+
+def measured_case_schema() -> dict[str, Any]:
+    """JSON Schema of one row of a measured-runs file."""
+    return MeasuredCase.model_json_schema()
+
+
+@dataclass(frozen=True)
+class CaseError:
+    """A row that could not be read: where and why."""
+
+    case_id: str
+    line: int
+    message: str
+
+
+def _clean(row: dict[str, str | None]) -> dict[str, Any]:
+    out = {}
+    for key, value in row.items():
+        value = (value or "").strip()
+        if value != "":
+            out[key] = value
+    return out
+
+
+def _format_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def read_cases(path: str | Path) -> tuple[list[MeasuredCase], list[CaseError]]:
+    """Read a measured-runs CSV: the valid cases, and one error per bad row.
+
+    Raises :class:`ScenarioError` only when the file as a whole is unusable (missing,
+    unreadable, no header, unknown or missing required columns).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read the measured-runs file: {exc}") from None
+    reader = csv.DictReader(text.splitlines())
+    header = reader.fieldnames or []
+    if not header:
+        raise ScenarioError(f"{path}: empty file (expected a CSV header: {', '.join(REQUIRED_COLUMNS)}, ...)")
+    unknown = [c for c in header if c not in COLUMNS]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if unknown or missing:
+        what = []
+        if unknown:
+            what.append("unknown columns " + ", ".join(repr(c) for c in unknown))
+        if missing:
+            what.append("missing columns " + ", ".join(repr(c) for c in missing))
+        raise ScenarioError(f"{path}: {'; '.join(what)} (columns: {', '.join(COLUMNS)})")
+    cases: list[MeasuredCase] = []
+    errors: list[CaseError] = []
+    seen: set[str] = set()
+    for i, row in enumerate(reader):
+        line = i + 2
+        if None in row:  # more cells than header columns
+            errors.append(CaseError(str(row.get("case_id") or f"line {line}"), line, "more cells than columns"))
+            continue
+        data = _clean(row)
+        case_id = data.get("case_id", f"line {line}")
+        try:
+            case = MeasuredCase.model_validate(data)
+        except ValidationError as exc:
+            errors.append(CaseError(case_id, line, _format_error(exc)))
+            continue
+        if case.case_id in seen:
+            errors.append(CaseError(case_id, line, f"duplicate case_id {case.case_id!r}"))
+            continue
+        seen.add(case.case_id)
+        cases.append(case)
+    return cases, errors

@@ -1,0 +1,263 @@
+"""Simulate measured cases: row -> scenario -> prediction.
+
+Mapping of the columns onto a scenario:
+
+- ``intra_node``: ``pcie`` -> ``pcie_tree`` (one PCIe switch per 4 GPUs when there are
+  more than 4), ``nvlink`` -> ``dgx1`` (the 8-GPU V100/P100 SXM2 hybrid cube mesh; any
+  other NVLink server needs a ``scenario`` file), ``nvswitch`` -> ``nvswitch``.
+- ``network_gbps`` is per node and is split evenly over the layout's NICs (pcie_tree: 1,
+  dgx1: 4, nvswitch: one per GPU); the latency is the catalog's for that network kind
+  (ethernet 20 us, InfiniBand 1.1 us, Aries 1.5 us). An empty ``network_gbps`` on a
+  multi-node case uses the network's typical figure (ethernet 10 Gb/s, InfiniBand EDR
+  100 Gb/s, Aries 80 Gb/s; empty network: ethernet) and says so in the case's note.
+- ``strategy``/``num_ps``/``ps_placement`` -> ``training``; PS count defaults to one
+  per worker node, placement to colocated (MXNet's and TensorFlow's usual launch).
+  MXNet's dist kvstore sums a machine's GPUs before pushing once per node, which is
+  ``local_aggregation: true``; it is NOT set here because the engine currently does
+  not finish multi-node colocated runs with it (see the README's Validation section).
+- GeForce RTX 2080 Ti / 3090 on PCIe: ``p2p: false`` (the driver disables PCIe
+  peer-to-peer on these cards; copies are staged through host memory).
+- Simulation: fast mode, 2 measured iterations after 1 warmup.
+
+**Compute calibration.** With ``baseline_throughput_samples_per_s`` (the measured
+one-GPU throughput of the same model, GPU, batch and framework) every per-layer
+forward/backward time and the optimizer step are multiplied by one factor, chosen so
+the simulated one-GPU throughput equals the measured one exactly. Scaling the time of
+every layer (rather than the efficiencies, which are capped at 1 and leave the fixed
+per-layer overhead alone) keeps the relative layer profile of the roofline model, so
+gradients still become ready in the right proportions during backward, and it makes a
+one-GPU case reproduce its baseline by construction. What remains to be predicted is
+the scaling: communication, its overlap with backward and contention.
+
+**Collectives** (``metric = collective_time_s``) are simulated alone on an idle copy of
+the cluster: ``allreduce`` with the strategy's algorithm (ring, tree, hierarchical,
+halving-doubling; ``auto`` = the fastest), ``allgather`` and ``reduce_scatter`` as N-1
+ring steps of S/N, ``broadcast`` as a pipelined chain moving S over every hop at once
+(root -> 1 -> ... -> N-1; one latency per hop, pipeline fill ignored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..collectives import ALLREDUCE_ALGORITHMS, Fabric, concurrent_flows, ring_steps
+from ..engine import build, run
+from ..errors import ClusterSimError
+from ..loading import load_scenario
+from ..results import SimResult, collect
+from ..scenario import Scenario
+from .cases import CaseError, MeasuredCase, read_cases
+
+LAYOUTS = {"pcie": "pcie_tree", "nvlink": "dgx1", "nvswitch": "nvswitch"}
+TYPICAL_GBPS = {"ethernet": 10.0, "infiniband": 100.0, "aries": 80.0, "loopback": 100.0}
+LATENCY_US = {"ethernet": 20.0, "infiniband": 1.1, "aries": 1.5, "loopback": 1.0}
+ALGORITHM_OF = {
+    "ring_allreduce": "ring",
+    "tree_allreduce": "tree",
+    "hierarchical_allreduce": "hierarchical",
+    "halving_doubling_allreduce": "halving_doubling",
+    "parameter_server": "ring",
+}
+SIMULATION = {"iterations": 2, "warmup_iterations": 1, "mode": "fast"}
+# GeForce Turing/Ampere cards: the driver disables PCIe peer-to-peer (P2P only over an
+# NVLink bridge), so GPU-to-GPU copies on a PCIe server are staged through host memory.
+NO_PCIE_P2P = frozenset({"RTX-2080Ti", "RTX-3090"})
+
+
+@dataclasses.dataclass
+class Prediction:
+    predicted: float
+    reference: float  # trivial "one-GPU throughput x GPUs" in the metric's unit (NaN if none)
+    measured_efficiency: float  # measured scaling efficiency where the row gives it (else NaN)
+    note: str = ""
+
+
+def _nics(layout: str, gpus_per_node: int) -> int:
+    return {"pcie_tree": 1, "dgx1": 4}.get(layout, gpus_per_node)
+
+
+def case_scenario(case: MeasuredCase, base_dir: Path | None = None) -> tuple[Scenario, str]:
+    """The scenario a row describes, and a note on any assumption made."""
+    if case.scenario is not None:
+        path = Path(case.scenario)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        return load_scenario(path, [f"simulation.{k}={v}" for k, v in SIMULATION.items()]), ""
+    notes = []
+    layout = LAYOUTS[case.intra_node]
+    server: dict[str, Any] = {"layout": layout}
+    if layout == "pcie_tree" and case.gpus_per_node > 4 and case.gpus_per_node % 4 == 0:
+        server["pcie_switches"] = case.gpus_per_node // 4
+    if layout == "pcie_tree" and case.gpu in NO_PCIE_P2P and case.gpus_per_node > 1:
+        server["p2p"] = False
+    nic: dict[str, Any] = {"link": None}
+    network = case.network
+    gbps = case.network_gbps
+    if case.nodes > 1 and gbps is None:
+        network = network or "ethernet"
+        gbps = TYPICAL_GBPS[network]
+        notes.append(f"network bandwidth not given: simulated {network} at its typical {gbps:g} Gb/s")
+    gbps = gbps or 100.0
+    nic["bandwidth_gbps"] = gbps / _nics(layout, case.gpus_per_node)
+    nic["latency_us"] = LATENCY_US[network or "ethernet"]
+    workload: dict[str, Any] = {"precision": case.precision}
+    if case.model:
+        workload["model"] = case.model
+    if case.batch_per_gpu:
+        workload["batch_per_gpu"] = case.batch_per_gpu
+    training: dict[str, Any] = {"strategy": case.strategy}
+    if case.strategy == "parameter_server":
+        training["parameter_servers"] = {
+            "count": case.num_ps or case.nodes,
+            "placement": case.ps_placement or "colocated",
+        }
+        if case.num_ps is None:
+            notes.append(f"PS count not given: one per node ({case.nodes})")
+    data = {
+        "name": case.case_id,
+        "cluster": {
+            "nodes": case.nodes, "gpus_per_node": case.gpus_per_node, "gpu": case.gpu,
+            "server": server, "nic": nic,
+        },
+        "workload": workload,
+        "training": training,
+        "simulation": dict(SIMULATION),
+    }
+    return load_scenario(data), "; ".join(notes)
+
+
+def _scaled_run(scenario: Scenario, scale: float) -> SimResult:
+    """Simulate with every compute cost multiplied by ``scale`` (no baseline)."""
+    sim = build(scenario)
+    c = sim.costs
+    sim.costs = dataclasses.replace(
+        c, forward_s=c.forward_s * scale, backward_s=c.backward_s * scale, optimizer_s=c.optimizer_s * scale
+    )
+    run(sim)
+    return collect(sim, None)
+
+
+def _training(case: MeasuredCase, scenario: Scenario) -> tuple[float, float, float, float]:
+    """(throughput, iteration time, one-GPU throughput, GPUs) of a training case."""
+    single = scenario.single_gpu()
+    one = _scaled_run(single, 1.0).throughput_samples_per_s
+    scale = 1.0
+    if case.baseline_throughput_samples_per_s is not None:
+        scale = one / case.baseline_throughput_samples_per_s
+        one = case.baseline_throughput_samples_per_s
+    result = _scaled_run(scenario, scale) if scenario.cluster.total_gpus > 1 else None
+    if result is None:
+        thr = one
+        it = scenario.workload.batch_per_gpu / one
+    else:
+        thr, it = result.throughput_samples_per_s, result.iteration_time_s
+    return thr, it, one, scenario.cluster.total_gpus
+
+
+def collective_time(scenario: Scenario, collective: str, nbytes: float, strategy: str) -> float:
+    """Time of one collective of ``nbytes`` alone on an idle copy of the cluster."""
+
+    def one(program_of) -> float:
+        sim = build(scenario)
+        fabric = Fabric(sim.env, sim.network, sim.context.nodes, detailed=False)
+        sim.env.process(program_of(fabric))
+        sim.env.run()
+        return float(sim.env.now)
+
+    n = scenario.cluster.total_gpus
+    if n < 2:
+        return 0.0
+    if collective == "allreduce":
+        names = list(ALLREDUCE_ALGORITHMS) if strategy == "auto" else [ALGORITHM_OF[strategy]]
+        times = []
+        for name in names:
+            try:
+                times.append(one(lambda f, name=name: ALLREDUCE_ALGORITHMS[name](f, nbytes)))
+            except ValueError:
+                if strategy != "auto":
+                    raise
+        return min(times)
+    if collective in ("allgather", "reduce_scatter"):
+        return one(lambda f: ring_steps(f, [f.ranks], nbytes / n, n - 1))
+    # broadcast: a pipelined chain root -> 1 -> ... -> n-1, every hop moving S at once.
+    return one(lambda f: concurrent_flows(f, list(zip(f.ranks[:-1], f.ranks[1:])), nbytes))
+
+
+def predict_case(case: MeasuredCase, base_dir: Path | None = None) -> Prediction:
+    """Simulate one case; raises :class:`ClusterSimError` (or ValueError) if it cannot run."""
+    scenario, note = case_scenario(case, base_dir)
+    n = scenario.cluster.total_gpus
+    if case.metric == "collective_time_s":
+        t = collective_time(scenario, case.collective, case.message_bytes, scenario.training.strategy)
+        return Prediction(t, math.nan, math.nan, note)
+    thr, it, one, n = _training(case, scenario)
+    base = case.baseline_throughput_samples_per_s
+    if case.metric == "throughput_samples_per_s":
+        eff = case.value / (base * n) if base else math.nan
+        return Prediction(thr, one * n, eff, note)
+    if case.metric == "iteration_time_s":
+        eff = (scenario.workload.batch_per_gpu / case.value) / base if base else math.nan
+        return Prediction(it, scenario.workload.batch_per_gpu / one, eff, note)
+    if case.metric == "speedup":
+        return Prediction(thr / one, float(n), case.value / n, note)
+    return Prediction(thr / one / n, 1.0, case.value, note)  # scaling_efficiency
+
+
+RESULT_COLUMNS = [
+    "case_id", "source", "metric", "total_gpus", "measured", "predicted", "rel_error",
+    "reference", "reference_rel_error", "measured_efficiency", "note", "error",
+]
+
+
+def validate(cases: str | Path | list[MeasuredCase], base_dir: str | Path | None = None) -> pd.DataFrame:
+    """Simulate every case; one DataFrame row per case (bad rows included, with ``error``).
+
+    ``cases`` is a measured-runs CSV (scenario paths are relative to it) or a list of
+    cases. Columns: case_id, source, metric, total_gpus, measured, predicted,
+    rel_error = (predicted - measured) / measured, reference and reference_rel_error
+    (the trivial predictor "one-GPU throughput x GPUs", in the metric's unit),
+    measured_efficiency (where the row allows computing it), note, error.
+    """
+    errors: list[CaseError] = []
+    if isinstance(cases, (str, Path)):
+        base = Path(cases).resolve().parent if base_dir is None else Path(base_dir)
+        cases, errors = read_cases(cases)
+    else:
+        base = Path(base_dir) if base_dir is not None else None
+    rows = []
+    for case in cases:
+        row: dict[str, Any] = {
+            "case_id": case.case_id, "source": case.source, "metric": case.metric,
+            "total_gpus": case.total_gpus, "measured": case.value, "predicted": math.nan,
+            "rel_error": math.nan, "reference": math.nan, "reference_rel_error": math.nan,
+            "measured_efficiency": math.nan, "note": "", "error": None,
+        }
+        try:
+            p = predict_case(case, base)
+        except (ClusterSimError, ValueError, KeyError) as exc:
+            row["error"] = str(exc)
+        else:
+            row.update(
+                predicted=p.predicted,
+                rel_error=(p.predicted - case.value) / case.value,
+                reference=p.reference,
+                reference_rel_error=(p.reference - case.value) / case.value,
+                measured_efficiency=p.measured_efficiency,
+                note=p.note,
+            )
+        rows.append(row)
+    for err in errors:
+        rows.append({**dict.fromkeys(RESULT_COLUMNS, math.nan), "case_id": err.case_id, "source": "",
+                     "metric": "", "note": f"line {err.line}", "error": f"line {err.line}: {err.message}"})
+    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    df["total_gpus"] = df["total_gpus"].astype("Int64")
+    return df.astype({c: float for c in ("measured", "predicted", "rel_error", "reference",
+                                          "reference_rel_error", "measured_efficiency")})
+
+
+__all__ = ["Prediction", "case_scenario", "collective_time", "predict_case", "validate"]
