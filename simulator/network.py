@@ -319,9 +319,13 @@ class Network:
         self._advance()
         still_active: list[Flow] = []
         finished: list[Flow] = []
+        now = self.env.now
         for flow in self._flows:
             tolerance = _RELATIVE_TOLERANCE * max(flow.total_bytes, 1.0)
-            if flow.remaining_bytes <= tolerance:
+            # Also done when what is left takes less time than the clock can resolve
+            # at this instant: waiting for it would not advance time at all.
+            too_short = flow.rate > 0 and now + flow.remaining_bytes / flow.rate <= now
+            if flow.remaining_bytes <= tolerance or too_short:
                 finished.append(flow)
             else:
                 still_active.append(flow)
