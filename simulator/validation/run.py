@@ -13,8 +13,7 @@ Mapping of the columns onto a scenario:
 - ``strategy``/``num_ps``/``ps_placement`` -> ``training``; PS count defaults to one
   per worker node, placement to colocated (MXNet's and TensorFlow's usual launch).
   MXNet's dist kvstore sums a machine's GPUs before pushing once per node, which is
-  ``local_aggregation: true``; it is NOT set here because the engine currently does
-  not finish multi-node colocated runs with it (see the README's Validation section).
+  ``local_aggregation: true``, set for every parameter-server case.
 - GeForce RTX 2080 Ti / 3090 on PCIe: ``p2p: false`` (the driver disables PCIe
   peer-to-peer on these cards; copies are staged through host memory).
 - Simulation: fast mode, 2 measured iterations after 1 warmup.
@@ -115,6 +114,7 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None) -> tuple[Sce
         training["parameter_servers"] = {
             "count": case.num_ps or case.nodes,
             "placement": case.ps_placement or "colocated",
+            "local_aggregation": True,
         }
         if case.num_ps is None:
             notes.append(f"PS count not given: one per node ({case.nodes})")
