@@ -23,7 +23,7 @@ from . import catalog, zoo
 from .calibrated import Calibration, calibrate_compute
 from .compute import ComputeCosts, default_compute_efficiency, gradient_buckets, roofline_costs
 from .errors import SimulationError, TopologyError
-from .hardware import fabric_params, server_params
+from .hardware import fabric_params, pcie_link, server_params
 from .memory import check_fits
 from .network import Network
 from .rng import RandomStreams
@@ -107,8 +107,7 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     c, w, t = scenario.cluster, scenario.workload, scenario.training
     gpu = catalog.get_gpu(c.gpu)
     model = zoo.get_model(w.model, sequence_length=w.sequence_length)
-    pcie = catalog.pcie_link_for_gen(c.server.pcie_generation or gpu.pcie_gen)
-    pcie_latency = (c.server.pcie_latency_us if c.server.pcie_latency_us is not None else pcie.latency_us) * 1e-6
+    pcie_bandwidth, pcie_latency = pcie_link(scenario)
 
     total_gpus = c.total_gpus
     strategy_name = t.strategy if total_gpus > 1 else "none"
@@ -126,7 +125,7 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
             fabric_params=fabric_params(scenario),
             dedicated_ps=dedicated,
             ps_nic_bandwidth=None if ps.nic_bandwidth_gbps is None else ps.nic_bandwidth_gbps * 1e9 / 8,
-            host_pcie_bandwidth=pcie.bandwidth_bytes_per_s,
+            host_pcie_bandwidth=pcie_bandwidth,
             host_pcie_latency=pcie_latency,
         )
     except (KeyError, ValueError) as exc:

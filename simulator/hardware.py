@@ -34,11 +34,19 @@ def _accepted(builder: Callable, candidates: Mapping[str, tuple[str, Any]], what
     return params
 
 
-def server_params(scenario: Scenario) -> dict[str, Any]:
+def pcie_link(scenario: Scenario) -> tuple[float, float]:
+    """(bandwidth bytes/s, latency s) of one x16 PCIe link in the scenario's servers."""
     server = scenario.cluster.server
     gpu = catalog.get_gpu(scenario.cluster.gpu)
     pcie = catalog.pcie_link_for_gen(server.pcie_generation or gpu.pcie_gen)
     latency_us = server.pcie_latency_us if server.pcie_latency_us is not None else pcie.latency_us
+    return pcie.bandwidth_bytes_per_s, latency_us * 1e-6
+
+
+def server_params(scenario: Scenario) -> dict[str, Any]:
+    server = scenario.cluster.server
+    gpu = catalog.get_gpu(scenario.cluster.gpu)
+    pcie_bandwidth, pcie_latency = pcie_link(scenario)
     nvlink = server.nvlink_bandwidth_gbytes_s or gpu.nvlink_gbytes_s
     if server.layout == "dgx1" and nvlink is not None:
         nvlink /= 6  # the builder takes one of the six links of a V100
@@ -50,8 +58,8 @@ def server_params(scenario: Scenario) -> dict[str, Any]:
         )
     prefix = "cluster.server."
     candidates = {
-        "pcie_bandwidth": ("", pcie.bandwidth_bytes_per_s),
-        "pcie_latency": ("", latency_us * 1e-6),
+        "pcie_bandwidth": ("", pcie_bandwidth),
+        "pcie_latency": ("", pcie_latency),
         "pcie_switches": (prefix + "pcie_switches", server.pcie_switches),
         "sockets": (prefix + "sockets", server.sockets),
         "qpi_bandwidth": (prefix + "qpi_bandwidth_gbytes_s", _scaled(server.qpi_bandwidth_gbytes_s, GB)),
