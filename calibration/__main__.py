@@ -1,4 +1,4 @@
-"""``python -m calibration probe|calibrate``."""
+"""``python -m calibration probe|calibrate|measure``."""
 
 from calibration.cli import main
 

@@ -1,7 +1,7 @@
-"""``clustersim probe`` and ``clustersim calibrate`` (also ``python -m calibration``).
+"""``clustersim probe``, ``calibrate`` and ``measure`` (also ``python -m calibration``).
 
 Registered under the ``clustersim.commands`` entry-point group, so the simulator's CLI
-finds them without importing this package. torch is imported only when ``probe`` runs:
+finds them without importing this package. torch is imported only when ``probe`` or ``measure`` runs:
 ``calibrate`` (a refit from raw samples) works without it.
 """
 
@@ -27,6 +27,11 @@ def _ints(text: str | None) -> list[int] | None:
     if not values or any(v < 1 for v in values):
         raise click.BadParameter(f"expected positive integers, got {text!r}")
     return values
+
+
+def _command_line() -> str:
+    prog = "python -m calibration" if sys.argv[0].endswith("__main__.py") else Path(sys.argv[0]).name
+    return " ".join([prog, *(shlex.quote(a) for a in sys.argv[1:])])
 
 
 @click.command()
@@ -67,8 +72,7 @@ def probe(output: Path, quick: bool, models: str | None, batches: str | None, re
         quick, models=model_list, batches=_ints(batches), repeats=repeats, max_procs=procs, device=device,
         catalog_gpu=catalog_gpu, notes=notes or None,
     )
-    prog = "python -m calibration" if sys.argv[0].endswith("__main__.py") else Path(sys.argv[0]).name
-    command = " ".join([prog, *(shlex.quote(a) for a in sys.argv[1:])])
+    command = _command_line()
     try:
         probe_module.run_probe(config, output, command, show_progress=not no_progress, echo=click.echo)
     except ValueError as exc:
@@ -97,6 +101,44 @@ def calibrate(raw: Path, output: Path) -> None:
     click.echo(f"wrote {output}: {fits} layer fits, {colls} collective fits")
 
 
+@click.command()
+@click.option("--model", required=True, help="Zoo model with a torch definition (alexnet, vgg16, resnet18/34/50).")
+@click.option("--procs", type=click.IntRange(1), default=2, show_default=True,
+              help="Local data-parallel processes (one GPU each on CUDA).")
+@click.option("--batch", type=click.IntRange(1), default=8, show_default=True, help="Batch per process.")
+@click.option("--iterations", type=click.IntRange(1), default=10, show_default=True, help="Timed iterations.")
+@click.option("--warmup", type=click.IntRange(0), default=3, show_default=True, help="Untimed iterations first.")
+@click.option("--threads", type=click.IntRange(1), help="torch threads per process (default: cores // procs).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Device (default: cuda when enough GPUs).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Measured-runs CSV to append to (created with its header if absent).")
+@click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Calibration profile the row's scenario points at (default on the CPU: the shipped CPU profile).")
+def measure(model: str, procs: int, batch: int, iterations: int, warmup: int, threads: int | None,
+            device: str | None, output: Path, profile: Path | None) -> None:
+    """Time a real DDP training run (gloo on CPU, NCCL on GPUs) and append it as a measured case.
+
+    The row (metric throughput_samples_per_s) and its scenario file (in a folder next to
+    the CSV, `calibration:` = the profile) can then be checked with `clustersim validate`.
+    """
+    try:
+        from . import measure as measure_module
+    except ImportError as exc:
+        raise ClusterSimError(
+            f"`clustersim measure` needs torch ({exc}); install it with `pip install clustersim[probe]`"
+        ) from None
+    from . import models as torch_models
+
+    if model not in torch_models.MODELS:
+        raise ClusterSimError(f"--model: no torch definition of {model!r}; measurable: {', '.join(torch_models.MODELS)}")
+    config = measure_module.MeasureConfig(model=model, procs=procs, batch=batch, iterations=iterations,
+                                          warmup=warmup, threads=threads, device=device)
+    try:
+        measure_module.measure(config, output, profile, _command_line(), echo=click.echo)
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ClusterSimError(f"measure: {exc}") from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def group() -> None:
     """Calibrate clustersim from real hardware."""
@@ -104,6 +146,7 @@ def group() -> None:
 
 group.add_command(probe)
 group.add_command(calibrate)
+group.add_command(measure)
 
 
 def main(argv: list[str] | None = None) -> None:
