@@ -117,14 +117,19 @@ def list_(what: str) -> None:
 
         table = Table("name", "role", "description")
         for name, fn in sorted(SERVER_LAYOUTS.items()):
-            table.add_row(name, "cluster.server.layout", (fn.__doc__ or "").strip().splitlines()[0])
+            table.add_row(name, "cluster.server.layout", _summary(fn.__doc__))
         for name, fn in sorted(FABRICS.items()):
-            table.add_row(name, "cluster.fabric.topology", (fn.__doc__ or "").strip().splitlines()[0])
+            table.add_row(name, "cluster.fabric.topology", _summary(fn.__doc__))
     else:
         table = Table("name", "description")
         for name, cls in sorted(SYNC_STRATEGIES.items()):
-            table.add_row(name, (cls.__doc__ or "").strip().splitlines()[0])
+            table.add_row(name, _summary(cls.__doc__))
     console.print(table)
+
+
+def _summary(doc: str | None) -> str:
+    """The first paragraph of a docstring, on one line."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
 
 
 def print_report(result: SimResult, source: str) -> None:
