@@ -151,14 +151,6 @@ group.add_command(measure)
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m calibration``: user errors exit 2 with one message, no traceback."""
-    try:
-        group.main(args=argv, prog_name="python -m calibration", standalone_mode=False)
-    except ClusterSimError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    from simulator.cli import run_group  # the console script's own error handling
+
+    run_group(group, argv, "python -m calibration")

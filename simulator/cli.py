@@ -233,8 +233,14 @@ _register_plugin_commands()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: user errors exit 2 with one message, no traceback."""
+    run_group(cli, argv, "clustersim")
+
+
+def run_group(group: click.Group, argv: list[str] | None, prog_name: str) -> None:
+    """Run a click group so that user errors exit 2 with one message, no traceback
+    (shared with ``python -m calibration``)."""
     try:
-        cli.main(args=argv, prog_name="clustersim", standalone_mode=False)
+        group.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except ClusterSimError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
