@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import math
 import os
-import queue as queue_module
 import signal
-import socket
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+
+from .spawn import spawned_messages
 
 TARGET_REPEAT_S = 0.01
 MAX_CALLS_PER_REPEAT = 200
@@ -135,12 +135,6 @@ def run_plan(plan: Plan, rank: int, local_world: int, device: torch.device, emit
         dist.barrier()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _local_worker(rank: int, world: int, port: int, backend: str, plan: Plan, out) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     torch.set_num_threads(1)
@@ -160,32 +154,11 @@ def _local_worker(rank: int, world: int, port: int, backend: str, plan: Plan, ou
 def measure_local(plan: Plan, nprocs: int, backend: str, on_message: Callable[[tuple], None]) -> None:
     """Spawn ``nprocs`` processes on this host and measure the plan. Ctrl-C
     (KeyboardInterrupt) stops them; what ``on_message`` received is kept by the caller."""
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_local_worker, args=(r, nprocs, port, backend, plan, out), daemon=True)
-             for r in range(nprocs)]
-    for p in procs:
-        p.start()
-    try:
-        while True:
-            try:
-                kind, payload = out.get(timeout=1.0)
-            except queue_module.Empty:
-                if any(p.exitcode not in (None, 0) for p in procs):
-                    raise RuntimeError("a collective process died") from None
-                continue
+    with closing(spawned_messages(_local_worker, nprocs, (backend, plan), what="collective probe")) as messages:
+        for kind, payload in messages:
             if kind == "done":
                 break
-            if kind == "error":
-                raise RuntimeError(f"collective probe failed: {payload}")
             on_message((kind, payload))
-    finally:
-        for p in procs:
-            p.join(timeout=10 if p.is_alive() else 0)
-            if p.is_alive():
-                p.terminate()
-                p.join()
 
 
 def under_torchrun() -> bool:

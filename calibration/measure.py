@@ -29,24 +29,23 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import os
-import queue as queue_module
 import signal
 import statistics
 import time
 import traceback
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 from simulator.validation.cases import COLUMNS, MeasuredCase, read_cases
 
 from . import models as torch_models
-from .collectives import _free_port
+from .spawn import spawned_messages
 from .environment import cpu_model, match_catalog_gpu
 
 SHIPPED_CPU_PROFILE = Path(__file__).resolve().parent / "profiles" / "cpu-amd-epyc-2core.json"
@@ -159,30 +158,10 @@ def run_measurement(config: MeasureConfig) -> Measurement:
     if device_kind == "cuda" and torch.cuda.device_count() < config.procs:
         raise ValueError(f"{config.procs} processes need {config.procs} GPUs; {torch.cuda.device_count()} present")
     threads = config.resolved_threads()
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(r, config.procs, port, config, device_kind, threads, out), daemon=True)
-             for r in range(config.procs)]
-    for p in procs:
-        p.start()
-    try:
-        while True:
-            try:
-                kind, payload = out.get(timeout=1.0)
-            except queue_module.Empty:
-                if any(p.exitcode not in (None, 0) for p in procs):
-                    raise RuntimeError("a training process died") from None
-                continue
-            if kind == "error":
-                raise RuntimeError(f"measured run failed: {payload}")
-            break
-    finally:
-        for p in procs:
-            p.join(timeout=30 if p.is_alive() else 0)
-            if p.is_alive():
-                p.terminate()
-                p.join()
+    with closing(
+        spawned_messages(_worker, config.procs, (config, device_kind, threads), what="measured run", join_timeout_s=30)
+    ) as messages:
+        _kind, payload = next(messages)  # rank 0's timings
     return Measurement(config, payload["backend"], payload["device_name"], threads, payload["times"])
 
 
