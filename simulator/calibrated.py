@@ -57,13 +57,20 @@ class ProfiledDevice:
 
 
 class CalibratedAllreduce(Synchronizer):
-    """Allreduce whose time per bucket is the profile's measured fit. As on NCCL's
-    single stream, buckets run one at a time in order, and a bucket starts once every
-    rank has it ready; each takes ``fit.time_s(bytes)``."""
+    """Allreduce whose time per bucket comes from the profile's measurements. As on
+    NCCL's single stream, buckets run one at a time in order, and a bucket starts once
+    every rank has it ready. Inside the measured sizes a bucket takes the measured
+    median, interpolated linearly between the two nearest measured sizes (exact at
+    measured sizes, noise and protocol steps included, and exact between them where
+    time is affine in size, as alpha + bytes / beta is); outside them, the fitted
+    alpha-beta line ``fit.time_s(bytes)``."""
 
-    def __init__(self, ctx: SyncContext, fit: CollectiveFit):
+    def __init__(self, ctx: SyncContext, fit: CollectiveFit, measured: dict[int, float] | None = None):
         super().__init__(ctx)
         self.fit = fit
+        points = sorted((measured or {}).items())
+        self._sizes = np.array([b for b, _ in points], dtype=float)
+        self._times = np.array([t for _, t in points], dtype=float)
         self._arrived: dict[tuple[int, int], int] = {}
         self._queue: simpy.Store = simpy.Store(self.env)
         self.env.process(self._stream())
@@ -80,10 +87,17 @@ class CalibratedAllreduce(Synchronizer):
             key, nbytes = yield self._queue.get()
             start = self.env.now
             if self.n > 1 and nbytes > 0:
-                yield self.env.timeout(self.fit.time_s(nbytes))
+                yield self.env.timeout(self.time_s(nbytes))
             for rank in range(self.n if self.ctx.detailed else 1):
                 self.ctx.comm_intervals[rank].append((start, self.env.now))
             self._event("done", key).succeed()
+
+
+    def time_s(self, nbytes: float) -> float:
+        sizes = self._sizes
+        if len(sizes) >= 2 and sizes[0] <= nbytes <= sizes[-1]:
+            return float(np.interp(nbytes, sizes, self._times))
+        return self.fit.time_s(nbytes)
 
 
 def is_allreduce(strategy: str) -> bool:
@@ -116,11 +130,17 @@ class Calibration:
                 f"(has world size, nodes: {have or 'none'})")
             self.report["communication"] = f"estimated (network model): {why}"
             return SYNC_STRATEGIES[strategy](context)
+        measured = {
+            sample.bytes: sample.timing.median_s
+            for sample in collectives.samples
+            if sample.collective == "allreduce" and sample.world_size == fit.world_size and sample.nodes == fit.nodes
+        }
         self.report["communication"] = (
-            f"calibrated: measured {collectives.backend} allreduce (alpha-beta fit, {fit.world_size} ranks on "
-            f"{fit.nodes} node(s), {fit.fit.min_bytes}-{fit.fit.max_bytes} B) in place of {strategy}"
+            f"calibrated: measured {collectives.backend} allreduce ({fit.world_size} ranks on {fit.nodes} node(s): "
+            f"measured medians interpolated over {fit.fit.min_bytes}-{fit.fit.max_bytes} B, alpha-beta fit "
+            f"beyond) in place of {strategy}"
         )
-        return CalibratedAllreduce(context, fit)
+        return CalibratedAllreduce(context, fit, measured)
 
 
 def calibrate_compute(scenario: Scenario, model: Model, estimated: ComputeCosts, path: str) -> tuple[ComputeCosts, Calibration]:

@@ -24,6 +24,7 @@ low (tf32 on an RTX 3090 equals its fp32 peak) is not penalized for using them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,4 +143,35 @@ def gradient_buckets(gradient_bytes: np.ndarray, cap_bytes: float) -> list[tuple
         # The remainder closes when the last layer with parameters is done.
         first = int(np.flatnonzero(gradient_bytes > 0)[0])
         buckets.append((first, filled))
+    return buckets
+
+
+def fusion_buckets(
+    gradient_bytes: np.ndarray, backward_s: np.ndarray, cycle_s: float, cap_bytes: float
+) -> list[tuple[float, float]]:
+    """Horovod tensor fusion: every ``cycle_s`` from the start of backward, the
+    gradients that became ready since the last cycle are packed, in the order they
+    became ready, into fusion buffers of at most ``cap_bytes`` (a larger tensor goes
+    alone) and each buffer is allreduced.
+
+    Returns ``(ready offset from the start of backward in seconds, bytes)`` per buffer,
+    in launch order; the offset is the cycle tick at which the buffer is launched.
+    """
+    buckets: list[tuple[float, float]] = []
+    ready = 0.0
+    tick = None
+    filled = 0.0
+    for i in range(len(gradient_bytes) - 1, -1, -1):
+        ready += float(backward_s[i])
+        if gradient_bytes[i] <= 0:
+            continue
+        this_tick = max(math.ceil(ready / cycle_s - 1e-9), 1) * cycle_s
+        size = float(gradient_bytes[i])
+        if tick is not None and (this_tick != tick or filled + size > cap_bytes):
+            buckets.append((tick, filled))
+            filled = 0.0
+        tick = this_tick
+        filled += size
+    if filled > 0:
+        buckets.append((tick, filled))
     return buckets

@@ -21,7 +21,7 @@ from topologies import ClusterGraph, build_cluster
 
 from . import catalog, zoo
 from .calibrated import Calibration, calibrate_compute
-from .compute import ComputeCosts, default_compute_efficiency, gradient_buckets, roofline_costs
+from .compute import ComputeCosts, default_compute_efficiency, fusion_buckets, gradient_buckets, roofline_costs
 from .errors import SimulationError, TopologyError
 from .hardware import fabric_params, pcie_link, server_params
 from .memory import check_fits
@@ -70,7 +70,7 @@ class BuiltSimulation:
     cluster: ClusterGraph
     network: Network
     costs: ComputeCosts
-    buckets: list[tuple[int, float]]  # (trigger layer, bytes) in ready order
+    buckets: list[tuple[float, float]]  # (launch offset from backward start in s, bytes), in order
     strategy_name: str
     sync: Synchronizer
     context: SyncContext
@@ -148,7 +148,7 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     calibration = None
     if scenario.calibration is not None:
         costs, calibration = calibrate_compute(scenario, model, costs, scenario.calibration)
-    buckets = gradient_buckets(costs.gradient_bytes, t.resolved_bucket_size_mib * MIB)
+    buckets = _buckets(scenario, costs)
 
     detailed = scenario.detailed
     if dedicated:
@@ -184,17 +184,24 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     )
 
 
+def _buckets(scenario: Scenario, costs: ComputeCosts) -> list[tuple[float, float]]:
+    """Gradient buckets as (launch offset from the start of backward, bytes)."""
+    t = scenario.training
+    cap = t.resolved_bucket_size_mib * MIB
+    if t.fusion == "horovod" and t.strategy != "parameter_server":
+        return fusion_buckets(costs.gradient_bytes, costs.backward_s, t.fusion_cycle_ms * 1e-3, cap)
+    done = np.cumsum(costs.backward_s[::-1])  # backward time to finish layers n-1..i
+    last = len(costs.backward_s) - 1
+    return [(float(done[last - trigger]), nbytes) for trigger, nbytes in gradient_buckets(costs.gradient_bytes, cap)]
+
+
 def _rank_process(sim: BuiltSimulation, rank: int):
     """One data-parallel rank: forward, backward emitting buckets, wait, optimizer."""
     env, costs, timeline = sim.env, sim.costs, sim.timelines[rank]
     overlap = sim.scenario.training.overlap
     iterations = sim.scenario.simulation.warmup_iterations + sim.scenario.simulation.iterations
     forward_s = float(costs.forward_s.sum())
-    # Backward runs layers last to first; bucket b is ready after its trigger layer.
-    backward_cumulative = np.cumsum(costs.backward_s[::-1])  # time to finish layers n-1..i
-    n_layers = len(costs.backward_s)
-    segment_ends = [float(backward_cumulative[n_layers - 1 - trigger]) for trigger, _ in sim.buckets]
-    backward_s = float(backward_cumulative[-1])
+    backward_s = float(np.cumsum(costs.backward_s[::-1])[-1])  # summed as the bucket offsets are
 
     variation = ComputeVariation(sim, rank)
     staleness = sim.staleness_bound()
@@ -212,20 +219,31 @@ def _rank_process(sim: BuiltSimulation, rank: int):
         timeline.forward_end.append(env.now)
         timeline.waiting_for = f"backward of iteration {it}"
         pending: list[simpy.Event] = []
-        done_s = 0.0
-        for b, ((_, nbytes), end) in enumerate(zip(sim.buckets, segment_ends)):
-            if end > done_s:
-                segment = (end - done_s) * slow * variation.jitter()
+        done_s = 0.0  # how far into the (nominal) backward pass this rank is
+        for b, (offset, nbytes) in enumerate(sim.buckets):
+            compute_to = min(offset, backward_s)
+            if compute_to > done_s:
+                segment = (compute_to - done_s) * slow * variation.jitter()
                 computed += segment
                 yield env.timeout(segment)
-                done_s = end
+                done_s = compute_to
+            if done_s == backward_s and len(timeline.backward_end) == it:
+                timeline.backward_end.append(env.now)
+            if overlap and offset > done_s:
+                # Horovod: the next fusion cycle ticks after backward has ended. The
+                # wait is the fusion machinery's, so it counts as communication.
+                start = env.now
+                yield env.timeout(offset - done_s)
+                sim.context.comm_intervals[rank].append((start, env.now))
+                done_s = offset
             if overlap:
                 pending.append(sim.sync.ready(rank, (it, b), nbytes))
         if backward_s > done_s:
             segment = (backward_s - done_s) * slow * variation.jitter()
             computed += segment
             yield env.timeout(segment)
-        timeline.backward_end.append(env.now)
+        if len(timeline.backward_end) == it:
+            timeline.backward_end.append(env.now)
         if not overlap:
             pending = [sim.sync.ready(rank, (it, b), nbytes) for b, (_, nbytes) in enumerate(sim.buckets)]
         timeline.waiting_for = f"gradient synchronization of iteration {it} ({len(pending)} buckets)"

@@ -265,14 +265,27 @@ class TrainingSpec(_Strict):
         None,
         ge=0,
         description="Gradient bucket cap in MiB, filled in reverse layer order; 0 = one bucket per layer. "
-        "Default: 25 for allreduce strategies (PyTorch DDP), 0 for parameter_server (one push per tensor).",
+        "Default: 25 for allreduce strategies (PyTorch DDP), 64 with horovod fusion (HOROVOD_FUSION_THRESHOLD), "
+        "0 for parameter_server (one push per tensor).",
+    )
+
+    fusion: Literal["ddp_buckets", "horovod"] = Field(
+        "ddp_buckets",
+        description="How gradients are grouped: ddp_buckets (fixed buckets in reverse layer order, launched when "
+        "full, PyTorch DDP) or horovod (every fusion_cycle_ms, what became ready is packed into buffers of at most "
+        "bucket_size_mib, Horovod tensor fusion).",
+    )
+    fusion_cycle_ms: float = Field(
+        5.0, gt=0, description="Horovod cycle time (HOROVOD_CYCLE_TIME) in milliseconds (fusion: horovod)."
     )
 
     @property
     def resolved_bucket_size_mib(self) -> float:
         if self.bucket_size_mib is not None:
             return self.bucket_size_mib
-        return 0.0 if self.strategy == "parameter_server" else 25.0
+        if self.strategy == "parameter_server":
+            return 0.0
+        return 64.0 if self.fusion == "horovod" else 25.0
 
 
 class JitterSpec(_Strict):

@@ -78,3 +78,17 @@ def test_buckets_fill_in_reverse_order_and_close_at_the_cap():
     assert gradient_buckets(grads, 25.0) == [(3, 25.0), (2, 30.0), (0, 10.0)]
     assert gradient_buckets(grads, 0.0) == [(4, 20.0), (3, 5.0), (2, 30.0), (0, 10.0)]
     assert sum(b for _, b in gradient_buckets(grads, 1e9)) == grads.sum()
+
+
+def test_horovod_fusion_packs_what_is_ready_at_each_cycle():
+    # Forward order grads [10, 20, 30, 40] bytes, 1 s of backward each: ready (reverse)
+    # at 1, 2, 3, 4 s. Cycle 2.5 s: tick 2.5 takes layers 3 and 2, tick 5 layers 1 and 0;
+    # a 50-byte cap splits the first tick's 40 + 30.
+    from simulator.compute import fusion_buckets
+
+    grads, backward = np.array([10.0, 20.0, 30.0, 40.0]), np.ones(4)
+    assert fusion_buckets(grads, backward, 2.5, 1e9) == [(2.5, 70.0), (5.0, 30.0)]
+    assert fusion_buckets(grads, backward, 2.5, 50.0) == [(2.5, 40.0), (2.5, 30.0), (5.0, 30.0)]
+    # A cycle shorter than any layer sends each gradient at the first tick after it is ready.
+    assert fusion_buckets(grads, backward, 0.4, 1e9) == [(pytest.approx(1.2), 40.0), (pytest.approx(2.0), 30.0),
+                                                         (pytest.approx(3.2), 20.0), (pytest.approx(4.0), 10.0)]

@@ -115,3 +115,21 @@ def test_work_left_waiting_is_an_error_naming_what_is_stuck(monkeypatch):
     monkeypatch.setitem(SYNC_STRATEGIES, "ring_allreduce", NeverDone)
     with pytest.raises(SimulationError, match=r"rank 0 \(n0.gpu0\) waiting for gradient synchronization of iteration 0"):
         simulate(scenario(), with_baseline=False)
+
+
+def test_horovod_cycle_after_backward_is_exposed_as_latency():
+    # A 1 s cycle is longer than the whole backward pass: every gradient waits for the
+    # first tick (1 s after backward starts), then goes in 64 MiB buffers.
+    base = ["cluster.nodes=2", "cluster.gpus_per_node=1", "cluster.server.pcie_switches=null",
+            "cluster.server.gpus_per_switch=null", "cluster.nic.link=IB-EDR", "training.fusion=horovod"]
+    slow_cycle = simulate(load_scenario(None, base + ["training.fusion_cycle_ms=1000"]))
+    fast_cycle = simulate(load_scenario(None, base + ["training.fusion_cycle_ms=0.1"]))
+    ddp = simulate(load_scenario(None, base[:-1]))
+    sim_backward = slow_cycle.breakdown["compute_s"]  # upper bound of the backward pass
+    b = slow_cycle.breakdown
+    assert b["compute_s"] + b["exposed_communication_s"] + b["idle_s"] == pytest.approx(slow_cycle.iteration_time_s)
+    assert slow_cycle.iteration_time_s > 1.0  # forward + the 1 s tick + allreduce
+    assert slow_cycle.attribution["seconds"]["latency"] > 1.0 - sim_backward
+    assert b["idle_s"] == pytest.approx(0.0, abs=1e-9)
+    # With a short cycle fusion overlaps backward about as well as DDP buckets.
+    assert fast_cycle.iteration_time_s == pytest.approx(ddp.iteration_time_s, rel=0.05)
