@@ -393,10 +393,10 @@ class Scenario(_Strict):
         data = self.model_dump()
         data["cluster"].update(nodes=1, gpus_per_node=1)
         server = data["cluster"]["server"]
+        if server["layout"] != "dgx1":  # the DGX-1's shape is fixed; the others scale with GPUs
+            server.update(pcie_switches=None, gpus_per_switch=None, nics=None)
         if server["layout"] == "pcie_tree":
-            server.update(pcie_switches=None, gpus_per_switch=None, sockets=None)
-        else:
-            server.update(gpus_per_switch=None)
+            server.update(sockets=None)
         # The one GPU keeps rank 0's speed and the same jitter and stragglers.
         factors = data["variability"]["gpu_speed_factors"]
         data["variability"]["gpu_speed_factors"] = {0: factors[0]} if 0 in factors else {}

@@ -89,3 +89,12 @@ def test_nvswitch_server_keeps_gpu_traffic_on_nvlink():
 def test_misplaced_hardware_settings_are_refused(overrides, message):
     with pytest.raises(ScenarioError, match=message):
         simulate(load_scenario(None, PLAIN + overrides), with_baseline=False)
+
+
+@pytest.mark.parametrize("layout,gpu", [("nvswitch", "A100-SXM4-80GB"), ("pcie_tree", "V100-PCIe-16GB")])
+def test_one_gpu_baseline_of_a_custom_server_builds(layout, gpu):
+    # 4 PCIe switches and 4 NICs cannot hold one GPU evenly; the baseline drops them.
+    r = simulate(load_scenario(None, PLAIN + [f"cluster.server.layout={layout}", f"cluster.gpu={gpu}",
+                                              "cluster.gpus_per_node=8", "cluster.server.pcie_switches=4",
+                                              "cluster.server.nics=4"]))
+    assert 1.0 < r.speedup <= r.total_gpus
