@@ -23,8 +23,9 @@ low (tf32 on an RTX 3090 equals its fp32 peak) is not penalized for using them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,6 +121,20 @@ def roofline_costs(
     optimizer_bytes = model.total_params * 4 * OPTIMIZER_WORDS[optimizer]
     optimizer_s = layer_overhead_s + optimizer_bytes / bytes_s
     return ComputeCosts(forward, backward, optimizer_s, grads)
+
+
+def scaled_to_throughput(costs: ComputeCosts, batch: int, samples_per_s: float) -> ComputeCosts:
+    """The same costs with every compute time multiplied by one factor, chosen so one
+    GPU computes an iteration (forward + backward + optimizer) at ``samples_per_s``.
+
+    Applied where costs are made, before gradient buckets are timed, so every consumer
+    (bucket launch offsets, the training loop, the one-GPU baseline) sees one set of
+    costs."""
+    scale = (batch / samples_per_s) / costs.total_s
+    return dataclasses.replace(
+        costs, forward_s=costs.forward_s * scale, backward_s=costs.backward_s * scale,
+        optimizer_s=costs.optimizer_s * scale,
+    )
 
 
 def gradient_buckets(gradient_bytes: np.ndarray, cap_bytes: float) -> list[tuple[int, float]]:

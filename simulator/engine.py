@@ -21,7 +21,9 @@ from topologies import ClusterGraph, build_cluster
 
 from . import catalog, zoo
 from .calibrated import Calibration, calibrate_compute
-from .compute import ComputeCosts, default_compute_efficiency, fusion_buckets, gradient_buckets, roofline_costs
+from .compute import (
+    ComputeCosts, default_compute_efficiency, fusion_buckets, gradient_buckets, roofline_costs, scaled_to_throughput,
+)
 from .errors import SimulationError, TopologyError
 from .hardware import fabric_params, pcie_link, server_params
 from .memory import check_fits
@@ -148,6 +150,8 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     calibration = None
     if scenario.calibration is not None:
         costs, calibration = calibrate_compute(scenario, model, costs, scenario.calibration)
+    if w.measured_throughput_samples_per_s is not None:
+        costs = scaled_to_throughput(costs, w.batch_per_gpu, w.measured_throughput_samples_per_s)
     buckets = _buckets(scenario, costs)
 
     detailed = scenario.detailed

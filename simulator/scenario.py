@@ -205,6 +205,15 @@ class WorkloadSpec(_Strict):
     check_memory: bool = Field(
         True, description="Refuse a scenario whose per-GPU memory estimate (`simulator.memory`) exceeds the GPU's."
     )
+    measured_throughput_samples_per_s: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Measured one-GPU training throughput (samples/s) of this model, GPU, batch and framework. "
+        "Every per-layer forward/backward time and the optimizer step are scaled by one factor so that one GPU "
+        "computes an iteration in batch_per_gpu / this; the layers keep their relative profile, so gradients "
+        "still become ready in the right proportions. Only the scaling is then predicted.",
+    )
 
     @field_validator("model")
     @classmethod

@@ -18,10 +18,12 @@ Mapping of the columns onto a scenario:
   peer-to-peer on these cards; copies are staged through host memory).
 - Simulation: fast mode, 2 measured iterations after 1 warmup.
 
-**Compute calibration.** With ``baseline_throughput_samples_per_s`` (the measured
-one-GPU throughput of the same model, GPU, batch and framework) every per-layer
-forward/backward time and the optimizer step are multiplied by one factor, chosen so
-the simulated one-GPU throughput equals the measured one exactly. Scaling the time of
+**Compute calibration.** ``baseline_throughput_samples_per_s`` (the measured one-GPU
+throughput of the same model, GPU, batch and framework) becomes the scenario's
+``workload.measured_throughput_samples_per_s``: every per-layer forward/backward time
+and the optimizer step are multiplied by one factor where the costs are made (before
+gradient buckets are timed), chosen so the simulated one-GPU throughput equals the
+measured one exactly. Scaling the time of
 every layer (rather than the efficiencies, which are capped at 1 and leave the fixed
 per-layer overhead alone) keeps the relative layer profile of the roofline model, so
 gradients still become ready in the right proportions during backward, and it makes a
@@ -131,26 +133,24 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None) -> tuple[Sce
     return load_scenario(data), "; ".join(notes)
 
 
-def _scaled_run(scenario: Scenario, scale: float) -> SimResult:
-    """Simulate with every compute cost multiplied by ``scale`` (no baseline)."""
+def _with_measured_throughput(scenario: Scenario, samples_per_s: float) -> Scenario:
+    data = scenario.model_dump()
+    data["workload"]["measured_throughput_samples_per_s"] = samples_per_s
+    return Scenario.model_validate(data)
+
+
+def _run(scenario: Scenario) -> SimResult:
     sim = build(scenario)
-    c = sim.costs
-    sim.costs = dataclasses.replace(
-        c, forward_s=c.forward_s * scale, backward_s=c.backward_s * scale, optimizer_s=c.optimizer_s * scale
-    )
     run(sim)
     return collect(sim, None)
 
 
 def _training(case: MeasuredCase, scenario: Scenario) -> tuple[float, float, float, float]:
     """(throughput, iteration time, one-GPU throughput, GPUs) of a training case."""
-    single = scenario.single_gpu()
-    one = _scaled_run(single, 1.0).throughput_samples_per_s
-    scale = 1.0
     if case.baseline_throughput_samples_per_s is not None:
-        scale = one / case.baseline_throughput_samples_per_s
-        one = case.baseline_throughput_samples_per_s
-    result = _scaled_run(scenario, scale) if scenario.cluster.total_gpus > 1 else None
+        scenario = _with_measured_throughput(scenario, case.baseline_throughput_samples_per_s)
+    one = _run(scenario.single_gpu()).throughput_samples_per_s
+    result = _run(scenario) if scenario.cluster.total_gpus > 1 else None
     if result is None:
         thr = one
         it = scenario.workload.batch_per_gpu / one

@@ -1,0 +1,48 @@
+"""workload.measured_throughput_samples_per_s: compute scaled where costs are made."""
+
+import numpy as np
+import pytest
+
+from simulator import load_scenario, simulate
+from simulator.engine import build
+from simulator.errors import ScenarioError
+
+
+def scenario(**workload):
+    data = {
+        "cluster": {"nodes": 1, "gpus_per_node": 4, "gpu": "V100-SXM2-16GB", "server": {"layout": "nvswitch"}},
+        "workload": {"model": "resnet50", "batch_per_gpu": 64, **workload},
+        "simulation": {"iterations": 2, "warmup_iterations": 1},
+    }
+    return load_scenario(data)
+
+
+def test_one_gpu_reproduces_the_measured_throughput_exactly():
+    result = simulate(scenario(measured_throughput_samples_per_s=400.0).single_gpu())
+    assert result.throughput_samples_per_s == pytest.approx(400.0, rel=1e-9)
+
+
+def test_bucket_launch_times_come_from_the_scaled_costs():
+    # Fails when costs are scaled after the build: the buckets would keep the
+    # unscaled launch offsets (here the roofline is ~2.5x faster than 100 samples/s).
+    sim = build(scenario(measured_throughput_samples_per_s=100.0))
+    backward = float(np.sum(sim.costs.backward_s))
+    assert sim.costs.total_s == pytest.approx(64 / 100.0, rel=1e-9)
+    assert sim.buckets[-1][0] == pytest.approx(backward, rel=1e-9)
+    assert all(0 < offset <= backward * (1 + 1e-12) for offset, _ in sim.buckets)
+
+
+def test_slower_measured_compute_hides_more_communication():
+    # Same cluster; compute 4x slower than the roofline leaves the NVSwitch allreduce
+    # fully hidden behind backward except its last bucket, so efficiency rises.
+    fast = simulate(scenario())
+    roofline_thr = simulate(scenario().single_gpu()).throughput_samples_per_s
+    slow = simulate(scenario(measured_throughput_samples_per_s=roofline_thr / 4))
+    assert slow.scaling_efficiency > fast.scaling_efficiency
+    assert slow.scaling_efficiency <= 1.0 + 1e-9
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("inf"), float("nan")])
+def test_bad_measured_throughput_is_refused(bad):
+    with pytest.raises(ScenarioError, match="measured_throughput_samples_per_s"):
+        scenario(measured_throughput_samples_per_s=bad)
