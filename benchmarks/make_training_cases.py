@@ -1,0 +1,197 @@
+"""Write ``scenarios/validation/training_cases.csv``: multi-GPU training measurements
+from public sources outside ``../shared/measured`` (measured-runs format of
+``simulator/validation/cases.py``).
+
+Every number below is copied from the cited page as stated there (tables or text; nothing
+read off a plot). Configuration details the source does not state are marked ASSUMED in
+the row's notes. Where a source gives a one-GPU throughput of the same model, batch and
+framework it is the row's ``baseline_throughput_samples_per_s``.
+
+    python benchmarks/make_training_cases.py [-o OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+from simulator.validation.cases import COLUMNS  # noqa: E402
+
+OUT = REPO_ROOT / "scenarios" / "validation" / "training_cases.csv"
+
+
+def row(**kw) -> dict[str, str]:
+    out = dict.fromkeys(COLUMNS, "")
+    for k, v in kw.items():
+        out[k] = "" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
+    return out
+
+
+def horovod_readme_2017() -> list[dict[str, str]]:
+    """Horovod README benchmark table before 2017-10-17 (removed in PR #44; the diff
+    shows the table): one-GPU baseline at batch 64 and 16-GPU throughput for distributed
+    TensorFlow (parameter servers) and Horovod (allreduce on CPU / on GPU with NCCL,
+    TCP / RDMA)."""
+    url = "https://github.com/horovod/horovod/pull/44 (README diff: old benchmark table)"
+    base = {"inception_v3": 134.4, "resnet101": 119.4, "vgg16": 130.9}
+    table = {  # setup -> (inception_v3, resnet101, vgg16) images/s on 16 GPUs
+        "tf-ps": (1345.8, 959.6, 74.7),
+        "tf-ps-vars-on-cpu": (1576.4, 1168.8, 79.5),
+        "horovod-tcp-cpu": (2073.3, 1338.3, 616.8),
+        "horovod-rdma-cpu": (2073.1, 1446.3, 618.0),
+        "horovod-tcp-nccl": (1990.7, 1685.1, 1308.7),
+        "horovod-rdma-nccl": (2022.6, 1746.2, 1787.4),
+    }
+    what = {
+        "tf-ps": "Distributed TensorFlow (parameter servers, variables on the PS GPU)",
+        "tf-ps-vars-on-cpu": "Distributed TensorFlow (variables on CPU)",
+        "horovod-tcp-cpu": "TCP Horovod (allreduce on CPU, MPI)",
+        "horovod-rdma-cpu": "RDMA Horovod (allreduce on CPU, MPI)",
+        "horovod-tcp-nccl": "TCP Horovod (allreduce on GPU with NCCL)",
+        "horovod-rdma-nccl": "RDMA Horovod (allreduce on GPU with NCCL)",
+    }
+    rows = []
+    for setup, values in table.items():
+        ps = setup.startswith("tf-ps")
+        for model, value in zip(base, values):
+            rows.append(row(
+                case_id=f"Horovod-README-2017-{model}-{setup}-4x4", source="Horovod-README-2017", model=model,
+                gpu="P100-PCIe-16GB", nodes=4, gpus_per_node=4, intra_node="pcie", network="ethernet",
+                network_gbps=25.0, strategy="parameter_server" if ps else "ring_allreduce",
+                num_ps=4 if ps else None, ps_placement="colocated" if ps else None, batch_per_gpu=64,
+                precision="fp32", metric="throughput_samples_per_s", value=value,
+                baseline_throughput_samples_per_s=base[model],
+                framework=f"TensorFlow tf_cnn_benchmarks; {what[setup]}",
+                notes=(f"{url}; 16 GPUs, single-GPU baseline batch 64 from the same table. ASSUMED: 4 servers x 4 "
+                       "Pascal GPUs (Horovod docs example -H server1:4..server4:4), GPU read as P100 PCIe 16 GB on a "
+                       "PCIe server, network the README's RoCE-capable 25 Gb/s Ethernet (stated for its later "
+                       "512-GPU chart), fp32"
+                       + ("; ASSUMED one colocated parameter server per node (TF PS count not stated)" if ps else
+                          "; allreduce on CPU/GPU and TCP/RDMA are not distinguished by the simulator"
+                          if "cpu" in setup or "tcp" in setup else "")),
+            ))
+    return rows
+
+
+def horovod_416() -> list[dict[str, str]]:
+    url = "https://github.com/horovod/horovod/issues/416"
+    rows = []
+    for nodes, gpn, value in ((1, 4, 650.92), (2, 8, 2379.56)):
+        rows.append(row(
+            case_id=f"horovod-416-resnet101-{nodes}x{gpn}", source="horovod-issue-416", model="resnet101",
+            gpu="V100-PCIe-16GB", nodes=nodes, gpus_per_node=gpn, intra_node="pcie",
+            network="ethernet" if nodes > 1 else None, network_gbps=40.0 if nodes > 1 else None,
+            strategy="ring_allreduce", batch_per_gpu=64, precision="fp32", metric="throughput_samples_per_s",
+            value=value, baseline_throughput_samples_per_s=202.78,
+            framework="TensorFlow tf_cnn_benchmarks + Horovod (NCCL, GPUDirect RDMA 'gdr'), CUDA 9.0",
+            notes=(f"{url}; stated: V100, 2 servers x 8 GPUs, 4 GPUs per PCIe switch (x16), 2 CPUs joined by QPI, "
+                   "RoCE-capable 40 Gb/s (ConnectX-3 Pro), fp32 mini-batch 64, 1 GPU 202.78 images/s. ASSUMED: "
+                   "V100 PCIe 16 GB (maintainer: 'they really need NVLink', i.e. PCIe cards); RoCE simulated as "
+                   "Ethernet" + ("; the 4-GPU run is one node" if nodes == 1 else "")),
+        ))
+    return rows
+
+
+def horovod_779() -> list[dict[str, str]]:
+    url = "https://github.com/horovod/horovod/issues/779"
+    rows = []
+    for gpus, value in ((8, 6679.0), (16, 12828.0), (32, 23870.0), (64, 47195.0), (128, 89783.0)):
+        nodes = gpus // 8
+        rows.append(row(
+            case_id=f"horovod-779-resnet50-{nodes}x8", source="horovod-issue-779", model="resnet50",
+            gpu="V100-SXM2-16GB", nodes=nodes, gpus_per_node=8, intra_node="nvlink",
+            network="ethernet" if nodes > 1 else None, network_gbps=25.0 if nodes > 1 else None,
+            strategy="ring_allreduce", batch_per_gpu=256, precision="amp", metric="throughput_samples_per_s",
+            value=value, baseline_throughput_samples_per_s=872.0,
+            framework="TensorFlow tf_cnn_benchmarks + Horovod, synthetic data",
+            notes=(f"{url}; stated: AWS p3.16xlarge (8x V100-SXM2-16GB, 25 Gb/s), synthetic ResNet-50, 1 GPU 872 "
+                   "images/s, scaling table 1-128 GPUs. ASSUMED: mixed precision (872 images/s on one V100 is a "
+                   "tensor-core rate) and batch 256/GPU (not stated); p3.16xlarge NVLink = DGX-1 hybrid cube mesh; "
+                   "TCP (no GPUDirect RDMA on AWS)"),
+        ))
+    return rows
+
+
+def aws_samples_2() -> list[dict[str, str]]:
+    url = "https://github.com/aws-samples/deep-learning-models/issues/2"
+    rows = []
+    for nodes, gpn, value in ((1, 2, 1481.3), (1, 8, 5000.0), (2, 8, 9860.0), (4, 8, 21300.0), (8, 8, 37000.0)):
+        rows.append(row(
+            case_id=f"aws-dlm-2-resnet50-{nodes}x{gpn}", source="aws-deep-learning-models-issue-2", model="resnet50",
+            gpu="V100-SXM2-16GB", nodes=nodes, gpus_per_node=gpn, intra_node="nvlink",
+            network="ethernet" if nodes > 1 else None, network_gbps=25.0 if nodes > 1 else None,
+            strategy="ring_allreduce", batch_per_gpu=256, precision="amp", metric="throughput_samples_per_s",
+            value=value, baseline_throughput_samples_per_s=740.0,
+            framework="TensorFlow + Horovod (aws-samples/deep-learning-models ResNet-50 example, DL AMI v13), "
+                      "real ImageNet data from local EBS",
+            notes=(f"{url}; stated: p3 instances (p3.16xlarge, 8 V100), default params 'batch size 256', 1 GPU 740 "
+                   "images/s; 8x8 value stated as ~37000. ASSUMED: mixed precision (the example's default, and "
+                   "740 images/s is a tensor-core rate); V100-SXM2-16GB, DGX-1 style NVLink, 25 Gb/s Ethernet (the "
+                   "p3.16xlarge spec; not stated in the thread)"),
+        ))
+    return rows
+
+
+def horovod_396() -> list[dict[str, str]]:
+    url = "https://github.com/horovod/horovod/issues/396"
+    rows = []
+    data = [("resnet50", g, v, "wskinner") for g, v in ((8, 2697.29), (16, 2632.95), (32, 4772.04), (64, 9745.38))]
+    data += [("resnet101", g, v, "richardliaw") for g, v in
+             ((8, 1523.0), (16, 1529.0), (32, 2958.0), (64, 5806.0), (128, 11384.0))]
+    for model, gpus, value, who in data:
+        nodes = gpus // 8
+        rows.append(row(
+            case_id=f"horovod-396-{model}-{nodes}x8", source="horovod-issue-396", model=model,
+            gpu="V100-SXM2-16GB", nodes=nodes, gpus_per_node=8, intra_node="nvlink",
+            network="ethernet" if nodes > 1 else None, network_gbps=25.0 if nodes > 1 else None,
+            strategy="ring_allreduce", batch_per_gpu=64, precision="fp32", metric="throughput_samples_per_s",
+            value=value, framework="TensorFlow 1.8 tf_cnn_benchmarks + Horovod, synthetic data",
+            notes=(f"{url} (comment by {who}); stated: p3.16xlarge instances, TF 1.8, CUDA 9.0, tf_cnn_benchmarks "
+                   "synthetic data, no RDMA on AWS. No one-GPU throughput given (compute from the roofline model). "
+                   "ASSUMED: batch 64/GPU (tf_cnn_benchmarks default for these models), fp32 (about 340 and 190 "
+                   "images/s per GPU), V100-SXM2-16GB in the DGX-1 style hybrid cube mesh, 25 Gb/s Ethernet "
+                   "(p3.16xlarge spec)"),
+        ))
+    return rows
+
+
+def byteps_29() -> list[dict[str, str]]:
+    url = "https://github.com/bytedance/byteps/issues/29"
+    common = dict(model="resnet50", gpu="V100-SXM2-16GB", nodes=2, gpus_per_node=1, intra_node="pcie",
+                  network="ethernet", network_gbps=20.0, batch_per_gpu=32, precision="fp32",
+                  metric="throughput_samples_per_s")
+    note = (f"{url} (comment by bobzhuyb); stated: 2 VMs with one V100 GPU each plus 2 CPU-only VMs, iperf 21.1 "
+            "Gb/s with 4 streams, TF 1.13.1, tf_cnn_benchmarks resnet50 batch 32, sgd, synthetic data. No one-GPU "
+            "throughput given. ASSUMED: V100 SXM2 16 GB (cloud V100; form factor not stated), fp32, 20 Gb/s "
+            "Ethernet")
+    return [
+        row(case_id="byteps-29-resnet50-2x1-byteps", source="byteps-issue-29", strategy="parameter_server",
+            num_ps=2, ps_placement="dedicated", value=389.0, framework="TensorFlow + BytePS (TCP, DMLC_ENABLE_RDMA=0)",
+            notes=note + "; BytePS servers = the 2 CPU-only VMs (dedicated parameter servers)", **common),
+        row(case_id="byteps-29-resnet50-2x1-horovod", source="byteps-issue-29", strategy="ring_allreduce",
+            value=298.29, framework="TensorFlow + Horovod 0.16.4 (TCP)", notes=note, **common),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-o", "--output", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    rows = horovod_readme_2017() + horovod_416() + horovod_779() + aws_samples_2() + horovod_396() + byteps_29()
+    ids = [r["case_id"] for r in rows]
+    assert len(ids) == len(set(ids)), "duplicate case_id"
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    with args.output.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(COLUMNS), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {len(rows)} cases to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
