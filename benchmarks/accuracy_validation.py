@@ -7,10 +7,17 @@ applies to (training cases: with the measured one-GPU throughput where the row g
 it); and the same figures on the hard cases alone (measured scaling efficiency < 85%).
 
     python benchmarks/accuracy_validation.py [CASES.csv]
+    python benchmarks/accuracy_validation.py --ratchet            # the dev-set figures the ratchet guards
+    python benchmarks/accuracy_validation.py --ratchet --record   # record them (only when they improve)
+
+The ratchet (``tests/validation/test_accuracy_ratchet.py``) recomputes
+:func:`dev_set_figures` (deterministic: no timing, fixed seeds) and fails when any is
+worse than ``benchmarks/results/dev_set_record.json``.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -22,6 +29,55 @@ from simulator.validation.report import hard_cases, reference_summary
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = REPO_ROOT / "scenarios" / "validation" / "published_cases.csv"
+DEV_SET = [
+    DEFAULT,
+    REPO_ROOT / "scenarios" / "validation" / "training_cases.csv",
+    REPO_ROOT / "scenarios" / "validation" / "collectives" / "cases.csv",
+]
+RECORD = REPO_ROOT / "benchmarks" / "results" / "dev_set_record.json"
+
+
+def dev_set_figures() -> dict[str, float]:
+    """The dev set's headline errors with the shipped defaults (percent, rounded to
+    0.01): multi-GPU training median / p90 / hard-case median, the reference "one-GPU x
+    GPUs" on the same cases, and collectives median / p90. Deterministic."""
+    frames = [validate(path) for path in DEV_SET]
+    df = pd.concat(frames, ignore_index=True)
+    if df["error"].notna().any():
+        raise RuntimeError("dev-set cases failed: " + ", ".join(df[df["error"].notna()]["case_id"].head(5)))
+    training = df[(df["metric"] != "collective_time_s") & (df["total_gpus"] > 1)]
+    collectives = df[df["metric"] == "collective_time_s"]
+    ape = training["rel_error"].abs() * 100
+    ref = training["reference_rel_error"].abs() * 100
+    hard = training["measured_efficiency"] < 0.85
+    coll = collectives["rel_error"].abs() * 100
+    figures = {
+        "training_n": len(training), "training_median": ape.median(), "training_p90": ape.quantile(0.9),
+        "training_hard_n": int(hard.sum()), "training_hard_median": ape[hard].median(),
+        "reference_median": ref.median(), "reference_p90": ref.quantile(0.9), "reference_hard_median": ref[hard].median(),
+        "collectives_n": len(collectives), "collectives_median": coll.median(), "collectives_p90": coll.quantile(0.9),
+    }
+    return {k: (int(v) if k.endswith("_n") else round(float(v), 2)) for k, v in figures.items()}
+
+
+RATCHETED = ("training_median", "training_p90", "training_hard_median", "collectives_median", "collectives_p90")
+
+
+def ratchet_main(record: bool) -> int:
+    figures = dev_set_figures()
+    recorded = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    print(json.dumps(figures, indent=1))
+    worse = [k for k in RATCHETED if k in recorded and figures[k] > recorded[k]]
+    if worse:
+        print("worse than recorded: " + ", ".join(f"{k} {figures[k]} > {recorded[k]}" for k in worse))
+    if record:
+        if worse:
+            print("not recorded: the ratchet only moves when every figure is at least as good")
+            return 1
+        RECORD.parent.mkdir(exist_ok=True)
+        RECORD.write_text(json.dumps(figures, indent=1) + "\n")
+        print(f"recorded in {RECORD}")
+    return 1 if worse else 0
 
 
 def fmt(x: float) -> str:
@@ -39,6 +95,8 @@ def line(name: str, df: pd.DataFrame) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if "--ratchet" in argv:
+        return ratchet_main("--record" in argv)
     path = Path(argv[0]) if argv else DEFAULT
     t0 = time.perf_counter()
     df = validate(path)

@@ -78,6 +78,11 @@ def topology(scenario: Path | None, overrides: tuple[str, ...], png: str) -> Non
     except OSError as exc:
         raise ClusterSimError(f"--png {png}: cannot write: {exc}") from None
     click.echo(f"wrote {png}: {sim.cluster.graph.number_of_nodes()} nodes, {sim.cluster.graph.number_of_edges() // 2} links")
+    library = sim.context.collectives
+    if library is not None:
+        click.echo(f"collectives: {library.backend.name}, {len(library.rings)} channel(s); rings (one per channel):")
+        for c, ring in enumerate(library.rings):
+            click.echo(f"  channel {c}: " + " -> ".join(str(g) for g in ring) + f" -> {ring[0]}")
 
 
 @cli.command()
@@ -87,7 +92,8 @@ def schema() -> None:
 
 
 @cli.command(name="list")
-@click.argument("what", type=click.Choice(["gpus", "models", "links", "topologies", "strategies"]))
+@click.argument("what", type=click.Choice(["gpus", "models", "links", "topologies", "strategies", "backends",
+                                           "frameworks"]))
 def list_(what: str) -> None:
     """List the names scenario files can use."""
     console = Console()
@@ -120,6 +126,19 @@ def list_(what: str) -> None:
             table.add_row(name, "cluster.server.layout", _summary(fn.__doc__))
         for name, fn in sorted(FABRICS.items()):
             table.add_row(name, "cluster.fabric.topology", _summary(fn.__doc__))
+    elif what == "backends":
+        from .collective_cost import get_backend, list_backends
+
+        table = Table("name", "role", "description", "source")
+        for name in list_backends():
+            b = get_backend(name)
+            table.add_row(name, "training.collectives.backend", b.description, b.source)
+    elif what == "frameworks":
+        from .frameworks import get_preset, list_frameworks
+
+        table = Table("name", "role", "description")
+        for name in list_frameworks():
+            table.add_row(name, "training.framework", " ".join(str(get_preset(name).get("description", "")).split()))
     else:
         table = Table("name", "description")
         for name, cls in sorted(SYNC_STRATEGIES.items()):
@@ -228,6 +247,8 @@ from . import advise_cli  # noqa: E402
 cli.add_command(advise_cli.advise)
 from . import validation_cli  # noqa: E402
 cli.add_command(validation_cli.validate)
+from . import collectives_report  # noqa: E402
+cli.add_command(collectives_report.collectives)
 _register_plugin_commands()
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import simpy
 
+from .collective_cost import Backend, CollectivePlan, Topology, channel_rings, link_class, plan, staged
 from .network import Network
 
 Node = Hashable
@@ -58,9 +59,11 @@ class Fabric:
 # -- building blocks ------------------------------------------------------------------
 
 
-def ring_steps(f: Fabric, rings: Sequence[Sequence[Node]], chunk: float, steps: int) -> Program:
+def ring_steps(f: Fabric, rings: Sequence[Sequence[Node]], chunk: float, steps: int,
+               route_latency: bool = True) -> Program:
     """Every ring runs ``steps`` steps; in each, every member sends ``chunk`` bytes to
-    its successor, and may send step k only after receiving step k-1."""
+    its successor, and may send step k only after receiving step k-1. Without
+    ``route_latency`` the steps pay no latency: a cost model charges it."""
     rings = [r for r in rings if len(r) > 1]
     if not rings or steps == 0 or chunk == 0:
         return
@@ -68,7 +71,7 @@ def ring_steps(f: Fabric, rings: Sequence[Sequence[Node]], chunk: float, steps: 
     if not f.detailed:
         pairs = [(r[i], r[(i + 1) % len(r)]) for r in rings for i in range(len(r))]
         usage, latency = net.bundle(tuple(pairs))
-        yield net.start_flow(usage, steps * chunk, steps * latency, label="ring")
+        yield net.start_flow(usage, steps * chunk, steps * latency if route_latency else 0.0, label="ring")
         return
     programs = []
     for ring in rings:
@@ -79,7 +82,11 @@ def ring_steps(f: Fabric, rings: Sequence[Sequence[Node]], chunk: float, steps: 
             for k in range(steps):
                 if k > 0:
                     yield received[r][k - 1]
-                yield net.transfer(ring[r], ring[(r + 1) % n], chunk, label=f"ring step {k}")
+                if route_latency:
+                    yield net.transfer(ring[r], ring[(r + 1) % n], chunk, label=f"ring step {k}")
+                else:
+                    route = net.route(ring[r], ring[(r + 1) % n])
+                    yield net.start_flow(route.usage, chunk, 0.0, label=f"ring step {k}")
                 received[(r + 1) % n][k].succeed()
 
         programs.extend(f.env.process(member(r)) for r in range(n))
@@ -155,13 +162,18 @@ def tree_depth(n: int) -> int:
     return math.ceil(math.log2(n + 1))
 
 
-def tree_allreduce(f: Fabric, nbytes: float) -> Program:
+def tree_allreduce(f: Fabric, nbytes: float, route_latency: bool = True) -> Program:
     ranks = f.ranks
     if len(ranks) < 2 or nbytes == 0:
         return
     first, second = double_binary_tree(ranks)
     up = first + second
     down = [(parent, child) for child, parent in up]
+    if not route_latency:  # bandwidth term only (fast path): a cost model charges latency
+        for pairs in (up, down):
+            usage, _ = f.network.bundle(tuple(pairs))
+            yield f.network.start_flow(usage, nbytes / 2, 0.0, label="tree")
+        return
     # Each level of the pipeline adds one hop's latency beyond the first.
     levels = tree_depth(len(ranks)) - 1
     level_latency = max(f.network.route(a, b).latency_s for a, b in up) * levels
@@ -226,3 +238,176 @@ def fastest_algorithm(f: Fabric, nbytes: float) -> str:
         if env.now < best_time * (1 - 1e-9):
             best, best_time = name, env.now
     return best
+
+
+# -- a collective library on top of the flows --------------------------------------------
+
+
+class CollectiveLibrary:
+    """Runs collectives as a library (:mod:`simulator.collective_cost`) does: its
+    rings (one per channel), its choice of algorithm and protocol per call, its launch
+    and per-step latency, its protocol's bytes on the wire. The bandwidth term stays a
+    flow over the real topology, so it feels contention like every other transfer.
+
+    With a backend that has no latency table (``ideal``, ``gloo``) the algorithms run
+    exactly as the plain flow programs above."""
+
+    def __init__(self, f: Fabric, backend: Backend, architecture: str, protocol: str = "auto",
+                 max_channels: int | None = None):
+        self.fabric = f
+        self.backend = backend
+        self.protocol = protocol
+        self.architecture = architecture
+        limit = max_channels or backend.max_channels
+        nodes = [list(node) for node in f.nodes]
+        self.rings = channel_rings(f.network.graph, nodes, limit) if backend.models_steps else [f.ranks]
+        self._topology: Topology | None = None
+        self._plans: dict[tuple[str, float, str], CollectivePlan] = {}
+        self.plans_used: dict[str, CollectivePlan] = {}  # "algorithm/protocol" -> a plan that ran
+        self.calls: dict[str, int] = {}  # "algorithm/protocol" -> calls run
+
+    @property
+    def topology(self) -> Topology:
+        if self._topology is None:
+            net, graph = self.fabric.network, self.fabric.network.graph
+            pairs = tuple((r[i], r[(i + 1) % len(r)]) for r in self.rings for i in range(len(r)))
+            usage, _ = net.bundle(pairs)
+            rate = min(net.capacity[e] / count for e, count in usage.mapping.items())
+            paths = {p: [net.edges[e][0] for e in net.route(*p).edges] + [p[1]] for p in set(pairs)}
+            classes = {link_class(graph, path) for path in paths.values()} - {"net"}
+            intra_class = "nvlink" if classes == {"nvlink"} else "pci"
+            switch = self._switch_of(self.fabric.ranks[0])
+            network_latency = max((sum(net.latency[e] for e in net.route(*p).edges
+                                       if graph.edges[net.edges[e]].get("link") == "network")
+                                   for p in pairs), default=0.0)
+            self._topology = Topology(
+                ranks=len(self.fabric.ranks), nodes=len(self.fabric.nodes), intra_class=intra_class,
+                architecture=self.architecture, channels=len(self.rings),
+                ring_busbw=min(rate, self._staging_rate(pairs, paths)) * len(self.rings),
+                flow_busbw=rate * len(self.rings),
+                switch_bw=graph.edges[self.fabric.ranks[0], switch]["bandwidth"] if switch is not None else 0.0,
+                tree_busbw=self._tree_busbw(),
+                network_latency_s=network_latency,
+            )
+        return self._topology
+
+    def _tree_pairs(self) -> tuple[tuple, tuple]:
+        """NCCL's tree as (intra-node, inter-node) hops, both directions, per channel:
+        a chain through each node's GPUs (in the channel's ring order), and across nodes
+        a double binary tree of the nodes, each tree carrying half the buffer, entered
+        and left through the channel's GPU (hence its NIC)."""
+        nodes, per_node = self.fabric.nodes, len(self.fabric.nodes[0])
+        intra, inter = [], []
+        for ring in self.rings:
+            locals_ = [ring[i * per_node:(i + 1) * per_node] for i in range(len(nodes))]
+            for chain in locals_:
+                for a, b in zip(chain, chain[1:]):
+                    intra += [(a, b), (b, a)]
+            if len(nodes) > 1:
+                first, second = double_binary_tree(list(range(len(nodes))))
+                for child, parent in first + second:
+                    inter += [(locals_[child][0], locals_[parent][0]), (locals_[parent][0], locals_[child][0])]
+        return tuple(intra), tuple(inter)
+
+    def _tree_busbw(self) -> float:
+        """busBw (NCCL's: 2 x algbw) of the tree flows alone: chain hops carry S per
+        channel each way, inter-node tree hops S/2 per channel each way."""
+        net, k = self.fabric.network, len(self.rings)
+        intra, inter = self._tree_pairs()
+        seconds_per_byte = 0.0
+        for pairs, share in ((intra, 1.0 / k), (inter, 0.5 / k)):
+            if pairs:
+                usage, _ = net.bundle(pairs)
+                rate = min(net.capacity[e] / count for e, count in usage.mapping.items())
+                paths = {p: [net.edges[e][0] for e in net.route(*p).edges] + [p[1]] for p in set(pairs)}
+                rate = min(rate, self._staging_rate(pairs, paths))
+                seconds_per_byte = max(seconds_per_byte, share / rate)
+        return 2.0 / seconds_per_byte if seconds_per_byte else 0.0
+
+    def _staging_rate(self, pairs: Sequence[tuple[Node, Node]], paths: dict) -> float:
+        """The rate at which a ring's hops through host memory can go: every CPU stages
+        at most the backend's ``host_staging_gbytes_s`` in all, shared by the staged
+        hops crossing it at once (inf when no hop is staged)."""
+        cap = self.backend.host_staging_gbytes_s
+        graph = self.fabric.network.graph
+        if not cap:
+            return math.inf
+        load: dict[Node, int] = {}
+        for pair in pairs:
+            if staged(graph, paths[pair]):
+                for cpu in {v for v in paths[pair][1:-1] if graph.nodes[v].get("kind") == "cpu"}:
+                    load[cpu] = load.get(cpu, 0) + 1
+        return min((cap * 1e9 / n for n in load.values()), default=math.inf)
+
+    def describe(self) -> dict:
+        """What the library did, for reports and JSON: backend, rings, calls."""
+        return {
+            "backend": self.backend.name,
+            "channels": len(self.rings),
+            "rings": [[str(g) for g in ring] for ring in self.rings],
+            "calls": dict(sorted(self.calls.items())),
+        }
+
+    def _switch_of(self, gpu: Node) -> Node | None:
+        graph = self.fabric.network.graph
+        return next((v for v in graph.successors(gpu) if graph.nodes[v].get("kind") == "nvswitch"), None)
+
+    def plan(self, collective: str, nbytes: float, algorithm: str = "auto") -> CollectivePlan:
+        key = (collective, nbytes, algorithm)
+        if key not in self._plans:
+            self._plans[key] = plan(self.backend, self.topology, collective, nbytes, algorithm, self.protocol)
+        return self._plans[key]
+
+    def run(self, collective: str, nbytes: float, algorithm: str = "auto") -> Program:
+        """Program of one call (allreduce, allgather, reduce_scatter or broadcast)."""
+        f = self.fabric
+        n = len(f.ranks)
+        if n < 2 or nbytes == 0:
+            return
+        if not self.backend.models_steps or algorithm in ("halving_doubling", "hierarchical"):
+            if collective == "allreduce":
+                yield from ALLREDUCE_ALGORITHMS["ring" if algorithm == "auto" else algorithm](f, nbytes)
+            else:
+                yield from _plain(f, collective, nbytes)
+            return
+        p = self.plan(collective, nbytes, algorithm)
+        name = f"{p.algorithm}/{p.protocol}"
+        self.plans_used.setdefault(name, p)
+        self.calls[name] = self.calls.get(name, 0) + 1
+        yield f.env.timeout(p.latency_s)
+        wire = nbytes * p.byte_factor * p.bandwidth_factor
+        k = len(self.rings)
+        if p.algorithm == "nvls":
+            # The switch reduces (multimem loads) and multicasts (multimem stores): each
+            # GPU's link carries the others' share of the buffer once each way, at once.
+            up = [(g, self._switch_of(g)) for g in f.ranks]
+            usage, _ = f.network.bundle(tuple(up + [(b, a) for a, b in up]))
+            yield f.network.start_flow(usage, wire * (n - 1) / n, 0.0, label="nvls")
+        elif p.algorithm == "tree":
+            # Reduce up and broadcast down pipelined: the chain and the node tree move
+            # at once, each as one bundled flow feeling the network's contention.
+            intra, inter = self._tree_pairs()
+            flows = []
+            for pairs, share in ((intra, 1.0 / k), (inter, 0.5 / k)):
+                if pairs:
+                    usage, _ = f.network.bundle(pairs)
+                    flows.append(f.network.start_flow(usage, wire * share, 0.0, label="tree"))
+            yield simpy.AllOf(f.env, flows)
+        elif collective == "allreduce":
+            yield from ring_steps(f, self.rings, wire / (k * n), 2 * (n - 1), route_latency=False)
+        elif collective == "broadcast":
+            pairs = [(r[i], r[i + 1]) for r in self.rings for i in range(n - 1)]
+            usage, _ = f.network.bundle(tuple(pairs))
+            yield f.network.start_flow(usage, wire / k, 0.0, label="broadcast")
+        else:  # allgather, reduce_scatter: n-1 ring steps of size / n
+            yield from ring_steps(f, self.rings, wire / (k * n), n - 1, route_latency=False)
+
+
+def _plain(f: Fabric, collective: str, nbytes: float) -> Program:
+    """allgather / reduce_scatter as n-1 ring steps of S/n; broadcast as a pipelined
+    chain root -> 1 -> ... -> n-1 moving S over every hop at once."""
+    n = len(f.ranks)
+    if collective in ("allgather", "reduce_scatter"):
+        yield from ring_steps(f, [f.ranks], nbytes / n, n - 1)
+    else:
+        yield from concurrent_flows(f, list(zip(f.ranks[:-1], f.ranks[1:])), nbytes)

@@ -137,13 +137,16 @@ def scaled_to_throughput(costs: ComputeCosts, batch: int, samples_per_s: float) 
     )
 
 
-def gradient_buckets(gradient_bytes: np.ndarray, cap_bytes: float) -> list[tuple[int, float]]:
+def gradient_buckets(
+    gradient_bytes: np.ndarray, cap_bytes: float, first_cap_bytes: float | None = None
+) -> list[tuple[int, float]]:
     """Group layers into gradient buckets in reverse layer order, as PyTorch DDP does.
 
     Returns ``(trigger_layer, bytes)`` per bucket in the order they become ready: the
     bucket is ready once backward has finished ``trigger_layer`` (its lowest-index
-    layer). A bucket closes as soon as it holds at least ``cap_bytes``; a cap of 0
-    gives one bucket per layer with parameters.
+    layer). A bucket closes as soon as it holds at least ``cap_bytes`` (the first one
+    at ``first_cap_bytes`` when given, DDP's small first bucket); a cap of 0 gives one
+    bucket per layer with parameters.
     """
     buckets: list[tuple[int, float]] = []
     filled = 0.0
@@ -151,7 +154,7 @@ def gradient_buckets(gradient_bytes: np.ndarray, cap_bytes: float) -> list[tuple
         if gradient_bytes[i] <= 0:
             continue
         filled += float(gradient_bytes[i])
-        if filled >= cap_bytes:
+        if filled >= (cap_bytes if first_cap_bytes is None or buckets else first_cap_bytes):
             buckets.append((i, filled))
             filled = 0.0
     if filled > 0:
@@ -159,6 +162,20 @@ def gradient_buckets(gradient_bytes: np.ndarray, cap_bytes: float) -> list[tuple
         first = int(np.flatnonzero(gradient_bytes > 0)[0])
         buckets.append((first, filled))
     return buckets
+
+
+def bucket_tensor_counts(gradient_bytes: np.ndarray, bucket_bytes: list[float]) -> list[int]:
+    """How many tensors (layers with parameters) each bucket holds. Buckets take the
+    layers in reverse order, consecutively, as both groupings above do."""
+    sizes = [float(g) for g in gradient_bytes[::-1] if g > 0]
+    counts, i = [], 0
+    for nbytes in bucket_bytes:
+        filled, n = 0.0, 0
+        while i < len(sizes) and (n == 0 or filled < nbytes * (1 - 1e-9)):
+            filled += sizes[i]
+            n, i = n + 1, i + 1
+        counts.append(n)
+    return counts
 
 
 def fusion_buckets(

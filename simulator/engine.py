@@ -21,14 +21,18 @@ from topologies import ClusterGraph, build_cluster
 
 from . import catalog, zoo
 from .calibrated import Calibration, calibrate_compute
+from .collective_cost import achievable_graph, get_backend
+from .collectives import CollectiveLibrary, Fabric
 from .compute import (
-    ComputeCosts, default_compute_efficiency, fusion_buckets, gradient_buckets, roofline_costs, scaled_to_throughput,
+    PARAMETER_BYTES, ComputeCosts, bucket_tensor_counts, default_compute_efficiency, fusion_buckets, gradient_buckets,
+    roofline_costs, scaled_to_throughput,
 )
 from .errors import SimulationError, TopologyError
 from .hardware import fabric_params, pcie_link, server_params
 from .memory import check_fits
 from .network import Network
 from .rng import RandomStreams
+from .scale import HOST_CORES_PER_GPU, IMAGE_INPUT_MS_PER_SAMPLE, slowest_of
 from .results import SimResult, collect, combine_replications
 from .scenario import Scenario
 from .sync import SYNC_STRATEGIES, SyncContext, Synchronizer
@@ -59,6 +63,7 @@ class RankTimeline:
     sync_end: list[float] = field(default_factory=list)
     iteration_end: list[float] = field(default_factory=list)
     compute_s: list[float] = field(default_factory=list)  # GPU busy time per iteration
+    input_wait_s: list[float] = field(default_factory=list)  # waiting for the input pipeline (data: real)
     waiting_for: str = "not started"
 
 
@@ -85,6 +90,9 @@ class BuiltSimulation:
     finished: dict[int, int] = field(default_factory=dict)
     all_finished: dict[int, simpy.Event] = field(default_factory=dict)
     calibration: Calibration | None = None  # the profile in use, and what it calibrates
+    # Framework CPU time to launch each bucket (launch overhead + per-tensor negotiation),
+    # paid one bucket after another after backward when overlap is off.
+    launch_after_backward: list[float] = field(default_factory=list)
 
     def iteration_finished(self, it: int) -> simpy.Event:
         if it not in self.all_finished:
@@ -112,7 +120,10 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     pcie_bandwidth, pcie_latency = pcie_link(scenario)
 
     total_gpus = c.total_gpus
-    strategy_name = t.strategy if total_gpus > 1 else "none"
+    # One GPU synchronizes nothing, except under parameter servers: there the one-GPU
+    # baseline runs the same update path (push, server update, pull) as the N-GPU job,
+    # so the servers taking the optimizer step off the GPU is no source of speedup.
+    strategy_name = t.strategy if total_gpus > 1 or t.strategy == "parameter_server" else "none"
     ps = t.parameter_servers
     dedicated = ps.count if strategy_name == "parameter_server" and ps.placement == "dedicated" else 0
     try:
@@ -134,7 +145,9 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
         raise TopologyError(f"cluster: cannot build the topology: {exc}") from None
 
     env = CountingEnvironment()
-    network = Network(env, cluster.graph)
+    backend = get_backend(t.collectives.backend) if strategy_name not in ("none", "parameter_server") else None
+    graph = cluster.graph if backend is None else achievable_graph(cluster.graph, backend, gpu.architecture)
+    network = Network(env, graph)
     efficiency = w.compute_efficiency or default_compute_efficiency(w.precision)
     costs = roofline_costs(
         model,
@@ -152,7 +165,10 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
         costs, calibration = calibrate_compute(scenario, model, costs, scenario.calibration)
     if w.measured_throughput_samples_per_s is not None:
         costs = scaled_to_throughput(costs, w.batch_per_gpu, w.measured_throughput_samples_per_s)
+    costs = _on_the_wire(scenario, costs)
     buckets = _buckets(scenario, costs)
+    tensors = bucket_tensor_counts(costs.gradient_bytes, [nbytes for _, nbytes in buckets])
+    buckets = _framework_launch_times(scenario, buckets, tensors)
 
     detailed = scenario.detailed
     if dedicated:
@@ -172,9 +188,18 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
         ps_sharding=ps.sharding,
         ps_local_aggregation=ps.local_aggregation,
         ps_sync=ps.sync,
+        ps_cores=ps.cores,
+        ps_request_s=ps.rpc_us * 1e-6,
+        ps_tensor_s=ps.tensor_us * 1e-6,
+        bucket_tensors=tensors,
         aggregation_bytes_per_s=ps.aggregation_gbytes_per_s * 1e9,
         server_busy=[[] for _ in range(ps.count)],
     )
+    if backend is not None:
+        fabric = Fabric(env, network, context.nodes, detailed)
+        context.collectives = CollectiveLibrary(
+            fabric, backend, gpu.architecture, t.collectives.protocol, t.collectives.max_channels
+        )
     if calibration is not None:
         sync = calibration.synchronizer(scenario, strategy_name, context)
     else:
@@ -185,6 +210,7 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
         [RankTimeline() for _ in range(ranks)],
         RandomStreams(scenario.simulation.seed, replication),
         calibration=calibration,
+        launch_after_backward=[(t.launch_overhead_us + t.negotiation_us_per_tensor * n) * 1e-6 for n in tensors],
     )
 
 
@@ -196,7 +222,81 @@ def _buckets(scenario: Scenario, costs: ComputeCosts) -> list[tuple[float, float
         return fusion_buckets(costs.gradient_bytes, costs.backward_s, t.fusion_cycle_ms * 1e-3, cap)
     done = np.cumsum(costs.backward_s[::-1])  # backward time to finish layers n-1..i
     last = len(costs.backward_s) - 1
-    return [(float(done[last - trigger]), nbytes) for trigger, nbytes in gradient_buckets(costs.gradient_bytes, cap)]
+    first = None if t.first_bucket_mib is None else t.first_bucket_mib * MIB
+    return [
+        (float(done[last - trigger]), nbytes) for trigger, nbytes in gradient_buckets(costs.gradient_bytes, cap, first)
+    ]
+
+
+def _on_the_wire(scenario: Scenario, costs: ComputeCosts) -> ComputeCosts:
+    """Gradient bytes in ``training.gradient_precision`` (unchanged when not set)."""
+    wire = scenario.training.gradient_precision
+    if wire is None:
+        return costs
+    ratio = PARAMETER_BYTES[wire] / PARAMETER_BYTES[scenario.workload.precision]
+    return costs if ratio == 1 else dataclasses.replace(costs, gradient_bytes=costs.gradient_bytes * ratio)
+
+
+def _framework_launch_times(
+    scenario: Scenario, buckets: list[tuple[float, float]], tensors: list[int]
+) -> list[tuple[float, float]]:
+    """Bucket launch offsets after the framework's own CPU work: one thread handles the
+    buckets in order, each taking ``launch_overhead_us`` plus ``negotiation_us_per_tensor``
+    per tensor, starting when the bucket's gradients are ready (or the previous bucket
+    is handled). Unchanged when both are 0."""
+    t = scenario.training
+    if t.launch_overhead_us == 0 and t.negotiation_us_per_tensor == 0:
+        return buckets
+    out, free = [], 0.0
+    for (offset, nbytes), n in zip(buckets, tensors):
+        free = max(offset, free) + (t.launch_overhead_us + t.negotiation_us_per_tensor * n) * 1e-6
+        out.append((free, nbytes))
+    return out
+
+
+def _synchronous_ranks(sim: BuiltSimulation) -> int:
+    """How many ranks a synchronous step waits for (1: nobody waits for others)."""
+    ps = sim.scenario.training.parameter_servers
+    if sim.strategy_name == "none" or (sim.strategy_name == "parameter_server" and ps.sync != "bsp"):
+        return 1
+    return sim.scenario.cluster.total_gpus
+
+
+def _slowest_rank_stretch(sim: BuiltSimulation, forward_s: float, backward_s: float) -> float:
+    """Fast path: the factor on forward and backward that makes the representative rank
+    as late as the slowest of N, whose whole iteration's compute (optimizer step
+    included where the GPU runs it) is expected to take ``slowest_of(N, cv)`` times the
+    nominal. 1 on the detailed path, which draws every rank's factor instead."""
+    cv = sim.scenario.variability.iteration_cv
+    if cv == 0 or sim.detailed or forward_s + backward_s <= 0:
+        return 1.0
+    factor = slowest_of(_synchronous_ranks(sim), cv)
+    optimizer_s = 0.0 if sim.strategy_name == "parameter_server" else sim.costs.optimizer_s
+    return 1.0 + (factor - 1.0) * (forward_s + backward_s + optimizer_s) / (forward_s + backward_s)
+
+
+def _input_batch_s(sim: BuiltSimulation, rank: int) -> float:
+    """Seconds the input pipeline of ``rank`` needs for one batch (0: synthetic data).
+
+    The node's host cores (``cluster.host_cores``, default 5 per GPU) less those taken
+    by parameter servers colocated on it (``cores`` each, leaving at least one) are
+    shared evenly by the node's ranks."""
+    s = sim.scenario
+    w, c = s.workload, s.cluster
+    if w.data != "real":
+        return 0.0
+    per_sample_ms = w.input_ms_per_sample
+    if per_sample_ms is None:
+        per_sample_ms = IMAGE_INPUT_MS_PER_SAMPLE if sim.model.sample_unit == "images" else 0.0
+    if per_sample_ms == 0:
+        return 0.0
+    host = c.host_cores if c.host_cores is not None else HOST_CORES_PER_GPU * c.gpus_per_node
+    ps = s.training.parameter_servers
+    if c.host_cores is not None and sim.strategy_name == "parameter_server" and ps.placement == "colocated":
+        node = rank // c.gpus_per_node if sim.detailed else 0
+        servers_here = len(range(node, ps.count, c.nodes))
+        host = max(host - servers_here * ps.cores, 1)
+    return w.batch_per_gpu * per_sample_ms * 1e-3 * c.gpus_per_node / host
 
 
 def _rank_process(sim: BuiltSimulation, rank: int):
@@ -209,6 +309,13 @@ def _rank_process(sim: BuiltSimulation, rank: int):
 
     variation = ComputeVariation(sim, rank)
     staleness = sim.staleness_bound()
+    # Fast path under iteration_cv: the representative rank runs at the pace of the
+    # slowest of N (forward and backward stretched so their sum carries the expected
+    # extra time of the whole iteration) but books only its own compute; the rest
+    # shows as waiting. 1 (nothing changes) otherwise.
+    stretch = _slowest_rank_stretch(sim, forward_s, backward_s)
+    prepare_s = _input_batch_s(sim, rank)
+    batch_ready = prepare_s  # the input pipeline starts with the job
     for it in range(iterations):
         if staleness is not None and it - staleness - 1 >= 0:
             timeline.waiting_for = f"the slowest rank to finish iteration {it - staleness - 1} (ssp)"
@@ -216,10 +323,19 @@ def _rank_process(sim: BuiltSimulation, rank: int):
         if rank == 0 and it == sim.scenario.simulation.warmup_iterations:
             sim.edge_bytes_at_window_start = sim.network.edge_bytes()
         timeline.iteration_start.append(env.now)
+        if prepare_s > 0:
+            # Prefetch of one batch: batch it+1 is prepared once batch it is taken.
+            timeline.waiting_for = f"the input pipeline (batch of iteration {it})"
+            waited = max(batch_ready - env.now, 0.0)
+            if waited > 0:
+                yield env.timeout(waited)
+            timeline.input_wait_s.append(waited)
+            batch_ready = env.now + prepare_s
         timeline.waiting_for = f"forward of iteration {it}"
         slow = variation.iteration_factor()
         computed = forward_s * slow * variation.jitter()
-        yield env.timeout(computed)
+        yield env.timeout(computed * stretch)
+        extra = computed * (stretch - 1)
         timeline.forward_end.append(env.now)
         timeline.waiting_for = f"backward of iteration {it}"
         pending: list[simpy.Event] = []
@@ -229,10 +345,11 @@ def _rank_process(sim: BuiltSimulation, rank: int):
             if compute_to > done_s:
                 segment = (compute_to - done_s) * slow * variation.jitter()
                 computed += segment
-                yield env.timeout(segment)
+                extra += segment * (stretch - 1)
+                yield env.timeout(segment * stretch)
                 done_s = compute_to
             if done_s == backward_s and len(timeline.backward_end) == it:
-                timeline.backward_end.append(env.now)
+                timeline.backward_end.append(env.now - extra)
             if overlap and offset > done_s:
                 # Horovod: the next fusion cycle ticks after backward has ended. The
                 # wait is the fusion machinery's, so it counts as communication.
@@ -245,11 +362,19 @@ def _rank_process(sim: BuiltSimulation, rank: int):
         if backward_s > done_s:
             segment = (backward_s - done_s) * slow * variation.jitter()
             computed += segment
-            yield env.timeout(segment)
+            extra += segment * (stretch - 1)
+            yield env.timeout(segment * stretch)
         if len(timeline.backward_end) == it:
-            timeline.backward_end.append(env.now)
+            timeline.backward_end.append(env.now - extra)
         if not overlap:
-            pending = [sim.sync.ready(rank, (it, b), nbytes) for b, (_, nbytes) in enumerate(sim.buckets)]
+            pending = []
+            for b, (offset, nbytes) in enumerate(sim.buckets):
+                launch = sim.launch_after_backward[b]
+                if launch > 0:  # the framework's own launch work, one bucket after another
+                    start = env.now
+                    yield env.timeout(launch)
+                    sim.context.comm_intervals[rank].append((start, env.now))
+                pending.append(sim.sync.ready(rank, (it, b), nbytes))
         timeline.waiting_for = f"gradient synchronization of iteration {it} ({len(pending)} buckets)"
         yield simpy.AllOf(env, pending)
         timeline.sync_end.append(env.now)
@@ -277,11 +402,18 @@ class ComputeVariation:
         self.stragglers = v.stragglers
         self.rng = sim.streams.stream(f"rank {rank} compute")
         self.draw = _jitter_sampler(v.jitter.distribution, v.jitter.cv)
+        # iteration_cv on the detailed path: one normal factor per rank and iteration,
+        # from a stream of its own (the fast path uses the expected slowest instead).
+        self.iteration_cv = v.iteration_cv if sim.detailed and sim.scenario.cluster.total_gpus > 1 else 0.0
+        self.iteration_rng = sim.streams.stream(f"rank {rank} iteration") if self.iteration_cv > 0 else None
 
     def iteration_factor(self) -> float:
         p = self.stragglers.probability
         straggling = p > 0 and self.rng.random() < p
-        return self.speed * (self.stragglers.slowdown if straggling else 1.0)
+        factor = self.speed * (self.stragglers.slowdown if straggling else 1.0)
+        if self.iteration_rng is not None:
+            factor *= max(0.05, 1.0 + self.iteration_cv * self.iteration_rng.standard_normal())
+        return factor
 
     def jitter(self) -> float:
         return self.draw(self.rng)
@@ -337,6 +469,8 @@ def simulate(scenario: Scenario, *, with_baseline: bool = True, record_timeline:
         result = collect(sim, baseline_throughput)
         runs.append(result if recorder is None else recorder.add_to(result))
     result = runs[0] if len(runs) == 1 else combine_replications(runs)
+    if sim.context.collectives is not None:  # the rings and the calls the library chose
+        result = dataclasses.replace(result, extra={**result.extra, "collectives": sim.context.collectives.describe()})
     if sim.calibration is not None:  # which numbers are measured and which estimated
         result = dataclasses.replace(result, extra={**result.extra, "calibration": dict(sim.calibration.report)})
     return result

@@ -7,6 +7,8 @@ fast path). The breakdown splits one iteration into
 * ``compute_s`` - the GPU computing (forward, backward, optimizer step);
 * ``exposed_communication_s`` - the GPU waiting while its gradient sync is in flight;
 * ``idle_s`` - the GPU waiting with no sync of its own in flight (for other ranks);
+* ``input_wait_s`` (only with ``workload.data: real``) - the GPU waiting for the input
+  pipeline's next batch;
 
 and these add up to ``iteration_time_s``. Utilization of a link is the bytes it
 carried over its capacity times the window; of a GPU, its compute time over the
@@ -138,6 +140,10 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
         "idle_s": max(waiting - exposed, 0.0),
         "communication_s": comm_total,
     }
+    input_wait = None
+    if tl.input_wait_s:  # workload.data: real - the GPU waiting for its next batch
+        input_wait = float(np.mean(tl.input_wait_s[warmup:]))
+        breakdown["input_wait_s"] = input_wait
 
     from .attribution import attribute  # imports this module
 
@@ -145,6 +151,9 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
     attribution = attribute(
         sim, waits, compute_per_iter, breakdown["idle_s"], iteration_time, single_gpu_s
     ) if total_gpus > 1 and baseline_throughput is not None else {}
+    if attribution and input_wait is not None:
+        attribution["seconds"]["input_pipeline"] = input_wait
+        attribution["speedup"]["input_pipeline"] = total_gpus * input_wait / iteration_time
 
     resources = [Utilization("gpu compute (every GPU)", "gpu", compute_per_iter / iteration_time)]
     start_bytes = sim.edge_bytes_at_window_start
@@ -199,7 +208,9 @@ def confidence_interval(values: Sequence[float]) -> dict[str, float]:
     """Mean, sample standard deviation and 95% t confidence interval of the mean."""
     x = np.asarray(values, dtype=float)
     mean = float(x.mean())
-    std = float(x.std(ddof=1)) if len(x) > 1 else 0.0
+    # Deviations from the first value: identical runs give exactly 0 (a mean of equal
+    # floats need not equal them in the last bit).
+    std = float((x - x[0]).std(ddof=1)) if len(x) > 1 else 0.0
     t = _T95[len(x) - 2] if 2 <= len(x) <= 31 else 1.96
     half = t * std / np.sqrt(len(x))
     return {"n": len(x), "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half}

@@ -15,6 +15,10 @@ Rules, in the order they apply:
   cannot exchange data with a NIC directly (no GPUDirect RDMA). Such a route is split
   at the GPU's ``host`` (CPU and its memory): GPU -> host, then host -> destination,
   and symmetrically at the receiving end. NVLink traffic is never staged.
+* **Rails.** In a server with several NICs, GPU k of the server leaves and enters it
+  through NIC k x NICs / GPUs (its own NIC on a DGX A100/H100, the NIC of its PCIe
+  switch on a DGX-1), as NCCL maps GPUs to NICs, rather than through whichever NIC the
+  shortest path happens to reach first.
 """
 
 from __future__ import annotations
@@ -45,13 +49,31 @@ class Router:
             base = 1 if data.get("link") == "nvlink" else 2
             data[_WEIGHT] = base + (GPU_ENTRY_PENALTY if graph.nodes[v].get("kind") == "gpu" else 0)
         self._paths: dict[tuple[Node, Node], list[Node]] = {}
+        self._rail_nic = self._rail_nics()
+
+    def _rail_nics(self) -> dict[Node, Node]:
+        """GPU -> its NIC, in servers with more than one NIC."""
+        gpus: dict[object, list[Node]] = {}
+        nics: dict[object, list[Node]] = {}
+        for node, data in self.graph.nodes(data=True):
+            if data.get("kind") == "gpu":
+                gpus.setdefault(data.get("server"), []).append(node)
+            elif data.get("kind") == "nic":
+                nics.setdefault(data.get("server"), []).append(node)
+        rails = {}
+        for server, members in gpus.items():
+            own = sorted(nics.get(server, []), key=lambda n: (self.graph.nodes[n].get("rail", 0), str(n)))
+            if len(own) > 1:
+                for k, gpu in enumerate(members):
+                    rails[gpu] = own[k * len(own) // len(members)]
+        return rails
 
     def path(self, src: Node, dst: Node) -> list[Node]:
         """Node path from ``src`` to ``dst`` after all rules; cached."""
         key = (src, dst)
         cached = self._paths.get(key)
         if cached is None:
-            cached = self._paths[key] = self._staged(src, dst, self._shortest(src, dst))
+            cached = self._paths[key] = self._staged(src, dst, self._rails(src, dst, self._shortest(src, dst)))
         return cached
 
     def prefetch(self, pairs: Sequence[tuple[Node, Node]]) -> None:
@@ -76,7 +98,7 @@ class Router:
                 if leaf in paths:
                     src, dst = (leaf, root) if from_targets else (root, leaf)
                     path = paths[leaf][::-1] if from_targets else paths[leaf]
-                    self._paths[(src, dst)] = self._staged(src, dst, path)
+                    self._paths[(src, dst)] = self._staged(src, dst, self._rails(src, dst, path))
 
     # -- rules ----------------------------------------------------------------------
 
@@ -90,6 +112,24 @@ class Router:
         except (nx.NetworkXNoPath, nx.NodeNotFound) as exc:
             raise TopologyError(f"no route from {src!r} to {dst!r} in the cluster graph") from exc
         return paths[zlib.crc32(f"{src}->{dst}".encode()) % len(paths)]
+
+    def _rails(self, src: Node, dst: Node, path: list[Node]) -> list[Node]:
+        """Send a GPU's traffic out of (and into) its server through its own NIC."""
+        nodes = self.graph.nodes
+        waypoints = [src]
+        for end in (src, dst):
+            rail = self._rail_nic.get(end)
+            server = nodes[end].get("server")
+            leaves = any(nodes[v].get("kind") == "nic" and nodes[v].get("server") == server for v in path)
+            if rail is not None and leaves and rail not in path:
+                waypoints.append(rail)
+        if len(waypoints) == 1:
+            return path
+        waypoints.append(dst)
+        via = [src]
+        for a, b in zip(waypoints, waypoints[1:]):
+            via += self._shortest(a, b)[1:]
+        return via if len(set(via)) == len(via) else path
 
     def _staged(self, src: Node, dst: Node, path: list[Node]) -> list[Node]:
         """Split ``path`` at the host of an end that may not use it directly."""

@@ -138,6 +138,13 @@ class ClusterSpec(_Strict):
     server: ServerSpec = Field(default_factory=ServerSpec, description="Layout of one node.")
     nic: NICSpec = Field(default_factory=NICSpec, description="Each node's network interface.")
     fabric: FabricSpec = Field(default_factory=FabricSpec, description="Network joining the nodes.")
+    host_cores: int | None = Field(
+        None,
+        ge=1,
+        description="CPU cores of each worker node, shared by its ranks' input pipelines (workload.data: real) and "
+        "by parameter servers colocated on it (each takes training.parameter_servers.cores of them). Default: "
+        "not modelled for servers, 5 per GPU for the input pipeline (DGX-1: 2 x 20-core Xeon E5-2698 v4 for 8 GPUs).",
+    )
 
     @field_validator("gpu")
     @classmethod
@@ -205,6 +212,20 @@ class WorkloadSpec(_Strict):
     check_memory: bool = Field(
         True, description="Refuse a scenario whose per-GPU memory estimate (`simulator.memory`) exceeds the GPU's."
     )
+    data: Literal["synthetic", "real"] = Field(
+        "synthetic",
+        description="synthetic: input tensors already on the GPU (tf_cnn_benchmarks' and most published scaling runs' "
+        "default); real: every sample is decoded and augmented on the host CPU first (input pipeline, "
+        "cluster.host_cores).",
+    )
+    input_ms_per_sample: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Host CPU time to decode and augment one sample on one core, milliseconds (workload.data: real). "
+        "Default: 5.0 for image models (ImageNet JPEG decode + random-resized-crop + flip; see README), 0 for "
+        "sequence models (pre-tokenized data).",
+    )
     measured_throughput_samples_per_s: float | None = Field(
         None,
         gt=0,
@@ -250,6 +271,51 @@ class ParameterServerSpec(_Strict):
         "ahead of the slowest.",
     )
     staleness: int = Field(2, ge=0, description="Iterations a worker may run ahead of the slowest one under ssp.")
+    cores: int = Field(
+        1,
+        ge=1,
+        description="CPU cores of each server that handle requests and aggregate (a contended resource: each "
+        "request and each aggregation holds one core). A colocated server takes these from its node's "
+        "cluster.host_cores when that is given.",
+    )
+    rpc_us: float = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Server CPU time per request, microseconds: every push and every pull of one bucket piece by "
+        "one worker (gRPC / ZeroMQ / ps-lite message handling). 0 = free (the flow model alone).",
+    )
+    tensor_us: float = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Server CPU time per tensor in a request, microseconds (serialization and per-variable op "
+        "dispatch); a zoo layer's parameters count as one tensor.",
+    )
+
+
+class CollectivesSpec(_Strict):
+    """The collective library allreduce strategies run on (`simulator.collective_cost`)."""
+
+    backend: str = Field(
+        "nccl",
+        description="Cost model of the collective library, a file in simulator/data/backends: nccl (launch and "
+        "per-step latency by protocol, LL/LL128/Simple, NVLink rings per channel, achievable link bandwidth, "
+        "host staging across sockets), gloo (TCP rings, route latency), ideal (the flow model alone).",
+    )
+    protocol: Literal["auto", "LL", "LL128", "Simple"] = Field(
+        "auto", description="NCCL protocol (NCCL_PROTO); auto = per call, as NCCL's own cost model picks."
+    )
+    max_channels: int | None = Field(
+        None, ge=1, le=64, description="Most rings (channels) to build (NCCL_MAX_NCHANNELS); default: the backend's."
+    )
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_known(cls, v: str) -> str:
+        from .collective_cost import list_backends
+
+        return _known("collective backend", v, list_backends())
 
 
 class TrainingSpec(_Strict):
@@ -257,12 +323,16 @@ class TrainingSpec(_Strict):
 
     strategy: Literal[
         "ring_allreduce", "tree_allreduce", "halving_doubling_allreduce", "hierarchical_allreduce", "auto",
-        "parameter_server",
+        "fastest", "parameter_server",
     ] = Field(
         "ring_allreduce",
         description="Gradient synchronization: an allreduce algorithm over all GPUs (ring, double binary tree, "
-        "recursive halving-doubling, hierarchical; auto = per bucket size the fastest of them on this topology), "
-        "or sharded parameter servers.",
+        "recursive halving-doubling, hierarchical; auto = per bucket size what the collective library picks "
+        "itself (NCCL: ring or tree from its own cost model); fastest = per bucket size the fastest of them in "
+        "this simulator's model of the topology), or sharded parameter servers.",
+    )
+    collectives: CollectivesSpec = Field(
+        default_factory=CollectivesSpec, description="Collective library of the allreduce strategies."
     )
     parameter_servers: ParameterServerSpec = Field(
         default_factory=ParameterServerSpec, description="Parameter-server settings (parameter_server strategy only)."
@@ -287,6 +357,52 @@ class TrainingSpec(_Strict):
     fusion_cycle_ms: float = Field(
         5.0, gt=0, description="Horovod cycle time (HOROVOD_CYCLE_TIME) in milliseconds (fusion: horovod)."
     )
+    framework: str = Field(
+        "none",
+        description="Framework preset (a file in simulator/data/frameworks, each number with its source): "
+        "tensorflow_ps, tensorflow_replicated_nccl, tensorflow_collective, horovod, pytorch_ddp, "
+        "mxnet_kvstore_device, mxnet_dist_sync, paddle, deepspeed; none = no preset. It fills in the training "
+        "fields this section leaves out; every field set explicitly wins.",
+    )
+    first_bucket_mib: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Cap of the first gradient bucket (the last layers' gradients) in MiB, ddp_buckets only "
+        "(PyTorch DDP: 1 MiB, so communication starts early); default: bucket_size_mib.",
+    )
+    gradient_precision: Literal["fp32", "fp16"] | None = Field(
+        None,
+        description="Precision gradients travel in; default: the workload's (fp32 for fp32/tf32/amp, whose "
+        "gradients are fp32; fp16 for fp16/bf16).",
+    )
+    launch_overhead_us: float = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Framework CPU time to launch the synchronization of one bucket, microseconds (copying into "
+        "the bucket, enqueueing): buckets are launched one after another by one thread, each this much later.",
+    )
+    negotiation_us_per_tensor: float = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Framework CPU time per gradient tensor before its bucket can launch, microseconds (Horovod's "
+        "readiness negotiation through rank 0); a zoo layer's parameters count as one tensor.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _framework_preset(cls, data: object) -> object:
+        """Fill in the framework preset's defaults; fields given explicitly win."""
+        if not isinstance(data, dict):
+            return data
+        from .frameworks import apply_preset
+
+        try:
+            return apply_preset(data)
+        except ValueError as exc:
+            raise ValueError(f"framework: {exc}") from None
 
     @property
     def resolved_bucket_size_mib(self) -> float:
@@ -324,6 +440,16 @@ class VariabilitySpec(_Strict):
     )
     jitter: JitterSpec = Field(default_factory=JitterSpec, description="Random variation of compute time.")
     stragglers: StragglerSpec = Field(default_factory=StragglerSpec, description="Occasional slow iterations.")
+    iteration_cv: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        allow_inf_nan=False,
+        description="Coefficient of variation of each rank's compute time per iteration (one normal draw per rank "
+        "and iteration, mean 1). Synchronous jobs wait for the slowest of N ranks: the fast path uses the exact "
+        "expected maximum of N draws (1 + cv x E[max of N standard normals]); the detailed path draws. Unlike "
+        "`jitter` it keeps the fast path. 0 = off (default; see README for why).",
+    )
 
     @field_validator("gpu_speed_factors")
     @classmethod

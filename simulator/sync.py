@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from .collectives import ALLREDUCE_ALGORITHMS, Fabric, fastest_algorithm
+from .collectives import ALLREDUCE_ALGORITHMS, CollectiveLibrary, Fabric, fastest_algorithm
 from .network import Network
 
 Key = tuple[int, int]  # (iteration, bucket)
@@ -46,6 +46,12 @@ class SyncContext:
     ps_sharding: str = "even"
     ps_local_aggregation: bool = False
     ps_sync: str = "bsp"
+    ps_cores: int = 1  # CPU cores of each server (requests and aggregation each hold one)
+    ps_request_s: float = 0.0  # server CPU time per request (one push or pull of a bucket piece)
+    ps_tensor_s: float = 0.0  # server CPU time per tensor in a request
+    bucket_tensors: Sequence[int] = ()  # tensors in each bucket
+    # The collective library allreduce strategies run on (None: the plain flow programs).
+    collectives: CollectiveLibrary | None = None
 
 
 class Synchronizer:
@@ -124,7 +130,10 @@ class Allreduce(Synchronizer):
             start = self.env.now
             name = self.choose(nbytes)
             self.algorithms_used[name] = self.algorithms_used.get(name, 0) + 1
-            yield from ALLREDUCE_ALGORITHMS[name](self._fabric, nbytes)
+            if self.ctx.collectives is not None:
+                yield from self.ctx.collectives.run("allreduce", nbytes, name)
+            else:
+                yield from ALLREDUCE_ALGORITHMS[name](self._fabric, nbytes)
             for rank in range(self.n if self.ctx.detailed else 1):
                 self.ctx.comm_intervals[rank].append((start, self.env.now))
             self._event("done", key).succeed()
@@ -149,7 +158,21 @@ _allreduce_strategy(
 
 @register_strategy("auto")
 class AutoAllreduce(Allreduce):
-    """Allreduce with, per bucket size, the algorithm fastest on this topology."""
+    """Allreduce with, per bucket size, the algorithm the collective library picks
+    itself (NCCL: from its own cost model); with a backend that has no cost model
+    (``ideal``, ``gloo``), the fastest on this topology."""
+
+    def choose(self, nbytes: float) -> str:
+        library = self.ctx.collectives
+        if library is not None and library.backend.models_steps:
+            return "auto"
+        return FastestAllreduce.choose(self, nbytes)
+
+
+@register_strategy("fastest")
+class FastestAllreduce(Allreduce):
+    """Allreduce with, per bucket size, the algorithm fastest on this topology in the
+    simulator's own model (each simulated alone on an idle copy of the cluster)."""
 
     def choose(self, nbytes: float) -> str:
         if nbytes not in self._auto_choice:
@@ -176,7 +199,13 @@ class ParameterServer(Synchronizer):
       arrival and returns the parameters to that worker alone (the staleness bound of
       ``ssp`` is enforced by the training loop).
     * Aggregation runs on the server's CPU at ``aggregation_bytes_per_s`` of incoming
-      gradient, one piece at a time.
+      gradient per core, one piece per core at a time.
+    * Request handling (gRPC / ps-lite): every push a server receives and every pull it
+      answers costs ``ps_request_s`` plus ``ps_tensor_s`` per tensor in it of one core,
+      after the push has arrived and before the pull is sent. A server has ``ps_cores``
+      cores, shared by request handling and aggregation. On the fast path the N
+      identical requests a server gets at once are dealt out over its cores, as the
+      detailed path's separate requests would be.
     """
 
     def __init__(self, ctx: SyncContext):
@@ -188,7 +217,7 @@ class ParameterServer(Synchronizer):
         self._node_of = [n for n, node in enumerate(ctx.nodes) for _ in node]
         self._shards = shard_assignment(ctx.bucket_bytes, self.k, ctx.ps_sharding)
         self._counts: dict[tuple, int] = {}
-        self._cpus = [simpy.Resource(self.env, capacity=1) for _ in range(self.k)]
+        self._cpus = [simpy.Resource(self.env, capacity=ctx.ps_cores) for _ in range(self.k)]
         self._usage: dict[tuple, tuple] = {}
 
     def ready(self, rank: int, key: Key, nbytes: float) -> simpy.Event:
@@ -208,18 +237,22 @@ class ParameterServer(Synchronizer):
         if self.local:
             yield self._bundle_flow("gather", nbytes)
         if self.ctx.ps_sharding == "even":  # identical servers: one bundle for all of them
-            yield from self._bundled_server(-1, shards[0][1])
+            yield from self._bundled_server(-1, shards[0][1], key[1])
         else:
-            yield simpy.AllOf(self.env, [self.env.process(self._bundled_server(j, size)) for j, size in shards])
+            yield simpy.AllOf(
+                self.env, [self.env.process(self._bundled_server(j, size, key[1])) for j, size in shards]
+            )
         if self.local:
             yield self._bundle_flow("scatter", nbytes)
         self._event("done", 0, key).succeed()
 
-    def _bundled_server(self, server: int, size: float):
+    def _bundled_server(self, server: int, size: float, bucket: int = 0):
         """Push to, aggregate on and pull from one server (-1: every server at once)."""
         yield self._bundle_flow("push", size, server)
         represents = range(self.k) if server < 0 else (server,)
+        yield from self._requests(max(server, 0), bucket, len(self.workers), represents)
         yield from self._aggregate(max(server, 0), len(self.workers) * size, represents)
+        yield from self._requests(max(server, 0), bucket, len(self.workers), represents)
         yield self._bundle_flow("pull", size, server)
 
     def _bundle_flow(self, phase: str, nbytes: float, server: int = -1) -> simpy.Event:
@@ -267,23 +300,64 @@ class ParameterServer(Synchronizer):
     def _push(self, worker: int, server: int, key: Key, size: float):
         net, host = self.ctx.network, self.ctx.server_hosts[server]
         yield net.transfer(self.workers[worker], host, size, label=f"push to ps{server}")
+        yield from self._requests(server, key[1], 1)
         if self.ctx.ps_sync != "bsp":  # apply this worker's push alone and answer it
             yield from self._aggregate(server, size)
+            yield from self._requests(server, key[1], 1)
             yield net.transfer(host, self.workers[worker], size, label=f"pull from ps{server}")
             self._event("pulled", worker, server, key).succeed()
             return
         if self._count(("pushed", server, key)) < len(self.workers):
             return
         yield from self._aggregate(server, len(self.workers) * size)
+        if self._request_cost(key[1]) > 0:
+            for w in range(len(self.workers)):
+                self.env.process(self._answer_pull(w, server, key, size))
+            return
         for w, endpoint in enumerate(self.workers):
             pull = net.transfer(host, endpoint, size, label=f"pull from ps{server}")
             pull.callbacks.append(lambda _ev, w=w: self._event("pulled", w, server, key).succeed())
+
+    def _answer_pull(self, worker: int, server: int, key: Key, size: float):
+        """Handle one worker's pull request, then send it the new parameters."""
+        yield from self._requests(server, key[1], 1)
+        host = self.ctx.server_hosts[server]
+        yield self.ctx.network.transfer(host, self.workers[worker], size, label=f"pull from ps{server}")
+        self._event("pulled", worker, server, key).succeed()
 
     # -- shared -------------------------------------------------------------------------
 
     def _count(self, key: tuple) -> int:
         self._counts[key] = self._counts.get(key, 0) + 1
         return self._counts[key]
+
+    def _requests(self, server: int, bucket: int, count: int, represents: Sequence[int] | None = None):
+        """Handle ``count`` simultaneous requests for ``bucket`` on the server's cores:
+        each costs ``ps_request_s + ps_tensor_s x tensors`` of one core; they are dealt
+        out over the cores (recorded as busy time of every server it ``represents``).
+        Free (no event at all) when both costs are 0."""
+        cost = self._request_cost(bucket)
+        if cost <= 0 or count <= 0:
+            return
+        cores = min(self.ctx.ps_cores, count)
+        shares = [count // cores + (1 if c < count % cores else 0) for c in range(cores)]
+        if cores == 1:
+            yield from self._busy(server, shares[0] * cost, represents)
+        else:
+            yield simpy.AllOf(self.env, [self.env.process(self._busy(server, n * cost, represents)) for n in shares])
+
+    def _request_cost(self, bucket: int) -> float:
+        tensors = self.ctx.bucket_tensors[bucket] if bucket < len(self.ctx.bucket_tensors) else 1
+        return self.ctx.ps_request_s + self.ctx.ps_tensor_s * tensors
+
+    def _busy(self, server: int, seconds: float, represents: Sequence[int] | None = None):
+        """Hold one core of the server for ``seconds``."""
+        with self._cpus[server].request() as turn:
+            yield turn
+            start = self.env.now
+            yield self.env.timeout(seconds)
+            for j in (server,) if represents is None else represents:
+                self.ctx.server_busy[j].append((start, self.env.now))
 
     def _aggregate(self, server: int, nbytes: float, represents: Sequence[int] | None = None):
         """Sum ``nbytes`` of incoming gradient and apply the update on the server CPU

@@ -35,7 +35,7 @@ def test_no_overlap_exposes_the_whole_ring_allreduce():
     # 2 nodes x 1 GPU over 10 GbE: a ring of 2 moves S/2 twice... every bucket after
     # backward: exposed time = sum over buckets of 2(N-1)/N * S_b / B + latency terms.
     s = scenario("cluster.nodes=2", "cluster.gpus_per_node=1", "cluster.server.pcie_switches=1",
-                 "cluster.server.gpus_per_switch=1", "training.overlap=false")
+                 "cluster.server.gpus_per_switch=1", "training.overlap=false", "training.collectives.backend=ideal")
     r = simulate(s)
     grad_bytes = 25_557_032 * 4
     bandwidth = 10e9 * 1448 / 1538 / 8

@@ -22,7 +22,8 @@ def allreduce_time(scenario, nbytes: float, algorithm: str = "ring") -> float:
 
 
 # The default scenario pins 2 switches x 2 GPUs; start each test from a plain server.
-PLAIN = ["cluster.server.pcie_switches=null", "cluster.server.gpus_per_switch=null"]
+# These check the topology's physics, so collectives run on the plain flow model.
+PLAIN = ["cluster.server.pcie_switches=null", "cluster.server.gpus_per_switch=null", "training.collectives.backend=ideal"]
 PCIE_8 = PLAIN + ["cluster.nodes=1", "cluster.gpus_per_node=8", "cluster.server.pcie_switches=2"]
 
 

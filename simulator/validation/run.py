@@ -12,8 +12,10 @@ Mapping of the columns onto a scenario:
   100 Gb/s, Aries 80 Gb/s; empty network: ethernet) and says so in the case's note.
 - ``strategy``/``num_ps``/``ps_placement`` -> ``training``; PS count defaults to one
   per worker node, placement to colocated (MXNet's and TensorFlow's usual launch).
-  MXNet's dist kvstore sums a machine's GPUs before pushing once per node, which is
-  ``local_aggregation: true``, set for every parameter-server case.
+- ``framework`` (free text) -> the ``training.framework`` preset it names
+  (:func:`framework_preset`), which sets that stack's bucketing, fusion, overlap and
+  parameter-server pattern. A parameter-server row without a preset gets MXNet's dist
+  kvstore behaviour (sum a machine's GPUs, push once per node: ``local_aggregation``).
 - GeForce RTX 2080 Ti / 3090 on PCIe: ``p2p: false`` (the driver disables PCIe
   peer-to-peer on these cards; copies are staged through host memory).
 - Simulation: fast mode, 2 measured iterations after 1 warmup.
@@ -41,12 +43,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..collectives import ALLREDUCE_ALGORITHMS, Fabric, concurrent_flows, ring_steps
+from ..collectives import ALLREDUCE_ALGORITHMS
 from ..engine import build, run
 from ..errors import ClusterSimError
 from ..loading import load_scenario
@@ -63,6 +66,7 @@ ALGORITHM_OF = {
     "hierarchical_allreduce": "hierarchical",
     "halving_doubling_allreduce": "halving_doubling",
     "parameter_server": "ring",
+    "auto": "auto",
 }
 SIMULATION = {"iterations": 2, "warmup_iterations": 1, "mode": "fast"}
 # GeForce Turing/Ampere cards: the driver disables PCIe peer-to-peer (P2P only over an
@@ -82,13 +86,36 @@ def _nics(layout: str, gpus_per_node: int) -> int:
     return {"pcie_tree": 1, "dgx1": 4}.get(layout, gpus_per_node)
 
 
-def case_scenario(case: MeasuredCase, base_dir: Path | None = None) -> tuple[Scenario, str]:
+def framework_preset(case: MeasuredCase) -> str | None:
+    """The ``training.framework`` preset a row's free-text ``framework`` names, or None.
+
+    Read by keyword, most specific first: Horovod (whatever it runs inside), PyTorch
+    DDP, PaddlePaddle, DeepSpeed, then TensorFlow and MXNet by the row's strategy
+    (parameter servers or not). BytePS, Caffe and unnamed stacks get no preset."""
+    text = (case.framework or "").lower()
+    ps = case.strategy == "parameter_server"
+    if not text or "byteps" in text or "caffe" in text:
+        return None
+    if "horovod" in text:
+        return None if ps else "horovod"
+    for key, preset in (("ddp", "pytorch_ddp"), ("paddle", "paddle"), ("deepspeed", "deepspeed")):
+        if key in text:
+            return preset
+    if "tensorflow" in text or "tf_cnn" in text:
+        return "tensorflow_ps" if ps else "tensorflow_replicated_nccl"
+    if "mxnet" in text:
+        return "mxnet_dist_sync" if ps else "mxnet_kvstore_device"
+    return None
+
+
+def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
+                  overrides: Sequence[str] = ()) -> tuple[Scenario, str]:
     """The scenario a row describes, and a note on any assumption made."""
     if case.scenario is not None:
         path = Path(case.scenario)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        return load_scenario(path, [f"simulation.{k}={v}" for k, v in SIMULATION.items()]), ""
+        return load_scenario(path, [f"simulation.{k}={v}" for k, v in SIMULATION.items()] + list(overrides)), ""
     notes = []
     layout = LAYOUTS[case.intra_node]
     server: dict[str, Any] = {"layout": layout}
@@ -112,12 +139,16 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None) -> tuple[Sce
     if case.batch_per_gpu:
         workload["batch_per_gpu"] = case.batch_per_gpu
     training: dict[str, Any] = {"strategy": case.strategy}
+    preset = framework_preset(case)
+    if preset is not None:
+        training["framework"] = preset
     if case.strategy == "parameter_server":
         training["parameter_servers"] = {
             "count": case.num_ps or case.nodes,
             "placement": case.ps_placement or "colocated",
-            "local_aggregation": True,
         }
+        if preset is None:  # MXNet's dist kvstore, the most common PS stack of the sources
+            training["parameter_servers"]["local_aggregation"] = True
         if case.num_ps is None:
             notes.append(f"PS count not given: one per node ({case.nodes})")
     data = {
@@ -130,7 +161,7 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None) -> tuple[Sce
         "training": training,
         "simulation": dict(SIMULATION),
     }
-    return load_scenario(data), "; ".join(notes)
+    return load_scenario(data, list(overrides)), "; ".join(notes)
 
 
 def _with_measured_throughput(scenario: Scenario, samples_per_s: float) -> Scenario:
@@ -151,6 +182,12 @@ def _training(case: MeasuredCase, scenario: Scenario) -> tuple[float, float, flo
         scenario = _with_measured_throughput(scenario, case.baseline_throughput_samples_per_s)
     one = _run(scenario.single_gpu()).throughput_samples_per_s
     result = _run(scenario) if scenario.cluster.total_gpus > 1 else None
+    if case.baseline_throughput_samples_per_s is not None and result is not None:
+        # The reference "one-GPU x GPUs" uses the measured one-GPU throughput; the
+        # simulated one differs from it only where the one-GPU job synchronizes too
+        # (parameter servers).
+        return result.throughput_samples_per_s, result.iteration_time_s, case.baseline_throughput_samples_per_s, \
+            scenario.cluster.total_gpus
     if result is None:
         thr = one
         it = scenario.workload.batch_per_gpu / one
@@ -159,38 +196,68 @@ def _training(case: MeasuredCase, scenario: Scenario) -> tuple[float, float, flo
     return thr, it, one, scenario.cluster.total_gpus
 
 
-def collective_time(scenario: Scenario, collective: str, nbytes: float, strategy: str) -> float:
-    """Time of one collective of ``nbytes`` alone on an idle copy of the cluster."""
+@dataclasses.dataclass(frozen=True)
+class CollectiveEstimate:
+    """One collective call alone on an idle copy of the cluster."""
 
-    def one(program_of) -> float:
-        sim = build(scenario)
-        fabric = Fabric(sim.env, sim.network, sim.context.nodes, detailed=False)
-        sim.env.process(program_of(fabric))
-        sim.env.run()
-        return float(sim.env.now)
+    time_s: float
+    algorithm: str = ""
+    protocol: str = ""
+    channels: int = 0
 
+
+def collective_estimates(scenario: Scenario, calls: Sequence[tuple[str, float]], strategy: str) -> list[CollectiveEstimate]:
+    """:func:`collective_estimate` of several ``(collective, nbytes)`` calls on one
+    cluster, built once: the calls run one after another on the idle network."""
     n = scenario.cluster.total_gpus
     if n < 2:
-        return 0.0
-    if collective == "allreduce":
-        names = list(ALLREDUCE_ALGORITHMS) if strategy == "auto" else [ALGORITHM_OF[strategy]]
-        times = []
-        for name in names:
-            try:
-                times.append(one(lambda f, name=name: ALLREDUCE_ALGORITHMS[name](f, nbytes)))
-            except ValueError:
-                if strategy != "auto":
-                    raise
-        return min(times)
-    if collective in ("allgather", "reduce_scatter"):
-        return one(lambda f: ring_steps(f, [f.ranks], nbytes / n, n - 1))
-    # broadcast: a pipelined chain root -> 1 -> ... -> n-1, every hop moving S at once.
-    return one(lambda f: concurrent_flows(f, list(zip(f.ranks[:-1], f.ranks[1:])), nbytes))
+        return [CollectiveEstimate(0.0) for _ in calls]
+    if scenario.training.strategy == "parameter_server":  # the cluster's graph, run as an allreduce job
+        data = scenario.model_dump()
+        data["training"]["strategy"] = "ring_allreduce"
+        scenario = Scenario.model_validate(data)
+    sim = build(scenario)
+    library = sim.context.collectives
+
+    def one(collective: str, nbytes: float, algorithm: str) -> CollectiveEstimate:
+        library.plans_used.clear()
+        start = sim.env.now
+        sim.env.process(library.run(collective, nbytes, algorithm))
+        sim.env.run()
+        used = next(iter(library.plans_used.values()), None)
+        if used is None:  # a plain flow program (no cost model)
+            return CollectiveEstimate(float(sim.env.now - start), algorithm, "", 1)
+        return CollectiveEstimate(float(sim.env.now - start), used.algorithm, used.protocol, used.channels)
+
+    out = []
+    for collective, nbytes in calls:
+        if collective == "allreduce" and strategy == "fastest":
+            options = []
+            for name in ALLREDUCE_ALGORITHMS:
+                try:
+                    options.append(one(collective, nbytes, name))
+                except ValueError:
+                    continue
+            out.append(min(options, key=lambda e: e.time_s))
+        else:
+            out.append(one(collective, nbytes, ALGORITHM_OF.get(strategy, "auto") if collective == "allreduce" else "auto"))
+    return out
 
 
-def predict_case(case: MeasuredCase, base_dir: Path | None = None) -> Prediction:
+def collective_estimate(scenario: Scenario, collective: str, nbytes: float, strategy: str) -> CollectiveEstimate:
+    """Time of one collective of ``nbytes`` alone on an idle copy of the cluster, run by
+    the scenario's collective library (``training.collectives``), and how it ran."""
+    return collective_estimates(scenario, [(collective, nbytes)], strategy)[0]
+
+
+def collective_time(scenario: Scenario, collective: str, nbytes: float, strategy: str) -> float:
+    """Time of one collective of ``nbytes`` alone on an idle copy of the cluster."""
+    return collective_estimate(scenario, collective, nbytes, strategy).time_s
+
+
+def predict_case(case: MeasuredCase, base_dir: Path | None = None, overrides: Sequence[str] = ()) -> Prediction:
     """Simulate one case; raises :class:`ClusterSimError` (or ValueError) if it cannot run."""
-    scenario, note = case_scenario(case, base_dir)
+    scenario, note = case_scenario(case, base_dir, overrides)
     n = scenario.cluster.total_gpus
     if case.metric == "collective_time_s":
         t = collective_time(scenario, case.collective, case.message_bytes, scenario.training.strategy)
@@ -214,11 +281,13 @@ RESULT_COLUMNS = [
 ]
 
 
-def validate(cases: str | Path | list[MeasuredCase], base_dir: str | Path | None = None) -> pd.DataFrame:
+def validate(cases: str | Path | list[MeasuredCase], base_dir: str | Path | None = None,
+             overrides: Sequence[str] = ()) -> pd.DataFrame:
     """Simulate every case; one DataFrame row per case (bad rows included, with ``error``).
 
     ``cases`` is a measured-runs CSV (scenario paths are relative to it) or a list of
-    cases. Columns: case_id, source, metric, total_gpus, measured, predicted,
+    cases; ``overrides`` (dotted ``path=value``, as ``--set``) apply to every case's
+    scenario. Columns: case_id, source, metric, total_gpus, measured, predicted,
     rel_error = (predicted - measured) / measured, reference and reference_rel_error
     (the trivial predictor "one-GPU throughput x GPUs", in the metric's unit),
     measured_efficiency (where the row allows computing it), note, error.
@@ -238,7 +307,7 @@ def validate(cases: str | Path | list[MeasuredCase], base_dir: str | Path | None
             "measured_efficiency": math.nan, "note": "", "error": None,
         }
         try:
-            p = predict_case(case, base)
+            p = predict_case(case, base, overrides)
         except (ClusterSimError, ValueError, KeyError) as exc:
             row["error"] = str(exc)
         else:
@@ -260,4 +329,4 @@ def validate(cases: str | Path | list[MeasuredCase], base_dir: str | Path | None
                                           "reference_rel_error", "measured_efficiency")})
 
 
-__all__ = ["Prediction", "case_scenario", "collective_time", "predict_case", "validate"]
+__all__ = ["CollectiveEstimate", "Prediction", "case_scenario", "collective_estimate", "collective_estimates", "collective_time", "predict_case", "validate"]

@@ -95,7 +95,7 @@ def test_ring_allreduce_collective_case_matches_the_closed_form(tmp_path):
     # ring = 2(N-1)/N x S / B + latencies = S / B for N = 2.
     (tmp_path / "pair.yaml").write_text(
         "cluster: {nodes: 1, gpus_per_node: 2, gpu: RTX-2080Ti, server: {layout: nvswitch, "
-        "nvlink_bandwidth_gbytes_s: 50}}\n", encoding="utf-8")
+        "nvlink_bandwidth_gbytes_s: 50}}\ntraining: {collectives: {backend: ideal}}\n", encoding="utf-8")
     path = _write(tmp_path, _row(case_id="c", source="t", metric="collective_time_s", value=1e-3,
                                  scenario="pair.yaml", collective="allreduce", message_bytes=1e8))
     p = validate(path)["predicted"].iloc[0]

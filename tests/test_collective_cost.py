@@ -1,0 +1,138 @@
+"""The collective library's cost model against closed forms (simulator.collective_cost).
+
+Every expected time is written out from the backend file's own constants, so the
+tests hold the formulas, not today's fitted values."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator import load_scenario
+from simulator.collective_cost import get_backend, list_backends, nvlink_rings
+from simulator.engine import build
+from simulator.errors import ScenarioError
+from simulator.validation.run import collective_estimate
+
+NCCL = get_backend("nccl")
+PCIE_X16_GEN3 = 8e9 * 16 * 128 / 130 / 8 * 0.8  # the graph's PCIe gen3 x16 link, bytes/s
+
+
+def scenario(cluster: dict, **collectives) -> object:
+    return load_scenario({"cluster": cluster, "training": {"strategy": "auto", "collectives": collectives}})
+
+
+def estimate(s, nbytes, collective="allreduce", strategy=None):
+    return collective_estimate(s, collective, nbytes, strategy or s.training.strategy)
+
+
+def launch(algorithm: str, protocol: str) -> float:
+    return (NCCL.call_overhead_us + NCCL.base_latency_us[algorithm][protocol]) * 1e-6
+
+
+def step(link: str, protocol: str, algorithm: str = "ring") -> float:
+    return NCCL.step_latency_us[link][algorithm][protocol] * 1e-6
+
+
+PCIE_4 = {"nodes": 1, "gpus_per_node": 4, "gpu": "V100-PCIe-16GB",
+          "server": {"layout": "pcie_tree", "pcie_switches": 1, "sockets": 1}}
+
+
+@pytest.mark.parametrize("protocol", ["Simple", "LL"])
+def test_ring_on_uniform_links_pays_launch_step_latency_and_protocol_bytes(protocol):
+    # 4 GPUs under one PCIe switch: every ring hop has its own GPU link each way.
+    s = scenario(PCIE_4, protocol=protocol)
+    size = 64e6
+    bandwidth = PCIE_X16_GEN3 * NCCL.achievable["pcie"] * NCCL.protocols[protocol].wire_efficiency
+    expected = launch("ring", protocol) + 6 * step("pci", protocol) + 2 * 3 / 4 * size / bandwidth
+    e = estimate(s, size)
+    assert (e.algorithm, e.protocol) == ("ring", protocol)
+    assert e.time_s == pytest.approx(expected, rel=1e-6)
+
+
+def test_ideal_backend_is_the_alpha_beta_closed_form():
+    s = scenario(PCIE_4, backend="ideal")
+    size, alpha = 64e6, 2 * 1e-6  # two PCIe hops of 1 us per ring step
+    expected = 2 * 3 / 4 * size / PCIE_X16_GEN3 + 6 * alpha
+    assert estimate(s, size, strategy="ring_allreduce").time_s == pytest.approx(expected, rel=1e-3)
+
+
+def test_dgx1_builds_six_nvlink_rings_and_channels_split_bytes_evenly():
+    s = scenario({"nodes": 1, "gpus_per_node": 8, "gpu": "V100-SXM2-16GB", "server": {"layout": "dgx1"}},
+                 protocol="Simple")
+    sim = build(s)
+    graph, rings = sim.cluster.graph, sim.context.collectives.rings
+    assert len(rings) == 6  # 24 links = 3 disjoint Hamiltonian cycles, each both ways
+    used: dict = {}
+    for ring in rings:
+        assert sorted(ring) == sorted(sim.cluster.gpus)
+        for u, v in zip(ring, ring[1:] + ring[:1]):
+            assert graph.edges[u, v]["link"] == "nvlink"  # NVLink only, no PCIe/QPI hop
+            used[u, v] = used.get((u, v), 0) + 1
+    assert all(n <= graph.edges[e].get("links", 1) for e, n in used.items())
+    # Each channel carries S/6 over one 25 GB/s link at NCCL's 20 GB/s: busbw 120 GB/s.
+    size = 1e9
+    per_link = 25e9 * NCCL.achievable["nvlink"]["Volta"]
+    expected = launch("ring", "Simple") + 14 * step("nvlink", "Simple") + 2 * 7 / 8 * size / (6 * per_link)
+    assert estimate(s, size, strategy="ring_allreduce").time_s == pytest.approx(expected, rel=1e-6)
+
+
+def test_two_socket_ring_step_is_bounded_by_host_staging():
+    # One GPU per socket: both ring hops (0 -> 1, 1 -> 0) cross QPI, so NCCL stages
+    # them through host memory; each CPU stages both at once, half its rate each.
+    s = scenario({"nodes": 1, "gpus_per_node": 2, "gpu": "V100-PCIe-16GB",
+                  "server": {"layout": "pcie_tree", "pcie_switches": 2, "sockets": 2}}, protocol="Simple")
+    size = 256e6
+    staging = NCCL.host_staging_gbytes_s * 1e9 / 2
+    assert staging < PCIE_X16_GEN3 * NCCL.achievable["pcie"]  # the ceiling is the host path, not the links
+    expected = launch("ring", "Simple") + 2 * step("pci", "Simple") + size / staging
+    assert estimate(s, size).time_s == pytest.approx(expected, rel=1e-6)
+
+
+def test_nccl_picks_ll_then_ll128_then_simple_on_nvlink_and_never_ll128_on_pcie():
+    dgx1 = scenario({"nodes": 1, "gpus_per_node": 8, "gpu": "V100-SXM2-16GB", "server": {"layout": "dgx1"}})
+    protocols = [estimate(dgx1, size).protocol for size in (4e3, 4e6, 1e9)]
+    assert protocols == ["LL", "LL128", "Simple"]
+    pcie = scenario(PCIE_4)
+    assert {estimate(pcie, size).protocol for size in (4e3, 1e5, 4e6, 1e9)} <= {"LL", "Simple"}
+
+
+def test_nvls_on_hopper_nvswitch_moves_each_buffer_once_each_way():
+    s = scenario({"nodes": 1, "gpus_per_node": 8, "gpu": "H100-SXM5-80GB", "server": {"layout": "nvswitch"}})
+    size = 4e9
+    e = estimate(s, size)
+    assert e.algorithm == "nvls"
+    nvls = NCCL.nvls
+    rate = 450e9 * NCCL.achievable["nvlink"]["Hopper"] * nvls.efficiency["Hopper"] * (nvls.channels - 1) / nvls.channels
+    expected = (NCCL.call_overhead_us + nvls.latency_us) * 1e-6 + 7 / 8 * size / rate
+    assert e.time_s == pytest.approx(expected, rel=1e-6)
+
+
+def test_multi_node_rings_leave_each_node_through_every_nic():
+    # 2 DGX A100-style nodes with 8 NICs: 8 channels, one per rail.
+    s = scenario({"nodes": 2, "gpus_per_node": 8, "gpu": "A100-SXM4-80GB", "server": {"layout": "nvswitch"},
+                  "nic": {"link": "IB-HDR"}})
+    sim = build(s)
+    rings = sim.context.collectives.rings
+    assert len(rings) == 8
+    exits = {ring[7] for ring in rings}  # last GPU of node 0 in each ring
+    assert len(exits) == 8
+
+
+def test_auto_and_fastest_are_distinct_choices():
+    dgx1 = {"nodes": 1, "gpus_per_node": 8, "gpu": "V100-SXM2-16GB", "server": {"layout": "dgx1"}}
+    auto = estimate(scenario(dgx1), 1e6)
+    fastest = estimate(scenario(dgx1), 1e6, strategy="fastest")
+    assert auto.algorithm in ("ring", "tree") and auto.protocol in ("LL", "LL128", "Simple")
+    assert fastest.algorithm in ("ring", "tree", "halving_doubling", "hierarchical")
+
+
+def test_unknown_backend_is_refused_with_the_field_named():
+    assert {"nccl", "gloo", "ideal"} <= set(list_backends())
+    with pytest.raises(ScenarioError, match="training.collectives.backend.*unknown collective backend"):
+        scenario(PCIE_4, backend="rccl-9")
+
+
+def test_no_nvlink_ring_on_a_pcie_server():
+    s = scenario(PCIE_4)
+    sim = build(s)
+    assert nvlink_rings(sim.cluster.graph, sim.cluster.gpus, 16) == []

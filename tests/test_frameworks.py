@@ -1,0 +1,124 @@
+"""Framework presets (training.framework) and the new fields' bad values (exit 2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator import ScenarioError, load_scenario, simulate
+from simulator.engine import _framework_launch_times, build
+from simulator.frameworks import get_preset, list_frameworks
+
+from .test_cli import run_main
+
+EXPECTED = {"none", "tensorflow_ps", "tensorflow_replicated_nccl", "tensorflow_collective", "horovod", "pytorch_ddp",
+            "mxnet_kvstore_device", "mxnet_dist_sync", "paddle", "deepspeed"}
+
+
+def flatten(prefix, value):
+    if isinstance(value, dict):
+        return [k for key, v in value.items() for k in flatten(f"{prefix}.{key}" if prefix else key, v)]
+    return [prefix]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_preset_loads_and_cites_a_source_for_every_field_it_sets(name):
+    assert EXPECTED <= set(list_frameworks())
+    preset = get_preset(name)
+    assert set(flatten("", preset["sets"])) <= set(preset["sources"])
+    s = load_scenario({"training": {"framework": name}})
+    for path in flatten("", preset["sets"]):
+        node = s
+        for part in path.split("."):
+            node = getattr(node, part)
+        value = preset["sets"]
+        for part in path.split("."):
+            value = value[part]
+        assert node == value, path
+
+
+def test_explicit_fields_win_over_the_preset():
+    s = load_scenario({"training": {"framework": "horovod", "bucket_size_mib": 10,
+                                    "parameter_servers": {"count": 3}}})
+    assert (s.training.fusion, s.training.bucket_size_mib, s.training.fusion_cycle_ms) == ("horovod", 10, 5)
+    ps = load_scenario({"training": {"framework": "mxnet_dist_sync", "parameter_servers": {"sharding": "round_robin"}}})
+    assert ps.training.parameter_servers.sharding == "round_robin"
+    assert ps.training.parameter_servers.local_aggregation is True  # from the preset
+    # A dumped scenario re-validates to itself (the preset has nothing left to fill).
+    assert type(ps).model_validate(ps.model_dump()) == ps
+
+
+def test_no_preset_is_byte_identical_to_none():
+    assert simulate(load_scenario(None)).to_json() == simulate(
+        load_scenario(None, ["training.framework=none"])).to_json()
+
+
+def test_ddp_first_bucket_is_small():
+    # PyTorch DDP: the first bucket closes at 1 MiB, the others at 25 MiB.
+    sim = build(load_scenario(None, ["training.framework=pytorch_ddp", "training.bucket_size_mib=null"]))
+    grads = sim.costs.gradient_bytes[::-1]
+    first = float(np.cumsum(grads[grads > 0])[np.argmax(np.cumsum(grads[grads > 0]) >= 2**20)])
+    assert sim.buckets[0][1] == pytest.approx(first)
+    assert 2**20 <= sim.buckets[0][1] < 25 * 2**20 <= sim.buckets[1][1]
+
+
+def test_fp16_gradients_halve_the_bytes_on_the_wire():
+    amp = build(load_scenario(None, ["workload.precision=amp"]))
+    fp16 = build(load_scenario(None, ["workload.precision=amp", "training.gradient_precision=fp16"]))
+    assert sum(b for _, b in amp.buckets) == pytest.approx(25_557_032 * 4)
+    assert sum(b for _, b in fp16.buckets) == pytest.approx(25_557_032 * 2)
+
+
+def test_framework_thread_launches_buckets_one_after_another():
+    class T:  # the two training fields the function reads
+        launch_overhead_us = 50_000.0
+        negotiation_us_per_tensor = 10_000.0
+
+    class S:
+        training = T()
+
+    # Ready at 0.1, 0.1, 0.3 s with 1, 2, 1 tensors: each costs 0.05 + 0.01 x tensors.
+    got = _framework_launch_times(S(), [(0.1, 1.0), (0.1, 2.0), (0.3, 3.0)], [1, 2, 1])
+    assert [round(t, 12) for t, _ in got] == [0.16, 0.23, 0.36]
+
+
+def test_negotiation_cost_lengthens_a_non_overlapped_iteration_exactly():
+    base = ["training.overlap=false", "training.bucket_size_mib=0", "cluster.nodes=1", "cluster.gpus_per_node=1",
+            "cluster.server={layout: pcie_tree}"]
+    calm = simulate(load_scenario(None, base + ["training.strategy=ring_allreduce"]), with_baseline=False)
+    slow = simulate(load_scenario(None, base + ["training.negotiation_us_per_tensor=100"]), with_baseline=False)
+    layers = len(build(load_scenario(None, base)).buckets)  # one tensor per bucket
+    assert slow.iteration_time_s == pytest.approx(calm.iteration_time_s + layers * 100e-6, rel=1e-9)
+
+
+BAD = [
+    ("training.framework=nope", "unknown framework 'nope'"),
+    ("training.parameter_servers.rpc_us=-1", "rpc_us"),
+    ("training.parameter_servers.rpc_us=.nan", "rpc_us"),
+    ("training.parameter_servers.tensor_us=.inf", "tensor_us"),
+    ("training.parameter_servers.cores=0", "cores"),
+    ("cluster.host_cores=0", "host_cores"),
+    ("workload.data=jpeg", "workload.data"),
+    ("workload.input_ms_per_sample=-1", "input_ms_per_sample"),
+    ("workload.input_ms_per_sample=.nan", "input_ms_per_sample"),
+    ("variability.iteration_cv=-0.1", "iteration_cv"),
+    ("variability.iteration_cv=0.9", "iteration_cv"),
+    ("variability.iteration_cv=.nan", "iteration_cv"),
+    ("training.first_bucket_mib=-1", "first_bucket_mib"),
+    ("training.gradient_precision=int8", "gradient_precision"),
+    ("training.launch_overhead_us=-5", "launch_overhead_us"),
+    ("training.negotiation_us_per_tensor=.inf", "negotiation_us_per_tensor"),
+]
+
+
+@pytest.mark.parametrize("override, needle", BAD)
+def test_bad_values_are_refused(override, needle):
+    with pytest.raises(ScenarioError, match=needle):
+        load_scenario(None, [override])
+
+
+def test_bad_framework_exits_2_with_one_message(capsys):
+    code, out, err = run_main(capsys, "simulate", "--set", "training.framework=tensorflw")
+    assert code == 2 and "Traceback" not in err
+    assert "training.framework" not in err or "unknown framework 'tensorflw'" in err
+    assert "unknown framework 'tensorflw'; known: deepspeed, horovod" in err
