@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FILES = [ROOT / "scenarios/validation/collectives/cases.csv", ROOT / "scenarios/validation/published_cases.csv"]
 GRID = {
     "call_overhead_us": [5.0, 10.0, 15.0, 25.0],
-    "host_staging_gbytes_s": [5.0, 10.0, 20.0, 40.0],
+    "host_staging_gbytes_s": [2.5, 4.0, 6.0, 10.0],
     "network": [0.5, 0.65, 0.8, 0.95],
 }
 NOT_MODELLED = ("sharp",)  # case ids of in-network reduction runs

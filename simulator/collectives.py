@@ -325,19 +325,15 @@ class CollectiveLibrary:
         return 2.0 / seconds_per_byte if seconds_per_byte else 0.0
 
     def _staging_rate(self, pairs: Sequence[tuple[Node, Node]], paths: dict) -> float:
-        """The rate at which a ring's hops through host memory can go: every CPU stages
-        at most the backend's ``host_staging_gbytes_s`` in all, shared by the staged
-        hops crossing it at once (inf when no hop is staged)."""
+        """The rate at which a ring's hops through host memory can go: each staged hop
+        at most the backend's ``host_staging_gbytes_s`` (inf when no hop is staged).
+        (A ceiling shared by all the hops a CPU stages fitted the dev set worse: it
+        over-penalizes 8-GPU GeForce servers.)"""
         cap = self.backend.host_staging_gbytes_s
         graph = self.fabric.network.graph
-        if not cap:
+        if not cap or not any(staged(graph, paths[pair]) for pair in pairs):
             return math.inf
-        load: dict[Node, int] = {}
-        for pair in pairs:
-            if staged(graph, paths[pair]):
-                for cpu in {v for v in paths[pair][1:-1] if graph.nodes[v].get("kind") == "cpu"}:
-                    load[cpu] = load.get(cpu, 0) + 1
-        return min((cap * 1e9 / n for n in load.values()), default=math.inf)
+        return cap * 1e9
 
     def describe(self) -> dict:
         """What the library did, for reports and JSON: backend, rings, calls."""

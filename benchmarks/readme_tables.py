@@ -1,0 +1,103 @@
+"""Render the README's accuracy tables from the figures the benchmarks wrote.
+
+Every accuracy figure in README.md comes from a JSON file a benchmark script wrote
+(``benchmarks/results/``); this script turns them into markdown and rewrites the README
+between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers.
+``tests/test_readme_tables.py`` fails when the README no longer matches.
+
+    python benchmarks/accuracy_validation.py --ratchet --record   # dev_set_record.json
+    python benchmarks/accuracy_collectives.py --json benchmarks/results/collectives_cv.json
+    python benchmarks/accuracy_training.py --json benchmarks/results/training_cv.json
+    python benchmarks/readme_tables.py                            # rewrite README.md
+    python benchmarks/readme_tables.py --check                    # exit 1 if stale
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+
+
+def _num(x) -> str:
+    return "-" if x is None or x != x else f"{x:.1f}"
+
+
+def _fitted(fits: dict) -> list[str]:
+    """One line: each fitted value on all sources, with its range over the folds."""
+    if not fits:
+        return []
+    folds = [v for k, v in fits.items() if k != "(all sources)"]
+    return ["", "Fitted (all sources; range over the leave-one-source-out folds): " + ", ".join(
+        f"`{k}` {fits['(all sources)'][k]:g} ({min(f[k] for f in folds):g}-{max(f[k] for f in folds):g})"
+        for k in fits["(all sources)"]) + "."]
+
+
+def dev_set_table() -> str:
+    r = json.loads((RESULTS / "dev_set_record.json").read_text())
+    return "\n".join([
+        "| dev set, shipped defaults | n | median | p90 | hard n | hard median |",
+        "|---|--:|--:|--:|--:|--:|",
+        f"| multi-GPU training, clustersim | {r['training_n']} | {_num(r['training_median'])} | "
+        f"{_num(r['training_p90'])} | {r['training_hard_n']} | {_num(r['training_hard_median'])} |",
+        f"| multi-GPU training, one-GPU x GPUs | {r['training_n']} | {_num(r['reference_median'])} | "
+        f"{_num(r['reference_p90'])} | {r['training_hard_n']} | {_num(r['reference_hard_median'])} |",
+        f"| collectives, clustersim (nccl backend) | {r['collectives_n']} | {_num(r['collectives_median'])} | "
+        f"{_num(r['collectives_p90'])} | | |",
+    ])
+
+
+def collectives_table() -> str:
+    data = json.loads((RESULTS / "collectives_cv.json").read_text())
+    lines = ["| cases | n | alpha-beta median | alpha-beta p90 | nccl LOSO median | nccl LOSO p90 |",
+             "|---|--:|--:|--:|--:|--:|"]
+    for row in data["table"]:
+        lines.append(f"| {row['group']} | {row['n']} | {_num(row['alpha-beta median %'])} | "
+                     f"{_num(row['alpha-beta p90 %'])} | {_num(row.get('nccl (LOSO) median %'))} | "
+                     f"{_num(row.get('nccl (LOSO) p90 %'))} |")
+    lines += _fitted(data["fitted"])
+    return "\n".join(lines)
+
+
+def training_table() -> str:
+    data = json.loads((RESULTS / "training_cv.json").read_text())
+    lines = ["| predictor | n | median | p90 | hard n | hard median | Spearman (efficiency) |",
+             "|---|--:|--:|--:|--:|--:|--:|"]
+    for row in data["summary"]:
+        lines.append(f"| {row['predictor']} | {row['n']} | {_num(row['median %'])} | {_num(row['p90 %'])} | "
+                     f"{row['hard n']} | {_num(row['hard median %'])} | {row['spearman']:.2f} |")
+    lines += _fitted(data["fitted"])
+    return "\n".join(lines)
+
+
+TABLES = {"dev-set": dev_set_table, "collectives-cv": collectives_table, "training-cv": training_table}
+
+
+def render(text: str) -> str:
+    for name, make in TABLES.items():
+        pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(<!-- {name}:end -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no <!-- {name}:begin --> ... <!-- {name}:end --> block")
+        text = pattern.sub(lambda m, make=make: m.group(1) + make() + "\n" + m.group(2), text)
+    return text
+
+
+def main() -> int:
+    current = README.read_text(encoding="utf-8")
+    fresh = render(current)
+    if "--check" in sys.argv[1:]:
+        if fresh != current:
+            print("README.md accuracy tables are stale: run python benchmarks/readme_tables.py")
+            return 1
+        return 0
+    README.write_text(fresh, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
