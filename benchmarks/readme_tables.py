@@ -70,7 +70,8 @@ def training_table() -> str:
              "|---|--:|--:|--:|--:|--:|--:|"]
     for row in data["summary"]:
         lines.append(f"| {row['predictor']} | {row['n']} | {_num(row['median %'])} | {_num(row['p90 %'])} | "
-                     f"{row['hard n']} | {_num(row['hard median %'])} | {row['spearman']:.2f} |")
+                     f"{row['hard n']} | {_num(row['hard median %'])} | "
+                     f"{'-' if row['spearman'] != row['spearman'] else format(row['spearman'], '.2f')} |")
     lines += _fitted(data["fitted"])
     return "\n".join(lines)
 

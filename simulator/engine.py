@@ -168,7 +168,8 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     costs = _on_the_wire(scenario, costs)
     buckets = _buckets(scenario, costs)
     tensors = bucket_tensor_counts(costs.gradient_bytes, [nbytes for _, nbytes in buckets])
-    buckets = _framework_launch_times(scenario, buckets, tensors)
+    if strategy_name != "none":  # one GPU launches no synchronization: no framework work to wait for
+        buckets = _framework_launch_times(scenario, buckets, tensors)
 
     detailed = scenario.detailed
     if dedicated:
@@ -210,7 +211,10 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
         [RankTimeline() for _ in range(ranks)],
         RandomStreams(scenario.simulation.seed, replication),
         calibration=calibration,
-        launch_after_backward=[(t.launch_overhead_us + t.negotiation_us_per_tensor * n) * 1e-6 for n in tensors],
+        launch_after_backward=[
+            0.0 if strategy_name == "none" else (t.launch_overhead_us + t.negotiation_us_per_tensor * n) * 1e-6
+            for n in tensors
+        ],
     )
 
 

@@ -82,13 +82,19 @@ def test_framework_thread_launches_buckets_one_after_another():
     assert [round(t, 12) for t, _ in got] == [0.16, 0.23, 0.36]
 
 
-def test_negotiation_cost_lengthens_a_non_overlapped_iteration_exactly():
-    base = ["training.overlap=false", "training.bucket_size_mib=0", "cluster.nodes=1", "cluster.gpus_per_node=1",
+def test_negotiation_cost_lengthens_a_non_overlapped_iteration():
+    # Two ranks, overlap off: after backward the framework launches the K buckets one
+    # after another, 100 us each, while the launched ones synchronize (in order). The
+    # first launch delays everything; later ones hide behind slower allreduces. So the
+    # iteration grows by at least one launch and at most K of them.
+    base = ["training.overlap=false", "training.bucket_size_mib=0", "cluster.nodes=1", "cluster.gpus_per_node=2",
             "cluster.server={layout: pcie_tree}"]
-    calm = simulate(load_scenario(None, base + ["training.strategy=ring_allreduce"]), with_baseline=False)
+    calm = simulate(load_scenario(None, base), with_baseline=False)
     slow = simulate(load_scenario(None, base + ["training.negotiation_us_per_tensor=100"]), with_baseline=False)
     layers = len(build(load_scenario(None, base)).buckets)  # one tensor per bucket
-    assert slow.iteration_time_s == pytest.approx(calm.iteration_time_s + layers * 100e-6, rel=1e-9)
+    added = slow.iteration_time_s - calm.iteration_time_s
+    assert 100e-6 * (1 - 1e-6) <= added <= layers * 100e-6
+    assert slow.breakdown["compute_s"] == calm.breakdown["compute_s"]
 
 
 BAD = [
@@ -122,3 +128,17 @@ def test_bad_framework_exits_2_with_one_message(capsys):
     assert code == 2 and "Traceback" not in err
     assert "training.framework" not in err or "unknown framework 'tensorflw'" in err
     assert "unknown framework 'tensorflw'; known: deepspeed, horovod" in err
+
+
+def test_one_gpu_pays_no_framework_launch_or_negotiation_cost():
+    # One GPU synchronizes nothing, so the framework has no bucket to launch.
+    from simulator import load_scenario, simulate
+
+    base = {"cluster": {"nodes": 1, "gpus_per_node": 1}, "training": {"overlap": False}}
+    costly = {"cluster": base["cluster"],
+              "training": {"overlap": False, "negotiation_us_per_tensor": 100, "launch_overhead_us": 50}}
+    for overlap in (True, False):
+        base["training"]["overlap"] = costly["training"]["overlap"] = overlap
+        plain, with_costs = simulate(load_scenario(base)), simulate(load_scenario(costly))
+        assert with_costs.iteration_time_s == plain.iteration_time_s
+        assert with_costs.iteration_time_s == with_costs.breakdown["compute_s"]
