@@ -29,6 +29,7 @@ Closed forms on N ranks with per-step latency a and bandwidth B, message S:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass
@@ -262,6 +263,7 @@ class CollectiveLibrary:
         nodes = [list(node) for node in f.nodes]
         self.rings = channel_rings(f.network.graph, nodes, limit) if backend.models_steps else [f.ranks]
         self._topology: Topology | None = None
+        self._tree_topology: Topology | None = None
         self._plans: dict[tuple[str, float, str], CollectivePlan] = {}
         self.plans_used: dict[str, CollectivePlan] = {}  # "algorithm/protocol" -> a plan that ran
         self.calls: dict[str, int] = {}  # "algorithm/protocol" -> calls run
@@ -286,7 +288,6 @@ class CollectiveLibrary:
                 ring_busbw=min(rate, self._staging_rate(pairs, paths)) * len(self.rings),
                 flow_busbw=rate * len(self.rings),
                 switch_bw=graph.edges[self.fabric.ranks[0], switch]["bandwidth"] if switch is not None else 0.0,
-                tree_busbw=self._tree_busbw(),
                 network_latency_s=network_latency,
             )
         return self._topology
@@ -348,10 +349,20 @@ class CollectiveLibrary:
         graph = self.fabric.network.graph
         return next((v for v in graph.successors(gpu) if graph.nodes[v].get("kind") == "nvswitch"), None)
 
+    def _topology_for(self, collective: str, algorithm: str) -> Topology:
+        """The topology, with the tree's own bandwidth where the tree may run (routing
+        its hops costs time at scale, so only then)."""
+        if collective != "allreduce" or algorithm not in ("auto", "tree") or "tree" not in self.backend.algorithms:
+            return self.topology
+        if self._tree_topology is None:
+            self._tree_topology = dataclasses.replace(self.topology, tree_busbw=self._tree_busbw())
+        return self._tree_topology
+
     def plan(self, collective: str, nbytes: float, algorithm: str = "auto") -> CollectivePlan:
         key = (collective, nbytes, algorithm)
         if key not in self._plans:
-            self._plans[key] = plan(self.backend, self.topology, collective, nbytes, algorithm, self.protocol)
+            topology = self._topology_for(collective, algorithm)
+            self._plans[key] = plan(self.backend, topology, collective, nbytes, algorithm, self.protocol)
         return self._plans[key]
 
     def run(self, collective: str, nbytes: float, algorithm: str = "auto") -> Program:
