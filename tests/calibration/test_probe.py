@@ -74,8 +74,8 @@ def test_simulator_reproduces_the_probed_allreduce_within_10_percent(quick_profi
     assert lo * (1 - 1e-9) <= sim.env.now - start <= hi * (1 + 1e-9)
 
 
-def test_ctrl_c_keeps_what_was_measured(tmp_path):
-    out = tmp_path / "interrupted.json"
+def _interrupted_probe(out):
+    """Run the quick probe and press Ctrl-C once the layers are done; the finished process."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "calibration", "probe", "--quick", "--no-progress", "-o", str(out)],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -85,6 +85,17 @@ def test_ctrl_c_keeps_what_was_measured(tmp_path):
             break
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=120)
+    return proc
+
+
+def test_ctrl_c_keeps_what_was_measured(tmp_path):
+    out = tmp_path / "interrupted.json"
+    # On a loaded machine the signal can land after the last section has finished
+    # (then the profile is complete and says nothing about Ctrl-C): try again.
+    for _attempt in range(3):
+        proc = _interrupted_probe(out)
+        if proc.returncode != 0 or not load_profile(out).provenance.complete:
+            break
     assert proc.returncode == 0
     profile = load_profile(out)
     assert not profile.provenance.complete
