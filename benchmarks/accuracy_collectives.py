@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from loso import leave_one_source_out
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = [ROOT / "scenarios/validation/collectives/cases.csv", ROOT / "scenarios/validation/published_cases.csv"]
@@ -156,18 +157,9 @@ def main() -> int:
         combos = list(itertools.product(*GRID.values()))
         with ProcessPoolExecutor(args.jobs) as pool:
             predictions = np.array(list(pool.map(_combo, combos)))  # combo x case
-        logerr = np.abs(np.log(predictions / measured))
-        cv = np.full(len(cases), np.nan)
-        modelled = frame.modelled.to_numpy()
-        for source in sorted(frame.source.unique()):
-            held = (frame.source == source).to_numpy()
-            train = ~held & modelled
-            best = int(np.argmin(logerr[:, train].mean(axis=1)))
-            cv[held] = predictions[best, held] / measured[held] - 1
-            fitted[source] = dict(zip(GRID, combos[best]))
-        everything = int(np.argmin(logerr[:, modelled].mean(axis=1)))
-        fitted["(all sources)"] = dict(zip(GRID, combos[everything]))
-        frame["nccl (LOSO)"] = cv
+        cv, fitted = leave_one_source_out(predictions, measured, frame.source.to_numpy(), list(GRID), combos,
+                                          trainable=frame.modelled.to_numpy())
+        frame["nccl (LOSO)"] = cv / measured - 1
         columns.append("nccl (LOSO)")
     pd.set_option("display.width", 200)
     out = table(frame, columns)

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from loso import leave_one_source_out
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = [ROOT / "scenarios/validation/published_cases.csv", ROOT / "scenarios/validation/training_cases.csv"]
@@ -111,14 +112,8 @@ def main() -> int:
         combos = list(itertools.product(*GRID.values()))
         with ProcessPoolExecutor(args.jobs) as pool:
             table = np.array(list(pool.map(_combo, combos)))[:, ~failed.to_numpy()]  # combo x case
-        logerr = np.abs(np.log(table / frame["measured"].to_numpy()))
-        cv = np.full(len(frame), np.nan)
-        for source in sorted(frame.source.unique()):
-            held = (frame.source == source).to_numpy()
-            best = int(np.argmin(logerr[:, ~held].mean(axis=1)))
-            cv[held] = table[best, held]
-            fitted[source] = dict(zip(GRID, combos[best]))
-        fitted["(all sources)"] = dict(zip(GRID, combos[int(np.argmin(logerr.mean(axis=1)))]))
+        cv, fitted = leave_one_source_out(table, frame["measured"].to_numpy(), frame.source.to_numpy(), list(GRID),
+                                          combos)
         predictors["clustersim (LOSO)"] = cv
     rows = []
     for name, predicted in predictors.items():

@@ -163,18 +163,13 @@ def tree_depth(n: int) -> int:
     return math.ceil(math.log2(n + 1))
 
 
-def tree_allreduce(f: Fabric, nbytes: float, route_latency: bool = True) -> Program:
+def tree_allreduce(f: Fabric, nbytes: float) -> Program:
     ranks = f.ranks
     if len(ranks) < 2 or nbytes == 0:
         return
     first, second = double_binary_tree(ranks)
     up = first + second
     down = [(parent, child) for child, parent in up]
-    if not route_latency:  # bandwidth term only (fast path): a cost model charges latency
-        for pairs in (up, down):
-            usage, _ = f.network.bundle(tuple(pairs))
-            yield f.network.start_flow(usage, nbytes / 2, 0.0, label="tree")
-        return
     # Each level of the pipeline adds one hop's latency beyond the first.
     levels = tree_depth(len(ranks)) - 1
     level_latency = max(f.network.route(a, b).latency_s for a, b in up) * levels
@@ -273,15 +268,14 @@ class CollectiveLibrary:
         if self._topology is None:
             net, graph = self.fabric.network, self.fabric.network.graph
             pairs = tuple((r[i], r[(i + 1) % len(r)]) for r in self.rings for i in range(len(r)))
-            usage, _ = net.bundle(pairs)
-            rate = min(net.capacity[e] / count for e, count in usage.mapping.items())
-            paths = {p: [net.edges[e][0] for e in net.route(*p).edges] + [p[1]] for p in set(pairs)}
+            rate = self._bundle_rate(pairs)
+            paths = self._paths(pairs)
             classes = {link_class(graph, path) for path in paths.values()} - {"net"}
             intra_class = "nvlink" if classes == {"nvlink"} else "pci"
             switch = self._switch_of(self.fabric.ranks[0])
             network_latency = max((sum(net.latency[e] for e in net.route(*p).edges
                                        if graph.edges[net.edges[e]].get("link") == "network")
-                                   for p in pairs), default=0.0)
+                                   for p in paths), default=0.0)
             self._topology = Topology(
                 ranks=len(self.fabric.ranks), nodes=len(self.fabric.nodes), intra_class=intra_class,
                 architecture=self.architecture, channels=len(self.rings),
@@ -291,6 +285,17 @@ class CollectiveLibrary:
                 network_latency_s=network_latency,
             )
         return self._topology
+
+    def _bundle_rate(self, pairs: tuple[tuple[Node, Node], ...]) -> float:
+        """Rate of each member of a bundle of ``pairs`` alone on the idle network."""
+        net = self.fabric.network
+        usage, _ = net.bundle(pairs)
+        return min(net.capacity[e] / count for e, count in usage.mapping.items())
+
+    def _paths(self, pairs: Sequence[tuple[Node, Node]]) -> dict[tuple[Node, Node], list[Node]]:
+        """Node path of every distinct pair, from the network's cached routes."""
+        net = self.fabric.network
+        return {p: [net.edges[e][0] for e in net.route(*p).edges] + [p[1]] for p in set(pairs)}
 
     def _tree_pairs(self) -> tuple[tuple, tuple]:
         """NCCL's tree as (intra-node, inter-node) hops, both directions, per channel:
@@ -313,15 +318,12 @@ class CollectiveLibrary:
     def _tree_busbw(self) -> float:
         """busBw (NCCL's: 2 x algbw) of the tree flows alone: chain hops carry S per
         channel each way, inter-node tree hops S/2 per channel each way."""
-        net, k = self.fabric.network, len(self.rings)
+        k = len(self.rings)
         intra, inter = self._tree_pairs()
         seconds_per_byte = 0.0
         for pairs, share in ((intra, 1.0 / k), (inter, 0.5 / k)):
             if pairs:
-                usage, _ = net.bundle(pairs)
-                rate = min(net.capacity[e] / count for e, count in usage.mapping.items())
-                paths = {p: [net.edges[e][0] for e in net.route(*p).edges] + [p[1]] for p in set(pairs)}
-                rate = min(rate, self._staging_rate(pairs, paths))
+                rate = min(self._bundle_rate(pairs), self._staging_rate(pairs, self._paths(pairs)))
                 seconds_per_byte = max(seconds_per_byte, share / rate)
         return 2.0 / seconds_per_byte if seconds_per_byte else 0.0
 
