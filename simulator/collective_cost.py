@@ -49,9 +49,13 @@ class ProtocolSpec(_Frozen):
 
 
 class NvlsSpec(_Frozen):
-    efficiency: dict[str, float]
+    efficiency: dict[str, float]  # the library's own figure, on which it chooses
+    achieved: dict[str, float] = Field(default_factory=dict)  # what runs reach, if measured otherwise
     channels: int = Field(ge=2)
     latency_us: float = Field(ge=0)
+    # NVLS tree (several nodes): NVLS inside each node, a tree of nodes over the NICs.
+    tree_net_latency_us: float | None = Field(None, ge=0)
+    tree_per_channel_gbytes_s: dict[str, list[float]] = Field(default_factory=dict)
 
 
 class Backend(_Frozen):
@@ -74,6 +78,7 @@ class Backend(_Frozen):
     achievable: dict[str, float | dict[str, float]] = Field(default_factory=dict)
     host_staging_gbytes_s: float | None = Field(None, gt=0)
     call_overhead_us: float = Field(0.0, ge=0)
+    step_latency_scale: float = Field(1.0, gt=0)
     nvls: NvlsSpec | None = None
 
     @property
@@ -268,6 +273,7 @@ class Topology:
     flow_busbw: float = 0.0  # bytes/s the flows reach on the network alone (>= ring_busbw); 0: same
     switch_bw: float = 0.0  # bytes/s of a GPU's link to an NVSwitch (0: none), for NVLS
     tree_busbw: float = 0.0  # NCCL-style tree busBw (2 x algbw) of the tree's flows alone (0: as ring)
+    node_tree_algbw: float = 0.0  # bytes/s of the node tree's NIC flows alone (algbw), for NVLS tree
     network_latency_s: float = 0.0  # one node-to-node hop's latency on the fabric (NICs, switches)
 
 
@@ -293,14 +299,15 @@ def latency_s(backend: Backend, topo: Topology, collective: str, algorithm: str,
     """The library's latency term of one call (NCCL's ncclTopoTuneModel)."""
     base = backend.call_overhead_us + backend.base_latency_us.get(algorithm, {}).get(protocol, 0.0)
     table = backend.step_latency_us
-    intra = table[topo.intra_class][algorithm][protocol]
+    scale = backend.step_latency_scale
+    intra = table[topo.intra_class][algorithm][protocol] * scale
     if topo.nodes == 1:
         if algorithm == "tree":
             return (base + 2 * (topo.ranks - 1) * intra) * 1e-6
         return (base + _steps(collective, topo.ranks) * intra) * 1e-6
     # NCCL's per-step network latency assumes RDMA; the fabric's own latency (a TCP
     # stack on Ethernet, switches) comes on top, as NCCL adds its graph's latencyInter.
-    inter = table["net"][algorithm][protocol] + topo.network_latency_s * 1e6
+    inter = table["net"][algorithm][protocol] * scale + topo.network_latency_s * 1e6
     if algorithm == "tree":
         per_node = topo.ranks // topo.nodes
         return (base + 2 * ((per_node - 1) * intra + math.log2(topo.nodes) * inter)) * 1e-6
@@ -357,18 +364,61 @@ def algorithm_bandwidth(collective: str, algorithm: str, ranks: int, busbw: floa
     return busbw * ranks / _steps(collective, ranks)
 
 
+def nvls_efficiency(spec: NvlsSpec, architecture: str, achieved: bool = False) -> float:
+    """NVLS's fraction of the switch link, x (channels-1)/channels as NCCL counts it:
+    the library's own figure (``achieved=False``, what it chooses by) or what runs reach."""
+    table = spec.achieved if achieved and architecture in spec.achieved else spec.efficiency
+    return table[architecture] * (spec.channels - 1) / spec.channels
+
+
 def nvls_plan(backend: Backend, topo: Topology, nbytes: float) -> CollectivePlan | None:
     """NVLink SHARP allreduce on one NVSwitch node (Hopper and later), or None where
     NCCL would not offer it. The flows: every GPU sends the buffer to the switch and
-    receives the result, at the link's rate x NVLS efficiency x (channels-1)/channels."""
+    receives the result, at the link's rate x NVLS efficiency x (channels-1)/channels
+    (NCCL's efficiency for the choice, the achieved one for the run)."""
     spec = backend.nvls
     if spec is None or topo.nodes != 1 or topo.switch_bw <= 0 or topo.architecture not in spec.efficiency:
         return None
-    efficiency = spec.efficiency[topo.architecture] * (spec.channels - 1) / spec.channels
     lat = (backend.call_overhead_us + spec.latency_us) * 1e-6
     moved = nbytes * (topo.ranks - 1) / topo.ranks
-    return CollectivePlan("nvls", "Simple", spec.channels, lat, 1.0, 1.0 / efficiency,
-                          lat + moved / (topo.switch_bw * efficiency))
+    return CollectivePlan("nvls", "Simple", spec.channels, lat, 1.0,
+                          1.0 / nvls_efficiency(spec, topo.architecture, achieved=True),
+                          lat + moved / (topo.switch_bw * nvls_efficiency(spec, topo.architecture)))
+
+
+def nvls_tree_plan(backend: Backend, topo: Topology, nbytes: float) -> CollectivePlan | None:
+    """NVLS tree allreduce across NVSwitch nodes (Hopper and later, NCCL >= 2.18): NVLS
+    reduces and multicasts inside each node while a double binary tree of the nodes
+    exchanges the node's partial sums over its NICs, pipelined. None where NCCL would
+    not offer it.
+
+    NCCL's estimate (tuning.cc): per channel min(NVLS link x efficiency x (nCh-1)/nCh
+    x 2, network x (2 on two nodes, a tree of two nodes moving half a ring's bytes),
+    perChMaxNVLSTreeBws), as bus bandwidth; latency NVLink 25 us + 2 log2(nodes) x
+    (network step latency + the fabric's). The run: the NVLS flows and the node
+    tree's flows at once, at their own rates."""
+    spec = backend.nvls
+    if (spec is None or spec.tree_net_latency_us is None or topo.nodes < 2 or topo.switch_bw <= 0
+            or topo.architecture not in spec.efficiency or topo.node_tree_algbw <= 0):
+        return None
+    n = topo.ranks
+    cap = math.inf
+    if spec.tree_per_channel_gbytes_s:
+        caps = spec.tree_per_channel_gbytes_s[_arch_key(topo.architecture, spec.tree_per_channel_gbytes_s)]
+        cap = spec.channels * caps[min(topo.nodes, 3) - 1] * 1e9 * n / (2 * (n - 1))
+        if cap <= 0:
+            return None
+
+    def algbw(achieved: bool) -> float:  # NVLS side, node tree side, library ceiling
+        nvls = topo.switch_bw * nvls_efficiency(spec, topo.architecture, achieved) * n / (n - 1)
+        return min(nvls, topo.node_tree_algbw, cap)
+
+    inter = spec.tree_net_latency_us + 2 * topo.network_latency_s * 1e6  # Simple pays the flush twice
+    lat = (backend.call_overhead_us + spec.latency_us + 2 * math.log2(topo.nodes) * inter) * 1e-6
+    # The run's flows go at their own rates; only the library's ceiling slows them further.
+    natural = min(topo.switch_bw * nvls_efficiency(spec, topo.architecture, True) * n / (n - 1), topo.node_tree_algbw)
+    return CollectivePlan("nvls_tree", "Simple", spec.channels, lat, 1.0, natural / algbw(True),
+                          lat + nbytes / algbw(False))
 
 
 def plan(backend: Backend, topo: Topology, collective: str, nbytes: float,
@@ -385,7 +435,11 @@ def plan(backend: Backend, topo: Topology, collective: str, nbytes: float,
     nvls = nvls_plan(backend, topo, nbytes) if collective == "allreduce" and algorithm in ("auto", "nvls") else None
     if nvls is not None and protocol in ("auto", "Simple"):
         best = nvls
-    algorithms = [a for a in algorithms if a != "nvls"]
+    if collective == "allreduce" and algorithm in ("auto", "nvls_tree") and protocol in ("auto", "Simple"):
+        tree = nvls_tree_plan(backend, topo, nbytes)
+        if tree is not None and (best is None or tree.estimate_s < best.estimate_s):
+            best = tree
+    algorithms = [a for a in algorithms if a not in ("nvls", "nvls_tree")]
     protocols = list(backend.protocols) if protocol == "auto" else [protocol]
     for algo in algorithms:
         for proto in protocols:
@@ -416,5 +470,5 @@ def plan(backend: Backend, topo: Topology, collective: str, nbytes: float,
 
 __all__ = [
     "Backend", "CollectivePlan", "Topology", "achievable_graph", "algorithm_bandwidth", "channel_rings",
-    "get_backend", "latency_s", "staged", "link_class", "list_backends", "nvlink_rings", "nvls_plan", "plan", "protocol_busbw",
+    "get_backend", "latency_s", "staged", "link_class", "list_backends", "nvlink_rings", "nvls_efficiency", "nvls_plan", "nvls_tree_plan", "plan", "protocol_busbw",
 ]

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 
 import simpy
 
-from .collective_cost import Backend, CollectivePlan, Topology, channel_rings, link_class, plan, staged
+from .collective_cost import (Backend, CollectivePlan, Topology, channel_rings, link_class, nvls_efficiency, plan,
+                              staged)
 from .network import Network
 
 Node = Hashable
@@ -327,6 +328,16 @@ class CollectiveLibrary:
                 seconds_per_byte = max(seconds_per_byte, share / rate)
         return 2.0 / seconds_per_byte if seconds_per_byte else 0.0
 
+    def _node_tree_algbw(self) -> float:
+        """Algorithm bandwidth of the node tree's NIC flows alone (inter-node tree hops
+        carry S/2 per channel each way), as NVLS tree runs them."""
+        _, inter = self._tree_pairs()
+        if not inter:
+            return 0.0
+        rate = min(self._bundle_rate(inter), self._staging_rate(inter, self._paths(inter)))
+        return rate * 2.0 * len(self.rings)
+
+
     def _staging_rate(self, pairs: Sequence[tuple[Node, Node]], paths: dict) -> float:
         """The rate at which a ring's hops through host memory can go: each staged hop
         at most the backend's ``host_staging_gbytes_s`` (inf when no hop is staged).
@@ -354,10 +365,17 @@ class CollectiveLibrary:
     def _topology_for(self, collective: str, algorithm: str) -> Topology:
         """The topology, with the tree's own bandwidth where the tree may run (routing
         its hops costs time at scale, so only then)."""
-        if collective != "allreduce" or algorithm not in ("auto", "tree") or "tree" not in self.backend.algorithms:
+        if collective != "allreduce" or algorithm not in ("auto", "tree", "nvls_tree"):
+            return self.topology
+        if "tree" not in self.backend.algorithms and self.backend.nvls is None:
             return self.topology
         if self._tree_topology is None:
-            self._tree_topology = dataclasses.replace(self.topology, tree_busbw=self._tree_busbw())
+            topo = self.topology
+            spec = self.backend.nvls
+            node_tree = (self._node_tree_algbw() if spec is not None and topo.nodes > 1 and topo.switch_bw > 0
+                         and self.architecture in spec.efficiency else 0.0)
+            tree = self._tree_busbw() if "tree" in self.backend.algorithms else 0.0
+            self._tree_topology = dataclasses.replace(topo, tree_busbw=tree, node_tree_algbw=node_tree)
         return self._tree_topology
 
     def plan(self, collective: str, nbytes: float, algorithm: str = "auto") -> CollectivePlan:
@@ -392,6 +410,17 @@ class CollectiveLibrary:
             up = [(g, self._switch_of(g)) for g in f.ranks]
             usage, _ = f.network.bundle(tuple(up + [(b, a) for a, b in up]))
             yield f.network.start_flow(usage, wire * (n - 1) / n, 0.0, label="nvls")
+        elif p.algorithm == "nvls_tree":
+            # NVLS inside every node and the node tree over the NICs, pipelined: both
+            # move at once, the NVLS flows slowed by the switch's reduction efficiency.
+            up = [(g, self._switch_of(g)) for g in f.ranks]
+            usage, _ = f.network.bundle(tuple(up + [(b, a) for a, b in up]))
+            efficiency = nvls_efficiency(self.backend.nvls, self.architecture, achieved=True)
+            flows = [f.network.start_flow(usage, wire * (n - 1) / n / efficiency, 0.0, label="nvls")]
+            _, inter = self._tree_pairs()
+            usage, _ = f.network.bundle(inter)
+            flows.append(f.network.start_flow(usage, wire * 0.5 / k, 0.0, label="tree"))
+            yield simpy.AllOf(f.env, flows)
         elif p.algorithm == "tree":
             # Reduce up and broadcast down pipelined: the chain and the node tree move
             # at once, each as one bundled flow feeling the network's contention.

@@ -209,7 +209,7 @@ def format_report(df: pd.DataFrame, title: str = "") -> str:
     with_meas = not df["meas_time_us"].isna().all()
     spec = [("size", "(B)", 12), ("count", "(elements)", 12), ("type", "", 6), ("redop", "", 6),
             ("time", "(us)", 9), ("algbw", "(GB/s)", 7), ("busbw", "(GB/s)", 7)]
-    spec += [(c, "", 8) for c in optional]
+    spec += [(c, "", 9 if c == "algo" else 8) for c in optional]  # "nvls_tree"
     if with_meas:
         spec += [("meas time", "(us)", 10), ("meas busbw", "(GB/s)", 10), ("error", "(%)", 8)]
 

@@ -96,15 +96,55 @@ def test_nccl_picks_ll_then_ll128_then_simple_on_nvlink_and_never_ll128_on_pcie(
     assert {estimate(pcie, size).protocol for size in (4e3, 1e5, 4e6, 1e9)} <= {"LL", "Simple"}
 
 
+def nvls_link_rate(choice: bool = False) -> float:
+    """A Hopper GPU's NVSwitch link as NVLS drives it: NCCL's efficiency when it chooses
+    (``choice``), the achieved one when it runs."""
+    nvls = NCCL.nvls
+    efficiency = (nvls.efficiency if choice else nvls.achieved)["Hopper"] * (nvls.channels - 1) / nvls.channels
+    return 450e9 * NCCL.achievable["nvlink"]["Hopper"] * efficiency
+
+
 def test_nvls_on_hopper_nvswitch_moves_each_buffer_once_each_way():
     s = scenario({"nodes": 1, "gpus_per_node": 8, "gpu": "H100-SXM5-80GB", "server": {"layout": "nvswitch"}})
     size = 4e9
     e = estimate(s, size)
     assert e.algorithm == "nvls"
-    nvls = NCCL.nvls
-    rate = 450e9 * NCCL.achievable["nvlink"]["Hopper"] * nvls.efficiency["Hopper"] * (nvls.channels - 1) / nvls.channels
-    expected = (NCCL.call_overhead_us + nvls.latency_us) * 1e-6 + 7 / 8 * size / rate
+    expected = (NCCL.call_overhead_us + NCCL.nvls.latency_us) * 1e-6 + 7 / 8 * size / nvls_link_rate()
     assert e.time_s == pytest.approx(expected, rel=1e-6)
+
+
+def hopper_pair(nics: int):
+    return scenario({"nodes": 2, "gpus_per_node": 8, "gpu": "H100-SXM5-80GB",
+                     "server": {"layout": "nvswitch", "nics": nics}, "nic": {"link": "IB-NDR"}})
+
+
+@pytest.mark.parametrize("nics", [4, 8])
+def test_nvls_tree_across_hopper_nodes_runs_at_the_slower_of_nvls_and_the_node_tree(nics):
+    # 2 nodes of 8 H100: NVLS in each node, a tree of two nodes over the NICs, at once.
+    # Each node sends S and receives S through its NICs (half a ring's bytes): S / (NICs'
+    # rate); each GPU's switch link carries 15/16 of S each way at NVLS's rate. With 4
+    # NDR NICs the network binds, with 8 the switch links do.
+    s = hopper_pair(nics)
+    size = 2e9
+    e1, e2 = estimate(s, size), estimate(s, 2 * size)
+    assert (e1.algorithm, e2.algorithm) == ("nvls_tree", "nvls_tree")
+    nic = 400e9 / 8 * 0.97 * NCCL.achievable["network"]  # IB-NDR line rate x catalog efficiency
+    algbw = min(nics * nic, nvls_link_rate() * 16 / 15)
+    assert (algbw == nics * nic) == (nics == 4)
+    assert e2.time_s - e1.time_s == pytest.approx(size / algbw, rel=1e-6)
+    latency = e1.time_s - size / algbw
+    nvls = NCCL.nvls
+    floor = (NCCL.call_overhead_us + nvls.latency_us + 2 * nvls.tree_net_latency_us) * 1e-6
+    assert floor <= latency <= floor + 10e-6  # + the fabric's own latency, twice per step (Simple)
+
+
+def test_nvls_tree_only_across_hopper_nodes():
+    one = scenario({"nodes": 1, "gpus_per_node": 8, "gpu": "H100-SXM5-80GB", "server": {"layout": "nvswitch"}})
+    assert estimate(one, 2e9).algorithm == "nvls"
+    a100 = scenario({"nodes": 2, "gpus_per_node": 8, "gpu": "A100-SXM4-80GB", "server": {"layout": "nvswitch"},
+                     "nic": {"link": "IB-HDR"}})
+    assert estimate(a100, 2e9).algorithm in ("ring", "tree")
+    assert estimate(hopper_pair(8), 4e3).algorithm in ("ring", "tree")  # small: NCCL's latency wins
 
 
 def test_multi_node_rings_leave_each_node_through_every_nic():
