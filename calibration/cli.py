@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from simulator.errors import CalibrationError, ClusterSimError
+from simulator.errors import CalibrationError, ClusterSimError, write_atomic
 from simulator.profile import load_profile
 
 
@@ -92,10 +92,7 @@ def calibrate(raw: Path, output: Path) -> None:
         fitted = refit(profile)
     except ValueError as exc:
         raise CalibrationError(f"{raw}: cannot fit: {exc}") from None
-    try:
-        output.write_text(fitted.to_json())
-    except OSError as exc:
-        raise ClusterSimError(f"-o {output}: cannot write: {exc}") from None
+    write_atomic(output, fitted.to_json(), "-o")  # no half-written profile on a full disk
     fits = sum(len(m.fits) for m in fitted.models)
     colls = len(fitted.collectives.fits) if fitted.collectives else 0
     click.echo(f"wrote {output}: {fits} layer fits, {colls} collective fits")

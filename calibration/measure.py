@@ -127,6 +127,25 @@ def _train(config: MeasureConfig, rank: int, world: int, device: torch.device, t
     return times
 
 
+def loopback_store(rank: int, world: int, port: int, timeout_s: float = 300.0):
+    """The rendezvous store of a local process group, listening on 127.0.0.1 only.
+
+    ``init_method="tcp://127.0.0.1:PORT"`` lets torch's TCPStore server listen on every
+    interface; here rank 0 binds the socket to loopback itself and hands it over."""
+    import socket
+
+    timeout = dt.timedelta(seconds=timeout_s)
+    if rank != 0:
+        return dist.TCPStore("127.0.0.1", port, world, is_master=False, timeout=timeout)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(max(world, 8))
+    store = dist.TCPStore("127.0.0.1", port, world, is_master=True, timeout=timeout,
+                          master_listen_fd=sock.detach(), use_libuv=False)
+    return store
+
+
 def _worker(rank: int, world: int, port: int, config: MeasureConfig, device_kind: str, threads: int, out) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     torch.set_num_threads(threads)
@@ -136,7 +155,7 @@ def _worker(rank: int, world: int, port: int, config: MeasureConfig, device_kind
             torch.cuda.set_device(device)
         backend = "nccl" if device.type == "cuda" else "gloo"
         if world > 1:
-            dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+            dist.init_process_group(backend, store=loopback_store(rank, world, port), rank=rank, world_size=world)
         times = _train(config, rank, world, device, threads)
         if world > 1:
             slowest = torch.tensor(times, dtype=torch.float64, device=device)

@@ -7,6 +7,7 @@ one ``error:`` paragraph naming the file and field, with exit code 2 and no trac
 from __future__ import annotations
 
 import json
+import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -17,18 +18,29 @@ from rich.table import Table
 
 from . import catalog, sweep_cli, zoo
 from .engine import simulate as run_simulation
-from .errors import ClusterSimError
-from .loading import DEFAULT_SCENARIO_NAME, load_scenario
+from .errors import (
+    ClusterSimError, check_output_path, excerpt, figure_format, os_error_message, save_figure, strict_json,
+    write_atomic,
+)
+from .loading import DEFAULT_SCENARIO_NAME, format_validation_error, load_scenario
 from .results import SimResult
-from .scenario import Scenario
+from .scenario import ALLOW_LARGE_ENV, Scenario
 from .sync import SYNC_STRATEGIES
-from .trace import write_chrome_trace
+from .trace import chrome_trace
+
+#: Set to 1 to see the traceback of an internal error instead of its one-line message.
+DEBUG_ENV = "CLUSTERSIM_DEBUG"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="clustersim")
-def cli() -> None:
+@click.option("--allow-large", is_flag=True,
+              help=f"Lift the safeguard limits on counts (nodes, GPUs, iterations, sweep runs...); "
+                   f"same as {ALLOW_LARGE_ENV}=1.")
+def cli(allow_large: bool) -> None:
     """Simulate data-parallel deep-learning training on GPU clusters."""
+    if allow_large:
+        os.environ[ALLOW_LARGE_ENV] = "1"  # inherited by sweep worker processes
 
 
 @cli.command()
@@ -41,22 +53,27 @@ def simulate(
     scenario: Path | None, overrides: tuple[str, ...], json_out: str | None, trace_out: str | None, quiet: bool
 ) -> None:
     """Simulate SCENARIO (YAML or JSON); with no file, the embedded default scenario."""
+    if json_out == "-" and trace_out == "-":
+        raise ClusterSimError("--json - and --trace - cannot both write to stdout; give one of them a file")
+    check_output_path(json_out, "--json")
+    check_output_path(trace_out, "--trace")
     loaded = load_scenario(scenario, overrides)
-    result = run_simulation(loaded, record_timeline=trace_out is not None)
+    source = str(scenario) if scenario else DEFAULT_SCENARIO_NAME
+    result = located(source, run_simulation, loaded, record_timeline=trace_out is not None)
+    timeline = result.extra.pop("timeline") if trace_out else None
+    # Always serialized, so a non-finite result is an error, never a table or invalid JSON.
+    text = strict_json(result.to_dict(), sort_keys=True, indent=2)  # = SimResult.to_json(), strict
     if trace_out:
-        timeline = result.extra.pop("timeline")
-        try:
-            write_chrome_trace(timeline, trace_out)
-        except OSError as exc:
-            raise ClusterSimError(f"--trace {trace_out}: cannot write: {exc}") from None
+        trace_text = strict_json(chrome_trace(timeline))
+        if trace_out == "-":
+            click.echo(trace_text)
+        else:
+            write_atomic(trace_out, trace_text, "--trace")
     if json_out == "-":
-        click.echo(result.to_json())
+        click.echo(text)
     elif json_out:
-        try:
-            Path(json_out).write_text(result.to_json() + "\n")
-        except OSError as exc:
-            raise ClusterSimError(f"--json {json_out}: cannot write: {exc}") from None
-    if not quiet and json_out != "-":
+        write_atomic(json_out, text + "\n", "--json")
+    if not quiet and json_out != "-" and trace_out != "-":
         print_report(result, str(scenario) if scenario else DEFAULT_SCENARIO_NAME)
 
 
@@ -70,13 +87,11 @@ def topology(scenario: Path | None, overrides: tuple[str, ...], png: str) -> Non
 
     from .engine import build
 
+    figure_format(png, "--png")  # before any work: a bad suffix or folder is refused at once
     loaded = load_scenario(scenario, overrides)
-    sim = build(loaded)
+    sim = located(str(scenario) if scenario else DEFAULT_SCENARIO_NAME, build, loaded)
     figure = draw_cluster(sim.cluster.graph, title=loaded.name)
-    try:
-        figure.savefig(png, dpi=120)
-    except OSError as exc:
-        raise ClusterSimError(f"--png {png}: cannot write: {exc}") from None
+    save_figure(figure, png, "--png")
     click.echo(f"wrote {png}: {sim.cluster.graph.number_of_nodes()} nodes, {sim.cluster.graph.number_of_edges() // 2} links")
     library = sim.context.collectives
     if library is not None:
@@ -144,6 +159,19 @@ def list_(what: str) -> None:
         for name, cls in sorted(SYNC_STRATEGIES.items()):
             table.add_row(name, _summary(cls.__doc__))
     console.print(table)
+
+
+def located(source: str, fn, *args, **kwargs):
+    """Call ``fn``; a user error it raises (building or running the scenario) is
+    prefixed with the scenario's file, so every message names FILE: field."""
+    try:
+        return fn(*args, **kwargs)
+    except ClusterSimError as exc:
+        message = str(exc)
+        if message.startswith(source):
+            raise
+        located_exc = type(exc)(f"{source}: {message}")
+        raise located_exc from None
 
 
 def _summary(doc: str | None) -> str:
@@ -257,20 +285,50 @@ def main(argv: list[str] | None = None) -> None:
     run_group(cli, argv, "clustersim")
 
 
+def _fail(message: str, code: int) -> None:
+    """Print one ``error:`` line (whitespace and newlines folded) and exit."""
+    click.echo("error: " + " ".join(str(message).split()), err=True)
+    sys.exit(code)
+
+
 def run_group(group: click.Group, argv: list[str] | None, prog_name: str) -> None:
-    """Run a click group so that user errors exit 2 with one message, no traceback
-    (shared with ``python -m calibration``)."""
+    """Run a click group so that every error is one ``error:`` line, never a traceback
+    (shared with ``python -m calibration``): user errors, bad options and OS errors
+    (``error: PATH: reason``) exit 2; anything else is a bug, reported on one line with
+    exit code 1 (``CLUSTERSIM_DEBUG=1`` shows its traceback)."""
+    from pydantic import ValidationError
+
     try:
         group.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except ClusterSimError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # one line, not the usage text
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        _fail(exc.format_message() + hint, exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(exc.format_message(), exc.exit_code)
+    except OSError as exc:
+        _fail(os_error_message(exc), 2)
+    except ValidationError as exc:
+        _fail(format_validation_error(exc), 2)
+    except ValueError as exc:
+        if "null byte" not in str(exc):  # os.stat and open refuse a NUL in a path (click checks paths)
+            _internal_error(exc)
+        _fail("a path argument contains a NUL byte", 2)
+    except (RecursionError, MemoryError) as exc:
+        _fail(f"input too large or nested too deeply ({type(exc).__name__})", 2)
+    except Exception as exc:  # noqa: BLE001 - the last net: one line, never a traceback
+        _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> None:
+    if os.environ.get(DEBUG_ENV):
+        raise exc
+    _fail(f"internal error (a bug; please report it - {DEBUG_ENV}=1 shows the traceback): "
+          f"{type(exc).__name__}: {excerpt(str(exc), 300)}", 1)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import CalibrationError
+from .errors import CalibrationError, excerpt
 
 SCHEMA_VERSION = 1
 FORMAT_NAME = "clustersim-profile"
@@ -50,7 +50,7 @@ BUS_FACTORS = {
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # finite numbers only
 
 
 # -- samples and fits ------------------------------------------------------------------
@@ -304,23 +304,35 @@ class Profile(_Frozen):
         return self.model_dump_json(indent=1) + "\n"
 
 
+#: Largest profile file read (the shipped CPU profile is 0.25 MB).
+MAX_PROFILE_BYTES = 64 * 2**20
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a finite number")
+
+
 def parse_profile(text: str, source: str) -> Profile:
     """Validate profile JSON text; errors name ``source`` and the field."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         hint = " (truncated?)" if exc.pos >= len(text.rstrip()) else ""
         raise CalibrationError(f"{source}: line {exc.lineno}: not valid JSON{hint}: {exc.msg}") from None
+    except RecursionError:
+        raise CalibrationError(f"{source}: not a profile: nested too deeply") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer of over 4,300 digits
+        raise CalibrationError(f"{source}: not valid JSON: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise CalibrationError(f"{source}: a profile must be a JSON object, got {type(data).__name__}")
     if data.get("format", FORMAT_NAME) != FORMAT_NAME:
-        raise CalibrationError(f"{source}: format: not a clustersim profile (got {data.get('format')!r})")
+        raise CalibrationError(f"{source}: format: not a clustersim profile (got {excerpt(data.get('format'))})")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         if version is None:
             raise CalibrationError(f"{source}: schema_version: missing (this clustersim reads version {SCHEMA_VERSION})")
         raise CalibrationError(
-            f"{source}: schema_version: profile is version {version!r}, this clustersim reads version "
+            f"{source}: schema_version: profile is version {excerpt(version)}, this clustersim reads version "
             f"{SCHEMA_VERSION}; re-run `clustersim probe` or `clustersim calibrate` with this version"
         )
     try:
@@ -333,7 +345,7 @@ def _format_errors(exc: ValidationError, limit: int = 3) -> str:
     messages = []
     for err in exc.errors()[:limit]:
         loc = ".".join(str(part) for part in err["loc"])
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = "unknown key" if err["type"] == "extra_forbidden" else " ".join(err["msg"].split())
         messages.append(f"{loc}: {msg}" if loc else msg)
     more = len(exc.errors()) - limit
     return "; ".join(messages) + (f"; and {more} more" if more > 0 else "")
@@ -342,19 +354,20 @@ def _format_errors(exc: ValidationError, limit: int = 3) -> str:
 def load_profile(path: str | Path) -> Profile:
     """Read and validate a profile file (cached per path and modification time)."""
     path = Path(path)
+    if "\0" in str(path):
+        raise CalibrationError(f"{excerpt(str(path))}: a path cannot contain a NUL byte")
     try:
         stat = path.stat()
     except FileNotFoundError:
         raise CalibrationError(f"{path}: no such calibration profile") from None
     except OSError as exc:
-        raise CalibrationError(f"{path}: cannot read: {exc}") from None
+        raise CalibrationError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=16)
 def _load_cached(path: str, _mtime_ns: int, _size: int) -> Profile:
-    try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CalibrationError(f"{path}: cannot read: {exc}") from None
+    from .loading import read_text_file  # regular files only, size-limited
+
+    text = read_text_file(path, limit=MAX_PROFILE_BYTES, error=CalibrationError)
     return parse_profile(text, path)

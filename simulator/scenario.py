@@ -8,22 +8,91 @@ dotted path, before any simulation starts.
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from topologies import FABRICS, SERVER_LAYOUTS
 
 from . import catalog, zoo
 
+#: Upper bounds on counts, beyond any cluster built so far; they stop a typo (10^7
+#: nodes) from running for hours or exhausting memory. Lifted by ``--allow-large`` or
+#: the environment variable ``CLUSTERSIM_ALLOW_LARGE=1`` for users who mean it.
+LIMITS: dict[str, int] = {
+    "cluster.nodes": 16_384,
+    "cluster.gpus_per_node": 64,
+    "cluster.total_gpus": 65_536,
+    "cluster.host_cores": 4_096,
+    "cluster.server.pcie_switches": 64,
+    "cluster.server.gpus_per_switch": 64,
+    "cluster.server.nics": 64,
+    "cluster.fabric.nodes_per_leaf": 16_384,
+    "cluster.fabric.spines": 4_096,
+    "workload.batch_per_gpu": 1_048_576,
+    "workload.sequence_length": 1_048_576,
+    "training.parameter_servers.count": 4_096,
+    "training.parameter_servers.cores": 4_096,
+    "training.parameter_servers.staleness": 10_000,
+    "simulation.iterations": 1_000,
+    "simulation.warmup_iterations": 1_000,
+    "simulation.replications": 1_000,
+    "sweep.runs": 100_000,
+}
+ALLOW_LARGE_ENV = "CLUSTERSIM_ALLOW_LARGE"
+
+#: Bounds of float fields (physical, not lifted): every number must also be finite.
+MAX_LATENCY_US = 1e6  # one second per hop, message or layer
+MAX_GBPS = 1e6  # 1 Pb/s
+MAX_GBYTES_S = 1e5
+MAX_MIB = 1_048_576.0  # 1 TiB (the tensorflow_collective preset's "unlimited" pack)
+
+
+def large_allowed() -> bool:
+    """Whether the count limits are lifted (``--allow-large`` / ``CLUSTERSIM_ALLOW_LARGE``)."""
+    return os.environ.get(ALLOW_LARGE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def check_limit(path: str, value: int | None) -> int | None:
+    """``value`` if it is within ``LIMITS[path]`` (or limits are lifted), else a ValueError."""
+    limit = LIMITS[path]
+    if value is not None and value > limit and not large_allowed():
+        raise ValueError(
+            f"{value:,} is above the limit of {limit:,} (a safeguard; pass --allow-large or set "
+            f"{ALLOW_LARGE_ENV}=1 if you mean it)"
+        )
+    return value
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    """Frozen, unknown keys rejected, strict types (no "4" or true for a number), finite
+    numbers only. ``_limits`` names the count fields bounded by :data:`LIMITS`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True, allow_inf_nan=False)
+    _section: ClassVar[str] = ""
+    _limited: ClassVar[tuple[str, ...]] = ()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _within_limits(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name in cls._limited:
+            check_limit(f"{cls._section}.{info.field_name}", value)
+        return value
 
 
 def _known(kind: str, name: str, known: list[str]) -> str:
     if name not in known:
-        raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(known)}")
+        from .errors import excerpt
+
+        raise ValueError(f"unknown {kind} {excerpt(name)}; known: {', '.join(known)}")
     return name
 
 
@@ -31,16 +100,21 @@ class ServerSpec(_Strict):
     """How the GPUs inside one node are wired. Fields a layout does not use are
     rejected when set explicitly (`clustersim list topologies`)."""
 
+    _section = "cluster.server"
+    _limited = ("pcie_switches", "gpus_per_switch", "nics")
+
     layout: str = Field(
         "pcie_tree",
         description="Server layout from `topologies`: pcie_tree (CPU sockets, PCIe switches, GPUs), dgx1 (8 V100 "
         "in NVLink hybrid cube mesh), nvswitch (DGX A100/H100 style all-to-all NVLink).",
     )
     pcie_switches: int | None = Field(
-        None, ge=1, description="PCIe switches per node; GPUs spread evenly over them. Default: 1 (nvswitch: GPUs/2)."
+        None, ge=1, description="PCIe switches per node; GPUs spread evenly over them. Default: 1 (nvswitch: GPUs/2). "
+        "At most 64 (see LIMITS)."
     )
     gpus_per_switch: int | None = Field(
-        None, ge=1, description="GPUs under each PCIe switch; if given, must equal gpus_per_node / pcie_switches."
+        None, ge=1, description="GPUs under each PCIe switch; if given, must equal gpus_per_node / pcie_switches. "
+        "At most 64."
     )
     sockets: int | None = Field(
         None, ge=1, le=2, description="CPU sockets joined by QPI/UPI; switches spread over them. Default 1 (nvswitch 2)."
@@ -49,21 +123,23 @@ class ServerSpec(_Strict):
         None, description="PCIe generation of every x16 link in the server; default: the GPU's own generation."
     )
     pcie_latency_us: float | None = Field(
-        None, ge=0, description="Latency of one PCIe hop in microseconds; default: the catalog's PCIe figure."
+        None, ge=0, le=MAX_LATENCY_US, description="Latency of one PCIe hop in microseconds; default: the catalog's PCIe figure."
     )
     qpi_bandwidth_gbytes_s: float | None = Field(
-        None, gt=0, description="Inter-socket link bandwidth per direction, GB/s; default 38.4 (two QPI 9.6 GT/s links)."
+        None, gt=0, le=MAX_GBYTES_S,
+        description="Inter-socket link bandwidth per direction, GB/s; default 38.4 (two QPI 9.6 GT/s links).",
     )
     p2p: bool = Field(True, description="GPU peer-to-peer over PCIe; off: GPU-to-GPU copies are staged through host memory.")
     gpudirect_rdma: bool = Field(True, description="GPUDirect RDMA; off: NIC traffic is staged through host memory.")
     nics: int | None = Field(
-        None, ge=1, description="NICs per node (rails); default 1 (dgx1: 4, nvswitch: one per GPU)."
+        None, ge=1, description="NICs per node (rails); default 1 (dgx1: 4, nvswitch: one per GPU). At most 64."
     )
     nic_placement: Literal["root", "switch"] | None = Field(
         None, description="NICs at the CPU root complex or under the PCIe switches; default root (nvswitch: switch)."
     )
     nvlink_bandwidth_gbytes_s: float | None = Field(
-        None, gt=0, description="Total NVLink bandwidth per GPU per direction, GB/s (NVLink layouts); default: the GPU's."
+        None, gt=0, le=MAX_GBYTES_S,
+        description="Total NVLink bandwidth per GPU per direction, GB/s (NVLink layouts); default: the GPU's.",
     )
 
     @field_validator("layout")
@@ -78,10 +154,12 @@ class NICSpec(_Strict):
 
     link: str | None = Field("10GbE", description="Link type from the catalog (`clustersim list links`), e.g. 10GbE, IB-EDR.")
     bandwidth_gbps: float | None = Field(
-        None, gt=0, description="Achievable bandwidth in Gb/s, each direction; default: the link's line rate x efficiency."
+        None, gt=0, le=MAX_GBPS,
+        description="Achievable bandwidth in Gb/s, each direction; default: the link's line rate x efficiency.",
     )
     latency_us: float | None = Field(
-        None, ge=0, description="Latency of the cable from NIC to switch in microseconds; default: the link's figure."
+        None, ge=0, le=MAX_LATENCY_US,
+        description="Latency of the cable from NIC to switch in microseconds; default: the link's figure.",
     )
 
     @field_validator("link")
@@ -111,15 +189,18 @@ class NICSpec(_Strict):
 class FabricSpec(_Strict):
     """The network joining the nodes (and dedicated parameter-server hosts)."""
 
+    _section = "cluster.fabric"
+    _limited = ("nodes_per_leaf", "spines")
+
     topology: str = Field(
         "single_switch",
         description="Fabric from `topologies`: single_switch, or leaf_spine / fat_tree (two levels, ECMP over spines).",
     )
-    switch_latency_us: float = Field(0.5, ge=0, description="Forwarding delay of one switch in microseconds.")
+    switch_latency_us: float = Field(0.5, ge=0, le=MAX_LATENCY_US, description="Forwarding delay of one switch in microseconds.")
     nodes_per_leaf: int | None = Field(None, ge=1, description="Servers under each leaf switch (leaf_spine).")
     spines: int | None = Field(None, ge=1, description="Spine switches (leaf_spine); default 2.")
     oversubscription: float | None = Field(
-        None, ge=1, description="Leaf downlink / uplink bandwidth ratio (leaf_spine); default 1 (non-blocking)."
+        None, ge=1, le=1000, description="Leaf downlink / uplink bandwidth ratio (leaf_spine); default 1 (non-blocking)."
     )
     rails: bool | None = Field(None, description="Rail-optimized: NIC k of every server on rail-k leaves (leaf_spine).")
 
@@ -132,8 +213,12 @@ class FabricSpec(_Strict):
 class ClusterSpec(_Strict):
     """The hardware: identical nodes of GPUs joined by a fabric."""
 
-    nodes: int = Field(1, ge=1, description="Number of worker nodes.")
-    gpus_per_node: int = Field(1, ge=1, description="GPUs in each node; one data-parallel rank per GPU.")
+    _section = "cluster"
+    _limited = ("nodes", "gpus_per_node", "host_cores")
+
+    nodes: int = Field(1, ge=1, description="Number of worker nodes (at most 16,384 and 65,536 GPUs in all, "
+                       "unless --allow-large).")
+    gpus_per_node: int = Field(1, ge=1, description="GPUs in each node; one data-parallel rank per GPU (at most 64).")
     gpu: str = Field("V100-PCIe-16GB", description="GPU model from the catalog (`clustersim list gpus`).")
     server: ServerSpec = Field(default_factory=ServerSpec, description="Layout of one node.")
     nic: NICSpec = Field(default_factory=NICSpec, description="Each node's network interface.")
@@ -153,6 +238,10 @@ class ClusterSpec(_Strict):
 
     @model_validator(mode="after")
     def _gpus_fit_switches(self) -> ClusterSpec:
+        try:
+            check_limit("cluster.total_gpus", self.total_gpus)
+        except ValueError as exc:
+            raise ValueError(f"nodes x gpus_per_node = {self.total_gpus:,} GPUs: {exc}") from None
         switches = self.server.pcie_switches or 1
         if self.server.layout == "pcie_tree" and self.gpus_per_node % switches:
             raise ValueError(
@@ -173,6 +262,9 @@ class ClusterSpec(_Strict):
 
 class WorkloadSpec(_Strict):
     """The model being trained and how each GPU runs it."""
+
+    _section = "workload"
+    _limited = ("batch_per_gpu", "sequence_length")
 
     model: str = Field("resnet50", description="Model from the zoo (`clustersim list models`).")
     batch_per_gpu: int = Field(32, ge=1, description="Mini-batch per GPU (samples per iteration per rank).")
@@ -196,7 +288,8 @@ class WorkloadSpec(_Strict):
         0.7, gt=0, le=1, description="Fraction of the GPU's memory bandwidth that memory-bound kernels reach."
     )
     layer_overhead_us: float = Field(
-        5.0, ge=0, description="Fixed cost per layer per pass (kernel launch and framework overhead), microseconds."
+        5.0, ge=0, le=MAX_LATENCY_US,
+        description="Fixed cost per layer per pass (kernel launch and framework overhead), microseconds.",
     )
     conv_algorithm: Literal["implicit_gemm", "precomputed_gemm", "fft", "winograd", "auto"] = Field(
         "implicit_gemm",
@@ -221,6 +314,7 @@ class WorkloadSpec(_Strict):
     input_ms_per_sample: float | None = Field(
         None,
         ge=0,
+        le=MAX_LATENCY_US,
         allow_inf_nan=False,
         description="Host CPU time to decode and augment one sample on one core, milliseconds (workload.data: real). "
         "Default: 5.0 for image models (ImageNet JPEG decode + random-resized-crop + flip; see README), 0 for "
@@ -229,6 +323,7 @@ class WorkloadSpec(_Strict):
     measured_throughput_samples_per_s: float | None = Field(
         None,
         gt=0,
+        le=1e12,
         allow_inf_nan=False,
         description="Measured one-GPU training throughput (samples/s) of this model, GPU, batch and framework. "
         "Every per-layer forward/backward time and the optimizer step are scaled by one factor so that one GPU "
@@ -245,16 +340,21 @@ class WorkloadSpec(_Strict):
 class ParameterServerSpec(_Strict):
     """Parameter servers (used when training.strategy is parameter_server)."""
 
-    count: int = Field(1, ge=1, description="Number of parameter servers; every gradient is sharded evenly over them.")
+    _section = "training.parameter_servers"
+    _limited = ("count", "cores", "staleness")
+
+    count: int = Field(
+        1, ge=1, description="Number of parameter servers; every gradient is sharded evenly over them (at most 4,096)."
+    )
     placement: Literal["dedicated", "colocated"] = Field(
         "dedicated",
         description="dedicated: CPU-only hosts on the fabric; colocated: server j runs on worker node j mod nodes.",
     )
     nic_bandwidth_gbps: float | None = Field(
-        None, gt=0, description="NIC bandwidth of dedicated server hosts in Gb/s; default: the workers' NIC."
+        None, gt=0, le=MAX_GBPS, description="NIC bandwidth of dedicated server hosts in Gb/s; default: the workers' NIC."
     )
     aggregation_gbytes_per_s: float = Field(
-        20.0, gt=0, description="Rate at which one server sums incoming gradients and applies the update, GB/s of gradient."
+        20.0, gt=0, le=MAX_GBYTES_S, description="Rate at which one server sums incoming gradients and applies the update, GB/s of gradient."
     )
     sharding: Literal["even", "round_robin", "size_balanced"] = Field(
         "even",
@@ -281,6 +381,7 @@ class ParameterServerSpec(_Strict):
     rpc_us: float = Field(
         0.0,
         ge=0,
+        le=MAX_LATENCY_US,
         allow_inf_nan=False,
         description="Server CPU time per request, microseconds: every push and every pull of one bucket piece by "
         "one worker (gRPC / ZeroMQ / ps-lite message handling). 0 = free (the flow model alone).",
@@ -288,6 +389,7 @@ class ParameterServerSpec(_Strict):
     tensor_us: float = Field(
         0.0,
         ge=0,
+        le=MAX_LATENCY_US,
         allow_inf_nan=False,
         description="Server CPU time per tensor in a request, microseconds (serialization and per-variable op "
         "dispatch); a zoo layer's parameters count as one tensor.",
@@ -343,6 +445,7 @@ class TrainingSpec(_Strict):
     bucket_size_mib: float | None = Field(
         None,
         ge=0,
+        le=MAX_MIB,
         description="Gradient bucket cap in MiB, filled in reverse layer order; 0 = one bucket per layer. "
         "Default: 25 for allreduce strategies (PyTorch DDP), 64 with horovod fusion (HOROVOD_FUSION_THRESHOLD), "
         "0 for parameter_server (one push per tensor).",
@@ -355,7 +458,7 @@ class TrainingSpec(_Strict):
         "bucket_size_mib, Horovod tensor fusion).",
     )
     fusion_cycle_ms: float = Field(
-        5.0, gt=0, description="Horovod cycle time (HOROVOD_CYCLE_TIME) in milliseconds (fusion: horovod)."
+        5.0, gt=0, le=1e4, description="Horovod cycle time (HOROVOD_CYCLE_TIME) in milliseconds (fusion: horovod)."
     )
     framework: str = Field(
         "none",
@@ -367,6 +470,7 @@ class TrainingSpec(_Strict):
     first_bucket_mib: float | None = Field(
         None,
         ge=0,
+        le=MAX_MIB,
         allow_inf_nan=False,
         description="Cap of the first gradient bucket (the last layers' gradients) in MiB, ddp_buckets only "
         "(PyTorch DDP: 1 MiB, so communication starts early); default: bucket_size_mib.",
@@ -379,6 +483,7 @@ class TrainingSpec(_Strict):
     launch_overhead_us: float = Field(
         0.0,
         ge=0,
+        le=MAX_LATENCY_US,
         allow_inf_nan=False,
         description="Framework CPU time to launch the synchronization of one bucket, microseconds (copying into "
         "the bucket, enqueueing): buckets are launched one after another by one thread, each this much later.",
@@ -386,6 +491,7 @@ class TrainingSpec(_Strict):
     negotiation_us_per_tensor: float = Field(
         0.0,
         ge=0,
+        le=MAX_LATENCY_US,
         allow_inf_nan=False,
         description="Framework CPU time per gradient tensor before its bucket can launch, microseconds (Horovod's "
         "readiness negotiation through rank 0); a zoo layer's parameters count as one tensor.",
@@ -420,14 +526,25 @@ class JitterSpec(_Strict):
     distribution: Literal["none", "normal", "lognormal", "uniform"] = Field(
         "none", description="Distribution of the time multiplier, with mean 1."
     )
-    cv: float = Field(0.0, ge=0, le=1, description="Coefficient of variation (std / mean) of the multiplier.")
+    cv: float = Field(
+        0.0, ge=0, le=1,
+        description="Coefficient of variation (std / mean) of the multiplier; needs a distribution other than none.",
+    )
+
+    @model_validator(mode="after")
+    def _cv_needs_distribution(self) -> JitterSpec:
+        if self.cv > 0 and self.distribution == "none":
+            raise ValueError(
+                f"cv={self.cv:g} has no effect with distribution none; set distribution (normal, lognormal or uniform)"
+            )
+        return self
 
 
 class StragglerSpec(_Strict):
     """Occasional slow iterations of a rank (a noisy neighbour, thermal throttling)."""
 
     probability: float = Field(0.0, ge=0, le=1, description="Chance that a rank straggles in a given iteration.")
-    slowdown: float = Field(2.0, ge=1, description="Compute time multiplier of a straggling iteration.")
+    slowdown: float = Field(2.0, ge=1, le=1000, description="Compute time multiplier of a straggling iteration.")
 
 
 class VariabilitySpec(_Strict):
@@ -436,7 +553,8 @@ class VariabilitySpec(_Strict):
 
     gpu_speed_factors: dict[int, float] = Field(
         default_factory=dict,
-        description="Relative speed of given ranks (rank -> factor, 1 = nominal, 0.5 = half speed); others 1.",
+        description="Relative speed of given ranks (rank -> factor, 1 = nominal, 0.5 = half speed; from 0.001 to "
+        "1000); others 1.",
     )
     jitter: JitterSpec = Field(default_factory=JitterSpec, description="Random variation of compute time.")
     stragglers: StragglerSpec = Field(default_factory=StragglerSpec, description="Occasional slow iterations.")
@@ -451,12 +569,23 @@ class VariabilitySpec(_Strict):
         "`jitter` it keeps the fast path. 0 = off (default; see README for why).",
     )
 
+    @field_validator("gpu_speed_factors", mode="before")
+    @classmethod
+    def _rank_keys(cls, v: Any) -> Any:
+        """JSON (and a copied YAML mapping) spells rank keys as strings of digits."""
+        if isinstance(v, dict):
+            return {int(k) if isinstance(k, str) and k.isascii() and k.isdigit() and len(k) < 10 else k: f
+                    for k, f in v.items()}
+        return v
+
     @field_validator("gpu_speed_factors")
     @classmethod
     def _positive(cls, v: dict[int, float]) -> dict[int, float]:
         for rank, factor in v.items():
             if rank < 0 or factor <= 0:
                 raise ValueError(f"rank {rank}: ranks must be >= 0 and speed factors > 0 (got {factor})")
+            if not 1e-3 <= factor <= 1e3:
+                raise ValueError(f"rank {rank}: speed factor {factor:g} is outside 0.001 to 1000")
         return v
 
     @property
@@ -471,9 +600,16 @@ class VariabilitySpec(_Strict):
 class SimulationSpec(_Strict):
     """How long to simulate and how."""
 
-    iterations: int = Field(3, ge=1, description="Measured iterations (after warmup); results are their mean.")
-    warmup_iterations: int = Field(1, ge=0, description="Iterations simulated first and left out of the results.")
-    seed: int = Field(0, ge=0, description="Root seed of every random stream; same scenario + seed = same result.")
+    _section = "simulation"
+    _limited = ("iterations", "warmup_iterations", "replications")
+
+    iterations: int = Field(
+        3, ge=1, description="Measured iterations (after warmup); results are their mean (at most 1,000)."
+    )
+    warmup_iterations: int = Field(
+        1, ge=0, description="Iterations simulated first and left out of the results (at most 1,000)."
+    )
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Root seed of every random stream; same scenario + seed = same result.")
     mode: Literal["auto", "fast", "detailed"] = Field(
         "auto",
         description="detailed: every rank and every point-to-point flow; fast: one representative rank and one "
@@ -481,7 +617,8 @@ class SimulationSpec(_Strict):
         "variability makes ranks differ.",
     )
     replications: int = Field(
-        1, ge=1, description="Independent runs with derived seeds; headline metrics are their mean, with a 95% CI."
+        1, ge=1,
+        description="Independent runs with derived seeds; headline metrics are their mean, with a 95% CI (at most 1,000).",
     )
 
 
@@ -500,6 +637,13 @@ class Scenario(_Strict):
         description="Path of a calibration profile (`clustersim probe`); relative paths resolve against the "
         "scenario file's folder. Its measured per-layer, optimizer and allreduce times replace the estimates.",
     )
+
+    @field_validator("calibration")
+    @classmethod
+    def _plain_path(cls, v: str | None) -> str | None:
+        if v is not None and ("\0" in v or not v.strip()):
+            raise ValueError("not a usable file path (empty, or with a NUL byte)")
+        return v
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
@@ -530,12 +674,20 @@ class Scenario(_Strict):
         server = data["cluster"]["server"]
         if server["layout"] != "dgx1":  # the DGX-1's shape is fixed; the others scale with GPUs
             server.update(pcie_switches=None, gpus_per_switch=None, nics=None)
+        else:  # gpus_per_switch describes the full server, not the one rank the baseline runs
+            server.update(gpus_per_switch=None)
         if server["layout"] == "pcie_tree":
             server.update(sockets=None)
         # The one GPU keeps rank 0's speed and the same jitter and stragglers.
         factors = data["variability"]["gpu_speed_factors"]
         data["variability"]["gpu_speed_factors"] = {0: factors[0]} if 0 in factors else {}
-        return Scenario.model_validate(data)
+        try:
+            return Scenario.model_validate(data)
+        except ValueError as exc:  # pydantic's ValidationError included
+            from .errors import ScenarioError
+
+            message = " ".join(str(exc).split())
+            raise ScenarioError(f"the one-GPU baseline of this scenario is not valid: {message[:300]}") from None
 
     @property
     def detailed(self) -> bool:

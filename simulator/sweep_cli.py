@@ -10,7 +10,13 @@ from pathlib import Path
 
 import click
 
-from .errors import ClusterSimError
+from .errors import (
+    ClusterSimError,
+    check_output_path,
+    excerpt,
+    figure_format,
+    save_figure,
+)
 from .sweep import EXECUTORS, read_results, run_sweep
 
 
@@ -33,6 +39,7 @@ def sweep(
 ) -> None:
     """Run every scenario of SWEEP_FILE and write one row per run to OUTPUT."""
     cache = False if no_cache else (cache_dir or True)
+    check_output_path(output, "-o")
     try:
         frame = run_sweep(
             sweep_file, output, executor=executor, workers=workers, scheduler=scheduler, resume=resume,
@@ -67,41 +74,62 @@ def _parse_where(items: tuple[str, ...]) -> list[tuple[str, str]]:
 @click.option("--y", "y", help="heatmap: column on the y axis.")
 @click.option("--value", default="throughput_samples_per_s", show_default=True, help="heatmap: metric shown.")
 @click.option("--hue", multiple=True, help="speedup: one line per value of this column (repeatable).")
+@click.option("--facet", help="speedup: one panel per value of this column.")
+@click.option("--average", is_flag=True,
+              help="speedup: average rows that differ only in columns not on the plot (default: refuse, naming them).")
+@click.option("--agg", type=click.Choice(["mean", "median", "min", "max"]),
+              help="heatmap: combine rows that share a cell this way (default: refuse, naming the varying columns).")
 @click.option("--by", multiple=True, help="breakdown/utilization: columns that label configurations.")
 @click.option("--where", multiple=True, metavar="COLUMN=VALUE", help="Keep only matching rows (repeatable).")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="timeline: scenario override.")
 @click.option("--iteration", type=int, help="timeline: which iteration (default: first measured).")
 def plot(
     kind: str, source: Path, output: Path, x: str | None, y: str | None, value: str, hue: tuple[str, ...],
+    facet: str | None, average: bool, agg: str | None,
     by: tuple[str, ...], where: tuple[str, ...], overrides: tuple[str, ...], iteration: int | None,
 ) -> None:
     """Plot KIND from SOURCE: a results table (from `clustersim sweep`), or for
     `timeline` a scenario file, simulated with its timeline recorded."""
     from . import plots
 
+    figure_format(output, "-o")  # before any work: a bad suffix or folder is refused at once
+    shape = {"facet": facet, "average": average, "agg": agg}
+    figure = _figure(plots, kind, source, x, y, value, hue, by, where, overrides, iteration, shape)
+    save_figure(figure, output, "-o")
+    click.echo(f"wrote {output}")
+
+
+def _figure(plots, kind, source, x, y, value, hue, by, where, overrides, iteration, shape):
     if kind == "timeline":
         from .engine import simulate
         from .loading import load_scenario
 
-        figure = plots.timeline_plot(simulate(load_scenario(source, overrides), record_timeline=True), iteration)
+        return plots.timeline_plot(simulate(load_scenario(source, overrides), record_timeline=True), iteration)
     else:
         frame = read_results(source)
         for col, wanted in _parse_where(where):
             if col not in frame:
-                raise ClusterSimError(f"--where {col}: no such column in {source}")
+                raise ClusterSimError(f"--where {excerpt(col)}: no such column in {source}")
             frame = frame[frame[col].astype(str) == wanted]
-        if kind == "heatmap":
-            if not (x and y):
-                raise ClusterSimError("plot heatmap needs --x and --y (sweep axes, e.g. cluster.nodes)")
-            figure = plots.sweep_heatmap(frame, x, y, value)
-        elif kind == "speedup":
-            figure = plots.speedup_plot(frame, x or "total_gpus", list(hue) or None)
-        elif kind == "breakdown":
-            figure = plots.breakdown_plot(frame, list(by) or None)
-        else:
-            figure = plots.utilization_heatmap(frame, list(by) or None)
-    try:
-        figure.savefig(output, dpi=120)
-    except (OSError, ValueError) as exc:
-        raise ClusterSimError(f"{output}: cannot write the figure: {exc}") from None
-    click.echo(f"wrote {output}")
+        try:
+            return _table_figure(plots, kind, frame, x, y, value, hue, by, shape)
+        except KeyError as exc:  # a column the table does not have
+            raise ClusterSimError(f"{source}: no column {excerpt(exc.args[0] if exc.args else '')} "
+                                  f"(plot {kind} needs it; is this a `clustersim sweep` table?)") from None
+        except ClusterSimError as exc:
+            if str(exc).startswith(str(source)):
+                raise
+            raise ClusterSimError(f"{source}: {exc}") from None
+
+
+def _table_figure(plots, kind, frame, x, y, value, hue, by, shape):
+    if kind == "heatmap":
+        if not (x and y):
+            raise ClusterSimError("plot heatmap needs --x and --y (sweep axes, e.g. cluster.nodes)")
+        return plots.sweep_heatmap(frame, x, y, value, agg=shape["agg"])
+    if kind == "speedup":
+        return plots.speedup_plot(frame, x or "total_gpus", list(hue) or None, average=shape["average"],
+                                  facet=shape["facet"])
+    if kind == "breakdown":
+        return plots.breakdown_plot(frame, list(by) or None)
+    return plots.utilization_heatmap(frame, list(by) or None)

@@ -7,14 +7,26 @@ case (``error``) while the others run.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from .errors import ScenarioError
+from .errors import (
+    check_output_path,
+    figure_format,
+    save_figure,
+    strict_json,
+    write_atomic,
+)
+from .loading import read_text_file
 from .validation import validate as run_validation
-from .validation.report import format_summary, format_table, to_json_dict, validation_plot
+from .validation.cases import MAX_CSV_BYTES
+from .validation.report import (
+    format_summary,
+    format_table,
+    to_json_dict,
+    validation_plot,
+)
 
 
 @click.command()
@@ -25,16 +37,19 @@ from .validation.report import format_summary, format_table, to_json_dict, valid
               help="Draw predicted against measured (log scales, y = x) to FILE.png.")
 def validate(cases_file: Path, json_out: Path | None, plot_out: Path | None) -> None:
     """Simulate every case of CASES_FILE (measured-runs CSV) and print the errors."""
-    if not cases_file.is_file():
-        raise ScenarioError(f"{cases_file}: no such file")
+    read_text_file(cases_file, limit=MAX_CSV_BYTES)  # a regular, readable file, or one error line
+    check_output_path(json_out, "--json")
+    if plot_out is not None:
+        figure_format(plot_out, "--plot")  # before any case runs
     df = run_validation(cases_file)
+    text = strict_json(to_json_dict(df), indent=2) if json_out is not None else None
     if json_out is not None and str(json_out) == "-":
-        click.echo(json.dumps(to_json_dict(df), indent=2))
+        click.echo(text)
     else:
         click.echo(format_table(df))
         click.echo()
         click.echo(format_summary(df))
         if json_out is not None:
-            json_out.write_text(json.dumps(to_json_dict(df), indent=2) + "\n", encoding="utf-8")
+            write_atomic(json_out, text + "\n", "--json")
     if plot_out is not None:
-        validation_plot(df, str(plot_out))
+        save_figure(validation_plot(df), plot_out, "--plot")

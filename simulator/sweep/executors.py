@@ -127,7 +127,13 @@ class DaskExecutor(Executor):
             self.client, self._own_client = scheduler, False  # a Client the caller manages
             return
         if scheduler is None:
-            self._own_cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
+            # Loopback only; no bokeh dashboard. (dask always starts a small HTTP server for
+            # its health routes, and `dashboard_address=None` means the default :8787 on every
+            # interface, so it is pinned to an ephemeral loopback port instead.)
+            self._own_cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                worker_dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False},
+            )
             scheduler = self._own_cluster
         try:
             self.client, self._own_client = Client(scheduler, timeout=self.connect_timeout), True

@@ -147,6 +147,8 @@ def expand(spec: SweepSpec, root: Path | None = None, source: str = "<sweep>") -
                 digest, error = _sha256(canonical(scenario.model_dump(mode="json"))), None
             except ScenarioError as exc:
                 scenario, digest, error = None, _sha256(canonical(data)), f"ScenarioError: {exc}"
-            seed = scenario.simulation.seed if scenario else _int_or(data["simulation"].get("seed"), -1)
+            section = data.get("simulation")
+            seed = scenario.simulation.seed if scenario else _int_or(
+                section.get("seed") if isinstance(section, dict) else None, -1)
             runs.append(Run(len(runs), p, rep, seed, values, scenario, digest, error))
     return runs

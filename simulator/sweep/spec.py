@@ -32,15 +32,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import ScenarioError
 from ..loading import format_validation_error, read_raw
-from ..scenario import Scenario
+from ..scenario import Scenario, check_limit
+
+#: Integers numpy can draw (int64).
+_INT64 = 2**63 - 1
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Distribution(_Strict):
@@ -57,6 +67,8 @@ class Distribution(_Strict):
         if len(given) != 1:
             raise ValueError("give exactly one of choice, uniform, loguniform, randint")
         bounds = getattr(self, given[0])
+        if given[0] == "randint" and not (-_INT64 - 1 <= bounds[0] and bounds[1] < _INT64):
+            raise ValueError(f"randint: bounds must lie within 64-bit integers ({-_INT64 - 1} to {_INT64 - 1})")
         if given[0] != "choice" and bounds[0] > bounds[1]:
             raise ValueError(f"{given[0]}: low {bounds[0]} > high {bounds[1]}")
         if given[0] == "loguniform" and bounds[0] <= 0:
@@ -65,7 +77,7 @@ class Distribution(_Strict):
 
 
 class RandomAxes(_Strict):
-    samples: int = Field(ge=1, description="Number of random points drawn.")
+    samples: int = Field(ge=1, le=100_000, description="Number of random points drawn (at most 100,000).")
     params: dict[str, Distribution] = Field(min_length=1, description="Dotted path -> distribution (a list = choice).")
 
     @field_validator("params", mode="before")
@@ -113,8 +125,39 @@ class SweepSpec(_Strict):
     )
     set: list[str] = Field(default_factory=list, description="dotted.path=value overrides applied to the base.")
     axes: Axes = Field(default_factory=Axes, description="What varies from run to run.")
-    replications: int = Field(1, ge=1, description="Runs per point, each with its own derived seed.")
-    seed: int = Field(0, ge=0, description="Root seed: random axes and every run's simulation.seed derive from it.")
+    replications: int = Field(
+        1, ge=1, description="Runs per point, each with its own derived seed (at most 1,000 unless --allow-large)."
+    )
+    seed: int = Field(
+        0, ge=0, le=_INT64, description="Root seed: random axes and every run's simulation.seed derive from it."
+    )
+
+    @field_validator("replications")
+    @classmethod
+    def _replications_limit(cls, v: int) -> int:
+        check_limit("simulation.replications", v)
+        return v
+
+    @model_validator(mode="after")
+    def _runs_limit(self) -> SweepSpec:
+        runs = self.run_count()
+        try:
+            check_limit("sweep.runs", runs)
+        except ValueError as exc:
+            raise ValueError(f"the sweep expands to {runs:,} runs: {exc}") from None
+        return self
+
+    def run_count(self) -> int:
+        """Runs the sweep expands to (grid x zip x samples x replications), without expanding it."""
+        axes = self.axes
+        count = 1
+        for values in axes.grid.values():
+            count *= len(values)
+        if axes.zip:
+            count *= len(next(iter(axes.zip.values())))
+        if axes.random is not None:
+            count *= axes.random.samples
+        return count * self.replications
 
 
 def check_path(path: str) -> str | None:
@@ -129,6 +172,9 @@ def check_path(path: str) -> str | None:
             return f"unknown scenario field {'.'.join(parts[: depth + 1])!r}"
         annotation = field.annotation
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    if model is not None:
+        example = next(iter(model.model_fields))
+        return f"{path} is a section, not a value; an axis sets one field (e.g. {path}.{example})"
     return None
 
 

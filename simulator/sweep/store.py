@@ -125,25 +125,60 @@ class ResultStore:
                     row = json.loads(line)
                 except ValueError:
                     continue  # the last line of a killed sweep may be cut short
-                rows[int(row["run"])] = row
+                if isinstance(row, dict) and isinstance(row.get("run"), int):
+                    rows[row["run"]] = row
         return rows
 
     def open_journal(self, *, append: bool) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._journal = open(self.journal_path, "a" if append else "w")  # noqa: SIM115
+        """Open the journal, locked: a second sweep on the same output is refused
+        rather than duplicating work into it."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            journal = open(self.journal_path, "a")  # noqa: SIM115 - truncated below, once locked
+        except OSError as exc:
+            raise ClusterSimError(f"{self.path}: cannot write the sweep journal: {exc.strerror or exc}") from None
+        try:
+            import fcntl
+
+            fcntl.flock(journal.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # not on POSIX: no lock
+            pass
+        except OSError:
+            journal.close()
+            raise ClusterSimError(
+                f"{self.path}: another sweep is writing this output ({self.journal_path.name} is locked); "
+                "wait for it or choose another output"
+            ) from None
+        if not append:
+            journal.truncate(0)
+        self._journal = journal
 
     def append(self, row: dict[str, Any]) -> None:
         if self._journal is not None:
-            self._journal.write(json.dumps(row, sort_keys=True) + "\n")
-            self._journal.flush()
+            try:
+                self._journal.write(json.dumps(row, sort_keys=True) + "\n")
+                self._journal.flush()
+            except OSError as exc:
+                self._close_journal()
+                raise ClusterSimError(f"{self.journal_path}: cannot write the sweep journal: "
+                                      f"{exc.strerror or exc}") from None
+
+    def _close_journal(self) -> None:
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            try:
+                journal.close()
+            except OSError:
+                pass  # a failed flush was already reported by append()
 
     def write(self, frame: pd.DataFrame) -> None:
         """Write the table atomically, then drop the journal it supersedes."""
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        os.close(fd)
+        self._close_journal()
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            os.close(fd)
+        except OSError as exc:
+            raise ClusterSimError(f"{self.path}: cannot write results: {exc.strerror or exc}") from None
         try:
             if self.format == "parquet":
                 frame.to_parquet(tmp, index=False)
@@ -152,7 +187,8 @@ class ResultStore:
             os.replace(tmp, self.path)
         except Exception as exc:
             Path(tmp).unlink(missing_ok=True)
-            raise ClusterSimError(f"{self.path}: cannot write results: {exc}") from None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ClusterSimError(f"{self.path}: cannot write results: {reason}") from None
         self.journal_path.unlink(missing_ok=True)
 
 

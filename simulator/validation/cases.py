@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import ScenarioError
+from ..errors import ScenarioError, excerpt
 
 Metric = Literal["throughput_samples_per_s", "iteration_time_s", "speedup", "scaling_efficiency", "collective_time_s"]
 
@@ -39,19 +39,22 @@ COLUMNS = (
     "baseline_throughput_samples_per_s", "scenario", "framework", "notes", "collective", "message_bytes",
 )
 REQUIRED_COLUMNS = ("case_id", "source", "metric", "value")
+#: Input limits of a measured-runs file (the shipped ones are a few hundred rows).
+MAX_CSV_BYTES = 16 * 2**20
+MAX_FIELD_CHARS = 4096
 
 
 class MeasuredCase(BaseModel):
     """One measured point (one CSV row)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     case_id: str = Field(min_length=1, description="Unique identifier of the case.")
     source: str = Field(min_length=1, description="Where the measurement comes from (short label).")
     model: str | None = Field(None, description="Zoo model name; empty for collective cases.")
     gpu: str | None = Field(None, description="Catalog GPU name.")
-    nodes: int = Field(1, ge=1)
-    gpus_per_node: int = Field(1, ge=1)
+    nodes: int = Field(1, ge=1, le=16_384)
+    gpus_per_node: int = Field(1, ge=1, le=64)
     intra_node: Literal["pcie", "nvlink", "nvswitch"] = "pcie"
     network_gbps: float | None = Field(None, gt=0, description="Per-node network bandwidth, Gb/s.")
     network: Literal["ethernet", "infiniband", "aries", "loopback"] | None = None
@@ -59,9 +62,9 @@ class MeasuredCase(BaseModel):
         "parameter_server", "ring_allreduce", "hierarchical_allreduce", "tree_allreduce",
         "halving_doubling_allreduce", "auto",
     ] = "ring_allreduce"
-    num_ps: int | None = Field(None, ge=1)
+    num_ps: int | None = Field(None, ge=1, le=4_096)
     ps_placement: Literal["dedicated", "colocated"] | None = None
-    batch_per_gpu: int | None = Field(None, ge=1)
+    batch_per_gpu: int | None = Field(None, ge=1, le=1_048_576)
     precision: Literal["fp32", "fp16", "amp", "tf32", "bf16"] = "fp32"
     metric: Metric
     value: float = Field(gt=0, description="The measured value, in the metric's unit.")
@@ -70,7 +73,7 @@ class MeasuredCase(BaseModel):
     framework: str | None = None
     notes: str | None = None
     collective: Literal["allreduce", "broadcast", "allgather", "reduce_scatter"] | None = None
-    message_bytes: float | None = Field(None, gt=0)
+    message_bytes: float | None = Field(None, gt=0, le=2.0**50)
 
     @property
     def total_gpus(self) -> int:
@@ -126,7 +129,9 @@ def _format_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = " ".join(err["msg"].removeprefix("Value error, ").split())
+        if err["type"] not in ("missing", "extra_forbidden") and isinstance(err.get("input"), str):
+            msg += f" (got {excerpt(err['input'])})"
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
@@ -137,12 +142,20 @@ def read_cases(path: str | Path) -> tuple[list[MeasuredCase], list[CaseError]]:
     Raises :class:`ScenarioError` only when the file as a whole is unusable (missing,
     unreadable, no header, unknown or missing required columns).
     """
+    from ..loading import read_text_file
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read the measured-runs file: {exc}") from None
+    text = read_text_file(path, limit=MAX_CSV_BYTES)
+    if "\0" in text:
+        raise ScenarioError(f"{path}: contains a NUL byte (not a CSV text file)")
     reader = csv.DictReader(text.splitlines())
+    try:
+        return _read_rows(path, reader)
+    except csv.Error as exc:
+        raise ScenarioError(f"{path}: line {reader.line_num}: malformed CSV: {exc}") from None
+
+
+def _read_rows(path: Path, reader: csv.DictReader) -> tuple[list[MeasuredCase], list[CaseError]]:
     header = reader.fieldnames or []
     if not header:
         raise ScenarioError(f"{path}: empty file (expected a CSV header: {', '.join(REQUIRED_COLUMNS)}, ...)")
@@ -151,7 +164,7 @@ def read_cases(path: str | Path) -> tuple[list[MeasuredCase], list[CaseError]]:
     if unknown or missing:
         what = []
         if unknown:
-            what.append("unknown columns " + ", ".join(repr(c) for c in unknown))
+            what.append("unknown columns " + ", ".join(excerpt(c) for c in unknown[:10]))
         if missing:
             what.append("missing columns " + ", ".join(repr(c) for c in missing))
         raise ScenarioError(f"{path}: {'; '.join(what)} (columns: {', '.join(COLUMNS)})")
@@ -165,6 +178,10 @@ def read_cases(path: str | Path) -> tuple[list[MeasuredCase], list[CaseError]]:
             continue
         data = _clean(row)
         case_id = data.get("case_id", f"line {line}")
+        long = next((k for k, v in data.items() if len(v) > MAX_FIELD_CHARS), None)
+        if long is not None:
+            errors.append(CaseError(excerpt(case_id), line, f"{long}: longer than {MAX_FIELD_CHARS:,} characters"))
+            continue
         try:
             case = MeasuredCase.model_validate(data)
         except ValidationError as exc:

@@ -57,7 +57,7 @@ def test_cli_exits_2_with_the_numbers(capsys):
         main(["simulate", "--set", "workload.model=resnet50", "--set", "workload.batch_per_gpu=256"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: workload.batch_per_gpu: batch 256 of resnet50 in fp32 needs 23.4 GiB")
+    assert err.startswith("error: <default scenario>: workload.batch_per_gpu: batch 256 of resnet50 in fp32 needs 23.4 GiB")
 
 
 def test_conv_shapes_recovered_from_the_zoo():
