@@ -93,6 +93,9 @@ class BuiltSimulation:
     # Framework CPU time to launch each bucket (launch overhead + per-tensor negotiation),
     # paid one bucket after another after backward when overlap is off.
     launch_after_backward: list[float] = field(default_factory=list)
+    # Where the fast path was asked for (simulation.mode auto or fast) but cannot give
+    # the detailed path's answer: why, and what ran instead (None: nothing to say).
+    fast_path_note: str | None = None
 
     def iteration_finished(self, it: int) -> simpy.Event:
         if it not in self.all_finished:
@@ -171,7 +174,9 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     if strategy_name != "none":  # one GPU launches no synchronization: no framework work to wait for
         buckets = _framework_launch_times(scenario, buckets, tensors)
 
-    detailed = scenario.detailed
+    inexact, unsupported = _fast_path_plan(scenario, strategy_name)
+    forced_fast = scenario.simulation.mode == "fast" and not unsupported
+    detailed = scenario.detailed or (inexact is not None and not forced_fast)
     if dedicated:
         servers = cluster.ps_hosts
     else:
@@ -211,11 +216,62 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
         [RankTimeline() for _ in range(ranks)],
         RandomStreams(scenario.simulation.seed, replication),
         calibration=calibration,
+        fast_path_note=None if scenario.detailed or inexact is None else (
+            f"approximate: {inexact} (simulation.mode=fast as set; auto runs the detailed path)" if forced_fast
+            else f"not taken: {inexact} (ran detailed)"
+        ),
         launch_after_backward=[
             0.0 if strategy_name == "none" else (t.launch_overhead_us + t.negotiation_us_per_tensor * n) * 1e-6
             for n in tensors
         ],
     )
+
+
+def fast_path_inexact(scenario: Scenario, strategy_name: str | None = None) -> str | None:
+    """Why one representative rank cannot stand for every rank of ``scenario``, or None.
+
+    The fast path follows one rank and moves each phase as one bundled flow: exact
+    only when every rank sees the same thing. Allreduce strategies always do. Under
+    parameter servers ranks differ (so ``simulation.mode: auto`` runs the detailed path) when
+
+    * ``sync`` is ``asp`` or ``ssp``: each push is answered on its own, so workers
+      drift apart (the fast path would run them as ``bsp``);
+    * servers are colocated and do not spread evenly over the nodes (3 servers on 2
+      nodes), or a bucket goes to one server (``round_robin``, ``size_balanced``): then
+      some workers' shards stay in their own host and others cross the network;
+    * requests cost server CPU time (``rpc_us``, ``tensor_us``) and a server has
+      fewer cores than workers talk to it: the requests queue, and workers are answered
+      one after another.
+
+    With ``simulation.mode: fast`` set explicitly the first two (a different sync
+    semantics, servers missing from some nodes) still run the detailed path; the last
+    two run the fast path as asked, marked approximate (see :func:`_fast_path_plan`).
+    """
+    return _fast_path_plan(scenario, strategy_name)[0]
+
+
+def _fast_path_plan(scenario: Scenario, strategy_name: str | None = None) -> tuple[str | None, bool]:
+    """(why the fast path is not exact or None, whether it must not run even when forced)."""
+    t = scenario.training
+    name = strategy_name or (t.strategy if scenario.cluster.total_gpus > 1 or t.strategy == "parameter_server" else "none")
+    if name != "parameter_server":
+        return None, False
+    ps, c = t.parameter_servers, scenario.cluster
+    if ps.sync != "bsp":
+        return f"parameter_servers.sync={ps.sync}: workers are answered one by one and drift apart", True
+    if ps.placement == "colocated":
+        if ps.count % c.nodes:
+            return f"{ps.count} colocated parameter servers do not spread evenly over {c.nodes} nodes", True
+        if ps.sharding != "even" and c.nodes > 1:
+            return (f"colocated parameter servers with sharding={ps.sharding}: a bucket is local to some "
+                    "workers only"), False
+    if ps.rpc_us > 0 or ps.tensor_us > 0:
+        local = ps.local_aggregation and c.gpus_per_node > 1
+        workers = c.nodes if local else c.total_gpus
+        if ps.cores < workers:
+            return (f"parameter-server requests queue on {ps.cores} core(s) for {workers} workers, "
+                    "which are answered one after another"), False
+    return None, False
 
 
 def _buckets(scenario: Scenario, costs: ComputeCosts) -> list[tuple[float, float]]:
@@ -475,6 +531,8 @@ def simulate(scenario: Scenario, *, with_baseline: bool = True, record_timeline:
     result = runs[0] if len(runs) == 1 else combine_replications(runs)
     if sim.context.collectives is not None:  # the rings and the calls the library chose
         result = dataclasses.replace(result, extra={**result.extra, "collectives": sim.context.collectives.describe()})
+    if sim.fast_path_note is not None:  # the fast path was asked for and cannot be exact
+        result = dataclasses.replace(result, extra={**result.extra, "fast_path": sim.fast_path_note})
     if sim.calibration is not None:  # which numbers are measured and which estimated
         result = dataclasses.replace(result, extra={**result.extra, "calibration": dict(sim.calibration.report)})
     return result

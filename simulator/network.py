@@ -152,6 +152,9 @@ class Network:
         self.graph = graph
         self.edges: list[tuple[Node, Node]] = list(graph.edges)
         self.edge_index = {edge: i for i, edge in enumerate(self.edges)}
+        self._edge_id: dict[Node, dict[Node, int]] = {}
+        for i, (u, v) in enumerate(self.edges):
+            self._edge_id.setdefault(u, {})[v] = i
         self.capacity = np.array([graph.edges[e]["bandwidth"] for e in self.edges], dtype=float)
         self.latency = np.array([graph.edges[e]["latency"] for e in self.edges], dtype=float)
         self._latency_list = self.latency.tolist()
@@ -179,8 +182,9 @@ class Network:
         cached = self._routes.get(key)
         if cached is None:
             path = self.router.path(src, dst)
-            edges = tuple(self.edge_index[(u, v)] for u, v in zip(path, path[1:]))
-            latency = sum(self._latency_list[e] for e in edges)
+            eid = self._edge_id
+            edges = tuple([eid[u][v] for u, v in zip(path, path[1:])])
+            latency = sum([self._latency_list[e] for e in edges])
             cached = self._routes[key] = Route(src, dst, edges, latency)
         return cached
 

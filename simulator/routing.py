@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Hashable, Sequence
+from heapq import heappop, heappush
+from itertools import count
 
 import networkx as nx
 
@@ -49,7 +51,10 @@ class Router:
             base = 1 if data.get("link") == "nvlink" else 2
             data[_WEIGHT] = base + (GPU_ENTRY_PENALTY if graph.nodes[v].get("kind") == "gpu" else 0)
         self._paths: dict[tuple[Node, Node], list[Node]] = {}
+        self._kind = {node: data.get("kind") for node, data in graph.nodes(data=True)}
+        self._server = {node: data.get("server") for node, data in graph.nodes(data=True)}
         self._rail_nic = self._rail_nics()
+        self._adjacency: dict[bool, dict[Node, list[tuple[Node, int]]]] = {}
 
     def _rail_nics(self) -> dict[Node, Node]:
         """GPU -> its NIC, in servers with more than one NIC."""
@@ -79,10 +84,11 @@ class Router:
     def prefetch(self, pairs: Sequence[tuple[Node, Node]]) -> None:
         """Route many pairs that share an end with one search from that end (incast to,
         or broadcast from, a server) instead of one search per pair; the search starts
-        from whichever side has fewer distinct nodes. Not used with ECMP, where each
-        pair needs its own set of equal-cost paths."""
+        from whichever side has fewer distinct nodes. With ECMP the search keeps every
+        shortest path (a predecessor map), so each pair still takes the one its hash
+        picks among all of them, exactly as :meth:`path` would."""
         missing = [p for p in pairs if p not in self._paths and p[0] != p[1]]
-        if self.ecmp or len(missing) < PREFETCH_FANIN:
+        if len(missing) < PREFETCH_FANIN:
             return
         from_targets = len({d for _, d in missing}) <= len({s for s, _ in missing})
         graph = self.graph.reverse(copy=False) if from_targets else self.graph
@@ -93,12 +99,70 @@ class Router:
         for root, leaves in groups.items():
             if len(leaves) < PREFETCH_FANIN:
                 continue
-            paths = nx.single_source_dijkstra_path(graph, root, weight=_WEIGHT)
-            for leaf in leaves:
-                if leaf in paths:
+            if self.ecmp:
+                try:
+                    pred, _dist = nx.dijkstra_predecessor_and_distance(graph, root, weight=_WEIGHT)
+                except nx.NodeNotFound:
+                    continue  # routed (and refused) pair by pair
+                for leaf in leaves:
+                    if leaf not in pred:
+                        continue
                     src, dst = (leaf, root) if from_targets else (root, leaf)
-                    path = paths[leaf][::-1] if from_targets else paths[leaf]
+                    found = _all_paths_to(pred, root, leaf)
+                    if from_targets:  # searched from the destination: paths run dst -> src
+                        found = [p[::-1] for p in found]
+                    path = self._ecmp_choice(src, dst, found)
                     self._paths[(src, dst)] = self._staged(src, dst, self._rails(src, dst, path))
+                continue
+            if root not in self.graph:
+                continue
+            parent = self._search_tree(root, reverse=from_targets)
+            for leaf in leaves:
+                if leaf in parent:
+                    src, dst = (leaf, root) if from_targets else (root, leaf)
+                    path = [leaf]  # leaf back to root, along the search tree
+                    while path[-1] != root:
+                        path.append(parent[path[-1]])
+                    if not from_targets:
+                        path.reverse()
+                    self._paths[(src, dst)] = self._staged(src, dst, self._rails(src, dst, path))
+
+    def _search_tree(self, root: Node, reverse: bool) -> dict[Node, Node | None]:
+        """Shortest-path tree from ``root`` (on the reversed graph if ``reverse``): each
+        reached node's parent. The same search as networkx's single-source Dijkstra
+        (same heap order, same tie rule), so every path is the one it returns, on
+        integer weights read once instead of through a weight function per edge."""
+        adjacency = self._adjacency.get(reverse)
+        if adjacency is None:
+            view = self.graph._pred if reverse else self.graph._adj
+            adjacency = self._adjacency[reverse] = {
+                v: [(u, data[_WEIGHT]) for u, data in nbrs.items()] for v, nbrs in view.items()
+            }
+        parent: dict[Node, Node | None] = {root: None}
+        dist: dict[Node, int] = {}
+        seen = {root: 0}
+        tick = count()
+        fringe = [(0, next(tick), root)]
+        while fringe:
+            d, _, v = heappop(fringe)
+            if v in dist:
+                continue
+            dist[v] = d
+            for u, w in adjacency[v]:
+                vu = d + w
+                if u in dist:
+                    continue
+                if u not in seen or vu < seen[u]:
+                    seen[u] = vu
+                    heappush(fringe, (vu, next(tick), u))
+                    parent[u] = v
+        return parent
+
+    @staticmethod
+    def _ecmp_choice(src: Node, dst: Node, paths: list[list[Node]]) -> list[Node]:
+        """The equal-cost path a pair's stable hash picks among ``paths`` (any order)."""
+        paths = sorted(paths, key=lambda p: [str(n) for n in p])
+        return paths[zlib.crc32(f"{src}->{dst}".encode()) % len(paths)]
 
     # -- rules ----------------------------------------------------------------------
 
@@ -108,20 +172,25 @@ class Router:
         try:
             if not self.ecmp:
                 return nx.bidirectional_dijkstra(self.graph, src, dst, weight=_WEIGHT)[1]
-            paths = sorted(nx.all_shortest_paths(self.graph, src, dst, weight=_WEIGHT), key=lambda p: [str(n) for n in p])
+            paths = list(nx.all_shortest_paths(self.graph, src, dst, weight=_WEIGHT))
         except (nx.NetworkXNoPath, nx.NodeNotFound) as exc:
             raise TopologyError(f"no route from {src!r} to {dst!r} in the cluster graph") from exc
-        return paths[zlib.crc32(f"{src}->{dst}".encode()) % len(paths)]
+        return self._ecmp_choice(src, dst, paths)
 
     def _rails(self, src: Node, dst: Node, path: list[Node]) -> list[Node]:
         """Send a GPU's traffic out of (and into) its server through its own NIC."""
-        nodes = self.graph.nodes
+        rails = self._rail_nic
+        if not rails:
+            return path
+        kind, server_of = self._kind, self._server
         waypoints = [src]
         for end in (src, dst):
-            rail = self._rail_nic.get(end)
-            server = nodes[end].get("server")
-            leaves = any(nodes[v].get("kind") == "nic" and nodes[v].get("server") == server for v in path)
-            if rail is not None and leaves and rail not in path:
+            rail = rails.get(end)
+            if rail is None:
+                continue
+            server = server_of[end]
+            leaves = any(kind[v] == "nic" and server_of[v] == server for v in path)
+            if leaves and rail not in path:
                 waypoints.append(rail)
         if len(waypoints) == 1:
             return path
@@ -143,9 +212,11 @@ class Router:
 
     def _staging_host(self, path: Sequence[Node]) -> Node | None:
         """The host the GPU at ``path[0]`` must stage through, or None."""
+        if self._kind[path[0]] != "gpu":
+            return None
         nodes = self.graph.nodes
         end = nodes[path[0]]
-        if end.get("kind") != "gpu" or (end.get("p2p", True) and end.get("gdr", True)):
+        if end.get("p2p", True) and end.get("gdr", True):
             return None
         host = end.get("host")
         if host is None or len(path) < 2:
@@ -157,9 +228,24 @@ class Router:
         for node in path[1:]:
             if node == host:
                 return None
-            kind = nodes[node].get("kind")
+            kind = self._kind[node]
             if kind == "gpu" and not end.get("p2p", True):
                 return host
             if kind == "nic":  # the data leaves the node here
                 return None if end.get("gdr", True) else host
         return None
+
+
+def _all_paths_to(pred: dict[Node, list[Node]], root: Node, leaf: Node) -> list[list[Node]]:
+    """Every path root -> leaf in a shortest-path predecessor map (each a node list)."""
+    out: list[list[Node]] = []
+    stack: list[tuple[Node, list[Node]]] = [(leaf, [leaf])]
+    while stack:
+        node, tail = stack.pop()
+        if node == root:
+            out.append(tail[::-1])
+            continue
+        for prev in pred[node]:
+            if prev not in tail:
+                stack.append((prev, tail + [prev]))
+    return out

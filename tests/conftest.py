@@ -23,6 +23,18 @@ def star(n_hosts: int, bandwidth: float, latency: float, prefix: str = "h") -> n
     return graph
 
 
+@pytest.fixture(scope="session")
+def dev_set_validation() -> dict[str, object]:
+    """``validate`` of every dev-set file (``benchmarks/accuracy_validation.py``'s
+    DEV_SET), keyed by path relative to the repository, made once per test session: the
+    accuracy ratchet and the golden-results check read the same run."""
+    from simulator.validation import validate
+
+    paths = ["scenarios/validation/published_cases.csv", "scenarios/validation/training_cases.csv",
+             "scenarios/validation/collectives/cases.csv"]
+    return {p: validate(REPO_ROOT / p) for p in paths}
+
+
 @pytest.fixture
 def env() -> simpy.Environment:
     return simpy.Environment()
