@@ -11,7 +11,16 @@ recording goes into ``SimResult.extra["timeline"]`` as plain data:
   identical), intervals of ``forward``, ``backward``, ``sync wait`` and ``optimizer``
   plus ``communication`` (its gradient sync in flight), with their iteration;
 * ``flows``: ``start`` (when issued, so latency included), ``end``, ``bytes`` (per member
-  of a bundle), ``label`` and the ``links`` it crossed (``"u->v"``).
+  of a bundle), ``label``, the ``links`` it crossed (``"u->v"``) and ``members``, how
+  many members of the bundle cross each of those links (1 for a plain flow);
+* ``buckets``: per simulated rank, iteration and gradient bucket: ``ready`` (the
+  bucket's gradients are computed and handed to synchronization), ``start`` (its
+  collective starts: the single stream reaches it; ``ready`` for parameter servers),
+  ``end``, ``bytes`` and ``algorithm``;
+* ``servers``: each parameter server's aggregation busy intervals;
+* ``links``: capacity (bytes/s per direction) of every link, by name;
+* ``scenario``, ``version``, ``strategy``, ``mode``: what was simulated, by which
+  clustersim.
 """
 
 from __future__ import annotations
@@ -41,12 +50,52 @@ class TimelineRecorder:
                 "end": None,
                 "bytes": float(nbytes),
                 "links": [names[e] for e in sorted(mapping)],
+                "members": [int(mapping[e]) for e in sorted(mapping)],
             }
             self.flows.append(entry)
             done.callbacks.append(lambda _ev: entry.__setitem__("end", float(sim.env.now)))
             return done
 
         network.start_flow = recording_start_flow  # this instance only
+        self._record_buckets(sim)
+
+    def _record_buckets(self, sim: BuiltSimulation) -> None:
+        """Wrap this simulation's synchronizer: when each rank hands each bucket over,
+        when its collective starts (allreduce runs buckets one at a time, in the order
+        they became ready on every rank: the n-th ``choose`` is the n-th such bucket)
+        and when it is done."""
+        self.buckets: list[dict[str, Any]] = []
+        sync = sim.sync
+        env = sim.env
+        ready = sync.ready
+        expected = len(sim.timelines)
+        arrived: dict[Any, list[dict[str, Any]]] = {}
+        queued: list[Any] = []
+        default = sim.strategy_name
+
+        def recording_ready(rank, key, nbytes):
+            done = ready(rank, key, nbytes)
+            it, bucket = key if isinstance(key, tuple) and len(key) == 2 else (None, key)
+            entry = {"rank": rank, "iteration": it, "bucket": bucket, "bytes": float(nbytes), "ready": float(env.now),
+                     "start": float(env.now), "end": None, "algorithm": default}
+            self.buckets.append(entry)
+            arrived.setdefault(key, []).append(entry)
+            if len(arrived[key]) == expected:
+                queued.append(key)
+            done.callbacks.append(lambda _ev: entry.__setitem__("end", float(env.now)))
+            return done
+
+        sync.ready = recording_ready
+        choose = getattr(sync, "choose", None)
+        if choose is not None:
+            def recording_choose(nbytes):
+                name = choose(nbytes)
+                if queued:
+                    for entry in arrived.get(queued.pop(0), []):
+                        entry["start"], entry["algorithm"] = float(env.now), f"{default}: {name}"
+                return name
+
+            sync.choose = recording_choose
 
     def timeline(self) -> dict[str, Any]:
         sim = self.sim
@@ -69,13 +118,22 @@ class TimelineRecorder:
                 intervals.append({"kind": "communication", "iteration": it, "start": float(lo), "end": float(hi)})
             ranks.append({"rank": rank, "gpu": str(sim.cluster.gpus[rank]), "intervals": intervals})
         tl0 = sim.timelines[0]
+        network = sim.network
+        from . import __version__
+
         return {
+            "scenario": sim.scenario.name,
+            "version": __version__,
+            "strategy": sim.strategy_name,
+            "mode": "detailed" if sim.detailed else "fast",
+            "links": {f"{u}->{v}": float(network.capacity[i]) for i, (u, v) in enumerate(network.edges)},
+            "buckets": self.buckets,
             "iterations": [[float(a), float(b)] for a, b in zip(tl0.iteration_start, tl0.iteration_end)],
             "warmup_iterations": sim.scenario.simulation.warmup_iterations,
             "ranks": ranks,
             "flows": self.flows,
             "servers": [
-                {"server": j, "busy": [[float(a), float(b)] for a, b in busy]}
+                {"server": j, "host": _server_host(sim, j), "busy": [[float(a), float(b)] for a, b in busy]}
                 for j, busy in enumerate(sim.context.server_busy)
                 if busy
             ],
@@ -83,6 +141,11 @@ class TimelineRecorder:
 
     def add_to(self, result: SimResult) -> SimResult:
         return dataclasses.replace(result, extra={**result.extra, "timeline": self.timeline()})
+
+
+def _server_host(sim: BuiltSimulation, j: int) -> str:
+    hosts = getattr(sim.context, "server_hosts", ())
+    return str(hosts[j]) if j < len(hosts) else f"ps{j}"
 
 
 def _iteration_of(t: float, starts: list[float]) -> int:

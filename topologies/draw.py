@@ -5,8 +5,10 @@ parameter-server hosts), PCIe switches, GPUs, NVSwitch. Servers stand side by si
 in its own column block; inside a block, GPUs are evenly spaced and every upper layer is
 spread in the order of its nodes' neighbours below, so a switch sits above its GPUs.
 Each duplex link is drawn once, colored by its link kind and labeled with its speed per
-direction (GB/s inside a server, Gb/s on the network); links within one layer (NVLink
-between GPUs, QPI between sockets) are drawn as arcs so they do not hide each other.
+direction, in one unit everywhere: GB/s (gigabytes per second; a 100 Gb/s NIC is
+12.5 GB/s), the unit the legend names; links within one layer (NVLink between GPUs, QPI
+between sockets) are drawn as arcs so they do not hide each other. Text is at least 8 pt
+and the figure is sized so that it is readable at the size it is saved (``dpi=120``).
 
 Uses only :class:`matplotlib.figure.Figure` (no pyplot), so it works headless.
 """
@@ -48,6 +50,17 @@ _BLOCK_GAP = 1.0
 _AUTO_LABEL_LIMIT = 160  # draw edge labels automatically up to this many links
 
 
+class _DisplayFigure(Figure):
+    """Shown once, as a PNG, when it is a Jupyter cell's value (no pyplot needed)."""
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=72)
+        return buffer.getvalue()
+
+
 def _natural(name: Hashable) -> list[object]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(name))]
 
@@ -60,10 +73,15 @@ def _layer(graph: nx.DiGraph, node: Hashable) -> int:
     return LAYER_OF_KIND.get(kind, 3)
 
 
-def speed_label(bandwidth: float, link: str, links: int = 1) -> str:
-    """One direction's speed: ``'100 Gb/s'`` on the network, ``'12.3 GB/s'`` inside a
-    server, with ``' x2'`` for ganged links."""
-    text = f"{bandwidth * 8 / 1e9:.3g} Gb/s" if link == "network" else f"{bandwidth / 1e9:.3g} GB/s"
+SPEED_UNIT = "GB/s"
+_LABEL_PT, _NODE_PT, _SERVER_PT = 8, 8.5, 11
+
+
+def speed_label(bandwidth: float, link: str = "", links: int = 1, unit: bool = False) -> str:
+    """One direction's speed in GB/s (the same unit for every kind of link): ``'12.5'``
+    for a 100 Gb/s NIC, ``'50 x2'`` for two ganged links; ``unit=True`` appends
+    ``' GB/s'``. ``link`` (the kind) is accepted for compatibility and not used."""
+    text = f"{bandwidth / 1e9:.3g}" + (f" {SPEED_UNIT}" if unit else "")
     return f"{text} x{links}" if links > 1 else text
 
 
@@ -136,7 +154,7 @@ def draw_cluster(
     pos = layered_positions(graph)
     xs = [x for x, _ in pos.values()] or [0.0]
     if ax is None:
-        fig = Figure(figsize=(min(max(8.0, 1.1 * (max(xs) - min(xs) + 2)), 60.0), 9.0), layout="constrained")
+        fig = _DisplayFigure(figsize=(min(max(9.0, 1.3 * (max(xs) - min(xs) + 2) + 2.0), 60.0), 9.5), layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.figure
@@ -163,19 +181,19 @@ def draw_cluster(
                       alpha=0.75, zorder=1)
         )
         if edge_labels:
-            ax.text(*mid, speed_label(float(data["bandwidth"]), kind, links_n), fontsize=5.5, ha="center",
+            ax.text(*mid, speed_label(float(data["bandwidth"]), kind, links_n), fontsize=_LABEL_PT, ha="center",
                     va="center", zorder=3, color=LINK_COLORS.get(kind, "black"),
                     bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
 
     for kind, color in NODE_COLORS.items():
         nodes = [n for n, d in graph.nodes(data=True) if d.get("kind") == kind]
         if nodes:
-            ax.scatter([pos[n][0] for n in nodes], [pos[n][1] for n in nodes], s=520, c=color, zorder=2,
+            ax.scatter([pos[n][0] for n in nodes], [pos[n][1] for n in nodes], s=900, c=color, zorder=2,
                        edgecolors="black", linewidths=0.6)
     for node, (x, y) in pos.items():
         server = graph.nodes[node].get("server")
         label = str(node)[len(server) + 1 :] if server and str(node).startswith(f"{server}.") else str(node)
-        ax.text(x, y, label, fontsize=6, ha="center", va="center", zorder=4)
+        ax.text(x, y, label, fontsize=_NODE_PT, ha="center", va="center", zorder=4)
 
     servers: dict[str, list[float]] = defaultdict(list)
     for node, (x, _) in pos.items():
@@ -183,14 +201,17 @@ def draw_cluster(
             servers[graph.nodes[node]["server"]].append(x)
     bottom = lowest
     for server, sx in servers.items():
-        ax.text((min(sx) + max(sx)) / 2, bottom - 0.75, server, fontsize=8, ha="center", va="center", weight="bold")
+        ax.text((min(sx) + max(sx)) / 2, bottom - 0.75, server, fontsize=_SERVER_PT, ha="center", va="center",
+                weight="bold")
 
     handles = [Line2D([], [], marker="o", ls="", color=c, label=k) for k, c in NODE_COLORS.items()
                if any(d.get("kind") == k for _, d in graph.nodes(data=True))]
     handles += [Line2D([], [], color=c, label=k) for k, c in LINK_COLORS.items()
                 if any(d.get("link") == k for _, _, d in graph.edges(data=True))]
     if handles:
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=_LABEL_PT + 1, frameon=False,
+                  title=f"link labels: {SPEED_UNIT}\nper direction" if edge_labels else None,
+                  title_fontsize=_LABEL_PT + 1)
     ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
     ax.set_ylim(bottom - 1.1, max((y for _, y in pos.values()), default=0.0) + 0.6)
     ax.set_axis_off()

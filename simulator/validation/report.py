@@ -120,36 +120,71 @@ def format_summary(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+_METRIC_PANELS = (  # (metrics, panel title, unit): one panel per unit, never mixed
+    (("throughput_samples_per_s",), "Training throughput", "samples/s"),
+    (("iteration_time_s", "collective_time_s"), "Iteration and collective time", "s"),
+    (("speedup",), "Speedup", "x one GPU"),
+    (("scaling_efficiency",), "Scaling efficiency", "fraction of linear"),
+)
+_LINEAR = {"fraction of linear"}  # a bounded ratio: linear axes, 0 to past 1
+
+
 def validation_plot(df: pd.DataFrame, path: str | None = None):
-    """Predicted against measured, log scales, the y = x line, one marker per source.
+    """Predicted against measured: one log-log panel per unit (samples/s, seconds,
+    speedup), each with the y = x line and the +-10% and +-25% error bands, one marker
+    per source. Returns the matplotlib Figure (shown once in Jupyter as a PNG); saves
+    it when ``path`` is given."""
+    import io
 
-    Metrics of different units share the plot (each point is its own ratio to y = x).
-    Returns the matplotlib Figure; saves it when ``path`` is given.
-    """
-    import matplotlib
+    import numpy as np
+    from matplotlib.figure import Figure
 
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    class _Figure(Figure):
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png")
+            return buffer.getvalue()
 
-    ok = df[df["error"].isna() & df["predicted"].notna() & (df["predicted"] > 0)]
-    fig, ax = plt.subplots(figsize=(6.5, 6))
+    ok = df[df["error"].isna() & df["predicted"].notna() & (df["predicted"] > 0) & (df["measured"] > 0)]
+    known = {m for metrics, _, _ in _METRIC_PANELS for m in metrics}
+    panels = [(metrics, title, unit) for metrics, title, unit in _METRIC_PANELS if ok["metric"].isin(metrics).any()]
+    other = sorted(set(ok["metric"]) - known)
+    panels += [((m,), m, "metric's unit") for m in other]
+    if not panels:
+        panels = [(("throughput_samples_per_s",), "Training throughput", "samples/s")]
+    fig = _Figure(figsize=(5.2 * len(panels), 5.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
     markers = "osD^v<>pP*Xh"
-    for i, (source, g) in enumerate(ok.groupby("source", sort=True)):
-        ax.scatter(g["measured"], g["predicted"], marker=markers[i % len(markers)], label=str(source), alpha=0.8)
-    if not ok.empty:
-        lo = float(min(ok["measured"].min(), ok["predicted"].min())) / 1.5
-        hi = float(max(ok["measured"].max(), ok["predicted"].max())) * 1.5
-        ax.plot([lo, hi], [lo, hi], "k-", lw=1, label="y = x")
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(lo, hi)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("measured (metric's unit)")
-    ax.set_ylabel("predicted")
-    ax.set_title("clustersim validation: predicted vs measured")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
+    sources = sorted(ok["source"].astype(str).unique())
+    handles: dict[str, object] = {}
+    for ax, (metrics, title, unit) in zip(axes, panels):
+        part = ok[ok["metric"].isin(metrics)]
+        for source, g in part.groupby(part["source"].astype(str), sort=True):
+            i = sources.index(source)
+            handles[source] = ax.scatter(g["measured"], g["predicted"], marker=markers[i % len(markers)],
+                                         color=f"C{i % 10}", label=source, alpha=0.8, zorder=3)
+        values = np.concatenate([part["measured"].to_numpy(float), part["predicted"].to_numpy(float)])
+        linear = unit in _LINEAR
+        if linear:
+            lo, hi = 0.0, max(1.1, float(values.max()) * 1.05 if values.size else 1.1)
+        else:
+            lo, hi = (values.min() / 1.6, values.max() * 1.6) if values.size else (0.1, 10.0)
+        line = np.linspace(lo, hi, 50) if linear else np.geomspace(lo, hi, 50)
+        handles["y = x"] = ax.plot(line, line, "k-", lw=1, zorder=2)[0]
+        for band, alpha in ((0.25, 0.10), (0.10, 0.18)):
+            handles[f"within {band:.0%}"] = ax.fill_between(line, line * (1 - band), line * (1 + band), color="tab:gray",
+                                                            alpha=alpha, lw=0, zorder=1)
+        scale = "linear" if linear else "log"
+        ax.set(xscale=scale, yscale=scale, xlim=(lo, hi), ylim=(lo, hi), aspect="equal")
+        ax.set_xlabel(f"measured ({unit})")
+        ax.set_ylabel(f"predicted ({unit})")
+        n = len(part)
+        within = float(((part["predicted"] / part["measured"] - 1).abs() <= 0.10).mean()) if n else 0.0
+        ax.set_title(f"{title}: {n} cases, {within:.0%} within 10%")
+        ax.grid(True, which="both", alpha=0.2)
+    fig.suptitle("clustersim validation: predicted against measured")
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(5, len(handles)),
+               fontsize="small", frameon=False)
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig
