@@ -14,7 +14,11 @@ from pathlib import Path
 import click
 
 from simulator.errors import CalibrationError, ClusterSimError, write_atomic
+from simulator.loading import did_you_mean
 from simulator.profile import load_profile
+
+#: Exit status of a command stopped by Ctrl-C (128 + SIGINT), as the shell reports it.
+INTERRUPTED_EXIT = 130
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -65,18 +69,25 @@ def probe(output: Path, quick: bool, models: str | None, batches: str | None, re
     model_list = models.split(",") if models else None
     for name in model_list or []:
         if name not in zoo.list_models():
-            raise ClusterSimError(f"--models: unknown model {name!r}; known: {', '.join(zoo.list_models())}")
+            raise ClusterSimError(f"--models: unknown model {name!r}{did_you_mean(name, zoo.list_models())}; "
+                                  f"known: {', '.join(zoo.list_models())}")
     if catalog_gpu is not None and catalog_gpu not in catalog.list_gpus():
-        raise ClusterSimError(f"--catalog-gpu: unknown GPU {catalog_gpu!r}; see `clustersim list gpus`")
+        raise ClusterSimError(f"--catalog-gpu: unknown GPU {catalog_gpu!r}{did_you_mean(catalog_gpu, catalog.list_gpus())}; "
+                              "see `clustersim list gpus`")
     config = probe_module.preset(
         quick, models=model_list, batches=_ints(batches), repeats=repeats, max_procs=procs, device=device,
         catalog_gpu=catalog_gpu, notes=notes or None,
     )
     command = _command_line()
     try:
-        probe_module.run_probe(config, output, command, show_progress=not no_progress, echo=click.echo)
+        profile = probe_module.run_probe(config, output, command, show_progress=not no_progress, echo=click.echo)
     except ValueError as exc:
         raise ClusterSimError(f"probe: {exc}") from None
+    if profile is not None and profile.provenance.interrupted_during is not None:
+        # Ctrl-C: what was measured is written (above); the exit status says it was cut
+        # short, 130 like every other interrupted command.
+        click.echo(f"interrupted: the partial profile is in {output}", err=True)
+        sys.exit(INTERRUPTED_EXIT)
 
 
 @click.command()

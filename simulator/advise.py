@@ -16,6 +16,7 @@ formula with the scenario's numbers, the simulated confirmation, the next bottle
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -54,6 +55,12 @@ def _quick(scenario: Scenario) -> Scenario:
     return _with(scenario, **{"simulation.iterations": min(scenario.simulation.iterations, 2),
                               "simulation.warmup_iterations": min(scenario.simulation.warmup_iterations, 1),
                               "simulation.replications": 1})
+
+
+def resource_label(resource: str, kind: str) -> str:
+    """A resource with its kind in brackets, unless the name already says it
+    ("gpu compute (every GPU)", not "gpu compute (every GPU) (gpu)")."""
+    return resource if kind.lower() in resource.lower() else f"{resource} ({kind})"
 
 
 # -- batch ----------------------------------------------------------------------------
@@ -213,7 +220,7 @@ def _choice(scenario: Scenario, model: zoo.Model, batch: int, mode: str, chosen:
     counts = {a: sum(1 for c in chosen if c == a) for a in algorithms.ALGORITHMS}
     b = result.bottleneck
     return BatchChoice(batch, mode, result.throughput_samples_per_s, result.iteration_time_s, est.total / GIB,
-                       est.workspace / GIB, counts, overrides, f"{b.resource} ({b.kind}) at {b.utilization:.0%}")
+                       est.workspace / GIB, counts, overrides, f"{resource_label(b.resource, b.kind)} at {b.utilization:.0%}")
 
 
 def advise_batch(scenario: Scenario, *, memory_gib: float | None = None, max_batch: int | None = None) -> BatchAdvice:
@@ -316,7 +323,8 @@ class PSAdvice:
 def _sim_summary(result) -> dict[str, Any]:
     b = result.bottleneck
     return {"throughput_samples_per_s": result.throughput_samples_per_s, "iteration_time_s": result.iteration_time_s,
-            "scaling_efficiency": result.scaling_efficiency, "bottleneck": f"{b.resource} ({b.kind}) {b.utilization:.0%}"}
+            "scaling_efficiency": result.scaling_efficiency,
+            "bottleneck": f"{resource_label(b.resource, b.kind)} {b.utilization:.0%}", "bottleneck_kind": b.kind}
 
 
 def advise_ps(scenario: Scenario) -> PSAdvice:
@@ -343,7 +351,7 @@ def advise_ps(scenario: Scenario) -> PSAdvice:
     best = max(r["throughput_samples_per_s"] for r in simulated.values())
     knee = min(j for j, r in simulated.items() if r["throughput_samples_per_s"] >= 0.98 * best)
     at_k, above = simulated[k]["throughput_samples_per_s"], simulated[k + 1]["throughput_samples_per_s"]
-    compute_bound = abs(above - at_k) / at_k < 0.01 and "(gpu)" in simulated[k]["bottleneck"]
+    compute_bound = abs(above - at_k) / at_k < 0.01 and simulated[k]["bottleneck_kind"] == "gpu"
     return PSAdvice(scenario.name, workers, S, b_ps, nic, backward, worker_nic_s, window, k, simulated, knee,
                     compute_bound)
 
@@ -432,9 +440,16 @@ def _gpu_formula(scenario: Scenario) -> list[str]:
     return lines
 
 
-def advise_gpus(scenario: Scenario, *, target_efficiency: float = 0.8, max_gpus: int = 4096) -> GPUAdvice:
-    """The largest GPU count (nodes of the scenario's GPUs per node) at or above the target."""
+def advise_gpus(scenario: Scenario, *, target_efficiency: float = 0.8, max_gpus: int = 4096,
+                on_step: Callable[[int, int], None] | None = None) -> GPUAdvice:
+    """The largest GPU count (nodes of the scenario's GPUs per node) at or above the target.
+
+    ``on_step(done, total)`` reports progress over the node counts the scan may try
+    (once before the first, after each, and ``(total, total)`` when the scan stops)."""
     g = scenario.cluster.gpus_per_node
+    steps = sum(1 for n in NODE_GRID if n * g <= max_gpus)
+    report = on_step or (lambda done, total: None)
+    report(0, steps)
     rows: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     failing: dict[str, Any] | None = None
@@ -453,9 +468,10 @@ def advise_gpus(scenario: Scenario, *, target_efficiency: float = 0.8, max_gpus:
             break
         row = {"gpus": nodes * g, "nodes": nodes, "scaling_efficiency": result.scaling_efficiency,
                "speedup": result.speedup, "throughput_samples_per_s": result.throughput_samples_per_s,
-               "bottleneck": f"{result.bottleneck.resource} ({result.bottleneck.kind}) at "
+               "bottleneck": f"{resource_label(result.bottleneck.resource, result.bottleneck.kind)} at "
                              f"{result.bottleneck.utilization:.0%}"}
         rows.append(row)
+        report(len(rows), steps)
         if result.total_gpus > 1 and result.scaling_efficiency < target_efficiency:
             failing, failing_result, failing_scenario = row, result, s
             break
@@ -467,9 +483,10 @@ def advise_gpus(scenario: Scenario, *, target_efficiency: float = 0.8, max_gpus:
         cause = max(seconds, key=seconds.get) if seconds else "compute"
         b = failing_result.bottleneck
         failing = {**failing, "component": _CAUSE.get(cause, cause),
-                   "bottleneck": f"{b.resource} ({b.kind}) at {b.utilization:.0%}",
+                   "bottleneck": f"{resource_label(b.resource, b.kind)} at {b.utilization:.0%}",
                    "lost_seconds": seconds}
         what_if = _what_if(failing_scenario, cause)  # type: ignore[arg-type]
+    report(steps, steps)
     capped = failing is None and not any("error" in r for r in rows)
     rows = [r for r in rows if "error" not in r]
     return GPUAdvice(scenario.name, target_efficiency, g, best["gpus"] if best else 0, best["nodes"] if best else 0,

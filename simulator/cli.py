@@ -6,17 +6,20 @@ one ``error:`` paragraph naming the file and field, with exit code 2 and no trac
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import catalog, sweep_cli, zoo
+from .advise import resource_label
 from .engine import simulate as run_simulation
 from .errors import (
     ClusterSimError, check_output_path, excerpt, figure_format, os_error_message, save_figure, strict_json,
@@ -24,7 +27,7 @@ from .errors import (
 )
 from .loading import DEFAULT_SCENARIO_NAME, format_validation_error, load_scenario
 from .results import SimResult
-from .scenario import ALLOW_LARGE_ENV, Scenario
+from .scenario import ALLOW_LARGE_ENV
 from .sync import SYNC_STRATEGIES
 from .trace import chrome_trace
 
@@ -101,9 +104,17 @@ def topology(scenario: Path | None, overrides: tuple[str, ...], png: str) -> Non
 
 
 @cli.command()
-def schema() -> None:
-    """Print the scenario JSON Schema."""
-    click.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+@click.argument("kind", type=click.Choice(["scenario", "sweep"]), default="scenario")
+def schema(kind: str) -> None:
+    """Print the JSON Schema of scenario files (default) or sweep files.
+
+    The same text is committed as schemas/scenario.schema.json and
+    schemas/sweep.schema.json; name one in a YAML file's first line for completion and
+    checking in editors: `# yaml-language-server: $schema=../schemas/scenario.schema.json`.
+    """
+    from .editor_schema import schema_text
+
+    click.echo(schema_text(kind), nl=False)
 
 
 @cli.command(name="list")
@@ -120,8 +131,13 @@ def list_(what: str) -> None:
                 name, g.architecture, f"{g.peak_tflops['fp32']:g}", f"{g.peak_tflops.get('fp16', float('nan')):g}",
                 f"{g.memory_gib:g}", f"{g.memory_bandwidth_gbytes_s:g}", f"gen{g.pcie_gen}",
             )
-    elif what == "models":
-        table = Table("name", "params (M)", "forward GFLOPs/sample", "layers", "unit", "description")
+    elif what == "models":  # short headers, numbers never wrapped: readable at 80 columns
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("name", no_wrap=True)
+        for header in ("params M", "GFLOP fwd", "layers"):  # forward GFLOPs per sample
+            table.add_column(header, justify="right", no_wrap=True)
+        table.add_column("unit", no_wrap=True)
+        table.add_column("description", min_width=20)
         for name in zoo.list_models():
             m = zoo.model_summary(name)
             table.add_row(
@@ -140,7 +156,9 @@ def list_(what: str) -> None:
         for name, fn in sorted(SERVER_LAYOUTS.items()):
             table.add_row(name, "cluster.server.layout", _summary(fn.__doc__))
         for name, fn in sorted(FABRICS.items()):
-            table.add_row(name, "cluster.fabric.topology", _summary(fn.__doc__))
+            same = [other for other, f in sorted(FABRICS.items()) if f is fn and other < name]
+            table.add_row(name, "cluster.fabric.topology",
+                          f"The same as {same[0]}." if same else _summary(fn.__doc__))
     elif what == "backends":
         from .collective_cost import get_backend, list_backends
 
@@ -175,14 +193,20 @@ def located(source: str, fn, *args, **kwargs):
 
 
 def _summary(doc: str | None) -> str:
-    """The first paragraph of a docstring, on one line."""
-    return " ".join((doc or "").strip().split("\n\n")[0].split())
+    """The first paragraph of a docstring, on one line, without reST markup
+    (``:data:`NAME``` -> NAME, double backquotes dropped)."""
+    text = " ".join((doc or "").strip().split("\n\n")[0].split())
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return re.sub(r"``([^`]+)``", r"\1", text)
+
 
 
 def print_report(result: SimResult, source: str) -> None:
     console = Console()
     unit = result.sample_unit
-    head = Table(title=f"clustersim {result.version} - {result.scenario} ({source})", show_header=False)
+    # The title on its own line: a table title wraps to the table's width.
+    console.print(Text(f"clustersim {result.version} - {result.scenario} ({source})", style="bold"), soft_wrap=True)
+    head = Table(show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
     head.add_row("cluster", f"{result.nodes} x {result.gpus_per_node} {result.gpu} = {result.total_gpus} GPUs")
@@ -224,7 +248,8 @@ def print_report(result: SimResult, source: str) -> None:
                 lost.add_row(cause.replace("_", " "), f"{value * 1e3:.2f}", f"{result.attribution['speedup'][cause]:.2f}")
         console.print(lost)
     b = result.bottleneck
-    console.print(f"bottleneck: [bold]{b.resource}[/bold] ({b.kind}) at {b.utilization:.1%} utilization")
+    console.print(Text.assemble("bottleneck: ", (resource_label(b.resource, b.kind), "bold"),
+                                f" at {b.utilization:.1%} utilization"), soft_wrap=True)
     print_calibration(console, result.extra.get("calibration"))
 
 

@@ -8,16 +8,18 @@ dotted path of the field.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import ClusterSimError, ScenarioError, excerpt
 from .scenario import Scenario
@@ -305,15 +307,82 @@ def _loc_part(part: Any) -> str:
     return text if len(text) <= 40 and text.isprintable() else excerpt(text)
 
 
+def did_you_mean(word: object, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` naming the candidates closest to a misspelt ``word``
+    (case ignored, at most three), or an empty string when none is close."""
+    if not isinstance(word, str) or not word or len(word) > 200:
+        return ""
+    by_lower: dict[str, str] = {}
+    for name in candidates:
+        by_lower.setdefault(str(name).lower(), str(name))
+    lower = word.lower()
+    if lower in by_lower and by_lower[lower] != word:  # only the case differs
+        return f" (did you mean {by_lower[lower]!r}?)"
+    close = difflib.get_close_matches(lower, list(by_lower), n=3, cutoff=0.6)
+    if len(lower) >= 3:  # "ring" -> ring_allreduce
+        close += [c for c in by_lower if c.startswith(lower) and c not in close]
+    close = [by_lower[c] for c in close[:3] if by_lower[c] != word]
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
+
+def _model_at(root: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model a validation error's location (less its last part) is in."""
+    model = root
+    for part in loc:
+        if model is None or not isinstance(part, str):
+            return None
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        inner = [a for a in (field.annotation, *get_args(field.annotation))
+                 if isinstance(a, type) and issubclass(a, BaseModel)]
+        model = inner[0] if inner else None
+    return model
+
+
+def _root_model(title: str) -> type[BaseModel] | None:
+    if title == Scenario.__name__:
+        return Scenario
+    if title == "SweepSpec":
+        from .sweep.spec import SweepSpec
+
+        return SweepSpec
+    return None
+
+
+def _hint(err: Any, root: type[BaseModel] | None) -> str:
+    """A "did you mean" for an unknown key (its siblings) or an unknown registry name
+    (a message ending ``known: a, b, c``)."""
+    if err["type"] == "extra_forbidden" and err["loc"]:
+        model = _model_at(root, tuple(err["loc"][:-1]))
+        return did_you_mean(err["loc"][-1], model.model_fields) if model is not None else ""
+    if err["type"] == "literal_error":
+        return did_you_mean(err.get("input"), re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", ""))))
+    head, sep, known = str(err.get("msg", "")).partition("; known: ")
+    if sep and "unknown" in head:
+        word = err.get("input")
+        if not isinstance(word, str):  # a section's check: the name is quoted in the message
+            quoted = re.search(r"unknown [^'\"]*'([^']*)'$", head)
+            word = quoted.group(1) if quoted else None
+        return did_you_mean(word, known.split(", "))
+    return ""
+
+
 def format_validation_error(exc: ValidationError) -> str:
     messages = []
     errors = exc.errors()
+    root = _root_model(exc.title)
     for err in errors[:MAX_MESSAGES]:
         loc = ".".join(_loc_part(part) for part in err["loc"])
+        hint = _hint(err, root)
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + hint
         else:
             msg = " ".join(err["msg"].removeprefix("Value error, ").split())
+            head, sep, known = msg.partition("; known: ")
+            msg = f"{head}{hint}{sep}{known}"  # the hint before the (long) list of known names
             if "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
                 msg += f" (got {excerpt(err['input'])})"
         messages.append(f"{loc}: {msg}" if loc else msg)

@@ -8,6 +8,14 @@ they cross, and so on. Rates change only when a flow starts or ends; changes tha
 happen at the same simulated instant are coalesced into one recomputation, and one
 timer wakes the network at the next completion.
 
+Recomputation is incremental and exact: flows over the same edges share one rate (a
+group); groups joined by shared edges form components, and only the components whose
+flows changed are recomputed, unless two components fix levels within the tolerance of
+each other, where every group is recomputed together as progressive filling over the
+whole network would. Small sets run in pure Python, large ones in numpy, with the same
+arithmetic in the same order: the rates are those of the whole computation to the last
+bit (``tests/test_maxmin.py``).
+
 A flow pays its route's latency once, before it starts moving bytes, so one flow over
 one link takes ``latency + bytes / bandwidth``.
 
@@ -35,6 +43,8 @@ Usage = Mapping[int, int]  # edge index -> multiplicity
 
 # A flow is finished when fewer than this fraction of its bytes remain (float round-off).
 _RELATIVE_TOLERANCE = 1e-9
+# Advances of the network a group keeps before bringing all its members up to date.
+_STEPS_KEPT = 64
 
 
 class EdgeUsage:
@@ -46,24 +56,108 @@ class EdgeUsage:
     many identical flows in flight.
     """
 
-    __slots__ = ("mapping", "index", "multiplicity")
+    __slots__ = ("mapping", "index", "multiplicity", "edges", "weights")
 
     def __init__(self, mapping: Mapping[int, int]):
         self.mapping = dict(mapping)
         self.index = np.fromiter(self.mapping.keys(), dtype=np.int64, count=len(self.mapping))
         self.multiplicity = np.fromiter(self.mapping.values(), dtype=float, count=len(self.mapping))
+        # The same as Python numbers, for the pure-Python path of small active sets.
+        self.edges: list[int] = self.index.tolist()
+        self.weights: list[float] = self.multiplicity.tolist()
 
 
-@dataclass(eq=False)
 class Flow:
-    """One active flow (or a bundle of identical flows moving in lockstep)."""
+    """One active flow (or a bundle of identical flows moving in lockstep).
 
-    usage: EdgeUsage
-    total_bytes: float
-    remaining_bytes: float
-    done: simpy.Event
-    label: str
-    rate: float = 0.0  # bytes/s of one member of the bundle
+    Active flows over the same :class:`EdgeUsage` form a :class:`_Group` and share its
+    rate; a flow admitted since the last recomputation belongs to no group yet and
+    does not move (rate 0).
+    """
+
+    __slots__ = ("usage", "total_bytes", "left", "applied", "done", "label", "seq", "group")
+
+    def __init__(self, usage: EdgeUsage, total_bytes: float, remaining_bytes: float, done: simpy.Event, label: str):
+        self.usage = usage
+        self.total_bytes = total_bytes
+        self.left = remaining_bytes  # before the group's steps from ``applied`` on
+        self.applied = 0
+        self.done = done
+        self.label = label
+        self.seq = -1  # admission order
+        self.group: _Group | None = None
+
+    @property
+    def remaining_bytes(self) -> float:
+        """Bytes still to move, up to the network's last advance."""
+        group = self.group
+        if group is not None and self.applied < len(group.steps):
+            left = self.left
+            for step in group.steps[self.applied:]:
+                left -= step
+            self.left = left
+            self.applied = len(group.steps)
+        return self.left
+
+    @remaining_bytes.setter
+    def remaining_bytes(self, value: float) -> None:
+        self.left = value
+        if self.group is not None:
+            self.applied = len(self.group.steps)
+
+    @property
+    def rate(self) -> float:
+        """Bytes/s of one member of the bundle."""
+        return 0.0 if self.group is None else self.group.rate
+
+
+class _Group:
+    """Active flows over one usage object, in admission order; they share a rate."""
+
+    __slots__ = ("usage", "flows", "rate", "component", "lead", "tolerance", "steps")
+
+    def __init__(self, usage: EdgeUsage):
+        self.usage = usage
+        self.flows: list[Flow] = []
+        self.rate = 0.0
+        self.component: _Component | None = None
+        # Members lose the same bytes at every step, so the one with the fewest bytes
+        # left stays so until it leaves: it finishes first. And the largest of the
+        # members' finishing tolerances (an upper bound once members leave).
+        self.lead: Flow | None = None
+        self.tolerance = 0.0
+        # Bytes every member has lost at each advance of the network, applied to a
+        # member when it is looked at (the same subtractions in the same order).
+        self.steps: list[float] = []
+
+    def join(self, flow: Flow) -> None:
+        self.flows.append(flow)
+        flow.group = self
+        flow.applied = len(self.steps)
+        if self.lead is None or flow.remaining_bytes < self.lead.remaining_bytes:
+            self.lead = flow
+        self.tolerance = max(self.tolerance, _tolerance(flow))
+
+
+class _Component:
+    """Groups joined by the edges they share, with their max-min rates computed alone.
+
+    No flow outside a component crosses its edges, so its rates (and its edges' load)
+    are those of the whole network whenever no level it fixes lies within the 1e-12
+    tolerance of a different level of another component (progressive filling would
+    then fix both in one round); see :meth:`Network._share`.
+    """
+
+    __slots__ = ("groups", "rates", "levels", "edges", "loads", "best")
+
+    def __init__(self, groups: list[_Group], rates: list[float], edges: np.ndarray, loads: np.ndarray,
+                 best: tuple[float, int]):
+        self.groups = groups
+        self.rates = rates
+        self.levels = set(rates)
+        self.edges = edges  # the edges it loads, and their load in bytes/s
+        self.loads = loads
+        self.best = best  # (load / capacity + tie break, edge) of its most loaded edge
 
 
 @dataclass(frozen=True)
@@ -80,6 +174,11 @@ class Route:
         return EdgeUsage({e: 1 for e in self.edges})
 
 
+# Up to this many (flow, edge) entries max-min runs in pure Python, above it vectorized
+# with numpy (whose per-call overhead dominates on small sets). Both give identical rates.
+SMALL_ENTRIES = 256
+
+
 def max_min_rates(
     usages: Sequence[Usage], capacity: Sequence[float], counts: Sequence[int] | None = None
 ) -> list[float]:
@@ -91,17 +190,27 @@ def max_min_rates(
     no flow can go faster without slowing a flow that is no faster. A flow that crosses
     no edge is unconstrained and gets ``inf``.
 
-    Each round finds the edges with the smallest fair share, fixes the rate of every
-    flow crossing them and takes that flow's use off all its edges. Vectorized over
-    (flow, edge) entries, since a bundled collective can cross thousands of edges.
+    Each round finds the edges with the smallest fair share (within a relative 1e-12
+    of it), fixes the rate of every flow crossing them and takes that flow's use off
+    all its edges.
     """
     if counts is None:
         counts = [1] * len(usages)
-    return max_min_rates_of([EdgeUsage(u) for u in usages], capacity, counts).tolist()
+    return max_min_rates_of([EdgeUsage(u) for u in usages], capacity, counts)
 
 
-def max_min_rates_of(usages: Sequence[EdgeUsage], capacity: Sequence[float], counts: Sequence[int]) -> np.ndarray:
-    """:func:`max_min_rates` on prepared :class:`EdgeUsage` objects (the hot path)."""
+def max_min_rates_of(usages: Sequence[EdgeUsage], capacity: Sequence[float], counts: Sequence[int]) -> list[float]:
+    """:func:`max_min_rates` on prepared :class:`EdgeUsage` objects: pure Python for
+    small sets, numpy for large ones (the same arithmetic in the same order, so the
+    same rates to the last bit)."""
+    if sum(len(u.edges) for u in usages) <= SMALL_ENTRIES:
+        return max_min_rates_python(usages, capacity, counts)
+    return max_min_rates_numpy(usages, capacity, counts).tolist()
+
+
+def max_min_rates_numpy(usages: Sequence[EdgeUsage], capacity: Sequence[float], counts: Sequence[int]) -> np.ndarray:
+    """Progressive filling vectorized over (flow, edge) entries, since a bundled
+    collective can cross thousands of edges."""
     n = len(usages)
     rates = np.full(n, np.inf)
     sizes = [len(u.index) for u in usages]
@@ -127,6 +236,79 @@ def max_min_rates_of(usages: Sequence[EdgeUsage], capacity: Sequence[float], cou
         spare -= np.bincount(local_edge[entries], weight_of[entries] * level, minlength=len(used_edges))
         weight -= np.bincount(local_edge[entries], weight_of[entries], minlength=len(used_edges))
         active &= ~entries
+    return rates
+
+
+def max_min_rates_python(usages: Sequence[EdgeUsage], capacity: Sequence[float], counts: Sequence[int]) -> list[float]:
+    """Progressive filling in plain Python, operation for operation as
+    :func:`max_min_rates_numpy` (per-edge sums accumulate from 0.0 in (flow, edge)
+    order, as ``np.bincount`` does), without its per-call overhead."""
+    inf = float("inf")
+    n = len(usages)
+    if n == 1:  # one round: the smallest share of its edges (each summed from 0.0)
+        count = float(counts[0])
+        level = inf
+        for e, m in zip(usages[0].edges, usages[0].weights):
+            w = 0.0 + m * count
+            if w > 1e-12:
+                s = float(capacity[e])
+                share = (s if not s <= 0.0 else 0.0) / w
+                if share < level:
+                    level = share
+        return [level]
+    rates = [inf] * n
+    slot: dict[int, int] = {}  # edge -> local index
+    spare: list[float] = []
+    weight: list[float] = []
+    crossing: list[list[int]] = []  # local edge -> flows crossing it, in order
+    entries: list[list[tuple[int, float]]] = []  # flow -> (local edge, weight), in order
+    active = 0
+    for f, usage in enumerate(usages):
+        count = float(counts[f])
+        mine = []
+        for e, m in zip(usage.edges, usage.weights):
+            j = slot.get(e)
+            if j is None:
+                j = slot[e] = len(spare)
+                spare.append(float(capacity[e]))
+                weight.append(0.0)
+                crossing.append([])
+            w = m * count
+            weight[j] += w
+            crossing[j].append(f)
+            mine.append((j, w))
+        entries.append(mine)
+        if mine:
+            active += 1
+    if not active:
+        return rates
+    share = [inf] * len(spare)
+    for j, w in enumerate(weight):
+        if w > 1e-12:
+            s = spare[j]
+            share[j] = (s if not s <= 0.0 else 0.0) / w
+    fixed = [not mine for mine in entries]
+    while active:
+        level = min(share)
+        threshold = level * (1 + 1e-12)
+        newly = set()
+        for j, s in enumerate(share):
+            if s <= threshold:
+                newly.update(crossing[j])
+        newly = sorted(f for f in newly if not fixed[f])
+        taken: dict[int, float] = {}
+        lightened: dict[int, float] = {}
+        for f in newly:
+            rates[f] = level
+            fixed[f] = True
+            for j, w in entries[f]:
+                taken[j] = taken.get(j, 0.0) + w * level
+                lightened[j] = lightened.get(j, 0.0) + w
+        active -= len(newly)
+        for j, amount in taken.items():
+            s = spare[j] = spare[j] - amount
+            w = weight[j] = weight[j] - lightened[j]
+            share[j] = (s if not s <= 0.0 else 0.0) / w if w > 1e-12 else inf
     return rates
 
 
@@ -158,7 +340,23 @@ class Network:
         self.capacity = np.array([graph.edges[e]["bandwidth"] for e in self.edges], dtype=float)
         self.latency = np.array([graph.edges[e]["latency"] for e in self.edges], dtype=float)
         self._latency_list = self.latency.tolist()
-        self._flows: list[Flow] = []
+        self._capacity_list = self.capacity.tolist()
+        # Active flows by usage object (groups share a rate), and the flows admitted
+        # since the last recomputation (rate 0 until it runs).
+        self._groups: dict[int, _Group] = {}
+        self._pending: list[Flow] = []
+        self._changed = False  # a flow finished since the last recomputation
+        # Max-min by components: every active component, the groups crossing each edge,
+        # the groups whose flows changed and the components that lost a group since the
+        # last recomputation, and whether the rates in force came from one computation
+        # over every group (components within the tolerance of each other).
+        self._components: set[_Component] = set()
+        self._edge_groups: dict[int, dict[_Group, None]] = {}
+        self._touched: dict[_Group, None] = {}
+        self._stale: set[_Component] = set()
+        self._whole = False
+        self._admitted = 0
+        self._loaded = np.zeros(0, dtype=np.int64)  # the edges the last recomputation loaded
         self.router = Router(graph)
         self._routes: dict[tuple[Node, Node], Route] = {}
         self._bundles: dict[tuple[tuple[Node, Node], ...], tuple[EdgeUsage, float]] = {}
@@ -172,6 +370,9 @@ class Network:
         # Among equally saturated edges, name the network before PCIe before NVLink.
         priority = {"network": 3, "pcie": 2, "qpi": 2, "nvlink": 1}
         self._tie_break = np.array([priority.get(graph.edges[e].get("link"), 0) for e in self.edges]) * 1e-9
+        self._tie_break_list = self._tie_break.tolist()
+        self._max_tie_break = max(self._tie_break_list, default=0.0)
+        self._positive_capacity = all(c > 0 for c in self._capacity_list)
 
     # -- routes ---------------------------------------------------------------------
 
@@ -247,7 +448,9 @@ class Network:
 
     @property
     def active_flows(self) -> list[Flow]:
-        return list(self._flows)
+        """The flows moving or about to, in the order they were admitted."""
+        flows = [flow for group in self._groups.values() for flow in group.flows] + self._pending
+        return sorted(flows, key=_admission)
 
     def edge_bytes(self) -> np.ndarray:
         """Bytes that have crossed each edge so far (index as ``self.edges``)."""
@@ -261,19 +464,34 @@ class Network:
             flow.done.succeed()
             return
         self._advance()
-        self._flows.append(flow)
+        flow.seq = self._admitted
+        self._admitted += 1
+        self._pending.append(flow)
         self._schedule_recompute()
 
     def _advance(self) -> None:
         """Bring every flow's remaining bytes and the edge counters up to now."""
+        counters = self._counters
         now = self.env.now
-        dt = now - self._counters.last_time
+        dt = now - counters.last_time
         if dt <= 0:
             return
-        for flow in self._flows:
-            flow.remaining_bytes -= flow.rate * dt
-        self._counters.edge_bytes += self._counters.edge_load * dt
-        self._counters.last_time = now
+        for group in self._groups.values():
+            steps = group.steps
+            steps.append(group.rate * dt)
+            if len(steps) >= _STEPS_KEPT:  # bring every member up to date and start afresh
+                for flow in group.flows:
+                    left = flow.left
+                    for step in steps[flow.applied:]:
+                        left -= step
+                    flow.left = left
+                    flow.applied = 0
+                steps.clear()
+        # (Pending flows move at rate 0; edges without load gain nothing.)
+        loaded = self._loaded
+        if len(loaded):
+            counters.edge_bytes[loaded] += counters.edge_load[loaded] * dt
+        counters.last_time = now
 
     def _schedule_recompute(self) -> None:
         if self._recompute_pending:
@@ -284,36 +502,192 @@ class Network:
     def _recompute(self, _event: simpy.Event | None = None) -> None:
         self._recompute_pending = False
         self._advance()
-        # Flows sharing one usage object always get the same rate: share as groups.
-        groups: dict[int, list[Flow]] = {}
-        for flow in self._flows:
-            groups.setdefault(id(flow.usage), []).append(flow)
-        members = list(groups.values())
-        rates = max_min_rates_of([g[0].usage for g in members], self.capacity, [len(g) for g in members])
-        load = self._counters.edge_load
-        load[:] = 0.0
+        if self._pending or self._changed:
+            groups, touched, edge_groups = self._groups, self._touched, self._edge_groups
+            for flow in self._pending:
+                group = groups.get(id(flow.usage))
+                if group is None:
+                    group = groups[id(flow.usage)] = _Group(flow.usage)
+                    for e in flow.usage.edges:
+                        edge_groups.setdefault(e, {})[group] = None
+                group.join(flow)
+                touched[group] = None
+            self._pending = []
+            self._changed = False
+            self._share()
+        # Rates depend only on which flows are active: unchanged, they are kept. In a
+        # group the lead finishes first.
         next_finish = float("inf")
-        for group, rate in zip(members, rates):
-            usage = group[0].usage
-            load[usage.index] += usage.multiplicity * (rate * len(group))
+        for group in self._groups.values():
+            rate = group.rate
             if rate > 0:
-                for flow in group:
-                    flow.rate = rate
-                    next_finish = min(next_finish, flow.remaining_bytes / rate)
-            else:
-                for flow in group:
-                    flow.rate = rate
-        self._note_bottleneck(load)
+                finish = group.lead.remaining_bytes / rate
+                if finish < next_finish:
+                    next_finish = finish
         self._timer_generation += 1
         if next_finish < float("inf"):
             generation = self._timer_generation
             timer = self.env.timeout(max(next_finish, 0.0))
             timer.callbacks.append(lambda _ev: self._on_timer(generation))
 
-    def _note_bottleneck(self, load: np.ndarray) -> None:
-        edge = -1
-        if self._flows:
-            edge = int(np.argmax(load / self.capacity + self._tie_break))
+    def _share(self) -> None:
+        """Max-min rates of the active groups, the load they put on each edge, and the
+        bottleneck.
+
+        Progressive filling over every group (ordered by their oldest flow's admission,
+        as per-edge sums depend on the order) gives the same rates as running it on
+        each component alone as long as no two components fix levels within the 1e-12
+        tolerance of each other: each round then involves one level, and on every edge
+        only the groups of one component, in the same order. So only the components
+        whose groups changed are recomputed; where that condition fails, every group is
+        recomputed together, as the definition says.
+        """
+        self._update_components()
+        if self._levels_apart():
+            if self._whole:  # the rates in force came from one whole computation
+                self._counters.edge_load[:] = 0.0
+                for component in self._components:
+                    self._apply(component)
+                self._whole = False
+            self._loaded = np.flatnonzero(self._counters.edge_load)
+            best, edge = -float("inf"), -1
+            for component in self._components:
+                value, e = component.best
+                if value > best or (value == best and e < edge):
+                    best, edge = value, e
+            if not (self._groups and self._positive_capacity and best > self._max_tie_break):
+                edge = self._most_loaded(None)
+            self._note_bottleneck(edge)
+            return
+        self._whole = True
+        members = sorted(self._groups.values(), key=_oldest)
+        rates, edges, loads, _ = self._solve(members)
+        edge_load = self._counters.edge_load
+        edge_load[:] = 0.0
+        edge_load[edges] = loads
+        for group, rate in zip(members, rates):
+            group.rate = rate
+        self._loaded = np.flatnonzero(edge_load)
+        self._note_bottleneck(self._most_loaded(None))
+
+    def _update_components(self) -> None:
+        """Recompute the components the groups that changed belong to (or now join)."""
+        stale, touched, groups = self._stale, self._touched, self._groups
+        self._stale, self._touched = set(), {}
+        seeds: list[_Group] = [group for group in touched if groups.get(id(group.usage)) is group]
+        for group in seeds:
+            if group.component is not None:
+                stale.add(group.component)
+        for component in stale:
+            seeds += [group for group in component.groups if group.component is component]
+        edge_groups = self._edge_groups
+        seen: set[_Group] = set()
+        crossed: set[int] = set()  # edges whose groups are already on the stack
+        fresh: list[list[_Group]] = []
+        for seed in seeds:
+            if seed in seen:
+                continue
+            seen.add(seed)
+            members, stack = [], [seed]
+            while stack:
+                group = stack.pop()
+                members.append(group)
+                if group.component is not None:
+                    stale.add(group.component)
+                for e in group.usage.edges:
+                    if e in crossed:
+                        continue
+                    crossed.add(e)
+                    for other in edge_groups[e]:
+                        if other not in seen:
+                            seen.add(other)
+                            stack.append(other)
+            fresh.append(members)
+        edge_load = self._counters.edge_load
+        for component in stale:
+            self._components.discard(component)
+            if not self._whole:
+                edge_load[component.edges] = 0.0
+        for members in fresh:
+            members.sort(key=_oldest)
+            rates, edges, loads, best = self._solve(members)
+            component = _Component(members, rates, edges, loads, best)
+            for group in members:
+                group.component = component
+            self._components.add(component)
+            if not self._whole:
+                self._apply(component)
+
+    def _apply(self, component: _Component) -> None:
+        """Put a component's rates and load in force."""
+        for group, rate in zip(component.groups, component.rates):
+            group.rate = rate
+        self._counters.edge_load[component.edges] = component.loads
+
+    def _levels_apart(self) -> bool:
+        """Whether no level of one component lies above a level of another within the
+        1e-12 tolerance of progressive filling (equal levels are fine)."""
+        components = self._components
+        if len(components) < 2:
+            return True
+        owners: dict[float, set[int]] = {}
+        for component in components:
+            for level in component.levels:
+                owners.setdefault(level, set()).add(id(component))
+        levels = sorted(owners)
+        for i in range(1, len(levels)):
+            level = levels[i]
+            j = i - 1
+            while j >= 0 and level <= levels[j] * (1 + 1e-12):
+                mine, theirs = owners[level], owners[levels[j]]
+                if len(mine) > 1 or mine != theirs:
+                    return False
+                j -= 1
+        return True
+
+    def _solve(self, members: list[_Group]) -> tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]:
+        """Max-min rates of ``members`` (in order), the edges they load with the load on
+        each (summed in that order), and the most loaded of those edges with its score."""
+        usages = [group.usage for group in members]
+        counts = [len(group.flows) for group in members]
+        if not usages or sum(len(usage.edges) for usage in usages) <= SMALL_ENTRIES:
+            rates = max_min_rates_python(usages, self._capacity_list, counts)
+            load: dict[int, float] = {}
+            for usage, rate, count in zip(usages, rates, counts):
+                amount = rate * count
+                for e, m in zip(usage.edges, usage.weights):
+                    load[e] = load.get(e, 0.0) + m * amount
+            edges = np.fromiter(load.keys(), dtype=np.int64, count=len(load))
+            loads = np.fromiter(load.values(), dtype=float, count=len(load))
+        else:
+            rates = max_min_rates_numpy(usages, self.capacity, counts).tolist()
+            # Each edge's load summed group after group from 0.0, as np.bincount does.
+            amount = np.repeat(np.array(rates) * np.array(counts, dtype=float), [len(u.edges) for u in usages])
+            edges, local = np.unique(np.concatenate([usage.index for usage in usages]), return_inverse=True)
+            loads = np.bincount(local, np.concatenate([usage.multiplicity for usage in usages]) * amount,
+                                minlength=len(edges))
+            if self._positive_capacity:
+                scores = loads / self.capacity[edges] + self._tie_break[edges]
+                top = int(np.argmax(scores))  # the first of equals: the lowest edge
+                return rates, edges, loads, (float(scores[top]), int(edges[top]))
+            return rates, edges, loads, (-float("inf"), -1)
+        best, edge = -float("inf"), -1
+        if self._positive_capacity:
+            capacity, tie_break = self._capacity_list, self._tie_break_list
+            for e, amount in sorted(load.items()):
+                value = amount / capacity[e] + tie_break[e]
+                if value > best:
+                    best, edge = value, e
+        return rates, edges, loads, (best, edge)
+
+    def _most_loaded(self, load: dict[int, float] | None) -> int:
+        """The edge whose load is the largest fraction of its capacity (first of equals,
+        ties broken by link kind), or -1 when idle."""
+        if not self._groups:
+            return -1
+        return int(np.argmax(self._counters.edge_load / self.capacity + self._tie_break))
+
+    def _note_bottleneck(self, edge: int) -> None:
         if not self.bottleneck_log or self.bottleneck_log[-1][1] != edge:
             self.bottleneck_log.append((self.env.now, edge))
 
@@ -321,21 +695,65 @@ class Network:
         if generation != self._timer_generation:
             return  # rates changed since this timer was set
         self._advance()
-        still_active: list[Flow] = []
         finished: list[Flow] = []
         now = self.env.now
-        for flow in self._flows:
-            tolerance = _RELATIVE_TOLERANCE * max(flow.total_bytes, 1.0)
-            # Also done when what is left takes less time than the clock can resolve
-            # at this instant: waiting for it would not advance time at all.
-            too_short = flow.rate > 0 and now + flow.remaining_bytes / flow.rate <= now
-            if flow.remaining_bytes <= tolerance or too_short:
-                finished.append(flow)
-            else:
-                still_active.append(flow)
-        self._flows = still_active
+        groups = self._groups
+        for key, group in list(groups.items()):
+            rate = group.rate
+            least = group.lead.remaining_bytes
+            if least > group.tolerance and not (rate > 0 and now + least / rate <= now):
+                continue  # not even the lead is done
+            still_active: list[Flow] = []
+            for flow in group.flows:
+                # Also done when what is left takes less time than the clock can
+                # resolve at this instant: waiting for it would not advance time at all.
+                if flow.remaining_bytes <= _tolerance(flow) or (
+                    rate > 0 and now + flow.remaining_bytes / rate <= now
+                ):
+                    finished.append(flow)
+                else:
+                    still_active.append(flow)
+            if len(still_active) != len(group.flows):
+                group.flows = still_active
+                if still_active:
+                    group.lead = min(still_active, key=_remaining)
+                    group.tolerance = max([_tolerance(flow) for flow in still_active])
+                    self._touched[group] = None
+                else:
+                    del groups[key]
+                    for e in group.usage.edges:
+                        del self._edge_groups[e][group]
+                    if group.component is not None:
+                        self._stale.add(group.component)
+                        group.component = None
+        if self._pending:  # not moving yet (rate 0)
+            waiting = [f for f in self._pending if f.remaining_bytes > _tolerance(f)]
+            if len(waiting) != len(self._pending):
+                finished += [f for f in self._pending if f.remaining_bytes <= _tolerance(f)]
+                self._pending = waiting
+        if finished:
+            self._changed = True
+            finished.sort(key=_admission)
         # Rates must be recomputed before anyone reacts to the completions.
         self._recompute()
         for flow in finished:
+            flow.group = None
             flow.remaining_bytes = 0.0
             flow.done.succeed()
+
+
+def _admission(flow: Flow) -> int:
+    return flow.seq
+
+
+def _oldest(group: _Group) -> int:
+    return group.flows[0].seq
+
+
+def _remaining(flow: Flow) -> float:
+    return flow.remaining_bytes
+
+
+def _tolerance(flow: Flow) -> float:
+    """Bytes left below which a flow counts as finished (float round-off)."""
+    return _RELATIVE_TOLERANCE * max(flow.total_bytes, 1.0)

@@ -17,6 +17,7 @@ from .errors import (
     figure_format,
     save_figure,
 )
+from .loading import did_you_mean
 from .sweep import EXECUTORS, read_results, run_sweep
 
 
@@ -32,7 +33,7 @@ from .sweep import EXECUTORS, read_results, run_sweep
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Result cache directory.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Runs per executor task (default: automatic).")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--progress/--no-progress", default=None, help="Progress on stderr: a bar on a terminal, else a line per 10% (default: on).")
 def sweep(
     sweep_file: Path, output: Path, executor: str, workers: int | None, scheduler: str | None, resume: bool,
     no_cache: bool, cache_dir: Path | None, batch_size: int | None, progress: bool | None,
@@ -109,7 +110,8 @@ def _figure(plots, kind, source, x, y, value, hue, by, where, overrides, iterati
         frame = read_results(source)
         for col, wanted in _parse_where(where):
             if col not in frame:
-                raise ClusterSimError(f"--where {excerpt(col)}: no such column in {source}")
+                raise ClusterSimError(f"--where {excerpt(col)}: no such column in {source}"
+                                      f"{did_you_mean(col, map(str, frame.columns))}")
             frame = frame[frame[col].astype(str) == wanted]
         try:
             return _table_figure(plots, kind, frame, x, y, value, hue, by, shape)

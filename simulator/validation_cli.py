@@ -19,6 +19,7 @@ from .errors import (
     write_atomic,
 )
 from .loading import read_text_file
+from .sweep.progress import ProgressCallback
 from .validation import validate as run_validation
 from .validation.cases import MAX_CSV_BYTES
 from .validation.report import (
@@ -35,13 +36,19 @@ from .validation.report import (
               help="Write {cases: [...], summary: {...}} to FILE ('-' for stdout).")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Draw predicted against measured (log scales, y = x) to FILE.png.")
-def validate(cases_file: Path, json_out: Path | None, plot_out: Path | None) -> None:
+@click.option("--progress/--no-progress", "show_progress", default=True,
+              help="Progress on stderr: a bar on a terminal, else a line per 10%.")
+def validate(cases_file: Path, json_out: Path | None, plot_out: Path | None, show_progress: bool) -> None:
     """Simulate every case of CASES_FILE (measured-runs CSV) and print the errors."""
     read_text_file(cases_file, limit=MAX_CSV_BYTES)  # a regular, readable file, or one error line
     check_output_path(json_out, "--json")
     if plot_out is not None:
         figure_format(plot_out, "--plot")  # before any case runs
-    df = run_validation(cases_file)
+    progress = ProgressCallback(None if show_progress else False, "validate", "cases")
+    try:
+        df = run_validation(cases_file, on_case=progress)
+    finally:
+        progress.close()
     text = strict_json(to_json_dict(df), indent=2) if json_out is not None else None
     if json_out is not None and str(json_out) == "-":
         click.echo(text)

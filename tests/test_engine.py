@@ -85,8 +85,9 @@ def test_single_ps_incast_time_is_bounded_by_its_nic():
 
 @pytest.mark.parametrize("name", ["pcie_8gpu_server.yaml", "ps_4x4_10gbe.yaml", "ring_4x4_ib100.yaml"])
 def test_fast_and_detailed_paths_agree(name):
-    fast = simulate(load_scenario(SCENARIOS / name, ["simulation.mode=fast"]), with_baseline=False)
-    detailed = simulate(load_scenario(SCENARIOS / name, ["simulation.mode=detailed"]), with_baseline=False)
+    # Noise-free: the fast path takes the expected slowest of N draws, the detailed path draws.
+    fast = simulate(load_scenario(SCENARIOS / name, ["simulation.mode=fast", "variability.iteration_cv=0"]), with_baseline=False)
+    detailed = simulate(load_scenario(SCENARIOS / name, ["simulation.mode=detailed", "variability.iteration_cv=0"]), with_baseline=False)
     assert fast.iteration_time_s == pytest.approx(detailed.iteration_time_s, rel=1e-6)
     assert fast.bottleneck.utilization == pytest.approx(detailed.bottleneck.utilization, rel=1e-6)
     assert detailed.flows > 10 * fast.flows
@@ -121,7 +122,7 @@ def test_horovod_cycle_after_backward_is_exposed_as_latency():
     # A 1 s cycle is longer than the whole backward pass: every gradient waits for the
     # first tick (1 s after backward starts), then goes in 64 MiB buffers.
     base = ["cluster.nodes=2", "cluster.gpus_per_node=1", "cluster.server.pcie_switches=null",
-            "cluster.server.gpus_per_switch=null", "cluster.nic.link=IB-EDR", "training.fusion=horovod"]
+            "cluster.server.gpus_per_switch=null", "cluster.nic.link=IB-EDR", "variability.iteration_cv=0", "training.fusion=horovod"]
     slow_cycle = simulate(load_scenario(None, base + ["training.fusion_cycle_ms=1000"]))
     fast_cycle = simulate(load_scenario(None, base + ["training.fusion_cycle_ms=0.1"]))
     ddp = simulate(load_scenario(None, base[:-1]))

@@ -32,6 +32,7 @@ def scenarios(draw) -> list[str]:
     nodes = draw(st.integers(1, 4))
     o = [
         "cluster.server.gpus_per_switch=null",
+        "variability.iteration_cv=0",  # left out (see above); on by default
         f"cluster.nodes={nodes}",
         f"cluster.gpus_per_node={gpus_per_node}",
         f"cluster.server.pcie_switches={draw(st.sampled_from([1, 2])) if gpus_per_node == 4 else 1}",

@@ -36,8 +36,8 @@ def test_size_balanced_beats_round_robin_on_vgg16():
                                     "training.parameter_servers.sharding=size_balanced",
                                     "training.parameter_servers.local_aggregation=true"])
 def test_fast_and_detailed_agree(option):
-    fast = simulate(load_scenario(PS, [option, "simulation.mode=fast"]), with_baseline=False)
-    detailed = simulate(load_scenario(PS, [option, "simulation.mode=detailed"]), with_baseline=False)
+    fast = simulate(load_scenario(PS, [option, "simulation.mode=fast", "variability.iteration_cv=0"]), with_baseline=False)
+    detailed = simulate(load_scenario(PS, [option, "simulation.mode=detailed", "variability.iteration_cv=0"]), with_baseline=False)
     assert fast.iteration_time_s == pytest.approx(detailed.iteration_time_s, rel=1e-6)
 
 
@@ -54,7 +54,7 @@ def test_local_aggregation_sends_one_copy_per_node():
 
 
 def test_asynchronous_workers_do_not_wait_for_a_slow_one():
-    base = ["variability.gpu_speed_factors={3: 0.5}", "simulation.iterations=8", "workload.model=resnet50",
+    base = ["variability.gpu_speed_factors={3: 0.5}", "variability.iteration_cv=0", "simulation.iterations=8", "workload.model=resnet50",
             "cluster.nic.link=IB-EDR", "cluster.nodes=2", "cluster.gpus_per_node=2",
             "cluster.server.gpus_per_switch=2", "training.bucket_size_mib=25"]
     pace = {}
@@ -68,7 +68,7 @@ def test_asynchronous_workers_do_not_wait_for_a_slow_one():
 
 
 def test_asp_throughput_counts_each_rank_at_its_own_pace():
-    r = simulate(load_scenario(PS, ["training.parameter_servers.sync=asp", "variability.gpu_speed_factors={3: 0.5}",
+    r = simulate(load_scenario(PS, ["training.parameter_servers.sync=asp", "variability.gpu_speed_factors={3: 0.5}", "variability.iteration_cv=0",
                                     "workload.model=resnet50", "cluster.nic.link=IB-EDR", "cluster.nodes=2",
                                     "cluster.gpus_per_node=2", "cluster.server.gpus_per_switch=2",
                                     "training.bucket_size_mib=25"]), with_baseline=False)

@@ -69,7 +69,7 @@ def test_overrides_apply_before_validation_so_errors_are_the_same(tmp_path):
         ("cluster:\n  gpus_per_node: 0\n", "cluster.gpus_per_node: Input should be greater than or equal to 1"),
         ("cluster:\n  nic:\n    bandwidth_gbps: -10\n", "cluster.nic.bandwidth_gbps: Input should be greater than 0"),
         ("cluster:\n  gpu: V200\n", "cluster.gpu: unknown GPU 'V200'"),
-        ("workload:\n  model: resnet5\n", "workload.model: unknown model 'resnet5'; known: alexnet"),
+        ("workload:\n  model: resnet5\n", "workload.model: unknown model 'resnet5' (did you mean 'resnet50'"),
         ("cluster:\n  nic:\n    link: 7GbE\n", "cluster.nic.link: unknown link '7GbE'"),
         ("training:\n  strategy: gossip\n", "training.strategy: Input should be"),
         ("cluster:\n  gpus_per_node: 6\n  server:\n    pcie_switches: 4\n", "cannot be spread evenly"),

@@ -34,7 +34,7 @@ def processes_of(doc):
 def ps_run(request):
     scenario = load_scenario(REPO_ROOT / "scenarios" / "ps_4x4_10gbe.yaml",
                              [f"simulation.mode={request.param}", "simulation.iterations=1", "workload.model=resnet50",
-                              "training.bucket_size_mib=25"])
+                              "training.bucket_size_mib=25", "variability.iteration_cv=0"])
     result = simulate(scenario, record_timeline=True, with_baseline=False)
     text = json.dumps(chrome_trace(result.extra["timeline"]), allow_nan=False)  # strict JSON
     return request.param, result, json.loads(text)

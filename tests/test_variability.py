@@ -7,7 +7,8 @@ import pytest
 from simulator import ScenarioError, load_scenario, simulate
 
 RING_4 = ["cluster.nodes=1", "cluster.gpus_per_node=4", "cluster.server.pcie_switches=1",
-          "cluster.server.gpus_per_switch=4", "simulation.iterations=4"]
+          "cluster.server.gpus_per_switch=4", "simulation.iterations=4",
+          "variability.iteration_cv=0"]  # noise-free: one slow GPU alone
 
 
 def test_variability_switches_auto_to_the_detailed_path():

@@ -100,7 +100,8 @@ def run_sweep(
         scheduler: dask scheduler address (``tcp://HOST:PORT``) or ``Client``; ray address.
         resume: reuse the rows of an earlier attempt at ``output``; failed runs are retried.
         cache: use the result cache (``True``), not (``False``), or this directory.
-        progress: ``None`` automatic, ``True``, ``False``, ``"rich"`` or ``"tqdm"``.
+        progress: ``None`` automatic (a rich bar on a terminal, else a line per 10% on stderr),
+            ``True``, ``False``, ``"rich"`` or ``"lines"``.
         batch_size: runs per executor task (default: a few batches per worker, <= 32).
     """
     spec, root, source = load_sweep(sweep)

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -282,7 +282,7 @@ RESULT_COLUMNS = [
 
 
 def validate(cases: str | Path | list[MeasuredCase], base_dir: str | Path | None = None,
-             overrides: Sequence[str] = ()) -> pd.DataFrame:
+             overrides: Sequence[str] = (), on_case: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """Simulate every case; one DataFrame row per case (bad rows included, with ``error``).
 
     ``cases`` is a measured-runs CSV (scenario paths are relative to it) or a list of
@@ -291,6 +291,7 @@ def validate(cases: str | Path | list[MeasuredCase], base_dir: str | Path | None
     rel_error = (predicted - measured) / measured, reference and reference_rel_error
     (the trivial predictor "one-GPU throughput x GPUs", in the metric's unit),
     measured_efficiency (where the row allows computing it), note, error.
+    ``on_case(done, total)`` reports progress: once before the first case, then after each.
     """
     errors: list[CaseError] = []
     if isinstance(cases, (str, Path)):
@@ -299,6 +300,8 @@ def validate(cases: str | Path | list[MeasuredCase], base_dir: str | Path | None
     else:
         base = Path(base_dir) if base_dir is not None else None
     rows = []
+    if on_case is not None:
+        on_case(0, len(cases))
     for case in cases:
         row: dict[str, Any] = {
             "case_id": case.case_id, "source": case.source, "metric": case.metric,
@@ -320,6 +323,8 @@ def validate(cases: str | Path | list[MeasuredCase], base_dir: str | Path | None
                 note=p.note,
             )
         rows.append(row)
+        if on_case is not None:
+            on_case(len(rows), len(cases))
     for err in errors:
         rows.append({**dict.fromkeys(RESULT_COLUMNS, math.nan), "case_id": err.case_id, "source": "",
                      "metric": "", "note": f"line {err.line}", "error": f"line {err.line}: {err.message}"})

@@ -49,7 +49,9 @@ def test_adding_servers_to_a_compute_bound_scenario_changes_under_1_percent():
 
 
 def test_compute_heavy_cnn_on_fast_links_scales_further_than_vgg16_on_10gbe():
-    fast = advise_gpus(load_scenario("scenarios/ring_4x4_ib100.yaml", ["workload.model=resnet50"]), max_gpus=256)
+    # Noise-free (the default per-rank variation alone costs ~16% at 128 GPUs): the links decide.
+    fast = advise_gpus(load_scenario("scenarios/ring_4x4_ib100.yaml",
+                                     ["workload.model=resnet50", "variability.iteration_cv=0"]), max_gpus=256)
     slow = advise_gpus(load_scenario("scenarios/ring_4x4_ib100.yaml", ["cluster.nic.link=10GbE"]))
     assert fast.max_gpus == 256 and fast.capped
     assert slow.max_gpus == 4 and slow.first_failing["component"] == "NIC"
@@ -57,7 +59,7 @@ def test_compute_heavy_cnn_on_fast_links_scales_further_than_vgg16_on_10gbe():
 
 
 def test_cli_json(capsys):
-    main(["advise", "ps", "scenarios/ps_4x4_10gbe.yaml", "--json"])
+    main(["advise", "ps", "scenarios/ps_4x4_10gbe.yaml", "--json", "-"])
     out = json.loads(capsys.readouterr().out)
     assert out["k_closed_form"] == 4
     main(["advise", "gpus", "scenarios/ring_4x4_ib100.yaml", "--set", "cluster.nic.link=10GbE"])

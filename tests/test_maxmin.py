@@ -1,0 +1,119 @@
+"""The two max-min cores (pure Python for small active sets, numpy for large ones) give
+the same rates to the last bit, and a network run gives the same times to the last bit
+whichever core its recomputations use and whether it recomputes only the components
+that changed or every flow at every change (the definition)."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator import network as network_module
+from simulator.network import EdgeUsage, Network, max_min_rates_numpy, max_min_rates_python
+from topologies import add_duplex_link
+
+# Capacities from a small set, some within a relative 1e-12 of each other, so that ties
+# and near-ties between fair shares (merged into one round by the tolerance) happen often.
+CAPACITIES = [1.0, 3.0, 7.5, 10.0, 10.0 * (1 + 4e-13), 10.0 * (1 + 3e-12), 12.5e9, 0.1]
+
+usage_strategy = st.dictionaries(st.integers(0, 9), st.integers(1, 4), max_size=5)
+
+
+def bits(values) -> list[str]:
+    return [float(v).hex() for v in values]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    capacity=st.lists(st.sampled_from(CAPACITIES), min_size=10, max_size=10),
+    usages=st.lists(usage_strategy, min_size=1, max_size=12),
+    counts=st.lists(st.integers(1, 5), min_size=12, max_size=12),
+)
+def test_python_and_numpy_give_identical_rates(capacity, usages, counts):
+    prepared = [EdgeUsage(u) for u in usages]
+    counts = counts[: len(usages)]
+    python = max_min_rates_python(prepared, capacity, counts)
+    vectorized = max_min_rates_numpy(prepared, capacity, counts)
+    assert bits(python) == bits(vectorized)
+
+
+def test_a_near_tie_is_fixed_in_one_round_by_both():
+    # Two separate links whose fair shares differ by less than the 1e-12 tolerance: both
+    # flows are fixed at the smaller share in the same round, in either core.
+    capacity = [10.0, 10.0 * (1 + 4e-13)]
+    prepared = [EdgeUsage({0: 1}), EdgeUsage({1: 1})]
+    python = max_min_rates_python(prepared, capacity, [1, 1])
+    assert python == [10.0, 10.0]
+    assert bits(python) == bits(max_min_rates_numpy(prepared, capacity, [1, 1]))
+
+
+def chain(n: int) -> nx.DiGraph:
+    """Hosts h0..h{n-1} in a line of links of different bandwidths."""
+    graph = nx.DiGraph()
+    for i in range(n - 1):
+        add_duplex_link(graph, f"h{i}", f"h{i + 1}", bandwidth=(1 + i % 3) * 1e9, latency=1e-6 * (i % 2),
+                        link="network")
+    return graph
+
+
+def twins(n: int) -> nx.DiGraph:
+    """A star whose links differ by less than the 1e-12 tolerance of max-min: separate
+    components then fix their levels in one round, which only a whole computation does."""
+    graph = nx.DiGraph()
+    for i in range(n):
+        add_duplex_link(graph, f"h{i}", "sw", bandwidth=1e9 * (1 + (i % 4) * 3e-13), latency=0.0, link="network")
+    return graph
+
+
+def finish_times(starts, graph: nx.DiGraph, small_entries: int, whole: bool = False, steps_kept: int = 64) -> list[str]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(network_module, "SMALL_ENTRIES", small_entries)
+        patch.setattr(network_module, "_STEPS_KEPT", steps_kept)
+        if whole:
+            patch.setattr(Network, "_levels_apart", lambda self: False)
+        return _finish_times(starts, graph)
+
+
+def _finish_times(starts, graph: nx.DiGraph) -> list[str]:
+    env = simpy.Environment()
+    net = Network(env, graph)
+    finished = [""] * len(starts)
+
+    def launcher(i, at, src, dst, nbytes, bundle):
+        yield env.timeout(at)
+        if bundle:
+            yield net.transfer_bundle([(f"h{src}", f"h{dst}"), (f"h{dst}", f"h{src}")], nbytes)
+        else:
+            yield net.transfer(f"h{src}", f"h{dst}", nbytes)
+        finished[i] = env.now.hex()
+
+    for i, spec in enumerate(starts):
+        env.process(launcher(i, *spec))
+    env.run()
+    return finished + [f"{float(t).hex()} {e}" for t, e in net.bottleneck_log] + bits(net.edge_bytes())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 0.0, 0.25, 0.5, 1.0]),
+            st.integers(0, 5),
+            st.integers(0, 5),
+            st.sampled_from([1e3, 5e8, 1e9, 2e9, 3.3e9]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=14,
+    )
+)
+def test_network_runs_identically_on_either_core_and_incrementally(starts):
+    for graph in (chain(6), twins(6)):
+        reference = finish_times(starts, graph, -1, whole=True)  # numpy, every flow, every time
+        assert finish_times(starts, graph, 10**9, whole=True) == reference
+        assert finish_times(starts, graph, 10**9) == reference
+        assert finish_times(starts, graph, 10**9, steps_kept=1) == reference  # progress applied at once
+        assert finish_times(starts, graph, -1) == reference
