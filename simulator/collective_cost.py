@@ -78,7 +78,6 @@ class Backend(_Frozen):
     achievable: dict[str, float | dict[str, float]] = Field(default_factory=dict)
     host_staging_gbytes_s: float | None = Field(None, gt=0)
     call_overhead_us: float = Field(0.0, ge=0)
-    step_latency_scale: float = Field(1.0, gt=0)
     nvls: NvlsSpec | None = None
 
     @property
@@ -299,15 +298,14 @@ def latency_s(backend: Backend, topo: Topology, collective: str, algorithm: str,
     """The library's latency term of one call (NCCL's ncclTopoTuneModel)."""
     base = backend.call_overhead_us + backend.base_latency_us.get(algorithm, {}).get(protocol, 0.0)
     table = backend.step_latency_us
-    scale = backend.step_latency_scale
-    intra = table[topo.intra_class][algorithm][protocol] * scale
+    intra = table[topo.intra_class][algorithm][protocol]
     if topo.nodes == 1:
         if algorithm == "tree":
             return (base + 2 * (topo.ranks - 1) * intra) * 1e-6
         return (base + _steps(collective, topo.ranks) * intra) * 1e-6
     # NCCL's per-step network latency assumes RDMA; the fabric's own latency (a TCP
     # stack on Ethernet, switches) comes on top, as NCCL adds its graph's latencyInter.
-    inter = table["net"][algorithm][protocol] * scale + topo.network_latency_s * 1e6
+    inter = table["net"][algorithm][protocol] + topo.network_latency_s * 1e6
     if algorithm == "tree":
         per_node = topo.ranks // topo.nodes
         return (base + 2 * ((per_node - 1) * intra + math.log2(topo.nodes) * inter)) * 1e-6
@@ -409,16 +407,15 @@ def nvls_tree_plan(backend: Backend, topo: Topology, nbytes: float) -> Collectiv
         if cap <= 0:
             return None
 
-    def algbw(achieved: bool) -> float:  # NVLS side, node tree side, library ceiling
-        nvls = topo.switch_bw * nvls_efficiency(spec, topo.architecture, achieved) * n / (n - 1)
-        return min(nvls, topo.node_tree_algbw, cap)
+    def flows(achieved: bool) -> float:  # the slower of the NVLS side and the node tree side
+        return min(topo.switch_bw * nvls_efficiency(spec, topo.architecture, achieved) * n / (n - 1),
+                   topo.node_tree_algbw)
 
     inter = spec.tree_net_latency_us + 2 * topo.network_latency_s * 1e6  # Simple pays the flush twice
     lat = (backend.call_overhead_us + spec.latency_us + 2 * math.log2(topo.nodes) * inter) * 1e-6
     # The run's flows go at their own rates; only the library's ceiling slows them further.
-    natural = min(topo.switch_bw * nvls_efficiency(spec, topo.architecture, True) * n / (n - 1), topo.node_tree_algbw)
-    return CollectivePlan("nvls_tree", "Simple", spec.channels, lat, 1.0, natural / algbw(True),
-                          lat + nbytes / algbw(False))
+    return CollectivePlan("nvls_tree", "Simple", spec.channels, lat, 1.0, flows(True) / min(flows(True), cap),
+                          lat + nbytes / min(flows(False), cap))
 
 
 def plan(backend: Backend, topo: Topology, collective: str, nbytes: float,

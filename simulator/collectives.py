@@ -30,6 +30,7 @@ Closed forms on N ranks with per-step latency a and bandwidth B, message S:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass
@@ -316,27 +317,25 @@ class CollectiveLibrary:
                     inter += [(locals_[child][0], locals_[parent][0]), (locals_[parent][0], locals_[child][0])]
         return tuple(intra), tuple(inter)
 
+    @functools.cached_property
+    def _tree_hop_rates(self) -> tuple[float, float]:
+        """Rate of each hop of the tree's (chain, node-tree) bundles alone on the idle
+        network, host staging included; 0 where a bundle is empty."""
+        return tuple(min(self._bundle_rate(pairs), self._staging_rate(pairs, self._paths(pairs))) if pairs else 0.0
+                     for pairs in self._tree_pairs())
+
     def _tree_busbw(self) -> float:
         """busBw (NCCL's: 2 x algbw) of the tree flows alone: chain hops carry S per
         channel each way, inter-node tree hops S/2 per channel each way."""
         k = len(self.rings)
-        intra, inter = self._tree_pairs()
-        seconds_per_byte = 0.0
-        for pairs, share in ((intra, 1.0 / k), (inter, 0.5 / k)):
-            if pairs:
-                rate = min(self._bundle_rate(pairs), self._staging_rate(pairs, self._paths(pairs)))
-                seconds_per_byte = max(seconds_per_byte, share / rate)
+        seconds_per_byte = max((share / rate for rate, share in zip(self._tree_hop_rates, (1.0 / k, 0.5 / k)) if rate),
+                               default=0.0)
         return 2.0 / seconds_per_byte if seconds_per_byte else 0.0
 
     def _node_tree_algbw(self) -> float:
         """Algorithm bandwidth of the node tree's NIC flows alone (inter-node tree hops
         carry S/2 per channel each way), as NVLS tree runs them."""
-        _, inter = self._tree_pairs()
-        if not inter:
-            return 0.0
-        rate = min(self._bundle_rate(inter), self._staging_rate(inter, self._paths(inter)))
-        return rate * 2.0 * len(self.rings)
-
+        return self._tree_hop_rates[1] * 2.0 * len(self.rings)
 
     def _staging_rate(self, pairs: Sequence[tuple[Node, Node]], paths: dict) -> float:
         """The rate at which a ring's hops through host memory can go: each staged hop
@@ -361,6 +360,12 @@ class CollectiveLibrary:
     def _switch_of(self, gpu: Node) -> Node | None:
         graph = self.fabric.network.graph
         return next((v for v in graph.successors(gpu) if graph.nodes[v].get("kind") == "nvswitch"), None)
+
+    def _nvls_usage(self):
+        """Every GPU's link to its NVSwitch, both ways: what NVLS moves over."""
+        up = [(g, self._switch_of(g)) for g in self.fabric.ranks]
+        usage, _ = self.fabric.network.bundle(tuple(up + [(b, a) for a, b in up]))
+        return usage
 
     def _topology_for(self, collective: str, algorithm: str) -> Topology:
         """The topology, with the tree's own bandwidth where the tree may run (routing
@@ -407,16 +412,12 @@ class CollectiveLibrary:
         if p.algorithm == "nvls":
             # The switch reduces (multimem loads) and multicasts (multimem stores): each
             # GPU's link carries the others' share of the buffer once each way, at once.
-            up = [(g, self._switch_of(g)) for g in f.ranks]
-            usage, _ = f.network.bundle(tuple(up + [(b, a) for a, b in up]))
-            yield f.network.start_flow(usage, wire * (n - 1) / n, 0.0, label="nvls")
+            yield f.network.start_flow(self._nvls_usage(), wire * (n - 1) / n, 0.0, label="nvls")
         elif p.algorithm == "nvls_tree":
             # NVLS inside every node and the node tree over the NICs, pipelined: both
             # move at once, the NVLS flows slowed by the switch's reduction efficiency.
-            up = [(g, self._switch_of(g)) for g in f.ranks]
-            usage, _ = f.network.bundle(tuple(up + [(b, a) for a, b in up]))
             efficiency = nvls_efficiency(self.backend.nvls, self.architecture, achieved=True)
-            flows = [f.network.start_flow(usage, wire * (n - 1) / n / efficiency, 0.0, label="nvls")]
+            flows = [f.network.start_flow(self._nvls_usage(), wire * (n - 1) / n / efficiency, 0.0, label="nvls")]
             _, inter = self._tree_pairs()
             usage, _ = f.network.bundle(inter)
             flows.append(f.network.start_flow(usage, wire * 0.5 / k, 0.0, label="tree"))

@@ -127,7 +127,8 @@ def test_bad_framework_exits_2_with_one_message(capsys):
     code, out, err = run_main(capsys, "simulate", "--set", "training.framework=tensorflw")
     assert code == 2 and "Traceback" not in err
     assert "training.framework" not in err or "unknown framework 'tensorflw'" in err
-    assert "unknown framework 'tensorflw'; known: deepspeed, horovod" in err
+    assert "unknown framework 'tensorflw' (did you mean 'tensorflow_ps'" in err
+    assert "; known: deepspeed, horovod" in err
 
 
 def test_one_gpu_pays_no_framework_launch_or_negotiation_cost():
