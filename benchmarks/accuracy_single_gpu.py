@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import re
 import sys
@@ -61,7 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simulator import load_scenario, simulate
+from simulator import kernel_efficiency, load_scenario, simulate
 from simulator.catalog import get_gpu
 from simulator.compute import TENSOR_CORE_PRECISIONS, default_compute_efficiency
 from simulator.engine import build
@@ -266,9 +267,10 @@ def select_cases(df: pd.DataFrame, include_approx: bool, ampere_fp32: str) -> tu
 class Predictor:
     """Simulates cases, caching one result per distinct scenario."""
 
-    def __init__(self, overrides: list[str], family_overrides: dict[str, list[str]]) -> None:
+    def __init__(self, overrides: list[str], family_overrides: dict[str, list[str]], fast: bool = False) -> None:
         self.overrides = overrides
         self.family_overrides = family_overrides
+        self.fast = fast  # one GPU: throughput = batch / costs.total_s, as simulate() gives, without running it
         self._cache: dict[tuple, dict[str, float]] = {}
 
     def scenario(self, c: Case):
@@ -288,8 +290,8 @@ class Predictor:
         key = (c.model, c.seq, c.gpu, c.precision, c.batch, c.optimizer)
         if key not in self._cache:
             sc = self.scenario(c)
-            result = simulate(sc)
             costs = build(sc).costs
+            throughput = (c.batch / costs.total_s) if self.fast else simulate(sc).throughput_samples_per_s
             w = sc.workload
             eff = w.compute_efficiency or default_compute_efficiency(w.precision)
             spec = get_gpu(sc.cluster.gpu)
@@ -297,7 +299,7 @@ class Predictor:
             ref_fwd = flops / (spec.peak_flops(w.precision) * eff)
             fwd, bwd = float(costs.forward_s.sum()), float(costs.backward_s.sum())
             self._cache[key] = {
-                "throughput": result.throughput_samples_per_s,
+                "throughput": throughput,
                 "fwd_time_ms": fwd * 1e3,
                 "bwd_time_ms": bwd * 1e3,
                 "fwd_bwd_time_ms": (fwd + bwd) * 1e3,
@@ -314,8 +316,9 @@ def family_of(precision: str) -> str:
     return "tensor-core" if precision in TENSOR_CORE_PRECISIONS else "fp32"
 
 
-def evaluate(cases: list[Case], overrides: list[str], family_overrides: dict[str, list[str]]) -> pd.DataFrame:
-    pred = Predictor(overrides, family_overrides)
+def evaluate(cases: list[Case], overrides: list[str], family_overrides: dict[str, list[str]],
+             fast: bool = False) -> pd.DataFrame:
+    pred = Predictor(overrides, family_overrides, fast)
     rows = []
     for c in cases:
         p = pred.predict(c)
@@ -331,6 +334,7 @@ def evaluate(cases: list[Case], overrides: list[str], family_overrides: dict[str
             "speed_ratio": (c.measured / predicted) if is_time else (predicted / c.measured),
             "ref_rel_err": reference / c.measured - 1,
             "family": family_of(p["precision"]),
+            "generation": get_gpu(c.gpu).architecture,
         })
     return pd.DataFrame(rows)
 
@@ -441,6 +445,136 @@ def sweep(cases: list[Case], overrides: list[str], family_overrides: dict[str, l
         print_summary(g, f"best {best} for {group}", n_fixed=len(keys) + 2)
 
 
+# -- Cross-validation of the efficiency model's fitted parameters ---------------------
+#: The fitted parameters and the grid searched for each. compute_efficiency is fitted
+#: per precision family (CUDA cores / tensor cores); the others are shared.
+FIT_FAMILY_GRID = {
+    "fp32": [0.65, 0.7, 0.75, 0.8, 0.85, 0.9],
+    "tensor-core": [0.35, 0.4, 0.45, 0.5, 0.55, 0.6],
+}
+FIT_SHARED_GRID = {
+    "workload.memory_efficiency": [0.7, 0.8, 0.9],
+    "workload.layer_overhead_us": [5.0, 10.0, 20.0],
+    "kernel_efficiency.OVERLAP_LOSS": [0.0, 0.25, 0.5],
+}
+CV_RESULTS = REPO_ROOT / "benchmarks" / "results" / "single_gpu_cv.json"
+
+
+def _apply_model_constants(point: dict[str, float]) -> list[str]:
+    """Set the module constants of the grid point; return its scenario overrides."""
+    overrides = []
+    for key, value in point.items():
+        if key.startswith("kernel_efficiency."):
+            setattr(kernel_efficiency, key.split(".", 1)[1], value)
+        else:
+            overrides.append(f"{key}={value}")
+    return overrides
+
+
+def grid_predictions(cases: list[Case], overrides: list[str]) -> dict[tuple, pd.DataFrame]:
+    """Primary-point predictions at every grid point, per family:
+    {(shared point, family, compute efficiency): rows of that family}."""
+    primary = [c for c in cases if c.metric in PRIMARY_METRICS]
+    keys = list(FIT_SHARED_GRID)
+    saved = {k: getattr(kernel_efficiency, k.split(".", 1)[1]) for k in keys if k.startswith("kernel_efficiency.")}
+    out: dict[tuple, pd.DataFrame] = {}
+    try:
+        for shared in itertools.product(*FIT_SHARED_GRID.values()):
+            point_overrides = [*overrides, *_apply_model_constants(dict(zip(keys, shared)))]
+            for family, values in FIT_FAMILY_GRID.items():
+                fam_cases = [c for c in primary if family_of(c.precision) == family]
+                for eff in values:
+                    res = evaluate(fam_cases, [*point_overrides, f"workload.compute_efficiency={eff}"], {}, fast=True)
+                    out[(shared, family, eff)] = res
+    finally:
+        _apply_model_constants(saved)
+    return out
+
+
+def _score(res: pd.DataFrame) -> tuple[float, float]:
+    ape = res["rel_err"].abs()
+    return (float(ape.median()), float(ape.quantile(0.9)))
+
+
+def cross_validate(grid: dict[tuple, pd.DataFrame], by: str) -> dict[str, Any]:
+    """Leave one ``by`` group (gpu, generation or source) out: fit every parameter on
+    the rest (lowest median APE, then p90), predict the group left out."""
+    shared_points = sorted({k[0] for k in grid})
+    combos = [(sh, e32, etc) for sh in shared_points for e32 in FIT_FAMILY_GRID["fp32"]
+              for etc in FIT_FAMILY_GRID["tensor-core"]]
+    full = {c: pd.concat([grid[(c[0], "fp32", c[1])], grid[(c[0], "tensor-core", c[2])]], ignore_index=True)
+            for c in combos}
+    groups = sorted(set(next(iter(full.values()))[by]))
+    held, folds = [], []
+    for g in groups:
+        best = min(combos, key=lambda c: _score(full[c][full[c][by] != g]))
+        part = full[best][full[best][by] == g]
+        held.append(part)
+        folds.append({by: g, "n": len(part), "median_ape_%": 100 * _score(part)[0],
+                      "params": _named(best)})
+    in_sample = min(combos, key=lambda c: _score(full[c]))
+    return {"held_out": pd.concat(held, ignore_index=True), "folds": folds,
+            "in_sample": full[in_sample], "in_sample_params": _named(in_sample)}
+
+
+def _named(combo: tuple) -> dict[str, float]:
+    shared, e32, etc = combo
+    return {**dict(zip(FIT_SHARED_GRID, shared)), "compute_efficiency fp32": e32,
+            "compute_efficiency tensor-core": etc}
+
+
+def figures(res: pd.DataFrame) -> dict[str, Any]:
+    ape = res["rel_err"].abs() * 100
+    ref = res["ref_rel_err"].abs() * 100
+    return {
+        "n": len(res), "median_ape_%": round(float(ape.median()), 1), "p90_ape_%": round(float(ape.quantile(0.9)), 1),
+        "speed_bias_%": round(float((res["speed_ratio"].median() - 1) * 100), 1),
+        "flops_only_median_ape_%": round(float(ref.median()), 1), "flops_only_p90_ape_%": round(float(ref.quantile(0.9)), 1),
+        "by_generation_median_ape_%": {g: round(float(v.abs().median() * 100), 1)
+                                       for g, v in res.groupby("generation")["rel_err"]},
+        "by_gpu_median_ape_%": {g: round(float(v.abs().median() * 100), 1) for g, v in res.groupby("gpu")["rel_err"]},
+    }
+
+
+def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
+    t0 = time.perf_counter()
+    grid = grid_predictions(cases, overrides)
+    n_points = len(list(itertools.product(*FIT_SHARED_GRID.values()))) * sum(map(len, FIT_FAMILY_GRID.values()))
+    print(f"\nGrid: {n_points} evaluations ({time.perf_counter() - t0:.0f} s); fitted: "
+          + ", ".join([*FIT_SHARED_GRID, "compute_efficiency per family"]))
+    report: dict[str, Any] = {"grid": {**FIT_SHARED_GRID, **{f"compute_efficiency {k}": v
+                                                              for k, v in FIT_FAMILY_GRID.items()}}}
+    for by in ("gpu", "generation", "source"):
+        cv = cross_validate(grid, by)
+        fig = figures(cv["held_out"])
+        report[f"leave_one_{by}_out"] = {**fig, "folds": cv["folds"]}
+        if by == "gpu":
+            report["in_sample"] = {**figures(cv["in_sample"]), "params": cv["in_sample_params"]}
+        print(f"\nLeave one {by} out ({fig['n']} primary points): median APE {fig['median_ape_%']}%, "
+              f"p90 {fig['p90_ape_%']}%, speed bias {fig['speed_bias_%']:+}% "
+              f"(FLOPs-only reference: {fig['flops_only_median_ape_%']}% / {fig['flops_only_p90_ape_%']}%)")
+        print("  by generation (median APE %): " + ", ".join(f"{g} {v}" for g, v in
+                                                               fig["by_generation_median_ape_%"].items()))
+        if by == "gpu":
+            for fold in cv["folds"]:
+                params = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in fold["params"].items())
+                print(f"  {fold['gpu']:16s} n={fold['n']:2d} median {fold['median_ape_%']:5.1f}%   fitted on the rest: {params}")
+    ins = report["in_sample"]
+    print(f"\nIn-sample (all points, best grid point): median {ins['median_ape_%']}%, p90 {ins['p90_ape_%']}%; "
+          + ", ".join(f"{k.split('.')[-1]}={v}" for k, v in ins["params"].items()))
+    if CV_RESULTS.exists():
+        before = json.loads(CV_RESULTS.read_text()).get("before")
+        if before:
+            report["before"] = before
+            b = before["leave_one_gpu_out"]
+            print(f"Before (one efficiency per family, implicit GEMM, {before['model']}): leave one GPU out median "
+                  f"{b['median_ape_%']}%, p90 {b['p90_ape_%']}%; by generation "
+                  + ", ".join(f"{g} {v}" for g, v in b["by_generation_median_ape_%"].items()))
+    if record:
+        CV_RESULTS.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+        print(f"recorded {CV_RESULTS.relative_to(REPO_ROOT)}")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="published cases CSV")
@@ -459,6 +593,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-table", action="store_true", help="print only skips and summary")
     ap.add_argument("--sweep", metavar="KEY=V1,V2,...", action="append", default=[],
                     help="evaluate once per value (added to --set); repeat for a grid")
+    ap.add_argument("--cv", action="store_true",
+                    help="cross-validate the fitted efficiency parameters (leave one GPU / generation / source "
+                    "out over the grid FIT_*_GRID) and print the held-out figures")
+    ap.add_argument("--record", action="store_true", help="with --cv: write benchmarks/results/single_gpu_cv.json")
     ap.add_argument("--best", type=int, default=5, metavar="N",
                     help="with a grid of more than 12 points: show the N best per family (default 5)")
     return ap.parse_args(argv)
@@ -486,7 +624,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label}: " + " ".join(items))
 
     try:
-        if args.sweep:
+        if args.cv:
+            run_cv(cases, args.overrides, args.record)
+        elif args.sweep:
             print_skipped(skipped)
             sweep(cases, args.overrides, family_overrides, args.sweep, args.best)
         else:

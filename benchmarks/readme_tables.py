@@ -5,6 +5,7 @@ Every accuracy figure in README.md comes from a JSON file a benchmark script wro
 between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers.
 ``tests/test_readme_tables.py`` fails when the README no longer matches.
 
+    python benchmarks/accuracy_single_gpu.py --cv --record        # single_gpu_cv.json
     python benchmarks/accuracy_validation.py --ratchet --record   # dev_set_record.json
     python benchmarks/accuracy_collectives.py --json benchmarks/results/collectives_cv.json
     python benchmarks/accuracy_training.py --json benchmarks/results/training_cv.json
@@ -76,7 +77,34 @@ def training_table() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"dev-set": dev_set_table, "collectives-cv": collectives_table, "training-cv": training_table}
+def single_gpu_table() -> str:
+    data = json.loads((RESULTS / "single_gpu_cv.json").read_text())
+    gens = sorted(data["leave_one_gpu_out"]["by_generation_median_ape_%"])
+    lines = ["| one GPU (92 points) | median | p90 | " + " | ".join(f"{g} median" for g in gens) + " |",
+             "|---|--:|--:|" + "--:|" * len(gens)]
+
+    def row(label: str, fig: dict) -> str:
+        by = fig["by_generation_median_ape_%"]
+        return f"| {label} | {_num(fig['median_ape_%'])} | {_num(fig['p90_ape_%'])} | " + " | ".join(
+            _num(by.get(g)) for g in gens) + " |"
+
+    before = data.get("before")
+    if before:
+        lines.append(row("before: one efficiency per precision, leave one GPU out", before["leave_one_gpu_out"]))
+    lines.append(row("shape-aware model, leave one GPU out", data["leave_one_gpu_out"]))
+    lines.append(row("shape-aware model, leave one generation out", data["leave_one_generation_out"]))
+    lines.append(row("shape-aware model, leave one source out", data["leave_one_source_out"]))
+    lines.append(row("shape-aware model, in-sample (shipped defaults)", data["in_sample"]))
+    lines.append(row("FLOPs-only reference, leave one GPU out", {
+        "median_ape_%": data["leave_one_gpu_out"]["flops_only_median_ape_%"],
+        "p90_ape_%": data["leave_one_gpu_out"]["flops_only_p90_ape_%"], "by_generation_median_ape_%": {}}))
+    fitted = ", ".join(f"`{k.split('.')[-1]}` {v:g}" for k, v in data["in_sample"]["params"].items())
+    lines += ["", f"Fitted (all points): {fitted}."]
+    return "\n".join(lines)
+
+
+TABLES = {"single-gpu-cv": single_gpu_table, "dev-set": dev_set_table, "collectives-cv": collectives_table,
+          "training-cv": training_table}
 
 
 def render(text: str) -> str:

@@ -1,24 +1,32 @@
-"""Compute model: per-layer forward and backward time on one GPU (roofline).
+"""Compute model: per-layer forward and backward time on one GPU.
 
-Without a calibration profile a layer's time is
+Without a calibration profile each layer is timed from its shape
+(:mod:`simulator.kernel_efficiency`):
 
-    overhead + max(flops / (peak x compute_efficiency), bytes / (bandwidth x memory_efficiency))
+* matrix layers (convolutions, dense layers, attention's products) run their GEMMs
+  at ``peak x sustained clock x compute_efficiency`` times the shape's tile, wave and
+  k quantization on the GPU's SMs; convolutions run the algorithm the scenario names,
+  by default the one cuDNN's autotuner would pick (Winograd for 3x3 stride-1 layers
+  on CUDA cores, where its 4x fewer multiplies beat its memory-bound transforms);
+  their time is the roofline of that arithmetic and the bytes they move, plus the
+  unhidden share (``kernel_efficiency.OVERLAP_LOSS``) of the shorter of the two;
+* memory-bound layers move the bytes their kernels really read and write, at
+  ``bandwidth x memory_efficiency``;
+* every kernel costs ``layer_overhead`` (launch and framework dispatch).
 
-with ``peak`` the GPU's dense peak for the precision on matrix layers (conv, linear,
-attention; tensor cores where the precision uses them) and the fp32 peak on
-elementwise layers, whose arithmetic does not run on tensor cores.
+``peak`` is the GPU's dense peak for the precision on matrix layers (tensor cores
+where the precision uses them) and the fp32 peak elsewhere; matrix layers never run
+slower than they would on CUDA cores, so a card whose tensor-core peak is low (tf32
+on an RTX 3090 equals its fp32 peak) is not penalized for using them.
 
-Backward costs twice the forward arithmetic on layers with weights (gradient with
-respect to the input and to the weights) except the first such layer, whose input
-gradient nobody needs; one forward's worth on the rest. It reads and writes about
-twice the forward's activations, and reads weights and writes their gradients.
+The backward pass runs the data-gradient and weight-gradient products of each matrix
+layer (the first layer with weights needs no data gradient).
 
-The default compute efficiency is 0.70 on CUDA cores (fp32) and 0.40 on tensor cores
-(tf32, fp16, bf16, amp). These minimize the median error over the 92 one-GPU points of
-the published measurements (``benchmarks/accuracy_single_gpu.py``; see
-``benchmarks/README.md`` for the figures and the scatter behind them). Matrix layers
-never run slower than they would on CUDA cores, so a card whose tensor-core peak is
-low (tf32 on an RTX 3090 equals its fp32 peak) is not penalized for using them.
+Defaults (compute efficiency 0.75 on CUDA cores, 0.50 on tensor cores; memory
+efficiency 0.8; 20 us per kernel; overlap loss 0.5) are the grid point with the lowest
+median error over the 92 one-GPU points of the published measurements; their
+leave-one-GPU-out figures are printed by ``benchmarks/accuracy_single_gpu.py --cv``
+(see ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -30,13 +38,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import algorithms
+from . import algorithms, kernel_efficiency
 from .catalog import GPUSpec
-from .zoo import Model
+from .zoo import Layer, Model
 
 MATRIX_KINDS = frozenset({"conv", "linear", "attention"})
 TENSOR_CORE_PRECISIONS = frozenset({"tf32", "fp16", "bf16", "amp"})
-DEFAULT_EFFICIENCY = {"cuda_cores": 0.70, "tensor_cores": 0.40}
+DEFAULT_EFFICIENCY = {"cuda_cores": 0.75, "tensor_cores": 0.50}
 
 # Bytes per activation element and per weight/gradient element, by precision.
 # amp keeps fp32 master weights and fp32 gradients (PyTorch autocast + GradScaler).
@@ -46,6 +54,36 @@ PARAMETER_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "amp": 4}
 # Bytes of optimizer-state traffic per parameter and fp32 word: (reads + writes).
 # sgd: read w, g; write w. momentum: + read/write m. adam: + read/write m and v.
 OPTIMIZER_WORDS = {"sgd": 3, "momentum": 5, "adam": 7}
+
+
+def device_rates(gpu: GPUSpec, precision: str, compute_efficiency: float, memory_efficiency: float,
+                 layer_overhead_s: float) -> kernel_efficiency.DeviceRates:
+    """The rates the layer-time model runs at on ``gpu`` in ``precision``. Matrix
+    layers never run slower than they would on CUDA cores."""
+    clock = getattr(gpu, "sustained_clock_ratio", 1.0)
+    scalar = gpu.peak_flops("fp32") * compute_efficiency * clock
+    matrix = gpu.peak_flops(precision) * compute_efficiency * clock
+    return kernel_efficiency.DeviceRates(
+        matrix_flops_s=max(matrix, scalar),
+        scalar_flops_s=scalar,
+        bytes_s=gpu.memory_bandwidth_gbytes_s * 1e9 * memory_efficiency,
+        sm_count=getattr(gpu, "sm_count", None),
+        overhead_s=layer_overhead_s,
+        act_bytes=ACTIVATION_BYTES[precision],
+        overlap_loss=kernel_efficiency.OVERLAP_LOSS,
+    )
+
+
+def layer_times(layer: Layer, batch: int, rates: kernel_efficiency.DeviceRates, weight_bytes: float,
+                algorithm: str | None, *, input_gradient: bool) -> tuple[float, float]:
+    """(forward, backward) seconds of one matrix layer run with ``algorithm`` (convs)."""
+    factor, cuda_only = 1.0, False
+    if layer.kind == "conv" and algorithm not in (None, "implicit_gemm", "winograd"):
+        factor = algorithms.time_factor(layer, algorithm)
+        cuda_only = algorithm in algorithms.CUDA_CORE_ONLY
+    return kernel_efficiency.matrix_layer_times(
+        layer, batch, rates, weight_bytes=weight_bytes, algorithm=algorithm if layer.kind == "conv" else None,
+        input_gradient=input_gradient, cuda_core_only=cuda_only, time_factor=factor)
 
 
 def default_compute_efficiency(precision: str) -> float:
@@ -79,47 +117,36 @@ def roofline_costs(
     optimizer: str,
     conv_algorithms: Sequence[str | None] | None = None,
 ) -> ComputeCosts:
-    """Roofline estimate of every layer's forward and backward time.
+    """Every layer's forward and backward time (see the module docstring).
 
     ``conv_algorithms`` names, per layer in forward order, the convolution algorithm
-    of each conv layer (:mod:`simulator.algorithms`); its time factor scales the
-    layer's arithmetic time, and FFT/Winograd run at the fp32 (CUDA-core) peak. None,
-    or implicit GEMM everywhere, is the plain roofline."""
-    scalar_flops_s = gpu.peak_flops("fp32") * compute_efficiency
-    matrix_flops_s = max(gpu.peak_flops(precision) * compute_efficiency, scalar_flops_s)
-    bytes_s = gpu.memory_bandwidth_gbytes_s * 1e9 * memory_efficiency
-    act_bytes = ACTIVATION_BYTES[precision]
+    of each conv layer (:mod:`simulator.algorithms`): Winograd is timed as its
+    products and transforms, precomputed GEMM and FFT by their time factors, FFT and
+    Winograd on CUDA cores. None means implicit GEMM everywhere."""
+    rates = device_rates(gpu, precision, compute_efficiency, memory_efficiency, layer_overhead_s)
     par_bytes = PARAMETER_BYTES[precision]
-
     n = len(model.layers)
     forward = np.empty(n)
     backward = np.empty(n)
     grads = np.zeros(n)
     first_weighted = next((i for i, layer in enumerate(model.layers) if layer.params > 0), -1)
     for i, layer in enumerate(model.layers):
-        flops_s = matrix_flops_s if layer.kind in MATRIX_KINDS else scalar_flops_s
-        algorithm = conv_algorithms[i] if conv_algorithms is not None else None
-        if algorithm is not None and algorithm != "implicit_gemm" and layer.kind == "conv":
-            if algorithm in algorithms.CUDA_CORE_ONLY:
-                flops_s = scalar_flops_s
-            flops_s = flops_s / algorithms.time_factor(layer, algorithm)
-        activations = (layer.input_elements + layer.output_elements) * batch * act_bytes
         weights = layer.params * par_bytes
-        fwd_flops = layer.forward_flops * batch
-        forward[i] = layer_overhead_s + max(fwd_flops / flops_s, (activations + weights) / bytes_s)
-
-        if layer.params > 0 and i != first_weighted:
-            bwd_flops = 2 * fwd_flops
-        elif layer.kind == "attention":
-            bwd_flops = 2 * fwd_flops  # gradients with respect to both operands
+        if layer.gemm is not None:
+            algorithm = conv_algorithms[i] if conv_algorithms is not None else None
+            forward[i], backward[i] = layer_times(layer, batch, rates, weights, algorithm,
+                                                  input_gradient=i != first_weighted or layer.params == 0)
         else:
-            bwd_flops = fwd_flops
-        bwd_bytes = 2 * activations + 2 * weights
-        backward[i] = layer_overhead_s + max(bwd_flops / flops_s, bwd_bytes / bytes_s)
+            for pass_index, out in ((0, forward), (1, backward)):
+                elements, kernels = kernel_efficiency.elementwise_traffic(layer, backward=bool(pass_index))
+                moved = elements * batch * rates.act_bytes + weights
+                flops = layer.forward_flops * batch * (1 + pass_index)
+                out[i] = (kernels * layer_overhead_s + max(moved / rates.bytes_s, flops / rates.scalar_flops_s)
+                          if kernels else 0.0)
         grads[i] = layer.params * PARAMETER_BYTES[precision]
 
     optimizer_bytes = model.total_params * 4 * OPTIMIZER_WORDS[optimizer]
-    optimizer_s = layer_overhead_s + optimizer_bytes / bytes_s
+    optimizer_s = layer_overhead_s + optimizer_bytes / rates.bytes_s
     return ComputeCosts(forward, backward, optimizer_s, grads)
 
 

@@ -34,7 +34,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import algorithms, catalog, zoo
+from . import algorithms, catalog, compute, zoo
 from .compute import ACTIVATION_BYTES, PARAMETER_BYTES
 from .errors import ScenarioError
 from .scenario import Scenario
@@ -172,15 +172,47 @@ def estimate(
 
 
 def scenario_algorithms(scenario: Scenario, model: zoo.Model | None = None) -> list[str | None]:
-    """Per layer the conv algorithm the scenario runs (None for non-conv layers)."""
+    """Per layer the conv algorithm the scenario runs (None for non-conv layers).
+
+    ``auto`` is what cuDNN's autotuner does under the framework's workspace limit
+    (TensorFlow and MXNet autotune by default; PyTorch with ``cudnn.benchmark``): each
+    convolution runs the algorithm the layer-time model finds fastest among those
+    whose workspace fits in the memory the rank leaves free, implicit GEMM when none
+    does."""
     w = scenario.workload
     model = model or zoo.get_model(w.model, sequence_length=w.sequence_length)
     gpu = catalog.get_gpu(scenario.cluster.gpu)
-    tc = gpu.peak_flops(w.precision) / gpu.peak_flops("fp32")
-    return algorithms.layer_algorithms(
-        model.layers, w.conv_algorithm, dict(w.conv_algorithms),
-        tensor_cores=tc > 1, tensor_speedup=tc, batch=w.batch_per_gpu, act_bytes=ACTIVATION_BYTES[w.precision],
-    )
+    if w.conv_algorithm == "auto":
+        return _fastest_that_fit(scenario, model, gpu)
+    return algorithms.layer_algorithms(model.layers, w.conv_algorithm, dict(w.conv_algorithms))
+
+
+def _fastest_that_fit(scenario: Scenario, model: zoo.Model, gpu: catalog.GPUSpec) -> list[str | None]:
+    w = scenario.workload
+    base = estimate(model, gpu, batch=w.batch_per_gpu, precision=w.precision, optimizer=w.optimizer,
+                    workspace_mode=w.workspace)
+    headroom = base.usable - base.total
+    rates = compute.device_rates(gpu, w.precision, w.compute_efficiency or compute.default_compute_efficiency(
+        w.precision), w.memory_efficiency, w.layer_overhead_us * 1e-6)
+    act = ACTIVATION_BYTES[w.precision]
+    first_weighted = next((i for i, layer in enumerate(model.layers) if layer.params > 0), -1)
+    chosen: list[str | None] = []
+    used = 0
+    for i, layer in enumerate(model.layers):
+        if layer.kind != "conv":
+            chosen.append(None)
+            continue
+        name = w.conv_algorithms.get(layer.name)
+        if name is None:
+            budget = headroom if w.workspace == "shared" else headroom - used
+            options = [a for a in algorithms.ALGORITHMS if algorithms.eligible(layer, a)
+                       and algorithms.workspace_bytes(layer, a, w.batch_per_gpu, act) <= max(budget, 0)]
+            name = min(options or ["implicit_gemm"], key=lambda a: sum(compute.layer_times(
+                layer, w.batch_per_gpu, rates, 0.0, a, input_gradient=i != first_weighted)))
+        name = name if algorithms.eligible(layer, name) else "implicit_gemm"
+        used += algorithms.workspace_bytes(layer, name, w.batch_per_gpu, act)
+        chosen.append(name)
+    return chosen
 
 
 def estimate_scenario(scenario: Scenario) -> MemoryEstimate:

@@ -286,20 +286,23 @@ class WorkloadSpec(_Strict):
         None,
         gt=0,
         le=1,
-        description="Fraction of the GPU's peak FLOP/s that large conv/matmul kernels reach; "
-        "default 0.70 on CUDA cores (fp32), 0.40 on tensor cores (tf32, fp16, bf16, amp).",
+        description="Fraction of the GPU's peak FLOP/s that large, well-shaped conv/matmul kernels reach (smaller "
+        "and ragged shapes lose more: `simulator.kernel_efficiency`); default 0.75 on CUDA cores (fp32), 0.50 on "
+        "tensor cores (tf32, fp16, bf16, amp).",
     )
     memory_efficiency: float = Field(
-        0.7, gt=0, le=1, description="Fraction of the GPU's memory bandwidth that memory-bound kernels reach."
+        0.8, gt=0, le=1, description="Fraction of the GPU's memory bandwidth that memory-bound kernels reach."
     )
     layer_overhead_us: float = Field(
-        5.0, ge=0, le=MAX_LATENCY_US,
-        description="Fixed cost per layer per pass (kernel launch and framework overhead), microseconds.",
+        20.0, ge=0, le=MAX_LATENCY_US,
+        description="Fixed cost per kernel launched (launch and framework dispatch), microseconds; a matrix layer "
+        "launches one kernel forward and two backward.",
     )
     conv_algorithm: Literal["implicit_gemm", "precomputed_gemm", "fft", "winograd", "auto"] = Field(
-        "implicit_gemm",
+        "auto",
         description="Convolution algorithm of every conv layer (`simulator.algorithms`); a layer that cannot run it "
-        "falls back to implicit_gemm; auto = the fastest per layer regardless of workspace.",
+        "falls back to implicit_gemm; auto = what cuDNN's autotuner picks: the fastest per layer whose workspace "
+        "fits in the memory the rank leaves free.",
     )
     conv_algorithms: dict[str, Literal["implicit_gemm", "precomputed_gemm", "fft", "winograd"]] = Field(
         default_factory=dict, description="Per-layer algorithm overrides, layer name -> algorithm."

@@ -36,7 +36,10 @@ def test_no_overlap_on_a_pcie_server_is_blamed_on_pcie():
 
 
 def test_a_slow_gpu_is_blamed_on_straggler_wait():
-    _, a = attribution(SCENARIOS / "ring_4x4_ib100.yaml", "variability.gpu_speed_factors={7: 0.5}")
+    # one GPU at a fifth of the speed: its compute (~0.8 s) outlasts the ring (0.26 s),
+    # so the others mostly wait for it (at half speed VGG-16's compute, 0.31 s, still
+    # hides behind this NIC-bound ring)
+    _, a = attribution(SCENARIOS / "ring_4x4_ib100.yaml", "variability.gpu_speed_factors={7: 0.2}")
     assert max(a["speedup"], key=a["speedup"].get) == "straggler_wait"
 
 

@@ -1,4 +1,6 @@
-"""Roofline compute costs and gradient buckets."""
+"""Specifies the per-layer compute costs (closed forms of the shape-aware roofline:
+arithmetic at the quantized GEMM rate, bytes at the achievable bandwidth, launches per
+kernel, the optimizer step's traffic) and the gradient bucketing of DDP and Horovod."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import numpy as np
 import pytest
 
 from simulator import catalog, zoo
+from simulator import kernel_efficiency as ke
 from simulator.compute import gradient_buckets, roofline_costs
 
 
@@ -15,15 +18,37 @@ def costs(model="vgg16", gpu="V100-SXM2-16GB", precision="fp32", batch=32, **kw)
     return roofline_costs(zoo.get_model(model), catalog.get_gpu(gpu), precision=precision, batch=batch, **args)
 
 
-def test_compute_bound_layer_takes_flops_over_effective_peak():
+@pytest.fixture
+def plain_roofline(monkeypatch):
+    """No overlap loss: a layer takes the longer of its arithmetic and memory time."""
+    monkeypatch.setattr(ke, "OVERLAP_LOSS", 0.0)
+
+
+def _quantized(gemm: ke.Gemm) -> float:
+    return ke.gemm_efficiency(gemm, catalog.get_gpu("V100-SXM2-16GB").sm_count)
+
+
+def _vgg_conv2():
     model = zoo.get_model("vgg16")
     i = next(i for i, layer in enumerate(model.layers) if layer.name.endswith("features.2"))
-    layer = model.layers[i]
+    return i, model.layers[i]
+
+
+def test_compute_bound_layer_takes_flops_over_effective_peak_and_its_shape(plain_roofline):
+    i, layer = _vgg_conv2()
     assert layer.kind == "conv"
     c = costs()
-    # 32 x 3.7 GFLOP on 15.7 TFLOP/s at 50% (this conv is far from memory bound).
-    assert c.forward_s[i] == pytest.approx(32 * layer.forward_flops / (15.7e12 * 0.5), rel=1e-9)
-    assert c.backward_s[i] == pytest.approx(2 * c.forward_s[i], rel=1e-9)
+    # 32 x 3.7 GFLOP on 15.7 TFLOP/s at 50%, at the efficiency of its GEMM shape (this
+    # conv is far from memory bound)
+    fwd = ke.forward_gemm(layer.gemm, 32)
+    assert fwd.flops == pytest.approx(32 * layer.forward_flops, rel=1e-3)  # all but the bias adds
+    assert c.forward_s[i] == pytest.approx(fwd.flops / (15.7e12 * 0.5 * _quantized(fwd)), rel=1e-9)
+    dgrad, wgrad = ke.backward_gemms(layer.gemm, 32, input_gradient=True)
+    assert c.backward_s[i] == pytest.approx(
+        dgrad.flops / (15.7e12 * 0.5 * _quantized(dgrad)) + wgrad.flops / (15.7e12 * 0.5 * _quantized(wgrad)),
+        rel=1e-9)
+    # both gradients cost one forward's arithmetic each
+    assert dgrad.flops == wgrad.flops == fwd.flops
 
 
 def test_memory_bound_layer_takes_bytes_over_effective_bandwidth():
@@ -35,27 +60,31 @@ def test_memory_bound_layer_takes_bytes_over_effective_bandwidth():
     assert c.forward_s[i] == pytest.approx(expected, rel=1e-9)
 
 
-def test_tensor_cores_speed_up_matrix_layers_by_the_peak_ratio():
+def test_tensor_cores_speed_up_matrix_layers_by_the_peak_ratio(plain_roofline):
     fp32, amp = costs(precision="fp32"), costs(precision="amp")
     model = zoo.get_model("vgg16")
-    i = next(i for i, layer in enumerate(model.layers) if layer.name.endswith("features.2"))
+    i, _ = _vgg_conv2()
     assert fp32.forward_s[i] / amp.forward_s[i] == pytest.approx(125 / 15.7, rel=1e-6)
     # amp keeps fp32 gradients; fp16 halves them.
     assert amp.gradient_bytes.sum() == 4 * model.total_params
     assert costs(precision="fp16").gradient_bytes.sum() == 2 * model.total_params
 
 
-def test_first_weighted_layer_skips_input_gradient():
+def test_first_weighted_layer_skips_input_gradient(plain_roofline):
     # VGG-16's first conv: backward computes only the weight gradient (1x forward
-    # FLOPs) and is memory bound: 2 x (input + output) activations + read W, write dW.
+    # FLOPs); its bytes: 2 x (input + output) activations + read W, write dW.
     layer = zoo.get_model("vgg16").layers[0]
-    flops_time = 32 * layer.forward_flops / (15.7e12 * 0.5)
+    (wgrad,) = ke.backward_gemms(layer.gemm, 32, input_gradient=False)
+    flops_time = wgrad.flops / (15.7e12 * 0.5 * _quantized(wgrad))
     bytes_time = (2 * 32 * (layer.input_elements + layer.output_elements) * 4 + 2 * layer.params * 4) / (900e9 * 0.8)
-    assert bytes_time > flops_time
-    assert costs().backward_s[0] == pytest.approx(bytes_time, rel=1e-9)
-    # ... while the second conv, with an input gradient, costs 2x its forward FLOPs.
+    # a 27 x 64 weight gradient fills few tiles: its reduction over the batch's pixels
+    # is split across the SMs, and the layer is bound by whichever term is longer
+    assert costs().backward_s[0] == pytest.approx(max(bytes_time, flops_time), rel=1e-9)
+    # ... while the second conv, with an input gradient, runs two products
+    second = zoo.get_model("vgg16").layers[2]
+    assert len(ke.backward_gemms(second.gemm, 1, input_gradient=True)) == 2
     assert costs(batch=1, memory_efficiency=1.0).backward_s[2] == pytest.approx(
-        2 * zoo.get_model("vgg16").layers[2].forward_flops / (15.7e12 * 0.5), rel=1e-9
+        sum(g.flops / (15.7e12 * 0.5 * _quantized(g)) for g in ke.backward_gemms(second.gemm, 1, True)), rel=1e-9
     )
 
 
@@ -65,10 +94,19 @@ def test_optimizer_step_moves_five_words_per_parameter_for_momentum():
     assert costs(optimizer="adam").optimizer_s == pytest.approx(params * 4 * 7 / (900e9 * 0.8), rel=1e-9)
 
 
-def test_overhead_is_added_per_layer_and_pass():
-    base, slow = costs(), costs(layer_overhead_s=1e-5)
-    n = len(base.forward_s)
+def test_overhead_is_added_per_kernel_launched():
+    model = zoo.get_model("resnet50")
+    base, slow = costs(model="resnet50"), costs(model="resnet50", layer_overhead_s=1e-5)
+    n = len(model.layers)
+    # one kernel per layer forward
     assert slow.forward_s.sum() - base.forward_s.sum() == pytest.approx(n * 1e-5, rel=1e-9)
+    # backward: data + weight gradient per matrix layer (weight only for the first),
+    # a residual add's backward launches nothing
+    matrix = sum(1 for layer in model.layers if layer.gemm is not None)
+    adds = sum(1 for layer in model.layers if layer.kind == "add")
+    others = n - matrix - adds
+    kernels = 2 * matrix - 1 + others
+    assert slow.backward_s.sum() - base.backward_s.sum() == pytest.approx(kernels * 1e-5, rel=1e-9)
 
 
 def test_buckets_fill_in_reverse_order_and_close_at_the_cap():

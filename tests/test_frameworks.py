@@ -94,7 +94,8 @@ def test_negotiation_cost_lengthens_a_non_overlapped_iteration():
     layers = len(build(load_scenario(None, base)).buckets)  # one tensor per bucket
     added = slow.iteration_time_s - calm.iteration_time_s
     assert 100e-6 * (1 - 1e-6) <= added <= layers * 100e-6
-    assert slow.breakdown["compute_s"] == calm.breakdown["compute_s"]
+    # equal up to float rounding (the times are summed along different event paths)
+    assert slow.breakdown["compute_s"] == pytest.approx(calm.breakdown["compute_s"], rel=1e-12)
 
 
 BAD = [
@@ -141,5 +142,5 @@ def test_one_gpu_pays_no_framework_launch_or_negotiation_cost():
     for overlap in (True, False):
         base["training"]["overlap"] = costly["training"]["overlap"] = overlap
         plain, with_costs = simulate(load_scenario(base)), simulate(load_scenario(costly))
-        assert with_costs.iteration_time_s == plain.iteration_time_s
-        assert with_costs.iteration_time_s == with_costs.breakdown["compute_s"]
+        assert with_costs.iteration_time_s == pytest.approx(plain.iteration_time_s, rel=1e-12)
+        assert with_costs.iteration_time_s == pytest.approx(with_costs.breakdown["compute_s"], rel=1e-12)

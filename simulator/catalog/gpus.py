@@ -59,6 +59,16 @@ class GPUSpec:
     nvlink_gbytes_s: float | None
     source: str
     notes: str = ""
+    # Streaming multiprocessors of one device: the unit a GEMM's tiles are spread
+    # over (wave quantization). From NVIDIA's architecture whitepapers (GK210 13 SMX,
+    # GM200 24, GP100 56, GP102 28, GV100 80, TU102 68, TU104 in T4 40, GA100 108,
+    # GA102 82 in the 3090 / 72 in the A10, GH100 132 SXM / 114 PCIe).
+    sm_count: int | None = None
+    # Clock a card holds under sustained training load over the clock its peak
+    # figures are quoted at. GeForce cards' GPU Boost runs well above the rated boost
+    # when power and temperature allow; 1.0 where no measurement is recorded.
+    sustained_clock_ratio: float = 1.0
+    clock_source: str = ""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -93,6 +103,13 @@ class GPUSpec:
             )
         if self.nvlink_gbytes_s is not None and not self.nvlink_gbytes_s > 0:
             raise ValueError(f"GPU {self.name!r}: nvlink_gbytes_s must be positive or None")
+        if self.sm_count is not None and not (isinstance(self.sm_count, int) and self.sm_count >= 1):
+            raise ValueError(f"GPU {self.name!r}: sm_count must be a positive int or None, got {self.sm_count!r}")
+        if not 0.3 <= self.sustained_clock_ratio <= 2.0:
+            raise ValueError(f"GPU {self.name!r}: sustained_clock_ratio must be in [0.3, 2], "
+                             f"got {self.sustained_clock_ratio!r}")
+        if self.sustained_clock_ratio != 1.0 and not self.clock_source.strip():
+            raise ValueError(f"GPU {self.name!r}: a sustained_clock_ratio needs a clock_source")
         if not self.source.strip():
             raise ValueError(f"GPU {self.name!r}: every entry needs a source")
         # Freeze the mapping so a shared catalog entry cannot be mutated by a caller.
@@ -135,6 +152,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="K80",
         architecture="Kepler",
         year=2014,
+        sm_count=13,
         # One GK210 die: 2496 cores x 2 FLOP x 875 MHz boost = 4.37 TFLOPS (board 8.73).
         peak_tflops={"fp32": 4.37, "fp16": 4.37},
         memory_gib=12.0,
@@ -155,6 +173,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="M40",
         architecture="Maxwell",
         year=2015,
+        sm_count=24,
         peak_tflops={"fp32": 7.0, "fp16": 7.0},
         memory_gib=24.0,
         memory_bandwidth_gbytes_s=288.0,
@@ -172,6 +191,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="TitanX-Maxwell",
         architecture="Maxwell",
         year=2015,
+        sm_count=24,
         # 3072 cores x 2 x 1075 MHz boost = 6.6 TFLOPS.
         peak_tflops={"fp32": 6.6, "fp16": 6.6},
         memory_gib=12.0,
@@ -188,6 +208,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="P100-PCIe-16GB",
         architecture="Pascal",
         year=2016,
+        sm_count=56,
         peak_tflops={"fp32": 9.3, "fp16": 18.7},
         memory_gib=16.0,
         memory_bandwidth_gbytes_s=732.0,
@@ -204,6 +225,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="P100-SXM2-16GB",
         architecture="Pascal",
         year=2016,
+        sm_count=56,
         peak_tflops={"fp32": 10.6, "fp16": 21.2},
         memory_gib=16.0,
         memory_bandwidth_gbytes_s=732.0,
@@ -220,6 +242,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="TitanX-Pascal",
         architecture="Pascal",
         year=2016,
+        sm_count=28,
         # 3584 cores x 2 x 1531 MHz boost = 10.97 TFLOPS.
         peak_tflops={"fp32": 11.0, "fp16": 11.0},
         memory_gib=12.0,
@@ -237,6 +260,10 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="GTX-1080Ti",
         architecture="Pascal",
         year=2017,
+        sm_count=28,
+        sustained_clock_ratio=1.12,
+        clock_source="Tom's Hardware, KFA2/Galax GTX 1080 Ti EXOC review: 1772 MHz average over a 30-minute "
+        "loop, 'below average for a GTX 1080 Ti'; peaks here are at the 1582 MHz rated boost (1772 / 1582 = 1.12)",
         # 3584 cores x 2 x 1582 MHz boost = 11.34 TFLOPS.
         peak_tflops={"fp32": 11.3, "fp16": 11.3},
         memory_gib=11.0,
@@ -254,6 +281,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="V100-PCIe-16GB",
         architecture="Volta",
         year=2017,
+        sm_count=80,
         peak_tflops={"fp32": 14.0, "fp16": 112.0},
         memory_gib=16.0,
         memory_bandwidth_gbytes_s=900.0,
@@ -269,6 +297,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="V100-SXM2-16GB",
         architecture="Volta",
         year=2017,
+        sm_count=80,
         peak_tflops={"fp32": 15.7, "fp16": 125.0},
         memory_gib=16.0,
         memory_bandwidth_gbytes_s=900.0,
@@ -288,6 +317,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="V100-SXM2-32GB",
         architecture="Volta",
         year=2018,
+        sm_count=80,
         peak_tflops={"fp32": 15.7, "fp16": 125.0},
         memory_gib=32.0,
         memory_bandwidth_gbytes_s=900.0,
@@ -302,6 +332,10 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="RTX-2080Ti",
         architecture="Turing",
         year=2018,
+        sm_count=68,
+        sustained_clock_ratio=1.18,
+        clock_source="TechPowerUp, MSI RTX 2080 Ti Gaming X Trio review: the Founders Edition averaged "
+        "1824 MHz over their test suite; peaks here are at the 1545 MHz reference boost (1824 / 1545 = 1.18)",
         peak_tflops={"fp32": 13.4, "fp16": 53.8},
         memory_gib=11.0,
         memory_bandwidth_gbytes_s=616.0,
@@ -325,6 +359,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="T4",
         architecture="Turing",
         year=2018,
+        sm_count=40,
         peak_tflops={"fp32": 8.1, "fp16": 65.0},
         memory_gib=16.0,
         memory_bandwidth_gbytes_s=320.0,
@@ -340,6 +375,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="A100-PCIe-40GB",
         architecture="Ampere",
         year=2020,
+        sm_count=108,
         peak_tflops={"fp32": 19.5, "tf32": 156.0, "fp16": 312.0, "bf16": 312.0},
         memory_gib=40.0,
         memory_bandwidth_gbytes_s=1555.0,
@@ -356,6 +392,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="A100-SXM4-40GB",
         architecture="Ampere",
         year=2020,
+        sm_count=108,
         peak_tflops={"fp32": 19.5, "tf32": 156.0, "fp16": 312.0, "bf16": 312.0},
         memory_gib=40.0,
         memory_bandwidth_gbytes_s=1555.0,
@@ -372,6 +409,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="A100-SXM4-80GB",
         architecture="Ampere",
         year=2020,
+        sm_count=108,
         peak_tflops={"fp32": 19.5, "tf32": 156.0, "fp16": 312.0, "bf16": 312.0},
         memory_gib=80.0,
         memory_bandwidth_gbytes_s=2039.0,
@@ -385,6 +423,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="RTX-3090",
         architecture="Ampere",
         year=2020,
+        sm_count=82,
         peak_tflops={"fp32": 35.6, "tf32": 35.6, "fp16": 71.0, "bf16": 71.0},
         memory_gib=24.0,
         memory_bandwidth_gbytes_s=936.0,
@@ -403,6 +442,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="A10",
         architecture="Ampere",
         year=2021,
+        sm_count=72,
         peak_tflops={"fp32": 31.2, "tf32": 62.5, "fp16": 125.0, "bf16": 125.0},
         memory_gib=24.0,
         memory_bandwidth_gbytes_s=600.0,
@@ -419,6 +459,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="H100-SXM5-80GB",
         architecture="Hopper",
         year=2022,
+        sm_count=132,
         peak_tflops={"fp32": 67.0, "tf32": 494.7, "fp16": 989.4, "bf16": 989.4},
         memory_gib=80.0,
         memory_bandwidth_gbytes_s=3350.0,
@@ -436,6 +477,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="H100-PCIe-80GB",
         architecture="Hopper",
         year=2022,
+        sm_count=114,
         peak_tflops={"fp32": 51.0, "tf32": 378.0, "fp16": 756.5, "bf16": 756.5},
         memory_gib=80.0,
         memory_bandwidth_gbytes_s=2000.0,
@@ -451,6 +493,7 @@ _SPECS: tuple[GPUSpec, ...] = (
         name="H200-SXM-141GB",
         architecture="Hopper",
         year=2024,
+        sm_count=132,
         peak_tflops={"fp32": 67.0, "tf32": 494.7, "fp16": 989.4, "bf16": 989.4},
         memory_gib=141.0,
         memory_bandwidth_gbytes_s=4800.0,

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.zoo import cnn, transformer
-from simulator.zoo.core import LAYER_KINDS, Layer, Model
+from simulator.zoo.core import LAYER_KINDS, GemmShape, Layer, Model
 
-__all__ = ["LAYER_KINDS", "Layer", "Model", "get_model", "list_models", "model_summary"]
+__all__ = ["LAYER_KINDS", "GemmShape", "Layer", "Model", "get_model", "list_models", "model_summary"]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from simulator.zoo.core import Layer
+from simulator.zoo.core import GemmShape, Layer
 
 Shape = tuple[int, ...]
 IntPair = int | tuple[int, int]
@@ -92,6 +92,7 @@ class NetBuilder:
         flops: int,
         params: int = 0,
         input_elements: int | None = None,
+        gemm: GemmShape | None = None,
     ) -> Layer:
         """Record a layer and make ``output_shape`` the current shape.
 
@@ -107,6 +108,7 @@ class NetBuilder:
             forward_flops=flops,
             input_elements=_elements(self.shape) if input_elements is None else input_elements,
             output_elements=_elements(output_shape),
+            gemm=gemm,
         )
         self._names.add(name)
         self._layers.append(layer)
@@ -158,6 +160,7 @@ class NetBuilder:
             output_shape=(out_channels, ho, wo),
             params=out_channels * fan_in + (out_channels if bias else 0),
             flops=2 * outputs * fan_in + (outputs if bias else 0),
+            gemm=GemmShape(groups, ho * wo, out_channels // groups, fan_in, (kh, kw), (sh, sw)),
         )
 
     def batchnorm(self, name: str) -> Layer:
@@ -203,6 +206,7 @@ class NetBuilder:
             output_shape=(*rows_shape, out_features),
             params=0 if tied else params,
             flops=rows * (2 * in_features * out_features + (out_features if bias else 0)),
+            gemm=GemmShape(1, rows, out_features, in_features),
         )
 
     def layernorm(self, name: str) -> Layer:

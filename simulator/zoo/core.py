@@ -43,6 +43,34 @@ SAMPLE_UNITS: frozenset[str] = frozenset({"images", "sequences"})
 
 
 @dataclass(frozen=True, slots=True)
+class GemmShape:
+    """The matrix product a matrix layer's forward pass runs for ONE sample.
+
+    ``groups`` independent products of an (m x k) by a (k x n) matrix. For
+    convolutions (implicit GEMM) m is the output pixels, n the output channels per
+    group and k the fan-in (input channels per group x kernel area); for dense
+    layers m is the rows (tokens), n the output and k the input features; for
+    attention, one product per head. A batch multiplies m (``batch_in_m``) or, for
+    attention, the number of independent products. ``kernel`` and ``stride`` decide
+    which convolution algorithms can run the layer (Winograd needs 3x3, stride 1).
+    """
+
+    groups: int
+    m: int
+    n: int
+    k: int
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    batch_in_m: bool = True
+
+    def __post_init__(self) -> None:
+        for field in ("groups", "m", "n", "k"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"GemmShape.{field} must be a positive int, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class Layer:
     """One layer (or tensor operation) of a model, costed for one sample."""
 
@@ -52,6 +80,7 @@ class Layer:
     forward_flops: int  # forward FLOPs for one sample, multiply-add = 2
     input_elements: int  # input activation elements for one sample (sum over inputs)
     output_elements: int  # output activation elements for one sample
+    gemm: GemmShape | None = None  # the matrix product of conv / linear / attention layers
 
     def __post_init__(self) -> None:
         if not self.name:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simulator.zoo.builder import NetBuilder
-from simulator.zoo.core import Model
+from simulator.zoo.core import GemmShape, Model
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,14 @@ def _check_sequence_length(config: TransformerConfig, sequence_length: int) -> N
 def _attention_core(b: NetBuilder, prefix: str, config: TransformerConfig, seq: int, dropout_name: str) -> None:
     """Scores, softmax, probability dropout and context; expects the fused QKV output."""
     hidden, heads = config.hidden, config.heads
+    head_dim = hidden // heads
     b.emit(
         f"{prefix}.scores",
         "attention",
         output_shape=(heads, seq, seq),
         flops=2 * seq * seq * hidden,  # per head 2*seq*seq*head_dim
         input_elements=2 * seq * hidden,  # Q and K
+        gemm=GemmShape(heads, seq, seq, head_dim, batch_in_m=False),
     )
     b.softmax(f"{prefix}.softmax")  # includes the 1/sqrt(head_dim) scaling
     b.dropout(f"{prefix}.{dropout_name}")
@@ -73,6 +75,7 @@ def _attention_core(b: NetBuilder, prefix: str, config: TransformerConfig, seq: 
         output_shape=(seq, hidden),
         flops=2 * seq * seq * hidden,
         input_elements=heads * seq * seq + seq * hidden,  # probabilities and V
+        gemm=GemmShape(heads, seq, head_dim, seq, batch_in_m=False),
     )
 
 

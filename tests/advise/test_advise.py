@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from simulator import load_scenario, memory
 from simulator.advise import advise_batch, advise_gpus, advise_ps
 from simulator.cli import main
@@ -29,7 +27,8 @@ def test_batch_advice_is_accepted_by_check_fits():
     s = _resnet(f"workload.batch_per_gpu={a.best.batch}", f"workload.workspace={a.best.workspace_mode}")
     s = s.model_copy(update={"workload": s.workload.model_copy(update={"conv_algorithms": a.best.conv_algorithms})})
     assert memory.check_fits(s).fits
-    assert a.best.batch == 160 and a.best.algorithm_counts["winograd"] == 13
+    # all 13 of ResNet-50's 3x3 stride-1 layers take Winograd beside batch 152
+    assert a.best.batch == 152 and a.best.algorithm_counts["winograd"] == 13
 
 
 def test_ps_closed_form_and_simulated_knee_agree_on_a_ps_bound_scenario():

@@ -1,0 +1,234 @@
+"""How well one GPU runs one layer: shape-dependent efficiency of its kernels.
+
+One global "fraction of peak" cannot fit both VGG-16 (large 3x3 convolutions that
+cuDNN runs faster than their direct FLOPs allow, by Winograd) and Inception-v3 or
+small-batch ResNets (narrow, 1x1 and asymmetric convolutions that leave SMs idle).
+This module gives each layer its own efficiency from its shape, with a handful of
+physically meaningful parameters:
+
+**Matrix layers** (convolutions as implicit GEMM, dense layers, attention's batched
+products) run as a grid of output tiles, one thread block per tile, spread over the
+GPU's streaming multiprocessors (SMs) in waves. cuBLAS/cuDNN pick the tile size per
+shape; we do the same among :data:`TILES`, each with its own efficiency (smaller tiles
+reuse less data per load). Three quantizations follow (NVIDIA, "Matrix Multiplication
+Background User's Guide", sections on tile and wave quantization):
+
+* *tile*: a 129-wide output pays for two 128-wide tiles;
+* *wave*: 81 tiles on an 80-SM V100 take two waves, the second nearly empty;
+* *k*: the reduction dimension is consumed :data:`K_STEP` elements at a time, and a
+  tile spends about :data:`K_OVERHEAD` steps' worth of time on its prologue and
+  epilogue, so a 1x1 convolution over 64 channels (k = 64) runs far below peak.
+
+A product with too few tiles to fill the GPU splits its reduction dimension over
+several blocks (split-K), as cuBLAS does for weight gradients. The efficiency of a
+product is its ideal time at the large-GEMM rate divided by this quantized time, so
+a large product whose sizes are multiples of the tile runs at exactly the
+large-GEMM rate (``compute_efficiency`` of the scenario).
+
+**Convolution algorithms**: which ones exist, their time factors and workspaces are
+in :mod:`simulator.algorithms`; the factor multiplies the quantized time.
+
+**Memory-bound layers** (normalization, activations, pooling, elementwise, softmax,
+dropout, concatenation, embedding) take the bytes their kernels really move at the
+achievable memory bandwidth: :data:`ELEMENTWISE_PASSES` counts, per layer kind and
+pass, how many times the kernels read or write the layer's input and output tensors
+(batch norm's forward reads its input twice: statistics, then normalization; a
+residual add's backward launches nothing, autograd hands the same gradient to both
+branches).
+
+**Launches**: every kernel costs ``layer_overhead`` (launch plus framework dispatch),
+so small batches come out latency-bound: a matrix layer launches one kernel forward
+and two backward (data and weight gradients; one for the first layer, whose input
+needs no gradient).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .zoo import GemmShape, Layer
+
+#: Output tile shapes (rows, columns, relative efficiency) the GEMM library chooses
+#: among. 128x128 is the workhorse of cuBLAS/CUTLASS on every generation since
+#: Maxwell; half and quarter tiles reuse each loaded element half / a quarter as
+#: often per FLOP and lose a little per-tile efficiency.
+TILES: tuple[tuple[int, int, float], ...] = (
+    (128, 128, 1.0),
+    (128, 64, 0.9),
+    (64, 128, 0.9),
+    (64, 64, 0.75),
+)
+#: Reduction elements consumed per main-loop step (CUTLASS's threadblock K).
+K_STEP = 32
+#: Prologue + epilogue of a tile, in reduction elements' worth of main-loop time.
+K_OVERHEAD = 32
+#: Split-K keeps at least this many reduction elements per block.
+MIN_K_PER_SPLIT = 256
+#: Share of the shorter of a matrix layer's arithmetic and memory time that the
+#: kernel does not hide behind the longer (0: a perfect roofline). Fitted with the
+#: compute and memory efficiencies (``benchmarks/accuracy_single_gpu.py --cv``).
+OVERLAP_LOSS = 0.5
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """One matrix product as launched: ``groups`` independent (m x k) @ (k x n)."""
+
+    groups: int
+    m: int
+    n: int
+    k: int
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.groups * self.m * self.n * self.k
+
+
+def gemm_efficiency(gemm: Gemm, sm_count: int | None) -> float:
+    """Fraction of the large-GEMM rate this product reaches (tile, wave and k
+    quantization; the best tile among :data:`TILES`). ``sm_count`` None (a device
+    that is not a GPU, or not in the catalog) applies no quantization: 1.0."""
+    if sm_count is None:
+        return 1.0
+    best = math.inf
+    for tm, tn, tile_eff in TILES:
+        tiles = gemm.groups * math.ceil(gemm.m / tm) * math.ceil(gemm.n / tn)
+        split = 1
+        if tiles < sm_count:
+            split = max(1, min(sm_count // tiles, gemm.k // MIN_K_PER_SPLIT))
+        k_per_block = math.ceil(gemm.k / split)
+        k_time = math.ceil(k_per_block / K_STEP) * K_STEP + K_OVERHEAD
+        waves = math.ceil(tiles * split / sm_count)
+        # time in units of (one SM's large-GEMM FLOP/s)^-1
+        time = waves * 2.0 * tm * tn * k_time / tile_eff
+        best = min(best, time)
+    ideal = gemm.flops / sm_count
+    return ideal / best
+
+
+def large_gemm_k_efficiency(k: int) -> float:
+    """The k quantization alone of a product whose m and n fill the GPU."""
+    return k / (math.ceil(k / K_STEP) * K_STEP + K_OVERHEAD)
+
+
+def forward_gemm(shape: GemmShape, batch: int) -> Gemm:
+    if shape.batch_in_m:
+        return Gemm(shape.groups, shape.m * batch, shape.n, shape.k)
+    return Gemm(shape.groups * batch, shape.m, shape.n, shape.k)
+
+
+def backward_gemms(shape: GemmShape, batch: int, input_gradient: bool) -> tuple[Gemm, ...]:
+    """The products of the backward pass: the weight gradient dB = A^T @ dC (k x m by
+    m x n: its reduction runs over the batch's rows or pixels, split-K territory) and,
+    unless nobody needs it, the data gradient. For a dense layer or attention that is
+    dA = dC @ B^T (m x n by n x k). For a convolution cuDNN computes it as a
+    convolution of dy with the flipped filters: per pixel, the input channels as
+    outputs (n = k / kernel area) and a reduction over output channels x kernel taps."""
+    f = forward_gemm(shape, batch)
+    weight_grad = Gemm(f.groups, f.k, f.n, f.m)
+    if not input_gradient:
+        return (weight_grad,)
+    taps = shape.kernel[0] * shape.kernel[1]
+    if taps > 1:
+        data_grad = Gemm(f.groups, f.m, f.k // taps, f.n * taps)
+    else:
+        data_grad = Gemm(f.groups, f.m, f.k, f.n)
+    return (data_grad, weight_grad)
+
+
+#: Per memory-bound layer kind: (forward, backward) passes over its tensors, each as
+#: (times the input tensor is read or written, times the output tensor is) and the
+#: kernels launched. Forward of an activation: read x, write y; its backward reads
+#: the saved tensor and dy and writes dx.
+ELEMENTWISE_PASSES: dict[str, tuple[tuple[float, float, int], tuple[float, float, int]]] = {
+    "relu": ((1, 1, 1), (1, 2, 1)),  # bwd: read y and dy, write dx
+    "gelu": ((1, 1, 1), (2, 1, 1)),  # bwd: read x, write dx, read dy
+    "dropout": ((1, 1, 1), (1, 1, 1)),  # the 1-byte mask is not counted
+    "batchnorm": ((2, 1, 1), (3, 2, 1)),  # fwd: statistics pass + normalize pass
+    "layernorm": ((1, 1, 1), (2, 2, 2)),  # a row fits on chip; parameter grads reduce again
+    "softmax": ((1, 1, 1), (1, 2, 1)),  # a row fits on chip
+    "lrn": ((2, 1, 1), (3, 2, 1)),
+    "pool": ((1, 1, 1), (2, 2, 1)),  # bwd: zero dx, read dy and argmax, scatter into dx
+    "add": ((1, 1, 1), (0, 0, 0)),  # input counts both operands; bwd aliases dy
+    "concat": ((1, 1, 1), (1, 1, 1)),  # bwd slices the gradient back into copies
+    "embedding": ((0, 2, 1), (0, 2, 1)),  # gather rows / scatter-add them back
+}
+DEFAULT_PASSES = ((1, 1, 1), (1, 2, 1))
+
+
+def elementwise_traffic(layer: Layer, backward: bool) -> tuple[float, int]:
+    """(elements moved per sample, kernels launched) of a memory-bound layer's pass."""
+    fwd, bwd = ELEMENTWISE_PASSES.get(layer.kind, DEFAULT_PASSES)
+    reads_in, reads_out, kernels = bwd if backward else fwd
+    return reads_in * layer.input_elements + reads_out * layer.output_elements, kernels
+
+
+@dataclass(frozen=True)
+class DeviceRates:
+    """What one device sustains, as the layer-time model uses it."""
+
+    matrix_flops_s: float  # large-GEMM rate at the layer precision's matrix peak
+    scalar_flops_s: float  # large-GEMM rate on CUDA cores (fp32 peak)
+    bytes_s: float  # achievable memory bandwidth
+    sm_count: int | None
+    overhead_s: float  # per kernel launched
+    act_bytes: int  # bytes per activation element
+    overlap_loss: float = 0.0  # share of the shorter of compute and memory time not hidden
+
+    def roofline(self, compute_s: float, memory_s: float) -> float:
+        return max(compute_s, memory_s) + self.overlap_loss * min(compute_s, memory_s)
+
+    def gemm_s(self, gemm: Gemm, flops_s: float) -> float:
+        return gemm.flops / (flops_s * gemm_efficiency(gemm, self.sm_count))
+
+
+def winograd_tiles(shape: GemmShape) -> int:
+    """4x4 output tiles of one sample of a (square-output) convolution."""
+    side = max(1, round(math.sqrt(shape.m)))
+    return math.ceil(side / 4) * math.ceil(shape.m / side / 4)
+
+
+def winograd_products(shape: GemmShape, batch: int, input_gradient: bool) -> tuple[tuple[Gemm, int], ...]:
+    """F(4x4, 3x3) as cuDNN's non-fused Winograd runs a 3x3 stride-1 convolution
+    (Lavin & Gray, CVPR 2016; cuDNN has it for the forward pass, the data gradient and
+    the weight gradient): 36 independent products over the 4x4 tiles, 4x fewer
+    multiplies than direct convolution, plus memory-bound transforms that expand the
+    tiles 36/16, write them out and read them back. Per pass (forward, data gradient
+    when needed, weight gradient): the batched product and the elements the
+    transforms move."""
+    tiles = batch * winograd_tiles(shape)
+    cin, cout, g = shape.k // 9, shape.n, shape.groups
+    moved = tiles * g * 52 * (cin + cout)
+    passes = [(Gemm(36 * g, tiles, cout, cin), moved)]
+    if input_gradient:
+        passes.append((Gemm(36 * g, tiles, cin, cout), moved))
+    passes.append((Gemm(36 * g, cin, cout, tiles), moved))  # reduction over the tiles
+    return tuple(passes)
+
+
+def matrix_layer_times(layer: Layer, batch: int, rates: DeviceRates, *, weight_bytes: float,
+                       algorithm: str | None, input_gradient: bool,
+                       cuda_core_only: bool = False, time_factor: float = 1.0) -> tuple[float, float]:
+    """(forward, backward) seconds of a conv / linear / attention layer."""
+    shape = layer.gemm
+    assert shape is not None
+    flops_s = rates.scalar_flops_s if (cuda_core_only or layer.kind not in ("conv", "linear", "attention")) \
+        else rates.matrix_flops_s
+    activations = (layer.input_elements + layer.output_elements) * batch * rates.act_bytes
+    fwd = forward_gemm(shape, batch)
+    bwd = backward_gemms(shape, batch, input_gradient)
+    kernels_bwd = len(bwd)
+    if algorithm == "winograd":
+        # transforms are memory-bound kernels of their own: input in, 36/16 of it out;
+        # the products' 36/16 back in and the output out (per pass and operand)
+        passes = [3 * rates.overhead_s + rates.gemm_s(product, rates.scalar_flops_s)
+                  + moved * rates.act_bytes / rates.bytes_s
+                  for product, moved in winograd_products(shape, batch, input_gradient)]
+        return passes[0], sum(passes[1:])
+    fwd_s = rates.overhead_s + rates.roofline(time_factor * rates.gemm_s(fwd, flops_s),
+                                              (activations + weight_bytes) / rates.bytes_s)
+    bwd_compute = sum(time_factor * rates.gemm_s(g, flops_s) for g in bwd)
+    bwd_s = kernels_bwd * rates.overhead_s + rates.roofline(bwd_compute,
+                                                            (2 * activations + 2 * weight_bytes) / rates.bytes_s)
+    return fwd_s, bwd_s

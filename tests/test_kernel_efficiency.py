@@ -1,0 +1,181 @@
+"""Specifies the shape-aware layer-time model (``simulator/kernel_efficiency.py``):
+GEMM tile, wave and k quantization against closed forms, memory-bound layers as bytes
+over achievable bandwidth plus launch overhead, where Winograd applies, the
+latency-bound regime of small batches, and the catalog data the model reads."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from simulator import compute, load_scenario, memory
+from simulator import kernel_efficiency as ke
+from simulator.catalog import GPUS, get_gpu
+from simulator.engine import build
+from simulator.zoo import GemmShape, Layer, get_model
+
+
+@pytest.fixture
+def one_tile(monkeypatch):
+    """Only the 128x128 tile, so quantization has one closed form."""
+    monkeypatch.setattr(ke, "TILES", ((128, 128, 1.0),))
+
+
+def test_gemm_that_fills_whole_waves_of_whole_tiles_runs_at_the_large_gemm_rate(one_tile):
+    # 80 SMs, 160 tiles of 128x128 = exactly two waves; k a multiple of K_STEP: the
+    # only loss is the tile's prologue/epilogue, k / (k + K_OVERHEAD).
+    k = 4096
+    gemm = ke.Gemm(1, 128 * 16, 128 * 10, k)
+    assert ke.gemm_efficiency(gemm, 80) == pytest.approx(k / (k + ke.K_OVERHEAD), rel=1e-12)
+    assert ke.gemm_efficiency(gemm, 80) == pytest.approx(ke.large_gemm_k_efficiency(k), rel=1e-12)
+
+
+def test_one_row_past_a_tile_boundary_pays_a_whole_extra_tile_and_wave(one_tile):
+    k = 4096
+    exact = ke.Gemm(1, 128 * 80, 128, k)  # 80 tiles on 80 SMs: one wave
+    above = ke.Gemm(1, 128 * 80 + 1, 128, k)  # 81 tiles: a second, nearly empty wave
+    t_exact = exact.flops / ke.gemm_efficiency(exact, 80)
+    t_above = above.flops / ke.gemm_efficiency(above, 80)
+    assert t_above / t_exact == pytest.approx(2.0, rel=1e-12)
+
+
+def test_k_quantization_charges_whole_k_steps(one_tile):
+    full = ke.Gemm(1, 128 * 80, 128, 64)
+    ragged = ke.Gemm(1, 128 * 80, 128, 65)  # 65 reduction elements take three 32-wide steps
+    assert ke.gemm_efficiency(full, 80) == pytest.approx(64 / (64 + 32), rel=1e-12)
+    assert ke.gemm_efficiency(ragged, 80) == pytest.approx(65 / (96 + 32), rel=1e-12)
+
+
+def test_small_products_split_k_to_fill_the_gpu(one_tile):
+    # a weight gradient: 4 output tiles, a long reduction over the batch's pixels
+    gemm = ke.Gemm(1, 256, 256, 80 * 1024)
+    split = min(80 // 4, gemm.k // ke.MIN_K_PER_SPLIT)
+    k_per = math.ceil(gemm.k / split)
+    waves = math.ceil(4 * split / 80)
+    expected = (gemm.flops / 80) / (waves * 2 * 128 * 128 * (k_per + ke.K_OVERHEAD))
+    assert ke.gemm_efficiency(gemm, 80) == pytest.approx(expected, rel=1e-12)
+    assert ke.gemm_efficiency(gemm, 80) > 0.9
+
+
+def test_the_library_picks_the_tile_that_minimizes_time():
+    # n = 64: a 128-wide tile would waste half its columns; the 128x64 tile wins
+    gemm = ke.Gemm(1, 128 * 160, 64, 1024)
+    eff = ke.gemm_efficiency(gemm, 80)
+    half_tile = 0.9 * 1024 / (1024 + ke.K_OVERHEAD)
+    assert eff == pytest.approx(half_tile, rel=1e-12)
+
+
+def test_no_sm_count_means_no_quantization():
+    assert ke.gemm_efficiency(ke.Gemm(1, 3, 5, 7), None) == 1.0
+
+
+def _rates(**kw) -> ke.DeviceRates:
+    base = dict(matrix_flops_s=100e12, scalar_flops_s=10e12, bytes_s=1e12, sm_count=80,
+                overhead_s=7e-6, act_bytes=4, overlap_loss=0.0)
+    return ke.DeviceRates(**{**base, **kw})
+
+
+def test_memory_bound_layer_takes_bytes_over_achievable_bandwidth_plus_launch():
+    gpu = get_gpu("V100-SXM2-16GB")
+    model = get_model("resnet50")
+    batch, mem_eff, overhead = 64, 0.8, 12e-6
+    costs = compute.roofline_costs(model, gpu, precision="fp32", batch=batch, compute_efficiency=0.85,
+                                   memory_efficiency=mem_eff, layer_overhead_s=overhead, optimizer="sgd")
+    i = next(i for i, layer in enumerate(model.layers) if layer.kind == "relu")
+    relu = model.layers[i]
+    bandwidth = gpu.memory_bandwidth_gbytes_s * 1e9 * mem_eff
+    # forward reads x and writes y; backward reads y and dy and writes dx
+    fwd_bytes = (relu.input_elements + relu.output_elements) * batch * 4
+    bwd_bytes = (relu.input_elements + 2 * relu.output_elements) * batch * 4
+    assert costs.forward_s[i] == pytest.approx(overhead + fwd_bytes / bandwidth, rel=1e-12)
+    assert costs.backward_s[i] == pytest.approx(overhead + bwd_bytes / bandwidth, rel=1e-12)
+    # a residual add's backward hands dy to both branches: no kernel, no time
+    j = next(j for j, layer in enumerate(model.layers) if layer.kind == "add")
+    assert costs.backward_s[j] == 0.0
+
+
+def test_overlap_loss_adds_the_unhidden_share_of_the_shorter_term():
+    assert _rates(overlap_loss=0.0).roofline(3.0, 1.0) == 3.0
+    assert _rates(overlap_loss=0.5).roofline(3.0, 1.0) == 3.5
+    assert _rates(overlap_loss=0.5).roofline(1.0, 3.0) == 3.5
+
+
+def _conv(kernel: int, stride: int, cin: int = 256, cout: int = 256, side: int = 56) -> Layer:
+    out = side // stride
+    return Layer(f"conv{kernel}s{stride}", "conv", cin * cout * kernel * kernel,
+                 2 * cin * kernel * kernel * cout * out * out, cin * side * side, cout * out * out,
+                 GemmShape(1, out * out, cout, cin * kernel * kernel, (kernel, kernel), (stride, stride)))
+
+
+def _auto_choice(layer: Layer, precision: str, gpu: str = "TitanX-Pascal", batch: int = 32) -> str:
+    rates = compute.device_rates(get_gpu(gpu), precision, 0.85, 0.8, 20e-6)
+    options = [a for a in ("implicit_gemm", "precomputed_gemm", "winograd", "fft")
+               if compute.algorithms.eligible(layer, a)]
+    return min(options, key=lambda a: sum(compute.layer_times(layer, batch, rates, 0.0, a, input_gradient=True)))
+
+
+def test_winograd_is_chosen_only_where_it_exists():
+    assert _auto_choice(_conv(3, 1), "fp32") == "winograd"
+    assert _auto_choice(_conv(3, 2), "fp32") != "winograd"
+    assert _auto_choice(_conv(1, 1), "fp32") not in ("winograd", "fft")
+    # on tensor cores the Winograd products would run on CUDA cores: implicit GEMM wins
+    assert _auto_choice(_conv(3, 1), "amp", gpu="V100-SXM2-16GB") in ("implicit_gemm", "precomputed_gemm")
+
+
+def test_winograd_does_a_quarter_of_the_multiplies_of_direct_convolution():
+    layer = _conv(3, 1, side=56)
+    (product, moved), _, (wgrad, _) = ke.winograd_products(layer.gemm, batch=8, input_gradient=True)
+    direct = ke.forward_gemm(layer.gemm, 8)
+    assert product.flops / direct.flops == pytest.approx(36 * 14 * 14 / (9 * 56 * 56), rel=1e-12)
+    assert product.flops / direct.flops == pytest.approx(0.25, rel=1e-12)
+    assert wgrad.flops == product.flops  # the weight gradient's products reduce over the tiles
+    assert moved > 0
+
+
+def _scenario(batch: int, gpu: str = "H100-SXM5-80GB", precision: str = "amp"):
+    return load_scenario({"name": "t", "cluster": {"nodes": 1, "gpus_per_node": 1, "gpu": gpu},
+                          "workload": {"model": "resnet50", "batch_per_gpu": batch, "precision": precision}}, [])
+
+
+def test_small_batches_are_latency_bound_and_large_ones_throughput_bound():
+    t = {b: build(_scenario(b)).costs.total_s for b in (1, 2, 256, 512)}
+    assert t[2] / t[1] < 1.1  # launches dominate: doubling the batch costs little
+    assert t[512] / t[256] > 1.8  # arithmetic and bytes dominate: nearly proportional
+
+
+def test_auto_picks_only_algorithms_whose_workspace_fits():
+    sc = load_scenario({"name": "t", "cluster": {"nodes": 1, "gpus_per_node": 1, "gpu": "GTX-1080Ti"},
+                        "workload": {"model": "vgg16", "batch_per_gpu": 32, "precision": "fp32"}}, [])
+    est = memory.estimate_scenario(sc)
+    assert est.fits
+    chosen = memory.scenario_algorithms(sc)
+    assert "winograd" in chosen  # VGG's 3x3 stride-1 layers
+    model = get_model("vgg16")
+    for layer, algorithm in zip(model.layers, chosen):
+        assert (algorithm is None) == (layer.kind != "conv")
+
+
+def test_every_catalog_gpu_has_an_sm_count_and_sourced_clock():
+    for name, spec in GPUS.items():
+        assert isinstance(spec.sm_count, int) and spec.sm_count >= 10, name
+        if spec.sustained_clock_ratio != 1.0:
+            assert spec.clock_source, name
+    assert get_gpu("V100-SXM2-16GB").sm_count == 80
+    assert get_gpu("A100-SXM4-80GB").sm_count == 108
+    assert get_gpu("RTX-2080Ti").sustained_clock_ratio == pytest.approx(1824 / 1545, abs=0.005)
+
+
+def test_every_zoo_matrix_layer_carries_a_gemm_with_its_flops():
+    from simulator.zoo import list_models
+
+    for name in list_models():
+        for layer in get_model(name).layers:
+            if layer.kind in ("conv", "linear", "attention"):
+                g = layer.gemm
+                assert g is not None, (name, layer.name)
+                direct = 2 * g.groups * g.m * g.n * g.k
+                # bias adds at most one FLOP per output element
+                assert 0 <= layer.forward_flops - direct <= layer.output_elements, (name, layer.name)
+            else:
+                assert layer.gemm is None, (name, layer.name)
