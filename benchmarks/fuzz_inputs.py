@@ -213,7 +213,7 @@ def main() -> None:
 
     os.environ.pop("CLUSTERSIM_ALLOW_LARGE", None)
     os.environ.pop("CLUSTERSIM_DEBUG", None)
-    import simulator.cli  # noqa: F401 - imported once, before forking
+    import simulator.cli.app  # noqa: F401 - the commands imported once, before forking
 
     counts: collections.Counter[str] = collections.Counter()
     by_kind: collections.Counter[tuple[str, str]] = collections.Counter()

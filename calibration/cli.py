@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from simulator.cli.runner import run_group  # the console script's error funnel, without its commands
 from simulator.errors import CalibrationError, ClusterSimError, write_atomic
 from simulator.loading import did_you_mean
 from simulator.profile import load_profile
@@ -159,6 +160,4 @@ group.add_command(measure)
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m calibration``: user errors exit 2 with one message, no traceback."""
-    from simulator.cli import run_group  # the console script's own error handling
-
     run_group(group, argv, "python -m calibration")

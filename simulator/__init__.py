@@ -3,22 +3,25 @@
 The public API is small:
 
 >>> from simulator import load_scenario, simulate
->>> result = simulate(load_scenario("scenarios/pcie_8gpu.yaml"))
+>>> result = simulate(load_scenario("scenarios/pcie_8gpu_server.yaml"))
 >>> result.throughput_samples_per_s, result.speedup
 
 A run goes through four phases: **load** (YAML/JSON + ``--set`` overrides -> validated
 :class:`Scenario`), **build** (topology graph, network, compute costs, strategy),
-**run** (SimPy), **collect** (:class:`SimResult`). See ``shared/DESIGN.md``.
+**run** (SimPy), **collect** (:class:`SimResult`). The README's "Layout" section maps
+the modules.
+
+Modules inside the package never import from this ``__init__`` (an import-graph test
+checks it): the version lives in :mod:`simulator._version`, re-exported here.
 """
 
-__version__ = "0.1.0"
-
-from .engine import simulate  # noqa: E402
-from .errors import CalibrationError, ClusterSimError, ScenarioError, SimulationError, TopologyError  # noqa: E402
-from .loading import load_scenario  # noqa: E402
-from .results import SimResult  # noqa: E402
-from .scenario import Scenario  # noqa: E402
-from .sweep import run_sweep  # noqa: E402
+from ._version import __version__
+from .engine import simulate
+from .errors import CalibrationError, ClusterSimError, ScenarioError, SimulationError, TopologyError
+from .loading import load_scenario
+from .results import SimResult
+from .scenario import Scenario
+from .sweep import run_sweep
 
 __all__ = [
     "CalibrationError",

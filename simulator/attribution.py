@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .results import covered_time
+from .intervals import covered_time
 
 if TYPE_CHECKING:
     from .engine import BuiltSimulation
@@ -61,7 +61,7 @@ def attribute(
     idle_s: float,
     iteration_s: float,
     single_gpu_iteration_s: float,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Seconds per iteration and share of the lost speedup of each category."""
     seconds = dict.fromkeys(CATEGORIES, 0.0)
     seconds["compute"] = compute_s - single_gpu_iteration_s

@@ -342,14 +342,19 @@ def _model_at(root: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseMo
     return model
 
 
-def _root_model(title: str) -> type[BaseModel] | None:
-    if title == Scenario.__name__:
-        return Scenario
-    if title == "SweepSpec":
-        from .sweep.spec import SweepSpec
+#: Top-level file models by name, for "did you mean" hints on their validation errors.
+#: Other file schemas (the sweep file's ``SweepSpec``) add themselves with
+#: :func:`register_root_model`, so this module never imports them.
+_ROOT_MODELS: dict[str, type[BaseModel]] = {Scenario.__name__: Scenario}
 
-        return SweepSpec
-    return None
+
+def register_root_model(model: type[BaseModel]) -> None:
+    """Let :func:`format_validation_error` find unknown keys' siblings in ``model``."""
+    _ROOT_MODELS[model.__name__] = model
+
+
+def _root_model(title: str) -> type[BaseModel] | None:
+    return _ROOT_MODELS.get(title)
 
 
 def _hint(err: Any, root: type[BaseModel] | None) -> str:

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
+from .attribution import attribute
+from .intervals import covered_time
 
 if TYPE_CHECKING:
     from .engine import BuiltSimulation
@@ -92,17 +94,6 @@ class SimResult:
         return row
 
 
-def covered_time(intervals: Sequence[tuple[float, float]], lo: float, hi: float) -> float:
-    """Length of the union of ``intervals`` inside ``[lo, hi]``."""
-    total, reach = 0.0, lo
-    for start, end in sorted(intervals):
-        start, end = max(start, reach), min(end, hi)
-        if end > start:
-            total += end - start
-            reach = end
-    return total
-
-
 def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResult:
     s = sim.scenario
     warmup = s.simulation.warmup_iterations
@@ -144,8 +135,6 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
     if tl.input_wait_s:  # workload.data: real - the GPU waiting for its next batch
         input_wait = float(np.mean(tl.input_wait_s[warmup:]))
         breakdown["input_wait_s"] = input_wait
-
-    from .attribution import attribute  # imports this module
 
     single_gpu_s = iteration_time if baseline_throughput is None else s.workload.batch_per_gpu / baseline_throughput
     attribution = attribute(
@@ -220,9 +209,10 @@ def combine_replications(runs: Sequence[SimResult]) -> SimResult:
     """One result whose headline metrics and breakdown are means over ``runs``."""
     stats = {m: confidence_interval([getattr(r, m) for r in runs]) for m in HEADLINE_METRICS}
     breakdown = {k: float(np.mean([r.breakdown[k] for r in runs])) for k in runs[0].breakdown}
+    means: dict[str, Any] = {m: stats[m]["mean"] for m in HEADLINE_METRICS}
     return replace(
         runs[0],
-        **{m: stats[m]["mean"] for m in HEADLINE_METRICS},
+        **means,
         breakdown=breakdown,
         iteration_times_s=[t for r in runs for t in r.iteration_times_s],
         simulated_events=sum(r.simulated_events for r in runs),

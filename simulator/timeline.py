@@ -119,7 +119,7 @@ class TimelineRecorder:
             ranks.append({"rank": rank, "gpu": str(sim.cluster.gpus[rank]), "intervals": intervals})
         tl0 = sim.timelines[0]
         network = sim.network
-        from . import __version__
+        from ._version import __version__
 
         return {
             "scenario": sim.scenario.name,

@@ -50,7 +50,8 @@ def assert_readable(fig: Figure, min_axes_inches: float = 1.0) -> None:
     for t in drawn_texts(fig):
         e = t.get_window_extent(renderer)
         assert box.contains(e.x0, e.y0) and box.contains(e.x1, e.y1), f"text outside the figure: {t.get_text()!r}"
-    titles = [t for t in drawn_texts(fig) if t is getattr(fig, "_suptitle", None) or any(t is ax.title for ax in fig.axes)]
+    titles = [t for t in drawn_texts(fig)
+              if t is getattr(fig, "_suptitle", None) or any(t is ax.title for ax in fig.axes)]
     legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
     for legend in legends:
         lb = legend.get_window_extent(renderer)

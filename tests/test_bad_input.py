@@ -62,7 +62,8 @@ FILE_CASES = {
     "yaml error on one line": ("s.yaml", "cluster: [1,\n  nodes: {\n", ["malformed YAML"]),
     "dgx1 with 4 GPUs per switch": (
         "s.yaml",
-        "cluster:\n  gpus_per_node: 4\n  gpu: V100-SXM2-16GB\n  server: {layout: dgx1, pcie_switches: 1, gpus_per_switch: 4}\n",
+        "cluster:\n  gpus_per_node: 4\n  gpu: V100-SXM2-16GB\n"
+        "  server: {layout: dgx1, pcie_switches: 1, gpus_per_switch: 4}\n",
         ["s.yaml", "cluster.server"],
     ),
     "speed factor inf": ("s.yaml", "variability:\n  gpu_speed_factors: {0: .inf}\n",
@@ -70,7 +71,8 @@ FILE_CASES = {
     "speed factor nan": ("s.yaml", "variability:\n  gpu_speed_factors: {0: .nan}\n", ["finite"]),
     "speed factor 1e308": ("s.yaml", "variability:\n  gpu_speed_factors: {0: 1.0e+308}\n", ["outside 0.001 to 1000"]),
     "nul in calibration path": ("s.json", json.dumps({"calibration": "a\0b.json"}), ["calibration"]),
-    "bool for an int": ("s.yaml", "cluster:\n  server:\n    sockets: true\n", ["cluster.server.sockets", "valid integer"]),
+    "bool for an int": ("s.yaml", "cluster:\n  server:\n    sockets: true\n",
+                        ["cluster.server.sockets", "valid integer"]),
     "string for an int": ("s.yaml", 'cluster:\n  nodes: "4"\n', ["cluster.nodes", "valid integer"]),
     "jitter cv without distribution": ("s.yaml", "variability:\n  jitter: {cv: 0.05}\n",
                                        ["variability.jitter", "distribution"]),
@@ -160,6 +162,12 @@ def test_only_regular_files_are_read(capsys, tmp_path, fifo, kind):
     assert_one_error(code, out, err)
 
 
+PROFILE_ERRORS = {
+    "fifo": "not a regular file", "dev_zero": "not a regular file", "directory": "is a directory, not a file",
+    "nul": "a path cannot contain a NUL byte", "infinite slope": "not valid JSON: Infinity is not a finite number",
+}
+
+
 @pytest.mark.parametrize("kind", ["fifo", "dev_zero", "directory", "nul", "infinite slope"])
 def test_bad_profiles_are_one_calibration_error(tmp_path, fifo, kind):
     from simulator.errors import CalibrationError
@@ -171,7 +179,7 @@ def test_bad_profiles_are_one_calibration_error(tmp_path, fifo, kind):
         path.write_text(text.replace('"slope_s": ', '"slope_s": Infinity, "x": ', 1))
     else:
         path = {"fifo": fifo, "dev_zero": "/dev/zero", "directory": tmp_path, "nul": "a\0b.json"}[kind]
-    with pytest.raises(CalibrationError):
+    with pytest.raises(CalibrationError, match=PROFILE_ERRORS[kind]):
         load_profile(path)
 
 
@@ -234,7 +242,7 @@ def test_unsupported_or_unwritable_outputs_fail_before_work(capsys, tmp_path, ar
 def test_strict_json_refuses_non_finite_numbers():
     assert strict_json({"a": 1.5}) == '{"a": 1.5}'
     for bad in (math.inf, -math.inf, math.nan):
-        with pytest.raises(SimulationError):
+        with pytest.raises(SimulationError, match="a result is not a finite number"):
             strict_json({"a": [bad]})
 
 
@@ -256,7 +264,8 @@ def test_plain_data_check_names_the_field():
 
 def _csv(tmp_path, rows: list[str]):
     path = tmp_path / "cases.csv"
-    path.write_text("case_id,source,model,gpu,nodes,gpus_per_node,batch_per_gpu,metric,value\n" + "\n".join(rows) + "\n")
+    header = "case_id,source,model,gpu,nodes,gpus_per_node,batch_per_gpu,metric,value\n"
+    path.write_text(header + "\n".join(rows) + "\n")
     return path
 
 

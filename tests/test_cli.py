@@ -14,11 +14,14 @@ from .conftest import REPO_ROOT
 
 
 def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
+    """Run the CLI in-process: (exit code, stdout, stderr)."""
+    try:
         main(list(args))
-        raise SystemExit(0)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
     out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
+    return code, out, err
 
 
 def test_simulate_default_prints_the_headline_figures(capsys):
@@ -92,7 +95,8 @@ def test_installed_console_script_reports_errors_without_traceback(tmp_path):
 
 def test_topology_draws_a_png(capsys, tmp_path):
     png = tmp_path / "cluster.png"
-    code, out, _ = run_main(capsys, "topology", str(REPO_ROOT / "scenarios" / "pcie_8gpu_server.yaml"), "--png", str(png))
+    scenario = str(REPO_ROOT / "scenarios" / "pcie_8gpu_server.yaml")
+    code, out, _ = run_main(capsys, "topology", scenario, "--png", str(png))
     assert code == 0
     # One CPU, 2 PCIe switches, 8 GPUs, 1 NIC; 8 GPU links + 2 uplinks + 1 NIC link.
     assert "12 nodes, 11 links" in out

@@ -21,11 +21,14 @@ TWO_GPUS = ["--set", "cluster.nodes=1", "--set", "cluster.gpus_per_node=2", "--s
 
 
 def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
+    """Run the CLI in-process: (exit code, stdout, stderr)."""
+    try:
         main(list(args))
-        raise SystemExit(0)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
     out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
+    return code, out, err
 
 
 def json_rows(capsys, *args: str) -> list[dict]:

@@ -23,7 +23,8 @@ def allreduce_time(scenario, nbytes: float, algorithm: str = "ring") -> float:
 
 # The default scenario pins 2 switches x 2 GPUs; start each test from a plain server.
 # These check the topology's physics, so collectives run on the plain flow model.
-PLAIN = ["cluster.server.pcie_switches=null", "cluster.server.gpus_per_switch=null", "training.collectives.backend=ideal"]
+PLAIN = ["cluster.server.pcie_switches=null", "cluster.server.gpus_per_switch=null",
+         "training.collectives.backend=ideal"]
 PCIE_8 = PLAIN + ["cluster.nodes=1", "cluster.gpus_per_node=8", "cluster.server.pcie_switches=2"]
 
 
@@ -55,8 +56,8 @@ def test_oversubscription_slows_cross_rack_traffic_by_its_ratio():
 
 
 def test_hierarchical_beats_flat_ring_on_nvlink_nodes_over_ethernet():
-    base = PLAIN + ["cluster.nodes=4", "cluster.gpus_per_node=8", "cluster.gpu=V100-SXM2-16GB", "cluster.server.layout=dgx1",
-            "cluster.nic.link=10GbE", "cluster.server.nics=1"]
+    base = PLAIN + ["cluster.nodes=4", "cluster.gpus_per_node=8", "cluster.gpu=V100-SXM2-16GB",
+                    "cluster.server.layout=dgx1", "cluster.nic.link=10GbE", "cluster.server.nics=1"]
     ring = allreduce_time(load_scenario(None, base), 100e6, "ring")
     hier = allreduce_time(load_scenario(None, base), 100e6, "hierarchical")
     # One 10 GbE NIC per node: flat ring sends 2(31/32) S through it, hierarchical 2(3/4) S.

@@ -108,7 +108,8 @@ def test_edge_bytes_count_what_crossed(env):
 @settings(max_examples=200, deadline=None)
 @given(
     capacities=st.lists(st.floats(0.5, 100.0), min_size=1, max_size=6),
-    flow_edges=st.lists(st.lists(st.tuples(st.integers(0, 5), st.integers(1, 3)), min_size=1, max_size=4), min_size=1, max_size=8),
+    flow_edges=st.lists(st.lists(st.tuples(st.integers(0, 5), st.integers(1, 3)), min_size=1, max_size=4),
+                        min_size=1, max_size=8),
 )
 def test_max_min_is_feasible_and_every_flow_has_a_saturated_bottleneck(capacities, flow_edges):
     n = len(capacities)

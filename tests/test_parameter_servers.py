@@ -36,8 +36,10 @@ def test_size_balanced_beats_round_robin_on_vgg16():
                                     "training.parameter_servers.sharding=size_balanced",
                                     "training.parameter_servers.local_aggregation=true"])
 def test_fast_and_detailed_agree(option):
-    fast = simulate(load_scenario(PS, [option, "simulation.mode=fast", "variability.iteration_cv=0"]), with_baseline=False)
-    detailed = simulate(load_scenario(PS, [option, "simulation.mode=detailed", "variability.iteration_cv=0"]), with_baseline=False)
+    fast = simulate(load_scenario(PS, [option, "simulation.mode=fast", "variability.iteration_cv=0"]),
+                    with_baseline=False)
+    detailed = simulate(load_scenario(PS, [option, "simulation.mode=detailed", "variability.iteration_cv=0"]),
+                        with_baseline=False)
     assert fast.iteration_time_s == pytest.approx(detailed.iteration_time_s, rel=1e-6)
 
 
@@ -50,12 +52,13 @@ def bytes_out_of_node0(overrides):
 def test_local_aggregation_sends_one_copy_per_node():
     gradient = 138_357_544 * 4
     assert bytes_out_of_node0([]) == pytest.approx(4 * gradient, rel=1e-9)
-    assert bytes_out_of_node0(["training.parameter_servers.local_aggregation=true"]) == pytest.approx(gradient, rel=1e-9)
+    local = bytes_out_of_node0(["training.parameter_servers.local_aggregation=true"])
+    assert local == pytest.approx(gradient, rel=1e-9)
 
 
 def test_asynchronous_workers_do_not_wait_for_a_slow_one():
-    base = ["variability.gpu_speed_factors={3: 0.5}", "variability.iteration_cv=0", "simulation.iterations=8", "workload.model=resnet50",
-            "cluster.nic.link=IB-EDR", "cluster.nodes=2", "cluster.gpus_per_node=2",
+    base = ["variability.gpu_speed_factors={3: 0.5}", "variability.iteration_cv=0", "simulation.iterations=8",
+            "workload.model=resnet50", "cluster.nic.link=IB-EDR", "cluster.nodes=2", "cluster.gpus_per_node=2",
             "cluster.server.gpus_per_switch=2", "training.bucket_size_mib=25"]
     pace = {}
     for mode in ("bsp", "ssp", "asp"):
@@ -68,9 +71,9 @@ def test_asynchronous_workers_do_not_wait_for_a_slow_one():
 
 
 def test_asp_throughput_counts_each_rank_at_its_own_pace():
-    r = simulate(load_scenario(PS, ["training.parameter_servers.sync=asp", "variability.gpu_speed_factors={3: 0.5}", "variability.iteration_cv=0",
-                                    "workload.model=resnet50", "cluster.nic.link=IB-EDR", "cluster.nodes=2",
-                                    "cluster.gpus_per_node=2", "cluster.server.gpus_per_switch=2",
+    r = simulate(load_scenario(PS, ["training.parameter_servers.sync=asp", "variability.gpu_speed_factors={3: 0.5}",
+                                    "variability.iteration_cv=0", "workload.model=resnet50", "cluster.nic.link=IB-EDR",
+                                    "cluster.nodes=2", "cluster.gpus_per_node=2", "cluster.server.gpus_per_switch=2",
                                     "training.bucket_size_mib=25"]), with_baseline=False)
     # Rank 3 contributes at about half rank 0's pace: 3.5 ranks' worth, not 4.
     assert r.throughput_samples_per_s < 4 * 32 / r.iteration_time_s * 0.9

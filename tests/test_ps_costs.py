@@ -13,7 +13,8 @@ from simulator.engine import build, run
 from simulator.scenario import TrainingSpec
 
 # Four one-GPU workers, one dedicated server, a network (PCIe gen5, 1 Pb/s NICs: the schema's bound) and a
-# server CPU so fast that only the request costs are left (transfers: ~6 ms of 656): compute 32 samples / 1e6 samples/s = 32 us.
+# server CPU so fast that only the request costs are left (transfers: ~6 ms of 656):
+# compute 32 samples / 1e6 samples/s = 32 us.
 FREE = {
     "cluster": {"nodes": 4, "gpus_per_node": 1, "nic": {"link": None, "bandwidth_gbps": 1e6, "latency_us": 0},
                 "fabric": {"switch_latency_us": 0}, "server": {"pcie_generation": 5, "pcie_latency_us": 0}},

@@ -8,9 +8,9 @@ import simpy
 from simulator.network import Network
 from simulator.sync import SYNC_STRATEGIES, ParameterServer, SyncContext
 
-RingAllreduce = SYNC_STRATEGIES["ring_allreduce"]
-
 from .conftest import star
+
+RingAllreduce = SYNC_STRATEGIES["ring_allreduce"]
 
 GB = 1e9
 

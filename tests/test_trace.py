@@ -27,7 +27,8 @@ def tracks_of(doc):
 
 
 def processes_of(doc):
-    return {ev["pid"]: ev["args"]["name"] for ev in doc["traceEvents"] if ev["ph"] == "M" and ev["name"] == "process_name"}
+    return {ev["pid"]: ev["args"]["name"] for ev in doc["traceEvents"]
+            if ev["ph"] == "M" and ev["name"] == "process_name"}
 
 
 @pytest.fixture(scope="module", params=["fast", "detailed"])
@@ -52,7 +53,8 @@ def test_trace_tracks_are_monotonic_and_slices_nest(ps_run):
             assert prev["dur"] >= 0
             assert nxt["ts"] >= prev["ts"] + prev["dur"] - 1e-6, names[key]  # no partial overlap
     # The rank-0 compute track covers forward + backward of both iterations.
-    compute = next(events for key, events in slices.items() if names[key].startswith("rank 0") and "compute" in names[key])
+    compute = next(events for key, events in slices.items()
+                   if names[key].startswith("rank 0") and "compute" in names[key])
     busy = sum(e["dur"] for e in compute if e["name"] in ("forward", "backward")) / 1e6
     assert busy == pytest.approx(2 * (result.breakdown["compute_s"]), rel=1e-6)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ScenarioError
 from ..loading import DEFAULT_SCENARIO_NAME, apply_overrides, default_scenario_text, parse_raw, read_raw, validate
 from ..scenario import Scenario

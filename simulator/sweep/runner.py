@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
+from .._version import __version__
 from .cache import ResultCache
 from .executors import Executor, get_executor
 from .expand import Run, expand

@@ -42,7 +42,7 @@ from pydantic import (
 )
 
 from ..errors import ScenarioError
-from ..loading import format_validation_error, read_raw
+from ..loading import format_validation_error, read_raw, register_root_model
 from ..scenario import Scenario, check_limit
 
 #: Integers numpy can draw (int64).
@@ -158,6 +158,9 @@ class SweepSpec(_Strict):
         if axes.random is not None:
             count *= axes.random.samples
         return count * self.replications
+
+
+register_root_model(SweepSpec)  # unknown keys in a sweep file get "did you mean" hints
 
 
 def check_path(path: str) -> str | None:

@@ -13,7 +13,8 @@ distributed = pytest.importorskip("distributed")
 
 
 def test_dask_localcluster_on_loopback_gives_the_local_rows():
-    sweep = small_sweep(axes={"grid": {"cluster.nodes": [1, 2, 4], "training.strategy": ["ring_allreduce", "parameter_server"]}},
+    sweep = small_sweep(axes={"grid": {"cluster.nodes": [1, 2, 4],
+                                       "training.strategy": ["ring_allreduce", "parameter_server"]}},
                         replications=2)
     local = run_sweep(sweep, workers=2, cache=False, progress=False)
     with distributed.LocalCluster(

@@ -5,17 +5,17 @@ grow with their rows) and that never average silently over a column not on the p
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
-
-import pandas as pd
 
 from simulator import ClusterSimError, load_scenario, plots, run_sweep, simulate
 from tests.figure_checks import assert_labelled, assert_readable
 
 from .conftest import SMALL_BASE, small_sweep
 
-SWEEP = small_sweep(axes={"grid": {"cluster.nodes": [1, 2, 4], "training.strategy": ["ring_allreduce", "parameter_server"]}})
+SWEEP = small_sweep(axes={"grid": {"cluster.nodes": [1, 2, 4],
+                                    "training.strategy": ["ring_allreduce", "parameter_server"]}})
 
 
 @pytest.fixture(scope="module")

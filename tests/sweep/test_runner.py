@@ -14,7 +14,8 @@ from simulator.sweep import worker as worker_module
 
 from .conftest import SMALL_BASE, small_sweep, two_hundred_runs
 
-GRID = small_sweep(axes={"grid": {"cluster.nodes": [1, 2, 4], "training.strategy": ["ring_allreduce", "parameter_server"]}})
+GRID = small_sweep(axes={"grid": {"cluster.nodes": [1, 2, 4],
+                                    "training.strategy": ["ring_allreduce", "parameter_server"]}})
 
 
 def test_rows_are_tidy_config_metrics_seed_version():
@@ -60,7 +61,7 @@ def test_changing_the_sweep_simulates_only_what_changed(tmp_path):
 
 
 def test_interrupted_sweep_resumes_to_the_uninterrupted_table(tmp_path, monkeypatch):
-    reference = run_sweep(two_hundred_runs(), tmp_path / "ref.parquet", executor="serial", cache=False, progress=False)
+    run_sweep(two_hundred_runs(), tmp_path / "ref.parquet", executor="serial", cache=False, progress=False)  # reference
 
     calls = {"n": 0}
     real = worker_module.run_one
@@ -68,12 +69,12 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_table(tmp_path, monkeypa
     def interrupted_after_73(scenario):
         calls["n"] += 1
         if calls["n"] > 73:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt("Ctrl-C after 73 runs")
         return real(scenario)
 
     monkeypatch.setattr(worker_module, "run_one", interrupted_after_73)
     out = tmp_path / "r.parquet"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="Ctrl-C after 73 runs"):
         run_sweep(two_hundred_runs(), out, executor="serial", cache=False, progress=False)
     assert list(read_results(out)["run"]) == list(range(73))  # everything finished was kept
     monkeypatch.setattr(worker_module, "run_one", real)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from simulator import ScenarioError
@@ -29,7 +31,8 @@ def test_grid_is_the_cartesian_product_first_axis_outermost():
 def test_zip_walks_lists_in_lockstep_and_crosses_the_grid():
     sweep = small_sweep(axes={
         "grid": {"cluster.nodes": [1, 2]},
-        "zip": {"training.strategy": ["ring_allreduce", "parameter_server"], "training.parameter_servers.count": [1, 4]},
+        "zip": {"training.strategy": ["ring_allreduce", "parameter_server"],
+                "training.parameter_servers.count": [1, 4]},
     })
     runs = runs_of(sweep)
     assert len(runs) == 4
@@ -74,14 +77,16 @@ def test_base_path_is_relative_to_the_sweep_file(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "base.yaml").write_text((REPO_ROOT / "scenarios" / "ps_4x4_10gbe.yaml").read_text())
     sweep = tmp_path / "sub" / "s.yaml"
-    sweep.write_text("base: ../base.yaml\nset: [cluster.nodes=2]\naxes:\n  grid:\n    training.parameter_servers.count: [1, 2]\n")
+    sweep.write_text("base: ../base.yaml\nset: [cluster.nodes=2]\n"
+                     "axes:\n  grid:\n    training.parameter_servers.count: [1, 2]\n")
     runs = runs_of(sweep)
     assert [r.scenario.training.parameter_servers.count for r in runs] == [1, 2]
     assert all(r.scenario.workload.model == "vgg16" and r.scenario.cluster.nodes == 2 for r in runs)
 
 
 def test_an_invalid_point_is_a_run_with_its_error():
-    runs = runs_of(small_sweep(axes={"grid": {"cluster.gpus_per_node": [2, 3]}}, set=["cluster.server.pcie_switches=2"]))
+    runs = runs_of(small_sweep(axes={"grid": {"cluster.gpus_per_node": [2, 3]}},
+                               set=["cluster.server.pcie_switches=2"]))
     assert runs[0].error is None and runs[0].scenario is not None
     assert runs[1].scenario is None and "cannot be spread evenly" in runs[1].error
 
@@ -106,7 +111,7 @@ def test_an_invalid_point_is_a_run_with_its_error():
 def test_bad_sweep_files_name_the_file_and_field(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    with pytest.raises(ScenarioError) as info:
+    with pytest.raises(ScenarioError, match=re.escape(message)) as info:
         runs_of(path)
     assert str(path) in str(info.value) and message in str(info.value)
 

@@ -117,12 +117,12 @@ def test_shipped_dataset_has_40_cases_from_4_sources_and_runs():
 
 
 def test_cli_exit_codes(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(SystemExit, match=r"^2$") as exc:  # a SystemExit's message is its code
         main(["validate", str(tmp_path / "missing.csv")])
     assert exc.value.code == 2
     bad = tmp_path / "bad.csv"
     bad.write_text("case_id,colour\nx,red\n", encoding="utf-8")
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(SystemExit, match=r"^2$") as exc:
         main(["validate", str(bad)])
     assert exc.value.code == 2
     assert "colour" in capsys.readouterr().err

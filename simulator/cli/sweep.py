@@ -1,24 +1,24 @@
 """``clustersim sweep`` and ``clustersim plot``: sweeps and figures from the command line.
 
-Registered on the main group by :mod:`simulator.cli`; user errors raise
+Registered on the main group by :mod:`simulator.cli.app`; user errors raise
 :class:`ClusterSimError` subclasses, which the CLI prints as one line (exit 2).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .errors import (
-    ClusterSimError,
-    check_output_path,
-    excerpt,
-    figure_format,
-    save_figure,
-)
-from .loading import did_you_mean
-from .sweep import EXECUTORS, read_results, run_sweep
+from ..engine import simulate
+from ..errors import ClusterSimError, check_output_path, excerpt, figure_format, save_figure
+from ..loading import did_you_mean, load_scenario
+from ..sweep import EXECUTORS, read_results, run_sweep
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 
 @click.command()
@@ -33,7 +33,8 @@ from .sweep import EXECUTORS, read_results, run_sweep
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Result cache directory.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Runs per executor task (default: automatic).")
-@click.option("--progress/--no-progress", default=None, help="Progress on stderr: a bar on a terminal, else a line per 10% (default: on).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress on stderr: a bar on a terminal, else a line per 10% (default: on).")
 def sweep(
     sweep_file: Path, output: Path, executor: str, workers: int | None, scheduler: str | None, resume: bool,
     no_cache: bool, cache_dir: Path | None, batch_size: int | None, progress: bool | None,
@@ -91,20 +92,19 @@ def plot(
 ) -> None:
     """Plot KIND from SOURCE: a results table (from `clustersim sweep`), or for
     `timeline` a scenario file, simulated with its timeline recorded."""
-    from . import plots
-
     figure_format(output, "-o")  # before any work: a bad suffix or folder is refused at once
     shape = {"facet": facet, "average": average, "agg": agg}
-    figure = _figure(plots, kind, source, x, y, value, hue, by, where, overrides, iteration, shape)
+    figure = _figure(kind, source, x, y, value, hue, by, where, overrides, iteration, shape)
     save_figure(figure, output, "-o")
     click.echo(f"wrote {output}")
 
 
-def _figure(plots, kind, source, x, y, value, hue, by, where, overrides, iteration, shape):
-    if kind == "timeline":
-        from .engine import simulate
-        from .loading import load_scenario
+def _figure(kind: str, source: Path, x: str | None, y: str | None, value: str, hue: tuple[str, ...],
+            by: tuple[str, ...], where: tuple[str, ...], overrides: tuple[str, ...], iteration: int | None,
+            shape: dict[str, Any]) -> Figure:
+    from .. import plots  # matplotlib is only loaded to draw
 
+    if kind == "timeline":
         return plots.timeline_plot(simulate(load_scenario(source, overrides), record_timeline=True), iteration)
     else:
         frame = read_results(source)
@@ -114,7 +114,7 @@ def _figure(plots, kind, source, x, y, value, hue, by, where, overrides, iterati
                                       f"{did_you_mean(col, map(str, frame.columns))}")
             frame = frame[frame[col].astype(str) == wanted]
         try:
-            return _table_figure(plots, kind, frame, x, y, value, hue, by, shape)
+            return _table_figure(kind, frame, x, y, value, hue, by, shape)
         except KeyError as exc:  # a column the table does not have
             raise ClusterSimError(f"{source}: no column {excerpt(exc.args[0] if exc.args else '')} "
                                   f"(plot {kind} needs it; is this a `clustersim sweep` table?)") from None
@@ -124,7 +124,10 @@ def _figure(plots, kind, source, x, y, value, hue, by, where, overrides, iterati
             raise ClusterSimError(f"{source}: {exc}") from None
 
 
-def _table_figure(plots, kind, frame, x, y, value, hue, by, shape):
+def _table_figure(kind: str, frame: pd.DataFrame, x: str | None, y: str | None, value: str, hue: tuple[str, ...],
+                  by: tuple[str, ...], shape: dict[str, Any]) -> Figure:
+    from .. import plots
+
     if kind == "heatmap":
         if not (x and y):
             raise ClusterSimError("plot heatmap needs --x and --y (sweep axes, e.g. cluster.nodes)")

@@ -1,6 +1,6 @@
 """``clustersim validate``: simulate every case of a measured-runs file and compare.
 
-Registered on the main group by :mod:`simulator.cli`. A file that cannot be read at
+Registered on the main group by :mod:`simulator.cli.app`. A file that cannot be read at
 all exits 2 with one message; bad rows and cases that cannot run are reported per
 case (``error``) while the others run.
 """
@@ -11,23 +11,12 @@ from pathlib import Path
 
 import click
 
-from .errors import (
-    check_output_path,
-    figure_format,
-    save_figure,
-    strict_json,
-    write_atomic,
-)
-from .loading import read_text_file
-from .sweep.progress import ProgressCallback
-from .validation import validate as run_validation
-from .validation.cases import MAX_CSV_BYTES
-from .validation.report import (
-    format_summary,
-    format_table,
-    to_json_dict,
-    validation_plot,
-)
+from ..errors import check_output_path, figure_format, save_figure, strict_json, write_atomic
+from ..loading import read_text_file
+from ..sweep.progress import ProgressCallback
+from ..validation import validate as run_validation
+from ..validation.cases import MAX_CSV_BYTES
+from ..validation.report import format_summary, format_table, to_json_dict, validation_plot
 
 
 @click.command()
@@ -49,7 +38,7 @@ def validate(cases_file: Path, json_out: Path | None, plot_out: Path | None, sho
         df = run_validation(cases_file, on_case=progress)
     finally:
         progress.close()
-    text = strict_json(to_json_dict(df), indent=2) if json_out is not None else None
+    text = strict_json(to_json_dict(df), indent=2) if json_out is not None else ""
     if json_out is not None and str(json_out) == "-":
         click.echo(text)
     else:

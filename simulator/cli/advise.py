@@ -1,6 +1,6 @@
 """``clustersim advise batch|ps|gpus``: configuration guidelines from the command line.
 
-Registered on the main group by :mod:`simulator.cli`. Each command prints its formula
+Registered on the main group by :mod:`simulator.cli.app`. Each command prints its formula
 with the scenario's numbers, the simulated confirmation and the next bottleneck; with
 ``--json FILE`` (``-`` for stdout, as ``simulate --json``) it also writes the same as
 strict JSON: a number that is not finite is written as ``null``, never ``NaN``.
@@ -14,10 +14,13 @@ from typing import Any
 
 import click
 
-from .advise import advise_batch, advise_gpus, advise_ps
-from .errors import check_output_path, strict_json, write_atomic
-from .loading import load_scenario
-from .sweep.progress import ProgressCallback
+from ..advise.answers import BatchAdvice, GPUAdvice, PSAdvice
+from ..advise.batch import advise_batch
+from ..advise.gpus import advise_gpus
+from ..advise.ps import advise_ps
+from ..errors import check_output_path, strict_json, write_atomic
+from ..loading import load_scenario
+from ..sweep.progress import ProgressCallback
 
 _scenario_arg = click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
 _set_opt = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -40,7 +43,7 @@ def finite(data: Any) -> Any:
     return data
 
 
-def _emit(answer, json_out: str | None) -> None:
+def _emit(answer: BatchAdvice | PSAdvice | GPUAdvice, json_out: str | None) -> None:
     if json_out is not None:
         text = strict_json(finite(answer.to_dict()), indent=2, sort_keys=True, default=str)
         if json_out == "-":

@@ -1,0 +1,36 @@
+"""What the three advisors share: scenario variants and resource labels.
+
+:func:`with_` returns a scenario with dotted fields replaced (validated again);
+:func:`quick` shortens a scenario for searches; :func:`resource_label` names a
+resource with its kind, as the reports print it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..scenario import Scenario
+
+
+def with_(scenario: Scenario, **dotted: Any) -> Scenario:
+    data = scenario.model_dump()
+    for key, value in dotted.items():
+        node = data
+        *path, last = key.split(".")
+        for part in path:
+            node = node[part]
+        node[last] = value
+    return Scenario.model_validate(data)
+
+
+def quick(scenario: Scenario) -> Scenario:
+    """Fewer iterations for searches (identical ranks: every iteration is the same)."""
+    return with_(scenario, **{"simulation.iterations": min(scenario.simulation.iterations, 2),
+                              "simulation.warmup_iterations": min(scenario.simulation.warmup_iterations, 1),
+                              "simulation.replications": 1})
+
+
+def resource_label(resource: str, kind: str) -> str:
+    """A resource with its kind in brackets, unless the name already says it
+    ("gpu compute (every GPU)", not "gpu compute (every GPU) (gpu)")."""
+    return resource if kind.lower() in resource.lower() else f"{resource} ({kind})"

@@ -1,0 +1,5 @@
+"""``python -m simulator.cli``: the ``clustersim`` command."""
+
+from .app import main
+
+main()

@@ -1,0 +1,153 @@
+"""``clustersim simulate`` and ``clustersim topology``: one scenario, simulated or drawn.
+
+``simulate`` prints the report (:func:`print_report`: the headline numbers, where an
+iteration's time goes, the most utilized resources, where the lost speedup goes, the
+bottleneck and what was calibrated), or writes the result as JSON and a Chrome trace.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..advise.common import resource_label
+from ..engine import build
+from ..engine import simulate as run_simulation
+from ..errors import ClusterSimError, check_output_path, figure_format, save_figure, strict_json, write_atomic
+from ..loading import DEFAULT_SCENARIO_NAME, load_scenario
+from ..results import SimResult
+from ..trace import chrome_trace
+from .runner import located
+
+
+@click.command()
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a field, e.g. cluster.nodes=4.")
+@click.option("--json", "json_out", metavar="FILE", help="Write the result as JSON to FILE ('-' for stdout).")
+@click.option("--trace", "trace_out", metavar="FILE", help="Write a Chrome trace-event JSON (open it in Perfetto).")
+@click.option("--quiet", "-q", is_flag=True, help="Do not print the table.")
+def simulate(
+    scenario: Path | None, overrides: tuple[str, ...], json_out: str | None, trace_out: str | None, quiet: bool
+) -> None:
+    """Simulate SCENARIO (YAML or JSON); with no file, the embedded default scenario."""
+    if json_out == "-" and trace_out == "-":
+        raise ClusterSimError("--json - and --trace - cannot both write to stdout; give one of them a file")
+    check_output_path(json_out, "--json")
+    check_output_path(trace_out, "--trace")
+    loaded = load_scenario(scenario, overrides)
+    source = str(scenario) if scenario else DEFAULT_SCENARIO_NAME
+    result = located(source, run_simulation, loaded, record_timeline=trace_out is not None)
+    timeline = result.extra.pop("timeline") if trace_out else {}
+    # Always serialized, so a non-finite result is an error, never a table or invalid JSON.
+    text = strict_json(result.to_dict(), sort_keys=True, indent=2)  # = SimResult.to_json(), strict
+    if trace_out:
+        trace_text = strict_json(chrome_trace(timeline))
+        if trace_out == "-":
+            click.echo(trace_text)
+        else:
+            write_atomic(trace_out, trace_text, "--trace")
+    if json_out == "-":
+        click.echo(text)
+    elif json_out:
+        write_atomic(json_out, text + "\n", "--json")
+    if not quiet and json_out != "-" and trace_out != "-":
+        print_report(result, str(scenario) if scenario else DEFAULT_SCENARIO_NAME)
+
+
+@click.command()
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a field, e.g. cluster.nodes=4.")
+@click.option("--png", "png", required=True, metavar="FILE", help="Write the drawing to FILE (PNG).")
+def topology(scenario: Path | None, overrides: tuple[str, ...], png: str) -> None:
+    """Draw the cluster of SCENARIO: GPUs, switches and NICs labeled, link speeds shown."""
+    from topologies.draw import draw_cluster  # matplotlib is only loaded to draw
+
+    figure_format(png, "--png")  # before any work: a bad suffix or folder is refused at once
+    loaded = load_scenario(scenario, overrides)
+    sim = located(str(scenario) if scenario else DEFAULT_SCENARIO_NAME, build, loaded)
+    figure = draw_cluster(sim.cluster.graph, title=loaded.name)
+    save_figure(figure, png, "--png")
+    click.echo(f"wrote {png}: {sim.cluster.graph.number_of_nodes()} nodes, "
+               f"{sim.cluster.graph.number_of_edges() // 2} links")
+    library = sim.context.collectives
+    if library is not None:
+        click.echo(f"collectives: {library.backend.name}, {len(library.rings)} channel(s); rings (one per channel):")
+        for c, ring in enumerate(library.rings):
+            click.echo(f"  channel {c}: " + " -> ".join(str(g) for g in ring) + f" -> {ring[0]}")
+
+
+def print_report(result: SimResult, source: str) -> None:
+    console = Console()
+    unit = result.sample_unit
+    # The title on its own line: a table title wraps to the table's width.
+    console.print(Text(f"clustersim {result.version} - {result.scenario} ({source})", style="bold"), soft_wrap=True)
+    head = Table(show_header=False)
+    head.add_column(style="bold")
+    head.add_column(justify="right")
+    head.add_row("cluster", f"{result.nodes} x {result.gpus_per_node} {result.gpu} = {result.total_gpus} GPUs")
+    head.add_row("workload", f"{result.model}, batch {result.batch_per_gpu}/GPU ({result.global_batch} global)")
+    head.add_row("strategy", f"{result.strategy} ({result.mode} path)")
+    head.add_row("iteration time", f"{result.iteration_time_s * 1e3:.2f} ms")
+    head.add_row("throughput", f"{result.throughput_samples_per_s:,.1f} {unit}/s")
+    head.add_row("speedup over 1 GPU", f"{result.speedup:.2f}x")
+    head.add_row("scaling efficiency", f"{result.scaling_efficiency:.1%}")
+    console.print(head)
+
+    parts = Table(title="where one iteration's time goes")
+    parts.add_column("part")
+    parts.add_column("ms", justify="right")
+    parts.add_column("share", justify="right")
+    labels = {"compute_s": "compute", "exposed_communication_s": "exposed communication", "idle_s": "idle"}
+    for key, label in labels.items():
+        value = result.breakdown[key]
+        parts.add_row(label, f"{value * 1e3:.2f}", f"{value / result.iteration_time_s:.1%}")
+    parts.add_row(
+        "(communication in flight, overlapped or not)", f"{result.breakdown['communication_s'] * 1e3:.2f}", ""
+    )
+    console.print(parts)
+
+    util = Table(title="most utilized resources")
+    util.add_column("resource")
+    util.add_column("kind")
+    util.add_column("utilization", justify="right")
+    for u in result.utilization:
+        util.add_row(u.resource, u.kind, f"{u.utilization:.1%}")
+    console.print(util)
+    if result.attribution:
+        lost_speedup = result.attribution["lost_speedup"]
+        lost = Table(title=f"where the lost speedup goes ({lost_speedup:.2f} of {result.total_gpus})")
+        lost.add_column("cause")
+        lost.add_column("ms / iteration", justify="right")
+        lost.add_column("speedup lost", justify="right")
+        for cause, value in result.attribution["seconds"].items():
+            if abs(value) > 1e-9:
+                lost.add_row(cause.replace("_", " "), f"{value * 1e3:.2f}",
+                             f"{result.attribution['speedup'][cause]:.2f}")
+        console.print(lost)
+    b = result.bottleneck
+    console.print(Text.assemble("bottleneck: ", (resource_label(b.resource, b.kind), "bold"),
+                                f" at {b.utilization:.1%} utilization"), soft_wrap=True)
+    print_calibration(console, result.extra.get("calibration"))
+
+
+def print_calibration(console: Console, report: dict[str, Any] | None) -> None:
+    """Which numbers came from the calibration profile and which are estimates."""
+    if report is None:
+        console.print("calibration: none - every number is a roofline/network estimate")
+        return
+    table = Table(title=f"calibrated vs estimated ({report['profile']})", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    layers = (f"{report['layers_calibrated']} calibrated ({report['layer_times']}), "
+              f"{report['layers_estimated']} estimated")
+    if report["estimated_layer_names"]:
+        layers += ": " + ", ".join(report["estimated_layer_names"])
+    for label, value in (("device", report["device"]), ("layer times", layers),
+                         ("optimizer step", report["optimizer_step"]), ("communication", report["communication"])):
+        table.add_row(label, value)
+    console.print(table)
