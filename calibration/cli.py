@@ -1,4 +1,4 @@
-"""``clustersim probe``, ``calibrate`` and ``measure`` (also ``python -m calibration``).
+"""``clustersim probe``, ``calibrate``, ``measure`` and ``selfcheck`` (also ``python -m calibration``).
 
 Registered under the ``clustersim.commands`` entry-point group, so the simulator's CLI
 finds them without importing this package. torch is imported only when ``probe`` or ``measure`` runs:
@@ -153,9 +153,12 @@ def group() -> None:
     """Calibrate clustersim from real hardware."""
 
 
+from .selfcheck import command as selfcheck  # noqa: E402 - defined with its logic; torch-free to import
+
 group.add_command(probe)
 group.add_command(calibrate)
 group.add_command(measure)
+group.add_command(selfcheck)
 
 
 def main(argv: list[str] | None = None) -> None:

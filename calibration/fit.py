@@ -31,6 +31,7 @@ from simulator.profile import (
     LinearFit,
     ModelProfile,
     Profile,
+    ThreadTimings,
     ThroughputFit,
 )
 
@@ -132,7 +133,7 @@ def nccl_bandwidths(collective: str, world_size: int, nbytes: float, time_s: flo
     return algbw, algbw * BUS_FACTORS[collective](world_size)
 
 
-def fit_model_layers(model: ModelProfile) -> list[LayerFit]:
+def fit_model_layers(model: ModelProfile | ThreadTimings) -> list[LayerFit]:
     """One linear fit (seconds against batch) per layer and pass, on per-batch medians."""
     points: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
     for s in model.samples:
@@ -163,7 +164,13 @@ def fit_collectives(samples: Sequence[CollectiveSample], tolerance: float = 0.05
 
 def refit(profile: Profile) -> Profile:
     """The same profile with every fit recomputed from its raw samples."""
-    models = [m.model_copy(update={"fits": fit_model_layers(m)}) for m in profile.models]
+    models = [
+        m.model_copy(update={
+            "fits": fit_model_layers(m),
+            "threads_sweep": [t.model_copy(update={"fits": fit_model_layers(t)}) for t in m.threads_sweep],
+        })
+        for m in profile.models
+    ]
 
     eff = profile.efficiency
     fits = []

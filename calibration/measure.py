@@ -211,7 +211,8 @@ def _unique_id(base: str, taken: set[str]) -> str:
     return case_id
 
 
-def append_case(m: Measurement, csv_path: Path, profile: Path | None, command: str) -> MeasuredCase:
+def append_case(m: Measurement, csv_path: Path, profile: Path | None, command: str,
+                load_before: float | None = None) -> MeasuredCase:
     """Write the scenario file and append the row; returns the validated case."""
     c = m.config
     today = dt.date.today().isoformat()
@@ -240,10 +241,11 @@ def append_case(m: Measurement, csv_path: Path, profile: Path | None, command: s
     scenario_path = scenario_dir / f"{case_id}.yaml"
     times = m.iteration_times_s
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    before = "" if load_before is None else f"load average before {load_before:.2f}, "
     notes = (
         f"median of {len(times)} timed iterations after {c.warmup} warm-up: {m.median_s:.4f} s "
         f"(min {min(times):.4f}, max {max(times):.4f}); {m.threads} torch thread(s) per process; "
-        f"device {m.device_name}; synthetic data; load average at the end {load:.2f}; command: {command}"
+        f"device {m.device_name}; synthetic data; {before}load average at the end {load:.2f}; command: {command}"
     )
     row: dict[str, Any] = {
         "case_id": case_id,
@@ -287,8 +289,9 @@ def measure(config: MeasureConfig, output: Path, profile: Path | None, command: 
     threads = config.resolved_threads()
     echo(f"measuring {config.model}: {config.procs} process(es) x batch {config.batch} on {device_kind}, "
          f"{threads} thread(s) each, {config.warmup} warm-up + {config.iterations} timed iterations")
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     m = run_measurement(config)
-    case = append_case(m, output, profile, command)
+    case = append_case(m, output, profile, command, load_before=load_before)
     echo(f"{case.case_id}: median iteration {m.median_s:.4f} s, throughput {m.throughput_samples_per_s:.4g} samples/s"
          f" -> {output}")
     return m, case

@@ -4,7 +4,11 @@ Sections: per-layer forward/backward of zoo models at several batch sizes, the w
 model and the optimizer step (:mod:`calibration.layers`); matmul/conv throughput and
 device copy bandwidth (:mod:`calibration.kernels`); host<->device copies, pinned and
 pageable (CUDA only); collectives across message and world sizes
-(:mod:`calibration.collectives`). Locally the collectives come last (layer timings
+(:mod:`calibration.collectives`); on a CPU, the layers again at each thread count a rank
+of a multi-process job gets, with the host's cores shared by that many processes, the
+spread of whole training iterations and the interference of an allreduce with compute
+beside it (:mod:`calibration.threads`; on several GPUs only the interference, with
+NCCL). Locally the collectives come last (layer timings
 taken right after the spawned processes exit were several times slow on the 2-core
 machine); under torchrun they come first, every rank taking part, and rank 0 alone
 then does the rest and writes the profile.
@@ -29,6 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from simulator import zoo
 from simulator.profile import (
+    IterationSpread,
     CollectiveSample,
     Collectives,
     CopySample,
@@ -43,6 +48,7 @@ from simulator.profile import (
 )
 
 from . import collectives as coll
+from . import threads as thread_sweep
 from .environment import fingerprint
 from .fit import nccl_bandwidths, refit
 from .kernels import probe_host_copies, probe_work
@@ -79,6 +85,9 @@ class ProbeConfig:
     notes: str = ""
     catalog_gpu: str | None = None
     device: str | None = None  # "cpu" or "cuda"; None = cuda when present
+    sweep_threads: list[int] | None = None  # CPU threads per rank to sweep; None = every cores // ranks (quick: fewest, most)
+    spread_iterations: int = 10  # whole training iterations timed for their spread (0: none)
+    interference: bool = True  # time compute beside an allreduce (needs 2+ processes)
 
 
 QUICK = ProbeConfig(
@@ -86,7 +95,7 @@ QUICK = ProbeConfig(
     matmul_sizes=[64, 128, 256, 512], conv_channels=[16, 32, 64], memory_mib=[1, 16],
     copy_sizes=_sizes(4 * KB, 16 * MB, 16),
     collectives=("allreduce",), collective_sizes=_sizes(4 * KB, 4 * MB, 4), collective_warmup=2,
-    collective_repeats=9, max_procs=2, quick=True,
+    collective_repeats=9, max_procs=2, quick=True, spread_iterations=8,
 )
 
 FULL = ProbeConfig(
@@ -94,7 +103,7 @@ FULL = ProbeConfig(
     matmul_sizes=[64, 128, 256, 512, 1024, 2048], conv_channels=[16, 32, 64, 128, 256],
     memory_mib=[1, 4, 16, 64, 256], copy_sizes=_sizes(4 * KB, 256 * MB, 4),
     collectives=coll.ALL_COLLECTIVES, collective_sizes=_sizes(4 * KB, 256 * MB, 2), collective_warmup=3,
-    collective_repeats=10,
+    collective_repeats=10, spread_iterations=20,
 )
 
 
@@ -120,6 +129,8 @@ class _Collected:
     collective_samples: list[CollectiveSample] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
     collectives_meta: dict = field(default_factory=dict)
+    sweeps: list[thread_sweep.SweepResult] = field(default_factory=list)
+    spread: list[IterationSpread] = field(default_factory=list)
 
 
 class Probe:
@@ -134,12 +145,43 @@ class Probe:
         for name in config.models:
             zoo.get_model(name)  # unknown names fail before anything runs
 
-    def _total_steps(self, worlds: tuple[int, ...]) -> int:
+    def sweep_plans(self, torchrun: bool) -> list[thread_sweep.SweepPlan]:
+        """The thread sweeps (CPU) or the NCCL interference run (2+ GPUs); none under torchrun."""
+        c = self.config
+        if torchrun or not c.models:
+            return []
+        if self.device.type == "cuda":
+            gpus = torch.cuda.device_count()
+            if not c.interference or gpus < 2:
+                return []
+            return [thread_sweep.SweepPlan(tuple(c.models), tuple(c.batches), threads=1, processes=gpus,
+                                           warmup=c.warmup, repeats=c.repeats, spread_iterations=0,
+                                           interference=True)]
+        from .measure import available_cores
+
+        cores = available_cores()
+        counts = c.sweep_threads or thread_sweep.sweep_thread_counts(cores, c.quick)
+        main = torch.get_num_threads()
+        plans = []
+        for threads in sorted(set(counts)):
+            processes = max(2, cores // threads)
+            if threads >= main and processes * threads > cores:
+                continue  # one process at the main thread count: the main timings
+            plans.append(thread_sweep.SweepPlan(
+                tuple(c.models), tuple(c.batches), threads=threads, processes=processes, warmup=c.warmup,
+                repeats=c.repeats, spread_iterations=c.spread_iterations,
+                interference=c.interference and not plans))  # interference once, at the fewest threads
+        return plans
+
+    def _total_steps(self, worlds: tuple[int, ...], sweeps: list[thread_sweep.SweepPlan]) -> int:
         c = self.config
         layers = len(c.models) * (len(c.batches) * (c.repeats + 2) + 1)
         work = len(c.matmul_sizes) + len(c.conv_channels) + len(c.memory_mib)
         copies = 4 * len(c.copy_sizes) if self.device.type == "cuda" else 0
-        return layers + work + copies + len(c.collectives) * len(c.collective_sizes) * len(worlds)
+        swept = sum((0 if self.device.type == "cuda" else layers) + (1 if p.spread_iterations else 0)
+                    + (2 if p.interference else 0) for p in sweeps)
+        spread = 1 if c.spread_iterations and c.models else 0
+        return layers + spread + work + copies + swept + len(c.collectives) * len(c.collective_sizes) * len(worlds)
 
     def run(self) -> Profile | None:
         """Measure everything; returns the profile on the writing rank, else None."""
@@ -153,13 +195,15 @@ class Probe:
             nprocs = c.max_procs or (torch.cuda.device_count() if self.device.type == "cuda" else os.cpu_count() or 2)
             worlds = _world_sizes(max(nprocs, 2))
         plan = coll.Plan(c.collectives, c.collective_sizes, worlds, c.collective_warmup, c.collective_repeats)
+        sweeps = self.sweep_plans(torchrun)
+        self.load_start = _load_average()
         section = "start"
         interrupted: str | None = None
         with Progress(
             TextColumn("[bold]{task.description:<44}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             disable=not self.show_progress, transient=False,
         ) as bar:
-            task = bar.add_task("starting", total=self._total_steps(worlds))
+            task = bar.add_task("starting", total=self._total_steps(worlds, sweeps))
 
             def step(label: str) -> None:
                 bar.update(task, description=label[:44], advance=1)
@@ -195,6 +239,11 @@ class Probe:
                     got.models.append(probe_model(name, c.batches, device=self.device, warmup=c.warmup,
                                                   repeats=c.repeats, on_step=step, collected=samples))
                     got.partial_model = None
+                if c.spread_iterations and c.models:
+                    section = announce("iteration spread")
+                    step(f"spread: {c.models[0]} batch {c.batches[-1]}")
+                    got.spread.append(_iteration_spread(c.models[0], c.batches[-1], self.device, c.warmup,
+                                                        c.spread_iterations))
                 section = announce("compute efficiency")
                 probe_work(c.matmul_sizes, c.conv_channels, c.memory_mib, device=self.device, warmup=c.warmup,
                            repeats=c.repeats, on_step=step, work=got.work, memory=got.memory)
@@ -202,6 +251,11 @@ class Probe:
                     section = announce("host-device copies")
                     probe_host_copies(list(c.copy_sizes), device=self.device, warmup=c.warmup, repeats=c.repeats,
                                       on_step=step, out=got.copies)
+                for sweep in sweeps:
+                    section = announce("interference (nccl)" if self.device.type == "cuda" else
+                                       f"layers at {sweep.threads} thread(s) x {sweep.processes} processes")
+                    got.sweeps.append(thread_sweep.SweepResult(sweep, {}, [], []))
+                    thread_sweep.run_sweep(sweep, step, got.sweeps[-1], cuda=self.device.type == "cuda")
                 if not torchrun:  # last: timings taken right after the spawned processes were slow
                     section = announce("collectives")
                     backend = "nccl" if self.device.type == "cuda" else "gloo"
@@ -220,6 +274,17 @@ class Probe:
             name, batches, samples = got.partial_model
             measured = sorted({s.batch for s in samples})
             models.append(ModelProfile(model=name, method=METHOD, batches=measured, samples=list(samples)))
+        main_threads = torch.get_num_threads()
+        models = [m.model_copy(update={
+            "threads": main_threads,
+            "threads_sweep": [t for t in (sweep.thread_timings(m.model) for sweep in got.sweeps
+                                          if self.device.type == "cpu") if t is not None and t.samples],
+        }) for m in models]
+        interference = None
+        for sweep in got.sweeps:
+            interference = interference or sweep.interference_result(
+                self.device.type, "nccl" if self.device.type == "cuda" else "gloo")
+        spread = list(got.spread) + [s for s in (sweep.iteration_spread() for sweep in got.sweeps) if s is not None]
         collectives = None
         if got.collectives_meta:
             collectives = Collectives(**got.collectives_meta, unsupported=got.unsupported,
@@ -235,14 +300,41 @@ class Probe:
                 update={"catalog_gpu": c.catalog_gpu} if c.catalog_gpu else {}
             ),
             provenance=Provenance(command=self.command, quick=c.quick, wall_s=round(wall_s, 1),
-                                  complete=interrupted is None, interrupted_during=interrupted, notes=notes),
+                                  complete=interrupted is None, interrupted_during=interrupted, notes=notes,
+                                  load_average_start=self.load_start, load_average_end=_load_average()),
             models=models,
             efficiency=Efficiency(samples=got.work, memory=got.memory),
             copies=got.copies,
             collectives=collectives,
+            interference=interference,
+            iteration_spread=spread,
         )
         fitted = refit(profile)
         return Profile.model_validate(fitted.model_dump())  # re-validate what the fits produced
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # not on this platform
+        return None
+
+
+def _iteration_spread(name: str, batch: int, device: torch.device, warmup: int, iterations: int) -> IterationSpread:
+    """Whole training iterations of one process with every thread (see :mod:`calibration.threads`)."""
+    from .models import IMAGENET_CLASSES, build
+
+    torch.manual_seed(0)
+    program = build(name).to(device).train()
+    optimizer = torch.optim.SGD(program.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch, *zoo.get_model(name).input_shape, device=device)
+    y = torch.randint(0, IMAGENET_CLASSES, (batch,), device=device)
+    step = thread_sweep._training_step(program, x, y, optimizer)
+    from .timing import Clock
+
+    times = Clock(device).repeat(step, warmup=max(warmup, 1), repeats=iterations)
+    return IterationSpread(model=name, batch=batch, threads=torch.get_num_threads(), processes=1,
+                           timing=Timing(times_s=times))
 
 
 def _collective_sample(payload: dict) -> CollectiveSample:

@@ -22,6 +22,37 @@ device itself (peak = the fitted large-matmul FLOP/s, bandwidth = the measured d
 copy bandwidth, both at efficiency 1), never on the catalog GPU's datasheet. The
 report says so. Profiles are fp32; other precisions are refused.
 
+**Ranks sharing a CPU host** (profiles with ``device_kind: cpu``). The ranks of one node
+share the host's cores: ``cluster.host_cores`` when set, else the profile's
+``environment.cpu_count``. Each rank runs ``threads = max(1, cores // ranks)`` torch
+threads: what ``clustersim measure`` sets (``--threads`` default), and what torchrun's
+default ``OMP_NUM_THREADS=1`` gives when there are as many ranks as cores (a process
+left to torch's default would take every core, and the ranks would oversubscribe
+them). Layer times, the whole model and the optimizer step then come from the profile's
+timings at that thread count, taken with the host's cores shared the same way
+(``ModelProfile.threads_sweep``: ``cores // threads`` processes timing at once, so
+memory bandwidth and caches are shared as in the job). A thread count the profile did
+not measure is scaled from the nearest one it did, by the thread scaling of the whole
+model measured between two thread counts (``t ~ threads^-alpha``), else linearly
+(``alpha = 1``), and the report says it is estimated. More ranks than cores time-share
+them: every compute time is stretched by ``ranks x threads / cores``.
+
+**Layer sum against the whole model.** Timing layers one by one leaves out what flows
+between them (allocator, caches, large activations): where the profile timed the whole
+model's forward + backward at the same thread count and the layer sum differs from it
+by more than ``WHOLE_MODEL_TOLERANCE`` (ratio interpolated over batch, held at the
+nearest measured batch outside), the calibrated layers are scaled so that they sum to
+the whole model; the report gives the ratio either way.
+
+**Communication-compute interference.** While a calibrated allreduce runs on a rank's
+device, that rank's compute runs ``compute_factor`` times slower, and while any rank of
+the collective computes, the collective runs ``comm_factor`` times slower
+(:class:`Overlap`: work-conserving rates, so a layer fully overlapped by a collective
+takes exactly ``compute_factor`` times its time). Both come from the profile's
+``interference`` measurement; without one, GPUs get 1 (no slowdown: every uncalibrated
+or unmeasured GPU result is unchanged) and CPUs the defaults below, measured on this
+project's machine.
+
 The report (``SimResult.extra["calibration"]``) lists which numbers are calibrated and
 which are estimated.
 """
@@ -36,12 +67,28 @@ import simpy
 
 from .compute import ComputeCosts, roofline_costs
 from .errors import CalibrationError
-from .profile import CollectiveFit, Profile, load_profile
+from .profile import CollectiveFit, ModelProfile, Profile, ThreadTimings, estimated_fields, load_profile
 from .scenario import Scenario
 from .sync import SYNC_STRATEGIES, SyncContext, Synchronizer
 from .zoo import Model
 
 MAX_LISTED_LAYERS = 20
+
+#: Relative disagreement of the layer sum and the whole model above which the layers
+#: are scaled to the whole model.
+WHOLE_MODEL_TOLERANCE = 0.05
+
+#: Defaults for a CPU profile without an ``interference`` measurement: compute beside a
+#: gloo allreduce, and the allreduce beside compute, against each alone. Measured by the
+#: probe's ``interference`` section (2 processes x 1 thread, alexnet forward + backward
+#: at batch 1 beside back-to-back 8 MiB gloo allreduces) on this project's 2-vCPU AMD
+#: EPYC VM, torch 2.13 CPU, 2026-11-26, twice, while other sessions loaded the machine
+#: (load average 1-3): compute x1.56 and x1.61, allreduce x1.99 and x1.84. Rounded down
+#: (contention from the other sessions inflates both); to be re-measured on a quiet
+#: machine. A gloo allreduce of CPU tensors runs on gloo's own thread and spends CPU
+#: time (loopback TCP, the reduction) taken from the cores compute runs on.
+CPU_COMPUTE_INTERFERENCE = 1.5
+CPU_COMM_INTERFERENCE = 1.8
 
 
 @dataclass(frozen=True)
@@ -65,9 +112,11 @@ class CalibratedAllreduce(Synchronizer):
     time is affine in size, as alpha + bytes / beta is); outside them, the fitted
     alpha-beta line ``fit.time_s(bytes)``."""
 
-    def __init__(self, ctx: SyncContext, fit: CollectiveFit, measured: dict[int, float] | None = None):
+    def __init__(self, ctx: SyncContext, fit: CollectiveFit, measured: dict[int, float] | None = None,
+                 overlap: Overlap | None = None):
         super().__init__(ctx)
         self.fit = fit
+        self.overlap = overlap
         points = sorted((measured or {}).items())
         self._sizes = np.array([b for b, _ in points], dtype=float)
         self._times = np.array([t for _, t in points], dtype=float)
@@ -87,7 +136,10 @@ class CalibratedAllreduce(Synchronizer):
             key, nbytes = yield self._queue.get()
             start = self.env.now
             if self.n > 1 and nbytes > 0:
-                yield self.env.timeout(self.time_s(nbytes))
+                if self.overlap is None:
+                    yield self.env.timeout(self.time_s(nbytes))
+                else:  # slower while the ranks compute beside it
+                    yield from self.overlap.communicate(range(self.n if self.ctx.detailed else 1), self.time_s(nbytes))
             for rank in range(self.n if self.ctx.detailed else 1):
                 self.ctx.comm_intervals[rank].append((start, self.env.now))
             self._event("done", key).succeed()
@@ -98,6 +150,97 @@ class CalibratedAllreduce(Synchronizer):
         if len(sizes) >= 2 and sizes[0] <= nbytes <= sizes[-1]:
             return float(np.interp(nbytes, sizes, self._times))
         return self.fit.time_s(nbytes)
+
+
+class Overlap:
+    """Compute and collectives sharing each rank's device.
+
+    A rank's compute of ``seconds`` (its time alone) advances at rate 1, or
+    ``1 / compute_factor`` while a collective is in flight on its device; a collective
+    of ``seconds`` advances at rate 1, or ``1 / comm_factor`` while any of its ranks
+    computes. Rates change only when one of the two starts or ends, so a layer that a
+    collective covers from start to end takes ``compute_factor`` times its time, and
+    one that it covers for a fraction x of its (stretched) run takes
+    ``seconds x (1 - x + x x compute_factor)``-worth of work per time as expected."""
+
+    def __init__(self, env: simpy.Environment, ranks: int, compute_factor: float, comm_factor: float):
+        self.env = env
+        self.compute_factor, self.comm_factor = compute_factor, comm_factor
+        self.comm_in_flight = [0] * ranks
+        self.computing = [0] * ranks
+        self._comm_changed = [env.event() for _ in range(ranks)]
+        self._compute_changed = env.event()
+
+    def _fire_comm(self, rank: int) -> None:
+        event, self._comm_changed[rank] = self._comm_changed[rank], self.env.event()
+        event.succeed()
+
+    def _fire_compute(self) -> None:
+        event, self._compute_changed = self._compute_changed, self.env.event()
+        event.succeed()
+
+    def _progress(self, seconds: float, rate, changed):
+        """Advance ``seconds`` of work at ``rate()``, re-reading the rate whenever the
+        event ``changed()`` returns fires."""
+        left = seconds
+        while True:
+            rate_now = rate()
+            timer = self.env.timeout(left / rate_now)
+            start = self.env.now
+            yield timer | changed()
+            if timer.processed:  # (a timeout is "triggered" from the start; processed once it fires)
+                return
+            left = max(left - (self.env.now - start) * rate_now, 0.0)
+
+    def compute(self, rank: int, seconds: float):
+        """Process: ``rank`` computes ``seconds`` (its time alone)."""
+        if seconds <= 0:
+            yield self.env.timeout(seconds if seconds == 0 else 0.0)
+            return
+        self.computing[rank] += 1
+        if any(self.comm_in_flight):
+            self._fire_compute()
+        try:
+            yield from self._progress(
+                seconds, lambda: 1.0 / self.compute_factor if self.comm_in_flight[rank] else 1.0,
+                lambda: self._comm_changed[rank])
+        finally:
+            self.computing[rank] -= 1
+            if any(self.comm_in_flight):
+                self._fire_compute()
+
+    def communicate(self, ranks, seconds: float):
+        """Process: a collective of ``seconds`` (alone) on the devices of ``ranks``."""
+        ranks = list(ranks)
+        for r in ranks:
+            self.comm_in_flight[r] += 1
+            self._fire_comm(r)
+        try:
+            yield from self._progress(
+                seconds, lambda: 1.0 / self.comm_factor if any(self.computing[r] for r in ranks) else 1.0,
+                lambda: self._compute_changed)
+        finally:
+            for r in ranks:
+                self.comm_in_flight[r] -= 1
+                self._fire_comm(r)
+
+
+@dataclass(frozen=True)
+class HostShare:
+    """How one node's ranks share a CPU host's cores."""
+
+    cores: int
+    ranks: int
+    threads: int  # torch threads per rank
+    oversubscription: float  # ranks x threads / cores when above 1, else 1: time-shared cores
+
+    @classmethod
+    def of(cls, scenario: Scenario, profile: Profile) -> HostShare:
+        c = scenario.cluster
+        cores = c.host_cores if c.host_cores is not None else profile.environment.cpu_count
+        ranks = c.gpus_per_node
+        threads = max(1, cores // ranks)
+        return cls(cores, ranks, threads, max(1.0, ranks * threads / cores))
 
 
 def is_allreduce(strategy: str) -> bool:
@@ -112,6 +255,9 @@ class Calibration:
     path: str
     profile: Profile
     report: dict[str, Any] = field(default_factory=dict)
+    compute_interference: float = 1.0
+    comm_interference: float = 1.0
+    overlap: Overlap | None = None  # set by synchronizer() when the calibrated allreduce runs
 
     def synchronizer(self, scenario: Scenario, strategy: str, context: SyncContext) -> Synchronizer:
         """The strategy, with measured allreduce times where the profile has them."""
@@ -129,6 +275,8 @@ class Calibration:
                 f"profile has no allreduce fit for {c.total_gpus} ranks on {c.nodes} node(s) "
                 f"(has world size, nodes: {have or 'none'})")
             self.report["communication"] = f"estimated (network model): {why}"
+            if self.report.get("interference", "").startswith(("measured", "default")):
+                self.report["interference"] = "not applied: communication is not the calibrated allreduce"
             return SYNC_STRATEGIES[strategy](context)
         measured = {
             sample.bytes: sample.timing.median_s
@@ -140,7 +288,10 @@ class Calibration:
             f"measured medians interpolated over {fit.fit.min_bytes}-{fit.fit.max_bytes} B, alpha-beta fit "
             f"beyond) in place of {strategy}"
         )
-        return CalibratedAllreduce(context, fit, measured)
+        if self.compute_interference != 1.0 or self.comm_interference != 1.0:
+            self.overlap = Overlap(context.env, len(context.gpus) if context.detailed else 1,
+                                   self.compute_interference, self.comm_interference)
+        return CalibratedAllreduce(context, fit, measured, self.overlap)
 
 
 def calibrate_compute(scenario: Scenario, model: Model, estimated: ComputeCosts, path: str) -> tuple[ComputeCosts, Calibration]:
@@ -169,21 +320,28 @@ def calibrate_compute(scenario: Scenario, model: Model, estimated: ComputeCosts,
     estimated_layers: list[str] = []
     optimizer = "estimated (roofline)"
     batch_note = ""
+    share = HostShare.of(scenario, profile) if env.device_kind == "cpu" else None
+    threads_note = whole_note = None
+    correction = 1.0
     if measured is not None:
-        fits = measured.fit_table()
+        timings, scale, threads_note = _timings_at(measured, share, env.torch_threads)
+        stretch = scale * (share.oversubscription if share is not None else 1.0)
+        correction, whole_note = _whole_model_correction(timings, model, w.batch_per_gpu)
+        fits = timings.fit_table()
         for i, layer in enumerate(model.layers):
             fwd, bwd = fits.get((layer.name, "forward")), fits.get((layer.name, "backward"))
             if fwd is None or bwd is None:
                 estimated_layers.append(layer.name)
                 continue
-            forward[i] = max(fwd(w.batch_per_gpu), 0.0)
-            backward[i] = max(bwd(w.batch_per_gpu), 0.0)
+            forward[i] = max(fwd(w.batch_per_gpu), 0.0) * stretch * correction
+            backward[i] = max(bwd(w.batch_per_gpu), 0.0) * stretch * correction
             calibrated_layers.append(layer.name)
         lo, hi = min(measured.batches), max(measured.batches)
         inside = lo <= w.batch_per_gpu <= hi
         batch_note = f"fit over batches {lo}-{hi}" + ("" if inside else f", extrapolated to {w.batch_per_gpu}")
-        if measured.optimizer_step is not None and measured.optimizer == w.optimizer:
-            optimizer_s = measured.optimizer_step.median_s
+        step = timings.optimizer_step if timings.optimizer_step is not None else measured.optimizer_step
+        if step is not None and measured.optimizer == w.optimizer:
+            optimizer_s = step.median_s * stretch
             optimizer = f"calibrated ({measured.optimizer}, measured)"
     else:
         batch_note = f"the profile has no per-layer timings of {model.name}"
@@ -199,8 +357,90 @@ def calibrate_compute(scenario: Scenario, model: Model, estimated: ComputeCosts,
         "optimizer_step": optimizer,
         "communication": "none (one GPU)",
     })
+    if share is not None:
+        cal.report["host_share"] = (
+            f"{share.ranks} rank(s) on {share.cores} core(s): {share.threads} torch thread(s) each"
+            + (f", cores time-shared x{share.oversubscription:.3g}" if share.oversubscription > 1 else "")
+            + (f"; {threads_note}" if threads_note else ""))
+    if whole_note is not None:
+        cal.report["whole_model"] = whole_note
+        cal.report["whole_model_scale"] = correction
+    cal.compute_interference, cal.comm_interference, cal.report["interference"] = _interference(profile)
+    missing = estimated_fields(profile)
+    if missing:
+        cal.report["profile_estimated"] = missing
     costs = ComputeCosts(forward, backward, optimizer_s, estimated.gradient_bytes)
     return costs, cal
+
+
+def _interference(profile: Profile) -> tuple[float, float, str]:
+    """(compute factor, communication factor, report line)."""
+    m = profile.interference
+    if m is not None:
+        return m.compute_factor, m.comm_factor, (
+            f"measured: compute x{m.compute_factor:.3g} beside a {m.backend} allreduce, allreduce "
+            f"x{m.comm_factor:.3g} beside compute ({m.processes} processes x {m.threads} thread(s), {m.work})")
+    if profile.environment.device_kind == "cpu":
+        return CPU_COMPUTE_INTERFERENCE, CPU_COMM_INTERFERENCE, (
+            f"default (not in the profile): compute x{CPU_COMPUTE_INTERFERENCE:g} beside an allreduce, allreduce "
+            f"x{CPU_COMM_INTERFERENCE:g} beside compute (measured on this project's 2-core machine)")
+    return 1.0, 1.0, "none: the profile has no interference measurement (GPU default: no slowdown)"
+
+
+def _timings_at(measured: ModelProfile, share: HostShare | None, default_threads: int) -> tuple[ThreadTimings, float, str | None]:
+    """The model's timings at the rank's thread count, a factor on them, and a note.
+
+    Without a host share (GPUs) the main timings, unscaled. With one: the timings
+    measured at ``share.threads`` if the profile has them, else the nearest measured
+    thread count scaled by ``(nearest / threads) ** alpha``: ``alpha`` from the whole
+    model's times at two measured thread counts (the largest common batch), else 1."""
+    main = measured.at_threads(measured.threads or default_threads, default_threads)
+    assert main is not None
+    if share is None:
+        return main, 1.0, None
+    want = share.threads
+    exact = measured.at_threads(want, default_threads)
+    if exact is not None:
+        how = "alone" if exact.processes == 1 else f"{exact.processes} processes timing at once"
+        return exact, 1.0, f"layer times measured at {want} thread(s) ({how})"
+    counts = measured.measured_threads(default_threads)
+    nearest = min(counts, key=lambda t: (abs(t - want), -t))
+    base = measured.at_threads(nearest, default_threads)
+    alpha, source = 1.0, "linear in threads"
+    if len(counts) >= 2:
+        lo, hi = measured.at_threads(counts[0], default_threads), measured.at_threads(counts[-1], default_threads)
+        whole_lo = {s.batch: s.timing.median_s for s in lo.whole_model}
+        whole_hi = {s.batch: s.timing.median_s for s in hi.whole_model}
+        common = sorted(set(whole_lo) & set(whole_hi))
+        if common and counts[-1] > counts[0]:
+            b = common[-1]
+            alpha = float(np.log(whole_lo[b] / whole_hi[b]) / np.log(counts[-1] / counts[0]))
+            alpha = min(max(alpha, 0.0), 1.0)
+            source = f"whole-model thread scaling {counts[0]}->{counts[-1]} threads, alpha {alpha:.2f}"
+    scale = (nearest / want) ** alpha
+    return base, scale, (f"estimated: not measured at {want} thread(s); the {nearest}-thread times x{scale:.3g} "
+                         f"({source})")
+
+
+def _whole_model_correction(timings: ThreadTimings, model: Model, batch: int) -> tuple[float, str | None]:
+    """The factor that makes the layers sum to the whole model (1 within tolerance), and a note."""
+    if not timings.whole_model:
+        return 1.0, None
+    names = {layer.name for layer in model.layers}
+    sums: dict[int, float] = {}
+    for sample in timings.samples:
+        if sample.layer in names:
+            sums[sample.batch] = sums.get(sample.batch, 0.0) + sample.timing.median_s
+    points = sorted((w.batch, w.timing.median_s / sums[w.batch]) for w in timings.whole_model
+                    if sums.get(w.batch, 0) > 0)
+    if not points:
+        return 1.0, None
+    ratio = float(np.interp(batch, [b for b, _ in points], [r for _, r in points]))
+    per_batch = ", ".join(f"{b}: {r:.3f}" for b, r in points)
+    if abs(ratio - 1.0) <= WHOLE_MODEL_TOLERANCE:
+        return 1.0, f"layer sum agrees with the whole model within {WHOLE_MODEL_TOLERANCE:.0%} (whole / sum per batch {per_batch})"
+    return ratio, (f"layer sum disagrees with the whole model (whole / sum per batch {per_batch}): layer times "
+                   f"scaled x{ratio:.3f} to the whole model at batch {batch}")
 
 
 def _roofline_on_profiled_device(scenario: Scenario, model: Model, profile: Profile, path: str) -> ComputeCosts:

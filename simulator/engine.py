@@ -359,6 +359,17 @@ def _input_batch_s(sim: BuiltSimulation, rank: int) -> float:
     return w.batch_per_gpu * per_sample_ms * 1e-3 * c.gpus_per_node / host
 
 
+def _computing(sim: BuiltSimulation, rank: int, seconds: float):
+    """Process: ``rank`` computes for ``seconds`` (its time alone). Beside a calibrated
+    collective on its device it runs slower (:class:`~simulator.calibrated.Overlap`);
+    otherwise exactly ``seconds``."""
+    overlap = sim.calibration.overlap if sim.calibration is not None else None
+    if overlap is None:
+        yield sim.env.timeout(seconds)
+    else:
+        yield from overlap.compute(rank, seconds)
+
+
 def _rank_process(sim: BuiltSimulation, rank: int):
     """One data-parallel rank: forward, backward emitting buckets, wait, optimizer."""
     env, costs, timeline = sim.env, sim.costs, sim.timelines[rank]
@@ -394,7 +405,7 @@ def _rank_process(sim: BuiltSimulation, rank: int):
         timeline.waiting_for = f"forward of iteration {it}"
         slow = variation.iteration_factor()
         computed = forward_s * slow * variation.jitter()
-        yield env.timeout(computed * stretch)
+        yield from _computing(sim, rank, computed * stretch)
         extra = computed * (stretch - 1)
         timeline.forward_end.append(env.now)
         timeline.waiting_for = f"backward of iteration {it}"
@@ -406,7 +417,7 @@ def _rank_process(sim: BuiltSimulation, rank: int):
                 segment = (compute_to - done_s) * slow * variation.jitter()
                 computed += segment
                 extra += segment * (stretch - 1)
-                yield env.timeout(segment * stretch)
+                yield from _computing(sim, rank, segment * stretch)
                 done_s = compute_to
             if done_s == backward_s and len(timeline.backward_end) == it:
                 timeline.backward_end.append(env.now - extra)
@@ -423,7 +434,7 @@ def _rank_process(sim: BuiltSimulation, rank: int):
             segment = (backward_s - done_s) * slow * variation.jitter()
             computed += segment
             extra += segment * (stretch - 1)
-            yield env.timeout(segment * stretch)
+            yield from _computing(sim, rank, segment * stretch)
         if len(timeline.backward_end) == it:
             timeline.backward_end.append(env.now - extra)
         if not overlap:
@@ -442,7 +453,7 @@ def _rank_process(sim: BuiltSimulation, rank: int):
             timeline.waiting_for = f"optimizer step of iteration {it}"
             segment = costs.optimizer_s * slow * variation.jitter()
             computed += segment
-            yield env.timeout(segment)
+            yield from _computing(sim, rank, segment)
         timeline.compute_s.append(computed)
         timeline.iteration_end.append(env.now)
         sim.finished[it] = sim.finished.get(it, 0) + 1

@@ -14,7 +14,15 @@ raw samples and the models fitted to them:
 * ``collectives`` - allreduce, broadcast, reduce-scatter, all-gather and send/recv per
   world size and message size, with nccl-tests algorithm and bus bandwidth, and an
   alpha-beta fit ``t = alpha + bytes / beta`` per collective and world size;
-* ``environment`` - what was measured: device, driver, torch/CUDA/NCCL, CPU, date.
+* ``environment`` - what was measured: device, driver, torch/CUDA/NCCL, CPU, date;
+* (version 2) per model, the layers, whole model and optimizer step again at fewer
+  torch threads per process with the host's cores shared by several processes
+  (``threads_sweep``: what each rank of a multi-process job on a CPU gets); the
+  **interference** of a collective running beside compute on the same device; the
+  **spread** of whole training iterations; the load average before and after.
+
+Version 1 profiles (no sweep, interference, spread or load) still load;
+:func:`estimated_fields` lists what the simulator then estimates instead.
 
 Every model is frozen and rejects unknown keys. :func:`load_profile` validates a file
 and raises :class:`~simulator.errors.CalibrationError` naming the file and the field on
@@ -33,7 +41,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import CalibrationError, excerpt
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions this clustersim reads (a version-1 profile lacks the fields of version 2,
+#: which are then estimated: see :func:`estimated_fields`).
+READABLE_VERSIONS = (1, 2)
 FORMAT_NAME = "clustersim-profile"
 
 Phase = Literal["forward", "backward"]
@@ -72,6 +83,16 @@ class Timing(_Frozen):
         """(max - min) / median: how noisy the repeats were."""
         med = self.median_s
         return (max(self.times_s) - min(self.times_s)) / med if med > 0 else 0.0
+
+    @property
+    def cv(self) -> float:
+        """Coefficient of variation (sample standard deviation / mean); 0 for one repeat."""
+        n = len(self.times_s)
+        mean = sum(self.times_s) / n
+        if n < 2 or mean <= 0:
+            return 0.0
+        var = sum((t - mean) ** 2 for t in self.times_s) / (n - 1)
+        return var**0.5 / mean
 
 
 class LinearFit(_Frozen):
@@ -125,6 +146,22 @@ class WholeModelSample(_Frozen):
     timing: Timing
 
 
+class ThreadTimings(_Frozen):
+    """One model's layers, whole model and optimizer step timed at ``threads`` torch
+    threads per process while ``processes`` such processes time the same work at once
+    (the host's cores shared as the ranks of a multi-process job share them)."""
+
+    threads: int = Field(ge=1)
+    processes: int = Field(1, ge=1, description="Processes timing at once, each with `threads` threads.")
+    samples: list[LayerSample] = Field(default_factory=list, description="Every process's repeats pooled.")
+    whole_model: list[WholeModelSample] = Field(default_factory=list)
+    optimizer_step: Timing | None = None
+    fits: list[LayerFit] = Field(default_factory=list)
+
+    def fit_table(self) -> dict[tuple[str, str], LinearFit]:
+        return {(f.layer, f.phase): f.fit for f in self.fits}
+
+
 class ModelProfile(_Frozen):
     """Per-layer timings of one zoo model."""
 
@@ -137,9 +174,27 @@ class ModelProfile(_Frozen):
     optimizer_step: Timing | None = None
     whole_model: list[WholeModelSample] = Field(default_factory=list)
     fits: list[LayerFit] = Field(default_factory=list)
+    threads: int | None = Field(
+        None, ge=1, description="torch threads of the samples above (one process); None (version 1): "
+        "environment.torch_threads.")
+    threads_sweep: list[ThreadTimings] = Field(
+        default_factory=list, description="The same at fewer threads per process, cores shared (CPU; version 2).")
 
     def fit_table(self) -> dict[tuple[str, str], LinearFit]:
         return {(f.layer, f.phase): f.fit for f in self.fits}
+
+    def at_threads(self, threads: int, default_threads: int) -> ThreadTimings | None:
+        """The timings at ``threads`` threads per process: the main samples when they
+        were taken at that count (``default_threads`` when the profile does not say),
+        else the sweep's entry; None when neither has it."""
+        main = self.threads or default_threads
+        if threads == main:
+            return ThreadTimings(threads=main, processes=1, samples=self.samples, whole_model=self.whole_model,
+                                 optimizer_step=self.optimizer_step, fits=self.fits)
+        return next((t for t in self.threads_sweep if t.threads == threads), None)
+
+    def measured_threads(self, default_threads: int) -> list[int]:
+        return sorted({self.threads or default_threads, *(t.threads for t in self.threads_sweep)})
 
 
 # -- compute efficiency and copies -----------------------------------------------------
@@ -252,6 +307,50 @@ class Collectives(_Frozen):
 # -- the document ----------------------------------------------------------------------
 
 
+class Interference(_Frozen):
+    """Compute and a collective on the same device at once, against each alone.
+
+    Every one of ``processes`` processes (``threads`` torch threads each, the host's
+    cores shared as by a job's ranks) times ``work`` alone, then with a thread beside it
+    running ``backend`` allreduces of ``bytes`` back to back; and the allreduce alone and
+    beside the work. ``compute_factor`` = median with / median alone of the work;
+    ``comm_factor`` likewise of the allreduce (>= 1: both slow each other down)."""
+
+    backend: str
+    device_kind: Literal["cpu", "cuda"]
+    threads: int = Field(ge=1)
+    processes: int = Field(ge=2)
+    work: str = Field(description="What was computed, e.g. 'alexnet forward+backward, batch 1'.")
+    bytes: int = Field(ge=1, description="Allreduce message size.")
+    compute_alone: Timing
+    compute_beside: Timing
+    comm_alone: Timing
+    comm_beside: Timing
+
+    @property
+    def compute_factor(self) -> float:
+        return max(1.0, self.compute_beside.median_s / self.compute_alone.median_s)
+
+    @property
+    def comm_factor(self) -> float:
+        return max(1.0, self.comm_beside.median_s / self.comm_alone.median_s)
+
+
+class IterationSpread(_Frozen):
+    """Whole training iterations (forward, backward, optimizer step) repeated, to read
+    their spread: ``timing.cv`` is the jitter of one rank's compute."""
+
+    model: str
+    batch: int = Field(ge=1)
+    threads: int = Field(ge=1)
+    processes: int = Field(1, ge=1)
+    timing: Timing
+
+    @property
+    def cv(self) -> float:
+        return self.timing.cv
+
+
 class Environment(_Frozen):
     device_kind: Literal["cpu", "cuda"]
     device_name: str
@@ -278,13 +377,15 @@ class Provenance(_Frozen):
     complete: bool = Field(description="False when the probe was interrupted (Ctrl-C) and kept what it had.")
     interrupted_during: str | None = None
     notes: str = ""
+    load_average_start: float | None = Field(None, ge=0, description="1-minute load average as the probe began.")
+    load_average_end: float | None = Field(None, ge=0, description="1-minute load average as it ended.")
 
 
 class Profile(_Frozen):
     """A calibration profile (raw samples + fitted models)."""
 
     format: Literal["clustersim-profile"] = FORMAT_NAME
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     environment: Environment
     provenance: Provenance
     models: list[ModelProfile] = Field(default_factory=list)
@@ -292,6 +393,8 @@ class Profile(_Frozen):
     copies: list[CopySample] = Field(default_factory=list)
     copy_fits: list[CopyFit] = Field(default_factory=list)
     collectives: Collectives | None = None
+    interference: Interference | None = None
+    iteration_spread: list[IterationSpread] = Field(default_factory=list)
 
     def model(self, name: str) -> ModelProfile | None:
         return next((m for m in self.models if m.model == name), None)
@@ -302,6 +405,27 @@ class Profile(_Frozen):
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=1) + "\n"
+
+
+def estimated_fields(profile: Profile) -> list[str]:
+    """What this profile does not measure that the simulator needs, so estimates: one
+    line per missing field (empty for a complete version-2 profile)."""
+    out = []
+    if profile.schema_version < 2:
+        out.append(f"schema_version {profile.schema_version}: written before version 2")
+    if profile.environment.device_kind == "cpu":
+        main = profile.environment.torch_threads
+        for m in profile.models:
+            if not m.threads_sweep:
+                out.append(f"models.{m.model}.threads_sweep: layer times at fewer threads per process than "
+                           f"{m.threads or main} (ranks sharing the cores) are scaled from those, not measured")
+    if profile.interference is None:
+        out.append("interference: the slowdown of compute beside a collective is a default, not measured")
+    if not profile.iteration_spread:
+        out.append("iteration_spread: the spread of iteration times is not measured")
+    if profile.provenance.load_average_start is None:
+        out.append("provenance.load_average_start: the load the profile was taken under is not recorded")
+    return out
 
 
 #: Largest profile file read (the shipped CPU profile is 0.25 MB).
@@ -328,12 +452,13 @@ def parse_profile(text: str, source: str) -> Profile:
     if data.get("format", FORMAT_NAME) != FORMAT_NAME:
         raise CalibrationError(f"{source}: format: not a clustersim profile (got {excerpt(data.get('format'))})")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        readable = " and ".join(map(str, READABLE_VERSIONS))
         if version is None:
-            raise CalibrationError(f"{source}: schema_version: missing (this clustersim reads version {SCHEMA_VERSION})")
+            raise CalibrationError(f"{source}: schema_version: missing (this clustersim reads versions {readable})")
         raise CalibrationError(
-            f"{source}: schema_version: profile is version {excerpt(version)}, this clustersim reads version "
-            f"{SCHEMA_VERSION}; re-run `clustersim probe` or `clustersim calibrate` with this version"
+            f"{source}: schema_version: profile is version {excerpt(version)}, this clustersim reads versions "
+            f"{readable}; re-run `clustersim probe` or `clustersim calibrate` with this version"
         )
     try:
         return Profile.model_validate(data)
