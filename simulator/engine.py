@@ -115,6 +115,35 @@ class BuiltSimulation:
         return self.model.sample_unit
 
 
+def rank_compute_costs(scenario: Scenario, model: zoo.Model | None = None, gpu: catalog.GPUSpec | None = None
+                       ) -> tuple[ComputeCosts, Calibration | None, list[str | None]]:
+    """One rank's per-layer compute: the layer-time model (or the calibration profile,
+    or a measured throughput) at the scenario's batch. Returns the costs, the
+    calibration report (None without a profile) and each layer's conv algorithm.
+    Refuses, with the numbers, a batch that does not fit the GPU."""
+    w = scenario.workload
+    model = model or zoo.get_model(w.model, sequence_length=w.sequence_length)
+    gpu = gpu or catalog.get_gpu(scenario.cluster.gpu)
+    chosen = [layer.algorithm for layer in check_fits(scenario).layers]
+    costs = roofline_costs(
+        model,
+        gpu,
+        precision=w.precision,
+        batch=w.batch_per_gpu,
+        compute_efficiency=w.compute_efficiency or default_compute_efficiency(w.precision),
+        memory_efficiency=w.memory_efficiency,
+        layer_overhead_s=w.layer_overhead_us * 1e-6,
+        optimizer=w.optimizer,
+        conv_algorithms=chosen,
+    )
+    calibration = None
+    if scenario.calibration is not None:
+        costs, calibration = calibrate_compute(scenario, model, costs, scenario.calibration)
+    if w.measured_throughput_samples_per_s is not None:
+        costs = scaled_to_throughput(costs, w.batch_per_gpu, w.measured_throughput_samples_per_s)
+    return costs, calibration, chosen
+
+
 def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     """Build phase: scenario -> graph -> network, compute costs, strategy."""
     c, w, t = scenario.cluster, scenario.workload, scenario.training
@@ -151,23 +180,7 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     backend = get_backend(t.collectives.backend) if strategy_name not in ("none", "parameter_server") else None
     graph = cluster.graph if backend is None else achievable_graph(cluster.graph, backend, gpu.architecture)
     network = Network(env, graph)
-    efficiency = w.compute_efficiency or default_compute_efficiency(w.precision)
-    costs = roofline_costs(
-        model,
-        gpu,
-        precision=w.precision,
-        batch=w.batch_per_gpu,
-        compute_efficiency=efficiency,
-        memory_efficiency=w.memory_efficiency,
-        layer_overhead_s=w.layer_overhead_us * 1e-6,
-        optimizer=w.optimizer,
-        conv_algorithms=[layer.algorithm for layer in check_fits(scenario).layers],  # refuses what does not fit
-    )
-    calibration = None
-    if scenario.calibration is not None:
-        costs, calibration = calibrate_compute(scenario, model, costs, scenario.calibration)
-    if w.measured_throughput_samples_per_s is not None:
-        costs = scaled_to_throughput(costs, w.batch_per_gpu, w.measured_throughput_samples_per_s)
+    costs, calibration, _ = rank_compute_costs(scenario, model, gpu)
     costs = _on_the_wire(scenario, costs)
     buckets = _buckets(scenario, costs)
     tensors = bucket_tensor_counts(costs.gradient_bytes, [nbytes for _, nbytes in buckets])

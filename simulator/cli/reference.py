@@ -16,10 +16,11 @@ from rich.table import Table
 
 from topologies import FABRICS, SERVER_LAYOUTS
 
-from .. import catalog, zoo
+from .. import catalog, compute, kernel_efficiency, zoo
 from ..collective_cost import get_backend, list_backends
 from ..editor_schema import schema_text
 from ..frameworks import get_preset, list_frameworks
+from ..scenario import WorkloadSpec
 from ..sync import SYNC_STRATEGIES
 
 
@@ -35,6 +36,39 @@ def schema(kind: str) -> None:
     click.echo(schema_text(kind), nl=False)
 
 
+def _print_gpus(console: Console) -> None:
+    """Datasheet figures and the layer-time model's parameters per GPU, with sources."""
+    eff_cuda, eff_tc = compute.DEFAULT_EFFICIENCY["cuda_cores"], compute.DEFAULT_EFFICIENCY["tensor_cores"]
+    w = WorkloadSpec()
+    sheet = Table("name", "arch", "SMs", "fp32 TF", "fp16 TF", "mem GiB", "GB/s", "PCIe", box=box.SIMPLE_HEAD,
+                  pad_edge=False, title="datasheet")
+    model = Table("name", "clock x", "GEMM fp32 TF", "GEMM fp16 TF", "eff. GB/s", box=box.SIMPLE_HEAD,
+                  pad_edge=False, title="layer-time model (shipped defaults)")
+    for name in catalog.list_gpus():
+        g = catalog.get_gpu(name)
+        fp16 = g.peak_tflops.get("fp16", float("nan"))
+        clock = g.sustained_clock_ratio
+        tensor = max(fp16 * eff_tc, g.peak_tflops["fp32"] * eff_cuda) * clock
+        sheet.add_row(name, g.architecture, str(g.sm_count or "-"), f"{g.peak_tflops['fp32']:g}", f"{fp16:g}",
+                      f"{g.memory_gib:g}", f"{g.memory_bandwidth_gbytes_s:g}", f"gen{g.pcie_gen}")
+        model.add_row(name, f"{clock:g}", f"{g.peak_tflops['fp32'] * eff_cuda * clock:.1f}", f"{tensor:.1f}",
+                      f"{g.memory_bandwidth_gbytes_s * w.memory_efficiency:.0f}")
+    console.print(sheet)
+    console.print(model)
+    console.print(
+        f"GEMM = TFLOP/s of a large, tile-aligned product: peak x sustained clock x compute efficiency "
+        f"({eff_cuda:g} on CUDA cores, {eff_tc:g} on tensor cores); smaller and ragged shapes lose more to tile, "
+        f"wave and k quantization on the SMs (simulator/kernel_efficiency.py). eff. GB/s = bandwidth x memory "
+        f"efficiency {w.memory_efficiency:g}; every kernel costs {w.layer_overhead_us:g} us; overlap loss "
+        f"{kernel_efficiency.OVERLAP_LOSS:g}. Fitted on 92 published one-GPU points, cross-validated leaving one GPU "
+        "out: benchmarks/accuracy_single_gpu.py --cv. Datasheet sources: catalog entries "
+        "(simulator/catalog/gpus.py).", soft_wrap=False)
+    for name in catalog.list_gpus():
+        g = catalog.get_gpu(name)
+        if g.sustained_clock_ratio != 1.0:
+            console.print(f"clock x {g.sustained_clock_ratio:g} for {name}: {g.clock_source}")
+
+
 @click.command(name="list")
 @click.argument("what", type=click.Choice(["gpus", "models", "links", "topologies", "strategies", "backends",
                                            "frameworks"]))
@@ -42,13 +76,8 @@ def list_(what: str) -> None:
     """List the names scenario files can use."""
     console = Console()
     if what == "gpus":
-        table = Table("name", "arch", "fp32 TF", "fp16 TF", "memory GiB", "GB/s", "PCIe")
-        for name in catalog.list_gpus():
-            g = catalog.get_gpu(name)
-            table.add_row(
-                name, g.architecture, f"{g.peak_tflops['fp32']:g}", f"{g.peak_tflops.get('fp16', float('nan')):g}",
-                f"{g.memory_gib:g}", f"{g.memory_bandwidth_gbytes_s:g}", f"gen{g.pcie_gen}",
-            )
+        _print_gpus(console)
+        return
     elif what == "models":  # short headers, numbers never wrapped: readable at 80 columns
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
         table.add_column("name", no_wrap=True)

@@ -19,6 +19,7 @@ from ..advise.common import resource_label
 from ..engine import build
 from ..engine import simulate as run_simulation
 from ..errors import ClusterSimError, check_output_path, figure_format, save_figure, strict_json, write_atomic
+from ..layer_report import by_kind, layer_rows
 from ..loading import DEFAULT_SCENARIO_NAME, load_scenario
 from ..results import SimResult
 from ..trace import chrome_trace
@@ -31,8 +32,11 @@ from .runner import located
 @click.option("--json", "json_out", metavar="FILE", help="Write the result as JSON to FILE ('-' for stdout).")
 @click.option("--trace", "trace_out", metavar="FILE", help="Write a Chrome trace-event JSON (open it in Perfetto).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the table.")
+@click.option("--layers", "layers_shown", type=click.IntRange(min=0), default=None, is_flag=False, flag_value=20,
+              metavar="[N]", help="Also print the N most expensive layers (default 20) and the time per layer kind.")
 def simulate(
-    scenario: Path | None, overrides: tuple[str, ...], json_out: str | None, trace_out: str | None, quiet: bool
+    scenario: Path | None, overrides: tuple[str, ...], json_out: str | None, trace_out: str | None, quiet: bool,
+    layers_shown: int | None,
 ) -> None:
     """Simulate SCENARIO (YAML or JSON); with no file, the embedded default scenario."""
     if json_out == "-" and trace_out == "-":
@@ -43,8 +47,9 @@ def simulate(
     source = str(scenario) if scenario else DEFAULT_SCENARIO_NAME
     result = located(source, run_simulation, loaded, record_timeline=trace_out is not None)
     timeline = result.extra.pop("timeline") if trace_out else {}
+    rows = located(source, layer_rows, loaded)
     # Always serialized, so a non-finite result is an error, never a table or invalid JSON.
-    text = strict_json(result.to_dict(), sort_keys=True, indent=2)  # = SimResult.to_json(), strict
+    text = strict_json({**result.to_dict(), "layers": rows}, sort_keys=True, indent=2)  # SimResult + per-layer times
     if trace_out:
         trace_text = strict_json(chrome_trace(timeline))
         if trace_out == "-":
@@ -57,6 +62,25 @@ def simulate(
         write_atomic(json_out, text + "\n", "--json")
     if not quiet and json_out != "-" and trace_out != "-":
         print_report(result, str(scenario) if scenario else DEFAULT_SCENARIO_NAME)
+        if layers_shown is not None:
+            print_layers(Console(), rows, layers_shown)
+
+
+def print_layers(console: Console, rows: list[dict], shown: int) -> None:
+    """The ``shown`` most expensive layers of one rank, then the totals per layer kind."""
+    table = Table(title=f"one rank's compute: the {min(shown, len(rows))} most expensive of {len(rows)} layers")
+    for header in ("layer", "kind", "algorithm", "forward ms", "backward ms", "share"):
+        table.add_column(header, justify="right" if header.endswith(("ms", "share")) else "left")
+    for row in sorted(rows, key=lambda r: -(r["forward_ms"] + r["backward_ms"]))[:shown]:
+        table.add_row(row["layer"], row["kind"], row["algorithm"] or "", f"{row['forward_ms']:.3f}",
+                      f"{row['backward_ms']:.3f}", f"{row['share']:.1%}")
+    console.print(table)
+    kinds = Table(title="per layer kind")
+    for header in ("kind", "layers", "ms", "share"):
+        kinds.add_column(header, justify="left" if header == "kind" else "right")
+    for kind, count, ms, share in by_kind(rows):
+        kinds.add_row(kind, str(count), f"{ms:.2f}", f"{share:.1%}")
+    console.print(kinds)
 
 
 @click.command()

@@ -1,0 +1,54 @@
+"""Specifies the per-layer report of ``clustersim simulate`` (JSON ``layers`` and the
+``--layers`` table) and the layer-time model's parameters in ``clustersim list gpus``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simulator import load_scenario
+from simulator.engine import build
+from simulator.layer_report import by_kind, layer_rows
+
+from .test_cli import run_main
+
+
+def test_layer_rows_are_the_engines_costs_and_add_up_to_the_rank_compute():
+    scenario = load_scenario(None, ["workload.model=resnet50"])
+    rows = layer_rows(scenario)
+    costs = build(scenario).costs
+    assert len(rows) == len(costs.forward_s) + 1  # every layer, then the optimizer step
+    assert sum(r["forward_ms"] for r in rows) == pytest.approx(costs.forward_s.sum() * 1e3, rel=1e-12)
+    assert sum(r["backward_ms"] for r in rows) == pytest.approx(
+        (costs.backward_s.sum() + costs.optimizer_s) * 1e3, rel=1e-12)
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0, rel=1e-12)
+    convs = [r for r in rows if r["kind"] == "conv"]
+    assert len(convs) == 53 and all(r["algorithm"] for r in convs)
+    assert all(r["algorithm"] is None for r in rows if r["kind"] != "conv")
+    kinds = by_kind(rows)
+    assert kinds[0][0] == "conv"  # ResNet-50's time is in its convolutions
+    assert sum(k[1] for k in kinds) == len(rows)
+
+
+def test_simulate_json_carries_the_layers_and_the_table_shows_the_top_ones(capsys):
+    code, out, _ = run_main(capsys, "simulate", "--set", "workload.model=vgg16", "--json", "-")
+    assert code == 0
+    data = json.loads(out)
+    assert len(data["layers"]) == 40  # VGG-16's 39 layers and the optimizer step
+    top = max(data["layers"], key=lambda r: r["forward_ms"] + r["backward_ms"])
+    assert top["kind"] == "conv" and top["algorithm"] == "winograd"
+    code, out, _ = run_main(capsys, "simulate", "--set", "workload.model=vgg16", "--layers", "5")
+    assert code == 0
+    assert "the 5 most expensive of 40 layers" in out and "per layer kind" in out and "winograd" in out
+
+
+def test_list_gpus_shows_sms_clocks_and_the_fitted_rates(capsys):
+    code, out, _ = run_main(capsys, "list", "gpus")
+    assert code == 0
+    assert "SMs" in out and "GEMM fp32" in out and "eff. GB/s" in out
+    assert "clock x 1.18 for RTX-2080Ti: TechPowerUp" in out
+    lines = [line for line in out.splitlines() if line.strip().startswith("V100-SXM2-16GB")]
+    assert len(lines) == 2  # datasheet table, then the model's rates
+    # 80 SMs; a large fp32 GEMM at 15.7 x 0.75 = 11.8 TFLOP/s; 900 GB/s x 0.8 = 720
+    assert " 80 " in lines[0] and "11.8" in lines[1] and " 720" in lines[1]
