@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .intervals import covered_time
 
 if TYPE_CHECKING:
-    from .engine import BuiltSimulation
+    from .built import BuiltSimulation
 
 CATEGORIES = (
     "compute", "straggler_wait", "nic_saturation", "parameter_server", "pcie_contention", "nvlink", "latency",

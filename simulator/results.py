@@ -29,7 +29,7 @@ from .attribution import attribute
 from .intervals import covered_time
 
 if TYPE_CHECKING:
-    from .engine import BuiltSimulation
+    from .built import BuiltSimulation
 
 TOP_RESOURCES = 5
 

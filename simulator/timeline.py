@@ -29,7 +29,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .engine import BuiltSimulation
+    from .built import BuiltSimulation
     from .results import SimResult
 
 

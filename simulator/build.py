@@ -1,0 +1,249 @@
+"""Build phase: a :class:`Scenario` -> topology graph (from ``topologies``), a
+flow-level :class:`Network`, per-layer compute costs and gradient buckets, and a
+synchronization strategy, wired into a :class:`BuiltSimulation`. Configuration errors
+surface here, before the clock starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from topologies import build_cluster
+
+from . import catalog, zoo
+from .built import MIB, BuiltSimulation, CountingEnvironment, RankTimeline
+from .calibrated import Calibration, calibrate_compute
+from .collective_cost import achievable_graph, get_backend
+from .collectives import CollectiveLibrary, Fabric
+from .compute import (
+    PARAMETER_BYTES,
+    ComputeCosts,
+    bucket_tensor_counts,
+    default_compute_efficiency,
+    fusion_buckets,
+    gradient_buckets,
+    roofline_costs,
+    scaled_to_throughput,
+)
+from .errors import TopologyError
+from .hardware import fabric_params, pcie_link, server_params
+from .memory import check_fits
+from .network import Network
+from .rng import RandomStreams
+from .scenario import Scenario
+from .sync import SYNC_STRATEGIES, SyncContext
+
+
+def rank_compute_costs(scenario: Scenario, model: zoo.Model | None = None, gpu: catalog.GPUSpec | None = None
+                       ) -> tuple[ComputeCosts, Calibration | None, list[str | None]]:
+    """One rank's per-layer compute: the layer-time model (or the calibration profile,
+    or a measured throughput) at the scenario's batch. Returns the costs, the
+    calibration report (None without a profile) and each layer's conv algorithm.
+    Refuses, with the numbers, a batch that does not fit the GPU."""
+    w = scenario.workload
+    model = model or zoo.get_model(w.model, sequence_length=w.sequence_length)
+    gpu = gpu or catalog.get_gpu(scenario.cluster.gpu)
+    chosen = [layer.algorithm for layer in check_fits(scenario).layers]
+    costs = roofline_costs(
+        model,
+        gpu,
+        precision=w.precision,
+        batch=w.batch_per_gpu,
+        compute_efficiency=w.compute_efficiency or default_compute_efficiency(w.precision),
+        memory_efficiency=w.memory_efficiency,
+        layer_overhead_s=w.layer_overhead_us * 1e-6,
+        optimizer=w.optimizer,
+        conv_algorithms=chosen,
+    )
+    calibration = None
+    if scenario.calibration is not None:
+        costs, calibration = calibrate_compute(scenario, model, costs, scenario.calibration)
+    if w.measured_throughput_samples_per_s is not None:
+        costs = scaled_to_throughput(costs, w.batch_per_gpu, w.measured_throughput_samples_per_s)
+    return costs, calibration, chosen
+
+
+def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
+    """Build phase: scenario -> graph -> network, compute costs, strategy."""
+    c, w, t = scenario.cluster, scenario.workload, scenario.training
+    gpu = catalog.get_gpu(c.gpu)
+    model = zoo.get_model(w.model, sequence_length=w.sequence_length)
+    pcie_bandwidth, pcie_latency = pcie_link(scenario)
+
+    total_gpus = c.total_gpus
+    # One GPU synchronizes nothing, except under parameter servers: there the one-GPU
+    # baseline runs the same update path (push, server update, pull) as the N-GPU job,
+    # so the servers taking the optimizer step off the GPU is no source of speedup.
+    strategy_name = t.strategy if total_gpus > 1 or t.strategy == "parameter_server" else "none"
+    ps = t.parameter_servers
+    dedicated = ps.count if strategy_name == "parameter_server" and ps.placement == "dedicated" else 0
+    try:
+        cluster = build_cluster(
+            nodes=c.nodes,
+            gpus_per_node=c.gpus_per_node,
+            server_layout=c.server.layout,
+            server_params=server_params(scenario),
+            nic_bandwidth=c.nic.resolved_bandwidth_gbps * 1e9 / 8,
+            nic_latency=c.nic.resolved_latency_us * 1e-6,
+            fabric=c.fabric.topology,
+            fabric_params=fabric_params(scenario),
+            dedicated_ps=dedicated,
+            ps_nic_bandwidth=None if ps.nic_bandwidth_gbps is None else ps.nic_bandwidth_gbps * 1e9 / 8,
+            host_pcie_bandwidth=pcie_bandwidth,
+            host_pcie_latency=pcie_latency,
+        )
+    except (KeyError, ValueError) as exc:
+        raise TopologyError(f"cluster: cannot build the topology: {exc}") from None
+
+    env = CountingEnvironment()
+    backend = get_backend(t.collectives.backend) if strategy_name not in ("none", "parameter_server") else None
+    graph = cluster.graph if backend is None else achievable_graph(cluster.graph, backend, gpu.architecture)
+    network = Network(env, graph)
+    costs, calibration, _ = rank_compute_costs(scenario, model, gpu)
+    costs = _on_the_wire(scenario, costs)
+    buckets = _buckets(scenario, costs)
+    tensors = bucket_tensor_counts(costs.gradient_bytes, [nbytes for _, nbytes in buckets])
+    if strategy_name != "none":  # one GPU launches no synchronization: no framework work to wait for
+        buckets = _framework_launch_times(scenario, buckets, tensors)
+
+    inexact, unsupported = _fast_path_plan(scenario, strategy_name)
+    forced_fast = scenario.simulation.mode == "fast" and not unsupported
+    detailed = scenario.detailed or (inexact is not None and not forced_fast)
+    if dedicated:
+        servers = cluster.ps_hosts
+    else:
+        servers = tuple(cluster.hosts[j % c.nodes] for j in range(ps.count))
+    context = SyncContext(
+        env=env,
+        network=network,
+        gpus=cluster.gpus,
+        detailed=detailed,
+        nodes=[cluster.gpus[n * c.gpus_per_node : (n + 1) * c.gpus_per_node] for n in range(c.nodes)],
+        comm_intervals=[[] for _ in cluster.gpus],
+        node_hosts=cluster.hosts,
+        bucket_bytes=[nbytes for _, nbytes in buckets],
+        server_hosts=servers if strategy_name == "parameter_server" else (),
+        ps_sharding=ps.sharding,
+        ps_local_aggregation=ps.local_aggregation,
+        ps_sync=ps.sync,
+        ps_cores=ps.cores,
+        ps_request_s=ps.rpc_us * 1e-6,
+        ps_tensor_s=ps.tensor_us * 1e-6,
+        bucket_tensors=tensors,
+        aggregation_bytes_per_s=ps.aggregation_gbytes_per_s * 1e9,
+        server_busy=[[] for _ in range(ps.count)],
+    )
+    if backend is not None:
+        fabric = Fabric(env, network, context.nodes, detailed)
+        context.collectives = CollectiveLibrary(
+            fabric, backend, gpu.architecture, t.collectives.protocol, t.collectives.max_channels
+        )
+    if calibration is not None:
+        sync = calibration.synchronizer(scenario, strategy_name, context)
+    else:
+        sync = SYNC_STRATEGIES[strategy_name](context)
+    ranks = total_gpus if detailed else 1
+    return BuiltSimulation(
+        scenario, model, env, cluster, network, costs, buckets, strategy_name, sync, context, detailed,
+        [RankTimeline() for _ in range(ranks)],
+        RandomStreams(scenario.simulation.seed, replication),
+        calibration=calibration,
+        fast_path_note=None if scenario.detailed or inexact is None else (
+            f"approximate: {inexact} (simulation.mode=fast as set; auto runs the detailed path)" if forced_fast
+            else f"not taken: {inexact} (ran detailed)"
+        ),
+        launch_after_backward=[
+            0.0 if strategy_name == "none" else (t.launch_overhead_us + t.negotiation_us_per_tensor * n) * 1e-6
+            for n in tensors
+        ],
+    )
+
+
+def fast_path_inexact(scenario: Scenario, strategy_name: str | None = None) -> str | None:
+    """Why one representative rank cannot stand for every rank of ``scenario``, or None.
+
+    The fast path follows one rank and moves each phase as one bundled flow: exact
+    only when every rank sees the same thing. Allreduce strategies always do. Under
+    parameter servers ranks differ (so ``simulation.mode: auto`` runs the detailed path) when
+
+    * ``sync`` is ``asp`` or ``ssp``: each push is answered on its own, so workers
+      drift apart (the fast path would run them as ``bsp``);
+    * servers are colocated and do not spread evenly over the nodes (3 servers on 2
+      nodes), or a bucket goes to one server (``round_robin``, ``size_balanced``): then
+      some workers' shards stay in their own host and others cross the network;
+    * requests cost server CPU time (``rpc_us``, ``tensor_us``) and a server has
+      fewer cores than workers talk to it: the requests queue, and workers are answered
+      one after another.
+
+    With ``simulation.mode: fast`` set explicitly the first two (a different sync
+    semantics, servers missing from some nodes) still run the detailed path; the last
+    two run the fast path as asked, marked approximate (see :func:`_fast_path_plan`).
+    """
+    return _fast_path_plan(scenario, strategy_name)[0]
+
+
+def _fast_path_plan(scenario: Scenario, strategy_name: str | None = None) -> tuple[str | None, bool]:
+    """(why the fast path is not exact or None, whether it must not run even when forced)."""
+    t = scenario.training
+    multi = scenario.cluster.total_gpus > 1
+    name = strategy_name or (t.strategy if multi or t.strategy == "parameter_server" else "none")
+    if name != "parameter_server":
+        return None, False
+    ps, c = t.parameter_servers, scenario.cluster
+    if ps.sync != "bsp":
+        return f"parameter_servers.sync={ps.sync}: workers are answered one by one and drift apart", True
+    if ps.placement == "colocated":
+        if ps.count % c.nodes:
+            return f"{ps.count} colocated parameter servers do not spread evenly over {c.nodes} nodes", True
+        if ps.sharding != "even" and c.nodes > 1:
+            return (f"colocated parameter servers with sharding={ps.sharding}: a bucket is local to some "
+                    "workers only"), False
+    if ps.rpc_us > 0 or ps.tensor_us > 0:
+        local = ps.local_aggregation and c.gpus_per_node > 1
+        workers = c.nodes if local else c.total_gpus
+        if ps.cores < workers:
+            return (f"parameter-server requests queue on {ps.cores} core(s) for {workers} workers, "
+                    "which are answered one after another"), False
+    return None, False
+
+
+def _buckets(scenario: Scenario, costs: ComputeCosts) -> list[tuple[float, float]]:
+    """Gradient buckets as (launch offset from the start of backward, bytes)."""
+    t = scenario.training
+    cap = t.resolved_bucket_size_mib * MIB
+    if t.fusion == "horovod" and t.strategy != "parameter_server":
+        return fusion_buckets(costs.gradient_bytes, costs.backward_s, t.fusion_cycle_ms * 1e-3, cap)
+    done = np.cumsum(costs.backward_s[::-1])  # backward time to finish layers n-1..i
+    last = len(costs.backward_s) - 1
+    first = None if t.first_bucket_mib is None else t.first_bucket_mib * MIB
+    return [
+        (float(done[last - trigger]), nbytes) for trigger, nbytes in gradient_buckets(costs.gradient_bytes, cap, first)
+    ]
+
+
+def _on_the_wire(scenario: Scenario, costs: ComputeCosts) -> ComputeCosts:
+    """Gradient bytes in ``training.gradient_precision`` (unchanged when not set)."""
+    wire = scenario.training.gradient_precision
+    if wire is None:
+        return costs
+    ratio = PARAMETER_BYTES[wire] / PARAMETER_BYTES[scenario.workload.precision]
+    return costs if ratio == 1 else dataclasses.replace(costs, gradient_bytes=costs.gradient_bytes * ratio)
+
+
+def _framework_launch_times(
+    scenario: Scenario, buckets: list[tuple[float, float]], tensors: list[int]
+) -> list[tuple[float, float]]:
+    """Bucket launch offsets after the framework's own CPU work: one thread handles the
+    buckets in order, each taking ``launch_overhead_us`` plus ``negotiation_us_per_tensor``
+    per tensor, starting when the bucket's gradients are ready (or the previous bucket
+    is handled). Unchanged when both are 0."""
+    t = scenario.training
+    if t.launch_overhead_us == 0 and t.negotiation_us_per_tensor == 0:
+        return buckets
+    out, free = [], 0.0
+    for (offset, nbytes), n in zip(buckets, tensors):
+        free = max(offset, free) + (t.launch_overhead_us + t.negotiation_us_per_tensor * n) * 1e-6
+        out.append((free, nbytes))
+    return out

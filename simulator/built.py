@@ -1,0 +1,99 @@
+"""What the build phase hands to the run and collect phases: :class:`BuiltSimulation`.
+
+Its own module, importing only the types it holds, so the collect phase
+(``results``, ``attribution``, ``timeline``) can name it without importing the phases
+that make and run it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from topologies import ClusterGraph
+
+from . import zoo
+from .calibrated import Calibration
+from .compute import ComputeCosts
+from .network import Network
+from .rng import RandomStreams
+from .scenario import Scenario
+from .sync import SyncContext, Synchronizer
+
+MIB = 1024 * 1024
+
+
+class CountingEnvironment(simpy.Environment):
+    """A SimPy environment that counts the events it processes (for benchmarks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events_processed = 0
+
+    def step(self) -> None:
+        self.events_processed += 1
+        super().step()
+
+
+@dataclass
+class RankTimeline:
+    """What one rank did, iteration by iteration."""
+
+    iteration_start: list[float] = field(default_factory=list)
+    forward_end: list[float] = field(default_factory=list)
+    backward_end: list[float] = field(default_factory=list)
+    sync_end: list[float] = field(default_factory=list)
+    iteration_end: list[float] = field(default_factory=list)
+    compute_s: list[float] = field(default_factory=list)  # GPU busy time per iteration
+    input_wait_s: list[float] = field(default_factory=list)  # waiting for the input pipeline (data: real)
+    waiting_for: str = "not started"
+
+
+@dataclass
+class BuiltSimulation:
+    """Everything the run phase needs, wired together."""
+
+    scenario: Scenario
+    model: zoo.Model
+    env: CountingEnvironment
+    cluster: ClusterGraph
+    network: Network
+    costs: ComputeCosts
+    buckets: list[tuple[float, float]]  # (launch offset from backward start in s, bytes), in order
+    strategy_name: str
+    sync: Synchronizer
+    context: SyncContext
+    detailed: bool
+    timelines: list[RankTimeline]
+    streams: RandomStreams
+    edge_bytes_at_window_start: np.ndarray | None = None
+    # Ranks that have finished each iteration, and an event per iteration that fires
+    # when all have (the staleness bound of SSP waits on it).
+    finished: dict[int, int] = field(default_factory=dict)
+    all_finished: dict[int, simpy.Event] = field(default_factory=dict)
+    calibration: Calibration | None = None  # the profile in use, and what it calibrates
+    # Framework CPU time to launch each bucket (launch overhead + per-tensor negotiation),
+    # paid one bucket after another after backward when overlap is off.
+    launch_after_backward: list[float] = field(default_factory=list)
+    # Where the fast path was asked for (simulation.mode auto or fast) but cannot give
+    # the detailed path's answer: why, and what ran instead (None: nothing to say).
+    fast_path_note: str | None = None
+
+    def iteration_finished(self, it: int) -> simpy.Event:
+        if it not in self.all_finished:
+            self.all_finished[it] = self.env.event()
+        return self.all_finished[it]
+
+    def staleness_bound(self) -> int | None:
+        """How far a rank may run ahead of the slowest; None when unbounded or when
+        synchronization itself keeps ranks in step."""
+        ps = self.scenario.training.parameter_servers
+        if self.strategy_name == "parameter_server" and ps.sync == "ssp" and self.detailed:
+            return ps.staleness
+        return None
+
+    @property
+    def sample_unit(self) -> str:
+        return self.model.sample_unit

@@ -1,0 +1,217 @@
+"""Run phase: advance SimPy time. Each rank runs forward, backward in reverse layer
+order (handing each gradient bucket to the strategy as it becomes ready, or all at the
+end when overlap is off), waits for its buckets, and steps the optimizer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import simpy
+
+from .built import BuiltSimulation
+from .errors import SimulationError
+from .scale import HOST_CORES_PER_GPU, IMAGE_INPUT_MS_PER_SAMPLE, slowest_of
+
+
+def _synchronous_ranks(sim: BuiltSimulation) -> int:
+    """How many ranks a synchronous step waits for (1: nobody waits for others)."""
+    ps = sim.scenario.training.parameter_servers
+    if sim.strategy_name == "none" or (sim.strategy_name == "parameter_server" and ps.sync != "bsp"):
+        return 1
+    return sim.scenario.cluster.total_gpus
+
+
+def _slowest_rank_stretch(sim: BuiltSimulation, forward_s: float, backward_s: float) -> float:
+    """Fast path: the factor on forward and backward that makes the representative rank
+    as late as the slowest of N, whose whole iteration's compute (optimizer step
+    included where the GPU runs it) is expected to take ``slowest_of(N, cv)`` times the
+    nominal. 1 on the detailed path, which draws every rank's factor instead."""
+    cv = sim.scenario.variability.iteration_cv
+    if cv == 0 or sim.detailed or forward_s + backward_s <= 0:
+        return 1.0
+    factor = slowest_of(_synchronous_ranks(sim), cv)
+    optimizer_s = 0.0 if sim.strategy_name == "parameter_server" else sim.costs.optimizer_s
+    return 1.0 + (factor - 1.0) * (forward_s + backward_s + optimizer_s) / (forward_s + backward_s)
+
+
+def _input_batch_s(sim: BuiltSimulation, rank: int) -> float:
+    """Seconds the input pipeline of ``rank`` needs for one batch (0: synthetic data).
+
+    The node's host cores (``cluster.host_cores``, default 5 per GPU) less those taken
+    by parameter servers colocated on it (``cores`` each, leaving at least one) are
+    shared evenly by the node's ranks."""
+    s = sim.scenario
+    w, c = s.workload, s.cluster
+    if w.data != "real":
+        return 0.0
+    per_sample_ms = w.input_ms_per_sample
+    if per_sample_ms is None:
+        per_sample_ms = IMAGE_INPUT_MS_PER_SAMPLE if sim.model.sample_unit == "images" else 0.0
+    if per_sample_ms == 0:
+        return 0.0
+    host = c.host_cores if c.host_cores is not None else HOST_CORES_PER_GPU * c.gpus_per_node
+    ps = s.training.parameter_servers
+    if c.host_cores is not None and sim.strategy_name == "parameter_server" and ps.placement == "colocated":
+        node = rank // c.gpus_per_node if sim.detailed else 0
+        servers_here = len(range(node, ps.count, c.nodes))
+        host = max(host - servers_here * ps.cores, 1)
+    return w.batch_per_gpu * per_sample_ms * 1e-3 * c.gpus_per_node / host
+
+
+def _computing(sim: BuiltSimulation, rank: int, seconds: float):
+    """Process: ``rank`` computes for ``seconds`` (its time alone). Beside a calibrated
+    collective on its device it runs slower (:class:`~simulator.calibrated.Overlap`);
+    otherwise exactly ``seconds``."""
+    overlap = sim.calibration.overlap if sim.calibration is not None else None
+    if overlap is None:
+        yield sim.env.timeout(seconds)
+    else:
+        yield from overlap.compute(rank, seconds)
+
+
+def _rank_process(sim: BuiltSimulation, rank: int):
+    """One data-parallel rank: forward, backward emitting buckets, wait, optimizer."""
+    env, costs, timeline = sim.env, sim.costs, sim.timelines[rank]
+    overlap = sim.scenario.training.overlap
+    iterations = sim.scenario.simulation.warmup_iterations + sim.scenario.simulation.iterations
+    forward_s = float(costs.forward_s.sum())
+    backward_s = float(np.cumsum(costs.backward_s[::-1])[-1])  # summed as the bucket offsets are
+
+    variation = ComputeVariation(sim, rank)
+    staleness = sim.staleness_bound()
+    # Fast path under iteration_cv: the representative rank runs at the pace of the
+    # slowest of N (forward and backward stretched so their sum carries the expected
+    # extra time of the whole iteration) but books only its own compute; the rest
+    # shows as waiting. 1 (nothing changes) otherwise.
+    stretch = _slowest_rank_stretch(sim, forward_s, backward_s)
+    prepare_s = _input_batch_s(sim, rank)
+    batch_ready = prepare_s  # the input pipeline starts with the job
+    for it in range(iterations):
+        if staleness is not None and it - staleness - 1 >= 0:
+            timeline.waiting_for = f"the slowest rank to finish iteration {it - staleness - 1} (ssp)"
+            yield sim.iteration_finished(it - staleness - 1)
+        if rank == 0 and it == sim.scenario.simulation.warmup_iterations:
+            sim.edge_bytes_at_window_start = sim.network.edge_bytes()
+        timeline.iteration_start.append(env.now)
+        if prepare_s > 0:
+            # Prefetch of one batch: batch it+1 is prepared once batch it is taken.
+            timeline.waiting_for = f"the input pipeline (batch of iteration {it})"
+            waited = max(batch_ready - env.now, 0.0)
+            if waited > 0:
+                yield env.timeout(waited)
+            timeline.input_wait_s.append(waited)
+            batch_ready = env.now + prepare_s
+        timeline.waiting_for = f"forward of iteration {it}"
+        slow = variation.iteration_factor()
+        computed = forward_s * slow * variation.jitter()
+        yield from _computing(sim, rank, computed * stretch)
+        extra = computed * (stretch - 1)
+        timeline.forward_end.append(env.now)
+        timeline.waiting_for = f"backward of iteration {it}"
+        pending: list[simpy.Event] = []
+        done_s = 0.0  # how far into the (nominal) backward pass this rank is
+        for b, (offset, nbytes) in enumerate(sim.buckets):
+            compute_to = min(offset, backward_s)
+            if compute_to > done_s:
+                segment = (compute_to - done_s) * slow * variation.jitter()
+                computed += segment
+                extra += segment * (stretch - 1)
+                yield from _computing(sim, rank, segment * stretch)
+                done_s = compute_to
+            if done_s == backward_s and len(timeline.backward_end) == it:
+                timeline.backward_end.append(env.now - extra)
+            if overlap and offset > done_s:
+                # Horovod: the next fusion cycle ticks after backward has ended. The
+                # wait is the fusion machinery's, so it counts as communication.
+                start = env.now
+                yield env.timeout(offset - done_s)
+                sim.context.comm_intervals[rank].append((start, env.now))
+                done_s = offset
+            if overlap:
+                pending.append(sim.sync.ready(rank, (it, b), nbytes))
+        if backward_s > done_s:
+            segment = (backward_s - done_s) * slow * variation.jitter()
+            computed += segment
+            extra += segment * (stretch - 1)
+            yield from _computing(sim, rank, segment * stretch)
+        if len(timeline.backward_end) == it:
+            timeline.backward_end.append(env.now - extra)
+        if not overlap:
+            pending = []
+            for b, (_offset, nbytes) in enumerate(sim.buckets):
+                launch = sim.launch_after_backward[b]
+                if launch > 0:  # the framework's own launch work, one bucket after another
+                    start = env.now
+                    yield env.timeout(launch)
+                    sim.context.comm_intervals[rank].append((start, env.now))
+                pending.append(sim.sync.ready(rank, (it, b), nbytes))
+        timeline.waiting_for = f"gradient synchronization of iteration {it} ({len(pending)} buckets)"
+        yield simpy.AllOf(env, pending)
+        timeline.sync_end.append(env.now)
+        if sim.strategy_name != "parameter_server":  # servers apply the update themselves
+            timeline.waiting_for = f"optimizer step of iteration {it}"
+            segment = costs.optimizer_s * slow * variation.jitter()
+            computed += segment
+            yield from _computing(sim, rank, segment)
+        timeline.compute_s.append(computed)
+        timeline.iteration_end.append(env.now)
+        sim.finished[it] = sim.finished.get(it, 0) + 1
+        if sim.finished[it] == len(sim.timelines):
+            sim.iteration_finished(it).succeed()
+    timeline.waiting_for = "finished"
+
+
+class ComputeVariation:
+    """How much slower than nominal one rank computes: a per-iteration factor (its
+    speed factor, times the straggler slowdown when it straggles) and a per-segment
+    jitter multiplier. Both are exactly 1 without variability, and draw nothing."""
+
+    def __init__(self, sim: BuiltSimulation, rank: int):
+        v = sim.scenario.variability
+        self.speed = 1.0 / v.gpu_speed_factors.get(rank, 1.0)
+        self.stragglers = v.stragglers
+        self.rng = sim.streams.stream(f"rank {rank} compute")
+        self.draw = _jitter_sampler(v.jitter.distribution, v.jitter.cv)
+        # iteration_cv on the detailed path: one normal factor per rank and iteration,
+        # from a stream of its own (the fast path uses the expected slowest instead).
+        self.iteration_cv = v.iteration_cv if sim.detailed and sim.scenario.cluster.total_gpus > 1 else 0.0
+        self.iteration_rng = sim.streams.stream(f"rank {rank} iteration") if self.iteration_cv > 0 else None
+
+    def iteration_factor(self) -> float:
+        p = self.stragglers.probability
+        straggling = p > 0 and self.rng.random() < p
+        factor = self.speed * (self.stragglers.slowdown if straggling else 1.0)
+        if self.iteration_rng is not None:
+            factor *= max(0.05, 1.0 + self.iteration_cv * self.iteration_rng.standard_normal())
+        return factor
+
+    def jitter(self) -> float:
+        return self.draw(self.rng)
+
+
+def _jitter_sampler(distribution: str, cv: float):
+    """A function drawing one multiplier with mean 1 and coefficient of variation cv."""
+    if distribution == "none" or cv == 0:
+        return lambda rng: 1.0
+    if distribution == "normal":
+        return lambda rng: max(0.05, 1.0 + cv * rng.standard_normal())
+    if distribution == "uniform":
+        half = cv * np.sqrt(3.0)
+        return lambda rng: rng.uniform(1.0 - half, 1.0 + half)
+    sigma = np.sqrt(np.log1p(cv * cv))
+    return lambda rng: rng.lognormal(-sigma * sigma / 2, sigma)
+
+
+def run(sim: BuiltSimulation) -> None:
+    """Run phase: advance time until every rank has finished every iteration."""
+    processes = [sim.env.process(_rank_process(sim, r)) for r in range(len(sim.timelines))]
+    sim.env.run()
+    stuck = [
+        f"rank {r} ({sim.cluster.gpus[r]}) waiting for {sim.timelines[r].waiting_for}"
+        for r, proc in enumerate(processes)
+        if proc.is_alive
+    ]
+    if stuck:
+        flows = sim.network.active_flows
+        detail = f"; {len(flows)} flows still active" if flows else ""
+        raise SimulationError("simulation ended with work still waiting: " + "; ".join(stuck) + detail)
