@@ -23,6 +23,7 @@ from .compute import (
     bucket_tensor_counts,
     default_compute_efficiency,
     fusion_buckets,
+    fusion_tensors,
     gradient_buckets,
     roofline_costs,
     scaled_to_throughput,
@@ -154,6 +155,8 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
             f"approximate: {inexact} (simulation.mode=fast as set; auto runs the detailed path)" if forced_fast
             else f"not taken: {inexact} (ran detailed)"
         ),
+        fusion_tensors=fusion_tensors(costs.gradient_bytes, costs.backward_s)
+        if _fusion_loop(scenario, strategy_name) else None,
         launch_after_backward=[
             0.0 if strategy_name == "none" else (t.launch_overhead_us + t.negotiation_us_per_tensor * n) * 1e-6
             for n in tensors
@@ -209,11 +212,21 @@ def _fast_path_plan(scenario: Scenario, strategy_name: str | None = None) -> tup
     return None, False
 
 
+def _fusion_loop(scenario: Scenario, strategy_name: str) -> bool:
+    """Whether the run phase fuses gradients with Horovod's synchronous background loop
+    (``fusion: horovod`` with overlap, on an allreduce strategy): the buffers then
+    depend on when allreduces finish and are made while the clock runs. Otherwise the
+    static buckets of :func:`_buckets` (with overlap off every gradient is ready at the
+    end of backward and Horovod's loop and the static ticks agree on what is ready)."""
+    t = scenario.training
+    return t.fusion == "horovod" and t.overlap and strategy_name not in ("none", "parameter_server")
+
+
 def _buckets(scenario: Scenario, costs: ComputeCosts) -> list[tuple[float, float]]:
     """Gradient buckets as (launch offset from the start of backward, bytes)."""
     t = scenario.training
     cap = t.resolved_bucket_size_mib * MIB
-    if t.fusion == "horovod" and t.strategy != "parameter_server":
+    if t.fusion.startswith("horovod") and t.strategy != "parameter_server":
         return fusion_buckets(costs.gradient_bytes, costs.backward_s, t.fusion_cycle_ms * 1e-3, cap)
     done = np.cumsum(costs.backward_s[::-1])  # backward time to finish layers n-1..i
     last = len(costs.backward_s) - 1

@@ -80,6 +80,12 @@ class BuiltSimulation:
     # Where the fast path was asked for (simulation.mode auto or fast) but cannot give
     # the detailed path's answer: why, and what ran instead (None: nothing to say).
     fast_path_note: str | None = None
+    # fusion: horovod (synchronous background loop): every gradient as (ready offset from
+    # backward start in s, bytes), in readiness order; the run phase fuses them cycle by
+    # cycle (``buckets`` then only stands for the static grouping). None: static buckets.
+    fusion_tensors: list[tuple[float, float]] | None = None
+    # What the loop launched: per iteration, (cycle start, bytes, tensors) per buffer.
+    fusion_buffers: dict[int, list[tuple[float, float, int]]] = field(default_factory=dict)
 
     def iteration_finished(self, it: int) -> simpy.Event:
         if it not in self.all_finished:

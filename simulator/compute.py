@@ -234,3 +234,33 @@ def fusion_buckets(
     if filled > 0:
         buckets.append((tick, filled))
     return buckets
+
+
+def fusion_tensors(gradient_bytes: np.ndarray, backward_s: np.ndarray) -> list[tuple[float, float]]:
+    """The gradients Horovod's background loop fuses, in the order backward makes them
+    ready: ``(ready offset from the start of backward in seconds, bytes)`` per layer
+    with parameters (reverse layer order)."""
+    out: list[tuple[float, float]] = []
+    ready = 0.0
+    for i in range(len(gradient_bytes) - 1, -1, -1):
+        ready += float(backward_s[i])
+        if gradient_bytes[i] > 0:
+            out.append((ready, float(gradient_bytes[i])))
+    return out
+
+
+def pack_fusion_buffers(sizes: list[float], cap_bytes: float) -> list[tuple[float, int]]:
+    """One Horovod cycle: the ready tensors ``sizes`` (in readiness order) packed into
+    fusion buffers of at most ``cap_bytes`` (a larger tensor goes alone). Returns
+    ``(bytes, tensors)`` per buffer, in launch order."""
+    buffers: list[tuple[float, int]] = []
+    filled, count = 0.0, 0
+    for size in sizes:
+        if count and filled + size > cap_bytes:
+            buffers.append((filled, count))
+            filled, count = 0.0, 0
+        filled += size
+        count += 1
+    if count:
+        buffers.append((filled, count))
+    return buffers

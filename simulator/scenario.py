@@ -459,14 +459,19 @@ class TrainingSpec(_Strict):
         "0 for parameter_server (one push per tensor).",
     )
 
-    fusion: Literal["ddp_buckets", "horovod"] = Field(
+    fusion: Literal["ddp_buckets", "horovod", "horovod_async"] = Field(
         "ddp_buckets",
         description="How gradients are grouped: ddp_buckets (fixed buckets in reverse layer order, launched when "
-        "full, PyTorch DDP) or horovod (every fusion_cycle_ms, what became ready is packed into buffers of at most "
-        "bucket_size_mib, Horovod tensor fusion).",
+        "full, PyTorch DDP); horovod (Horovod tensor fusion with a synchronous background loop: a cycle starts "
+        "fusion_cycle_ms after the previous one started or when its allreduces have finished, whichever is later, "
+        "and packs every gradient ready on all ranks into buffers of at most bucket_size_mib, run one after "
+        "another; Horovod whose background thread waits for its GPU allreduces); horovod_async (every "
+        "fusion_cycle_ms from the start of backward, what became ready since the last tick is packed into buffers "
+        "of at most bucket_size_mib and queued, whatever is still running; Horovod whose completions are handled "
+        "by a separate finalizer thread).",
     )
     fusion_cycle_ms: float = Field(
-        5.0, gt=0, le=1e4, description="Horovod cycle time (HOROVOD_CYCLE_TIME) in milliseconds (fusion: horovod)."
+        5.0, gt=0, le=1e4, description="Horovod cycle time (HOROVOD_CYCLE_TIME) in milliseconds (fusion: horovod, horovod_async)."
     )
     framework: str = Field(
         "none",
@@ -524,7 +529,7 @@ class TrainingSpec(_Strict):
             return self.bucket_size_mib
         if self.strategy == "parameter_server":
             return 0.0
-        return 64.0 if self.fusion == "horovod" else 25.0
+        return 64.0 if self.fusion.startswith("horovod") else 25.0
 
 
 class JitterSpec(_Strict):

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
-from .built import BuiltSimulation
+from .built import MIB, BuiltSimulation
+from .compute import pack_fusion_buffers
 from .errors import SimulationError
 from .scale import HOST_CORES_PER_GPU, IMAGE_INPUT_MS_PER_SAMPLE, slowest_of
 
@@ -69,8 +70,9 @@ def _computing(sim: BuiltSimulation, rank: int, seconds: float):
         yield from overlap.compute(rank, seconds)
 
 
-def _rank_process(sim: BuiltSimulation, rank: int):
-    """One data-parallel rank: forward, backward emitting buckets, wait, optimizer."""
+def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = None):
+    """One data-parallel rank: forward, backward emitting buckets (or, under Horovod's
+    synchronous loop, telling ``loop`` each gradient it has ready), wait, optimizer."""
     env, costs, timeline = sim.env, sim.costs, sim.timelines[rank]
     overlap = sim.scenario.training.overlap
     iterations = sim.scenario.simulation.warmup_iterations + sim.scenario.simulation.iterations
@@ -110,7 +112,19 @@ def _rank_process(sim: BuiltSimulation, rank: int):
         timeline.waiting_for = f"backward of iteration {it}"
         pending: list[simpy.Event] = []
         done_s = 0.0  # how far into the (nominal) backward pass this rank is
-        for b, (offset, nbytes) in enumerate(sim.buckets):
+        if loop is not None:
+            loop.backward_started(it)
+            for offset, _nbytes in sim.fusion_tensors or ():
+                compute_to = min(offset, backward_s)
+                if compute_to > done_s:
+                    segment = (compute_to - done_s) * slow * variation.jitter()
+                    computed += segment
+                    extra += segment * (stretch - 1)
+                    yield from _computing(sim, rank, segment * stretch)
+                    done_s = compute_to
+                loop.tensor_ready(rank, it)
+            pending.append(loop.done(it))
+        for b, (offset, nbytes) in enumerate(() if loop is not None else sim.buckets):
             compute_to = min(offset, backward_s)
             if compute_to > done_s:
                 segment = (compute_to - done_s) * slow * variation.jitter()
@@ -202,9 +216,98 @@ def _jitter_sampler(distribution: str, cv: float):
     return lambda rng: rng.lognormal(-sigma * sigma / 2, sigma)
 
 
+class _FusionLoop:
+    """Horovod's background loop as it ran when the thread waited for its own GPU
+    allreduces (``fusion: horovod``). A cycle starts ``fusion_cycle_ms`` after the
+    previous one started, or when the previous cycle's allreduces have finished,
+    whichever is later (the first one cycle after the first rank starts backward);
+    it takes every gradient that every rank has ready by then (the coordinator waits
+    for the slowest rank), packs them in readiness order into buffers of at most the
+    fusion threshold (:func:`~simulator.compute.pack_fusion_buffers`), pays the
+    framework's launch work per buffer, hands each buffer to the synchronizer for
+    every rank and waits for them all. Tensors that become ready while an allreduce
+    runs are therefore fused together in the next cycle."""
+
+    def __init__(self, sim: BuiltSimulation):
+        t = sim.scenario.training
+        self.sim, self.env = sim, sim.env
+        self.cycle_s = t.fusion_cycle_ms * 1e-3
+        self.cap = t.resolved_bucket_size_mib * MIB
+        self.launch_us = (t.launch_overhead_us, t.negotiation_us_per_tensor)
+        self.sizes = [nbytes for _, nbytes in sim.fusion_tensors or ()]
+        self.ranks = len(sim.timelines)
+        self.counts: dict[int, list[int]] = {}
+        self.all_ready_at: dict[int, float] = {}
+        self._started: dict[int, simpy.Event] = {}
+        self._done: dict[int, simpy.Event] = {}
+
+    def _event(self, table: dict[int, simpy.Event], it: int) -> simpy.Event:
+        if it not in table:
+            table[it] = self.env.event()
+        return table[it]
+
+    def backward_started(self, it: int) -> None:
+        started = self._event(self._started, it)
+        if not started.triggered:
+            started.succeed()
+
+    def tensor_ready(self, rank: int, it: int) -> None:
+        counts = self.counts.setdefault(it, [0] * self.ranks)
+        counts[rank] += 1
+        if min(counts) == len(self.sizes):
+            self.all_ready_at[it] = self.env.now
+
+    def done(self, it: int) -> simpy.Event:
+        """Fires when every gradient of iteration ``it`` is synchronized."""
+        return self._event(self._done, it)
+
+    def _fusion_wait(self, it: int, start: float) -> None:
+        """After every rank has finished backward, time spent before buffers launch is
+        the fusion machinery's: it counts as communication."""
+        lo = max(self.all_ready_at.get(it, self.env.now), start)
+        if self.env.now > lo:
+            for rank in range(self.ranks):
+                self.sim.context.comm_intervals[rank].append((lo, self.env.now))
+
+    def run(self, iterations: int):
+        env, sim = self.env, self.sim
+        for it in range(iterations):
+            yield self._event(self._started, it)
+            launched, b = 0, 0
+            next_cycle = env.now + self.cycle_s
+            buffers = sim.fusion_buffers.setdefault(it, [])
+            while launched < len(self.sizes):
+                wait_from = env.now
+                if next_cycle > env.now:
+                    yield env.timeout(next_cycle - env.now)
+                cycle_start = env.now
+                counts = self.counts.get(it)
+                ready = min(counts) if counts else 0
+                if ready > launched:
+                    self._fusion_wait(it, wait_from)
+                    events = []
+                    for nbytes, tensors in pack_fusion_buffers(self.sizes[launched:ready], self.cap):
+                        launch_s = (self.launch_us[0] + self.launch_us[1] * tensors) * 1e-6
+                        if launch_s > 0:  # the framework's own launch work, one buffer after another
+                            start = env.now
+                            yield env.timeout(launch_s)
+                            self._fusion_wait(it, start)
+                        buffers.append((cycle_start, nbytes, tensors))
+                        events.extend(sim.sync.ready(r, (it, b), nbytes) for r in range(self.ranks))
+                        b += 1
+                    launched = ready
+                    yield simpy.AllOf(env, events)
+                next_cycle = cycle_start + self.cycle_s
+            self.done(it).succeed()
+
+
 def run(sim: BuiltSimulation) -> None:
     """Run phase: advance time until every rank has finished every iteration."""
-    processes = [sim.env.process(_rank_process(sim, r)) for r in range(len(sim.timelines))]
+    loop = None
+    if sim.fusion_tensors is not None:
+        loop = _FusionLoop(sim)
+        sim.env.process(loop.run(sim.scenario.simulation.warmup_iterations + sim.scenario.simulation.iterations))
+    processes = [sim.env.process(_rank_process(sim, r, loop)) for r in range(len(sim.timelines))]
     sim.env.run()
     stuck = [
         f"rank {r} ({sim.cluster.gpus[r]}) waiting for {sim.timelines[r].waiting_for}"
