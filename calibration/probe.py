@@ -8,7 +8,10 @@ pageable (CUDA only); collectives across message and world sizes
 of a multi-process job gets, with the host's cores shared by that many processes, the
 spread of whole training iterations and the interference of an allreduce with compute
 beside it (:mod:`calibration.threads`; on several GPUs only the interference, with
-NCCL). Locally the collectives come last (layer timings
+NCCL), and whole training iterations as a job runs them, per model and thread count, in
+fresh processes (:mod:`calibration.steps`: what the layers timed in this long-lived
+process leave out: the allocator's page faults of a job process, DDP's bucket copies,
+the loss). Locally the collectives come last (layer timings
 taken right after the spawned processes exit were several times slow on the 2-core
 machine); under torchrun they come first, every rank taking part, and rank 0 alone
 then does the rest and writes the profile.
@@ -44,10 +47,12 @@ from simulator.profile import (
     Profile,
     Provenance,
     Timing,
+    TrainingSteps,
     WorkSample,
 )
 
 from . import collectives as coll
+from . import steps as training_steps
 from . import threads as thread_sweep
 from .environment import fingerprint
 from .fit import nccl_bandwidths, refit
@@ -88,6 +93,7 @@ class ProbeConfig:
     sweep_threads: list[int] | None = None  # CPU threads per rank to sweep; None = every cores // ranks (quick: fewest, most)
     spread_iterations: int = 10  # whole training iterations timed for their spread (0: none)
     interference: bool = True  # time compute beside an allreduce (needs 2+ processes)
+    training_steps: bool = True  # CPU: whole iterations as a job runs them, in fresh processes
 
 
 QUICK = ProbeConfig(
@@ -130,6 +136,7 @@ class _Collected:
     unsupported: list[str] = field(default_factory=list)
     collectives_meta: dict = field(default_factory=dict)
     sweeps: list[thread_sweep.SweepResult] = field(default_factory=list)
+    steps: dict[tuple[str, int], TrainingSteps] = field(default_factory=dict)  # (model, threads)
     spread: list[IterationSpread] = field(default_factory=list)
 
 
@@ -173,6 +180,17 @@ class Probe:
                 interference=c.interference and not plans))  # interference once, at the fewest threads
         return plans
 
+    def step_plans(self, torchrun: bool, sweeps: list[thread_sweep.SweepPlan]) -> list[training_steps.StepPlan]:
+        """Training iterations in fresh processes (CPU, not under torchrun): per model, one
+        process at the main thread count and each sweep's processes x threads."""
+        c = self.config
+        if torchrun or self.device.type != "cpu" or not c.training_steps:
+            return []
+        configs = [(torch.get_num_threads(), 1)] + [(p.threads, p.processes) for p in sweeps]
+        return [training_steps.StepPlan(name, tuple(c.batches), threads, processes, warmup=max(c.warmup, 2),
+                                        repeats=c.repeats)
+                for threads, processes in configs for name in c.models]
+
     def _total_steps(self, worlds: tuple[int, ...], sweeps: list[thread_sweep.SweepPlan]) -> int:
         c = self.config
         layers = len(c.models) * (len(c.batches) * (c.repeats + 2) + 1)
@@ -181,7 +199,9 @@ class Probe:
         swept = sum((0 if self.device.type == "cuda" else layers) + (1 if p.spread_iterations else 0)
                     + (2 if p.interference else 0) for p in sweeps)
         spread = 1 if c.spread_iterations and c.models else 0
-        return layers + spread + work + copies + swept + len(c.collectives) * len(c.collective_sizes) * len(worlds)
+        steps = len(self.step_plans(False, sweeps)) * len(c.batches)
+        return (layers + spread + work + copies + swept + steps
+                + len(c.collectives) * len(c.collective_sizes) * len(worlds))
 
     def run(self) -> Profile | None:
         """Measure everything; returns the profile on the writing rank, else None."""
@@ -196,6 +216,7 @@ class Probe:
             worlds = _world_sizes(max(nprocs, 2))
         plan = coll.Plan(c.collectives, c.collective_sizes, worlds, c.collective_warmup, c.collective_repeats)
         sweeps = self.sweep_plans(torchrun)
+        step_plans = self.step_plans(torchrun, sweeps)
         self.load_start = _load_average()
         section = "start"
         interrupted: str | None = None
@@ -256,6 +277,11 @@ class Probe:
                                        f"layers at {sweep.threads} thread(s) x {sweep.processes} processes")
                     got.sweeps.append(thread_sweep.SweepResult(sweep, {}, [], []))
                     thread_sweep.run_sweep(sweep, step, got.sweeps[-1], cuda=self.device.type == "cuda")
+                for step_plan in step_plans:  # (`plan` is the collectives')
+                    section = announce(f"training iterations of {step_plan.model} at {step_plan.threads} thread(s)"
+                                       f" x {step_plan.processes} process(es)")
+                    got.steps[step_plan.model, step_plan.threads] = training_steps.run_steps(
+                        step_plan, lambda label: step(f"iterations: {label}"))
                 if not torchrun:  # last: timings taken right after the spawned processes were slow
                     section = announce("collectives")
                     backend = "nccl" if self.device.type == "cuda" else "gloo"
@@ -277,8 +303,10 @@ class Probe:
         main_threads = torch.get_num_threads()
         models = [m.model_copy(update={
             "threads": main_threads,
-            "threads_sweep": [t for t in (sweep.thread_timings(m.model) for sweep in got.sweeps
-                                          if self.device.type == "cpu") if t is not None and t.samples],
+            "threads_sweep": [t.model_copy(update={"training_step": got.steps.get((m.model, t.threads))})
+                              for t in (sweep.thread_timings(m.model) for sweep in got.sweeps
+                                        if self.device.type == "cpu") if t is not None and t.samples],
+            "training_step": got.steps.get((m.model, main_threads)),
         }) for m in models]
         interference = None
         for sweep in got.sweeps:

@@ -4,8 +4,9 @@ profile alone, and print the error.
 The closed loop the simulator promises, on the user's own machine:
 
 1. **probe** (:mod:`calibration.probe`) the models of the matrix at its batch sizes,
-   with the thread sweep and the interference measurement on a CPU, and allreduce from
-   4 KB to 64 MB (DDP's 25 MiB buckets fall inside), unless ``--profile`` names one;
+   with the thread sweep, the interference measurement and whole training iterations in
+   fresh processes (:mod:`calibration.steps`) on a CPU, and allreduce from 4 KB to 64 MB
+   (DDP's 25 MiB buckets fall inside), unless ``--profile`` names one;
 2. **measure** every run of the matrix (models x processes x batches) with the
    measured-run harness (:mod:`calibration.measure`: torch DDP, gloo on the CPU, NCCL on
    GPUs), recording the load average before and after each run;

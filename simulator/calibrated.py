@@ -44,6 +44,15 @@ by more than ``WHOLE_MODEL_TOLERANCE`` (ratio interpolated over batch, held at t
 nearest measured batch outside), the calibrated layers are scaled so that they sum to
 the whole model; the report gives the ratio either way.
 
+**Layers against a training iteration as a job runs it** (version-3 profiles). Where
+the profile timed whole training iterations in fresh processes at the rank's thread
+count (``TrainingSteps``: DDP with a no-op communication hook when the job has several
+ranks and allreduces, plain otherwise), the layers are scaled so that they plus the
+optimizer step make that iteration, in place of the whole-model correction above: the
+iteration holds the allocator's page faults of a job process, DDP's bucket copies and
+the loss, which the probe's forward + backward leaves out (see
+:func:`_training_step_correction`).
+
 **Communication-compute interference.** While a calibrated allreduce runs on a rank's
 device, that rank's compute runs ``compute_factor`` times slower, and while any rank of
 the collective computes, the collective runs ``comm_factor`` times slower
@@ -67,7 +76,7 @@ import simpy
 
 from .compute import ComputeCosts, roofline_costs
 from .errors import CalibrationError
-from .profile import CollectiveFit, ModelProfile, Profile, ThreadTimings, estimated_fields, load_profile
+from .profile import CollectiveFit, ModelProfile, Profile, ThreadTimings, Timing, estimated_fields, load_profile
 from .scenario import Scenario
 from .sync import SYNC_STRATEGIES, SyncContext, Synchronizer
 from .zoo import Model
@@ -321,12 +330,19 @@ def calibrate_compute(scenario: Scenario, model: Model, estimated: ComputeCosts,
     optimizer = "estimated (roofline)"
     batch_note = ""
     share = HostShare.of(scenario, profile) if env.device_kind == "cpu" else None
-    threads_note = whole_note = None
+    threads_note = whole_note = step_note = None
+    timings = None
     correction = 1.0
     if measured is not None:
         timings, scale, threads_note = _timings_at(measured, share, env.torch_threads)
         stretch = scale * (share.oversubscription if share is not None else 1.0)
         correction, whole_note = _whole_model_correction(timings, model, w.batch_per_gpu)
+        w_strategy = scenario.training.strategy
+        step_opt = timings.optimizer_step if timings.optimizer_step is not None else measured.optimizer_step
+        step = _training_step_correction(timings, model, w.batch_per_gpu, step_opt,
+                                         c.total_gpus > 1 and is_allreduce(w_strategy))
+        if step is not None:
+            correction, step_note = step
         fits = timings.fit_table()
         for i, layer in enumerate(model.layers):
             fwd, bwd = fits.get((layer.name, "forward")), fits.get((layer.name, "backward"))
@@ -365,6 +381,15 @@ def calibrate_compute(scenario: Scenario, model: Model, estimated: ComputeCosts,
     if whole_note is not None:
         cal.report["whole_model"] = whole_note
         cal.report["whole_model_scale"] = correction
+    if step_note is not None:
+        cal.report["training_step"] = step_note
+        cal.report["training_step_scale"] = correction
+    elif measured is not None and env.device_kind == "cpu":
+        cal.report["training_step"] = (
+            "not measured at this thread count: layers not checked against a whole training iteration"
+            if timings.training_step is None else
+            f"not used: the profile's iterations at this thread count are {'DDP' if timings.training_step.ddp else 'plain'}"
+            f" ones, the job {'is' if c.total_gpus > 1 and is_allreduce(w_strategy) else 'is not'} a DDP allreduce job")
     cal.compute_interference, cal.comm_interference, cal.report["interference"] = _interference(profile)
     missing = estimated_fields(profile)
     if missing:
@@ -441,6 +466,44 @@ def _whole_model_correction(timings: ThreadTimings, model: Model, batch: int) ->
         return 1.0, f"layer sum agrees with the whole model within {WHOLE_MODEL_TOLERANCE:.0%} (whole / sum per batch {per_batch})"
     return ratio, (f"layer sum disagrees with the whole model (whole / sum per batch {per_batch}): layer times "
                    f"scaled x{ratio:.3f} to the whole model at batch {batch}")
+
+
+def _training_step_correction(timings: ThreadTimings, model: Model, batch: int, optimizer_step: Timing | None,
+                              ddp_job: bool) -> tuple[float, str] | None:
+    """The factor that makes the layers plus the optimizer step sum to the training
+    iteration measured as a job runs it (``timings.training_step``), and a note; None
+    when there is no such measurement, or it is of the other kind of job (DDP steps for
+    one process, plain steps for an allreduce job of several ranks).
+
+    The iteration holds what layers timed alone in the probe's long-lived process do not
+    pay: the allocator handing freed activations and gradients back to the OS and
+    page-faulting them in again every iteration (a fresh job process does; a probe
+    process whose earlier work raised the allocator's thresholds does not), DDP's copies
+    of every gradient into its bucket and back, the loss, zero_grad. The optimizer step
+    was measured on its own (kept as measured: it runs after the allreduce); the rest of
+    the difference goes to the forward and backward layers, in proportion. Always
+    applied (no tolerance): it is the measurement of the quantity predicted. The ratio
+    is interpolated over the measured batches and held at the nearest outside them."""
+    steps = timings.training_step
+    if steps is None or not steps.samples or steps.ddp != ddp_job:
+        return None
+    names = {layer.name for layer in model.layers}
+    sums: dict[int, float] = {}
+    for sample in timings.samples:
+        if sample.layer in names:
+            sums[sample.batch] = sums.get(sample.batch, 0.0) + sample.timing.median_s
+    opt = optimizer_step.median_s if optimizer_step is not None else 0.0
+    points = sorted((s.batch, max(s.timing.median_s - opt, 0.0) / sums[s.batch]) for s in steps.samples
+                    if sums.get(s.batch, 0) > 0)
+    if not points:
+        return None
+    ratio = float(np.interp(batch, [b for b, _ in points], [r for _, r in points]))
+    per_batch = ", ".join(f"{b}: {r:.3f}" for b, r in points)
+    how = (f"{steps.processes} fresh process(es) x {steps.threads} thread(s)"
+           + (", DDP with a no-op communication hook" if steps.ddp else ""))
+    return ratio, (f"layer times scaled x{ratio:.3f} at batch {batch} so that layers + optimizer step make the "
+                   f"training iteration measured as a job runs it ({how}; (iteration - optimizer) / layer sum per "
+                   f"batch {per_batch})")
 
 
 def _roofline_on_profiled_device(scenario: Scenario, model: Model, profile: Profile, path: str) -> ComputeCosts:

@@ -20,9 +20,16 @@ raw samples and the models fitted to them:
   (``threads_sweep``: what each rank of a multi-process job on a CPU gets); the
   **interference** of a collective running beside compute on the same device; the
   **spread** of whole training iterations; the load average before and after.
+* (version 3) per model and thread count, **training iterations as a job runs them**
+  (:class:`TrainingSteps`): zero_grad, forward, loss, backward, optimizer step, timed in
+  a fresh process that has run nothing else, with several processes wrapped in DDP
+  (communication replaced by a no-op hook). They hold what layer timings in a
+  long-lived probe process leave out: the memory allocator returning freed activations
+  and gradients to the OS and page-faulting them back every iteration (how much depends
+  on the process's history), DDP's gradient copies into and out of its buckets, the loss.
 
-Version 1 profiles (no sweep, interference, spread or load) still load;
-:func:`estimated_fields` lists what the simulator then estimates instead.
+Version 1 and 2 profiles (no sweep, interference, spread, load or training steps) still
+load; :func:`estimated_fields` lists what the simulator then estimates instead.
 
 Every model is frozen and rejects unknown keys. :func:`load_profile` validates a file
 and raises :class:`~simulator.errors.CalibrationError` naming the file and the field on
@@ -41,10 +48,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import CalibrationError, excerpt
 
-SCHEMA_VERSION = 2
-#: Versions this clustersim reads (a version-1 profile lacks the fields of version 2,
-#: which are then estimated: see :func:`estimated_fields`).
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+#: Versions this clustersim reads (older versions lack the fields added since, which are
+#: then estimated: see :func:`estimated_fields`).
+READABLE_VERSIONS = (1, 2, 3)
 FORMAT_NAME = "clustersim-profile"
 
 Phase = Literal["forward", "backward"]
@@ -146,6 +153,24 @@ class WholeModelSample(_Frozen):
     timing: Timing
 
 
+class TrainingSteps(_Frozen):
+    """Whole training iterations as a job's rank runs them (version 3).
+
+    ``processes`` fresh processes (started for this measurement and nothing else, as a
+    job's ranks are), ``threads`` torch threads each, run ``zero_grad(set_to_none)``,
+    forward, cross-entropy loss, backward into ``.grad`` and an SGD-momentum step, every
+    batch in ascending order after a warm-up; with ``ddp`` the model is wrapped in
+    DistributedDataParallel with a no-op communication hook (its gradient copies into
+    and out of the buckets and its hooks run; the allreduce does not: the simulator
+    adds it). Every process's iterations are pooled per batch."""
+
+    threads: int = Field(ge=1)
+    processes: int = Field(1, ge=1)
+    ddp: bool = Field(False, description="Wrapped in DDP (no-op comm hook): only with processes > 1.")
+    method: str = ""
+    samples: list[WholeModelSample] = Field(default_factory=list, description="Iteration times per batch.")
+
+
 class ThreadTimings(_Frozen):
     """One model's layers, whole model and optimizer step timed at ``threads`` torch
     threads per process while ``processes`` such processes time the same work at once
@@ -157,6 +182,7 @@ class ThreadTimings(_Frozen):
     whole_model: list[WholeModelSample] = Field(default_factory=list)
     optimizer_step: Timing | None = None
     fits: list[LayerFit] = Field(default_factory=list)
+    training_step: TrainingSteps | None = Field(None, description="Whole iterations as a job runs them (version 3).")
 
     def fit_table(self) -> dict[tuple[str, str], LinearFit]:
         return {(f.layer, f.phase): f.fit for f in self.fits}
@@ -179,6 +205,8 @@ class ModelProfile(_Frozen):
         "environment.torch_threads.")
     threads_sweep: list[ThreadTimings] = Field(
         default_factory=list, description="The same at fewer threads per process, cores shared (CPU; version 2).")
+    training_step: TrainingSteps | None = Field(
+        None, description="Whole iterations as a job runs them, one process at `threads` (CPU; version 3).")
 
     def fit_table(self) -> dict[tuple[str, str], LinearFit]:
         return {(f.layer, f.phase): f.fit for f in self.fits}
@@ -190,7 +218,8 @@ class ModelProfile(_Frozen):
         main = self.threads or default_threads
         if threads == main:
             return ThreadTimings(threads=main, processes=1, samples=self.samples, whole_model=self.whole_model,
-                                 optimizer_step=self.optimizer_step, fits=self.fits)
+                                 optimizer_step=self.optimizer_step, fits=self.fits,
+                                 training_step=self.training_step)
         return next((t for t in self.threads_sweep if t.threads == threads), None)
 
     def measured_threads(self, default_threads: int) -> list[int]:
@@ -385,7 +414,7 @@ class Profile(_Frozen):
     """A calibration profile (raw samples + fitted models)."""
 
     format: Literal["clustersim-profile"] = FORMAT_NAME
-    schema_version: Literal[1, 2] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
     environment: Environment
     provenance: Provenance
     models: list[ModelProfile] = Field(default_factory=list)
@@ -411,14 +440,18 @@ def estimated_fields(profile: Profile) -> list[str]:
     """What this profile does not measure that the simulator needs, so estimates: one
     line per missing field (empty for a complete version-2 profile)."""
     out = []
-    if profile.schema_version < 2:
-        out.append(f"schema_version {profile.schema_version}: written before version 2")
+    if profile.schema_version < SCHEMA_VERSION:
+        out.append(f"schema_version {profile.schema_version}: written before version {SCHEMA_VERSION}")
     if profile.environment.device_kind == "cpu":
         main = profile.environment.torch_threads
         for m in profile.models:
             if not m.threads_sweep:
                 out.append(f"models.{m.model}.threads_sweep: layer times at fewer threads per process than "
                            f"{m.threads or main} (ranks sharing the cores) are scaled from those, not measured")
+            if m.training_step is None and not any(t.training_step for t in m.threads_sweep):
+                out.append(f"models.{m.model}.training_step: whole training iterations in a fresh process are not "
+                           "measured; layers are scaled to the probe's forward + backward only, which leaves out "
+                           "the allocator's page faults a job pays, DDP's bucket copies and the loss")
     if profile.interference is None:
         out.append("interference: the slowdown of compute beside a collective is a default, not measured")
     if not profile.iteration_spread:

@@ -224,6 +224,6 @@ def test_the_shipped_profile_still_loads():
 
     for path in (REPO_ROOT / "calibration" / "profiles").glob("*.json"):
         profile = load_profile(path)
-        assert profile.schema_version in (1, 2)
+        assert profile.schema_version in (1, 2, 3)
         if profile.schema_version == 1:
             assert estimated_fields(profile)

@@ -41,11 +41,18 @@ def test_quick_probe_writes_a_complete_cpu_profile(quick_profile):
     # Version 2: the layers again at 1 thread with 2 processes sharing the 2 cores (the
     # tests run on a 2-core machine; more cores sweep more counts), the spread of
     # iterations, the interference of an allreduce with compute, the load it ran under.
-    assert profile.schema_version == 2 and profile.models[0].threads == profile.environment.torch_threads
+    assert profile.schema_version == 3 and profile.models[0].threads == profile.environment.torch_threads
     sweep = profile.models[0].threads_sweep
     assert sweep and sweep[0].threads == 1 and sweep[0].processes >= 2 and len(sweep[0].fits) == 2 * 21
     assert sweep[0].whole_model and sweep[0].optimizer_step is not None
     assert profile.iteration_spread and all(s.timing.cv >= 0 for s in profile.iteration_spread)
+    # Version 3: training iterations as a job runs them, in fresh processes: one process
+    # at the main thread count, and the sweep's processes wrapped in DDP (no-op hook).
+    main_steps, swept_steps = profile.models[0].training_step, sweep[0].training_step
+    assert main_steps is not None and not main_steps.ddp and main_steps.processes == 1
+    assert [s.batch for s in main_steps.samples] == [1, 2]
+    assert swept_steps is not None and swept_steps.ddp and swept_steps.processes == sweep[0].processes
+    assert all(len(s.timing.times_s) == 3 * swept_steps.processes for s in swept_steps.samples)
     i = profile.interference
     assert i is not None and i.backend == "gloo" and i.compute_factor >= 1 and i.comm_factor >= 1
     assert profile.provenance.load_average_start is not None and profile.provenance.load_average_end is not None
@@ -58,8 +65,9 @@ def test_simulator_reproduces_the_probed_layer_times_within_10_percent(quick_pro
         scenario = load_scenario({"calibration": str(quick_profile), "cluster": {"gpus_per_node": 1},
                                   "workload": {"model": "alexnet", "batch_per_gpu": batch}})
         sim = build(scenario)
-        # Layers are scaled to the whole model where their sum disagrees with it by > 5%.
-        scale = sim.calibration.report.get("whole_model_scale", 1.0)
+        # Layers are scaled to the measured training iteration (version 3), else to the
+        # whole model where their sum disagrees with it by > 5%.
+        scale = sim.calibration.report.get("training_step_scale", sim.calibration.report.get("whole_model_scale", 1.0))
         for i, layer in enumerate(sim.model.layers):
             for phase, simulated in (("forward", sim.costs.forward_s[i]), ("backward", sim.costs.backward_s[i])):
                 want = measured[layer.name, phase, batch] * scale

@@ -35,15 +35,15 @@ def _scenario(tmp_path: Path, text: str) -> Path:
 
 def test_profile_round_trips(profile_path):
     loaded = load_profile(profile_path)
-    assert loaded.schema_version == 2
+    assert loaded.schema_version == 3
     assert loaded.collectives.fit("allreduce", 2).fit.beta_bytes_per_s == pytest.approx(synthetic.BETA)
 
 
 @pytest.mark.parametrize("damage,message", [
     (lambda text: text[: len(text) // 2], "not valid JSON (truncated?)"),
     (lambda text: "{ this is not json", "not valid JSON"),
-    (lambda text: text.replace('"schema_version": 2', '"schema_version": 99'), "schema_version: profile is version 99"),
-    (lambda text: text.replace('"schema_version": 2,', ''), "schema_version: missing"),
+    (lambda text: text.replace('"schema_version": 3', '"schema_version": 99'), "schema_version: profile is version 99"),
+    (lambda text: text.replace('"schema_version": 3,', ''), "schema_version: missing"),
     (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "environment"}), "environment: Field required"),
     (lambda text: text.replace('"backend": "gloo"', '"backend": "gloo", "colour": "red"'), "collectives.colour: unknown key"),
     (lambda text: text.replace('"wall_s": 0.0', '"wall_s": "soon"'), "provenance.wall_s"),
