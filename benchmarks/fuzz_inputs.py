@@ -128,7 +128,7 @@ class Generator:
             text = json.dumps(data).replace('"__MUT__"', self.rng.choice(JSON_SPECIAL), 1)
             path = self.path(i, "p.json")
             path.write_text(text)
-            scen = ROOT / "scenarios" / "validation" / "measured_here" / "alexnet-gloo-p2-b2-20261125T130541.yaml"
+            scen = ROOT / "scenarios" / "validation" / "measured_here" / "alexnet-gloo-p2-b2-20261201T121941.yaml"
             return kind, ["simulate", str(scen), "-q", "--json", str(out), "--set", f"calibration={path}", *quick], out
         if kind == "csv":
             header, rows = self.csv[0], self.rng.sample(self.csv[1:], 2)

@@ -6,6 +6,7 @@ between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers.
 ``tests/test_readme_tables.py`` fails when the README no longer matches.
 
     python benchmarks/accuracy_single_gpu.py --cv --record        # single_gpu_cv.json
+    python benchmarks/closed_loop.py -o DIR --json benchmarks/results/closed_loop.json
     python benchmarks/accuracy_validation.py --ratchet --record   # dev_set_record.json
     python benchmarks/accuracy_collectives.py --json benchmarks/results/collectives_cv.json
     python benchmarks/accuracy_training.py --json benchmarks/results/training_cv.json
@@ -103,7 +104,23 @@ def single_gpu_table() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"single-gpu-cv": single_gpu_table, "dev-set": dev_set_table, "collectives-cv": collectives_table,
+def measured_here_table() -> str:
+    data = json.loads((RESULTS / "closed_loop.json").read_text())
+    lines = ["| run | threads | measured (samples/s) | predicted | rel. error | load before / after |",
+             "|---|--:|--:|--:|--:|--:|"]
+    for r in data["runs"]:
+        procs = f"{r['procs']} proc" + ("s" if r["procs"] > 1 else "")
+        lines.append(f"| {r['model']} {procs}, batch {r['batch']} | {r['threads']} | {r['measured']:.3g} | "
+                     f"{r['predicted']:.3g} | {r['rel_error'] * 100:+.1f}% | {r['load_before']:.2f} / "
+                     f"{r['load_after']:.2f} |")
+    s = data["summary"]
+    lines += ["", f"Absolute error over {s['n']} runs: median {s['median_ape']:.1f}%, mean {s['mean_ape']:.1f}%, "
+              f"max {s['max_ape']:.1f}% (targets of #15: median <= 5%, max <= 15%)."]
+    return "\n".join(lines)
+
+
+TABLES = {"single-gpu-cv": single_gpu_table, "measured-here": measured_here_table, "dev-set": dev_set_table,
+          "collectives-cv": collectives_table,
           "training-cv": training_table}
 
 

@@ -150,7 +150,7 @@ def test_scenario_without_calibration_reports_none(capsys):
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_profiles_load_and_carry_provenance(path):
     profile = load_profile(path)
-    assert profile.provenance.complete and profile.provenance.command.startswith("clustersim probe")
+    assert profile.provenance.complete and profile.provenance.command.startswith(("clustersim probe", "clustersim selfcheck"))
     assert profile.environment.device_kind == "cpu"  # no GPU was lent: no GPU profile is shipped
     assert "No GPU was lent" in profile.provenance.notes
     assert profile.models and profile.collectives and profile.collectives.fits
