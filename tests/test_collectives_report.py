@@ -16,7 +16,8 @@ from simulator.scenario import TrainingSpec
 from .conftest import REPO_ROOT
 
 RING_4X4 = str(REPO_ROOT / "scenarios" / "ring_4x4_ib100.yaml")
-PROFILE = str(REPO_ROOT / "calibration" / "profiles" / "cpu-amd-epyc-2core-collectives.json")  # every collective, 4 KB-256 MB
+# the profile with every collective, 4 KB-256 MB
+PROFILE = str(REPO_ROOT / "calibration" / "profiles" / "cpu-amd-epyc-2core-collectives.json")
 TWO_GPUS = ["--set", "cluster.nodes=1", "--set", "cluster.gpus_per_node=2", "--set", "cluster.server.gpus_per_switch=2"]
 
 
