@@ -112,19 +112,10 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
         timeline.waiting_for = f"backward of iteration {it}"
         pending: list[simpy.Event] = []
         done_s = 0.0  # how far into the (nominal) backward pass this rank is
-        if loop is not None:
-            loop.backward_started(it)
-            for offset, _nbytes in sim.fusion_tensors or ():
-                compute_to = min(offset, backward_s)
-                if compute_to > done_s:
-                    segment = (compute_to - done_s) * slow * variation.jitter()
-                    computed += segment
-                    extra += segment * (stretch - 1)
-                    yield from _computing(sim, rank, segment * stretch)
-                    done_s = compute_to
-                loop.tensor_ready(rank, it)
-            pending.append(loop.done(it))
-        for b, (offset, nbytes) in enumerate(() if loop is not None else sim.buckets):
+
+        def backward_until(offset: float, slow: float = slow):
+            """Compute backward up to ``offset`` (capped at its end), if not there yet."""
+            nonlocal computed, extra, done_s
             compute_to = min(offset, backward_s)
             if compute_to > done_s:
                 segment = (compute_to - done_s) * slow * variation.jitter()
@@ -132,6 +123,15 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
                 extra += segment * (stretch - 1)
                 yield from _computing(sim, rank, segment * stretch)
                 done_s = compute_to
+
+        if loop is not None:
+            loop.backward_started(it)
+            for offset, _nbytes in sim.fusion_tensors or ():
+                yield from backward_until(offset)
+                loop.tensor_ready(rank, it)
+            pending.append(loop.done(it))
+        for b, (offset, nbytes) in enumerate(() if loop is not None else sim.buckets):
+            yield from backward_until(offset)
             if done_s == backward_s and len(timeline.backward_end) == it:
                 timeline.backward_end.append(env.now - extra)
             if overlap and offset > done_s:
@@ -143,11 +143,7 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
                 done_s = offset
             if overlap:
                 pending.append(sim.sync.ready(rank, (it, b), nbytes))
-        if backward_s > done_s:
-            segment = (backward_s - done_s) * slow * variation.jitter()
-            computed += segment
-            extra += segment * (stretch - 1)
-            yield from _computing(sim, rank, segment * stretch)
+        yield from backward_until(backward_s)
         if len(timeline.backward_end) == it:
             timeline.backward_end.append(env.now - extra)
         if not overlap:
