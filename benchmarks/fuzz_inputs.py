@@ -107,7 +107,8 @@ class Generator:
         return self.work / f"{i}-{name}"
 
     def make(self, i: int) -> tuple[str, list[str], Path | None]:
-        kind = self.rng.choice(["scenario", "set", "set", "profile", "csv", "sweep", "output", "special", "hazard"])
+        kind = self.rng.choice(["scenario", "set", "set", "profile", "csv", "sweep", "output", "special", "hazard",
+                                "paths"])
         out = self.path(i, "out.json")
         quick = ["--set", "simulation.iterations=1"] if self.rng.random() < 0.8 else []
         if kind == "scenario":
@@ -172,6 +173,26 @@ class Generator:
                                    ["simulate", "-q", "--set", f"calibration={target}"],
                                    ["sweep", target, "-o", str(self.path(i, "r.csv"))]])
             return kind, cmd, None
+        if kind == "paths":  # input files naming files outside their folder (refused, exit 2)
+            folder = self.path(i, "sub")
+            folder.mkdir()
+            target = self.rng.choice(["../afile", "/etc/hostname", "/dev/zero", str(self.fifo), "../../../../x",
+                                      "a/../../afile", "link", "", "a\0b", str(self.work / "afile")])
+            if target == "link":
+                os.symlink(self.work / "afile", folder / "link")
+            field = self.rng.choice(["calibration", "base", "csv"])
+            if field == "calibration":
+                path = folder / "s.yaml"
+                path.write_text(json.dumps({"calibration": target}))
+                return kind, ["simulate", str(path), "-q", *quick], None
+            if field == "base":
+                path = folder / "sw.yaml"
+                path.write_text(json.dumps({"base": target}))
+                return kind, ["sweep", str(path), "-o", str(self.path(i, "r.csv")), "--executor", "serial",
+                              "--no-cache"], None
+            path = folder / "c.csv"
+            path.write_text(f"case_id,source,metric,value,scenario\nx,y,iteration_time_s,1,{target}\n")
+            return kind, ["validate", str(path), "--json", str(out)], out
         path = self.path(i, "h.yaml")
         path.write_text(self.rng.choice(HAZARDS))
         return kind, ["simulate", str(path), "-q"], None
@@ -213,7 +234,10 @@ def main() -> None:
 
     os.environ.pop("CLUSTERSIM_ALLOW_LARGE", None)
     os.environ.pop("CLUSTERSIM_DEBUG", None)
-    import simulator.cli.app  # noqa: F401 - the commands imported once, before forking
+    os.environ.pop("CLUSTERSIM_ALLOW_OUTSIDE_PATHS", None)
+    from simulator.cli.app import load_commands
+
+    load_commands()  # the commands imported once, before forking
 
     counts: collections.Counter[str] = collections.Counter()
     by_kind: collections.Counter[tuple[str, str]] = collections.Counter()

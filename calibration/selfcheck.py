@@ -166,12 +166,14 @@ def default_measure(config: SelfcheckConfig, model: str, procs: int, batch: int)
 def default_predict(measurement, profile: Path, csv_path: Path, command: str,
                     load_before: float | None) -> tuple[str, float]:
     """Append the run as a measured case (scenario naming the profile) and predict it."""
+    from simulator.input_paths import allowing_outside_paths
     from simulator.validation import predict_case
 
     from .measure import append_case
 
     case = append_case(measurement, csv_path, profile, command, load_before=load_before)
-    return case.case_id, float(predict_case(case, csv_path.parent).predicted)
+    with allowing_outside_paths():  # the scenario and profile are selfcheck's own files (--profile may lie anywhere)
+        return case.case_id, float(predict_case(case, csv_path.parent).predicted)
 
 
 # -- the loop --------------------------------------------------------------------------

@@ -75,7 +75,7 @@ import numpy as np
 import simpy
 
 from .compute import ComputeCosts, roofline_costs
-from .errors import CalibrationError
+from .errors import CalibrationError, excerpt
 from .profile import CollectiveFit, ModelProfile, Profile, ThreadTimings, Timing, estimated_fields, load_profile
 from .scenario import Scenario
 from .sync import SYNC_STRATEGIES, SyncContext, Synchronizer
@@ -310,7 +310,7 @@ def calibrate_compute(scenario: Scenario, model: Model, estimated: ComputeCosts,
     cal = Calibration(path=path, profile=profile)
     if env.catalog_gpu is not None and env.catalog_gpu != c.gpu:
         raise CalibrationError(
-            f"{path}: environment.catalog_gpu: the profile was measured on {env.catalog_gpu}, the scenario's "
+            f"{path}: environment.catalog_gpu: the profile was measured on {excerpt(env.catalog_gpu)}, the scenario's "
             f"cluster.gpu is {c.gpu}; use a profile of that GPU or drop `calibration`"
         )
     if w.precision != "fp32":

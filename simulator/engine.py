@@ -18,14 +18,22 @@ import dataclasses
 from .build import _framework_launch_times, build, fast_path_inexact, rank_compute_costs
 from .built import MIB, BuiltSimulation, CountingEnvironment, RankTimeline
 from .results import SimResult, collect, combine_replications
+from .run_budget import install as install_budget
 from .scenario import Scenario
 from .timeline import TimelineRecorder
-from .training import ComputeVariation, run
+from .training import ComputeVariation
+from .training import run as _run
 
 __all__ = [
     "MIB", "BuiltSimulation", "ComputeVariation", "CountingEnvironment", "RankTimeline", "_framework_launch_times",
     "build", "fast_path_inexact", "rank_compute_costs", "run", "simulate",
 ]
+
+
+def run(sim: BuiltSimulation) -> None:
+    """Run phase (:func:`simulator.training.run`) within the work budget (:mod:`simulator.run_budget`)."""
+    install_budget(sim)
+    _run(sim)
 
 
 def simulate(scenario: Scenario, *, with_baseline: bool = True, record_timeline: bool = False) -> SimResult:

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import ClusterSimError, ScenarioError, excerpt
+from .input_paths import resolve_input_path
 from .scenario import Scenario
 
 DEFAULT_SCENARIO_NAME = "<default scenario>"
@@ -399,8 +400,14 @@ def format_validation_error(exc: ValidationError) -> str:
 def load_scenario(
     source: str | Path | Mapping[str, Any] | None = None,
     overrides: Iterable[str] = (),
+    *,
+    root: str | Path | None = None,
 ) -> Scenario:
-    """Load a scenario from a file path, a dict, or (None) the embedded default."""
+    """Load a scenario from a file path, a dict, or (None) the embedded default.
+
+    A file's ``calibration:`` path resolves against the file's folder and must lie
+    under ``root`` (the trust root: default the file's own folder) or a shipped data
+    folder (:mod:`simulator.input_paths`)."""
     if source is None:
         name = DEFAULT_SCENARIO_NAME
         data = parse_raw(default_scenario_text(), name)
@@ -409,15 +416,20 @@ def load_scenario(
         data = dict(source)
     else:
         name = str(source)
-        data = resolve_calibration_path(read_raw(source), Path(source).parent)
+        data = resolve_calibration_path(read_raw(source), Path(source).parent, source=name, root=root)
     data = apply_overrides(data, overrides, name)
     return validate(data, name)
 
 
-def resolve_calibration_path(data: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """Make a relative ``calibration:`` path relative to the scenario file's folder
-    (a ``--set calibration=...`` override stays relative to the working directory)."""
+def resolve_calibration_path(
+    data: dict[str, Any], folder: Path, *, source: str = "<scenario>", root: str | Path | None = None
+) -> dict[str, Any]:
+    """Make a ``calibration:`` path named in a scenario file relative to the file's
+    folder, checked to lie under ``root`` (default that folder) or a shipped profile
+    folder unless outside paths are allowed (a ``--set calibration=...`` override is
+    the user's own: it stays relative to the working directory, unchecked)."""
     path = data.get("calibration")
-    if isinstance(path, str) and path and not Path(path).is_absolute():
-        data = {**data, "calibration": str(folder / path)}
+    if isinstance(path, str):  # anything else is the schema's error
+        resolved = resolve_input_path(path, folder, source=source, field="calibration", root=root)
+        data = {**data, "calibration": str(resolved)}
     return data

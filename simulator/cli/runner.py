@@ -38,9 +38,29 @@ def located(source: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise located_exc from None
 
 
+#: An error line quotes input only in short excerpts (:func:`~simulator.errors.excerpt`);
+#: as a last guard, a word longer than this is cut (its start and end kept) and a line
+#: longer than MAX_LINE is cut, so no message can echo a large piece of a file.
+MAX_WORD, MAX_LINE = 160, 4000
+
+
+def one_line(message: object) -> str:
+    """``message`` on one printable line: whitespace folded, control characters
+    escaped, over-long words and lines cut."""
+    words = []
+    for word in str(message).split():
+        if not word.isprintable():
+            word = "".join(c if c.isprintable() else repr(c)[1:-1] for c in word)
+        if len(word) > MAX_WORD:
+            word = f"{word[: MAX_WORD - 40]}...{word[-37:]}"
+        words.append(word)
+    line = " ".join(words)
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + "..."
+
+
 def _fail(message: str, code: int) -> NoReturn:
-    """Print one ``error:`` line (whitespace and newlines folded) and exit."""
-    click.echo("error: " + " ".join(str(message).split()), err=True)
+    """Print one ``error:`` line (see :func:`one_line`) and exit."""
+    click.echo("error: " + one_line(message), err=True)
     sys.exit(code)
 
 

@@ -15,8 +15,11 @@ writing, so an engine is only this: subclass :class:`Executor`, implement
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, ClassVar
@@ -82,9 +85,41 @@ class SerialExecutor(Executor):
             yield fn(item)
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C is the parent's to handle: it keeps what finished and stops the pool.
+#: How often a pool worker checks that the sweep that started it is still alive.
+PARENT_POLL_S = 0.5
+
+
+def _init_worker(creator: int) -> None:
+    """Pool worker start-up: Ctrl-C is the parent's to handle (it keeps what finished
+    and stops the pool); the sweep's locks are not the worker's to hold; and the worker
+    exits, within about ``PARENT_POLL_S``, once the sweep process that created the pool
+    is gone (killed outright, say), instead of idling on as an orphan."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .store import held_fds
+
+    for fd in held_fds():  # a forked copy would keep the output locked after the sweep dies
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    parent = os.getppid()  # the sweep itself, or a forkserver that exits with it
+    if not _alive(creator) or (parent == 1 and creator != 1):
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(creator, parent), daemon=True, name="clustersim-parent-watch").start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _watch_parent(creator: int, parent: int) -> None:
+    while os.getppid() == parent and _alive(creator):
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)  # no cleanup: the sweep that would receive our results is gone
 
 
 @register_executor("local")
@@ -97,7 +132,8 @@ class LocalExecutor(Executor):
 
     def map_unordered(self, fn, items):
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_ignore_sigint)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_init_worker,
+                                             initargs=(os.getpid(),))
         pending = {self._pool.submit(fn, item) for item in items}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)

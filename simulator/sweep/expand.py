@@ -25,7 +25,16 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ScenarioError
-from ..loading import DEFAULT_SCENARIO_NAME, apply_overrides, default_scenario_text, parse_raw, read_raw, validate
+from ..input_paths import resolve_input_path
+from ..loading import (
+    DEFAULT_SCENARIO_NAME,
+    apply_overrides,
+    default_scenario_text,
+    parse_raw,
+    read_raw,
+    resolve_calibration_path,
+    validate,
+)
 from ..scenario import Scenario
 from .spec import Distribution, SweepSpec
 
@@ -111,25 +120,44 @@ def points(spec: SweepSpec) -> list[dict[str, Any]]:
 
 
 def base_scenario(spec: SweepSpec, root: Path | None, source: str) -> dict[str, Any]:
-    """The base scenario's raw dict with the sweep's ``set`` overrides applied."""
+    """The base scenario's raw dict with the sweep's ``set`` overrides applied.
+
+    A ``base:`` file resolves against the sweep file's folder (``root``) and must lie
+    under it or a shipped scenarios folder (:mod:`simulator.input_paths`); a
+    ``calibration:`` path in the base file resolves against the base file's folder, one
+    in an inline base or in ``set`` against the sweep file's, all within ``root``."""
     if spec.base is None:
         raw, name = parse_raw(default_scenario_text(), DEFAULT_SCENARIO_NAME), DEFAULT_SCENARIO_NAME
     elif isinstance(spec.base, dict):
         raw, name = spec.base, "inline"
+        if root is not None:
+            raw = resolve_calibration_path(raw, root, source=f"{source}: base", root=root)
     else:
         path = Path(spec.base)
-        if not path.is_absolute() and root is not None:
-            path = root / path
+        if root is not None:
+            path = resolve_input_path(spec.base, root, source=source, field="base")
         try:
             raw, name = read_raw(path), str(path)
+            raw = resolve_calibration_path(raw, path.parent, source=str(path), root=root)
         except ScenarioError as exc:
             raise ScenarioError(f"{source}: base: {exc}") from None
     data = apply_overrides(raw, spec.set, f"{source}: set")
+    if root is not None and any(item.partition("=")[0].strip() == "calibration" for item in spec.set):
+        data = resolve_calibration_path(data, root, source=f"{source}: set", root=root)
     try:
         validate(data, name)  # a broken base is the sweep file's error, not every run's
     except ScenarioError as exc:
         raise ScenarioError(f"{source}: base scenario: {exc}") from None
     return data
+
+
+def _axis_calibration(values: dict[str, Any], root: Path | None, source: str) -> dict[str, Any]:
+    """An axis over ``calibration`` names profiles relative to the sweep file (checked)."""
+    value = values.get("calibration")
+    if root is None or not isinstance(value, str):
+        return values
+    resolved = resolve_input_path(value, root, source=source, field="axes: calibration", root=root)
+    return {**values, "calibration": str(resolved)}
 
 
 def expand(spec: SweepSpec, root: Path | None = None, source: str = "<sweep>") -> list[Run]:
@@ -140,7 +168,7 @@ def expand(spec: SweepSpec, root: Path | None = None, source: str = "<sweep>") -
         for rep in range(spec.replications):
             data = json.loads(json.dumps(base))
             set_path(data, "simulation.seed", replication_seed(spec.seed, rep))
-            for path, value in values.items():
+            for path, value in _axis_calibration(values, root, source).items():
                 set_path(data, path, value)
             try:
                 scenario: Scenario | None = validate(data, f"run {len(runs)}")

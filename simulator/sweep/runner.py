@@ -10,6 +10,7 @@ and its message; the sweep goes on.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from .executors import Executor, get_executor
 from .expand import Run, expand
 from .progress import ProgressChoice, make_progress
 from .spec import SweepSpec, load_sweep
-from .store import ResultStore, flatten, to_frame
+from .store import OutputLock, ResultStore, flatten, to_frame
 from .worker import Outcome, run_batch
 
 if TYPE_CHECKING:
@@ -105,12 +106,21 @@ def run_sweep(
         batch_size: runs per executor task (default: a few batches per worker, <= 32).
     """
     spec, root, source = load_sweep(sweep)
-    runs = expand(spec, root, source)
     store = ResultStore(output) if output is not None else None
     if resume and store is None:
         from ..errors import ClusterSimError
 
         raise ClusterSimError("resume needs an output file to resume from")
+    # One sweep at a time on an output: a second one is refused at once, not run twice over.
+    with OutputLock(output) if output is not None else contextlib.nullcontext():
+        runs = expand(spec, root, source)
+        return _run_sweep(spec, runs, store, output, executor, workers, scheduler, resume, cache, progress,
+                          batch_size)
+
+
+def _run_sweep(spec: SweepSpec, runs: list[Run], store: ResultStore | None, output: str | Path | None,
+               executor: str | Executor, workers: int | None, scheduler: Any, resume: bool, cache: bool | str | Path,
+               progress: ProgressChoice, batch_size: int | None) -> pd.DataFrame:
     result_cache = None if cache is False else ResultCache(None if cache is True else cache)
     summary = SweepSummary(runs=len(runs), output=str(output) if output is not None else None)
 

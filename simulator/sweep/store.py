@@ -14,6 +14,7 @@ as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -100,6 +101,95 @@ def read_results(path: str | Path) -> pd.DataFrame:
         raise ClusterSimError(f"{path}: cannot read results: {exc}") from None
 
 
+#: File descriptors of this process's sweep locks (the output lock, the journal):
+#: forked pool workers close their copies (:func:`held_fds`), so that only the sweep
+#: process itself holds an output locked.
+_HELD_FDS: set[int] = set()
+
+
+def held_fds() -> frozenset[int]:
+    """The lock file descriptors a forked worker should close."""
+    return frozenset(_HELD_FDS)
+
+
+class OutputLock:
+    """``OUTPUT.lock``: one sweep at a time on an output, held from before the earlier
+    rows are read until the table is written.
+
+    A second sweep (``--resume`` or not) on the same output is refused at once with one
+    error naming the process that holds it, instead of both running the same runs into
+    one journal. The lock is an advisory ``flock``: the kernel drops it when the holder
+    dies, however it dies, so a killed sweep never leaves a stale lock; the file is
+    removed when the holder finishes. Not on POSIX: no lock."""
+
+    def __init__(self, output: str | Path):
+        output = Path(output)
+        self.output = output
+        self.path = output.with_name(output.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX
+            return
+        for _ in range(20):  # retried only if the file was removed between open and lock
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise ClusterSimError(f"{self.output}: cannot lock the output ({self.path.name}): "
+                                      f"{exc.strerror or exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_pid(fd)
+                os.close(fd)
+                who = f" (process {holder})" if holder else ""
+                raise ClusterSimError(
+                    f"{self.output}: another sweep is running on this output{who}; wait for it to finish, "
+                    f"stop it, or choose another output ({self.path.name} is locked)"
+                ) from None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the holder finished and removed the file we opened: take the new one
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            self._fd = fd
+            _HELD_FDS.add(fd)
+            return
+        raise ClusterSimError(f"{self.output}: cannot lock the output ({self.path.name} keeps changing)")
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # while still held: a waiting sweep then retries on a new file
+        _HELD_FDS.discard(fd)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+    def __enter__(self) -> OutputLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() and len(text) < 12 else None
+
+
 def _json_safe(value: Any) -> Any:
     return value.item() if hasattr(value, "item") and not isinstance(value, str) else value
 
@@ -152,6 +242,7 @@ class ResultStore:
         if not append:
             journal.truncate(0)
         self._journal = journal
+        _HELD_FDS.add(journal.fileno())
 
     def append(self, row: dict[str, Any]) -> None:
         if self._journal is not None:
@@ -166,6 +257,7 @@ class ResultStore:
     def _close_journal(self) -> None:
         journal, self._journal = self._journal, None
         if journal is not None:
+            _HELD_FDS.discard(journal.fileno())
             try:
                 journal.close()
             except OSError:

@@ -52,6 +52,7 @@ import pandas as pd
 from ..collectives import ALLREDUCE_ALGORITHMS
 from ..engine import build, run
 from ..errors import ClusterSimError
+from ..input_paths import resolve_input_path
 from ..loading import load_scenario
 from ..results import SimResult, collect
 from ..scenario import Scenario
@@ -113,9 +114,10 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
     """The scenario a row describes, and a note on any assumption made."""
     if case.scenario is not None:
         path = Path(case.scenario)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        return load_scenario(path, [f"simulation.{k}={v}" for k, v in SIMULATION.items()] + list(overrides)), ""
+        if base_dir is not None:  # under the CSV's folder (or a shipped one) unless outside paths are allowed
+            path = resolve_input_path(case.scenario, base_dir, source=f"case {case.case_id}", field="scenario")
+        overrides = [f"simulation.{k}={v}" for k, v in SIMULATION.items()] + list(overrides)
+        return load_scenario(path, overrides, root=base_dir), ""
     notes = []
     layout = LAYOUTS[case.intra_node]
     server: dict[str, Any] = {"layout": layout}

@@ -75,9 +75,10 @@ def test_adding_an_axis_value_keeps_the_other_runs_scenarios():
 
 def test_base_path_is_relative_to_the_sweep_file(tmp_path):
     (tmp_path / "sub").mkdir()
-    (tmp_path / "base.yaml").write_text((REPO_ROOT / "scenarios" / "ps_4x4_10gbe.yaml").read_text())
+    (tmp_path / "sub" / "bases").mkdir()
+    (tmp_path / "sub" / "bases" / "base.yaml").write_text((REPO_ROOT / "scenarios" / "ps_4x4_10gbe.yaml").read_text())
     sweep = tmp_path / "sub" / "s.yaml"
-    sweep.write_text("base: ../base.yaml\nset: [cluster.nodes=2]\n"
+    sweep.write_text("base: bases/base.yaml\nset: [cluster.nodes=2]\n"
                      "axes:\n  grid:\n    training.parameter_servers.count: [1, 2]\n")
     runs = runs_of(sweep)
     assert [r.scenario.training.parameter_servers.count for r in runs] == [1, 2]

@@ -1,0 +1,117 @@
+"""The run-time bound (issue 18): a run may process at most its work budget of events
+(``simulator.run_budget``); past it, one error naming what to reduce, exit 2. A run that
+fits gives exactly the result it gives without a budget."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from simulator import load_scenario
+from simulator.engine import build, run, simulate
+from simulator.errors import ClusterSimError
+from simulator.run_budget import DEFAULT_MAX_EVENTS, MAX_EVENTS_ENV, WorkBudgetExceeded, max_events
+from simulator.scenario import ALLOW_LARGE_ENV
+from simulator.sweep import run_sweep
+
+from .conftest import REPO_ROOT
+from .test_bad_input import assert_one_error
+from .test_cli import run_main
+
+RING = str(REPO_ROOT / "scenarios" / "ring_4x4_ib100.yaml")
+DETAILED = ["simulation.mode=detailed", "cluster.nodes=2", "simulation.iterations=1", "simulation.warmup_iterations=0"]
+
+
+@pytest.fixture(autouse=True)
+def default_budget(monkeypatch):
+    monkeypatch.delenv(MAX_EVENTS_ENV, raising=False)
+    monkeypatch.delenv(ALLOW_LARGE_ENV, raising=False)
+
+
+def _events(scenario) -> int:
+    return simulate(scenario, with_baseline=False).simulated_events
+
+
+def test_a_run_over_its_budget_is_one_error_naming_what_to_reduce(capsys, monkeypatch):
+    monkeypatch.setenv(MAX_EVENTS_ENV, "500")
+    code, out, err = run_main(capsys, "simulate", RING, *[a for o in DETAILED for a in ("--set", o)])
+    assert_one_error(code, out, err, f"{RING}: the run stopped at its work budget of 500 simulated events",
+                     "simulation.iterations", "8 rank(s) followed of 8 GPUs (detailed path)", "simulation.mode",
+                     f"{MAX_EVENTS_ENV}=N")
+
+
+def test_the_budget_is_exact_and_leaves_results_unchanged(monkeypatch):
+    scenario = load_scenario(RING, DETAILED)
+    unbounded = simulate(scenario, with_baseline=False)
+    counted = unbounded.simulated_events  # the events, plus (as counted) the final step that finds none left
+
+    def fits(limit: int) -> bool:
+        monkeypatch.setenv(MAX_EVENTS_ENV, str(limit))
+        try:
+            result = simulate(scenario, with_baseline=False)
+        except WorkBudgetExceeded as exc:
+            assert f"work budget of {limit:,} simulated events" in str(exc)
+            return False
+        assert repr(dataclasses.asdict(result)) == repr(dataclasses.asdict(unbounded))  # NaN speedup: no baseline
+        return True
+
+    assert fits(counted)
+    smallest = next(limit for limit in (counted - 2, counted - 1, counted) if fits(limit))
+    assert smallest >= counted - 1 and not fits(smallest - 1)
+
+
+def test_build_and_run_callers_get_the_budget_too(monkeypatch):
+    monkeypatch.setenv(MAX_EVENTS_ENV, "100")
+    sim = build(load_scenario(RING, DETAILED))
+    with pytest.raises(WorkBudgetExceeded):
+        run(sim)
+    assert sim.env.events_processed == 100
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, DEFAULT_MAX_EVENTS), ({MAX_EVENTS_ENV: "0"}, None), ({MAX_EVENTS_ENV: "1_000"}, 1000),
+    ({ALLOW_LARGE_ENV: "1"}, None), ({ALLOW_LARGE_ENV: "1", MAX_EVENTS_ENV: "7"}, 7),
+])
+def test_the_budget_setting(monkeypatch, env, expected):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert max_events() == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "1e6", "lots", "9" * 30])
+def test_a_bad_budget_setting_is_one_error(capsys, monkeypatch, value):
+    monkeypatch.setenv(MAX_EVENTS_ENV, value)
+    with pytest.raises(ClusterSimError, match=MAX_EVENTS_ENV):
+        max_events()
+    assert_one_error(*run_main(capsys, "simulate", "-q"), MAX_EVENTS_ENV)
+
+
+def test_no_limit_and_allow_large(capsys, monkeypatch):
+    scenario = load_scenario(RING, DETAILED)
+    monkeypatch.setenv(MAX_EVENTS_ENV, "0")
+    assert _events(scenario) > 100
+    monkeypatch.delenv(MAX_EVENTS_ENV)
+    monkeypatch.setattr("simulator.run_budget.DEFAULT_MAX_EVENTS", 100)
+    with pytest.raises(WorkBudgetExceeded):
+        _events(scenario)
+    code, _, err = run_main(capsys, "--allow-large", "simulate", RING, "-q",
+                            *[a for o in DETAILED for a in ("--set", o)])
+    assert code == 0, err
+
+
+def test_the_shipped_scenarios_are_far_inside_the_default_budget():
+    for path in sorted((REPO_ROOT / "scenarios").glob("*.yaml")):
+        assert _events(load_scenario(path)) < DEFAULT_MAX_EVENTS // 100, path
+
+
+def test_a_sweep_run_over_budget_is_an_error_row(monkeypatch):
+    from .sweep.conftest import small_sweep
+
+    sweep = small_sweep(axes={"grid": {"simulation.mode": ["fast", "detailed"]}})
+    fast = load_scenario({**small_sweep()["base"], "simulation": {"iterations": 1, "warmup_iterations": 0,
+                                                                   "mode": "fast"}})
+    monkeypatch.setenv(MAX_EVENTS_ENV, str(_events(fast)))  # the fast run fits, the detailed one cannot
+    df = run_sweep(sweep, executor="serial", cache=False, progress=False)
+    assert list(df["status"]) == ["ok", "error"]
+    assert df["error"].iloc[1].startswith("WorkBudgetExceeded: the run stopped at its work budget")
