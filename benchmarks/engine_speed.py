@@ -7,26 +7,40 @@ and one bundled flow per collective; the detailed path every rank and every
 point-to-point flow (slow by design; capped at ``--detailed-max`` GPUs).
 
     python benchmarks/engine_speed.py [--repeats 5] [--strategy ring_allreduce]
-    python benchmarks/engine_speed.py --must-hold [--repeats 3] [--max-gpus 1024]
+    python benchmarks/engine_speed.py --must-hold [--repeats 3] [--max-gpus 65536] [--sweep]
 
-``--must-hold`` prints instead the figures issue 19 asks for that this script can
-measure in one process (CPU seconds, medians of ``--repeats``): parameter servers on
-the fast path, leaf-spine 4:1 with parameter servers, ``strategy: auto``, jitter +
-stragglers, each over GPU counts up to ``--max-gpus`` with the fitted exponent of time
-against GPUs from 1,024 (or the smallest size) up; and the detailed path's events per
-second as a fraction of a bare SimPy timeout loop measured in the same process.
+``--must-hold`` prints instead every figure of issue 19's "Must hold", each against its
+limit (CPU seconds of build + run + collect, medians of ``--repeats``, one process):
+
+* per path (ring fast, parameter servers fast, leaf-spine 4:1 with parameter servers,
+  ``strategy: auto``, jitter + stragglers), the time at each size up to ``--max-gpus``
+  and the fitted exponent of time against GPUs from 1,024 to the largest size measured;
+* the peak memory of parameter servers at 4,096 GPUs (a fresh process, its max RSS);
+* the detailed path's events per second against a bare SimPy timeout loop measured in
+  the same process;
+* ``clustersim --version`` and an 8-GPU ``clustersim simulate`` (wall seconds of the
+  command, medians);
+* with ``--sweep``, the 1,000-configuration sweep of ``benchmarks/sweep_speed.py``
+  (``--must-hold``) on 2 workers, cache off (a minute or so).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import simpy
 
 from simulator import load_scenario
+from simulator.build import forget_shared_clusters
 from simulator.engine import build, run
 from simulator.results import collect
 
@@ -55,6 +69,7 @@ def scenario(gpus: int, mode: str, strategy: str):
 
 # name -> (strategy, extra overrides); the cases of issue 19's "Must hold" measured here.
 MUST_HOLD = {
+    "ring, fast": ("ring_allreduce", ["simulation.mode=fast"]),
     "parameter servers, fast": ("parameter_server", ["simulation.mode=fast"]),
     "leaf-spine 4:1, parameter servers": ("parameter_server", [
         "cluster.fabric.topology=leaf_spine", "cluster.fabric.nodes_per_leaf=4", "cluster.fabric.spines=4",
@@ -64,6 +79,19 @@ MUST_HOLD = {
         "variability.jitter.distribution=lognormal", "variability.jitter.cv=0.05",
         "variability.stragglers.probability=0.01"]),
 }
+# name -> (GPU counts measured, {GPUs: limit in CPU seconds}).
+SIZES = {
+    "ring, fast": ((1024, 4096, 16384, 65536), {65536: 2.0}),
+    "parameter servers, fast": ((1024, 4096, 16384), {4096: 2.0}),
+    "leaf-spine 4:1, parameter servers": ((1024, 4096), {1024: 1.0}),
+    "strategy: auto": ((1024, 4096, 16384), {1024: 0.5}),
+    "ring, jitter + stragglers": ((1024, 4096, 16384), {1024: 1.0, 16384: 30.0}),
+}
+GROWTH_LIMIT = 1.2
+PS_MEMORY = (4096, 500.0)  # GPUs, MB
+EVENTS_RATIO = 0.30
+CLI_LIMITS = {"clustersim --version": 0.3, "clustersim simulate (8 GPUs)": 0.6}
+SWEEP_LIMIT_S = 30.0
 
 
 def fitted_exponent(points: list[tuple[int, float]]) -> float:
@@ -90,30 +118,94 @@ def bare_simpy_events_per_s(n: int = 200_000) -> float:
     return n / (time.process_time() - t0)
 
 
-def must_hold(repeats: int, sizes: list[int], budget_s: float) -> None:
+def verdict(value: float, limit: float) -> str:
+    return f"{'ok' if value <= limit else 'MISSED'} (limit {limit:g})"
+
+
+def must_hold(repeats: int, max_gpus: int, budget_s: float, with_sweep: bool) -> None:
+    os.environ["CLUSTERSIM_ALLOW_LARGE"] = "1"  # 65,536 GPUs is above the scenario safeguard
     print(f"CPU seconds per ResNet-50 iteration (build + run + collect), median of {repeats}")
     for name, (strategy, extra) in MUST_HOLD.items():
+        sizes, limits = SIZES[name]
         points = []
-        for gpus in sizes:
+        for gpus in (g for g in sizes if g <= max_gpus):
             r = measure(gpus, "", strategy, repeats, extra)
             points.append((gpus, r["wall_s"]))
-            print(f"  {name:<36} {gpus:>6} GPUs {r['wall_s']:>9.3f} s  ({r['events']} events, {r['flows']} flows)")
+            limit = f"  {verdict(r['wall_s'], limits[gpus])}" if gpus in limits else ""
+            print(f"  {name:<36} {gpus:>6} GPUs {r['wall_s']:>9.3f} s  ({r['events']} events, {r['flows']} flows)"
+                  f"{limit}")
             if r["wall_s"] > budget_s:
                 print(f"  {name:<36} stopped: over {budget_s:g} s")
                 break
         tail = [p for p in points if p[0] >= 1024] or points
+        exponent = fitted_exponent(tail)
         print(f"  {name:<36} fitted exponent of time against GPUs ({tail[0][0]}-{tail[-1][0]}): "
-              f"{fitted_exponent(tail):.2f}")
+              f"{exponent:.2f}  {verdict(exponent, GROWTH_LIMIT)}")
+    gpus, limit_mb = PS_MEMORY
+    if gpus <= max_gpus:
+        peak = peak_rss_mb("parameter servers, fast", gpus)
+        print(f"  peak memory, parameter servers, fast, {gpus} GPUs (fresh process): {peak:.0f} MB  "
+              f"{verdict(peak, limit_mb)}")
     bare = bare_simpy_events_per_s()
     r = measure(64, "", "ring_allreduce", repeats, ["simulation.mode=detailed"])
+    ratio = r["events"] / r["wall_s"] / bare
     print(f"detailed path, ring, 64 GPUs: {r['events'] / r['wall_s']:,.0f} events/s; bare SimPy timeouts "
-          f"{bare:,.0f} events/s; ratio {r['events'] / r['wall_s'] / bare:.1%} (measured in this run)")
+          f"{bare:,.0f} events/s; ratio {ratio:.1%} (measured in this run)  "
+          f"{'ok' if ratio >= EVENTS_RATIO else 'MISSED'} (at least {EVENTS_RATIO:.0%})")
+    print(f"command line, wall seconds, median of {max(repeats, 5)}")
+    for label, seconds in cli_wall_s(max(repeats, 5)).items():
+        print(f"  {label:<36} {seconds:.3f} s  {verdict(seconds, CLI_LIMITS[label])}")
+    if with_sweep:
+        from sweep_speed import must_hold_sweep
+
+        n, seconds = must_hold_sweep(workers=2)
+        print(f"sweep of {n} configurations (ring and parameter servers, 8-512 GPUs), 2 workers, cache off: "
+              f"{seconds:.1f} s  {verdict(seconds, SWEEP_LIMIT_S)}")
+
+
+def peak_rss_mb(name: str, gpus: int) -> float:
+    """Peak resident memory of a fresh process that builds, runs and collects one case:
+    its VmHWM (Linux; ru_maxrss elsewhere, which on Linux keeps the parent's peak
+    across fork and exec)."""
+    code = (f"import resource, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import engine_speed as e; "
+            f"strategy, extra = e.MUST_HOLD[{name!r}]; e.measure({gpus}, '', strategy, 1, extra); "
+            "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')] "
+            "if sys.platform == 'linux' else []; "
+            "print(hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "CLUSTERSIM_ALLOW_LARGE": "1"})
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def cli_wall_s(repeats: int) -> dict[str, float]:
+    """Median wall seconds of ``clustersim --version`` and of an 8-GPU simulate, with
+    compiled bytecode as an installed package has it (written to a scratch folder, so
+    PYTHONDONTWRITEBYTECODE=1 in the caller does not make every run compile every module)."""
+    exe = shutil.which("clustersim") or "clustersim"
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "pcie_8gpu_server.yaml"
+    commands = {"clustersim --version": [exe, "--version"],
+                "clustersim simulate (8 GPUs)": [exe, "simulate", str(scenario)]}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "clustersim-bench-pycache")
+    out = {}
+    for label, command in commands.items():
+        subprocess.run(command, capture_output=True, check=True, env=env)  # compile once, warm the file cache
+        walls = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=True, env=env)
+            walls.append(time.perf_counter() - t0)
+        out[label] = statistics.median(walls)
+    return out
 
 
 def measure(gpus: int, mode: str, strategy: str, repeats: int, extra: list[str] | None = None) -> dict:
     s = scenario(gpus, mode, strategy) if extra is None else load_scenario(None, base_overrides(gpus, strategy) + extra)
     walls = []
     for _ in range(repeats):
+        # Every repeat cold: the last run (its graph and routes) and shared clusters dropped.
+        sim = result = None
+        forget_shared_clusters()
         t0 = time.process_time() if extra is not None else time.perf_counter()
         sim = build(s)
         run(sim)
@@ -138,12 +230,12 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, nargs="+", default=[8, 64, 256])
     parser.add_argument("--detailed-max", type=int, default=64)
     parser.add_argument("--must-hold", action="store_true", help="print the figures of issue 19's 'Must hold'")
-    parser.add_argument("--max-gpus", type=int, default=1024)
+    parser.add_argument("--max-gpus", type=int, default=65536)
     parser.add_argument("--budget", type=float, default=60.0, help="stop a case's growth once a size takes longer")
+    parser.add_argument("--sweep", action="store_true", help="with --must-hold: also the 1,000-run sweep")
     args = parser.parse_args()
     if args.must_hold:
-        sizes = [g for g in (64, 256, 1024, 4096, 16384) if g <= args.max_gpus]
-        must_hold(args.repeats, sizes, args.budget)
+        must_hold(args.repeats, args.max_gpus, args.budget, args.sweep)
         return
     print(f"ResNet-50, one iteration, {args.strategy}, median of {args.repeats} runs")
     print(f"{'GPUs':>6} {'path':>9} {'wall s':>9} {'events':>9} {'flows':>9} {'events/s':>10} {'iter ms':>9}")

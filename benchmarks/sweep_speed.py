@@ -1,9 +1,12 @@
 """Sweep throughput (runs per second): serial execution against the local process pool.
 
     python benchmarks/sweep_speed.py [--runs 200] [--repeats 5] [--workers N]
+    python benchmarks/sweep_speed.py --must-hold [--repeats 1]
 
 Both executors run the same sweep of small ResNet-50 scenarios (1 measured iteration,
 2-40 GPUs) with the result cache off, in this one process, median of ``--repeats``.
+``--must-hold`` runs issue 19's figure instead: 1,008 configurations (ring and
+parameter servers, 8-512 GPUs, every NIC, eight batch sizes) on 2 workers, cache off.
 """
 
 from __future__ import annotations
@@ -28,12 +31,40 @@ def sweep(runs: int) -> dict:
     }
 
 
+def must_hold_spec() -> dict:
+    """7 cluster sizes (8-512 GPUs) x 2 strategies x 9 NICs x 8 batches = 1,008 runs."""
+    return {
+        "name": "must-hold",
+        "base": {"cluster": {"gpus_per_node": 8, "server": {"pcie_switches": 2}},
+                 "simulation": {"iterations": 1, "warmup_iterations": 0}},
+        "axes": {"grid": {
+            "cluster.nodes": [1, 2, 4, 8, 16, 32, 64],
+            "training.strategy": ["ring_allreduce", "parameter_server"],
+            "cluster.nic.link": ["1GbE", "10GbE", "25GbE", "40GbE", "100GbE", "IB-FDR", "IB-EDR", "IB-HDR", "IB-NDR"],
+            "workload.batch_per_gpu": [8, 16, 24, 32, 40, 48, 56, 64],
+        }},
+    }
+
+
+def must_hold_sweep(workers: int = 2) -> tuple[int, float]:
+    """(runs, wall seconds) of :func:`must_hold_spec` on ``workers`` processes, cache off."""
+    start = time.perf_counter()
+    n = len(run_sweep(must_hold_spec(), workers=workers, cache=False, progress=False))
+    return n, time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--must-hold", action="store_true", help="the 1,000-run sweep of issue 19, 2 workers")
     args = parser.parse_args()
+    if args.must_hold:
+        walls = [must_hold_sweep(2) for _ in range(args.repeats)]
+        print(f"{walls[0][0]} runs (ring and parameter servers, 8-512 GPUs), 2 workers, cache off: "
+              f"median {statistics.median(w for _, w in walls):.1f} s of {args.repeats} (limit 30 s)")
+        return
     spec = sweep(args.runs)
     n = len(run_sweep(spec, executor="serial", cache=False, progress=False))  # also warms imports
     print(f"{n} runs per sweep, cache off, median of {args.repeats}, {os.cpu_count()} cores")

@@ -15,13 +15,36 @@ Modules inside the package never import from this ``__init__`` (an import-graph 
 checks it): the version lives in :mod:`simulator._version`, re-exported here.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
 from ._version import __version__
-from .engine import simulate
-from .errors import CalibrationError, ClusterSimError, ScenarioError, SimulationError, TopologyError
-from .loading import load_scenario
-from .results import SimResult
-from .scenario import Scenario
-from .sweep import run_sweep
+
+# Public name -> the module that defines it. Loaded on first use (PEP 562), so that
+# ``clustersim --version`` and ``import simulator.errors`` do not pay for the engine,
+# networkx, pandas and the schema.
+_LAZY = {
+    "simulate": ".engine",
+    "CalibrationError": ".errors",
+    "ClusterSimError": ".errors",
+    "ScenarioError": ".errors",
+    "SimulationError": ".errors",
+    "TopologyError": ".errors",
+    "load_scenario": ".loading",
+    "SimResult": ".results",
+    "Scenario": ".scenario",
+    "run_sweep": ".sweep",
+}
+
+if TYPE_CHECKING:
+    from .engine import simulate
+    from .errors import CalibrationError, ClusterSimError, ScenarioError, SimulationError, TopologyError
+    from .loading import load_scenario
+    from .results import SimResult
+    from .scenario import Scenario
+    from .sweep import run_sweep
 
 __all__ = [
     "CalibrationError",
@@ -36,3 +59,16 @@ __all__ = [
     "run_sweep",
     "simulate",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -7,15 +7,17 @@ surface here, before the clock starts.
 from __future__ import annotations
 
 import dataclasses
+import weakref
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from topologies import build_cluster
+from topologies import ClusterGraph, build_cluster
 
 from . import catalog, zoo
 from .built import MIB, BuiltSimulation, CountingEnvironment, RankTimeline
-from .calibrated import Calibration, calibrate_compute
-from .collective_cost import achievable_graph, get_backend
+from .collective_cost import Backend, achievable_graph, get_backend
 from .collectives import CollectiveLibrary, Fabric
 from .compute import (
     PARAMETER_BYTES,
@@ -36,6 +38,18 @@ from .rng import RandomStreams
 from .scenario import Scenario
 from .sync import SYNC_STRATEGIES, SyncContext
 
+if TYPE_CHECKING:  # the calibration machinery (and its profile schema) loads only with a profile
+    import networkx as nx
+
+    from .calibrated import Calibration
+
+
+# One rank's compute costs by (workload, GPU), the most recent first out: the one-GPU
+# baseline, replications and a sweep's runs of one workload on other clusters reuse
+# them (they depend on nothing else; the arrays are made read-only).
+_COSTS: dict[tuple[str, str], tuple[ComputeCosts, tuple[str | None, ...]]] = {}
+COSTS_KEPT = 64
+
 
 def rank_compute_costs(scenario: Scenario, model: zoo.Model | None = None, gpu: catalog.GPUSpec | None = None
                        ) -> tuple[ComputeCosts, Calibration | None, list[str | None]]:
@@ -43,6 +57,22 @@ def rank_compute_costs(scenario: Scenario, model: zoo.Model | None = None, gpu: 
     or a measured throughput) at the scenario's batch. Returns the costs, the
     calibration report (None without a profile) and each layer's conv algorithm.
     Refuses, with the numbers, a batch that does not fit the GPU."""
+    if scenario.calibration is not None:  # read from a profile file: made afresh
+        return _rank_compute_costs(scenario, model, gpu)
+    key = (scenario.workload.model_dump_json(), scenario.cluster.gpu)
+    cached = _COSTS.get(key)
+    if cached is None:
+        costs, _, chosen = _rank_compute_costs(scenario, model, gpu)
+        for array in (costs.forward_s, costs.backward_s, costs.gradient_bytes):
+            array.flags.writeable = False
+        cached = _COSTS[key] = (costs, tuple(chosen))
+        if len(_COSTS) > COSTS_KEPT:
+            del _COSTS[next(iter(_COSTS))]
+    return cached[0], None, list(cached[1])
+
+
+def _rank_compute_costs(scenario: Scenario, model: zoo.Model | None, gpu: catalog.GPUSpec | None
+                        ) -> tuple[ComputeCosts, Calibration | None, list[str | None]]:
     w = scenario.workload
     model = model or zoo.get_model(w.model, sequence_length=w.sequence_length)
     gpu = gpu or catalog.get_gpu(scenario.cluster.gpu)
@@ -60,6 +90,8 @@ def rank_compute_costs(scenario: Scenario, model: zoo.Model | None = None, gpu: 
     )
     calibration = None
     if scenario.calibration is not None:
+        from .calibrated import calibrate_compute
+
         costs, calibration = calibrate_compute(scenario, model, costs, scenario.calibration)
     if w.measured_throughput_samples_per_s is not None:
         costs = scaled_to_throughput(costs, w.batch_per_gpu, w.measured_throughput_samples_per_s)
@@ -81,7 +113,7 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     ps = t.parameter_servers
     dedicated = ps.count if strategy_name == "parameter_server" and ps.placement == "dedicated" else 0
     try:
-        cluster = build_cluster(
+        cluster = _shared_cluster(
             nodes=c.nodes,
             gpus_per_node=c.gpus_per_node,
             server_layout=c.server.layout,
@@ -100,7 +132,7 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
 
     env = CountingEnvironment()
     backend = get_backend(t.collectives.backend) if strategy_name not in ("none", "parameter_server") else None
-    graph = cluster.graph if backend is None else achievable_graph(cluster.graph, backend, gpu.architecture)
+    graph = cluster.graph if backend is None else _library_graph(cluster, backend, gpu.architecture)
     network = Network(env, graph)
     costs, calibration, _ = rank_compute_costs(scenario, model, gpu)
     costs = _on_the_wire(scenario, costs)
@@ -112,6 +144,7 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     inexact, unsupported = _fast_path_plan(scenario, strategy_name)
     forced_fast = scenario.simulation.mode == "fast" and not unsupported
     detailed = scenario.detailed or (inexact is not None and not forced_fast)
+    per_flow = detailed and not _collectives_bundled(scenario, strategy_name)
     if dedicated:
         servers = cluster.ps_hosts
     else:
@@ -121,6 +154,7 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
         network=network,
         gpus=cluster.gpus,
         detailed=detailed,
+        per_flow=per_flow,
         nodes=[cluster.gpus[n * c.gpus_per_node : (n + 1) * c.gpus_per_node] for n in range(c.nodes)],
         comm_intervals=[[] for _ in cluster.gpus],
         node_hosts=cluster.hosts,
@@ -137,7 +171,7 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
         server_busy=[[] for _ in range(ps.count)],
     )
     if backend is not None:
-        fabric = Fabric(env, network, context.nodes, detailed)
+        fabric = Fabric(env, network, context.nodes, per_flow)
         context.collectives = CollectiveLibrary(
             fabric, backend, gpu.architecture, t.collectives.protocol, t.collectives.max_channels
         )
@@ -162,6 +196,52 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
             for n in tensors
         ],
     )
+
+
+# Built clusters by their parameters. Replications of a scenario, the candidates of
+# `strategy: auto` and a sweep's runs of one cluster reuse one graph, and with it the
+# routes found on it (routes are cached per graph, see simulator.network). Weak: a
+# cluster lives while a simulation holds it, and the last one built, if small (a sweep
+# runs many configurations of small clusters), stays for the next run.
+_CLUSTERS: weakref.WeakValueDictionary[tuple, ClusterGraph] = weakref.WeakValueDictionary()
+_LIBRARY_GRAPHS: weakref.WeakKeyDictionary[nx.DiGraph, dict[tuple, nx.DiGraph]] = weakref.WeakKeyDictionary()
+_LAST: list[ClusterGraph] = []
+KEEP_LAST_UP_TO_NODES = 20_000  # graph nodes (about 2,000 GPUs in 8-GPU PCIe servers)
+
+
+def _shared_cluster(**parameters: Any) -> ClusterGraph:
+    """``topologies.build_cluster(**parameters)``, shared with earlier builds of the same
+    cluster (graphs are not changed once built)."""
+    try:
+        key = tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, Mapping) else v)
+                           for k, v in parameters.items()))
+        hash(key)
+    except TypeError:  # a parameter that cannot key a cache: build afresh
+        return build_cluster(**parameters)
+    cluster = _CLUSTERS.get(key)
+    if cluster is None:
+        cluster = _CLUSTERS[key] = build_cluster(**parameters)
+    _LAST[:] = [cluster] if cluster.graph.number_of_nodes() <= KEEP_LAST_UP_TO_NODES else []
+    return cluster
+
+
+def forget_shared_clusters() -> None:
+    """Drop the shared clusters and compute costs: the next build starts cold (for
+    benchmarks)."""
+    _COSTS.clear()
+    _CLUSTERS.clear()
+    _LIBRARY_GRAPHS.clear()
+    _LAST.clear()
+
+
+def _library_graph(cluster: ClusterGraph, backend: Backend, architecture: str) -> nx.DiGraph:
+    """The cluster graph at the bandwidths the collective library achieves, shared by
+    builds of the same cluster with the same backend (compared by content)."""
+    graphs = _LIBRARY_GRAPHS.setdefault(cluster.graph, {})
+    key = (backend.model_dump_json(), architecture)
+    if key not in graphs:
+        graphs[key] = achievable_graph(cluster.graph, backend, architecture)
+    return graphs[key]
 
 
 def fast_path_inexact(scenario: Scenario, strategy_name: str | None = None) -> str | None:
@@ -210,6 +290,19 @@ def _fast_path_plan(scenario: Scenario, strategy_name: str | None = None) -> tup
             return (f"parameter-server requests queue on {ps.cores} core(s) for {workers} workers, "
                     "which are answered one after another"), False
     return None, False
+
+
+def _collectives_bundled(scenario: Scenario, strategy_name: str) -> bool:
+    """Whether every rank is followed only because ranks compute at different speeds
+    (jitter, stragglers, speed factors under ``simulation.mode: auto``) on an allreduce
+    strategy. Then each rank's compute is simulated, but collectives run as the fast
+    path's bundled flows: an allreduce starts only when every rank has the bucket
+    ready and buckets go one at a time, so it always runs alone on an idle network,
+    exactly as on the fast path (which equals the per-flow path there, see
+    tests/test_fast_path_agrees.py). Cost: per rank and segment, not per flow.
+    ``simulation.mode: detailed`` still moves every flow."""
+    return (scenario.simulation.mode == "auto" and scenario.variability.active
+            and strategy_name not in ("none", "parameter_server"))
 
 
 def _fusion_loop(scenario: Scenario, strategy_name: str) -> bool:

@@ -8,6 +8,7 @@ that make and run it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
@@ -15,12 +16,14 @@ import simpy
 from topologies import ClusterGraph
 
 from . import zoo
-from .calibrated import Calibration
 from .compute import ComputeCosts
 from .network import Network
 from .rng import RandomStreams
 from .scenario import Scenario
 from .sync import SyncContext, Synchronizer
+
+if TYPE_CHECKING:  # the calibration machinery (and its profile schema) loads only with a profile
+    from .calibrated import Calibration
 
 MIB = 1024 * 1024
 

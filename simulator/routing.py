@@ -19,6 +19,17 @@ Rules, in the order they apply:
   through NIC k x NICs / GPUs (its own NIC on a DGX A100/H100, the NIC of its PCIe
   switch on a DGX-1), as NCCL maps GPUs to NICs, rather than through whichever NIC the
   shortest path happens to reach first.
+
+**Structure, for speed.** Clusters are many identical servers hung off a fabric of
+switches. Where the graph has that shape (:class:`ServerTemplates` checks it), a route
+is found without searching the whole graph: the shortest paths inside a server (and
+out to its switch) are searched once per server *shape* and translated per server, and
+the switches between two servers' switches are read from the switch graph (one hop,
+or two through a common neighbour: the spine choice of a leaf-spine). Every shortest
+path of the whole graph is such a composition, so the equal-cost set, and hence the
+ECMP hash's choice, is the same as a search's; where a search would break a tie by
+its own visiting order (several shortest paths without ECMP), or where the graph has
+another shape, the router searches as before.
 """
 
 from __future__ import annotations
@@ -47,14 +58,24 @@ class Router:
     def __init__(self, graph: nx.DiGraph):
         self.graph = graph
         self.ecmp = bool(graph.graph.get("ecmp", False))
-        for _u, v, data in graph.edges(data=True):
-            base = 1 if data.get("link") == "nvlink" else 2
-            data[_WEIGHT] = base + (GPU_ENTRY_PENALTY if graph.nodes[v].get("kind") == "gpu" else 0)
+        self._kind = {node: data.get("kind") for node, data in graph._node.items()}
+        self._server = {node: data.get("server") for node, data in graph._node.items()}
+        kind = self._kind
+        for nbrs in graph._adj.values():  # graph.edges(data=True), without its views
+            for v, data in nbrs.items():
+                base = 1 if data.get("link") == "nvlink" else 2
+                data[_WEIGHT] = base + (GPU_ENTRY_PENALTY if kind[v] == "gpu" else 0)
         self._paths: dict[tuple[Node, Node], list[Node]] = {}
-        self._kind = {node: data.get("kind") for node, data in graph.nodes(data=True)}
-        self._server = {node: data.get("server") for node, data in graph.nodes(data=True)}
         self._rail_nic = self._rail_nics()
         self._adjacency: dict[bool, dict[Node, list[tuple[Node, int]]]] = {}
+        templates = ServerTemplates(graph, self._kind, self._server)
+        self._templates = templates if templates.usable else None
+        staging = any(data.get("kind") == "gpu" and not (data.get("p2p", True) and data.get("gdr", True))
+                      for data in graph._node.values())
+        # Where every route between two servers is (a head to the source's switch) +
+        # (a switch path) + (a tail into the destination): no rail or staging rule
+        # changes the composed path afterwards.
+        self.templates = self._templates if not self._rail_nic and not staging else None
 
     def _rail_nics(self) -> dict[Node, Node]:
         """GPU -> its NIC, in servers with more than one NIC."""
@@ -87,6 +108,8 @@ class Router:
         from whichever side has fewer distinct nodes. With ECMP the search keeps every
         shortest path (a predecessor map), so each pair still takes the one its hash
         picks among all of them, exactly as :meth:`path` would."""
+        if self._templates is not None:
+            return  # composing routes from templates is cheaper than any search
         missing = [p for p in pairs if p not in self._paths and p[0] != p[1]]
         if len(missing) < PREFETCH_FANIN:
             return
@@ -169,6 +192,10 @@ class Router:
     def _shortest(self, src: Node, dst: Node) -> list[Node]:
         if src == dst:
             return [src]
+        if self._templates is not None:
+            path = self._templates.shortest(src, dst, self.ecmp)
+            if path is not None:
+                return path
         try:
             if not self.ecmp:
                 return nx.bidirectional_dijkstra(self.graph, src, dst, weight=_WEIGHT)[1]
@@ -234,6 +261,197 @@ class Router:
             if kind == "nic":  # the data leaves the node here
                 return None if end.get("gdr", True) else host
         return None
+
+
+SWITCH = "@switch"  # the fabric switch of a server, in its template
+
+
+class ServerTemplates:
+    """Shortest paths composed from per-server templates (see the module doc).
+
+    Applies (``usable``) when every node is either a switch or belongs to a server
+    (``server`` attribute, named ``{server}.{local}``), servers touch the rest of the
+    graph only through NIC <-> switch edges, all of one server's NICs hang off one
+    switch, and every switch-to-switch edge weighs the same. Then no shortest path
+    crosses a third server (it would have to leave through the switch it came from),
+    so every shortest path between two servers is (a path from the source to its
+    server's switch) + (a shortest switch path) + (a path from the destination's
+    switch into it), and the three parts are independent.
+    """
+
+    def __init__(self, graph: nx.DiGraph, kind: dict[Node, str | None], server: dict[Node, object]):
+        self.graph = graph
+        self.usable = False
+        self._server = server
+        self._switch_of: dict[object, Node] = {}  # server -> the switch its NICs hang off
+        self._succ: dict[Node, set[Node]] = {}  # switch -> switches it links to
+        self._nics: set[Node] = set()  # server nodes linked to a switch
+        hop: set[int] = set()
+        self._members: dict[object, list[Node]] = {}
+        for node, srv in server.items():
+            if srv is None and kind[node] != "switch":
+                return
+            if srv is not None:
+                if not (isinstance(node, str) and node.startswith(f"{srv}.")):
+                    return
+                self._members.setdefault(srv, []).append(node)
+        for u, nbrs in graph._adj.items():
+            su = server[u]
+            for v, data in nbrs.items():
+                sv = server[v]
+                if su == sv:
+                    if su is None:
+                        self._succ.setdefault(u, set()).add(v)
+                        hop.add(data[_WEIGHT])
+                    continue
+                if su is not None and sv is not None:
+                    return  # two servers joined directly
+                srv, nic, switch = (su, u, v) if su is not None else (sv, v, u)
+                if kind[nic] != "nic" or self._switch_of.setdefault(srv, switch) != switch:
+                    return  # a server reaching the fabric through something else, or two switches (rails)
+                self._nics.add(nic)
+        if len(hop) > 1:
+            return
+        self._shapes: dict[object, tuple] = {}  # server -> its shape
+        self._names: dict[object, dict[str, Node]] = {}  # server -> local name -> node
+        self._templates: dict[tuple, nx.DiGraph] = {}  # shape -> template graph (local names)
+        self._inside: dict[tuple, list[list[Node]]] = {}  # (shape, a, b) -> every shortest path
+        self._fabric: dict[tuple[Node, Node], list[list[Node]]] = {}  # sorted shortest switch paths
+        self.usable = True
+
+    def shortest(self, src: Node, dst: Node, ecmp: bool) -> list[Node] | None:
+        """The shortest path a search would return (with ``ecmp``: the one the pair's
+        hash picks), or None where only a search can tell (an end outside every server,
+        or a tie a search breaks by its own visiting order)."""
+        s, t = self._server.get(src), self._server.get(dst)
+        if s is None or t is None:
+            return None
+        if s == t:
+            paths = [self._real(s, p) for p in self._local_paths(s, self._local(s, src), self._local(t, dst))]
+            if ecmp and paths:
+                return Router._ecmp_choice(src, dst, paths)
+            return paths[0] if len(paths) == 1 else None
+        if s not in self._switch_of or t not in self._switch_of:
+            return None
+        heads = self._local_paths(s, self._local(s, src), SWITCH)
+        tails = self._local_paths(t, SWITCH, self._local(t, dst))
+        middles = self._switch_paths(self._switch_of[s], self._switch_of[t])
+        if not heads or not tails or not middles:
+            return None
+        if len(heads) == len(tails) == 1:
+            if len(middles) > 1 and not ecmp:
+                return None
+            # Every candidate shares the head and the tail, so sorting them (as the hash's
+            # choice does) sorts the switch paths, which are sorted already.
+            middle = middles[zlib.crc32(f"{src}->{dst}".encode()) % len(middles)] if ecmp else middles[0]
+            return self._real(s, heads[0])[:-1] + middle + self._real(t, tails[0])[1:]
+        if not ecmp:
+            return None
+        paths = [self._real(s, h)[:-1] + m + self._real(t, tl)[1:] for h in heads for m in middles for tl in tails]
+        return Router._ecmp_choice(src, dst, paths)
+
+    # -- parts, for bundles composed end by end ------------------------------------------
+
+    def server_of(self, node: Node) -> object | None:
+        return self._server.get(node)
+
+    def switch_of(self, server: object) -> Node | None:
+        return self._switch_of.get(server)
+
+    def head(self, node: Node) -> list[Node] | None:
+        """The one shortest path from ``node`` to its server's switch (None: not one)."""
+        server = self._server.get(node)
+        if server is None or server not in self._switch_of:
+            return None
+        heads = self._local_paths(server, self._local(server, node), SWITCH)
+        return self._real(server, heads[0]) if len(heads) == 1 else None
+
+    def tail(self, node: Node) -> list[Node] | None:
+        """The one shortest path from its server's switch to ``node`` (None: not one)."""
+        server = self._server.get(node)
+        if server is None or server not in self._switch_of:
+            return None
+        tails = self._local_paths(server, SWITCH, self._local(server, node))
+        return self._real(server, tails[0]) if len(tails) == 1 else None
+
+    def switch_paths(self, a: Node, b: Node) -> list[list[Node]]:
+        """Every shortest path from switch ``a`` to switch ``b``, in the hash's order."""
+        return self._switch_paths(a, b)
+
+    # -- templates ---------------------------------------------------------------------
+
+    @staticmethod
+    def _local(server: object, node: Node) -> str:
+        return node[len(str(server)) + 1:]
+
+    def _real(self, server: object, path: list[str]) -> list[Node]:
+        names = self._names.get(server)
+        if names is None:  # local name -> node, made once per server
+            cut = len(str(server)) + 1
+            names = self._names[server] = {n[cut:]: n for n in self._members[server]}
+            names[SWITCH] = self._switch_of.get(server)
+        return [names[n] for n in path]
+
+    def _shape(self, server: object) -> tuple:
+        """What a search inside ``server`` sees, in local names: its edges (to its
+        switch too) with their weights. (The rules after the search read the real
+        nodes' attributes.)"""
+        shape = self._shapes.get(server)
+        if shape is None:
+            adj, pred, owner = self.graph._adj, self.graph._pred, self._server
+            cut = len(str(server)) + 1
+            edges = []
+            for n in self._members[server]:
+                name = n[cut:]
+                for v, data in adj[n].items():
+                    edges.append((name, SWITCH if owner[v] is None else v[cut:], data[_WEIGHT]))
+                if owner[n] is not None and n in self._nics:
+                    edges.extend((SWITCH, name, data[_WEIGHT]) for u, data in pred[n].items() if owner[u] is None)
+            edges.sort()
+            shape = self._shapes[server] = tuple(edges)
+            if shape not in self._templates:
+                template = nx.DiGraph()
+                for u, v, w in shape:
+                    template.add_edge(u, v, **{_WEIGHT: w})
+                self._templates[shape] = template
+        return shape
+
+    def _local_paths(self, server: object, a: str, b: str) -> list[list[str]]:
+        """Every shortest path from ``a`` to ``b`` in the server's template, sorted."""
+        shape = self._shape(server)
+        key = (shape, a, b)
+        paths = self._inside.get(key)
+        if paths is None:
+            template = self._templates[shape]
+            try:
+                paths = sorted(nx.all_shortest_paths(template, a, b, weight=_WEIGHT))
+            except (nx.NetworkXNoPath, nx.NodeNotFound):
+                paths = []
+            self._inside[key] = paths
+        return paths
+
+    def _switch_paths(self, a: Node, b: Node) -> list[list[Node]]:
+        """Every shortest path from switch ``a`` to switch ``b``, sorted as the hash's
+        choice sorts them: one hop where they are linked, else two through each common
+        neighbour (every switch link weighs the same); a search otherwise."""
+        key = (a, b)
+        paths = self._fabric.get(key)
+        if paths is None:
+            succ = self._succ
+            if a == b:
+                paths = [[a]]
+            elif b in succ.get(a, ()):
+                paths = [[a, b]]
+            else:
+                paths = [[a, m, b] for m in succ.get(a, ()) if b in succ.get(m, ())]
+                if not paths:
+                    switches = self.graph.subgraph([n for n, srv in self._server.items() if srv is None])
+                    try:
+                        paths = list(nx.all_shortest_paths(switches, a, b, weight=_WEIGHT))
+                    except (nx.NetworkXNoPath, nx.NodeNotFound):
+                        paths = []
+            paths = self._fabric[key] = sorted(paths, key=lambda p: [str(n) for n in p])
+        return paths
 
 
 def _all_paths_to(pred: dict[Node, list[Node]], root: Node, leaf: Node) -> list[list[Node]]:

@@ -52,6 +52,16 @@ class SyncContext:
     bucket_tensors: Sequence[int] = ()  # tensors in each bucket
     # The collective library allreduce strategies run on (None: the plain flow programs).
     collectives: CollectiveLibrary | None = None
+    # Whether collectives move every point-to-point flow (None: as ``detailed``). False
+    # with ``detailed``: every rank computes on its own (jitter, stragglers, a slow GPU),
+    # but an allreduce starts only once every rank is ready, on an idle network, so it
+    # runs as the fast path's bundled flows and gives the per-flow answer.
+    per_flow: bool | None = None
+
+    @property
+    def flows_detailed(self) -> bool:
+        """Whether collectives run every point-to-point flow (else bundled phases)."""
+        return self.detailed if self.per_flow is None else self.per_flow
 
 
 class Synchronizer:
@@ -109,7 +119,7 @@ class Allreduce(Synchronizer):
         super().__init__(ctx)
         self._arrived: dict[Key, int] = {}
         self._queue: simpy.Store = simpy.Store(self.env)
-        self._fabric = Fabric(self.env, ctx.network, ctx.nodes, ctx.detailed)
+        self._fabric = Fabric(self.env, ctx.network, ctx.nodes, ctx.flows_detailed)
         self._auto_choice: dict[float, str] = {}
         self.algorithms_used: dict[str, int] = {}
         self.env.process(self._stream())
@@ -259,15 +269,15 @@ class ParameterServer(Synchronizer):
         """One flow standing for every worker's transfer in ``phase`` (usage built once)."""
         key = (phase, server)
         if key not in self._usage:
-            gpus, hosts = self.ctx.gpus, self.ctx.node_hosts
+            net, gpus, hosts = self.ctx.network, self.ctx.gpus, self.ctx.node_hosts
             if phase == "gather":
-                pairs = [(g, hosts[self._node_of[r]]) for r, g in enumerate(gpus)]
+                self._usage[key] = net.bundle(tuple((g, hosts[self._node_of[r]]) for r, g in enumerate(gpus)))
             elif phase == "scatter":
-                pairs = [(hosts[self._node_of[r]], g) for r, g in enumerate(gpus)]
-            else:
+                self._usage[key] = net.bundle(tuple((hosts[self._node_of[r]], g) for r, g in enumerate(gpus)))
+            else:  # every worker with every server: counted end by end, not pair by pair
                 servers = self.ctx.server_hosts if server < 0 else [self.ctx.server_hosts[server]]
-                pairs = [(w, h) if phase == "push" else (h, w) for h in servers for w in self.workers]
-            self._usage[key] = self.ctx.network.bundle(tuple(pairs))
+                ends = (self.workers, servers) if phase == "push" else (servers, self.workers)
+                self._usage[key] = net.bundle_product(*ends)
         usage, latency = self._usage[key]
         return self.ctx.network.start_flow(usage, nbytes, latency, label=phase)
 

@@ -5,6 +5,8 @@ end when overlap is off), waits for its buckets, and steps the optimizer.
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import simpy
 
@@ -304,7 +306,17 @@ def run(sim: BuiltSimulation) -> None:
         loop = _FusionLoop(sim)
         sim.env.process(loop.run(sim.scenario.simulation.warmup_iterations + sim.scenario.simulation.iterations))
     processes = [sim.env.process(_rank_process(sim, r, loop)) for r in range(len(sim.timelines))]
-    sim.env.run()
+    # What is built (graph, routes, every rank's process) lives through the run: kept
+    # out of the collector's full scans, which would revisit it ever more often as the
+    # run allocates events (time growing faster than the ranks at thousands of GPUs).
+    freeze = gc.isenabled() and gc.get_freeze_count() == 0  # nobody else froze objects
+    if freeze:
+        gc.freeze()
+    try:
+        sim.env.run()
+    finally:
+        if freeze:
+            gc.unfreeze()
     stuck = [
         f"rank {r} ({sim.cluster.gpus[r]}) waiting for {sim.timelines[r].waiting_for}"
         for r, proc in enumerate(processes)
