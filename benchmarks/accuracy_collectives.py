@@ -18,15 +18,18 @@ Predictors, side by side on the same cases:
 
 Fitted parameters (each physical, each with its value and its spread across folds
 printed): ``call_overhead_us`` (per-call cost beyond NCCL's base latency),
-``host_staging_gbytes_s`` (GPU-to-GPU through host memory), ``network`` (achievable
-fraction of the NICs' bandwidth), ``nvls_efficiency`` (what NVLink SHARP reaches of the
-NVSwitch links on Hopper; NCCL's own estimate, on which it chooses, assumes 0.85).
+``ll_step_overhead_us`` and ``simple_step_overhead_us`` (what a pipeline step costs in a
+run beyond NCCL's own latency table, LL/LL128 and Simple; NCCL's choice does not see
+them), ``host_staging_gbytes_s`` (GPU-to-GPU through host memory), ``network``
+(achievable fraction of the NICs' bandwidth), ``nvls_efficiency`` (what NVLink SHARP
+reaches of the NVSwitch links on Hopper; NCCL's own estimate, on which it chooses,
+assumes 0.85).
 
 Rows whose system reduces in the network (InfiniBand SHARP / CollNet) measure a
 mechanism the simulator does not model; they are reported on their own line and kept
 out of the headline figures.
 
-    python benchmarks/accuracy_collectives.py            # about 3 minutes on 2 cores
+    python benchmarks/accuracy_collectives.py            # about 6 minutes on 2 quiet cores
     python benchmarks/accuracy_collectives.py --quick    # defaults only (no CV), ~30 s
 """
 
@@ -47,10 +50,12 @@ from loso import leave_one_source_out
 ROOT = Path(__file__).resolve().parents[1]
 FILES = [ROOT / "scenarios/validation/collectives/cases.csv", ROOT / "scenarios/validation/published_cases.csv"]
 GRID = {
-    "call_overhead_us": [5.0, 10.0, 15.0],
-    "host_staging_gbytes_s": [2.5, 4.0, 6.0],
-    "network": [0.5, 0.65, 0.8, 0.95],
-    "nvls_efficiency": [0.55, 0.65, 0.75, 0.85],
+    "call_overhead_us": [0.0, 5.0],
+    "ll_step_overhead_us": [0.5, 1.0, 1.5],
+    "simple_step_overhead_us": [0.0, 2.0, 4.0],
+    "host_staging_gbytes_s": [2.5, 4.0],
+    "network": [0.5, 0.65, 0.8],
+    "nvls_efficiency": [0.65, 0.75],
 }
 NOT_MODELLED = ("sharp",)  # case ids of in-network reduction runs
 SIZE_CLASSES = [("< 1 MB", 0, 1e6), ("1-64 MB", 1e6, 64e6), ("> 64 MB", 64e6, math.inf)]
@@ -74,7 +79,7 @@ def system_of(case) -> str:
 
 def predict_all(backend: str, overrides: dict | None = None) -> list[float]:
     """Predicted time of every case with ``backend`` (nccl parameters overridden)."""
-    import simulator.engine as engine
+    import simulator.build as build  # where scenarios look their backend up
     from simulator.collective_cost import get_backend
     from simulator.validation.run import case_scenario, collective_estimates
 
@@ -91,8 +96,11 @@ def predict_all(backend: str, overrides: dict | None = None) -> list[float]:
             "host_staging_gbytes_s": overrides.get("host_staging_gbytes_s", base.host_staging_gbytes_s),
             "achievable": achievable,
             "nvls": nvls,
+            "step_overhead_us": {**base.step_overhead_us, **{
+                proto: overrides[key] for proto, key in (("LL", "ll_step_overhead_us"), ("LL128", "ll_step_overhead_us"),
+                                                         ("Simple", "simple_step_overhead_us")) if key in overrides}},
         })
-        engine.get_backend = lambda name: patched if name == backend else get_backend(name)
+        build.get_backend = lambda name: patched if name == backend else get_backend(name)
     from simulator.scenario import Scenario
 
     groups: dict = {}  # one build per system: the calls run one after another on it
@@ -108,7 +116,7 @@ def predict_all(backend: str, overrides: dict | None = None) -> list[float]:
                                          scenario.training.strategy)
         for (i, _), e in zip(calls, estimates):
             out[i] = e.time_s
-    engine.get_backend = get_backend
+    build.get_backend = get_backend
     return out
 
 

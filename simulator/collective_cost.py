@@ -74,10 +74,23 @@ class Backend(_Frozen):
     ll128_per_channel_gbytes_s: dict[str, float] = Field(default_factory=dict)
     tree_bandwidth_factor: float = 1.0
     tree_per_channel_gbytes_s: dict[str, list[float]] = Field(default_factory=dict)
+    # Tree with LL / LL128: busBw x this (one node, several nodes) instead of the wire
+    # efficiency, LL128 capped per channel by node count (GB/s).
+    tree_protocol_factor: dict[str, list[float]] = Field(default_factory=dict)
+    tree_ll128_per_channel_gbytes_s: dict[str, list[float]] = Field(default_factory=dict)
+    # The library's size-dependent correction of tree bandwidth in its estimate (choice
+    # only), per protocol, indexed by log2(bytes / 64).
+    tree_correction_factor: dict[str, list[float]] = Field(default_factory=dict)
     max_channels: int = Field(1, ge=1)
     achievable: dict[str, float | dict[str, float]] = Field(default_factory=dict)
     host_staging_gbytes_s: float | None = Field(None, gt=0)
     call_overhead_us: float = Field(0.0, ge=0)
+    # What a pipeline step costs in a run beyond the library's own latency table (which
+    # it chooses by), per protocol; not part of the choice.
+    step_overhead_us: dict[str, float] = Field(default_factory=dict)
+    # NCCL's channel count where its search repeats one ring shape (NVSwitch servers:
+    # every GPU pair one switch away), by GPU architecture.
+    nvswitch_channels: dict[str, int] = Field(default_factory=dict)
     nvls: NvlsSpec | None = None
 
     @property
@@ -321,6 +334,28 @@ def latency_s(backend: Backend, topo: Topology, collective: str, algorithm: str,
     return lat * 1e-6
 
 
+def run_steps(collective: str, algorithm: str, topo: Topology) -> int:
+    """Pipeline steps one call takes (what a per-step overhead is paid on): the ring's
+    steps, or the tree's hops up and down (chain in the node, log2 of the nodes)."""
+    if algorithm == "tree":
+        per_node = topo.ranks // topo.nodes
+        return 2 * ((per_node - 1) + math.ceil(math.log2(topo.nodes)))
+    return _steps(collective, topo.ranks)
+
+
+def step_overhead_s(backend: Backend, topo: Topology, collective: str, algorithm: str, protocol: str) -> float:
+    """The run's latency beyond the library's estimate: every step's overhead."""
+    return run_steps(collective, algorithm, topo) * backend.step_overhead_us.get(protocol, 0.0) * 1e-6
+
+
+def logical_channels(backend: Backend, architecture: str, rings: int, nvswitch: bool) -> int:
+    """NCCL's number of channels: the rings found, or on an NVSwitch server the
+    library's count for the architecture (one ring shape repeated)."""
+    if nvswitch and backend.nvswitch_channels:
+        return max(rings, backend.nvswitch_channels[_arch_key(architecture, backend.nvswitch_channels)])
+    return rings
+
+
 def protocol_busbw(backend: Backend, topo: Topology, algorithm: str, protocol: str, base: float | None = None) -> float:
     """Bus bandwidth (bytes/s) of an algorithm and protocol: ``base`` (default the
     rings' bandwidth, which is what NCCL's own model assumes for every algorithm)
@@ -339,7 +374,11 @@ def protocol_busbw(backend: Backend, topo: Topology, algorithm: str, protocol: s
             caps = backend.tree_per_channel_gbytes_s[_arch_key(topo.architecture, backend.tree_per_channel_gbytes_s)]
             bw = min(bw * backend.tree_bandwidth_factor, topo.channels * caps[min(topo.nodes, 3) - 1] * gb)
     spec = backend.protocols[protocol]
-    bw *= spec.wire_efficiency
+    tree_factor = backend.tree_protocol_factor.get(protocol) if algorithm == "tree" else None
+    bw *= tree_factor[0 if topo.nodes == 1 else 1] if tree_factor else spec.wire_efficiency
+    if algorithm == "tree" and protocol == "LL128" and backend.tree_ll128_per_channel_gbytes_s:
+        caps = backend.tree_ll128_per_channel_gbytes_s[_arch_key(topo.architecture, backend.tree_ll128_per_channel_gbytes_s)]
+        bw = min(bw, topo.channels * caps[min(topo.nodes, 3) - 1] * gb)
     if protocol == "LL" and backend.ll_max_busbw_gbytes_s:
         table = backend.ll_max_busbw_gbytes_s
         if topo.nodes == 1:
@@ -348,7 +387,7 @@ def protocol_busbw(backend: Backend, topo: Topology, algorithm: str, protocol: s
         else:
             cap = table["two_nodes" if topo.nodes == 2 else "more_nodes"]
         bw = min(bw, cap * gb)
-    if protocol == "LL128" and backend.ll128_per_channel_gbytes_s:
+    if protocol == "LL128" and algorithm != "tree" and backend.ll128_per_channel_gbytes_s:
         caps = backend.ll128_per_channel_gbytes_s
         bw = min(bw, topo.channels * caps[_arch_key(topo.architecture, caps)] * gb)
     return bw
@@ -418,6 +457,15 @@ def nvls_tree_plan(backend: Backend, topo: Topology, nbytes: float) -> Collectiv
                           lat + nbytes / min(flows(False), cap))
 
 
+def _tree_correction(backend: Backend, collective: str, algorithm: str, protocol: str, nbytes: float) -> float:
+    """The library's size-dependent tree bandwidth correction (1 outside its table)."""
+    table = backend.tree_correction_factor.get(protocol)
+    if algorithm != "tree" or collective != "allreduce" or not table or nbytes < 64:
+        return 1.0
+    index = int(math.log2(nbytes // 64))
+    return table[index] if index < len(table) else 1.0
+
+
 def plan(backend: Backend, topo: Topology, collective: str, nbytes: float,
          algorithm: str = "auto", protocol: str = "auto") -> CollectivePlan:
     """The (algorithm, protocol) the library would run for this call, with its costs.
@@ -447,7 +495,8 @@ def plan(backend: Backend, topo: Topology, collective: str, nbytes: float,
             if busbw <= 0:
                 continue
             lat = latency_s(backend, topo, collective, algo, proto, nbytes) if backend.models_steps else 0.0
-            estimate = lat + nbytes / algorithm_bandwidth(collective, algo, topo.ranks, busbw)
+            estimate = lat + nbytes / (algorithm_bandwidth(collective, algo, topo.ranks, busbw)
+                                       * _tree_correction(backend, collective, algo, proto, nbytes))
             # The run: the algorithm's own flows, slowed by the protocol's ceilings.
             wire = 1.0 / backend.protocols[proto].wire_efficiency
             if algo == "tree" and topo.tree_busbw:
@@ -457,7 +506,8 @@ def plan(backend: Backend, topo: Topology, collective: str, nbytes: float,
                 flows = topo.flow_busbw or topo.ring_busbw
                 achieved = busbw
             ceiling = max(1.0, flows / wire / achieved)
-            candidate = CollectivePlan(algo, proto, topo.channels, lat, wire, ceiling, estimate)
+            run_lat = lat + step_overhead_s(backend, topo, collective, algo, proto)
+            candidate = CollectivePlan(algo, proto, topo.channels, run_lat, wire, ceiling, estimate)
             if best is None or estimate < best.estimate_s * (1 - 1e-12):
                 best = candidate
     if best is None:
@@ -467,5 +517,5 @@ def plan(backend: Backend, topo: Topology, collective: str, nbytes: float,
 
 __all__ = [
     "Backend", "CollectivePlan", "Topology", "achievable_graph", "algorithm_bandwidth", "channel_rings",
-    "get_backend", "latency_s", "staged", "link_class", "list_backends", "nvlink_rings", "nvls_efficiency", "nvls_plan", "nvls_tree_plan", "plan", "protocol_busbw",
+    "get_backend", "latency_s", "logical_channels", "run_steps", "step_overhead_s", "staged", "link_class", "list_backends", "nvlink_rings", "nvls_efficiency", "nvls_plan", "nvls_tree_plan", "plan", "protocol_busbw",
 ]

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import simpy
 
-from .collective_cost import (Backend, CollectivePlan, Topology, channel_rings, link_class, nvls_efficiency, plan,
-                              staged)
+from .collective_cost import (Backend, CollectivePlan, Topology, channel_rings, link_class, logical_channels,
+                              nvls_efficiency, plan, staged)
 from .network import Network
 
 Node = Hashable
@@ -280,7 +280,8 @@ class CollectiveLibrary:
                                    for p in paths), default=0.0)
             self._topology = Topology(
                 ranks=len(self.fabric.ranks), nodes=len(self.fabric.nodes), intra_class=intra_class,
-                architecture=self.architecture, channels=len(self.rings),
+                architecture=self.architecture,
+                channels=logical_channels(self.backend, self.architecture, len(self.rings), switch is not None),
                 ring_busbw=min(rate, self._staging_rate(pairs, paths)) * len(self.rings),
                 flow_busbw=rate * len(self.rings),
                 switch_bw=graph.edges[self.fabric.ranks[0], switch]["bandwidth"] if switch is not None else 0.0,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from simulator import load_scenario
-from simulator.collective_cost import get_backend, list_backends, nvlink_rings
+from simulator.collective_cost import Topology, get_backend, list_backends, nvlink_rings, plan, protocol_busbw
 from simulator.engine import build
 from simulator.errors import ScenarioError
 from simulator.validation.run import collective_estimate
@@ -30,7 +30,9 @@ def launch(algorithm: str, protocol: str) -> float:
 
 
 def step(link: str, protocol: str, algorithm: str = "ring") -> float:
-    return NCCL.step_latency_us[link][algorithm][protocol] * 1e-6
+    """One pipeline step in a run: NCCL's latency for the link class + the run's
+    per-step overhead (which NCCL's choice does not see)."""
+    return (NCCL.step_latency_us[link][algorithm][protocol] + NCCL.step_overhead_us.get(protocol, 0.0)) * 1e-6
 
 
 PCIE_4 = {"nodes": 1, "gpus_per_node": 4, "gpu": "V100-PCIe-16GB",
@@ -135,7 +137,10 @@ def test_nvls_tree_across_hopper_nodes_runs_at_the_slower_of_nvls_and_the_node_t
     latency = e1.time_s - size / algbw
     nvls = NCCL.nvls
     floor = (NCCL.call_overhead_us + nvls.latency_us + 2 * nvls.tree_net_latency_us) * 1e-6
-    assert floor <= latency <= floor + 10e-6  # + the fabric's own latency, twice per step (Simple)
+    fabric = build(s).context.collectives.topology.network_latency_s
+    assert 0 < fabric < 5e-6
+    # + the fabric's own latency, twice per tree step (Simple flushes), up and down
+    assert latency == pytest.approx(floor + 2 * 2 * fabric, rel=1e-9)
 
 
 def test_nvls_tree_only_across_hopper_nodes():
@@ -176,3 +181,56 @@ def test_no_nvlink_ring_on_a_pcie_server():
     s = scenario(PCIE_4)
     sim = build(s)
     assert nvlink_rings(sim.cluster.graph, sim.cluster.gpus, 16) == []
+
+
+A100_NODE = {"nodes": 1, "gpus_per_node": 8, "gpu": "A100-SXM4-80GB", "server": {"layout": "nvswitch"}}
+
+
+def test_nvswitch_server_counts_nccl_channels_for_the_per_channel_ceilings():
+    # One physical ring through the switch, but NCCL runs 24 channels on 8 A100s
+    # ("24 coll channels"): LL128's ceiling is 24 x 20 GB/s, not one channel's 20.
+    sim = build(scenario(A100_NODE))
+    library = sim.context.collectives
+    assert len(library.rings) == 1
+    topo = library.topology
+    assert topo.channels == NCCL.nvswitch_channels["Ampere"] == 24
+    ll128 = protocol_busbw(NCCL, topo, "ring", "LL128")
+    assert ll128 == pytest.approx(min(topo.ring_busbw * 0.92, 24 * 20e9), rel=1e-9)
+    assert estimate(scenario(A100_NODE), 8e6).protocol == "LL128"  # mid sizes, as NCCL runs them
+
+
+def flat_topology(**changes) -> Topology:
+    base = dict(ranks=8, nodes=1, intra_class="nvlink", architecture="Ampere", channels=24, ring_busbw=200e9)
+    return Topology(**{**base, **changes})
+
+
+def test_tree_protocols_take_nccl_tree_factors():
+    topo = flat_topology()
+    tree = min(200e9 * 0.92, 24 * 24.0e9)  # busBw x .92, capped per channel (Ampere, one node)
+    assert protocol_busbw(NCCL, topo, "tree", "LL") == pytest.approx(min(tree / 3.8, 87.7e9), rel=1e-5)
+    assert protocol_busbw(NCCL, topo, "tree", "LL128") == pytest.approx(min(tree * 7 / 9, 24 * 20e9), rel=1e-5)
+    two = flat_topology(nodes=2, ranks=16)
+    tree2 = min(200e9 * 0.92, 24 * 23.6e9)
+    assert protocol_busbw(NCCL, two, "tree", "LL128") == pytest.approx(min(tree2 * 120 / 128, 24 * 20e9), rel=1e-5)
+
+
+def test_tree_correction_shapes_the_choice_only():
+    # At 64 KiB (log2(65536 / 64) = 10) NCCL's tree estimate runs at 0.6 of its LL
+    # bandwidth; the run itself is not corrected.
+    topo = flat_topology(nodes=2, ranks=16, intra_class="nvlink")
+    size = 65536.0
+    p = plan(NCCL, topo, "allreduce", size, algorithm="tree", protocol="LL")
+    busbw = protocol_busbw(NCCL, topo, "tree", "LL")
+    uncorrected = size / (busbw * 0.5)
+    estimate_latency = p.latency_s - 2 * (7 + 1) * NCCL.step_overhead_us.get("LL", 0.0) * 1e-6
+    assert p.estimate_s == pytest.approx(estimate_latency + uncorrected / 0.6, rel=1e-9)
+
+
+def test_step_overhead_is_paid_on_every_ring_step_but_not_in_the_choice():
+    topo = flat_topology(ranks=4, channels=2, intra_class="pci")
+    slow = NCCL.model_copy(update={"step_overhead_us": {"LL": 10.0, "LL128": 10.0, "Simple": 10.0}})
+    none = NCCL.model_copy(update={"step_overhead_us": {}})
+    for size in (1e3, 1e6, 1e9):
+        a, b = plan(slow, topo, "allreduce", size), plan(none, topo, "allreduce", size)
+        assert (a.algorithm, a.protocol, a.estimate_s) == (b.algorithm, b.protocol, b.estimate_s)
+        assert a.latency_s - b.latency_s == pytest.approx(2 * 3 * 10e-6, rel=1e-9)  # 2(N-1) ring steps
