@@ -17,7 +17,7 @@ from topologies import ClusterGraph, build_cluster
 
 from . import catalog, zoo
 from .built import MIB, BuiltSimulation, CountingEnvironment, RankTimeline
-from .collective_cost import Backend, achievable_graph, get_backend
+from .collective_cost import Backend, achievable_graph, get_backend, with_measured
 from .collectives import CollectiveLibrary, Fabric
 from .compute import (
     PARAMETER_BYTES,
@@ -131,7 +131,10 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
         raise TopologyError(f"cluster: cannot build the topology: {exc}") from None
 
     env = CountingEnvironment()
-    backend = get_backend(t.collectives.backend) if strategy_name not in ("none", "parameter_server") else None
+    backend = None
+    if strategy_name not in ("none", "parameter_server"):
+        wanted = t.collectives
+        backend = with_measured(get_backend(wanted.backend), wanted.host_staging_gbytes_s, wanted.network_efficiency)
     graph = cluster.graph if backend is None else _library_graph(cluster, backend, gpu.architecture)
     network = Network(env, graph)
     costs, calibration, _ = rank_compute_costs(scenario, model, gpu)

@@ -105,6 +105,18 @@ class Backend(_Frozen):
         return value
 
 
+def with_measured(backend: Backend, host_staging_gbytes_s: float | None = None,
+                  network_efficiency: float | None = None) -> Backend:
+    """``backend`` with the figures a user measured on their machine in place of its
+    fitted ones (unchanged where a figure is None)."""
+    update: dict = {}
+    if host_staging_gbytes_s is not None:
+        update["host_staging_gbytes_s"] = host_staging_gbytes_s
+    if network_efficiency is not None:
+        update["achievable"] = {**backend.achievable, "network": network_efficiency}
+    return backend.model_copy(update=update) if update else backend
+
+
 def list_backends() -> list[str]:
     folder = resources.files("simulator") / "data" / "backends"
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
@@ -517,5 +529,5 @@ def plan(backend: Backend, topo: Topology, collective: str, nbytes: float,
 
 __all__ = [
     "Backend", "CollectivePlan", "Topology", "achievable_graph", "algorithm_bandwidth", "channel_rings",
-    "get_backend", "latency_s", "logical_channels", "run_steps", "step_overhead_s", "staged", "link_class", "list_backends", "nvlink_rings", "nvls_efficiency", "nvls_plan", "nvls_tree_plan", "plan", "protocol_busbw",
+    "get_backend", "latency_s", "logical_channels", "run_steps", "step_overhead_s", "staged", "with_measured", "link_class", "list_backends", "nvlink_rings", "nvls_efficiency", "nvls_plan", "nvls_tree_plan", "plan", "protocol_busbw",
 ]

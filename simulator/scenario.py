@@ -419,6 +419,16 @@ class CollectivesSpec(_Strict):
     max_channels: int | None = Field(
         None, ge=1, le=64, description="Most rings (channels) to build (NCCL_MAX_NCHANNELS); default: the backend's."
     )
+    # The backend's fitted figures vary 2-4x between machines (README, "Where the model is
+    # weak"); a user who measured their own overrides them here.
+    host_staging_gbytes_s: float | None = Field(
+        None, gt=0, le=1000, description="GPU-to-GPU bandwidth (GB/s) of a hop through host memory (no P2P, or "
+        "across the socket link) as measured on this machine; default: the backend's fitted figure.",
+    )
+    network_efficiency: float | None = Field(
+        None, gt=0, le=1, description="Fraction of the NICs' catalog bandwidth the library achieves on this "
+        "fabric (nccl-tests busbw / line rate); default: the backend's fitted figure.",
+    )
 
     @field_validator("backend")
     @classmethod

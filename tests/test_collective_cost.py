@@ -234,3 +234,29 @@ def test_step_overhead_is_paid_on_every_ring_step_but_not_in_the_choice():
         a, b = plan(slow, topo, "allreduce", size), plan(none, topo, "allreduce", size)
         assert (a.algorithm, a.protocol, a.estimate_s) == (b.algorithm, b.protocol, b.estimate_s)
         assert a.latency_s - b.latency_s == pytest.approx(2 * 3 * 10e-6, rel=1e-9)  # 2(N-1) ring steps
+
+
+def test_measured_host_staging_and_network_efficiency_override_the_fitted_figures():
+    # The two-socket closed form with the user's own staging bandwidth in place of the
+    # backend's fitted one.
+    two_socket = {"nodes": 1, "gpus_per_node": 2, "gpu": "V100-PCIe-16GB",
+                  "server": {"layout": "pcie_tree", "pcie_switches": 2, "sockets": 2}}
+    size = 256e6
+    s = scenario(two_socket, protocol="Simple", host_staging_gbytes_s=2.5)
+    expected = launch("ring", "Simple") + 2 * step("pci", "Simple") + size / 2.5e9
+    assert estimate(s, size).time_s == pytest.approx(expected, rel=1e-6)
+    # Two nodes of one GPU over 25GbE: the ring's bandwidth term scales with the
+    # achieved fraction of the NIC (below the host-staging ceiling at both).
+    pair = {"nodes": 2, "gpus_per_node": 1, "gpu": "V100-PCIe-16GB", "nic": {"link": "25GbE"}}
+    big, small = 2e9, 1e9
+    slope = {eff: (estimate(scenario(pair, protocol="Simple", network_efficiency=eff), big).time_s
+                   - estimate(scenario(pair, protocol="Simple", network_efficiency=eff), small).time_s)
+             for eff in (0.4, 0.8)}
+    assert slope[0.4] == pytest.approx(2 * slope[0.8], rel=1e-6)
+
+
+@pytest.mark.parametrize("field,value", [("host_staging_gbytes_s", 0), ("network_efficiency", 1.5),
+                                         ("network_efficiency", "fast")])
+def test_bad_measured_figures_are_refused_with_the_field_named(field, value):
+    with pytest.raises(ScenarioError, match=f"training.collectives.{field}"):
+        scenario(PCIE_4, **{field: value})
