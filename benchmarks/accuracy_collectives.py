@@ -57,6 +57,7 @@ GRID = {
     "network": [0.5, 0.65, 0.8],
     "nvls_efficiency": [0.65, 0.75],
 }
+STEP_OVERHEAD_KEYS = {"LL": "ll_step_overhead_us", "LL128": "ll_step_overhead_us", "Simple": "simple_step_overhead_us"}
 NOT_MODELLED = ("sharp",)  # case ids of in-network reduction runs
 SIZE_CLASSES = [("< 1 MB", 0, 1e6), ("1-64 MB", 1e6, 64e6), ("> 64 MB", 64e6, math.inf)]
 
@@ -97,8 +98,7 @@ def predict_all(backend: str, overrides: dict | None = None) -> list[float]:
             "achievable": achievable,
             "nvls": nvls,
             "step_overhead_us": {**base.step_overhead_us, **{
-                proto: overrides[key] for proto, key in (("LL", "ll_step_overhead_us"), ("LL128", "ll_step_overhead_us"),
-                                                         ("Simple", "simple_step_overhead_us")) if key in overrides}},
+                proto: overrides[key] for proto, key in STEP_OVERHEAD_KEYS.items() if key in overrides}},
         })
         build.get_backend = lambda name: patched if name == backend else get_backend(name)
     from simulator.scenario import Scenario

@@ -110,7 +110,7 @@ def test_a_profile_of_another_catalog_gpu_is_refused(tmp_path):
     path = tmp_path / "a100.json"
     path.write_text(refit(synthetic.profile(catalog_gpu="A100-SXM4-40GB")).to_json())
     scenario = load_scenario({"calibration": str(path), "cluster": {"gpu": "V100-PCIe-16GB"}})
-    with pytest.raises(CalibrationError, match="measured on A100-SXM4-40GB"):
+    with pytest.raises(CalibrationError, match="measured on 'A100-SXM4-40GB'"):
         build(scenario)
     ok = load_scenario({"calibration": str(path), "cluster": {"gpu": "A100-SXM4-40GB"},
                         "workload": {"model": "alexnet"}})
