@@ -64,7 +64,7 @@ def test_the_budget_is_exact_and_leaves_results_unchanged(monkeypatch):
 def test_build_and_run_callers_get_the_budget_too(monkeypatch):
     monkeypatch.setenv(MAX_EVENTS_ENV, "100")
     sim = build(load_scenario(RING, DETAILED))
-    with pytest.raises(WorkBudgetExceeded):
+    with pytest.raises(WorkBudgetExceeded, match="the run stopped at its work budget of 100 simulated events"):
         run(sim)
     assert sim.env.events_processed == 100
 
@@ -93,7 +93,7 @@ def test_no_limit_and_allow_large(capsys, monkeypatch):
     assert _events(scenario) > 100
     monkeypatch.delenv(MAX_EVENTS_ENV)
     monkeypatch.setattr("simulator.run_budget.DEFAULT_MAX_EVENTS", 100)
-    with pytest.raises(WorkBudgetExceeded):
+    with pytest.raises(WorkBudgetExceeded, match="the run stopped at its work budget of 100 simulated events"):
         _events(scenario)
     code, _, err = run_main(capsys, "--allow-large", "simulate", RING, "-q",
                             *[a for o in DETAILED for a in ("--set", o)])

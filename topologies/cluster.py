@@ -16,7 +16,7 @@ from .registry import FABRICS, SERVER_LAYOUTS
 class ClusterGraph:
     """A built cluster: the graph plus the names the simulator needs."""
 
-    graph: nx.DiGraph
+    graph: nx.DiGraph[Any]
     gpus: tuple[str, ...]  # global rank order: node-major, then local GPU index
     hosts: tuple[str, ...]  # one per worker node
     ps_hosts: tuple[str, ...]  # dedicated parameter-server hosts (may be empty)
@@ -44,7 +44,7 @@ def build_cluster(
         raise KeyError(server_layout)
     if fabric not in FABRICS:
         raise KeyError(fabric)
-    graph = nx.DiGraph()
+    graph: nx.DiGraph[Any] = nx.DiGraph()
     gpus: list[str] = []
     hosts: list[str] = []
     nic_links: list[tuple[str, float, float]] = []

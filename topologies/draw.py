@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Hashable
+from typing import Any
 
 import networkx as nx
 from matplotlib.axes import Axes
@@ -65,7 +66,7 @@ def _natural(name: Hashable) -> list[object]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(name))]
 
 
-def _layer(graph: nx.DiGraph, node: Hashable) -> int:
+def _layer(graph: nx.DiGraph[Any], node: Hashable) -> int:
     data = graph.nodes[node]
     kind = data.get("kind", "")
     if kind == "switch" and data.get("tier") == "spine":
@@ -85,7 +86,7 @@ def speed_label(bandwidth: float, link: str = "", links: int = 1, unit: bool = F
     return f"{text} x{links}" if links > 1 else text
 
 
-def layered_positions(graph: nx.DiGraph) -> dict[Hashable, tuple[float, float]]:
+def layered_positions(graph: nx.DiGraph[Any]) -> dict[Hashable, tuple[float, float]]:
     """x, y of every node: y by layer, x by server block (see the module docstring)."""
     blocks: dict[str, dict[int, list[Hashable]]] = defaultdict(lambda: defaultdict(list))
     fabric: dict[int, list[Hashable]] = defaultdict(list)
@@ -138,7 +139,7 @@ def _curve(
 
 
 def draw_cluster(
-    graph: nx.DiGraph,
+    graph: nx.DiGraph[Any],
     ax: Axes | None = None,
     *,
     title: str | None = None,
@@ -153,11 +154,13 @@ def draw_cluster(
     """
     pos = layered_positions(graph)
     xs = [x for x, _ in pos.values()] or [0.0]
+    fig: Figure
     if ax is None:
         fig = _DisplayFigure(figsize=(min(max(9.0, 1.3 * (max(xs) - min(xs) + 2) + 2.0), 60.0), 9.5), layout="constrained")
         ax = fig.add_subplot()
     else:
-        fig = ax.figure
+        parent = ax.figure  # a Figure, or a SubFigure whose root figure is returned
+        fig = parent if isinstance(parent, Figure) else parent.figure
     pairs = {tuple(sorted((u, v), key=_natural)) for u, v in graph.edges}
     links = sorted(pairs, key=lambda e: [_natural(n) for n in e])
     if edge_labels is None:

@@ -9,6 +9,7 @@ nodes of kind ``switch`` with a ``tier`` (``leaf`` or ``spine``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import networkx as nx
 
@@ -18,7 +19,7 @@ from .registry import register_fabric
 
 @register_fabric("single_switch")
 def single_switch(
-    graph: nx.DiGraph,
+    graph: nx.DiGraph[Any],
     nic_links: Sequence[tuple[str, float, float]],
     *,
     switch_latency: float,
@@ -38,14 +39,14 @@ def single_switch(
         graph.edges[nic, switch]["latency"] = latency + switch_latency
 
 
-def _server_of(graph: nx.DiGraph, nic: str) -> str:
+def _server_of(graph: nx.DiGraph[Any], nic: str) -> str:
     """The server a NIC belongs to: its ``server`` attribute, else its name's prefix."""
     return graph.nodes[nic].get("server") or str(nic).rsplit(".", 1)[0]
 
 
 @register_fabric("leaf_spine")
 def leaf_spine(
-    graph: nx.DiGraph,
+    graph: nx.DiGraph[Any],
     nic_links: Sequence[tuple[str, float, float]],
     *,
     switch_latency: float,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import Any
 
 import networkx as nx
 
 
 def add_duplex_link(
-    graph: nx.DiGraph,
+    graph: nx.DiGraph[Any],
     u: Hashable,
     v: Hashable,
     *,

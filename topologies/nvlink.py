@@ -36,6 +36,8 @@ A100 / DGX H100 user guides), on two CPU sockets.
 
 from __future__ import annotations
 
+from typing import Any
+
 import networkx as nx
 
 from .graph import add_duplex_link
@@ -61,7 +63,7 @@ DGX1_GPUS = 8
 
 @register_server_layout("dgx1")
 def dgx1(
-    graph: nx.DiGraph,
+    graph: nx.DiGraph[Any],
     prefix: str,
     gpus: int,
     *,
@@ -115,7 +117,7 @@ def dgx1(
 
 @register_server_layout("nvswitch")
 def nvswitch(
-    graph: nx.DiGraph,
+    graph: nx.DiGraph[Any],
     prefix: str,
     gpus: int,
     *,

@@ -27,7 +27,7 @@ carry their ``rail`` (index within the server), which rail-optimized fabrics use
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import networkx as nx
 
@@ -69,7 +69,7 @@ def spread(index: int, count: int, buckets: int) -> int:
 
 
 def build_pcie_server(
-    graph: nx.DiGraph,
+    graph: nx.DiGraph[Any],
     prefix: str,
     gpus: int,
     *,
@@ -141,7 +141,7 @@ def build_pcie_server(
 
 @register_server_layout("pcie_tree")
 def pcie_tree(
-    graph: nx.DiGraph,
+    graph: nx.DiGraph[Any],
     prefix: str,
     gpus: int,
     *,
@@ -183,7 +183,7 @@ def pcie_tree(
     )
 
 
-def host_only(graph: nx.DiGraph, prefix: str, *, pcie_bandwidth: float, pcie_latency: float) -> ServerPorts:
+def host_only(graph: nx.DiGraph[Any], prefix: str, *, pcie_bandwidth: float, pcie_latency: float) -> ServerPorts:
     """A CPU-only host (a dedicated parameter server): CPU and one NIC."""
     host = cpu_name(prefix, 0)
     nic = f"{prefix}.nic0"

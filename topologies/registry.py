@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-F = TypeVar("F", bound=Callable)
+F = TypeVar("F", bound=Callable[..., Any])
 
-SERVER_LAYOUTS: dict[str, Callable] = {}
-FABRICS: dict[str, Callable] = {}
+SERVER_LAYOUTS: dict[str, Callable[..., Any]] = {}
+FABRICS: dict[str, Callable[..., Any]] = {}
 
 
-def _register(table: dict[str, Callable], what: str, name: str) -> Callable[[F], F]:
+def _register(table: dict[str, Callable[..., Any]], what: str, name: str) -> Callable[[F], F]:
     def decorator(builder: F) -> F:
         if name in table:
             raise ValueError(f"{what} {name!r} is already registered (by {table[name].__module__})")

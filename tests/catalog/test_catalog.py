@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import pytest
 
@@ -150,7 +151,7 @@ def test_pcie_link_for_gen(gen: int) -> None:
 
 @pytest.mark.parametrize("gen", [1, 2, 6])
 def test_pcie_link_for_unknown_gen(gen: int) -> None:
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match=f"unknown link 'pcie{gen}x16'"):
         pcie_link_for_gen(gen)
 
 
@@ -212,7 +213,7 @@ def test_transfer_time() -> None:
     link = get_link("IB-EDR")
     assert link.transfer_time_s(0) == pytest.approx(link.latency_us * 1e-6)
     assert link.transfer_time_s(12.125e9) == pytest.approx(1.0 + link.latency_us * 1e-6)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="link 'IB-EDR': cannot transfer -1 bytes"):
         link.transfer_time_s(-1)
 
 
@@ -226,7 +227,7 @@ def test_amp_is_fp16_everywhere() -> None:
 
 def test_k80_bf16_unsupported_message() -> None:
     k80 = get_gpu("K80")
-    with pytest.raises(UnsupportedPrecision) as info:
+    with pytest.raises(UnsupportedPrecision, match=r"GPU 'K80' \(Kepler\) does not support precision 'bf16'") as info:
         k80.peak_flops("bf16")
     message = str(info.value)
     assert "K80" in message and "bf16" in message
@@ -337,21 +338,21 @@ def test_interconnect_fields() -> None:
 
 
 def test_unknown_names_raise_keyerror() -> None:
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="unknown GPU 'nope'; known GPUs: "):
         get_gpu("nope")
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="unknown link 'nope'; known links: "):
         get_link("nope")
 
 
 def test_catalog_is_read_only() -> None:
     spec = get_gpu("V100-SXM2-16GB")
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'memory_gib'"):
         spec.memory_gib = 1.0  # type: ignore[misc]
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="does not support item assignment"):
         spec.peak_tflops["bf16"] = 1.0  # type: ignore[index]
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="does not support item assignment"):
         GPUS["x"] = spec  # type: ignore[index]
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="does not support item assignment"):
         LINKS["x"] = get_link("10GbE")  # type: ignore[index]
     assert hash(spec) == hash(get_gpu("V100-SXM2-16GB"))
 
@@ -369,23 +370,23 @@ def test_spec_validation() -> None:
         source="doc",
     )
     GPUSpec(**good)
-    for bad in (
-        {"peak_tflops": {"fp32": 1.0, "amp": 2.0}},
-        {"peak_tflops": {"fp16": 1.0}},
-        {"peak_tflops": {"fp32": -1.0}},
-        {"pcie_gen": 2},
-        {"source": " "},
-        {"architecture": "Blackwell"},
-        {"memory_gib": 0.0},
+    for bad, message in (
+        ({"peak_tflops": {"fp32": 1.0, "amp": 2.0}}, "unknown precision key(s) ['amp']"),
+        ({"peak_tflops": {"fp16": 1.0}}, "peak_tflops must include 'fp32'"),
+        ({"peak_tflops": {"fp32": -1.0}}, "peak fp32 TFLOPS must be positive, got -1.0"),
+        ({"pcie_gen": 2}, "pcie_gen must be 3, 4 or 5, got 2"),
+        ({"source": " "}, "every entry needs a source"),
+        ({"architecture": "Blackwell"}, "unknown architecture 'Blackwell'"),
+        ({"memory_gib": 0.0}, "memory_gib must be positive"),
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=re.escape(f"GPU 'X': {message}")):
             GPUSpec(**{**good, **bad})
     # A custom card without fp16 cannot run AMP, and says so.
     with pytest.raises(UnsupportedPrecision, match="amp"):
         GPUSpec(**good).peak_flops("amp")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape("link 'l': efficiency must be in (0, 1], got 1.5")):
         LinkSpec("l", "pcie", 1.0, 1.5, 1.0, "doc")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"link 'l': kind must be one of \[.*\], got 'carrier-pigeon'"):
         LinkSpec("l", "carrier-pigeon", 1.0, 0.5, 1.0, "doc")
     half_rate = LinkSpec("l", "pcie", 8.0, 0.5, 1.0, "doc")
     assert math.isclose(half_rate.bandwidth_bytes_per_s, 5e8)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from simulator.zoo.builder import NetBuilder, adaptive_bins, pool_out_size
@@ -50,12 +52,12 @@ def test_residual_and_branches() -> None:
     assert add.input_elements == 2 * 8 * 4 * 4 and b.shape == (8, 4, 4)
     cat = b.branches("cat", lambda: b.conv("a", 3, 1), lambda: b.maxpool("p", 3, 1, 1))
     assert b.shape == (11, 4, 4) and cat.forward_flops == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape("bad: add needs >= 2 equal shapes, got [(5, 4, 4), (11, 4, 4)]")):
         b.residual("bad", lambda: b.conv("d", 5, 1))  # shapes differ: 5 vs 11 channels
 
 
 def test_duplicate_names_rejected() -> None:
     b = NetBuilder((4,))
     b.linear("fc", 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="duplicate layer name 'fc'"):
         b.linear("fc", 4)

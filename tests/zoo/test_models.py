@@ -136,18 +136,22 @@ def test_alexnet_layout() -> None:
 
 
 def test_unknown_model_raises_key_error() -> None:
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="'nope'"):
         get_model("nope")
 
 
 def test_sequence_length_rejected_for_cnn() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="model 'resnet50' takes images; sequence_length does not apply"):
         get_model("resnet50", sequence_length=128)
 
 
-@pytest.mark.parametrize(("name", "bad"), [("bert_base", 513), ("gpt2", 1025), ("bert_base", 0)])
-def test_sequence_length_out_of_range(name: str, bad: int) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(("name", "bad", "message"), [
+    ("bert_base", 513, "sequence_length 513 exceeds the model's 512 positions"),
+    ("gpt2", 1025, "sequence_length 1025 exceeds the model's 1024 positions"),
+    ("bert_base", 0, "sequence_length must be a positive int, got 0"),
+])
+def test_sequence_length_out_of_range(name: str, bad: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         get_model(name, sequence_length=bad)
 
 
@@ -234,7 +238,7 @@ def test_model_summary() -> None:
 
 
 def test_layer_validates_kind() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="layer 'x': unknown kind 'tanh'"):
         Layer("x", "tanh", 0, 0, 1, 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="layer 'x': params must be a non-negative int, got -1"):
         Layer("x", "relu", -1, 0, 1, 1)
