@@ -6,7 +6,7 @@ columns are empty):
 ``case_id`` (unique), ``source``, ``model`` (zoo name; empty for collective cases),
 ``gpu`` (catalog name), ``nodes``, ``gpus_per_node``, ``intra_node`` (pcie | nvlink |
 nvswitch), ``network_gbps`` (per node; empty for one node or unknown), ``network``
-(ethernet | infiniband | aries | loopback | empty), ``strategy`` (parameter_server |
+(ethernet | roce | infiniband | aries | loopback | empty; roce: RDMA over Ethernet), ``strategy`` (parameter_server |
 ring_allreduce | hierarchical_allreduce | tree_allreduce | halving_doubling_allreduce |
 auto), ``num_ps``, ``ps_placement`` (dedicated | colocated; PS rows only),
 ``batch_per_gpu``, ``precision`` (fp32 | fp16 | amp | tf32 | bf16), ``metric``
@@ -57,7 +57,7 @@ class MeasuredCase(BaseModel):
     gpus_per_node: int = Field(1, ge=1, le=64)
     intra_node: Literal["pcie", "nvlink", "nvswitch"] = "pcie"
     network_gbps: float | None = Field(None, gt=0, description="Per-node network bandwidth, Gb/s.")
-    network: Literal["ethernet", "infiniband", "aries", "loopback"] | None = None
+    network: Literal["ethernet", "roce", "infiniband", "aries", "loopback"] | None = None
     strategy: Literal[
         "parameter_server", "ring_allreduce", "hierarchical_allreduce", "tree_allreduce",
         "halving_doubling_allreduce", "auto",

@@ -7,7 +7,7 @@ Mapping of the columns onto a scenario:
   other NVLink server needs a ``scenario`` file), ``nvswitch`` -> ``nvswitch``.
 - ``network_gbps`` is per node and is split evenly over the layout's NICs (pcie_tree: 1,
   dgx1: 4, nvswitch: one per GPU); the latency is the catalog's for that network kind
-  (ethernet 20 us, InfiniBand 1.1 us, Aries 1.5 us). An empty ``network_gbps`` on a
+  (ethernet 20 us, RoCE 2 us, InfiniBand 1.1 us, Aries 1.5 us). An empty ``network_gbps`` on a
   multi-node case uses the network's typical figure (ethernet 10 Gb/s, InfiniBand EDR
   100 Gb/s, Aries 80 Gb/s; empty network: ethernet) and says so in the case's note.
 - ``strategy``/``num_ps``/``ps_placement`` -> ``training``; PS count defaults to one
@@ -59,8 +59,8 @@ from ..scenario import Scenario
 from .cases import CaseError, MeasuredCase, read_cases
 
 LAYOUTS = {"pcie": "pcie_tree", "nvlink": "dgx1", "nvswitch": "nvswitch"}
-TYPICAL_GBPS = {"ethernet": 10.0, "infiniband": 100.0, "aries": 80.0, "loopback": 100.0}
-LATENCY_US = {"ethernet": 20.0, "infiniband": 1.1, "aries": 1.5, "loopback": 1.0}
+TYPICAL_GBPS = {"ethernet": 10.0, "roce": 25.0, "infiniband": 100.0, "aries": 80.0, "loopback": 100.0}
+LATENCY_US = {"ethernet": 20.0, "roce": 2.0, "infiniband": 1.1, "aries": 1.5, "loopback": 1.0}  # roce: the catalog's RoCE links
 ALGORITHM_OF = {
     "ring_allreduce": "ring",
     "tree_allreduce": "tree",
