@@ -89,8 +89,10 @@ class Backend(_Frozen):
     # it chooses by), per protocol; not part of the choice.
     step_overhead_us: dict[str, float] = Field(default_factory=dict)
     # NCCL's channel count where its search repeats one ring shape (NVSwitch servers:
-    # every GPU pair one switch away), by GPU architecture.
+    # every GPU pair one switch away), by GPU architecture; fewer where the GPU's switch
+    # link carries fewer channels of ``nvswitch_channel_gbytes_s`` (two per such share).
     nvswitch_channels: dict[str, int] = Field(default_factory=dict)
+    nvswitch_channel_gbytes_s: float = Field(20.0, gt=0)
     nvls: NvlsSpec | None = None
 
     @property
@@ -360,11 +362,16 @@ def step_overhead_s(backend: Backend, topo: Topology, collective: str, algorithm
     return run_steps(collective, algorithm, topo) * backend.step_overhead_us.get(protocol, 0.0) * 1e-6
 
 
-def logical_channels(backend: Backend, architecture: str, rings: int, nvswitch: bool) -> int:
-    """NCCL's number of channels: the rings found, or on an NVSwitch server the
-    library's count for the architecture (one ring shape repeated)."""
-    if nvswitch and backend.nvswitch_channels:
-        return max(rings, backend.nvswitch_channels[_arch_key(architecture, backend.nvswitch_channels)])
+def logical_channels(backend: Backend, architecture: str, rings: int, switch_bw: float = 0.0) -> int:
+    """NCCL's number of channels: the rings found, or on an NVSwitch server (``switch_bw``:
+    bytes/s of a GPU's link to the switch, as the library achieves it) one ring shape
+    repeated: two channels per ``nvswitch_channel_gbytes_s`` of the link (NCCL's search
+    speed, its channels then doubled), at most the library's count for the architecture
+    (8 A100: 240 GB/s -> 24; a 2-GPU bridge of 40 GB/s -> 4)."""
+    if switch_bw > 0 and backend.nvswitch_channels:
+        cap = backend.nvswitch_channels[_arch_key(architecture, backend.nvswitch_channels)]
+        found = 2 * max(1, round(switch_bw / (backend.nvswitch_channel_gbytes_s * 1e9)))
+        return max(rings, min(cap, found))
     return rings
 
 

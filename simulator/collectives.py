@@ -275,16 +275,17 @@ class CollectiveLibrary:
             classes = {link_class(graph, path) for path in paths.values()} - {"net"}
             intra_class = "nvlink" if classes == {"nvlink"} else "pci"
             switch = self._switch_of(self.fabric.ranks[0])
+            switch_bw = graph.edges[self.fabric.ranks[0], switch]["bandwidth"] if switch is not None else 0.0
             network_latency = max((sum(net.latency[e] for e in net.route(*p).edges
                                        if graph.edges[net.edges[e]].get("link") == "network")
                                    for p in paths), default=0.0)
             self._topology = Topology(
                 ranks=len(self.fabric.ranks), nodes=len(self.fabric.nodes), intra_class=intra_class,
                 architecture=self.architecture,
-                channels=logical_channels(self.backend, self.architecture, len(self.rings), switch is not None),
+                channels=logical_channels(self.backend, self.architecture, len(self.rings), switch_bw),
                 ring_busbw=min(rate, self._staging_rate(pairs, paths)) * len(self.rings),
                 flow_busbw=rate * len(self.rings),
-                switch_bw=graph.edges[self.fabric.ranks[0], switch]["bandwidth"] if switch is not None else 0.0,
+                switch_bw=switch_bw,
                 network_latency_s=network_latency,
             )
         return self._topology
@@ -350,10 +351,16 @@ class CollectiveLibrary:
         return cap * 1e9
 
     def describe(self) -> dict:
-        """What the library did, for reports and JSON: backend, rings, calls."""
+        """What the library did, for reports and JSON: backend, channels (NCCL's count:
+        on NVSwitch servers one ring shape repeated), the distinct rings, calls."""
+        channels = len(self.rings)
+        switch = self._switch_of(self.fabric.ranks[0]) if self.fabric.ranks else None
+        if self.backend.nvswitch_channels and switch is not None:
+            switch_bw = self.fabric.network.graph.edges[self.fabric.ranks[0], switch]["bandwidth"]
+            channels = logical_channels(self.backend, self.architecture, channels, switch_bw)
         return {
             "backend": self.backend.name,
-            "channels": len(self.rings),
+            "channels": channels,
             "rings": [[str(g) for g in ring] for ring in self.rings],
             "calls": dict(sorted(self.calls.items())),
         }

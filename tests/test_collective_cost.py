@@ -197,6 +197,8 @@ def test_nvswitch_server_counts_nccl_channels_for_the_per_channel_ceilings():
     ll128 = protocol_busbw(NCCL, topo, "ring", "LL128")
     assert ll128 == pytest.approx(min(topo.ring_busbw * 0.92, 24 * 20e9), rel=1e-9)
     assert estimate(scenario(A100_NODE), 8e6).protocol == "LL128"  # mid sizes, as NCCL runs them
+    described = library.describe()
+    assert (described["channels"], len(described["rings"])) == (24, 1)
 
 
 def flat_topology(**changes) -> Topology:
@@ -260,3 +262,13 @@ def test_measured_host_staging_and_network_efficiency_override_the_fitted_figure
 def test_bad_measured_figures_are_refused_with_the_field_named(field, value):
     with pytest.raises(ScenarioError, match=f"training.collectives.{field}"):
         scenario(PCIE_4, **{field: value})
+
+
+def test_a_narrow_switch_link_carries_fewer_channels():
+    # Two RTX 2080 Ti on an NVLink bridge (modelled as a 2-port switch at 50 GB/s, NCCL
+    # reaching 40): 2 x 40 / 20 = 4 channels, not an 8-GPU server's 24.
+    s = scenario({"nodes": 1, "gpus_per_node": 2, "gpu": "RTX-2080Ti",
+                  "server": {"layout": "nvswitch", "nvlink_bandwidth_gbytes_s": 50}})
+    library = build(s).context.collectives
+    assert library.topology.switch_bw == pytest.approx(50e9 * NCCL.achievable["nvlink"]["Turing"], rel=1e-9)
+    assert library.topology.channels == library.describe()["channels"] == 4
