@@ -15,7 +15,6 @@ from simulator.engine import build, simulate
 from simulator.loading import load_scenario
 from simulator.profile import (
     Interference,
-    LayerSample,
     ThreadTimings,
     Timing,
     WholeModelSample,
@@ -29,15 +28,7 @@ ONE_THREAD_SLOWER = 1.7  # the synthetic profile's 1-thread layers take 1.7x its
 
 
 def _one_thread_sweep(model: str = "alexnet", batches=(1, 2, 4, 8)) -> ThreadTimings:
-    samples = []
-    for i, layer in enumerate(synthetic.get_model(model).layers):
-        af, bf, ab, bb = synthetic.layer_params(i)
-        for batch in batches:
-            samples.append(LayerSample(layer=layer.name, phase="forward", batch=batch,
-                                       timing=Timing(times_s=[ONE_THREAD_SLOWER * (af + bf * batch)] * 3)))
-            samples.append(LayerSample(layer=layer.name, phase="backward", batch=batch,
-                                       timing=Timing(times_s=[ONE_THREAD_SLOWER * (ab + bb * batch)] * 3)))
-    return ThreadTimings(threads=1, processes=2, samples=samples, optimizer_step=Timing(times_s=[0.005]))
+    return synthetic.thread_sweep(ONE_THREAD_SLOWER, 0.005, model=model, batches=batches)
 
 
 def _profile(tmp_path, *, sweep: bool = True, interference: Interference | None = None, name="p.json"):

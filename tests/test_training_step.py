@@ -14,7 +14,6 @@ from simulator.engine import build
 from simulator.loading import load_scenario
 from simulator.profile import (
     SCHEMA_VERSION,
-    LayerSample,
     ThreadTimings,
     Timing,
     TrainingSteps,
@@ -42,16 +41,7 @@ def _steps(ratio: dict[int, float], optimizer: float, *, threads: int, processes
 
 
 def _sweep(factor: float = 1.7, steps: TrainingSteps | None = None) -> ThreadTimings:
-    samples = []
-    for i, layer in enumerate(synthetic.get_model("alexnet").layers):
-        af, bf, ab, bb = synthetic.layer_params(i)
-        for b in BATCHES:
-            samples.append(LayerSample(layer=layer.name, phase="forward", batch=b,
-                                       timing=Timing(times_s=[factor * (af + bf * b)] * 3)))
-            samples.append(LayerSample(layer=layer.name, phase="backward", batch=b,
-                                       timing=Timing(times_s=[factor * (ab + bb * b)] * 3)))
-    return ThreadTimings(threads=1, processes=2, samples=samples, optimizer_step=Timing(times_s=[SWEEP_OPT]),
-                         training_step=steps)
+    return synthetic.thread_sweep(factor, SWEEP_OPT, batches=BATCHES, steps=steps)
 
 
 def _profile(tmp_path, *, main_steps=None, sweep_steps=None, name="p.json"):

@@ -14,7 +14,9 @@ from simulator.profile import (
     ModelProfile,
     Profile,
     Provenance,
+    ThreadTimings,
     Timing,
+    TrainingSteps,
     WorkSample,
 )
 from simulator.zoo import get_model
@@ -28,15 +30,29 @@ def layer_params(index: int) -> tuple[float, float, float, float]:
     return 1e-5 * (1 + index % 3), 2e-4 * (1 + index % 5), 2e-5, 4e-4 * (1 + index % 4)
 
 
-def profile(catalog_gpu: str | None = None, model: str = "alexnet", batches=(1, 2, 4, 8)) -> Profile:
-    layers = []
+def layer_samples(model: str = "alexnet", batches=(1, 2, 4, 8), factor: float = 1.0) -> list[LayerSample]:
+    """Every layer's forward and backward time at each batch: ``factor`` x the known
+    linear law of :func:`layer_params` (three equal repeats)."""
+    samples = []
     for i, layer in enumerate(get_model(model).layers):
         af, bf, ab, bb = layer_params(i)
         for batch in batches:
-            layers.append(LayerSample(layer=layer.name, phase="forward", batch=batch,
-                                      timing=Timing(times_s=[af + bf * batch] * 3)))
-            layers.append(LayerSample(layer=layer.name, phase="backward", batch=batch,
-                                      timing=Timing(times_s=[ab + bb * batch] * 3)))
+            samples.append(LayerSample(layer=layer.name, phase="forward", batch=batch,
+                                       timing=Timing(times_s=[factor * (af + bf * batch)] * 3)))
+            samples.append(LayerSample(layer=layer.name, phase="backward", batch=batch,
+                                       timing=Timing(times_s=[factor * (ab + bb * batch)] * 3)))
+    return samples
+
+
+def thread_sweep(factor: float, optimizer_s: float, *, model: str = "alexnet", batches=(1, 2, 4, 8),
+                 steps: TrainingSteps | None = None) -> ThreadTimings:
+    """Layers timed at 1 thread x 2 processes, ``factor`` x slower than :func:`profile`'s."""
+    return ThreadTimings(threads=1, processes=2, samples=layer_samples(model, batches, factor),
+                         optimizer_step=Timing(times_s=[optimizer_s]), training_step=steps)
+
+
+def profile(catalog_gpu: str | None = None, model: str = "alexnet", batches=(1, 2, 4, 8)) -> Profile:
+    layers = layer_samples(model, batches)
     collective = []
     for n in SIZES:
         t = ALPHA_S + n / BETA
