@@ -274,8 +274,7 @@ class CollectiveLibrary:
             paths = self._paths(pairs)
             classes = {link_class(graph, path) for path in paths.values()} - {"net"}
             intra_class = "nvlink" if classes == {"nvlink"} else "pci"
-            switch = self._switch_of(self.fabric.ranks[0])
-            switch_bw = graph.edges[self.fabric.ranks[0], switch]["bandwidth"] if switch is not None else 0.0
+            switch_bw = self._switch_bandwidth()
             network_latency = max((sum(net.latency[e] for e in net.route(*p).edges
                                        if graph.edges[net.edges[e]].get("link") == "network")
                                    for p in paths), default=0.0)
@@ -353,17 +352,18 @@ class CollectiveLibrary:
     def describe(self) -> dict:
         """What the library did, for reports and JSON: backend, channels (NCCL's count:
         on NVSwitch servers one ring shape repeated), the distinct rings, calls."""
-        channels = len(self.rings)
-        switch = self._switch_of(self.fabric.ranks[0]) if self.fabric.ranks else None
-        if self.backend.nvswitch_channels and switch is not None:
-            switch_bw = self.fabric.network.graph.edges[self.fabric.ranks[0], switch]["bandwidth"]
-            channels = logical_channels(self.backend, self.architecture, channels, switch_bw)
         return {
             "backend": self.backend.name,
-            "channels": channels,
+            "channels": logical_channels(self.backend, self.architecture, len(self.rings), self._switch_bandwidth()),
             "rings": [[str(g) for g in ring] for ring in self.rings],
             "calls": dict(sorted(self.calls.items())),
         }
+
+    def _switch_bandwidth(self) -> float:
+        """Bytes/s of a GPU's link to its NVSwitch, as the library achieves it (0: none)."""
+        gpu = self.fabric.ranks[0]
+        switch = self._switch_of(gpu)
+        return self.fabric.network.graph.edges[gpu, switch]["bandwidth"] if switch is not None else 0.0
 
     def _switch_of(self, gpu: Node) -> Node | None:
         graph = self.fabric.network.graph

@@ -49,6 +49,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..catalog.links import get_link
 from ..collectives import ALLREDUCE_ALGORITHMS
 from ..engine import build, run
 from ..errors import ClusterSimError
@@ -60,7 +61,8 @@ from .cases import CaseError, MeasuredCase, read_cases
 
 LAYOUTS = {"pcie": "pcie_tree", "nvlink": "dgx1", "nvswitch": "nvswitch"}
 TYPICAL_GBPS = {"ethernet": 10.0, "roce": 25.0, "infiniband": 100.0, "aries": 80.0, "loopback": 100.0}
-LATENCY_US = {"ethernet": 20.0, "roce": 2.0, "infiniband": 1.1, "aries": 1.5, "loopback": 1.0}  # roce: the catalog's RoCE links
+LATENCY_US = {"ethernet": 20.0, "roce": get_link("25GbE-RoCE").latency_us, "infiniband": 1.1, "aries": 1.5,
+              "loopback": 1.0}
 ALGORITHM_OF = {
     "ring_allreduce": "ring",
     "tree_allreduce": "tree",
