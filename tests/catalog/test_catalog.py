@@ -390,3 +390,17 @@ def test_spec_validation() -> None:
         LinkSpec("l", "carrier-pigeon", 1.0, 0.5, 1.0, "doc")
     half_rate = LinkSpec("l", "pcie", 8.0, 0.5, 1.0, "doc")
     assert math.isclose(half_rate.bandwidth_bytes_per_s, 5e8)
+
+
+@pytest.mark.parametrize("name,gbps", [("25GbE-RoCE", 25), ("40GbE-RoCE", 40), ("100GbE-RoCE", 100),
+                                       ("200GbE-RoCE", 200)])
+def test_roce_is_rdma_framing_and_latency_over_ethernet(name: str, gbps: float) -> None:
+    # RoCE v2 at a 4096-byte RDMA MTU: 62 bytes of headers (BTH 12, UDP 8, IPv4 20,
+    # Ethernet 14, FCS 4, ICRC 4) and 20 of preamble and gap per frame; verbs latency,
+    # not the kernel TCP stack's.
+    link = get_link(name)
+    assert (link.kind, link.line_rate_gbps) == ("ethernet", gbps)
+    assert link.efficiency == pytest.approx(4096 / 4178, rel=1e-12)
+    assert link.efficiency > TCP_ETHERNET_EFFICIENCY
+    assert link.latency_us == 2.0 < get_link("25GbE").latency_us / 5
+    assert link.bandwidth_bytes_per_s == pytest.approx(gbps * 1e9 / 8 * 4096 / 4178, rel=1e-12)

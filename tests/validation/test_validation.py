@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from simulator import load_scenario, simulate
+from simulator.catalog import get_link
 from simulator.cli import main
 from simulator.validation import read_cases, summarize, to_json_dict, validate
-from simulator.validation.cases import COLUMNS
-from simulator.validation.run import SIMULATION
+from simulator.validation.cases import COLUMNS, MeasuredCase
+from simulator.validation.run import SIMULATION, case_scenario
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = REPO_ROOT / "scenarios" / "validation" / "published_cases.csv"
@@ -130,3 +131,15 @@ def test_cli_exit_codes(tmp_path, capsys):
     main(["validate", str(_write(tmp_path, _row(**GOOD))), "--json", str(out), "--plot", str(tmp_path / "p.png")])
     assert json.loads(out.read_text())["summary"]["n"] == 1
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_a_measured_case_on_roce_gets_the_catalog_roce_latency() -> None:
+    fields = dict(case_id="x", source="s", model="resnet50", gpu="V100-PCIe-16GB", nodes=2, gpus_per_node=1,
+                  intra_node="pcie", network_gbps=25, strategy="ring_allreduce", batch_per_gpu=32, precision="fp32",
+                  metric="throughput_samples_per_s", value=100.0)
+    roce, _ = case_scenario(MeasuredCase(**fields, network="roce"), None)
+    tcp, _ = case_scenario(MeasuredCase(**fields, network="ethernet"), None)
+    assert roce.cluster.nic.latency_us == get_link("25GbE-RoCE").latency_us == 2.0
+    assert tcp.cluster.nic.latency_us == 20.0
+    with pytest.raises(ValueError, match="network"):
+        MeasuredCase(**fields, network="rdma")
