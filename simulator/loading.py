@@ -21,9 +21,11 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from . import zoo
 from .errors import ClusterSimError, ScenarioError, excerpt
 from .input_paths import resolve_input_path
 from .scenario import Scenario
+from .zoo.model_file import ModelFile, model_from_data
 
 DEFAULT_SCENARIO_NAME = "<default scenario>"
 
@@ -292,7 +294,10 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], source: str)
 
 
 def validate(data: Mapping[str, Any], source: str) -> Scenario:
-    """Validate a raw dict into a Scenario, turning pydantic errors into one message."""
+    """Validate a raw dict into a Scenario, turning pydantic errors into one message.
+
+    A ``workload.model_file`` is read and registered first (:func:`with_model_file`)."""
+    data = with_model_file(data, source)
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
@@ -346,7 +351,7 @@ def _model_at(root: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseMo
 #: Top-level file models by name, for "did you mean" hints on their validation errors.
 #: Other file schemas (the sweep file's ``SweepSpec``) add themselves with
 #: :func:`register_root_model`, so this module never imports them.
-_ROOT_MODELS: dict[str, type[BaseModel]] = {Scenario.__name__: Scenario}
+_ROOT_MODELS: dict[str, type[BaseModel]] = {Scenario.__name__: Scenario, ModelFile.__name__: ModelFile}
 
 
 def register_root_model(model: type[BaseModel]) -> None:
@@ -424,12 +429,82 @@ def load_scenario(
 def resolve_calibration_path(
     data: dict[str, Any], folder: Path, *, source: str = "<scenario>", root: str | Path | None = None
 ) -> dict[str, Any]:
-    """Make a ``calibration:`` path named in a scenario file relative to the file's
-    folder, checked to lie under ``root`` (default that folder) or a shipped profile
-    folder unless outside paths are allowed (a ``--set calibration=...`` override is
-    the user's own: it stays relative to the working directory, unchecked)."""
+    """Make a ``calibration:`` path (and a ``workload.model_file:``) named in a scenario
+    file relative to the file's folder, checked to lie under ``root`` (default that
+    folder) or a shipped data folder unless outside paths are allowed (a ``--set
+    calibration=...`` override is the user's own: it stays relative to the working
+    directory, unchecked)."""
     path = data.get("calibration")
     if isinstance(path, str):  # anything else is the schema's error
         resolved = resolve_input_path(path, folder, source=source, field="calibration", root=root)
         data = {**data, "calibration": str(resolved)}
+    workload = data.get("workload")
+    if isinstance(workload, dict) and isinstance(workload.get("model_file"), str):
+        resolved = resolve_input_path(workload["model_file"], folder, source=source, field="workload.model_file",
+                                      root=root)
+        data = {**data, "workload": {**workload, "model_file": str(resolved)}}
     return data
+
+
+# -- model files (README "Bring your own model") ------------------------------------------
+
+#: Model files read in this process: path -> ((mtime, size), model), so a sweep's runs
+#: read a file once and an edited file is read again.
+_MODEL_FILES: dict[str, tuple[tuple[int, int], zoo.Model]] = {}
+
+
+def load_model_file(path: str | Path, *, source: str = "", register: bool = True) -> zoo.Model:
+    """The model a model file describes (:mod:`simulator.zoo.model_file`), registered in
+    the zoo under its name (default: the file name) unless ``register`` is False.
+
+    Every problem is one :class:`ScenarioError` naming ``source`` (the scenario and
+    field naming the file, if any), the model file and the field in it."""
+    where = f"{source}: " if source else ""
+    text = read_text_file(path, what=f"{where}model file")
+    shown = f"{where}{path}"
+    key = str(path)
+    try:
+        st = os.stat(path)
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:  # read a moment ago; gone now
+        stamp = (0, 0)
+    cached = _MODEL_FILES.get(key)
+    if cached is not None and cached[0] == stamp:
+        model = cached[1]
+    else:
+        data = parse_data(text, shown, as_json=Path(path).suffix.lower() == ".json")
+        if not isinstance(data, dict):
+            raise ScenarioError(f"{shown}: a model file must be a mapping (name, input_shape, layers), "
+                                f"got {type(data).__name__}")
+        try:
+            model = model_from_data(data, default_name=Path(path).name.split(".")[0] or "model")
+        except ValidationError as exc:
+            raise ScenarioError(f"{shown}: {format_validation_error(exc)}") from None
+        except ValueError as exc:
+            raise ScenarioError(f"{shown}: {' '.join(str(exc).split())}") from None
+        _MODEL_FILES[key] = (stamp, model)
+    if register:
+        try:
+            zoo.register_file_model(model, key)
+        except ValueError as exc:
+            raise ScenarioError(f"{shown}: {exc}") from None
+    return model
+
+
+def with_model_file(data: Mapping[str, Any], source: str) -> Mapping[str, Any]:
+    """``data`` with its ``workload.model_file`` (if any) read and registered, and
+    ``workload.model`` set to that model's name; naming a different ``model`` as well
+    is an error."""
+    workload = data.get("workload")
+    if not isinstance(workload, dict) or not isinstance(workload.get("model_file"), str):
+        return data  # none, or the schema's error
+    path = workload["model_file"]
+    if not path.strip() or "\0" in path:
+        return data  # the schema says why
+    model = load_model_file(path, source=f"{source}: workload.model_file")
+    named = workload.get("model", model.name)
+    if named != model.name:
+        raise ScenarioError(
+            f"{source}: workload.model: {excerpt(named)} and workload.model_file {path} (model {model.name!r}) "
+            "both name the model; give one of them")
+    return {**data, "workload": {**workload, "model": model.name}}

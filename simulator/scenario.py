@@ -272,6 +272,14 @@ class WorkloadSpec(_Strict):
     _limited = ("batch_per_gpu", "sequence_length")
 
     model: str = Field("resnet50", description="Model from the zoo (`clustersim list models`).")
+    # A field of its own, not a path in `model`: `model` stays a name (an enum for editors, a
+    # column of results) and a path here resolves like calibration: (README "Bring your own model").
+    model_file: str | None = Field(
+        None,
+        description="Path of a model file (YAML: layers with shapes, or per-layer FLOPs, parameters and "
+        "activation sizes; README \"Bring your own model\") to train instead of a zoo model; relative paths "
+        "resolve against the scenario file's folder. `model` becomes the file's model name.",
+    )
     batch_per_gpu: int = Field(32, ge=1, description="Mini-batch per GPU (samples per iteration per rank).")
     precision: Literal["fp32", "tf32", "fp16", "bf16", "amp"] = Field(
         "fp32", description="Arithmetic precision; amp = fp16 compute with fp32 master weights and gradients."
@@ -342,7 +350,17 @@ class WorkloadSpec(_Strict):
     @field_validator("model")
     @classmethod
     def _model_known(cls, v: str) -> str:
-        return _known("model", v, zoo.list_models())
+        return _known("model", v, zoo.list_models() + zoo.registered_models())
+
+    @field_validator("model_file")
+    @classmethod
+    def _model_file_loaded(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # the load phase reads the file and sets `model` (simulator.loading.with_model_file)
+        if v is not None and zoo.file_model_name(v) is None:
+            raise ValueError("not loaded: scenarios naming a model file are loaded with simulator.load_scenario")
+        if v is not None and "model" in info.data and zoo.file_model_name(v) != info.data["model"]:
+            raise ValueError(f"names model {zoo.file_model_name(v)!r}, not {info.data['model']!r}")
+        return v
 
 
 class ParameterServerSpec(_Strict):

@@ -35,6 +35,7 @@ COMMANDS = {
     "advise": (".advise", "advise"),
     "validate": (".validate", "validate"),
     "collectives": ("..collectives_report", "collectives"),
+    "import-model": (".import_model", "import_model"),
 }
 PLUGIN_GROUP = "clustersim.commands"
 

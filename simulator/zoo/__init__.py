@@ -8,7 +8,10 @@ gradient traffic and activation memory. Every number is derived from layer shape
 the totals can be checked against their published parameter counts.
 
 Use :func:`get_model` (cached; models are immutable), :func:`list_models` and
-:func:`model_summary`.
+:func:`model_summary`. Users add their own models with :func:`register_model` (from
+Python: zoo layers or layer specs) or a model file (:mod:`simulator.zoo.model_file`,
+named by a scenario's ``workload.model_file``); :func:`list_models` lists the zoo's
+own, :func:`registered_models` the users'.
 """
 
 from __future__ import annotations
@@ -20,8 +23,20 @@ from typing import Any
 
 from simulator.zoo import cnn, transformer
 from simulator.zoo.core import LAYER_KINDS, GemmShape, Layer, Model
+from simulator.zoo.registry import (
+    file_model_name,
+    register_file_model,
+    register_model,
+    registered_model,
+    registered_models,
+    reserve_names,
+    unregister_model,
+)
 
-__all__ = ["LAYER_KINDS", "GemmShape", "Layer", "Model", "get_model", "list_models", "model_summary"]
+__all__ = [
+    "LAYER_KINDS", "GemmShape", "Layer", "Model", "file_model_name", "get_model", "list_models", "model_summary",
+    "register_file_model", "register_model", "registered_models", "unregister_model",
+]
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,7 @@ _register("bert_base", transformer.bert_base, default_sequence_length=128)
 _register("bert_large", transformer.bert_large, default_sequence_length=128)
 _register("gpt2", transformer.gpt2, default_sequence_length=1024)
 _register("gpt2_medium", transformer.gpt2_medium, default_sequence_length=1024)
+reserve_names(_REGISTRY)  # user models may not take a zoo name
 
 
 @functools.lru_cache(maxsize=None)
@@ -75,6 +91,11 @@ def get_model(name: str, *, sequence_length: int | None = None) -> Model:
         KeyError: ``name`` is not in the zoo.
         ValueError: ``sequence_length`` given for an image model, or out of range.
     """
+    user = registered_model(name) if name not in _REGISTRY else None
+    if user is not None:
+        if sequence_length is not None:
+            raise ValueError(f"model {name!r} is a user model of fixed input shape; sequence_length does not apply")
+        return user
     try:
         entry = _REGISTRY[name]
     except KeyError:
@@ -88,8 +109,9 @@ def get_model(name: str, *, sequence_length: int | None = None) -> Model:
 
 
 def list_models() -> list[str]:
-    """All zoo names, sorted."""
+    """The zoo's own model names, sorted (user models: :func:`registered_models`)."""
     return sorted(_REGISTRY)
+
 
 
 def model_summary(name: str) -> dict[str, Any]:

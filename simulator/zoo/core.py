@@ -35,6 +35,7 @@ LAYER_KINDS: frozenset[str] = frozenset(
         "embedding",
         "dropout",
         "lrn",
+        "other",  # a user's layer given by numbers that is none of the above (timed as element-wise)
     }
 )
 
