@@ -158,9 +158,10 @@ def must_hold(repeats: int, max_gpus: int, budget_s: float, with_sweep: bool) ->
     if with_sweep:
         from sweep_speed import must_hold_sweep
 
-        n, seconds = must_hold_sweep(workers=2)
+        n, seconds, parent, workers = must_hold_sweep(workers=2)
         print(f"sweep of {n} configurations (ring and parameter servers, 8-512 GPUs), 2 workers, cache off: "
-              f"{seconds:.1f} s  {verdict(seconds, SWEEP_LIMIT_S)}")
+              f"{seconds:.1f} s  {verdict(seconds, SWEEP_LIMIT_S)}; CPU: workers {workers:.1f} s, sweep process "
+              f"{parent:.1f} s (idle machine: about {max(parent, workers / 2):.1f} s)")
 
 
 def peak_rss_mb(name: str, gpus: int) -> float:

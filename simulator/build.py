@@ -203,13 +203,15 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
 
 # Built clusters by their parameters. Replications of a scenario, the candidates of
 # `strategy: auto` and a sweep's runs of one cluster reuse one graph, and with it the
-# routes found on it (routes are cached per graph, see simulator.network). Weak: a
-# cluster lives while a simulation holds it, and the last one built, if small (a sweep
-# runs many configurations of small clusters), stays for the next run.
+# routes, bundles and max-min solutions found on it (cached per graph, see
+# simulator.network). Weak: a cluster lives while a simulation holds it, and the few
+# most recently used, if small, stay for the next runs: a sweep's run alternates its
+# cluster with its one-GPU baseline, so keeping only the last would rebuild both.
 _CLUSTERS: weakref.WeakValueDictionary[tuple, ClusterGraph] = weakref.WeakValueDictionary()
 _LIBRARY_GRAPHS: weakref.WeakKeyDictionary[nx.DiGraph, dict[tuple, nx.DiGraph]] = weakref.WeakKeyDictionary()
-_LAST: list[ClusterGraph] = []
-KEEP_LAST_UP_TO_NODES = 20_000  # graph nodes (about 2,000 GPUs in 8-GPU PCIe servers)
+_LAST: list[ClusterGraph] = []  # most recently used first
+KEEP_LAST_UP_TO_NODES = 20_000  # graph nodes, all kept clusters together (about 2,000 GPUs in 8-GPU PCIe servers)
+KEEP_LAST = 4
 
 
 def _shared_cluster(**parameters: Any) -> ClusterGraph:
@@ -224,8 +226,21 @@ def _shared_cluster(**parameters: Any) -> ClusterGraph:
     cluster = _CLUSTERS.get(key)
     if cluster is None:
         cluster = _CLUSTERS[key] = build_cluster(**parameters)
-    _LAST[:] = [cluster] if cluster.graph.number_of_nodes() <= KEEP_LAST_UP_TO_NODES else []
+    _keep_recent(cluster)
     return cluster
+
+
+def _keep_recent(cluster: ClusterGraph) -> None:
+    """Hold ``cluster`` first among the recently used, within KEEP_LAST and
+    KEEP_LAST_UP_TO_NODES (a cluster over the limit alone is not held)."""
+    recent = [cluster] + [c for c in _LAST if c is not cluster]
+    kept, nodes = [], 0
+    for c in recent[:KEEP_LAST]:
+        nodes += c.graph.number_of_nodes()
+        if nodes > KEEP_LAST_UP_TO_NODES:
+            break
+        kept.append(c)
+    _LAST[:] = kept
 
 
 def forget_shared_clusters() -> None:

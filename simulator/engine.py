@@ -30,6 +30,30 @@ __all__ = [
 ]
 
 
+# One-GPU baseline throughputs by the baseline scenario's JSON: a sweep's runs of one
+# workload on clusters of every size share their baseline. Not kept where the scenario
+# reads a file (a calibration profile, a model file), whose contents may change, or
+# names a model registered from Python (which may be registered again, replaced).
+_BASELINES: dict[str, float] = {}
+BASELINES_KEPT = 1024
+
+
+def _baseline_throughput(single: Scenario) -> float:
+    from .zoo import registered_models
+
+    if single.calibration is not None or single.workload.model_file is not None \
+            or single.workload.model in registered_models():
+        return simulate(single, with_baseline=False).throughput_samples_per_s
+    key = single.model_dump_json()
+    throughput = _BASELINES.get(key)
+    if throughput is None:
+        throughput = simulate(single, with_baseline=False).throughput_samples_per_s
+        if len(_BASELINES) >= BASELINES_KEPT:
+            del _BASELINES[next(iter(_BASELINES))]
+        _BASELINES[key] = throughput
+    return throughput
+
+
 def run(sim: BuiltSimulation) -> None:
     """Run phase (:func:`simulator.training.run`) within the work budget (:mod:`simulator.run_budget`)."""
     install_budget(sim)
@@ -48,8 +72,7 @@ def simulate(scenario: Scenario, *, with_baseline: bool = True, record_timeline:
     """
     baseline_throughput = None
     if with_baseline and scenario.cluster.total_gpus > 1:
-        baseline = simulate(scenario.single_gpu(), with_baseline=False)
-        baseline_throughput = baseline.throughput_samples_per_s
+        baseline_throughput = _baseline_throughput(scenario.single_gpu())
     runs = []
     for replication in range(scenario.simulation.replications):
         sim = build(scenario, replication)

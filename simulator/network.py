@@ -58,7 +58,7 @@ class EdgeUsage:
     many identical flows in flight.
     """
 
-    __slots__ = ("mapping", "index", "multiplicity", "edges", "weights")
+    __slots__ = ("mapping", "index", "multiplicity", "edges", "weights", "_edge_set")
 
     def __init__(self, mapping: Mapping[int, int]):
         self.mapping = dict(mapping)
@@ -67,6 +67,14 @@ class EdgeUsage:
         # The same as Python numbers, for the pure-Python path of small active sets.
         self.edges: list[int] = self.index.tolist()
         self.weights: list[float] = self.multiplicity.tolist()
+        self._edge_set: frozenset[int] | None = None
+
+    def shares_edge_with(self, other: EdgeUsage) -> bool:
+        if self._edge_set is None:
+            self._edge_set = frozenset(self.edges)
+        if other._edge_set is None:
+            other._edge_set = frozenset(other.edges)
+        return not self._edge_set.isdisjoint(other._edge_set)
 
 
 class Flow:
@@ -77,7 +85,7 @@ class Flow:
     does not move (rate 0).
     """
 
-    __slots__ = ("usage", "total_bytes", "left", "applied", "done", "label", "seq", "group")
+    __slots__ = ("usage", "total_bytes", "left", "applied", "done", "label", "seq", "group", "tolerance")
 
     def __init__(self, usage: EdgeUsage, total_bytes: float, remaining_bytes: float, done: simpy.Event, label: str):
         self.usage = usage
@@ -88,6 +96,8 @@ class Flow:
         self.label = label
         self.seq = -1  # admission order
         self.group: _Group | None = None
+        # Bytes left below which it counts as finished (float round-off).
+        self.tolerance = _RELATIVE_TOLERANCE * max(total_bytes, 1.0)
 
     @property
     def remaining_bytes(self) -> float:
@@ -114,31 +124,54 @@ class Flow:
 
 
 class _Group:
-    """Active flows over one usage object, in admission order; they share a rate."""
+    """Active flows over one usage object, in admission order; they share a rate.
 
-    __slots__ = ("usage", "flows", "rate", "component", "lead", "tolerance", "steps")
+    A network keeps a group (and its place in the edge index) when its last flow
+    leaves, and reuses it when a flow over the same usage comes again: a bundle over
+    thousands of edges is indexed once, not at every start."""
+
+    __slots__ = ("usage", "flows", "rate", "component", "by_left", "tolerance", "steps")
 
     def __init__(self, usage: EdgeUsage):
         self.usage = usage
         self.flows: list[Flow] = []
         self.rate = 0.0
         self.component: _Component | None = None
-        # Members lose the same bytes at every step, so the one with the fewest bytes
-        # left stays so until it leaves: it finishes first. And the largest of the
+        # Members lose the same bytes at every step, and subtracting the same number
+        # never reverses the order of two floats: sorted by bytes left once, they stay
+        # sorted, and the first (the lead) finishes first. And the largest of the
         # members' finishing tolerances (an upper bound once members leave).
-        self.lead: Flow | None = None
+        self.by_left: list[Flow] = []
         self.tolerance = 0.0
         # Bytes every member has lost at each advance of the network, applied to a
         # member when it is looked at (the same subtractions in the same order).
         self.steps: list[float] = []
 
+    @property
+    def lead(self) -> Flow:
+        return self.by_left[0]
+
     def join(self, flow: Flow) -> None:
         self.flows.append(flow)
         flow.group = self
         flow.applied = len(self.steps)
-        if self.lead is None or flow.remaining_bytes < self.lead.remaining_bytes:
-            self.lead = flow
-        self.tolerance = max(self.tolerance, _tolerance(flow))
+        by_left, left = self.by_left, flow.left
+        lo, hi = 0, len(by_left)
+        while lo < hi:  # after the members with as many bytes left
+            mid = (lo + hi) // 2
+            if left < by_left[mid].remaining_bytes:
+                hi = mid
+            else:
+                lo = mid + 1
+        by_left.insert(lo, flow)
+        if flow.tolerance > self.tolerance:
+            self.tolerance = flow.tolerance
+
+    def reset(self) -> None:
+        """Empty again (its last member left): as a new group over the same usage."""
+        self.rate = 0.0
+        self.tolerance = 0.0
+        self.steps = []
 
 
 class _Component:
@@ -179,6 +212,16 @@ class Route:
 # Up to this many (flow, edge) entries max-min runs in pure Python, above it vectorized
 # with numpy (whose per-call overhead dominates on small sets). Both give identical rates.
 SMALL_ENTRIES = 256
+# One group alone is one round of progressive filling (a minimum over its edges):
+# pure Python at any size, as fast as numpy's set-up alone.
+SINGLE_GROUP_PYTHON = True
+# Solved sets of groups kept per graph, counted in (group, edge) entries: the same
+# groups with the same member counts get the same rates, and a strategy (a fast-path
+# parameter server, a sweep's runs of one cluster) meets the same sets again and again.
+SOLVED_ENTRIES_KEPT = 1_000_000
+# Up to this many active groups, components are found by testing pairs of groups for a
+# shared edge (cached per pair of usages) instead of walking every edge of every group.
+PAIRWISE_GROUPS = 12
 
 
 def max_min_rates(
@@ -357,6 +400,11 @@ class _Links:
         self.router = Router(graph)
         self.routes: dict[tuple[Node, Node], Route] = {}
         self.bundles: dict[tuple[tuple[Node, Node], ...], tuple[EdgeUsage, float]] = {}
+        # Max-min solutions by ((usage, members), ...) in order, and their size in
+        # entries; whether two usages share an edge, by the pair.
+        self.solved: dict[tuple, tuple] = {}
+        self.solved_entries = 0
+        self.overlaps: dict[tuple[EdgeUsage, EdgeUsage], bool] = {}
 
     @classmethod
     def of(cls, graph: nx.DiGraph) -> _Links:
@@ -389,9 +437,11 @@ class Network:
         self._positive_capacity = links.positive_capacity
         # Routes and bundles are the graph's, shared with every network over it.
         self.router, self._routes, self._bundles = links.router, links.routes, links.bundles
+        self._links = links
         # Active flows by usage object (groups share a rate), and the flows admitted
         # since the last recomputation (rate 0 until it runs).
         self._groups: dict[int, _Group] = {}
+        self._known: dict[int, _Group] = {}  # every group made, active or not, by usage
         self._pending: list[Flow] = []
         self._changed = False  # a flow finished since the last recomputation
         # Max-min by components: every active component, the groups crossing each edge,
@@ -563,12 +613,16 @@ class Network:
         self._advance()
         if self._pending or self._changed:
             groups, touched, edge_groups = self._groups, self._touched, self._edge_groups
+            known = self._known
             for flow in self._pending:
                 group = groups.get(id(flow.usage))
                 if group is None:
-                    group = groups[id(flow.usage)] = _Group(flow.usage)
-                    for e in flow.usage.edges:
-                        edge_groups.setdefault(e, {})[group] = None
+                    group = known.get(id(flow.usage))  # (it holds its usage: the id is not reused)
+                    if group is None:
+                        group = known[id(flow.usage)] = _Group(flow.usage)
+                        for e in flow.usage.edges:
+                            edge_groups.setdefault(e, {})[group] = None
+                    groups[id(flow.usage)] = group
                 group.join(flow)
                 touched[group] = None
             self._pending = []
@@ -580,7 +634,7 @@ class Network:
         for group in self._groups.values():
             rate = group.rate
             if rate > 0:
-                finish = group.lead.remaining_bytes / rate
+                finish = group.by_left[0].remaining_bytes / rate
                 if finish < next_finish:
                     next_finish = finish
         self._timer_generation += 1
@@ -608,7 +662,15 @@ class Network:
                 for component in self._components:
                     self._apply(component)
                 self._whole = False
-            self._loaded = np.flatnonzero(self._counters.edge_load)
+            # The edges the components load (an edge of theirs at load 0 gains 0.0 bytes
+            # per advance, as an edge outside them does).
+            components = self._components
+            if not components:
+                self._loaded = np.zeros(0, dtype=np.int64)
+            elif len(components) == 1:
+                self._loaded = next(iter(components)).edges
+            else:
+                self._loaded = np.concatenate([component.edges for component in components])
             best, edge = -float("inf"), -1
             for component in self._components:
                 value, e = component.best
@@ -639,9 +701,8 @@ class Network:
                 stale.add(group.component)
         for component in stale:
             seeds += [group for group in component.groups if group.component is component]
-        edge_groups = self._edge_groups
+        neighbours = self._pairwise_neighbours if len(groups) <= PAIRWISE_GROUPS else self._edge_neighbours()
         seen: set[_Group] = set()
-        crossed: set[int] = set()  # edges whose groups are already on the stack
         fresh: list[list[_Group]] = []
         for seed in seeds:
             if seed in seen:
@@ -653,14 +714,10 @@ class Network:
                 members.append(group)
                 if group.component is not None:
                     stale.add(group.component)
-                for e in group.usage.edges:
-                    if e in crossed:
-                        continue
-                    crossed.add(e)
-                    for other in edge_groups[e]:
-                        if other not in seen:
-                            seen.add(other)
-                            stack.append(other)
+                for other in neighbours(group):
+                    if other not in seen:
+                        seen.add(other)
+                        stack.append(other)
             fresh.append(members)
         edge_load = self._counters.edge_load
         for component in stale:
@@ -676,6 +733,41 @@ class Network:
             self._components.add(component)
             if not self._whole:
                 self._apply(component)
+
+    def _edge_neighbours(self):
+        """Groups sharing an edge with a group, found edge by edge (each edge walked
+        once per recomputation): the way for many small groups."""
+        edge_groups = self._edge_groups
+        crossed: set[int] = set()
+
+        def neighbours(group: _Group) -> Iterable[_Group]:
+            for e in group.usage.edges:
+                if e not in crossed:
+                    crossed.add(e)
+                    for other in edge_groups[e]:
+                        if other.flows:  # (groups without flows stay indexed)
+                            yield other
+
+        return neighbours
+
+    def _pairwise_neighbours(self, group: _Group) -> list[_Group]:
+        """Groups sharing an edge with ``group``, tested pair by pair against every
+        active group (the answer cached per pair of usages): the way for a few groups
+        over many edges, as bundled collectives and parameter-server phases are."""
+        overlaps, usage = self._links.overlaps, group.usage
+        found = []
+        for other in self._groups.values():
+            if other is group:
+                continue
+            key = (usage, other.usage)
+            shared = overlaps.get(key)
+            if shared is None:
+                if len(overlaps) > 100_000:  # usages made afresh per flow: keep it bounded
+                    overlaps.clear()
+                shared = overlaps[key] = usage.shares_edge_with(other.usage)
+            if shared:
+                found.append(other)
+        return found
 
     def _apply(self, component: _Component) -> None:
         """Put a component's rates and load in force."""
@@ -707,9 +799,27 @@ class Network:
     def _solve(self, members: list[_Group]) -> tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]:
         """Max-min rates of ``members`` (in order), the edges they load with the load on
         each (summed in that order), and the most loaded of those edges with its score."""
-        usages = [group.usage for group in members]
-        counts = [len(group.flows) for group in members]
-        if not usages or sum(len(usage.edges) for usage in usages) <= SMALL_ENTRIES:
+        if SOLVED_ENTRIES_KEPT <= 0:
+            return self._solve_afresh([group.usage for group in members], [len(group.flows) for group in members])
+        key = tuple([(group.usage, len(group.flows)) for group in members])
+        links = self._links
+        solved = links.solved.get(key)
+        if solved is None:
+            solved = self._solve_afresh([group.usage for group in members], [len(group.flows) for group in members])
+            solved[1].flags.writeable = solved[2].flags.writeable = False  # shared from now on
+            entries = sum(len(group.usage.edges) for group in members)
+            if links.solved_entries + entries > SOLVED_ENTRIES_KEPT:
+                links.solved.clear()
+                links.solved_entries = 0
+            if entries <= SOLVED_ENTRIES_KEPT:
+                links.solved[key] = solved
+                links.solved_entries += entries
+        return solved
+
+    def _solve_afresh(self, usages: list[EdgeUsage], counts: list[int]
+                      ) -> tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]:
+        if (not usages or sum(len(usage.edges) for usage in usages) <= SMALL_ENTRIES
+                or (len(usages) == 1 and SINGLE_GROUP_PYTHON)):
             rates = max_min_rates_python(usages, self._capacity_list, counts)
             load: dict[int, float] = {}
             for usage, rate, count in zip(usages, rates, counts):
@@ -759,36 +869,37 @@ class Network:
         groups = self._groups
         for key, group in list(groups.items()):
             rate = group.rate
-            least = group.lead.remaining_bytes
-            if least > group.tolerance and not (rate > 0 and now + least / rate <= now):
-                continue  # not even the lead is done
-            still_active: list[Flow] = []
-            for flow in group.flows:
+            by_left = group.by_left
+            done: list[Flow] = []
+            scanned = 0
+            for flow in by_left:  # fewest bytes left first
+                left = flow.remaining_bytes
                 # Also done when what is left takes less time than the clock can
                 # resolve at this instant: waiting for it would not advance time at all.
-                if flow.remaining_bytes <= _tolerance(flow) or (
-                    rate > 0 and now + flow.remaining_bytes / rate <= now
-                ):
-                    finished.append(flow)
-                else:
-                    still_active.append(flow)
-            if len(still_active) != len(group.flows):
-                group.flows = still_active
-                if still_active:
-                    group.lead = min(still_active, key=_remaining)
-                    group.tolerance = max([_tolerance(flow) for flow in still_active])
-                    self._touched[group] = None
-                else:
-                    del groups[key]
-                    for e in group.usage.edges:
-                        del self._edge_groups[e][group]
-                    if group.component is not None:
-                        self._stale.add(group.component)
-                        group.component = None
+                if left <= flow.tolerance or (rate > 0 and now + left / rate <= now):
+                    done.append(flow)
+                elif left > group.tolerance:
+                    break  # every later member has as much left and is not done either
+                scanned += 1
+            if not done:
+                continue
+            finished += done
+            if len(done) == len(group.flows):
+                group.flows, group.by_left = [], []
+                group.reset()
+                del groups[key]
+                if group.component is not None:
+                    self._stale.add(group.component)
+                    group.component = None
+            else:
+                gone = set(done)
+                group.flows = [flow for flow in group.flows if flow not in gone]
+                group.by_left = [flow for flow in by_left[:scanned] if flow not in gone] + by_left[scanned:]
+                self._touched[group] = None
         if self._pending:  # not moving yet (rate 0)
-            waiting = [f for f in self._pending if f.remaining_bytes > _tolerance(f)]
+            waiting = [f for f in self._pending if f.remaining_bytes > f.tolerance]
             if len(waiting) != len(self._pending):
-                finished += [f for f in self._pending if f.remaining_bytes <= _tolerance(f)]
+                finished += [f for f in self._pending if f.remaining_bytes <= f.tolerance]
                 self._pending = waiting
         if finished:
             self._changed = True
@@ -968,12 +1079,3 @@ def _admission(flow: Flow) -> int:
 
 def _oldest(group: _Group) -> int:
     return group.flows[0].seq
-
-
-def _remaining(flow: Flow) -> float:
-    return flow.remaining_bytes
-
-
-def _tolerance(flow: Flow) -> float:
-    """Bytes left below which a flow counts as finished (float round-off)."""
-    return _RELATIVE_TOLERANCE * max(flow.total_bytes, 1.0)

@@ -68,10 +68,18 @@ def twins(n: int) -> nx.DiGraph:
     return graph
 
 
-def finish_times(starts, graph: nx.DiGraph, small_entries: int, whole: bool = False, steps_kept: int = 64) -> list[str]:
+def finish_times(starts, graph: nx.DiGraph, small_entries: int, whole: bool = False, steps_kept: int = 64,
+                 memo: bool = False, pairwise: bool = False) -> list[str]:
+    """Finish times, bottleneck log and edge bytes of a run. ``small_entries`` -1: every
+    recomputation in numpy (one group alone too); ``memo``: max-min solutions kept per
+    graph (off: solved afresh every time); ``pairwise``: components found by testing
+    pairs of groups (off: by walking edges)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(network_module, "SMALL_ENTRIES", small_entries)
+        patch.setattr(network_module, "SINGLE_GROUP_PYTHON", small_entries >= 0)
         patch.setattr(network_module, "_STEPS_KEPT", steps_kept)
+        patch.setattr(network_module, "SOLVED_ENTRIES_KEPT", 1_000_000 if memo else 0)
+        patch.setattr(network_module, "PAIRWISE_GROUPS", 10**9 if pairwise else -1)
         if whole:
             patch.setattr(Network, "_levels_apart", lambda self: False)
         return _finish_times(starts, graph)
@@ -117,3 +125,42 @@ def test_network_runs_identically_on_either_core_and_incrementally(starts):
         assert finish_times(starts, graph, 10**9) == reference
         assert finish_times(starts, graph, 10**9, steps_kept=1) == reference  # progress applied at once
         assert finish_times(starts, graph, -1) == reference
+        assert finish_times(starts, graph, 10**9, pairwise=True) == reference
+        assert finish_times(starts, graph, -1, pairwise=True, whole=True) == reference
+        # Kept solutions: the first run fills them, the second takes them.
+        assert finish_times(starts, graph, 10**9, memo=True) == reference
+        assert finish_times(starts, graph, 10**9, memo=True, pairwise=True) == reference
+
+
+def test_a_group_with_many_members_finishes_them_in_order_of_bytes_left():
+    # Flows over one route share one group; they start at different times with different
+    # sizes, so the member with the fewest bytes left is not the oldest. Every finish is
+    # where bytes / (its share) puts it, and the kept solutions give the same run again.
+    graph = chain(2)
+    starts = [(0.0, 0, 1, size, False) for size in (3.3e9, 1e3, 2e9, 5e8, 1e9)] + [
+        (0.25, 0, 1, 1e9, False), (0.5, 0, 1, 1e3, False), (1.0, 0, 1, 5e8, False)]
+    reference = finish_times(starts, graph, -1, whole=True)
+    assert finish_times(starts, graph, 10**9) == reference
+    assert finish_times(starts, graph, 10**9, memo=True) == finish_times(starts, graph, 10**9, memo=True) == reference
+    done = [float.fromhex(t) for t in reference[: len(starts)]]
+    assert done.index(min(done)) == 1  # the 1 kB flow first, though started second
+    assert sorted(done[:5]) == [done[1], done[3], done[4], done[2], done[0]]  # smallest first
+
+
+def test_kept_solutions_belong_to_their_graph_and_are_not_changed():
+    graph = chain(3)
+    env = simpy.Environment()
+    net = Network(env, graph)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(network_module, "SOLVED_ENTRIES_KEPT", 1_000_000)
+        env.process(_one_transfer(env, net, "h0", "h2", 1e9))
+        env.run()
+    solved = network_module._Links.of(graph).solved
+    assert solved  # a solution was kept for the graph...
+    rates, edges, loads, _ = next(iter(solved.values()))
+    assert not edges.flags.writeable and not loads.flags.writeable  # ...read-only, as it is shared
+    assert network_module._Links.of(chain(3)).solved == {}  # another graph starts with none
+
+
+def _one_transfer(env, net, src, dst, nbytes):
+    yield net.transfer(src, dst, nbytes)

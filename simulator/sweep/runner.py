@@ -24,7 +24,7 @@ from .expand import Run, expand
 from .progress import ProgressChoice, make_progress
 from .spec import SweepSpec, load_sweep
 from .store import OutputLock, ResultStore, flatten, to_frame
-from .worker import Outcome, run_batch
+from .worker import Outcome, estimated_cost, run_batch
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,10 +71,16 @@ def make_row(run: Run, metrics: Mapping[str, Any] | None, error: str | None) -> 
 
 
 def _batches(tasks: list, workers: int, per_worker: int, batch_size: int | None) -> list[list]:
+    """Runs in expansion order cut into batches (neighbouring runs share a cluster, whose
+    graph, routes and rates a worker then reuses); with several workers the heaviest
+    batches go first, so that none is left running one alone at the end."""
     if batch_size is None:
         # A few batches per worker balance the load; at most 32 runs keep progress moving.
         batch_size = max(1, min(32, math.ceil(len(tasks) / (workers * per_worker))))
-    return [tasks[i : i + batch_size] for i in range(0, len(tasks), batch_size)]
+    batches = [tasks[i : i + batch_size] for i in range(0, len(tasks), batch_size)]
+    if workers > 1 and len(batches) > 1:
+        batches.sort(key=lambda batch: -sum(estimated_cost(scenario) for _, scenario in batch))  # stable
+    return batches
 
 
 def run_sweep(

@@ -35,6 +35,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def estimated_cost(scenario: Scenario) -> float:
+    """A rough relative cost of simulating ``scenario``, only to order a sweep's batches:
+    events grow with the iterations, the ranks followed (every one on the detailed
+    path), the flows per bucket (parameter servers make several times a collective's)
+    and, more slowly, the GPUs (routes, graph)."""
+    c, s = scenario.cluster, scenario.simulation
+    iterations = s.iterations + s.warmup_iterations
+    ranks = c.total_gpus if scenario.detailed else 1
+    flows = 6.0 if scenario.training.strategy == "parameter_server" else 1.0
+    return iterations * ranks * flows * (1.0 + math.log2(c.total_gpus))
+
+
 def run_one(scenario: Scenario) -> dict[str, Any]:
     return metrics(simulate(scenario))
 
