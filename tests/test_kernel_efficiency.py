@@ -179,3 +179,52 @@ def test_every_zoo_matrix_layer_carries_a_gemm_with_its_flops():
                 assert 0 <= layer.forward_flops - direct <= layer.output_elements, (name, layer.name)
             else:
                 assert layer.gemm is None, (name, layer.name)
+
+
+def _plain_rates(gpu: str = "V100-SXM2-16GB", precision: str = "fp32") -> ke.DeviceRates:
+    """No launch cost, no overlap loss and a memory system too fast to matter."""
+    import dataclasses
+
+    rates = compute.device_rates(get_gpu(gpu), precision, 0.5, 1.0, 0.0)
+    return dataclasses.replace(rates, bytes_s=1e30, overlap_loss=0.0)
+
+
+def test_weight_gradient_kernels_take_wgrad_factor_times_a_forward_product(monkeypatch):
+    monkeypatch.setattr(ke, "WGRAD_FACTOR", 1.3)
+    layer = _conv(3, 2)  # stride 2: implicit GEMM only
+    rates = _plain_rates()
+    dgrad, wgrad = ke.backward_gemms(layer.gemm, 32, input_gradient=True)
+    fwd_s, bwd_s = ke.matrix_layer_times(layer, 32, rates, weight_bytes=0.0, algorithm=None, input_gradient=True)
+    assert fwd_s == pytest.approx(rates.gemm_s(ke.forward_gemm(layer.gemm, 32), rates.matrix_flops_s), rel=1e-12)
+    # the data gradient at a forward product's speed, the weight gradient 1.3x slower
+    assert bwd_s == pytest.approx(rates.gemm_s(dgrad, rates.matrix_flops_s)
+                                  + 1.3 * rates.gemm_s(wgrad, rates.matrix_flops_s), rel=1e-12)
+    # the first layer computes only its weight gradient
+    _, first = ke.matrix_layer_times(layer, 32, rates, weight_bytes=0.0, algorithm=None, input_gradient=False)
+    assert first == pytest.approx(1.3 * rates.gemm_s(wgrad, rates.matrix_flops_s), rel=1e-12)
+
+
+def test_winograd_weight_gradient_pass_pays_the_same_factor(monkeypatch):
+    layer = _conv(3, 1)
+    rates = _plain_rates()
+    times = {}
+    for factor in (1.0, 2.0):
+        monkeypatch.setattr(ke, "WGRAD_FACTOR", factor)
+        times[factor] = ke.matrix_layer_times(layer, 32, rates, weight_bytes=0.0, algorithm="winograd",
+                                              input_gradient=True)
+    product, moved = ke.winograd_products(layer.gemm, 32, True)[-1]  # the weight-gradient pass
+    wgrad_pass = (3 * rates.overhead_s + rates.gemm_s(product, rates.scalar_flops_s)
+                  + moved * rates.act_bytes / rates.bytes_s)
+    assert times[2.0][0] == times[1.0][0]  # forward untouched
+    assert times[2.0][1] - times[1.0][1] == pytest.approx(wgrad_pass, rel=1e-9)
+
+
+def test_tf32_tensor_cores_reach_their_share_of_the_fp16_efficiency(monkeypatch):
+    monkeypatch.setattr(ke, "TF32_EFFICIENCY", 0.7)
+    a100 = get_gpu("A100-SXM4-80GB")
+    assert compute.device_rates(a100, "tf32", 0.5, 0.8, 0.0).matrix_flops_s == pytest.approx(156e12 * 0.5 * 0.7)
+    assert compute.device_rates(a100, "amp", 0.5, 0.8, 0.0).matrix_flops_s == pytest.approx(312e12 * 0.5)
+    assert compute.device_rates(a100, "fp32", 0.5, 0.8, 0.0).matrix_flops_s == pytest.approx(19.5e12 * 0.5)
+    # never slower than CUDA cores: an RTX 3090's tf32 peak equals its fp32 peak
+    rtx = compute.device_rates(get_gpu("RTX-3090"), "tf32", 0.5, 0.8, 0.0)
+    assert rtx.matrix_flops_s == pytest.approx(rtx.scalar_flops_s)
