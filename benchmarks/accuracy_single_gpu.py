@@ -63,6 +63,7 @@ import numpy as np
 import pandas as pd
 
 from simulator import kernel_efficiency, load_scenario, simulate
+from simulator.build import forget_shared_clusters
 from simulator.catalog import get_gpu
 from simulator.compute import TENSOR_CORE_PRECISIONS, default_compute_efficiency
 from simulator.engine import build
@@ -446,46 +447,63 @@ def sweep(cases: list[Case], overrides: list[str], family_overrides: dict[str, l
 
 
 # -- Cross-validation of the efficiency model's fitted parameters ---------------------
-#: The fitted parameters and the grid searched for each. compute_efficiency is fitted
-#: per precision family (CUDA cores / tensor cores); the others are shared.
-FIT_FAMILY_GRID = {
-    "fp32": [0.65, 0.7, 0.75, 0.8, 0.85, 0.9],
-    "tensor-core": [0.35, 0.4, 0.45, 0.5, 0.55, 0.6],
+#: The fitted parameters and the grid searched for each. Per precision family: the
+#: compute efficiency (CUDA cores / tensor cores) and, on tensor cores, TF32's share of
+#: it (it only moves tf32 rows, so it is searched with that family alone); the others
+#: are shared. The first value of each list is the one a fold falls back on when its
+#: training points cannot tell values apart (no tf32 row left in).
+FIT_FAMILY_GRID: dict[str, dict[str, list[float]]] = {
+    "fp32": {"compute_efficiency": [0.7, 0.75, 0.8, 0.85, 0.9]},
+    "tensor-core": {"compute_efficiency": [0.4, 0.45, 0.5, 0.55, 0.6],
+                    "kernel_efficiency.TF32_EFFICIENCY": [1.0, 0.85, 0.7]},
 }
+#: memory_efficiency and layer_overhead_us are held at the scenario defaults (0.8, 20 us;
+#: fitted with this grid when the shape-aware model came in): the workload fields are
+#: shared with the multi-GPU dev set, whose ratchet they would move.
 FIT_SHARED_GRID = {
-    "workload.memory_efficiency": [0.7, 0.8, 0.9],
-    "workload.layer_overhead_us": [5.0, 10.0, 20.0],
-    "kernel_efficiency.OVERLAP_LOSS": [0.0, 0.25, 0.5],
+    "workload.memory_efficiency": [0.8],
+    "workload.layer_overhead_us": [20.0],
+    "kernel_efficiency.OVERLAP_LOSS": [0.0, 0.5],
+    "kernel_efficiency.WGRAD_FACTOR": [1.0, 1.25],
 }
 CV_RESULTS = REPO_ROOT / "benchmarks" / "results" / "single_gpu_cv.json"
 
 
 def _apply_model_constants(point: dict[str, float]) -> list[str]:
-    """Set the module constants of the grid point; return its scenario overrides."""
+    """Set the module constants of the grid point; return its scenario overrides. The
+    engine's cache of compute costs (keyed by the workload) is dropped, since the
+    constants change costs without changing the workload."""
     overrides = []
     for key, value in point.items():
         if key.startswith("kernel_efficiency."):
             setattr(kernel_efficiency, key.split(".", 1)[1], value)
+        elif key == "compute_efficiency":
+            overrides.append(f"workload.compute_efficiency={value}")
         else:
             overrides.append(f"{key}={value}")
+    forget_shared_clusters()
     return overrides
+
+
+def _family_points(family: str) -> list[tuple[float, ...]]:
+    return list(itertools.product(*FIT_FAMILY_GRID[family].values()))
 
 
 def grid_predictions(cases: list[Case], overrides: list[str]) -> dict[tuple, pd.DataFrame]:
     """Primary-point predictions at every grid point, per family:
-    {(shared point, family, compute efficiency): rows of that family}."""
+    {(shared point, family, family point): rows of that family}."""
     primary = [c for c in cases if c.metric in PRIMARY_METRICS]
-    keys = list(FIT_SHARED_GRID)
+    keys = [*FIT_SHARED_GRID, *(k for grid in FIT_FAMILY_GRID.values() for k in grid)]
     saved = {k: getattr(kernel_efficiency, k.split(".", 1)[1]) for k in keys if k.startswith("kernel_efficiency.")}
     out: dict[tuple, pd.DataFrame] = {}
     try:
         for shared in itertools.product(*FIT_SHARED_GRID.values()):
-            point_overrides = [*overrides, *_apply_model_constants(dict(zip(keys, shared)))]
-            for family, values in FIT_FAMILY_GRID.items():
+            for family, grid in FIT_FAMILY_GRID.items():
                 fam_cases = [c for c in primary if family_of(c.precision) == family]
-                for eff in values:
-                    res = evaluate(fam_cases, [*point_overrides, f"workload.compute_efficiency={eff}"], {}, fast=True)
-                    out[(shared, family, eff)] = res
+                for point in _family_points(family):
+                    point_overrides = [*overrides, *_apply_model_constants(
+                        {**dict(zip(FIT_SHARED_GRID, shared)), **dict(zip(grid, point))})]
+                    out[(shared, family, point)] = evaluate(fam_cases, point_overrides, {}, fast=True)
     finally:
         _apply_model_constants(saved)
     return out
@@ -498,10 +516,11 @@ def _score(res: pd.DataFrame) -> tuple[float, float]:
 
 def cross_validate(grid: dict[tuple, pd.DataFrame], by: str) -> dict[str, Any]:
     """Leave one ``by`` group (gpu, generation or source) out: fit every parameter on
-    the rest (lowest median APE, then p90), predict the group left out."""
-    shared_points = sorted({k[0] for k in grid})
-    combos = [(sh, e32, etc) for sh in shared_points for e32 in FIT_FAMILY_GRID["fp32"]
-              for etc in FIT_FAMILY_GRID["tensor-core"]]
+    the rest (lowest median APE, then p90; ties go to the earlier grid point),
+    predict the group left out."""
+    shared_points = list(dict.fromkeys(k[0] for k in grid))
+    combos = [(sh, p32, ptc) for sh in shared_points for p32 in _family_points("fp32")
+              for ptc in _family_points("tensor-core")]
     full = {c: pd.concat([grid[(c[0], "fp32", c[1])], grid[(c[0], "tensor-core", c[2])]], ignore_index=True)
             for c in combos}
     groups = sorted(set(next(iter(full.values()))[by]))
@@ -518,9 +537,12 @@ def cross_validate(grid: dict[tuple, pd.DataFrame], by: str) -> dict[str, Any]:
 
 
 def _named(combo: tuple) -> dict[str, float]:
-    shared, e32, etc = combo
-    return {**dict(zip(FIT_SHARED_GRID, shared)), "compute_efficiency fp32": e32,
-            "compute_efficiency tensor-core": etc}
+    shared, p32, ptc = combo
+    named = dict(zip(FIT_SHARED_GRID, shared))
+    for family, point in (("fp32", p32), ("tensor-core", ptc)):
+        for key, value in zip(FIT_FAMILY_GRID[family], point):
+            named[f"{key} {family}" if key == "compute_efficiency" else key] = value
+    return named
 
 
 def figures(res: pd.DataFrame) -> dict[str, Any]:
@@ -539,11 +561,13 @@ def figures(res: pd.DataFrame) -> dict[str, Any]:
 def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
     t0 = time.perf_counter()
     grid = grid_predictions(cases, overrides)
-    n_points = len(list(itertools.product(*FIT_SHARED_GRID.values()))) * sum(map(len, FIT_FAMILY_GRID.values()))
+    n_points = len(list(itertools.product(*FIT_SHARED_GRID.values()))) * sum(
+        len(_family_points(f)) for f in FIT_FAMILY_GRID)
     print(f"\nGrid: {n_points} evaluations ({time.perf_counter() - t0:.0f} s); fitted: "
-          + ", ".join([*FIT_SHARED_GRID, "compute_efficiency per family"]))
-    report: dict[str, Any] = {"grid": {**FIT_SHARED_GRID, **{f"compute_efficiency {k}": v
-                                                              for k, v in FIT_FAMILY_GRID.items()}}}
+          + ", ".join([*FIT_SHARED_GRID, "compute_efficiency per family", "TF32_EFFICIENCY"]))
+    report: dict[str, Any] = {"grid": {**FIT_SHARED_GRID, **{
+        (f"{k} {family}" if k == "compute_efficiency" else k): v
+        for family, grid in FIT_FAMILY_GRID.items() for k, v in grid.items()}}}
     for by in ("gpu", "generation", "source"):
         cv = cross_validate(grid, by)
         fig = figures(cv["held_out"])
@@ -570,6 +594,13 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
             print(f"Before (one efficiency per family, implicit GEMM, {before['model']}): leave one GPU out median "
                   f"{b['median_ape_%']}%, p90 {b['p90_ape_%']}%; by generation "
                   + ", ".join(f"{g} {v}" for g, v in b["by_generation_median_ape_%"].items()))
+        previous = json.loads(CV_RESULTS.read_text()).get("previous")
+        if previous:
+            report["previous"] = previous
+            p = previous["leave_one_gpu_out"]
+            print(f"Previous ({previous['model']}): leave one GPU out median {p['median_ape_%']}%, p90 "
+                  f"{p['p90_ape_%']}%; by generation "
+                  + ", ".join(f"{g} {v}" for g, v in p["by_generation_median_ape_%"].items()))
     if record:
         CV_RESULTS.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
         print(f"recorded {CV_RESULTS.relative_to(REPO_ROOT)}")
