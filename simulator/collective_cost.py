@@ -255,7 +255,9 @@ def channel_rings(graph: nx.DiGraph, nodes: Sequence[Sequence[Node]], max_rings:
     times GPUs-per-NIC for c = 0 .. NICs-1 (capped at ``max_rings``)."""
     first = list(nodes[0])
     local = nvlink_rings(graph, first, max_rings) if len(first) > 2 else []
-    if len(nodes) > 1 and not local:
+    if len(nodes) > 1 and local:
+        local = _rings_through_nics(graph, first, local)
+    elif len(nodes) > 1:
         server = graph.nodes[first[0]].get("server")
         nics = sum(1 for _, d in graph.nodes(data=True) if d.get("kind") == "nic" and d.get("server") == server)
         k = max(1, min(nics, len(first), max_rings))
@@ -268,6 +270,44 @@ def channel_rings(graph: nx.DiGraph, nodes: Sequence[Sequence[Node]], max_rings:
         order = [first.index(g) for g in ring]
         rings.append([node[i] for node in nodes for i in order])
     return rings
+
+
+def _nearest_nic(graph: nx.DiGraph, gpu: Node) -> Node | None:
+    """The NIC of ``gpu``'s server fewest hops away (the one under its PCIe switch)."""
+    server = graph.nodes[gpu].get("server")
+    lengths = nx.single_source_shortest_path_length(graph, gpu, cutoff=4)
+    nics = [(hops, str(v)) for v, hops in lengths.items()
+            if graph.nodes[v].get("kind") == "nic" and graph.nodes[v].get("server") == server]
+    return min(nics)[1] if nics else None
+
+
+def _rings_through_nics(graph: nx.DiGraph, gpus: Sequence[Node], rings: list[list[Node]]) -> list[list[Node]]:
+    """NVLink rings rotated so that, across nodes, channel c enters and leaves each node
+    through NIC c mod k (k NICs), as NCCL's search gives every NIC its own channels: it
+    starts and ends a channel's intra-node path at GPUs next to that channel's NIC. A
+    ring is rotated to start at a GPU of that NIC whose ring predecessor (the GPU that
+    sends to the next node) shares the NIC where one exists. Without this every ring
+    would enter each node at the first GPU and one NIC would carry all inbound traffic.
+    The ring count is cut to a multiple of k so that every NIC carries as many channels
+    (NCCL's channels are equal shares of the bytes, so one NIC with an extra channel
+    would pace them all)."""
+    nic_of = {g: _nearest_nic(graph, g) for g in gpus}
+    nics = sorted({n for n in nic_of.values() if n is not None})
+    k = len(nics)
+    if k < 2:
+        return rings
+    count = len(rings) // k * k or len(rings)
+    out = []
+    for c, ring in enumerate(rings[:count]):
+        target = nics[c % k]
+        starts = [i for i, g in enumerate(ring) if nic_of[g] == target]
+        if not starts:
+            out.append(ring)
+            continue
+        paired = [i for i in starts if nic_of[ring[i - 1]] == target]
+        i = (paired or starts)[0]
+        out.append(ring[i:] + ring[:i])
+    return out
 
 
 # -- the library's choice ---------------------------------------------------------------

@@ -50,3 +50,50 @@ def test_nccl_ring_over_one_nic_per_node_is_one_channel_at_the_nic_rate():
     assert topo.channels == 1
     fraction = get_backend("nccl").achievable_fraction("network", "Pascal")
     assert topo.ring_busbw == pytest.approx(NIC_GBPS * GB / 8 * fraction)
+
+
+def dgx1_scenario(nodes: int, backend: str):
+    return load_scenario({
+        "name": "dgx1-over-four-nics",
+        "cluster": {"nodes": nodes, "gpus_per_node": 8, "gpu": "V100-SXM2-16GB", "server": {"layout": "dgx1"},
+                    "nic": {"link": None, "bandwidth_gbps": 100.0, "latency_us": 1.1},
+                    "fabric": {"topology": "single_switch", "switch_latency_us": SWITCH_US}},
+        "workload": {"model": "resnet50", "batch_per_gpu": 32},
+        "training": {"strategy": "ring_allreduce", "collectives": {"backend": backend}},
+        "simulation": {"iterations": 2, "warmup_iterations": 1, "mode": "fast"},
+    })
+
+
+def test_dgx1_rings_across_nodes_spread_over_all_four_nics():
+    """NCCL gives each NIC its own channels: every ring enters and leaves a DGX-1 through
+    one NIC (at the two GPUs under that NIC's PCIe switch), each of the 4 NICs carries
+    the same number of rings. Before, all six NVLink rings entered at GPU 0, so NIC 0
+    carried every inbound byte."""
+    sim = build(dgx1_scenario(2, "nccl"))
+    graph = sim.network.graph
+    rings = sim.context.collectives.rings
+    assert len(rings) == 4
+
+    def nic_of(gpu):
+        switch = next(v for v in graph.successors(gpu) if graph.nodes[v]["kind"] == "pcie_switch")
+        return next(v for v in graph.successors(switch) if graph.nodes[v]["kind"] == "nic")
+
+    entry_nics = [nic_of(ring[0]) for ring in rings]
+    exit_nics = [nic_of(ring[7]) for ring in rings]
+    assert sorted(entry_nics) == ["n0.nic0", "n0.nic1", "n0.nic2", "n0.nic3"]
+    assert exit_nics == entry_nics
+
+
+def test_dgx1_ring_allreduce_across_nodes_runs_at_four_nics_rate():
+    """NCCL backend, large message: 4 rings each carry S/4 over their own 100 Gb/s NIC
+    at the backend's achievable network fraction f, so the bus bandwidth is 4 f B_nic
+    and t = 2(N-1)/N S / (4 f B_nic) plus latency terms (< 2% at 512 MB): four times
+    the one-NIC rate."""
+    from simulator.collective_cost import get_backend
+
+    s = 512e6
+    n = 16
+    fraction = get_backend("nccl").achievable_fraction("network", "Volta")
+    t = collective_estimate(dgx1_scenario(2, "nccl"), "allreduce", s, "ring_allreduce").time_s
+    bandwidth = 2 * (n - 1) / n * s / (4 * fraction * 100.0 * GB / 8)
+    assert bandwidth < t < bandwidth * 1.02
