@@ -94,6 +94,12 @@ class Backend(_Frozen):
     nvswitch_channels: dict[str, int] = Field(default_factory=dict)
     nvswitch_channel_gbytes_s: float = Field(20.0, gt=0)
     nvls: NvlsSpec | None = None
+    # Libraries that reduce in host memory (MPI, gloo with GPU tensors): every rank copies
+    # its buffer to its CPU, the ring runs between the hosts, the CPU sums what arrives
+    # (reading two buffers, writing one, at ``host_reduce_gbytes_s``), the result is
+    # copied back to the GPU.
+    host_memory: bool = False
+    host_reduce_gbytes_s: float = Field(10.0, gt=0)
 
     @property
     def models_steps(self) -> bool:

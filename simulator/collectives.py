@@ -264,6 +264,7 @@ class CollectiveLibrary:
         self._plans: dict[tuple[str, float, str], CollectivePlan] = {}
         self.plans_used: dict[str, CollectivePlan] = {}  # "algorithm/protocol" -> a plan that ran
         self.calls: dict[str, int] = {}  # "algorithm/protocol" -> calls run
+        self._host_fabric = host_fabric(f) if backend.host_memory else None
 
     @property
     def topology(self) -> Topology:
@@ -359,6 +360,30 @@ class CollectiveLibrary:
             "calls": dict(sorted(self.calls.items())),
         }
 
+    def _through_host_memory(self, collective: str, nbytes: float, algorithm: str) -> Program:
+        """MPI / gloo with GPU buffers: copy to the host, run the collective between
+        the hosts, copy back. The host ring moves S/N per step over 2(N-1) steps as the
+        rank ring does (N = ranks: the ranks of one CPU hand chunks over in its memory);
+        each rank's CPU sums (N-1)/N S for an allreduce or reduce-scatter."""
+        f, hosts = self.fabric, self._host_fabric
+        assert hosts is not None
+        n = len(f.ranks)
+        graph = f.network.graph
+        ups = [(g, _host_of(graph, g)) for g in f.ranks]
+        yield from concurrent_flows(f, ups, nbytes)
+        ring = hosts.ranks
+        name = "host/ring"
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if collective == "allreduce":
+            yield from ring_steps(hosts, [ring], nbytes / n, 2 * (n - 1))
+        elif collective in ("allgather", "reduce_scatter"):
+            yield from ring_steps(hosts, [ring], nbytes / n, n - 1)
+        else:
+            yield from concurrent_flows(hosts, list(zip(ring[:-1], ring[1:])), nbytes)
+        if collective in ("allreduce", "reduce_scatter"):
+            yield f.env.timeout(3 * (n - 1) / n * nbytes / (self.backend.host_reduce_gbytes_s * 1e9))
+        yield from concurrent_flows(f, [(h, g) for g, h in ups], nbytes)
+
     def _switch_bandwidth(self) -> float:
         """Bytes/s of a GPU's link to its NVSwitch, as the library achieves it (0: none)."""
         gpu = self.fabric.ranks[0]
@@ -404,6 +429,9 @@ class CollectiveLibrary:
         n = len(f.ranks)
         if n < 2 or nbytes == 0:
             return
+        if self.backend.host_memory and self._host_fabric is not None:
+            yield from self._through_host_memory(collective, nbytes, algorithm)
+            return
         if not self.backend.models_steps or algorithm in ("halving_doubling", "hierarchical"):
             if collective == "allreduce":
                 yield from ALLREDUCE_ALGORITHMS["ring" if algorithm == "auto" else algorithm](f, nbytes)
@@ -448,6 +476,26 @@ class CollectiveLibrary:
             yield f.network.start_flow(usage, wire / k, 0.0, label="broadcast")
         else:  # allgather, reduce_scatter: n-1 ring steps of size / n
             yield from ring_steps(f, self.rings, wire / (k * n), n - 1, route_latency=False)
+
+
+def _host_of(graph, gpu: Node) -> Node | None:
+    """The CPU whose memory a GPU's host copies go to (None: the rank is not a GPU)."""
+    data = graph.nodes[gpu]
+    return data.get("host") if data.get("kind") == "gpu" else None
+
+
+def host_fabric(f: Fabric) -> Fabric | None:
+    """The ranks' host CPUs as a fabric: each node's distinct CPUs in rank order (ranks
+    on one CPU exchange through shared memory, off the modelled links). None when a
+    rank has no host CPU in the graph (CPU devices: the rank already is the host)."""
+    graph = f.network.graph
+    nodes = []
+    for node in f.nodes:
+        hosts = [_host_of(graph, g) for g in node]
+        if any(h is None for h in hosts):
+            return None
+        nodes.append(list(dict.fromkeys(hosts)))
+    return Fabric(f.env, f.network, nodes, f.detailed)
 
 
 def _plain(f: Fabric, collective: str, nbytes: float) -> Program:

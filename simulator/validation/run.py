@@ -16,6 +16,8 @@ Mapping of the columns onto a scenario:
   (:func:`framework_preset`), which sets that stack's bucketing, fusion, overlap and
   parameter-server pattern. A parameter-server row without a preset gets MXNet's dist
   kvstore behaviour (sum a machine's GPUs, push once per node: ``local_aggregation``).
+  A framework text saying "allreduce on CPU" (Horovod built without NCCL) runs the
+  ``mpi`` collective backend: copies to host memory, MPI ring between hosts, CPU sums.
 - GeForce RTX 2080 Ti / 3090 on PCIe: ``p2p: false`` (the driver disables PCIe
   peer-to-peer on these cards; copies are staged through host memory).
 - Simulation: fast mode, 2 measured iterations after 1 warmup.
@@ -146,6 +148,8 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
     preset = framework_preset(case)
     if preset is not None:
         training["framework"] = preset
+    if "allreduce on cpu" in (case.framework or "").lower():  # Horovod without NCCL: MPI in host memory
+        training["collectives"] = {"backend": "mpi"}
     if case.strategy == "parameter_server":
         training["parameter_servers"] = {
             "count": case.num_ps or case.nodes,
