@@ -65,7 +65,7 @@ def scenarios(draw) -> list[str]:
         ]
     else:
         o += ["training.strategy=" + draw(st.sampled_from(ALLREDUCE)),
-              "training.collectives.backend=" + draw(st.sampled_from(["nccl", "ideal", "gloo"]))]
+              "training.collectives.backend=" + draw(st.sampled_from(["nccl", "ideal", "gloo", "mpi"]))]
         if draw(st.booleans()):
             o.append("training.fusion=horovod")
     return o
