@@ -429,7 +429,9 @@ class CollectivesSpec(_Strict):
         "nccl",
         description="Cost model of the collective library, a file in simulator/data/backends: nccl (launch and "
         "per-step latency by protocol, LL/LL128/Simple, NVLink rings per channel, achievable link bandwidth, "
-        "host staging across sockets), gloo (TCP rings, route latency), ideal (the flow model alone).",
+        "host staging across sockets), gloo (TCP rings, route latency; GPU buffers through host memory), "
+        "mpi (Horovod without NCCL: copy to host, ring between hosts, CPU sum, copy back), ideal (the flow "
+        "model alone).",
     )
     protocol: Literal["auto", "LL", "LL128", "Simple"] = Field(
         "auto", description="NCCL protocol (NCCL_PROTO); auto = per call, as NCCL's own cost model picks."
