@@ -134,7 +134,8 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     backend = None
     if strategy_name not in ("none", "parameter_server"):
         wanted = t.collectives
-        backend = with_measured(get_backend(wanted.backend), wanted.host_staging_gbytes_s, wanted.network_efficiency)
+        backend = with_measured(get_backend(wanted.backend), wanted.host_staging_gbytes_s, wanted.network_efficiency,
+                                wanted.net_connection_gbps)
     graph = cluster.graph if backend is None else _library_graph(cluster, backend, gpu.architecture)
     network = Network(env, graph)
     costs, calibration, _ = rank_compute_costs(scenario, model, gpu)

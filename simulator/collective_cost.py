@@ -84,6 +84,11 @@ class Backend(_Frozen):
     max_channels: int = Field(1, ge=1)
     achievable: dict[str, float | dict[str, float]] = Field(default_factory=dict)
     host_staging_gbytes_s: float | None = Field(None, gt=0)
+    # The most one channel's connection across the network moves (None: no limit): a
+    # single TCP stream where the transport opens one socket per connection (NCCL's
+    # socket transport before 2.4.8) and the network caps a flow (a cloud's per-flow
+    # limit). Set per scenario: ``training.collectives.net_connection_gbps``.
+    connection_gbytes_s: float | None = Field(None, gt=0)
     call_overhead_us: float = Field(0.0, ge=0)
     # What a pipeline step costs in a run beyond the library's own latency table (which
     # it chooses by), per protocol; not part of the choice.
@@ -114,10 +119,12 @@ class Backend(_Frozen):
 
 
 def with_measured(backend: Backend, host_staging_gbytes_s: float | None = None,
-                  network_efficiency: float | None = None) -> Backend:
+                  network_efficiency: float | None = None, net_connection_gbps: float | None = None) -> Backend:
     """``backend`` with the figures a user measured on their machine in place of its
     fitted ones (unchanged where a figure is None)."""
     update: dict = {}
+    if net_connection_gbps is not None:
+        update["connection_gbytes_s"] = net_connection_gbps / 8
     if host_staging_gbytes_s is not None:
         update["host_staging_gbytes_s"] = host_staging_gbytes_s
     if network_efficiency is not None:

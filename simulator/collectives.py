@@ -283,7 +283,7 @@ class CollectiveLibrary:
                 ranks=len(self.fabric.ranks), nodes=len(self.fabric.nodes), intra_class=intra_class,
                 architecture=self.architecture,
                 channels=logical_channels(self.backend, self.architecture, len(self.rings), switch_bw),
-                ring_busbw=min(rate, self._staging_rate(pairs, paths)) * len(self.rings),
+                ring_busbw=min(rate, self._staging_rate(pairs, paths), self._connection_rate(paths)) * len(self.rings),
                 flow_busbw=rate * len(self.rings),
                 switch_bw=switch_bw,
                 network_latency_s=network_latency,
@@ -323,8 +323,12 @@ class CollectiveLibrary:
     def _tree_hop_rates(self) -> tuple[float, float]:
         """Rate of each hop of the tree's (chain, node-tree) bundles alone on the idle
         network, host staging included; 0 where a bundle is empty."""
-        return tuple(min(self._bundle_rate(pairs), self._staging_rate(pairs, self._paths(pairs))) if pairs else 0.0
-                     for pairs in self._tree_pairs())
+        rates = []
+        for pairs in self._tree_pairs():
+            paths = self._paths(pairs) if pairs else {}
+            rates.append(min(self._bundle_rate(pairs), self._staging_rate(pairs, paths), self._connection_rate(paths))
+                         if pairs else 0.0)
+        return tuple(rates)
 
     def _tree_busbw(self) -> float:
         """busBw (NCCL's: 2 x algbw) of the tree flows alone: chain hops carry S per
@@ -347,6 +351,16 @@ class CollectiveLibrary:
         cap = self.backend.host_staging_gbytes_s
         graph = self.fabric.network.graph
         if not cap or not any(staged(graph, paths[pair]) for pair in pairs):
+            return math.inf
+        return cap * 1e9
+
+    def _connection_rate(self, paths: dict) -> float:
+        """The most a hop across the network moves: one connection of the transport,
+        at most the backend's ``connection_gbytes_s`` (inf when unset or no hop leaves
+        a node)."""
+        cap = self.backend.connection_gbytes_s
+        graph = self.fabric.network.graph
+        if not cap or not any(link_class(graph, path) == "net" for path in paths.values()):
             return math.inf
         return cap * 1e9
 

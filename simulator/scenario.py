@@ -449,6 +449,12 @@ class CollectivesSpec(_Strict):
         None, gt=0, le=1, description="Fraction of the NICs' catalog bandwidth the library achieves on this "
         "fabric (nccl-tests busbw / line rate); default: the backend's fitted figure.",
     )
+    net_connection_gbps: float | None = Field(
+        None, gt=0, le=MAX_GBPS, allow_inf_nan=False, description="Most one channel's connection across the network moves "
+        "(Gb/s): a single TCP stream where the transport opens one socket per connection (NCCL's socket "
+        "transport before 2.4.8, which also builds one ring per NIC before 2.4: set max_channels) on a network "
+        "that caps a flow (AWS: 5 Gb/s per flow outside a cluster placement group, 10 inside); default: no limit.",
+    )
 
     @field_validator("backend")
     @classmethod

@@ -97,3 +97,35 @@ def test_dgx1_ring_allreduce_across_nodes_runs_at_four_nics_rate():
     t = collective_estimate(dgx1_scenario(2, "nccl"), "allreduce", s, "ring_allreduce").time_s
     bandwidth = 2 * (n - 1) / n * s / (4 * fraction * 100.0 * GB / 8)
     assert bandwidth < t < bandwidth * 1.02
+
+
+def test_a_connection_cap_bounds_each_channel_across_nodes():
+    """``net_connection_gbps`` C: each channel's node-to-node hop is one connection of at
+    most C, so with one channel the bus bandwidth is C/8 bytes/s whatever the NIC, and
+    a large ring allreduce takes 2(N-1)/N S / (C/8) (+ latencies < 2%)."""
+
+    s, n, cap = 256e6, 8, 5.0
+    sc = scenario(2, "nccl")
+    data = sc.model_dump()
+    data["training"]["collectives"].update({"net_connection_gbps": cap, "max_channels": 1})
+    capped = type(sc).model_validate(data)
+    t = collective_estimate(capped, "allreduce", s, "ring_allreduce").time_s
+    bound = 2 * (n - 1) / n * s / (cap * GB / 8)
+    assert bound < t < bound * 1.02
+    # a cap above what the NIC achieves changes nothing
+    data["training"]["collectives"]["net_connection_gbps"] = 400.0
+    loose = type(sc).model_validate(data)
+    data["training"]["collectives"].pop("net_connection_gbps")
+    plain = type(sc).model_validate(data)
+    assert collective_estimate(loose, "allreduce", s, "ring_allreduce").time_s == \
+        collective_estimate(plain, "allreduce", s, "ring_allreduce").time_s
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "inf", "nan"])
+def test_bad_connection_cap_exits_2_naming_the_field(capsys, value):
+    from simulator.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--set", f"training.collectives.net_connection_gbps={value}"])
+    assert exit_.value.code == 2
+    assert "training.collectives.net_connection_gbps" in capsys.readouterr().err
