@@ -25,7 +25,6 @@ from . import zoo
 from .errors import ClusterSimError, ScenarioError, excerpt
 from .input_paths import resolve_input_path
 from .scenario import Scenario
-from .zoo.model_file import ModelFile, model_from_data
 
 DEFAULT_SCENARIO_NAME = "<default scenario>"
 
@@ -351,7 +350,7 @@ def _model_at(root: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseMo
 #: Top-level file models by name, for "did you mean" hints on their validation errors.
 #: Other file schemas (the sweep file's ``SweepSpec``) add themselves with
 #: :func:`register_root_model`, so this module never imports them.
-_ROOT_MODELS: dict[str, type[BaseModel]] = {Scenario.__name__: Scenario, ModelFile.__name__: ModelFile}
+_ROOT_MODELS: dict[str, type[BaseModel]] = {Scenario.__name__: Scenario}
 
 
 def register_root_model(model: type[BaseModel]) -> None:
@@ -476,6 +475,9 @@ def load_model_file(path: str | Path, *, source: str = "", register: bool = True
         if not isinstance(data, dict):
             raise ScenarioError(f"{shown}: a model file must be a mapping (name, input_shape, layers), "
                                 f"got {type(data).__name__}")
+        from .zoo.model_file import ModelFile, model_from_data  # its schema is built only when a file is read
+
+        register_root_model(ModelFile)
         try:
             model = model_from_data(data, default_name=Path(path).name.split(".")[0] or "model")
         except ValidationError as exc:

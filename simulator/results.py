@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 TOP_RESOURCES = 5
 
 
+def resource_label(resource: str, kind: str) -> str:
+    """A resource with its kind in brackets, unless the name already says it
+    ("gpu compute (every GPU)", not "gpu compute (every GPU) (gpu)")."""
+    return resource if kind.lower() in resource.lower() else f"{resource} ({kind})"
+
+
 @dataclass(frozen=True)
 class Utilization:
     resource: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..results import resource_label  # noqa: F401  (re-exported: the advisers' labels)
 from ..scenario import Scenario
 
 
@@ -30,7 +31,3 @@ def quick(scenario: Scenario) -> Scenario:
                               "simulation.replications": 1})
 
 
-def resource_label(resource: str, kind: str) -> str:
-    """A resource with its kind in brackets, unless the name already says it
-    ("gpu compute (every GPU)", not "gpu compute (every GPU) (gpu)")."""
-    return resource if kind.lower() in resource.lower() else f"{resource} ({kind})"

@@ -15,13 +15,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..advise.common import resource_label
 from ..engine import build
 from ..engine import simulate as run_simulation
 from ..errors import ClusterSimError, check_output_path, figure_format, save_figure, strict_json, write_atomic
 from ..layer_report import by_kind, layer_rows
 from ..loading import DEFAULT_SCENARIO_NAME, load_scenario
-from ..results import SimResult
+from ..results import SimResult, resource_label
 from ..trace import chrome_trace
 from .runner import located
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.zoo.core import Layer, Model
-from simulator.zoo.model_file import model_from_data
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,8 @@ def register_model(
                 raise ValueError("layer specs need input_shape (one sample's input, e.g. (3, 224, 224))")
             data = {"name": name, "description": description, "source": source or "registered from Python",
                     "sample_unit": sample_unit, "input_shape": list(input_shape), "layers": [dict(x) for x in items]}
+            from simulator.zoo.model_file import model_from_data  # pydantic models: built only when used
+
             model = model_from_data(data)
     current = _USER.get(name)
     if current is not None and current.model != model and not replace:
