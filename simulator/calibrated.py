@@ -59,8 +59,8 @@ the collective computes, the collective runs ``comm_factor`` times slower
 (:class:`Overlap`: work-conserving rates, so a layer fully overlapped by a collective
 takes exactly ``compute_factor`` times its time). Both come from the profile's
 ``interference`` measurement; without one, GPUs get 1 (no slowdown: every uncalibrated
-or unmeasured GPU result is unchanged) and CPUs the defaults below, measured on this
-project's machine.
+or unmeasured GPU result is unchanged) and CPUs the defaults in
+:mod:`simulator.calibrated_run`, measured on this project's machine.
 
 The report (``SimResult.extra["calibration"]``) lists which numbers are calibrated and
 which are estimated.
@@ -72,11 +72,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import simpy
 
+from .calibrated_run import CPU_COMM_INTERFERENCE, CPU_COMPUTE_INTERFERENCE, CalibratedAllreduce, Overlap
 from .compute import ComputeCosts, roofline_costs
 from .errors import CalibrationError, excerpt
-from .profile import CollectiveFit, ModelProfile, Profile, ThreadTimings, Timing, estimated_fields, load_profile
+from .profile import ModelProfile, Profile, ThreadTimings, Timing, estimated_fields, load_profile
 from .scenario import Scenario
 from .sync import SYNC_STRATEGIES, SyncContext, Synchronizer
 from .zoo import Model
@@ -86,19 +86,6 @@ MAX_LISTED_LAYERS = 20
 #: Relative disagreement of the layer sum and the whole model above which the layers
 #: are scaled to the whole model.
 WHOLE_MODEL_TOLERANCE = 0.05
-
-#: Defaults for a CPU profile without an ``interference`` measurement: compute beside a
-#: gloo allreduce, and the allreduce beside compute, against each alone. Measured by the
-#: probe's ``interference`` section (2 processes x 1 thread, alexnet forward + backward
-#: at batch 1 beside back-to-back 8 MiB gloo allreduces) on this project's 2-vCPU AMD
-#: EPYC VM, torch 2.13 CPU, 2026-11-26, twice, while other sessions loaded the machine
-#: (load average 1-3): compute x1.56 and x1.61, allreduce x1.99 and x1.84. Rounded down
-#: (contention from the other sessions inflates both); to be re-measured on a quiet
-#: machine. A gloo allreduce of CPU tensors runs on gloo's own thread and spends CPU
-#: time (loopback TCP, the reduction) taken from the cores compute runs on.
-CPU_COMPUTE_INTERFERENCE = 1.5
-CPU_COMM_INTERFERENCE = 1.8
-
 
 @dataclass(frozen=True)
 class ProfiledDevice:
@@ -110,128 +97,6 @@ class ProfiledDevice:
 
     def peak_flops(self, precision: str) -> float:
         return self.peak_flops_per_s
-
-
-class CalibratedAllreduce(Synchronizer):
-    """Allreduce whose time per bucket comes from the profile's measurements. As on
-    NCCL's single stream, buckets run one at a time in order, and a bucket starts once
-    every rank has it ready. Inside the measured sizes a bucket takes the measured
-    median, interpolated linearly between the two nearest measured sizes (exact at
-    measured sizes, noise and protocol steps included, and exact between them where
-    time is affine in size, as alpha + bytes / beta is); outside them, the fitted
-    alpha-beta line ``fit.time_s(bytes)``."""
-
-    def __init__(self, ctx: SyncContext, fit: CollectiveFit, measured: dict[int, float] | None = None,
-                 overlap: Overlap | None = None):
-        super().__init__(ctx)
-        self.fit = fit
-        self.overlap = overlap
-        points = sorted((measured or {}).items())
-        self._sizes = np.array([b for b, _ in points], dtype=float)
-        self._times = np.array([t for _, t in points], dtype=float)
-        self._arrived: dict[tuple[int, int], int] = {}
-        self._queue: simpy.Store = simpy.Store(self.env)
-        self.env.process(self._stream())
-
-    def ready(self, rank: int, key: tuple[int, int], nbytes: float) -> simpy.Event:
-        expected = self.n if self.ctx.detailed else 1
-        self._arrived[key] = self._arrived.get(key, 0) + 1
-        if self._arrived[key] == expected:
-            self._queue.put((key, nbytes))
-        return self._event("done", key)
-
-    def _stream(self):
-        while True:
-            key, nbytes = yield self._queue.get()
-            start = self.env.now
-            if self.n > 1 and nbytes > 0:
-                if self.overlap is None:
-                    yield self.env.timeout(self.time_s(nbytes))
-                else:  # slower while the ranks compute beside it
-                    yield from self.overlap.communicate(range(self.n if self.ctx.detailed else 1), self.time_s(nbytes))
-            for rank in range(self.n if self.ctx.detailed else 1):
-                self.ctx.comm_intervals[rank].append((start, self.env.now))
-            self._event("done", key).succeed()
-
-
-    def time_s(self, nbytes: float) -> float:
-        sizes = self._sizes
-        if len(sizes) >= 2 and sizes[0] <= nbytes <= sizes[-1]:
-            return float(np.interp(nbytes, sizes, self._times))
-        return self.fit.time_s(nbytes)
-
-
-class Overlap:
-    """Compute and collectives sharing each rank's device.
-
-    A rank's compute of ``seconds`` (its time alone) advances at rate 1, or
-    ``1 / compute_factor`` while a collective is in flight on its device; a collective
-    of ``seconds`` advances at rate 1, or ``1 / comm_factor`` while any of its ranks
-    computes. Rates change only when one of the two starts or ends, so a layer that a
-    collective covers from start to end takes ``compute_factor`` times its time, and
-    one that it covers for a fraction x of its (stretched) run takes
-    ``seconds x (1 - x + x x compute_factor)``-worth of work per time as expected."""
-
-    def __init__(self, env: simpy.Environment, ranks: int, compute_factor: float, comm_factor: float):
-        self.env = env
-        self.compute_factor, self.comm_factor = compute_factor, comm_factor
-        self.comm_in_flight = [0] * ranks
-        self.computing = [0] * ranks
-        self._comm_changed = [env.event() for _ in range(ranks)]
-        self._compute_changed = env.event()
-
-    def _fire_comm(self, rank: int) -> None:
-        event, self._comm_changed[rank] = self._comm_changed[rank], self.env.event()
-        event.succeed()
-
-    def _fire_compute(self) -> None:
-        event, self._compute_changed = self._compute_changed, self.env.event()
-        event.succeed()
-
-    def _progress(self, seconds: float, rate, changed):
-        """Advance ``seconds`` of work at ``rate()``, re-reading the rate whenever the
-        event ``changed()`` returns fires."""
-        left = seconds
-        while True:
-            rate_now = rate()
-            timer = self.env.timeout(left / rate_now)
-            start = self.env.now
-            yield timer | changed()
-            if timer.processed:  # (a timeout is "triggered" from the start; processed once it fires)
-                return
-            left = max(left - (self.env.now - start) * rate_now, 0.0)
-
-    def compute(self, rank: int, seconds: float):
-        """Process: ``rank`` computes ``seconds`` (its time alone)."""
-        if seconds <= 0:
-            yield self.env.timeout(seconds if seconds == 0 else 0.0)
-            return
-        self.computing[rank] += 1
-        if any(self.comm_in_flight):
-            self._fire_compute()
-        try:
-            yield from self._progress(
-                seconds, lambda: 1.0 / self.compute_factor if self.comm_in_flight[rank] else 1.0,
-                lambda: self._comm_changed[rank])
-        finally:
-            self.computing[rank] -= 1
-            if any(self.comm_in_flight):
-                self._fire_compute()
-
-    def communicate(self, ranks, seconds: float):
-        """Process: a collective of ``seconds`` (alone) on the devices of ``ranks``."""
-        ranks = list(ranks)
-        for r in ranks:
-            self.comm_in_flight[r] += 1
-            self._fire_comm(r)
-        try:
-            yield from self._progress(
-                seconds, lambda: 1.0 / self.comm_factor if any(self.computing[r] for r in ranks) else 1.0,
-                lambda: self._compute_changed)
-        finally:
-            for r in ranks:
-                self.comm_in_flight[r] -= 1
-                self._fire_comm(r)
 
 
 @dataclass(frozen=True)

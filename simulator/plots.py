@@ -35,8 +35,28 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import PercentFormatter
 
-from .errors import ClusterSimError
+from .plot_data import (
+    PlotError,
+    as_frame,
+    config_labels,
+    hidden_columns,
+    metric_label,
+    natural_key,
+    refuse_averaging,
+    replication_note,
+    short_name,
+    sweep_matrix,
+    top_ranks,
+    utilization_bounds,
+    utilization_matrix,
+    varying_columns,
+)
 from .results import SimResult
+
+# PlotError and the table helpers are this module's too (defined here before the split).
+__all__ = ["PLOTS", "DisplayFigure", "PlotError", "as_frame", "breakdown_plot", "hidden_columns", "metric_label",
+           "speedup_plot", "sweep_heatmap", "sweep_matrix", "timeline_plot", "utilization_bounds",
+           "utilization_heatmap", "utilization_matrix", "varying_columns"]
 
 _PARTS = {
     "compute_s": ("compute", "tab:blue"),
@@ -52,24 +72,7 @@ _PHASE_COLORS = {
     "communication": "tab:orange",
 }
 _LINK_COLOR, _SERVER_COLOR = "tab:green", "tab:brown"
-# Columns that differ between runs without describing a configuration.
-_NOT_CONFIG = {"run", "point", "replication", "seed", "simulation.seed", "scenario_hash", "name", "description"}
-_SECTIONS = ("cluster", "workload", "training", "simulation", "variability")
-# Descriptors of a SimResult row (lists of results carry no scenario columns).
-_RESULT_CONFIG = ("model", "strategy", "gpu", "nodes", "gpus_per_node", "batch_per_gpu", "mode")
-_UNITS = {
-    "throughput_samples_per_s": ("throughput", "samples/s"),
-    "iteration_time_s": ("iteration time", "s"),
-    "speedup": ("speedup", "x one GPU"),
-    "scaling_efficiency": ("scaling efficiency", "fraction of linear"),
-    "bottleneck.utilization": ("bottleneck utilization", "fraction of capacity"),
-    "total_gpus": ("GPUs", "count"),
-}
 _NOT_LISTED = "#d9d9d9"
-
-
-class PlotError(ClusterSimError):
-    """A plot cannot be drawn honestly from these rows (or they lack a column)."""
 
 
 class DisplayFigure(Figure):
@@ -80,85 +83,6 @@ class DisplayFigure(Figure):
         buffer = io.BytesIO()
         self.savefig(buffer, format="png")
         return buffer.getvalue()
-
-
-def metric_label(column: str) -> str:
-    """Axis label of a metric column, with its unit: ``'throughput (samples/s)'``."""
-    if column in _UNITS:
-        name, unit = _UNITS[column]
-        return f"{name} ({unit})"
-    if column.endswith("_s"):
-        return f"{column[:-2].replace('_', ' ')} (s)"
-    return column
-
-
-def as_frame(data: pd.DataFrame | Sequence[SimResult] | SimResult) -> pd.DataFrame:
-    """A sweep table, or a list of results turned into one (one row each)."""
-    if isinstance(data, pd.DataFrame):
-        frame = data
-    else:
-        from .sweep.worker import metrics
-
-        results = [data] if isinstance(data, SimResult) else list(data)
-        frame = pd.DataFrame([{**metrics(r), "run": i} for i, r in enumerate(results)])
-    if "status" in frame:
-        frame = frame[frame["status"] == "ok"]
-    if frame.empty:
-        raise PlotError("nothing to plot: no successful runs")
-    return frame
-
-
-def varying_columns(frame: pd.DataFrame) -> list[str]:
-    """Scenario columns (dotted, with a section) whose value differs between rows."""
-    cols = [c for c in frame.columns if "." in c and c.split(".")[0] in _SECTIONS]
-    return [c for c in cols if c not in _NOT_CONFIG and frame[c].astype(str).nunique() > 1]
-
-
-def _config_columns(frame: pd.DataFrame) -> list[str]:
-    """Columns that describe a configuration and differ between rows."""
-    cols = varying_columns(frame)
-    if any("." in c and c.split(".")[0] in _SECTIONS for c in frame.columns):
-        return cols  # a sweep table: the scenario columns say it all
-    return [c for c in _RESULT_CONFIG if c in frame and frame[c].astype(str).nunique() > 1]
-
-
-def hidden_columns(frame: pd.DataFrame, keys: Sequence[str]) -> dict[str, int]:
-    """Configuration columns that differ between rows sharing the ``keys`` values (what
-    a mean over those rows would hide), with each one's number of distinct values.
-    Columns that follow from ``keys`` (cluster.nodes when keys hold total_gpus) and
-    replications (rows differing only in their seed) are not hidden."""
-    keys = list(keys)
-    candidates = [c for c in _config_columns(frame) if c not in keys]
-    if not candidates:
-        return {}
-    as_text = frame[keys + candidates].astype(str)
-    grouped = as_text.groupby(keys, sort=False)[candidates].nunique()
-    return {c: int(frame[c].astype(str).nunique()) for c in candidates if (grouped[c] > 1).any()}
-
-
-def _refuse(what: str, keys: Sequence[str], hidden: dict[str, int], how: str, flag: str) -> PlotError:
-    listed = ", ".join(f"{c} ({n} values)" for c, n in hidden.items())
-    return PlotError(
-        f"{what}: rows with the same {' and '.join(keys)} differ in {listed}; a point would average "
-        f"them. {how}, keep one value (--where COLUMN=VALUE), or ask for the aggregate ({flag})"
-    )
-
-
-def _short(col: str) -> str:
-    return col.split(".")[-1]
-
-
-def _labels(frame: pd.DataFrame, by: str | Sequence[str] | None) -> list[str]:
-    cols = [by] if isinstance(by, str) else list(by) if by else varying_columns(frame)
-    if not cols:
-        return [str(s) for s in frame.get("scenario", pd.Series(frame.index.astype(str), index=frame.index))]
-    return [", ".join(f"{_short(c)}={row[c]}" for c in cols) for _, row in frame[cols].iterrows()]
-
-
-def _replication_note(frame: pd.DataFrame, keys: Sequence[str]) -> str:
-    per_point = frame.groupby(list(keys), sort=False).size()
-    n = int(per_point.max()) if len(per_point) else 1
-    return f" (mean of {n} replications)" if n > 1 else ""
 
 
 def speedup_plot(
@@ -183,9 +107,9 @@ def speedup_plot(
     keys = [x, *hue_cols, *([facet] if facet else [])]
     hidden = hidden_columns(frame, keys)
     if hidden and not average:
-        raise _refuse("speedup plot", keys, hidden, "Put them on the plot (hue= / --hue, facet=)",
+        raise refuse_averaging("speedup plot", keys, hidden, "Put them on the plot (hue= / --hue, facet=)",
                       "average=True")
-    note = f" (mean over {', '.join(_short(c) for c in hidden)})" if hidden else _replication_note(frame, keys)
+    note = f" (mean over {', '.join(short_name(c) for c in hidden)})" if hidden else replication_note(frame, keys)
 
     facets = sorted(frame[facet].unique(), key=str) if facet else [None]
     fig = DisplayFigure(figsize=(11, 3.8 * len(facets) + 0.8), layout="constrained")
@@ -199,7 +123,7 @@ def speedup_plot(
         for key, group in groups:
             agg = group.groupby(x)[["speedup", "scaling_efficiency"]].mean().sort_index()
             key = key if isinstance(key, tuple) else (key,)
-            label = ", ".join(f"{_short(c)}={k}" for c, k in zip(hue_cols, key)) or "simulated"
+            label = ", ".join(f"{short_name(c)}={k}" for c, k in zip(hue_cols, key)) or "simulated"
             (line,) = ax_s.plot(agg.index, agg["speedup"], marker="o", label=label)
             ax_e.plot(agg.index, agg["scaling_efficiency"], marker="o", label=label, color=line.get_color())
             handles.setdefault(label, line)
@@ -208,7 +132,7 @@ def speedup_plot(
             (ideal,) = ax_s.plot(xs, xs, "k--", label="ideal", linewidth=1)
             handles["ideal (linear)"] = ideal
         ax_e.axhline(1.0, color="k", linestyle="--", linewidth=1, label="ideal")
-        where = f" - {_short(facet)}={value}" if facet else ""
+        where = f" - {short_name(facet)}={value}" if facet else ""
         xlabel = metric_label(x)
         ax_s.set(xlabel=xlabel, ylabel="speedup (x one GPU)", title=f"Speedup{where}")
         ax_e.set(xlabel=xlabel, ylabel="scaling efficiency (% of linear)", title=f"Scaling efficiency{where}",
@@ -230,7 +154,7 @@ def breakdown_plot(data: pd.DataFrame | Sequence[SimResult], by: str | Sequence[
     where one iteration's time goes (ms) - compute, exposed communication, idle. The
     figure grows with the rows, so many configurations stay readable."""
     frame = as_frame(data)
-    labels = _labels(frame, by)
+    labels = config_labels(frame, by)
     n = len(frame)
     longest = max((len(label) for label in labels), default=10)
     fig = DisplayFigure(figsize=(min(7 + 0.07 * longest, 16), 0.28 * n + 2.2), layout="constrained")
@@ -247,61 +171,13 @@ def breakdown_plot(data: pd.DataFrame | Sequence[SimResult], by: str | Sequence[
     ax.set_yticks(rows, labels, fontsize="small" if n > 12 else "medium")
     ax.set_ylim(n - 0.5, -0.5)  # first row on top
     cols = [by] if isinstance(by, str) else list(by) if by else varying_columns(frame)
-    ax.set_ylabel("configuration" + (f" ({', '.join(_short(c) for c in cols)})" if cols else ""))
+    ax.set_ylabel("configuration" + (f" ({', '.join(short_name(c) for c in cols)})" if cols else ""))
     ax.set_xlabel("time per iteration (ms)")
     ax.grid(True, axis="x", alpha=0.3)
     fig.suptitle("Where one iteration's time goes")
     # Above the bars, under the title, in constrained layout's room (never over them).
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize="small", frameon=False)
     return fig
-
-
-def _top_ranks(frame: pd.DataFrame) -> list[int]:
-    return sorted({int(c.split(".")[1]) for c in frame.columns if re.fullmatch(r"utilization\.\d+\.utilization", c)})
-
-
-def utilization_matrix(
-    data: pd.DataFrame | Sequence[SimResult],
-    by: str | Sequence[str] | None = None,
-    kinds: Sequence[str] = ("network", "pcie", "parameter_server"),
-) -> pd.DataFrame:
-    """Resources (rows) x configurations (columns) of utilization, from each run's
-    ranked top resources; NaN where a resource is not among a run's top ones (its
-    utilization is then at most :func:`utilization_bounds`' value for that run)."""
-    frame = as_frame(data)
-    labels = _labels(frame, by)
-    cells: dict[tuple[str, str], float] = {}
-    for label, (_, row) in zip(labels, frame.iterrows()):
-        for r in _top_ranks(frame):
-            kind = row.get(f"utilization.{r}.kind")
-            if isinstance(kind, str) and kind in kinds:
-                cells[(row[f"utilization.{r}.resource"], label)] = float(row[f"utilization.{r}.utilization"])
-    resources = sorted({res for res, _ in cells}, key=_natural)
-    columns = list(dict.fromkeys(labels))
-    matrix = pd.DataFrame(np.nan, index=resources, columns=columns)
-    for (res, label), value in cells.items():
-        matrix.loc[res, label] = value
-    return matrix
-
-
-def utilization_bounds(data: pd.DataFrame | Sequence[SimResult], by: str | Sequence[str] | None = None) -> pd.Series:
-    """Per configuration, the most a resource left out of its ranked list can be
-    utilized: its last listed value when the list is full (a tie at the cut may have
-    left out resources exactly this busy), 0 when the list is shorter (every resource
-    that carried anything is listed)."""
-    frame = as_frame(data)
-    ranks = _top_ranks(frame)
-    out: dict[str, float] = {}
-    for label, (_, row) in zip(_labels(frame, by), frame.iterrows()):
-        values = [float(row[f"utilization.{r}.utilization"]) for r in ranks
-                  if pd.notna(row.get(f"utilization.{r}.utilization"))]
-        full = bool(ranks) and len(values) == len(ranks)
-        out[label] = min(values) if full else 0.0
-    return pd.Series(out)
-
-
-def _natural(name: str) -> list[Any]:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(name))]
 
 
 def utilization_heatmap(
@@ -345,9 +221,9 @@ def utilization_heatmap(
                   ha="right" if n_cols > 3 else "center", fontsize="small")
     ax.set_yticks(range(n_rows), matrix.index, fontsize="small")
     cols = [by] if isinstance(by, str) else list(by) if by else varying_columns(frame)
-    ax.set_xlabel("configuration" + (f" ({', '.join(_short(c) for c in cols)})" if cols else ""))
+    ax.set_xlabel("configuration" + (f" ({', '.join(short_name(c) for c in cols)})" if cols else ""))
     ax.set_ylabel("link (direction u->v) or server")
-    top = len(_top_ranks(frame))
+    top = len(top_ranks(frame))
     fig.suptitle(f"Link and server utilization: each run's {top} most utilized resources")
     colorbar = fig.colorbar(image, ax=ax, label="utilization (% of capacity or of time busy)")
     colorbar.formatter = PercentFormatter(xmax=1)
@@ -416,7 +292,7 @@ def timeline_plot(result: SimResult, iteration: int | None = None, max_links: in
     ranked = {u.resource: u.utilization for u in result.utilization if u.kind in ("network", "pcie")}
 
     def busiest(links: Any) -> list[str]:
-        return sorted(links, key=lambda k: (-sum(w for _, w in busy[k]), _natural(k)))
+        return sorted(links, key=lambda k: (-sum(w for _, w in busy[k]), natural_key(k)))
 
     must = [link for link in ranked if link in busy]
     # Both directions of every parameter server's links: where PS runs bottleneck.
@@ -447,23 +323,6 @@ def timeline_plot(result: SimResult, iteration: int | None = None, max_links: in
     return fig
 
 
-def sweep_matrix(
-    data: pd.DataFrame, x: str, y: str, value: str = "throughput_samples_per_s", agg: str | None = None
-) -> pd.DataFrame:
-    """``value`` per (y, x) cell: rows y, columns x. A cell holding rows that differ
-    in another scenario column raises :class:`PlotError` unless ``agg`` (``"mean"``,
-    ``"max"``, ...) says how to combine them; replications are averaged."""
-    frame = as_frame(data)
-    for col in (x, y, value):
-        if col not in frame:
-            raise PlotError(f"no column {col!r} in the results")
-    if agg is None:
-        hidden = hidden_columns(frame, [x, y])
-        if hidden:
-            raise _refuse("heatmap", [x, y], hidden, "Put them on the axes", 'agg="mean"')
-    return frame.pivot_table(index=y, columns=x, values=value, aggfunc=agg or "mean").sort_index().sort_index(axis=1)
-
-
 def sweep_heatmap(
     data: pd.DataFrame, x: str, y: str, value: str = "throughput_samples_per_s", agg: str | None = None
 ) -> Figure:
@@ -480,9 +339,9 @@ def sweep_heatmap(
     ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index])
     if agg:
         hidden = hidden_columns(frame, [x, y])
-        note = f" ({agg} over {', '.join(_short(c) for c in hidden)})" if hidden else _replication_note(frame, [x, y])
+        note = f" ({agg} over {', '.join(short_name(c) for c in hidden)})" if hidden else replication_note(frame, [x, y])
     else:
-        note = _replication_note(frame, [x, y])
+        note = replication_note(frame, [x, y])
     ax.set(xlabel=metric_label(x), ylabel=metric_label(y))
     fig.suptitle(f"{metric_label(value)}{note}")
     finite = values[np.isfinite(values)]

@@ -21,7 +21,7 @@ Rules, in the order they apply:
   shortest path happens to reach first.
 
 **Structure, for speed.** Clusters are many identical servers hung off a fabric of
-switches. Where the graph has that shape (:class:`ServerTemplates` checks it), a route
+switches. Where the graph has that shape (:class:`simulator.server_templates.ServerTemplates` checks it), a route
 is found without searching the whole graph: the shortest paths inside a server (and
 out to its switch) are searched once per server *shape* and translated per server, and
 the switches between two servers' switches are read from the switch graph (one hop,
@@ -34,7 +34,6 @@ another shape, the router searches as before.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Hashable, Sequence
 from heapq import heappop, heappush
 from itertools import count
@@ -42,6 +41,7 @@ from itertools import count
 import networkx as nx
 
 from .errors import TopologyError
+from .server_templates import ROUTE_WEIGHT, ServerTemplates, ecmp_choice
 
 Node = Hashable
 
@@ -49,7 +49,6 @@ Node = Hashable
 GPU_ENTRY_PENALTY = 1000
 # Pairs sharing one end at least this often are routed by one search from that end.
 PREFETCH_FANIN = 8
-_WEIGHT = "route_weight"
 
 
 class Router:
@@ -64,7 +63,7 @@ class Router:
         for nbrs in graph._adj.values():  # graph.edges(data=True), without its views
             for v, data in nbrs.items():
                 base = 1 if data.get("link") == "nvlink" else 2
-                data[_WEIGHT] = base + (GPU_ENTRY_PENALTY if kind[v] == "gpu" else 0)
+                data[ROUTE_WEIGHT] = base + (GPU_ENTRY_PENALTY if kind[v] == "gpu" else 0)
         self._paths: dict[tuple[Node, Node], list[Node]] = {}
         self._rail_nic = self._rail_nics()
         self._adjacency: dict[bool, dict[Node, list[tuple[Node, int]]]] = {}
@@ -124,7 +123,7 @@ class Router:
                 continue
             if self.ecmp:
                 try:
-                    pred, _dist = nx.dijkstra_predecessor_and_distance(graph, root, weight=_WEIGHT)
+                    pred, _dist = nx.dijkstra_predecessor_and_distance(graph, root, weight=ROUTE_WEIGHT)
                 except nx.NodeNotFound:
                     continue  # routed (and refused) pair by pair
                 for leaf in leaves:
@@ -134,7 +133,7 @@ class Router:
                     found = _all_paths_to(pred, root, leaf)
                     if from_targets:  # searched from the destination: paths run dst -> src
                         found = [p[::-1] for p in found]
-                    path = self._ecmp_choice(src, dst, found)
+                    path = ecmp_choice(src, dst, found)
                     self._paths[(src, dst)] = self._staged(src, dst, self._rails(src, dst, path))
                 continue
             if root not in self.graph:
@@ -159,7 +158,7 @@ class Router:
         if adjacency is None:
             view = self.graph._pred if reverse else self.graph._adj
             adjacency = self._adjacency[reverse] = {
-                v: [(u, data[_WEIGHT]) for u, data in nbrs.items()] for v, nbrs in view.items()
+                v: [(u, data[ROUTE_WEIGHT]) for u, data in nbrs.items()] for v, nbrs in view.items()
             }
         parent: dict[Node, Node | None] = {root: None}
         dist: dict[Node, int] = {}
@@ -181,12 +180,6 @@ class Router:
                     parent[u] = v
         return parent
 
-    @staticmethod
-    def _ecmp_choice(src: Node, dst: Node, paths: list[list[Node]]) -> list[Node]:
-        """The equal-cost path a pair's stable hash picks among ``paths`` (any order)."""
-        paths = sorted(paths, key=lambda p: [str(n) for n in p])
-        return paths[zlib.crc32(f"{src}->{dst}".encode()) % len(paths)]
-
     # -- rules ----------------------------------------------------------------------
 
     def _shortest(self, src: Node, dst: Node) -> list[Node]:
@@ -198,11 +191,11 @@ class Router:
                 return path
         try:
             if not self.ecmp:
-                return nx.bidirectional_dijkstra(self.graph, src, dst, weight=_WEIGHT)[1]
-            paths = list(nx.all_shortest_paths(self.graph, src, dst, weight=_WEIGHT))
+                return nx.bidirectional_dijkstra(self.graph, src, dst, weight=ROUTE_WEIGHT)[1]
+            paths = list(nx.all_shortest_paths(self.graph, src, dst, weight=ROUTE_WEIGHT))
         except (nx.NetworkXNoPath, nx.NodeNotFound) as exc:
             raise TopologyError(f"no route from {src!r} to {dst!r} in the cluster graph") from exc
-        return self._ecmp_choice(src, dst, paths)
+        return ecmp_choice(src, dst, paths)
 
     def _rails(self, src: Node, dst: Node, path: list[Node]) -> list[Node]:
         """Send a GPU's traffic out of (and into) its server through its own NIC."""
@@ -261,197 +254,6 @@ class Router:
             if kind == "nic":  # the data leaves the node here
                 return None if end.get("gdr", True) else host
         return None
-
-
-SWITCH = "@switch"  # the fabric switch of a server, in its template
-
-
-class ServerTemplates:
-    """Shortest paths composed from per-server templates (see the module doc).
-
-    Applies (``usable``) when every node is either a switch or belongs to a server
-    (``server`` attribute, named ``{server}.{local}``), servers touch the rest of the
-    graph only through NIC <-> switch edges, all of one server's NICs hang off one
-    switch, and every switch-to-switch edge weighs the same. Then no shortest path
-    crosses a third server (it would have to leave through the switch it came from),
-    so every shortest path between two servers is (a path from the source to its
-    server's switch) + (a shortest switch path) + (a path from the destination's
-    switch into it), and the three parts are independent.
-    """
-
-    def __init__(self, graph: nx.DiGraph, kind: dict[Node, str | None], server: dict[Node, object]):
-        self.graph = graph
-        self.usable = False
-        self._server = server
-        self._switch_of: dict[object, Node] = {}  # server -> the switch its NICs hang off
-        self._succ: dict[Node, set[Node]] = {}  # switch -> switches it links to
-        self._nics: set[Node] = set()  # server nodes linked to a switch
-        hop: set[int] = set()
-        self._members: dict[object, list[Node]] = {}
-        for node, srv in server.items():
-            if srv is None and kind[node] != "switch":
-                return
-            if srv is not None:
-                if not (isinstance(node, str) and node.startswith(f"{srv}.")):
-                    return
-                self._members.setdefault(srv, []).append(node)
-        for u, nbrs in graph._adj.items():
-            su = server[u]
-            for v, data in nbrs.items():
-                sv = server[v]
-                if su == sv:
-                    if su is None:
-                        self._succ.setdefault(u, set()).add(v)
-                        hop.add(data[_WEIGHT])
-                    continue
-                if su is not None and sv is not None:
-                    return  # two servers joined directly
-                srv, nic, switch = (su, u, v) if su is not None else (sv, v, u)
-                if kind[nic] != "nic" or self._switch_of.setdefault(srv, switch) != switch:
-                    return  # a server reaching the fabric through something else, or two switches (rails)
-                self._nics.add(nic)
-        if len(hop) > 1:
-            return
-        self._shapes: dict[object, tuple] = {}  # server -> its shape
-        self._names: dict[object, dict[str, Node]] = {}  # server -> local name -> node
-        self._templates: dict[tuple, nx.DiGraph] = {}  # shape -> template graph (local names)
-        self._inside: dict[tuple, list[list[Node]]] = {}  # (shape, a, b) -> every shortest path
-        self._fabric: dict[tuple[Node, Node], list[list[Node]]] = {}  # sorted shortest switch paths
-        self.usable = True
-
-    def shortest(self, src: Node, dst: Node, ecmp: bool) -> list[Node] | None:
-        """The shortest path a search would return (with ``ecmp``: the one the pair's
-        hash picks), or None where only a search can tell (an end outside every server,
-        or a tie a search breaks by its own visiting order)."""
-        s, t = self._server.get(src), self._server.get(dst)
-        if s is None or t is None:
-            return None
-        if s == t:
-            paths = [self._real(s, p) for p in self._local_paths(s, self._local(s, src), self._local(t, dst))]
-            if ecmp and paths:
-                return Router._ecmp_choice(src, dst, paths)
-            return paths[0] if len(paths) == 1 else None
-        if s not in self._switch_of or t not in self._switch_of:
-            return None
-        heads = self._local_paths(s, self._local(s, src), SWITCH)
-        tails = self._local_paths(t, SWITCH, self._local(t, dst))
-        middles = self._switch_paths(self._switch_of[s], self._switch_of[t])
-        if not heads or not tails or not middles:
-            return None
-        if len(heads) == len(tails) == 1:
-            if len(middles) > 1 and not ecmp:
-                return None
-            # Every candidate shares the head and the tail, so sorting them (as the hash's
-            # choice does) sorts the switch paths, which are sorted already.
-            middle = middles[zlib.crc32(f"{src}->{dst}".encode()) % len(middles)] if ecmp else middles[0]
-            return self._real(s, heads[0])[:-1] + middle + self._real(t, tails[0])[1:]
-        if not ecmp:
-            return None
-        paths = [self._real(s, h)[:-1] + m + self._real(t, tl)[1:] for h in heads for m in middles for tl in tails]
-        return Router._ecmp_choice(src, dst, paths)
-
-    # -- parts, for bundles composed end by end ------------------------------------------
-
-    def server_of(self, node: Node) -> object | None:
-        return self._server.get(node)
-
-    def switch_of(self, server: object) -> Node | None:
-        return self._switch_of.get(server)
-
-    def head(self, node: Node) -> list[Node] | None:
-        """The one shortest path from ``node`` to its server's switch (None: not one)."""
-        server = self._server.get(node)
-        if server is None or server not in self._switch_of:
-            return None
-        heads = self._local_paths(server, self._local(server, node), SWITCH)
-        return self._real(server, heads[0]) if len(heads) == 1 else None
-
-    def tail(self, node: Node) -> list[Node] | None:
-        """The one shortest path from its server's switch to ``node`` (None: not one)."""
-        server = self._server.get(node)
-        if server is None or server not in self._switch_of:
-            return None
-        tails = self._local_paths(server, SWITCH, self._local(server, node))
-        return self._real(server, tails[0]) if len(tails) == 1 else None
-
-    def switch_paths(self, a: Node, b: Node) -> list[list[Node]]:
-        """Every shortest path from switch ``a`` to switch ``b``, in the hash's order."""
-        return self._switch_paths(a, b)
-
-    # -- templates ---------------------------------------------------------------------
-
-    @staticmethod
-    def _local(server: object, node: Node) -> str:
-        return node[len(str(server)) + 1:]
-
-    def _real(self, server: object, path: list[str]) -> list[Node]:
-        names = self._names.get(server)
-        if names is None:  # local name -> node, made once per server
-            cut = len(str(server)) + 1
-            names = self._names[server] = {n[cut:]: n for n in self._members[server]}
-            names[SWITCH] = self._switch_of.get(server)
-        return [names[n] for n in path]
-
-    def _shape(self, server: object) -> tuple:
-        """What a search inside ``server`` sees, in local names: its edges (to its
-        switch too) with their weights. (The rules after the search read the real
-        nodes' attributes.)"""
-        shape = self._shapes.get(server)
-        if shape is None:
-            adj, pred, owner = self.graph._adj, self.graph._pred, self._server
-            cut = len(str(server)) + 1
-            edges = []
-            for n in self._members[server]:
-                name = n[cut:]
-                for v, data in adj[n].items():
-                    edges.append((name, SWITCH if owner[v] is None else v[cut:], data[_WEIGHT]))
-                if owner[n] is not None and n in self._nics:
-                    edges.extend((SWITCH, name, data[_WEIGHT]) for u, data in pred[n].items() if owner[u] is None)
-            edges.sort()
-            shape = self._shapes[server] = tuple(edges)
-            if shape not in self._templates:
-                template = nx.DiGraph()
-                for u, v, w in shape:
-                    template.add_edge(u, v, **{_WEIGHT: w})
-                self._templates[shape] = template
-        return shape
-
-    def _local_paths(self, server: object, a: str, b: str) -> list[list[str]]:
-        """Every shortest path from ``a`` to ``b`` in the server's template, sorted."""
-        shape = self._shape(server)
-        key = (shape, a, b)
-        paths = self._inside.get(key)
-        if paths is None:
-            template = self._templates[shape]
-            try:
-                paths = sorted(nx.all_shortest_paths(template, a, b, weight=_WEIGHT))
-            except (nx.NetworkXNoPath, nx.NodeNotFound):
-                paths = []
-            self._inside[key] = paths
-        return paths
-
-    def _switch_paths(self, a: Node, b: Node) -> list[list[Node]]:
-        """Every shortest path from switch ``a`` to switch ``b``, sorted as the hash's
-        choice sorts them: one hop where they are linked, else two through each common
-        neighbour (every switch link weighs the same); a search otherwise."""
-        key = (a, b)
-        paths = self._fabric.get(key)
-        if paths is None:
-            succ = self._succ
-            if a == b:
-                paths = [[a]]
-            elif b in succ.get(a, ()):
-                paths = [[a, b]]
-            else:
-                paths = [[a, m, b] for m in succ.get(a, ()) if b in succ.get(m, ())]
-                if not paths:
-                    switches = self.graph.subgraph([n for n, srv in self._server.items() if srv is None])
-                    try:
-                        paths = list(nx.all_shortest_paths(switches, a, b, weight=_WEIGHT))
-                    except (nx.NetworkXNoPath, nx.NodeNotFound):
-                        paths = []
-            paths = self._fabric[key] = sorted(paths, key=lambda p: [str(n) for n in p])
-        return paths
 
 
 def _all_paths_to(pred: dict[Node, list[Node]], root: Node, leaf: Node) -> list[list[Node]]:

@@ -63,7 +63,7 @@ def _input_batch_s(sim: BuiltSimulation, rank: int) -> float:
 
 def _computing(sim: BuiltSimulation, rank: int, seconds: float):
     """Process: ``rank`` computes for ``seconds`` (its time alone). Beside a calibrated
-    collective on its device it runs slower (:class:`~simulator.calibrated.Overlap`);
+    collective on its device it runs slower (:class:`~simulator.calibrated_run.Overlap`);
     otherwise exactly ``seconds``."""
     overlap = sim.calibration.overlap if sim.calibration is not None else None
     if overlap is None:

@@ -11,6 +11,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simulator import graph_links, maxmin
 from simulator import network as network_module
 from simulator.network import EdgeUsage, Network, max_min_rates_numpy, max_min_rates_python
 from topologies import add_duplex_link
@@ -75,13 +76,13 @@ def finish_times(starts, graph: nx.DiGraph, small_entries: int, whole: bool = Fa
     graph (off: solved afresh every time); ``pairwise``: components found by testing
     pairs of groups (off: by walking edges)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(network_module, "SMALL_ENTRIES", small_entries)
-        patch.setattr(network_module, "SINGLE_GROUP_PYTHON", small_entries >= 0)
+        patch.setattr(maxmin, "SMALL_ENTRIES", small_entries)
+        patch.setattr(maxmin, "SINGLE_GROUP_PYTHON", small_entries >= 0)
         patch.setattr(network_module, "_STEPS_KEPT", steps_kept)
-        patch.setattr(network_module, "SOLVED_ENTRIES_KEPT", 1_000_000 if memo else 0)
+        patch.setattr(graph_links, "SOLVED_ENTRIES_KEPT", 1_000_000 if memo else 0)
         patch.setattr(network_module, "PAIRWISE_GROUPS", 10**9 if pairwise else -1)
         if whole:
-            patch.setattr(Network, "_levels_apart", lambda self: False)
+            patch.setattr(network_module, "levels_apart", lambda components: False)
         return _finish_times(starts, graph)
 
 
@@ -152,14 +153,14 @@ def test_kept_solutions_belong_to_their_graph_and_are_not_changed():
     env = simpy.Environment()
     net = Network(env, graph)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(network_module, "SOLVED_ENTRIES_KEPT", 1_000_000)
+        patch.setattr(graph_links, "SOLVED_ENTRIES_KEPT", 1_000_000)
         env.process(_one_transfer(env, net, "h0", "h2", 1e9))
         env.run()
-    solved = network_module._Links.of(graph).solved
+    solved = graph_links.GraphLinks.of(graph).solved
     assert solved  # a solution was kept for the graph...
     rates, edges, loads, _ = next(iter(solved.values()))
     assert not edges.flags.writeable and not loads.flags.writeable  # ...read-only, as it is shared
-    assert network_module._Links.of(chain(3)).solved == {}  # another graph starts with none
+    assert graph_links.GraphLinks.of(chain(3)).solved == {}  # another graph starts with none
 
 
 def _one_transfer(env, net, src, dst, nbytes):

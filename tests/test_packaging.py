@@ -41,3 +41,15 @@ def test_console_script_and_plugin_commands_resolve():
     for name, reference in plugins.items():
         command = _load(reference)
         assert isinstance(command, click.Command), name
+
+
+def test_data_files_ship_as_package_data():
+    """Every file the simulator reads from ``simulator/data`` (catalog, backends,
+    frameworks, default scenario) is matched by a package-data pattern, so an installed
+    copy has it too."""
+    root = REPO_ROOT / "simulator"
+    shipped = {path for pattern in PYPROJECT["tool"]["setuptools"]["package-data"]["simulator"]
+               for path in root.glob(pattern)}
+    data_files = [path for path in (root / "data").rglob("*.yaml")]
+    assert (root / "data" / "catalog" / "gpus.yaml") in data_files
+    assert [path for path in data_files if path not in shipped] == []

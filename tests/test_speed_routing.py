@@ -91,7 +91,7 @@ def test_the_vectorized_hash_is_zlibs_crc32():
 
     import numpy as np
 
-    from simulator.network import _crc32_continued
+    from simulator.route_product import _crc32_continued
 
     sources = [f"n{i}.gpu{i % 8}" for i in range(300)]
     starts = np.array([zlib.crc32(f"{s}->".encode()) for s in sources], dtype=np.uint32)

@@ -1,8 +1,10 @@
 """Hardware catalog: datasheet figures for GPUs and links, each with its source.
 
 Used by the simulator for roofline compute estimates (:class:`GPUSpec`) and for link
-bandwidths and latencies (:class:`LinkSpec`).  See :mod:`simulator.catalog.gpus` and
-:mod:`simulator.catalog.links` for the conventions behind each number.
+bandwidths and latencies (:class:`LinkSpec`).  The figures are data, not code:
+``simulator/data/catalog/gpus.yaml`` and ``links.yaml`` (each file's header states the
+conventions behind its numbers), read once and validated by :mod:`simulator.catalog.gpus`
+and :mod:`simulator.catalog.links`.
 """
 
 from simulator.catalog.gpus import (

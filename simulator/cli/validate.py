@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ..errors import check_output_path, figure_format, save_figure, strict_json, write_atomic
-from ..loading import read_text_file
+from ..safe_input import read_text_file
 from ..sweep.progress import ProgressCallback
 from ..validation import validate as run_validation
 from ..validation.cases import MAX_CSV_BYTES

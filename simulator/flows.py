@@ -1,0 +1,243 @@
+"""What moves on a :class:`simulator.network.Network`: routes, flows, the groups of
+flows that share a rate and the components of groups joined by shared edges."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import simpy
+
+from .maxmin import EdgeUsage
+
+Node = Hashable
+
+# A flow is finished when fewer than this fraction of its bytes remain (float round-off).
+_RELATIVE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Route:
+    """The directed edges a flow crosses from ``src`` to ``dst``."""
+
+    src: Node
+    dst: Node
+    edges: tuple[int, ...]
+    latency_s: float
+
+    @cached_property
+    def usage(self) -> EdgeUsage:
+        return EdgeUsage({e: 1 for e in self.edges})
+
+
+class Flow:
+    """One active flow (or a bundle of identical flows moving in lockstep).
+
+    Active flows over the same :class:`EdgeUsage` form a :class:`FlowGroup` and share its
+    rate; a flow admitted since the last recomputation belongs to no group yet and
+    does not move (rate 0).
+    """
+
+    __slots__ = ("usage", "total_bytes", "left", "applied", "done", "label", "seq", "group", "tolerance")
+
+    def __init__(self, usage: EdgeUsage, total_bytes: float, remaining_bytes: float, done: simpy.Event, label: str):
+        self.usage = usage
+        self.total_bytes = total_bytes
+        self.left = remaining_bytes  # before the group's steps from ``applied`` on
+        self.applied = 0
+        self.done = done
+        self.label = label
+        self.seq = -1  # admission order
+        self.group: FlowGroup | None = None
+        # Bytes left below which it counts as finished (float round-off).
+        self.tolerance = _RELATIVE_TOLERANCE * max(total_bytes, 1.0)
+
+    @property
+    def remaining_bytes(self) -> float:
+        """Bytes still to move, up to the network's last advance."""
+        group = self.group
+        if group is not None and self.applied < len(group.steps):
+            left = self.left
+            for step in group.steps[self.applied:]:
+                left -= step
+            self.left = left
+            self.applied = len(group.steps)
+        return self.left
+
+    @remaining_bytes.setter
+    def remaining_bytes(self, value: float) -> None:
+        self.left = value
+        if self.group is not None:
+            self.applied = len(self.group.steps)
+
+    @property
+    def rate(self) -> float:
+        """Bytes/s of one member of the bundle."""
+        return 0.0 if self.group is None else self.group.rate
+
+
+class FlowGroup:
+    """Active flows over one usage object, in admission order; they share a rate.
+
+    A network keeps a group (and its place in the edge index) when its last flow
+    leaves, and reuses it when a flow over the same usage comes again: a bundle over
+    thousands of edges is indexed once, not at every start."""
+
+    __slots__ = ("usage", "flows", "rate", "component", "by_left", "tolerance", "steps")
+
+    def __init__(self, usage: EdgeUsage):
+        self.usage = usage
+        self.flows: list[Flow] = []
+        self.rate = 0.0
+        self.component: Component | None = None
+        # Members lose the same bytes at every step, and subtracting the same number
+        # never reverses the order of two floats: sorted by bytes left once, they stay
+        # sorted, and the first (the lead) finishes first. And the largest of the
+        # members' finishing tolerances (an upper bound once members leave).
+        self.by_left: list[Flow] = []
+        self.tolerance = 0.0
+        # Bytes every member has lost at each advance of the network, applied to a
+        # member when it is looked at (the same subtractions in the same order).
+        self.steps: list[float] = []
+
+    @property
+    def lead(self) -> Flow:
+        return self.by_left[0]
+
+    def join(self, flow: Flow) -> None:
+        self.flows.append(flow)
+        flow.group = self
+        flow.applied = len(self.steps)
+        by_left, left = self.by_left, flow.left
+        lo, hi = 0, len(by_left)
+        while lo < hi:  # after the members with as many bytes left
+            mid = (lo + hi) // 2
+            if left < by_left[mid].remaining_bytes:
+                hi = mid
+            else:
+                lo = mid + 1
+        by_left.insert(lo, flow)
+        if flow.tolerance > self.tolerance:
+            self.tolerance = flow.tolerance
+
+    def take_finished(self, now: float) -> list[Flow]:
+        """Remove and return the members done at ``now``, fewest bytes left first (the
+        group is reset when its last member leaves)."""
+        rate = self.rate
+        by_left = self.by_left
+        done: list[Flow] = []
+        scanned = 0
+        for flow in by_left:  # fewest bytes left first
+            left = flow.remaining_bytes
+            # Also done when what is left takes less time than the clock can
+            # resolve at this instant: waiting for it would not advance time at all.
+            if left <= flow.tolerance or (rate > 0 and now + left / rate <= now):
+                done.append(flow)
+            elif left > self.tolerance:
+                break  # every later member has as much left and is not done either
+            scanned += 1
+        if not done:
+            return done
+        if len(done) == len(self.flows):
+            self.flows, self.by_left = [], []
+            self.reset()
+        else:
+            gone = set(done)
+            self.flows = [flow for flow in self.flows if flow not in gone]
+            self.by_left = [flow for flow in by_left[:scanned] if flow not in gone] + by_left[scanned:]
+        return done
+
+    def reset(self) -> None:
+        """Empty again (its last member left): as a new group over the same usage."""
+        self.rate = 0.0
+        self.tolerance = 0.0
+        self.steps = []
+
+
+class Component:
+    """Groups joined by the edges they share, with their max-min rates computed alone.
+
+    No flow outside a component crosses its edges, so its rates (and its edges' load)
+    are those of the whole network whenever no level it fixes lies within the 1e-12
+    tolerance of a different level of another component (progressive filling would
+    then fix both in one round); see :meth:`simulator.network.Network._share`.
+    """
+
+    __slots__ = ("groups", "rates", "levels", "edges", "loads", "best")
+
+    def __init__(self, groups: list[FlowGroup], rates: list[float], edges: np.ndarray, loads: np.ndarray,
+                 best: tuple[float, int]):
+        self.groups = groups
+        self.rates = rates
+        self.levels = set(rates)
+        self.edges = edges  # the edges it loads, and their load in bytes/s
+        self.loads = loads
+        self.best = best  # (load / capacity + tie break, edge) of its most loaded edge
+
+
+def levels_apart(components: set[Component]) -> bool:
+    """Whether no level of one component lies above a level of another within the
+    1e-12 tolerance of progressive filling (equal levels are fine)."""
+    if len(components) < 2:
+        return True
+    owners: dict[float, set[int]] = {}
+    for component in components:
+        for level in component.levels:
+            owners.setdefault(level, set()).add(id(component))
+    levels = sorted(owners)
+    for i in range(1, len(levels)):
+        level = levels[i]
+        j = i - 1
+        while j >= 0 and level <= levels[j] * (1 + 1e-12):
+            mine, theirs = owners[level], owners[levels[j]]
+            if len(mine) > 1 or mine != theirs:
+                return False
+            j -= 1
+    return True
+
+
+def edge_neighbours(edge_groups: dict[int, dict[FlowGroup, None]]) -> Callable[[FlowGroup], Iterable[FlowGroup]]:
+    """Groups sharing an edge with a group, found edge by edge (each edge walked
+    once per recomputation): the way for many small groups."""
+    crossed: set[int] = set()
+
+    def neighbours(group: FlowGroup) -> Iterable[FlowGroup]:
+        for e in group.usage.edges:
+            if e not in crossed:
+                crossed.add(e)
+                for other in edge_groups[e]:
+                    if other.flows:  # (groups without flows stay indexed)
+                        yield other
+
+    return neighbours
+
+
+def pairwise_neighbours(group: FlowGroup, groups: dict[int, FlowGroup],
+                        overlaps: dict[tuple[EdgeUsage, EdgeUsage], bool]) -> list[FlowGroup]:
+    """Groups sharing an edge with ``group``, tested pair by pair against every
+    active group (the answer cached per pair of usages in ``overlaps``): the way for
+    a few groups over many edges, as bundled collectives and parameter-server phases are."""
+    usage = group.usage
+    found = []
+    for other in groups.values():
+        if other is group:
+            continue
+        key = (usage, other.usage)
+        shared = overlaps.get(key)
+        if shared is None:
+            if len(overlaps) > 100_000:  # usages made afresh per flow: keep it bounded
+                overlaps.clear()
+            shared = overlaps[key] = usage.shares_edge_with(other.usage)
+        if shared:
+            found.append(other)
+    return found
+
+
+def admission(flow: Flow) -> int:
+    return flow.seq
+
+
+def oldest(group: FlowGroup) -> int:
+    return group.flows[0].seq

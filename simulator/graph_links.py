@@ -1,0 +1,176 @@
+"""What a :class:`simulator.network.Network` reads from its graph, made once per
+graph and shared by every network over it: edges, capacities and latencies, routes
+and bundles of routes, and the max-min solutions of sets of flow groups."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+
+import networkx as nx
+import numpy as np
+
+from . import maxmin
+from .flows import FlowGroup, Node, Route
+from .maxmin import EdgeUsage
+from .route_product import compose_product
+from .routing import Router
+
+# Solved sets of groups kept per graph, counted in (group, edge) entries: the same
+# groups with the same member counts get the same rates, and a strategy (a fast-path
+# parameter server, a sweep's runs of one cluster) meets the same sets again and again.
+SOLVED_ENTRIES_KEPT = 1_000_000
+
+
+class GraphLinks:
+    """What a :class:`~simulator.network.Network` reads from its graph: edges,
+    capacities, latencies, the routes and bundles found on it, and max-min solutions.
+    Made once per graph object and shared by every network over it (the candidates
+    ``strategy: auto`` simulates, replications and sweep runs of one cluster, see
+    ``simulator.build``): a graph is not changed once a network runs on it (one whose
+    node or edge count changed gets a fresh copy)."""
+
+    _by_graph: weakref.WeakKeyDictionary[nx.DiGraph, GraphLinks] = weakref.WeakKeyDictionary()
+
+    def __init__(self, graph: nx.DiGraph):
+        self.size = (graph.number_of_nodes(), graph.number_of_edges())
+        # graph.edges in its order, read from the adjacency (its views cost ~1 us a lookup).
+        self.edges: list[tuple[Node, Node]] = []
+        self.edge_id: dict[Node, dict[Node, int]] = {}
+        attributes = []
+        for u, nbrs in graph._adj.items():
+            ids = self.edge_id[u] = {}
+            for v, data in nbrs.items():
+                ids[v] = len(self.edges)
+                self.edges.append((u, v))
+                attributes.append(data)
+        self.edge_index = dict(zip(self.edges, range(len(self.edges))))
+        self.capacity = np.array([data["bandwidth"] for data in attributes], dtype=float)
+        self.latency = np.array([data["latency"] for data in attributes], dtype=float)
+        self.latency_list = self.latency.tolist()
+        self.capacity_list = self.capacity.tolist()
+        priority = {"network": 3, "pcie": 2, "qpi": 2, "nvlink": 1}
+        self.tie_break = np.array([priority.get(data.get("link"), 0) for data in attributes]) * 1e-9
+        self.tie_break_list = self.tie_break.tolist()
+        self.max_tie_break = max(self.tie_break_list, default=0.0)
+        self.positive_capacity = all(c > 0 for c in self.capacity_list)
+        self.router = Router(graph)
+        self.routes: dict[tuple[Node, Node], Route] = {}
+        self.bundles: dict[tuple[tuple[Node, Node], ...], tuple[EdgeUsage, float]] = {}
+        # Max-min solutions by ((usage, members), ...) in order, and their size in
+        # entries; whether two usages share an edge, by the pair.
+        self.solved: dict[tuple, tuple] = {}
+        self.solved_entries = 0
+        self.overlaps: dict[tuple[EdgeUsage, EdgeUsage], bool] = {}
+
+    @classmethod
+    def of(cls, graph: nx.DiGraph) -> GraphLinks:
+        links = cls._by_graph.get(graph)
+        if links is None or links.size != (graph.number_of_nodes(), graph.number_of_edges()):
+            links = cls._by_graph[graph] = cls(graph)
+        return links
+
+    # -- routes and bundles (the graph's, cached) ----------------------------------
+
+    def route(self, src: Node, dst: Node) -> Route:
+        """The route from ``src`` to ``dst`` (see :mod:`simulator.routing`); cached.
+        Raises TopologyError if none exists."""
+        key = (src, dst)
+        cached = self.routes.get(key)
+        if cached is None:
+            path = self.router.path(src, dst)
+            eid = self.edge_id
+            edges = tuple([eid[u][v] for u, v in zip(path, path[1:])])
+            latency = sum([self.latency_list[e] for e in edges])
+            cached = self.routes[key] = Route(src, dst, edges, latency)
+        return cached
+
+    def bundle(self, pairs: tuple[tuple[Node, Node], ...]) -> tuple[EdgeUsage, float]:
+        """Edge usage and worst route latency of a set of pairs; cached."""
+        cached = self.bundles.get(pairs)
+        if cached is None:
+            self.router.prefetch(pairs)
+            mapping: dict[int, int] = {}
+            worst_latency = 0.0
+            for src, dst in pairs:
+                route = self.route(src, dst)
+                worst_latency = max(worst_latency, route.latency_s)
+                for e in route.edges:
+                    mapping[e] = mapping.get(e, 0) + 1
+            cached = self.bundles[pairs] = (EdgeUsage(mapping), worst_latency)
+        return cached
+
+    def bundle_product(self, sources: Sequence[Node], destinations: Sequence[Node]) -> tuple[EdgeUsage, float]:
+        """:meth:`bundle` of every (source, destination) pair (each listed pair once per
+        time its ends are listed), e.g. every worker pushing to every parameter server.
+        Where routes are compositions (``router.templates``) it is counted end by end:
+        each source's way to its switch once per destination it reaches, and so on,
+        at a cost that grows with the ends, not with their product. The same usage and
+        worst latency as :meth:`bundle` (edges may be listed in another order, which
+        nothing reads)."""
+        key = ("product", tuple(sources), tuple(destinations))
+        cached = self.bundles.get(key)
+        if cached is None:
+            composed = compose_product(self.router, self.edge_id, self.latency_list, self.route, sources, destinations)
+            if composed is None:
+                cached = self.bundle(tuple((s, d) for d in destinations for s in sources))
+            else:
+                mapping, worst = composed
+                cached = (EdgeUsage(mapping), worst)
+            self.bundles[key] = cached
+        return cached
+
+    # -- max-min solutions, cached per set of groups --------------------------------
+
+    def solve(self, members: list[FlowGroup]) -> tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]:
+        """Max-min rates of ``members`` (in order), the edges they load with the load on
+        each (summed in that order), and the most loaded of those edges with its score."""
+        if SOLVED_ENTRIES_KEPT <= 0:
+            return self.solve_afresh([group.usage for group in members], [len(group.flows) for group in members])
+        key = tuple([(group.usage, len(group.flows)) for group in members])
+        solved = self.solved.get(key)
+        if solved is None:
+            solved = self.solve_afresh([group.usage for group in members], [len(group.flows) for group in members])
+            solved[1].flags.writeable = solved[2].flags.writeable = False  # shared from now on
+            entries = sum(len(group.usage.edges) for group in members)
+            if self.solved_entries + entries > SOLVED_ENTRIES_KEPT:
+                self.solved.clear()
+                self.solved_entries = 0
+            if entries <= SOLVED_ENTRIES_KEPT:
+                self.solved[key] = solved
+                self.solved_entries += entries
+        return solved
+
+    def solve_afresh(self, usages: list[EdgeUsage], counts: list[int]
+                     ) -> tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]:
+        """:meth:`solve` without the cache: pure Python for small sets, numpy for large."""
+        if (not usages or sum(len(usage.edges) for usage in usages) <= maxmin.SMALL_ENTRIES
+                or (len(usages) == 1 and maxmin.SINGLE_GROUP_PYTHON)):
+            rates = maxmin.max_min_rates_python(usages, self.capacity_list, counts)
+            load: dict[int, float] = {}
+            for usage, rate, count in zip(usages, rates, counts):
+                amount = rate * count
+                for e, m in zip(usage.edges, usage.weights):
+                    load[e] = load.get(e, 0.0) + m * amount
+            edges = np.fromiter(load.keys(), dtype=np.int64, count=len(load))
+            loads = np.fromiter(load.values(), dtype=float, count=len(load))
+        else:
+            rates = maxmin.max_min_rates_numpy(usages, self.capacity, counts).tolist()
+            # Each edge's load summed group after group from 0.0, as np.bincount does.
+            amount = np.repeat(np.array(rates) * np.array(counts, dtype=float), [len(u.edges) for u in usages])
+            edges, local = np.unique(np.concatenate([usage.index for usage in usages]), return_inverse=True)
+            loads = np.bincount(local, np.concatenate([usage.multiplicity for usage in usages]) * amount,
+                                minlength=len(edges))
+            if self.positive_capacity:
+                scores = loads / self.capacity[edges] + self.tie_break[edges]
+                top = int(np.argmax(scores))  # the first of equals: the lowest edge
+                return rates, edges, loads, (float(scores[top]), int(edges[top]))
+            return rates, edges, loads, (-float("inf"), -1)
+        best, edge = -float("inf"), -1
+        if self.positive_capacity:
+            capacity, tie_break = self.capacity_list, self.tie_break_list
+            for e, amount in sorted(load.items()):
+                value = amount / capacity[e] + tie_break[e]
+                if value > best:
+                    best, edge = value, e
+        return rates, edges, loads, (best, edge)
