@@ -11,7 +11,9 @@ iteration, on rank 0):
   communication at each instant: the most loaded link of the network at that moment
   (``nic_saturation`` for a network link, ``parameter_server`` for a dedicated
   server's link or its aggregation CPU, ``pcie_contention`` for PCIe and inter-socket
-  links, ``nvlink``), or ``latency`` when no bytes were moving (flows paying latency).
+  links, ``nvlink``), or ``latency`` when no bytes were moving (flows paying latency);
+* ``interference`` (only where it occurs): compute slowed by a collective on the same
+  device (the breakdown's ``interference_s``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def attribute(
     idle_s: float,
     iteration_s: float,
     single_gpu_iteration_s: float,
+    interference_s: float = 0.0,
 ) -> dict[str, Any]:
     """Seconds per iteration and share of the lost speedup of each category."""
     seconds = dict.fromkeys(CATEGORIES, 0.0)
@@ -91,6 +94,8 @@ def attribute(
     n = max(len(waits), 1)
     for key in CATEGORIES[2:]:
         seconds[key] /= n
+    if interference_s > 0:
+        seconds["interference"] = interference_s
     gpus = sim.scenario.cluster.total_gpus
     return {
         "lost_speedup": gpus * (iteration_s - single_gpu_iteration_s) / iteration_s,

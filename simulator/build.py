@@ -33,6 +33,7 @@ from .compute import (
 from .errors import TopologyError
 from .hardware import fabric_params, pcie_link, server_params
 from .memory import check_fits
+from .interference import DeviceSharing
 from .network import Network
 from .rng import RandomStreams
 from .scenario import Scenario
@@ -135,7 +136,7 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     if strategy_name not in ("none", "parameter_server"):
         wanted = t.collectives
         backend = with_measured(get_backend(wanted.backend), wanted.host_staging_gbytes_s, wanted.network_efficiency,
-                                wanted.net_connection_gbps)
+                                wanted.net_connection_gbps, wanted.compute_interference)
     graph = cluster.graph if backend is None else _library_graph(cluster, backend, gpu.architecture)
     network = Network(env, graph)
     costs, calibration, _ = rank_compute_costs(scenario, model, gpu)
@@ -179,11 +180,13 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
         context.collectives = CollectiveLibrary(
             fabric, backend, gpu.architecture, t.collectives.protocol, t.collectives.max_channels
         )
-    if calibration is not None:
+    ranks = total_gpus if detailed else 1
+    if backend is not None and backend.compute_interference > 1.0:
+        context.sharing = DeviceSharing(env, ranks, backend.compute_interference)
+    if calibration is not None:  # a calibrated allreduce brings its own (measured) sharing
         sync = calibration.synchronizer(scenario, strategy_name, context)
     else:
         sync = SYNC_STRATEGIES[strategy_name](context)
-    ranks = total_gpus if detailed else 1
     return BuiltSimulation(
         scenario, model, env, cluster, network, costs, buckets, strategy_name, sync, context, detailed,
         [RankTimeline() for _ in range(ranks)],

@@ -51,6 +51,8 @@ class RankTimeline:
     iteration_end: list[float] = field(default_factory=list)
     compute_s: list[float] = field(default_factory=list)  # GPU busy time per iteration
     input_wait_s: list[float] = field(default_factory=list)  # waiting for the input pipeline (data: real)
+    # compute slowed by a collective on the same device, per iteration (only when it can be)
+    interference_s: list[float] = field(default_factory=list)
     waiting_for: str = "not started"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
+from .interference import DeviceSharing
 from .profile import CollectiveFit
 from .sync import SyncContext, Synchronizer
 
@@ -73,74 +74,23 @@ class CalibratedAllreduce(Synchronizer):
         return self.fit.time_s(nbytes)
 
 
-class Overlap:
-    """Compute and collectives sharing each rank's device.
-
-    A rank's compute of ``seconds`` (its time alone) advances at rate 1, or
-    ``1 / compute_factor`` while a collective is in flight on its device; a collective
-    of ``seconds`` advances at rate 1, or ``1 / comm_factor`` while any of its ranks
-    computes. Rates change only when one of the two starts or ends, so a layer that a
-    collective covers from start to end takes ``compute_factor`` times its time, and
-    one that it covers for a fraction x of its (stretched) run takes
-    ``seconds x (1 - x + x x compute_factor)``-worth of work per time as expected."""
+class Overlap(DeviceSharing):
+    """Compute and a calibrated collective sharing each rank's device
+    (:class:`~simulator.interference.DeviceSharing`), and the collective slowed too: a
+    collective of ``seconds`` (alone) advances at rate 1, or ``1 / comm_factor`` while
+    any of its ranks computes."""
 
     def __init__(self, env: simpy.Environment, ranks: int, compute_factor: float, comm_factor: float):
-        self.env = env
-        self.compute_factor, self.comm_factor = compute_factor, comm_factor
-        self.comm_in_flight = [0] * ranks
-        self.computing = [0] * ranks
-        self._comm_changed = [env.event() for _ in range(ranks)]
-        self._compute_changed = env.event()
-
-    def _fire_comm(self, rank: int) -> None:
-        event, self._comm_changed[rank] = self._comm_changed[rank], self.env.event()
-        event.succeed()
-
-    def _fire_compute(self) -> None:
-        event, self._compute_changed = self._compute_changed, self.env.event()
-        event.succeed()
-
-    def _progress(self, seconds: float, rate, changed):
-        """Advance ``seconds`` of work at ``rate()``, re-reading the rate whenever the
-        event ``changed()`` returns fires."""
-        left = seconds
-        while True:
-            rate_now = rate()
-            timer = self.env.timeout(left / rate_now)
-            start = self.env.now
-            yield timer | changed()
-            if timer.processed:  # (a timeout is "triggered" from the start; processed once it fires)
-                return
-            left = max(left - (self.env.now - start) * rate_now, 0.0)
-
-    def compute(self, rank: int, seconds: float):
-        """Process: ``rank`` computes ``seconds`` (its time alone)."""
-        if seconds <= 0:
-            yield self.env.timeout(seconds if seconds == 0 else 0.0)
-            return
-        self.computing[rank] += 1
-        if any(self.comm_in_flight):
-            self._fire_compute()
-        try:
-            yield from self._progress(
-                seconds, lambda: 1.0 / self.compute_factor if self.comm_in_flight[rank] else 1.0,
-                lambda: self._comm_changed[rank])
-        finally:
-            self.computing[rank] -= 1
-            if any(self.comm_in_flight):
-                self._fire_compute()
+        super().__init__(env, ranks, compute_factor)
+        self.comm_factor = comm_factor
 
     def communicate(self, ranks, seconds: float):
         """Process: a collective of ``seconds`` (alone) on the devices of ``ranks``."""
         ranks = list(ranks)
-        for r in ranks:
-            self.comm_in_flight[r] += 1
-            self._fire_comm(r)
+        self.begin(ranks)
         try:
             yield from self._progress(
                 seconds, lambda: 1.0 / self.comm_factor if any(self.computing[r] for r in ranks) else 1.0,
                 lambda: self._compute_changed)
         finally:
-            for r in ranks:
-                self.comm_in_flight[r] -= 1
-                self._fire_comm(r)
+            self.end(ranks)

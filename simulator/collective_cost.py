@@ -89,6 +89,9 @@ class Backend(_Frozen):
     # socket transport before 2.4.8) and the network caps a flow (a cloud's per-flow
     # limit). Set per scenario: ``training.collectives.net_connection_gbps``.
     connection_gbytes_s: float | None = Field(None, gt=0)
+    # How much slower a rank computes while the library's collective runs on its device
+    # (its kernels hold SMs and memory bandwidth): fitted; 1 = no interference.
+    compute_interference: float = Field(1.0, ge=1.0)
     call_overhead_us: float = Field(0.0, ge=0)
     # What a pipeline step costs in a run beyond the library's own latency table (which
     # it chooses by), per protocol; not part of the choice.
@@ -119,10 +122,13 @@ class Backend(_Frozen):
 
 
 def with_measured(backend: Backend, host_staging_gbytes_s: float | None = None,
-                  network_efficiency: float | None = None, net_connection_gbps: float | None = None) -> Backend:
+                  network_efficiency: float | None = None, net_connection_gbps: float | None = None,
+                  compute_interference: float | None = None) -> Backend:
     """``backend`` with the figures a user measured on their machine in place of its
     fitted ones (unchanged where a figure is None)."""
     update: dict = {}
+    if compute_interference is not None:
+        update["compute_interference"] = compute_interference
     if net_connection_gbps is not None:
         update["connection_gbytes_s"] = net_connection_gbps / 8
     if host_staging_gbytes_s is not None:

@@ -9,6 +9,8 @@ fast path). The breakdown splits one iteration into
 * ``idle_s`` - the GPU waiting with no sync of its own in flight (for other ranks);
 * ``input_wait_s`` (only with ``workload.data: real``) - the GPU waiting for the input
   pipeline's next batch;
+* ``interference_s`` (only where a collective slows compute on its device) - how much
+  longer compute took beside the collectives than alone;
 
 and these add up to ``iteration_time_s``. Utilization of a link is the bytes it
 carried over its capacity times the window; of a GPU, its compute time over the
@@ -137,6 +139,10 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
         "idle_s": max(waiting - exposed, 0.0),
         "communication_s": comm_total,
     }
+    if tl.interference_s:  # compute slowed beside a collective on its device
+        slowed = float(np.mean(tl.interference_s[warmup:]))
+        if slowed > 0:
+            breakdown["interference_s"] = slowed
     input_wait = None
     if tl.input_wait_s:  # workload.data: real - the GPU waiting for its next batch
         input_wait = float(np.mean(tl.input_wait_s[warmup:]))
@@ -144,7 +150,8 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
 
     single_gpu_s = iteration_time if baseline_throughput is None else s.workload.batch_per_gpu / baseline_throughput
     attribution = attribute(
-        sim, waits, compute_per_iter, breakdown["idle_s"], iteration_time, single_gpu_s
+        sim, waits, compute_per_iter, breakdown["idle_s"], iteration_time, single_gpu_s,
+        breakdown.get("interference_s", 0.0),
     ) if total_gpus > 1 and baseline_throughput is not None else {}
     if attribution and input_wait is not None:
         attribution["seconds"]["input_pipeline"] = input_wait

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import simpy
 
 from .collectives import ALLREDUCE_ALGORITHMS, CollectiveLibrary, Fabric, fastest_algorithm
+from .interference import DeviceSharing
 from .network import Network
 
 Key = tuple[int, int]  # (iteration, bucket)
@@ -57,6 +58,9 @@ class SyncContext:
     # but an allreduce starts only once every rank is ready, on an idle network, so it
     # runs as the fast path's bundled flows and gives the per-flow answer.
     per_flow: bool | None = None
+    # Each rank's device shared by its compute and the collectives on it (None: the
+    # collective does not slow compute).
+    sharing: DeviceSharing | None = None
 
     @property
     def flows_detailed(self) -> bool:
@@ -140,11 +144,16 @@ class Allreduce(Synchronizer):
             start = self.env.now
             name = self.choose(nbytes)
             self.algorithms_used[name] = self.algorithms_used.get(name, 0) + 1
+            ranks = range(self.n if self.ctx.detailed else 1)
+            if self.ctx.sharing is not None:
+                self.ctx.sharing.begin(ranks)
             if self.ctx.collectives is not None:
                 yield from self.ctx.collectives.run("allreduce", nbytes, name)
             else:
                 yield from ALLREDUCE_ALGORITHMS[name](self._fabric, nbytes)
-            for rank in range(self.n if self.ctx.detailed else 1):
+            if self.ctx.sharing is not None:
+                self.ctx.sharing.end(ranks)
+            for rank in ranks:
                 self.ctx.comm_intervals[rank].append((start, self.env.now))
             self._event("done", key).succeed()
 

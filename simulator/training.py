@@ -62,14 +62,24 @@ def _input_batch_s(sim: BuiltSimulation, rank: int) -> float:
 
 
 def _computing(sim: BuiltSimulation, rank: int, seconds: float):
-    """Process: ``rank`` computes for ``seconds`` (its time alone). Beside a calibrated
-    collective on its device it runs slower (:class:`~simulator.calibrated_run.Overlap`);
+    """Process: ``rank`` computes for ``seconds`` (its time alone). Beside a collective
+    on its device it runs slower (a calibrated one: :class:`~simulator.calibrated_run.Overlap`;
+    the library's, by its ``compute_interference``: :class:`~simulator.interference.DeviceSharing`);
     otherwise exactly ``seconds``."""
-    overlap = sim.calibration.overlap if sim.calibration is not None else None
+    overlap = _sharing(sim)
     if overlap is None:
         yield sim.env.timeout(seconds)
-    else:
-        yield from overlap.compute(rank, seconds)
+        return 0.0
+    start = sim.env.now
+    yield from overlap.compute(rank, seconds)
+    return max(sim.env.now - start - seconds, 0.0)  # the slowdown
+
+
+def _sharing(sim: BuiltSimulation):
+    """What slows a rank's compute beside a collective on its device (None: nothing)."""
+    if sim.calibration is not None and sim.calibration.overlap is not None:
+        return sim.calibration.overlap
+    return sim.context.sharing
 
 
 def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = None):
@@ -108,7 +118,7 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
         timeline.waiting_for = f"forward of iteration {it}"
         slow = variation.iteration_factor()
         computed = forward_s * slow * variation.jitter()
-        yield from _computing(sim, rank, computed * stretch)
+        slowed = yield from _computing(sim, rank, computed * stretch)
         extra = computed * (stretch - 1)
         timeline.forward_end.append(env.now)
         timeline.waiting_for = f"backward of iteration {it}"
@@ -117,13 +127,13 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
 
         def backward_until(offset: float, slow: float = slow):
             """Compute backward up to ``offset`` (capped at its end), if not there yet."""
-            nonlocal computed, extra, done_s
+            nonlocal computed, extra, done_s, slowed
             compute_to = min(offset, backward_s)
             if compute_to > done_s:
                 segment = (compute_to - done_s) * slow * variation.jitter()
                 computed += segment
                 extra += segment * (stretch - 1)
-                yield from _computing(sim, rank, segment * stretch)
+                slowed += yield from _computing(sim, rank, segment * stretch)
                 done_s = compute_to
 
         if loop is not None:
@@ -164,8 +174,10 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
             timeline.waiting_for = f"optimizer step of iteration {it}"
             segment = costs.optimizer_s * slow * variation.jitter()
             computed += segment
-            yield from _computing(sim, rank, segment)
+            slowed += yield from _computing(sim, rank, segment)
         timeline.compute_s.append(computed)
+        if _sharing(sim) is not None:
+            timeline.interference_s.append(slowed)
         timeline.iteration_end.append(env.now)
         sim.finished[it] = sim.finished.get(it, 0) + 1
         if sim.finished[it] == len(sim.timelines):
