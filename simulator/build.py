@@ -32,8 +32,8 @@ from .compute import (
 )
 from .errors import TopologyError
 from .hardware import fabric_params, pcie_link, server_params
-from .memory import check_fits
 from .interference import DeviceSharing
+from .memory import check_fits
 from .network import Network
 from .rng import RandomStreams
 from .scenario import Scenario

@@ -6,7 +6,7 @@ import pytest
 
 from simulator import load_scenario, simulate
 from simulator.engine import build, run
-from simulator.sync import shard_assignment
+from simulator.sharding import shard_assignment
 
 from .conftest import REPO_ROOT
 
