@@ -60,6 +60,7 @@ __all__ = ["PLOTS", "DisplayFigure", "PlotError", "as_frame", "breakdown_plot", 
 
 _PARTS = {
     "compute_s": ("compute", "tab:blue"),
+    "interference_s": ("compute slowed by collectives", "tab:purple"),
     "exposed_communication_s": ("exposed communication", "tab:orange"),
     "input_wait_s": ("input pipeline wait", "tab:gray"),
     "idle_s": ("idle (waiting for others)", "tab:red"),
@@ -151,7 +152,8 @@ def speedup_plot(
 
 def breakdown_plot(data: pd.DataFrame | Sequence[SimResult], by: str | Sequence[str] | None = None) -> Figure:
     """Horizontal stacked bars, one per configuration (top to bottom in table order):
-    where one iteration's time goes (ms) - compute, exposed communication, idle. The
+    where one iteration's time goes (ms) - compute (and its slowdown beside collectives),
+    exposed communication, input wait, idle. The
     figure grows with the rows, so many configurations stay readable."""
     frame = as_frame(data)
     labels = config_labels(frame, by)
@@ -176,7 +178,7 @@ def breakdown_plot(data: pd.DataFrame | Sequence[SimResult], by: str | Sequence[
     ax.grid(True, axis="x", alpha=0.3)
     fig.suptitle("Where one iteration's time goes")
     # Above the bars, under the title, in constrained layout's room (never over them).
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize="small", frameon=False)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize="small", frameon=False)
     return fig
 
 

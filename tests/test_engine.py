@@ -51,7 +51,8 @@ def test_more_nic_bandwidth_never_slows_an_iteration(strategy):
                           "cluster.nodes=4", "workload.model=vgg16"), with_baseline=False).iteration_time_s
         for gbps in (1, 5, 10, 25, 40, 100, 200)
     ]
-    assert all(a >= b for a, b in zip(times, times[1:])), times
+    # (equal within rounding once the network no longer limits)
+    assert all(a >= b * (1 - 1e-12) for a, b in zip(times, times[1:])), times
     assert times[0] > 5 * times[-1]  # VGG-16 over 1 Gb/s is network bound
 
 

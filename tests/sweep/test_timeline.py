@@ -26,7 +26,8 @@ def test_timeline_phases_add_up_to_each_iteration():
         assert phases[0]["start"] == lo and phases[-1]["end"] == pytest.approx(hi)
         assert sum(i["end"] - i["start"] for i in phases) == pytest.approx(hi - lo)
         compute = sum(i["end"] - i["start"] for i in phases if i["kind"] in ("forward", "backward", "optimizer"))
-        assert compute == pytest.approx(result.breakdown["compute_s"])
+        # the compute phases last their compute plus what collectives beside them slowed it
+        assert compute == pytest.approx(result.breakdown["compute_s"] + result.breakdown.get("interference_s", 0.0))
 
 
 def test_flows_are_recorded_with_their_links_and_bytes():
