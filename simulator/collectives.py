@@ -378,7 +378,9 @@ class CollectiveLibrary:
         """MPI / gloo with GPU buffers: copy to the host, run the collective between
         the hosts, copy back. The host ring moves S/N per step over 2(N-1) steps as the
         rank ring does (N = ranks: the ranks of one CPU hand chunks over in its memory);
-        each rank's CPU sums (N-1)/N S for an allreduce or reduce-scatter."""
+        each rank's CPU sums (N-1)/N S for an allreduce or reduce-scatter. Every
+        ``algorithm`` runs as this ring (gloo's halving-doubling moves the same bytes
+        per rank with fewer latency terms, which the host copies dwarf)."""
         f, hosts = self.fabric, self._host_fabric
         assert hosts is not None
         n = len(f.ranks)
