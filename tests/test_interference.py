@@ -86,3 +86,18 @@ def test_bad_interference_exits_2_naming_the_field(capsys, value):
         main(["simulate", "--set", f"training.collectives.compute_interference={value}"])
     assert exit_.value.code == 2
     assert "training.collectives.compute_interference" in capsys.readouterr().err
+
+
+def test_simulate_table_lists_every_part_and_the_shares_add_up(capsys):
+    """The terminal report of the default scenario (8 GPUs over 10 GbE, interference on)
+    names the slowdown as a part of its own; the parts' shares make the whole iteration."""
+    import re
+
+    from simulator.cli import main
+
+    main(["simulate"])
+    out = capsys.readouterr().out
+    assert "compute slowed by collectives" in out
+    table = out.split("where one iteration's time goes")[1].split("communication in flight")[0]
+    shares = [float(x) for x in re.findall(r"([\d.]+)%", table)]
+    assert len(shares) == 4 and sum(shares) == pytest.approx(100.0, abs=0.2)

@@ -20,6 +20,7 @@ NODE_GRID: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 4
 _CAUSE = {
     "nic_saturation": "NIC", "parameter_server": "parameter server", "pcie_contention": "PCIe uplink",
     "latency": "collective latency", "nvlink": "NVLink", "straggler_wait": "stragglers", "compute": "compute",
+    "interference": "compute slowed by collectives", "input_pipeline": "input pipeline",
 }
 
 

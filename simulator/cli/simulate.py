@@ -125,8 +125,12 @@ def print_report(result: SimResult, source: str) -> None:
     parts.add_column("part")
     parts.add_column("ms", justify="right")
     parts.add_column("share", justify="right")
-    labels = {"compute_s": "compute", "exposed_communication_s": "exposed communication", "idle_s": "idle"}
+    labels = {"compute_s": "compute", "interference_s": "compute slowed by collectives",
+              "exposed_communication_s": "exposed communication", "input_wait_s": "input pipeline wait",
+              "idle_s": "idle"}
     for key, label in labels.items():
+        if key not in result.breakdown:  # (the optional parts, where they occur)
+            continue
         value = result.breakdown[key]
         parts.add_row(label, f"{value * 1e3:.2f}", f"{value / result.iteration_time_s:.1%}")
     parts.add_row(
