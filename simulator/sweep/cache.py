@@ -1,7 +1,8 @@
 """A result cache on disk: one JSON file of metrics per (canonical scenario, version).
 
 A re-run sweep only simulates the scenarios that changed. The key is the SHA-256 of
-the canonical scenario JSON and the package version, so a new release never serves
+the canonical scenario JSON (with the contents of the files it reads: a calibration
+profile, a model file) and the package version, so a new release never serves
 stale numbers. Failed runs are not cached. Writes go to a temporary file and are
 renamed into place, so concurrent sweeps and interruptions never leave half a file.
 Location: ``cache_dir``, else ``$CLUSTERSIM_CACHE_DIR``, else

@@ -52,7 +52,7 @@ class Run:
     seed: int
     values: dict[str, Any]  # axis path -> value at this point
     scenario: Scenario | None  # None when the point did not validate
-    scenario_hash: str  # canonical scenario (or raw dict, if invalid), hashed
+    scenario_hash: str  # canonical scenario (or raw dict, if invalid) and the files it reads, hashed
     error: str | None = None
 
     @property
@@ -63,6 +63,21 @@ class Run:
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _files_read(scenario: Scenario) -> str:
+    """The contents (hashed) of the files a scenario names and a run reads: a
+    calibration profile, a model file. Part of the run's hash, so an edited file is a
+    different run to the result cache and to --resume, not a stale hit."""
+    digests = []
+    for path in (scenario.calibration, scenario.workload.model_file):
+        if path is None:
+            continue
+        try:
+            digests.append(hashlib.sha256(Path(path).read_bytes()).hexdigest())
+        except OSError:  # gone since it was validated: the run reports it
+            digests.append("unreadable")
+    return "" if not digests else ":files:" + ",".join(digests)
 
 
 def canonical(data: Any) -> str:
@@ -172,7 +187,7 @@ def expand(spec: SweepSpec, root: Path | None = None, source: str = "<sweep>") -
                 set_path(data, path, value)
             try:
                 scenario: Scenario | None = validate(data, f"run {len(runs)}")
-                digest, error = _sha256(canonical(scenario.model_dump(mode="json"))), None
+                digest, error = _sha256(canonical(scenario.model_dump(mode="json")) + _files_read(scenario)), None
             except ScenarioError as exc:
                 scenario, digest, error = None, _sha256(canonical(data)), f"ScenarioError: {exc}"
             section = data.get("simulation")

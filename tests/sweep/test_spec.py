@@ -123,3 +123,32 @@ def test_example_sweep_files_expand():
     counts = {f.name: len(runs_of(f)) for f in files}
     assert counts["ring_vs_ps.yaml"] == 2 * 3 * 4 * 4
     assert counts["random_batch_nic.yaml"] == 2 * 10 * 2
+
+
+def test_an_edited_model_file_is_a_different_run_to_the_cache(tmp_path):
+    """A run's hash (the result cache's key and --resume's identity) covers the contents
+    of the files it reads: editing the model file must not serve the old result."""
+    models = REPO_ROOT / "scenarios" / "models"
+    (tmp_path / "tiny_resnet.yml").write_text((models / "tiny_resnet.yml").read_text())
+    (tmp_path / "base.yaml").write_text((models / "tiny_resnet_4x2.yaml").read_text())
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("base: base.yaml\naxes:\n  grid:\n    cluster.nodes: [1, 2]\n")
+    before = runs_of(sweep)
+    assert [r.error for r in before] == [None, None]
+    assert runs_of(sweep)[0].cache_key == before[0].cache_key  # same files: same key
+    text = (tmp_path / "tiny_resnet.yml").read_text()
+    (tmp_path / "tiny_resnet.yml").write_text(text + "\n# edited: a comment changes the bytes\n")
+    after = runs_of(sweep)
+    assert [r.cache_key for r in after] != [r.cache_key for r in before]
+
+
+def test_a_run_without_files_keeps_its_hash():
+    """Scenarios that read no file hash as before (existing caches and journals stay valid)."""
+    import hashlib
+
+    from simulator.sweep.expand import canonical
+
+    run = runs_of(small_sweep())[0]
+    assert run.scenario is not None
+    assert run.scenario.calibration is None and run.scenario.workload.model_file is None
+    assert run.scenario_hash == hashlib.sha256(canonical(run.scenario.model_dump(mode="json")).encode()).hexdigest()
