@@ -58,7 +58,9 @@ def rank_compute_costs(scenario: Scenario, model: zoo.Model | None = None, gpu: 
     or a measured throughput) at the scenario's batch. Returns the costs, the
     calibration report (None without a profile) and each layer's conv algorithm.
     Refuses, with the numbers, a batch that does not fit the GPU."""
-    if scenario.calibration is not None:  # read from a profile file: made afresh
+    w = scenario.workload
+    if scenario.calibration is not None or w.model_file is not None or w.model in zoo.registered_models():
+        # read from a file, or a user's model that may be registered again: made afresh
         return _rank_compute_costs(scenario, model, gpu)
     key = (scenario.workload.model_dump_json(), scenario.cluster.gpu)
     cached = _COSTS.get(key)
