@@ -166,13 +166,22 @@ def base_scenario(spec: SweepSpec, root: Path | None, source: str) -> dict[str, 
     return data
 
 
-def _axis_calibration(values: dict[str, Any], root: Path | None, source: str) -> dict[str, Any]:
-    """An axis over ``calibration`` names profiles relative to the sweep file (checked)."""
-    value = values.get("calibration")
-    if root is None or not isinstance(value, str):
+#: Axes whose values name files: resolved against the sweep file's folder (and checked),
+#: as the same fields of a scenario resolve against the scenario's.
+_PATH_AXES = ("calibration", "workload.model_file")
+
+
+def _axis_paths(values: dict[str, Any], root: Path | None, source: str) -> dict[str, Any]:
+    """An axis over ``calibration`` (profiles) or ``workload.model_file`` (model files)
+    names files relative to the sweep file (checked)."""
+    if root is None:
         return values
-    resolved = resolve_input_path(value, root, source=source, field="axes: calibration", root=root)
-    return {**values, "calibration": str(resolved)}
+    out = dict(values)
+    for path in _PATH_AXES:
+        value = values.get(path)
+        if isinstance(value, str):
+            out[path] = str(resolve_input_path(value, root, source=source, field=f"axes: {path}", root=root))
+    return out
 
 
 def expand(spec: SweepSpec, root: Path | None = None, source: str = "<sweep>") -> list[Run]:
@@ -183,8 +192,10 @@ def expand(spec: SweepSpec, root: Path | None = None, source: str = "<sweep>") -
         for rep in range(spec.replications):
             data = json.loads(json.dumps(base))
             set_path(data, "simulation.seed", replication_seed(spec.seed, rep))
-            for path, value in _axis_calibration(values, root, source).items():
+            for path, value in _axis_paths(values, root, source).items():
                 set_path(data, path, value)
+            if "workload.model_file" in values and "workload.model" not in values:
+                data.get("workload", {}).pop("model", None)  # the file names the model
             try:
                 scenario: Scenario | None = validate(data, f"run {len(runs)}")
                 digest, error = _sha256(canonical(scenario.model_dump(mode="json")) + _files_read(scenario)), None

@@ -152,3 +152,21 @@ def test_a_run_without_files_keeps_its_hash():
     assert run.scenario is not None
     assert run.scenario.calibration is None and run.scenario.workload.model_file is None
     assert run.scenario_hash == hashlib.sha256(canonical(run.scenario.model_dump(mode="json")).encode()).hexdigest()
+
+
+def test_an_axis_over_model_files_resolves_them_next_to_the_sweep_file(tmp_path, monkeypatch):
+    """Like an axis over ``calibration``: the values are paths relative to the sweep
+    file (not the working directory), and each point's model is the one its file names."""
+    models = REPO_ROOT / "scenarios" / "models"
+    text = (models / "tiny_resnet.yml").read_text()
+    (tmp_path / "a.yml").write_text(text)
+    (tmp_path / "b.yml").write_text(text.replace("name: tiny_resnet", "name: tiny_resnet_b", 1))
+    (tmp_path / "base.yaml").write_text((models / "tiny_resnet_4x2.yaml").read_text().replace(
+        "model_file: tiny_resnet.yml", "model_file: a.yml"))
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("base: base.yaml\naxes:\n  grid:\n    workload.model_file: [a.yml, b.yml]\n")
+    monkeypatch.chdir(REPO_ROOT)  # elsewhere than the sweep file
+    runs = runs_of(sweep)
+    assert [r.error for r in runs] == [None, None]
+    assert [r.scenario.workload.model for r in runs] == ["tiny_resnet", "tiny_resnet_b"]
+    assert [r.scenario.workload.model_file for r in runs] == [str(tmp_path / "a.yml"), str(tmp_path / "b.yml")]
