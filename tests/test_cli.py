@@ -74,6 +74,10 @@ def test_list(capsys, what, needle):
         (["simulate", "--set", "cluster.gpu=TPU"], "cluster.gpu: unknown GPU 'TPU'"),
         (["simulate", "--set", "bogus"], "expected dotted.path=value"),
         (["list", "cats"], "Invalid value"),
+        *[(["simulate", "--set", f"training.collectives.compute_interference={v}"],
+           "training.collectives.compute_interference") for v in ("0.5", "inf", "nan", "11")],
+        *[(["simulate", "--set", f"training.collectives.net_connection_gbps={v}"],
+           "training.collectives.net_connection_gbps") for v in ("0", "-5", "inf", "nan")],
     ],
 )
 def test_user_errors_exit_2_with_one_message(capsys, args, needle):

@@ -78,16 +78,6 @@ def test_one_gpu_has_no_collective_to_interfere():
     assert "interference_s" not in one.breakdown
 
 
-@pytest.mark.parametrize("value", ["0.5", "inf", "nan", "11"])
-def test_bad_interference_exits_2_naming_the_field(capsys, value):
-    from simulator.cli import main
-
-    with pytest.raises(SystemExit) as exit_:
-        main(["simulate", "--set", f"training.collectives.compute_interference={value}"])
-    assert exit_.value.code == 2
-    assert "training.collectives.compute_interference" in capsys.readouterr().err
-
-
 def test_simulate_table_lists_every_part_and_the_shares_add_up(capsys):
     """The terminal report of the default scenario (8 GPUs over 10 GbE, interference on)
     names the slowdown as a part of its own; the parts' shares make the whole iteration."""

@@ -119,13 +119,3 @@ def test_a_connection_cap_bounds_each_channel_across_nodes():
     plain = type(sc).model_validate(data)
     assert collective_estimate(loose, "allreduce", s, "ring_allreduce").time_s == \
         collective_estimate(plain, "allreduce", s, "ring_allreduce").time_s
-
-
-@pytest.mark.parametrize("value", ["0", "-5", "inf", "nan"])
-def test_bad_connection_cap_exits_2_naming_the_field(capsys, value):
-    from simulator.cli import main
-
-    with pytest.raises(SystemExit) as exit_:
-        main(["simulate", "--set", f"training.collectives.net_connection_gbps={value}"])
-    assert exit_.value.code == 2
-    assert "training.collectives.net_connection_gbps" in capsys.readouterr().err

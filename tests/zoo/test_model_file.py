@@ -15,15 +15,6 @@ from ..conftest import REPO_ROOT
 from ..test_cli import run_main
 
 
-@pytest.fixture(autouse=True)
-def _forget_user_models():
-    """Each test starts and ends with the user models it found (names do not leak)."""
-    before = set(zoo.registered_models())
-    yield
-    for name in set(zoo.registered_models()) - before:
-        zoo.unregister_model(name)
-
-
 def resnet18_layers() -> list[dict]:
     """ResNet-18 as a model file's layers by shape, torchvision's layer names."""
     layers = [

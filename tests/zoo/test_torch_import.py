@@ -16,14 +16,6 @@ from ..test_cli import run_main  # noqa: E402
 from . import torch_nets  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _forget_user_models():
-    before = set(zoo.registered_models())
-    yield
-    for name in set(zoo.registered_models()) - before:
-        zoo.unregister_model(name)
-
-
 def imported(module, shape, name="imported"):
     data = import_torch_module(module, shape, name=name)
     return data, model_from_data(yaml.safe_load(write_model_file(data)))

@@ -15,14 +15,10 @@ def _mlp(width: int) -> list[dict]:
 
 
 def test_registering_again_changes_the_result():
-    try:
-        zoo.register_model("cache_probe_mlp", _mlp(256), input_shape=(784,))
-        scenario = load_scenario(None, ["workload.model=cache_probe_mlp"])
-        small = simulate(scenario)
-        zoo.register_model("cache_probe_mlp", _mlp(8192), input_shape=(784,), replace=True)
-        large = simulate(load_scenario(None, ["workload.model=cache_probe_mlp"]))
-        # 32x the hidden width: more FLOPs per sample and more gradient bytes
-        assert large.iteration_time_s > small.iteration_time_s
-        assert large.breakdown["compute_s"] > small.breakdown["compute_s"]
-    finally:
-        zoo.unregister_model("cache_probe_mlp")
+    zoo.register_model("cache_probe_mlp", _mlp(256), input_shape=(784,))
+    small = simulate(load_scenario(None, ["workload.model=cache_probe_mlp"]))
+    zoo.register_model("cache_probe_mlp", _mlp(8192), input_shape=(784,), replace=True)
+    large = simulate(load_scenario(None, ["workload.model=cache_probe_mlp"]))
+    # 32x the hidden width: more FLOPs per sample and more gradient bytes
+    assert large.iteration_time_s > small.iteration_time_s
+    assert large.breakdown["compute_s"] > small.breakdown["compute_s"]
