@@ -52,15 +52,22 @@ _COSTS: dict[tuple[str, str], tuple[ComputeCosts, tuple[str | None, ...]]] = {}
 COSTS_KEPT = 64
 
 
+def cacheable(scenario: Scenario) -> bool:
+    """Whether what a scenario computes depends on it alone, so a process may keep it by
+    the scenario's JSON: not where it reads a file (a calibration profile, a model file),
+    whose contents may change, or names a model registered from Python (which may be
+    registered again under its name)."""
+    w = scenario.workload
+    return scenario.calibration is None and w.model_file is None and w.model not in zoo.registered_models()
+
+
 def rank_compute_costs(scenario: Scenario, model: zoo.Model | None = None, gpu: catalog.GPUSpec | None = None
                        ) -> tuple[ComputeCosts, Calibration | None, list[str | None]]:
     """One rank's per-layer compute: the layer-time model (or the calibration profile,
     or a measured throughput) at the scenario's batch. Returns the costs, the
     calibration report (None without a profile) and each layer's conv algorithm.
     Refuses, with the numbers, a batch that does not fit the GPU."""
-    w = scenario.workload
-    if scenario.calibration is not None or w.model_file is not None or w.model in zoo.registered_models():
-        # read from a file, or a user's model that may be registered again: made afresh
+    if not cacheable(scenario):  # made afresh
         return _rank_compute_costs(scenario, model, gpu)
     key = (scenario.workload.model_dump_json(), scenario.cluster.gpu)
     cached = _COSTS.get(key)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .build import _framework_launch_times, build, fast_path_inexact, rank_compute_costs
+from .build import _framework_launch_times, build, cacheable, fast_path_inexact, rank_compute_costs
 from .built import MIB, BuiltSimulation, CountingEnvironment, RankTimeline
 from .results import SimResult, collect, combine_replications
 from .run_budget import install as install_budget
@@ -31,18 +31,13 @@ __all__ = [
 
 
 # One-GPU baseline throughputs by the baseline scenario's JSON: a sweep's runs of one
-# workload on clusters of every size share their baseline. Not kept where the scenario
-# reads a file (a calibration profile, a model file), whose contents may change, or
-# names a model registered from Python (which may be registered again, replaced).
+# workload on clusters of every size share their baseline (only where build.cacheable).
 _BASELINES: dict[str, float] = {}
 BASELINES_KEPT = 1024
 
 
 def _baseline_throughput(single: Scenario) -> float:
-    from .zoo import registered_models
-
-    if single.calibration is not None or single.workload.model_file is not None \
-            or single.workload.model in registered_models():
+    if not cacheable(single):
         return simulate(single, with_baseline=False).throughput_samples_per_s
     key = single.model_dump_json()
     throughput = _BASELINES.get(key)
