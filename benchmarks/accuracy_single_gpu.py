@@ -587,20 +587,17 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
     print(f"\nIn-sample (all points, best grid point): median {ins['median_ape_%']}%, p90 {ins['p90_ape_%']}%; "
           + ", ".join(f"{k.split('.')[-1]}={v}" for k, v in ins["params"].items()))
     if CV_RESULTS.exists():
-        before = json.loads(CV_RESULTS.read_text()).get("before")
-        if before:
-            report["before"] = before
-            b = before["leave_one_gpu_out"]
-            print(f"Before (one efficiency per family, implicit GEMM, {before['model']}): leave one GPU out median "
-                  f"{b['median_ape_%']}%, p90 {b['p90_ape_%']}%; by generation "
-                  + ", ".join(f"{g} {v}" for g, v in b["by_generation_median_ape_%"].items()))
-        previous = json.loads(CV_RESULTS.read_text()).get("previous")
-        if previous:
-            report["previous"] = previous
-            p = previous["leave_one_gpu_out"]
-            print(f"Previous ({previous['model']}): leave one GPU out median {p['median_ape_%']}%, p90 "
-                  f"{p['p90_ape_%']}%; by generation "
-                  + ", ".join(f"{g} {v}" for g, v in p["by_generation_median_ape_%"].items()))
+        recorded = json.loads(CV_RESULTS.read_text())
+        for key, label in (("before", "Before (one efficiency per family, implicit GEMM, {model})"),
+                           ("previous", "Previous ({model})")):
+            earlier = recorded.get(key)
+            if not earlier:
+                continue
+            report[key] = earlier
+            e = earlier["leave_one_gpu_out"]
+            print(f"{label.format(model=earlier['model'])}: leave one GPU out median {e['median_ape_%']}%, "
+                  f"p90 {e['p90_ape_%']}%; by generation "
+                  + ", ".join(f"{g} {v}" for g, v in e["by_generation_median_ape_%"].items()))
     if record:
         CV_RESULTS.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
         print(f"recorded {CV_RESULTS.relative_to(REPO_ROOT)}")
