@@ -26,7 +26,7 @@ forms hold exactly.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -264,18 +264,20 @@ def _hamiltonian_cycles(n: int, capacity: dict, limit: int) -> list[tuple[int, .
     return found
 
 
-def channel_rings(graph: nx.DiGraph, nodes: Sequence[Sequence[Node]], max_rings: int) -> list[list[Node]]:
+def channel_rings(graph: nx.DiGraph, nodes: Sequence[Sequence[Node]], max_rings: int,
+                  rails: Mapping[Node, Node] | None = None) -> list[list[Node]]:
     """The rings of every channel over all ranks, nodes visited in order.
 
     Inside a node: the NVLink rings where they exist, else the rank order (which goes
     through each PCIe switch and socket in turn). Across nodes NCCL gives every NIC
     (rail) its own channels: ring c enters and leaves each node at a different GPU, so
     its node-to-node hop uses that GPU's NIC. Here the local order is rotated by c
-    times GPUs-per-NIC for c = 0 .. NICs-1 (capped at ``max_rings``)."""
+    times GPUs-per-NIC for c = 0 .. NICs-1 (capped at ``max_rings``); NVLink rings are
+    rotated onto the NICs that ``rails`` (the router's GPU -> NIC) gives their GPUs."""
     first = list(nodes[0])
     local = nvlink_rings(graph, first, max_rings) if len(first) > 2 else []
     if len(nodes) > 1 and local:
-        local = _rings_through_nics(graph, first, local)
+        local = _rings_through_nics(rails or {}, local)
     elif len(nodes) > 1:
         server = graph.nodes[first[0]].get("server")
         nics = sum(1 for _, d in graph.nodes(data=True) if d.get("kind") == "nic" and d.get("server") == server)
@@ -291,16 +293,7 @@ def channel_rings(graph: nx.DiGraph, nodes: Sequence[Sequence[Node]], max_rings:
     return rings
 
 
-def _nearest_nic(graph: nx.DiGraph, gpu: Node) -> Node | None:
-    """The NIC of ``gpu``'s server fewest hops away (the one under its PCIe switch)."""
-    server = graph.nodes[gpu].get("server")
-    lengths = nx.single_source_shortest_path_length(graph, gpu, cutoff=4)
-    nics = [(hops, str(v)) for v, hops in lengths.items()
-            if graph.nodes[v].get("kind") == "nic" and graph.nodes[v].get("server") == server]
-    return min(nics)[1] if nics else None
-
-
-def _rings_through_nics(graph: nx.DiGraph, gpus: Sequence[Node], rings: list[list[Node]]) -> list[list[Node]]:
+def _rings_through_nics(nic_of: Mapping[Node, Node], rings: list[list[Node]]) -> list[list[Node]]:
     """NVLink rings rotated so that, across nodes, channel c enters and leaves each node
     through NIC c mod k (k NICs), as NCCL's search gives every NIC its own channels: it
     starts and ends a channel's intra-node path at GPUs next to that channel's NIC. A
@@ -310,8 +303,7 @@ def _rings_through_nics(graph: nx.DiGraph, gpus: Sequence[Node], rings: list[lis
     The ring count is cut to a multiple of k so that every NIC carries as many channels
     (NCCL's channels are equal shares of the bytes, so one NIC with an extra channel
     would pace them all)."""
-    nic_of = {g: _nearest_nic(graph, g) for g in gpus}
-    nics = sorted({n for n in nic_of.values() if n is not None})
+    nics = sorted({nic_of[g] for g in rings[0] if g in nic_of}, key=str)
     k = len(nics)
     if k < 2:
         return rings
@@ -319,11 +311,11 @@ def _rings_through_nics(graph: nx.DiGraph, gpus: Sequence[Node], rings: list[lis
     out = []
     for c, ring in enumerate(rings[:count]):
         target = nics[c % k]
-        starts = [i for i, g in enumerate(ring) if nic_of[g] == target]
+        starts = [i for i, g in enumerate(ring) if nic_of.get(g) == target]
         if not starts:
             out.append(ring)
             continue
-        paired = [i for i in starts if nic_of[ring[i - 1]] == target]
+        paired = [i for i in starts if nic_of.get(ring[i - 1]) == target]
         i = (paired or starts)[0]
         out.append(ring[i:] + ring[:i])
     return out

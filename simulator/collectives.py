@@ -258,7 +258,8 @@ class CollectiveLibrary:
         self.architecture = architecture
         limit = max_channels or backend.max_channels
         nodes = [list(node) for node in f.nodes]
-        self.rings = channel_rings(f.network.graph, nodes, limit) if backend.models_steps else [f.ranks]
+        self.rings = channel_rings(f.network.graph, nodes, limit, f.network.router.rail_nics) if backend.models_steps \
+            else [f.ranks]
         self._topology: Topology | None = None
         self._tree_topology: Topology | None = None
         self._plans: dict[tuple[str, float, str], CollectivePlan] = {}

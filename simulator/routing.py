@@ -76,6 +76,12 @@ class Router:
         # changes the composed path afterwards.
         self.templates = self._templates if not self._rail_nic and not staging else None
 
+    @property
+    def rail_nics(self) -> dict[Node, Node]:
+        """GPU -> the NIC its traffic leaves and enters its server by (in servers with
+        more than one NIC; empty otherwise)."""
+        return self._rail_nic
+
     def _rail_nics(self) -> dict[Node, Node]:
         """GPU -> its NIC, in servers with more than one NIC."""
         gpus: dict[object, list[Node]] = {}
