@@ -65,18 +65,21 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _files_read(scenario: Scenario) -> str:
+def _files_read(scenario: Scenario, seen: dict[str, str]) -> str:
     """The contents (hashed) of the files a scenario names and a run reads: a
     calibration profile, a model file. Part of the run's hash, so an edited file is a
-    different run to the result cache and to --resume, not a stale hit."""
+    different run to the result cache and to --resume, not a stale hit. ``seen`` holds
+    the digests already taken in this expansion (each file is read once)."""
     digests = []
     for path in (scenario.calibration, scenario.workload.model_file):
         if path is None:
             continue
-        try:
-            digests.append(hashlib.sha256(Path(path).read_bytes()).hexdigest())
-        except OSError:  # gone since it was validated: the run reports it
-            digests.append("unreadable")
+        if path not in seen:
+            try:
+                seen[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            except OSError:  # gone since it was validated: the run reports it
+                seen[path] = "unreadable"
+        digests.append(seen[path])
     return "" if not digests else ":files:" + ",".join(digests)
 
 
@@ -188,6 +191,7 @@ def expand(spec: SweepSpec, root: Path | None = None, source: str = "<sweep>") -
     """Every run of the sweep, numbered from 0."""
     base = base_scenario(spec, root, source)
     runs: list[Run] = []
+    digests: dict[str, str] = {}
     for p, values in enumerate(points(spec)):
         for rep in range(spec.replications):
             data = json.loads(json.dumps(base))
@@ -198,7 +202,7 @@ def expand(spec: SweepSpec, root: Path | None = None, source: str = "<sweep>") -
                 data.get("workload", {}).pop("model", None)  # the file names the model
             try:
                 scenario: Scenario | None = validate(data, f"run {len(runs)}")
-                digest, error = _sha256(canonical(scenario.model_dump(mode="json")) + _files_read(scenario)), None
+                digest, error = _sha256(canonical(scenario.model_dump(mode="json")) + _files_read(scenario, digests)), None
             except ScenarioError as exc:
                 scenario, digest, error = None, _sha256(canonical(data)), f"ScenarioError: {exc}"
             section = data.get("simulation")
