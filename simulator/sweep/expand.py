@@ -202,7 +202,8 @@ def expand(spec: SweepSpec, root: Path | None = None, source: str = "<sweep>") -
                 data.get("workload", {}).pop("model", None)  # the file names the model
             try:
                 scenario: Scenario | None = validate(data, f"run {len(runs)}")
-                digest, error = _sha256(canonical(scenario.model_dump(mode="json")) + _files_read(scenario, digests)), None
+                files = _files_read(scenario, digests)
+                digest, error = _sha256(canonical(scenario.model_dump(mode="json")) + files), None
             except ScenarioError as exc:
                 scenario, digest, error = None, _sha256(canonical(data)), f"ScenarioError: {exc}"
             section = data.get("simulation")
