@@ -7,6 +7,7 @@ surface here, before the clock starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -180,6 +181,7 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
         ps_cores=ps.cores,
         ps_request_s=ps.rpc_us * 1e-6,
         ps_tensor_s=ps.tensor_us * 1e-6,
+        ps_transport_bytes_per_s=math.inf if ps.transport_gbytes_s is None else ps.transport_gbytes_s * 1e9,
         bucket_tensors=tensors,
         aggregation_bytes_per_s=ps.aggregation_gbytes_per_s * 1e9,
         server_busy=[[] for _ in range(ps.count)],

@@ -420,6 +420,15 @@ class ParameterServerSpec(_Strict):
         description="Server CPU time per tensor in a request, microseconds (serialization and per-variable op "
         "dispatch); a zoo layer's parameters count as one tensor.",
     )
+    transport_gbytes_s: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_GBYTES_S,
+        allow_inf_nan=False,
+        description="Payload one server core moves through its RPC stack, GB/s: every push it receives and every "
+        "pull it sends costs bytes / this of one core (gRPC copies and (de)serialization). None = free (the "
+        "network alone bounds the transfers).",
+    )
 
 
 class CollectivesSpec(_Strict):

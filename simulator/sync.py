@@ -17,6 +17,7 @@ Strategies are registered by the names scenario files use.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -51,6 +52,7 @@ class SyncContext:
     ps_cores: int = 1  # CPU cores of each server (requests and aggregation each hold one)
     ps_request_s: float = 0.0  # server CPU time per request (one push or pull of a bucket piece)
     ps_tensor_s: float = 0.0  # server CPU time per tensor in a request
+    ps_transport_bytes_per_s: float = math.inf  # payload bytes per second one request handler moves
     bucket_tensors: Sequence[int] = ()  # tensors in each bucket
     # The collective library allreduce strategies run on (None: the plain flow programs).
     collectives: CollectiveLibrary | None = None
@@ -221,7 +223,8 @@ class ParameterServer(Synchronizer):
     * Aggregation runs on the server's CPU at ``aggregation_bytes_per_s`` of incoming
       gradient per core, one piece per core at a time.
     * Request handling (gRPC / ps-lite): every push a server receives and every pull it
-      answers costs ``ps_request_s`` plus ``ps_tensor_s`` per tensor in it of one core,
+      answers costs ``ps_request_s`` plus ``ps_tensor_s`` per tensor in it plus its
+      payload at ``ps_transport_bytes_per_s`` (copies and (de)serialization) of one core,
       after the push has arrived and before the pull is sent. A server has ``ps_cores``
       cores, shared by request handling and aggregation. On the fast path the N
       identical requests a server gets at once are dealt out over its cores, as the
@@ -270,9 +273,9 @@ class ParameterServer(Synchronizer):
         """Push to, aggregate on and pull from one server (-1: every server at once)."""
         yield self._bundle_flow("push", size, server)
         represents = range(self.k) if server < 0 else (server,)
-        yield from self._requests(max(server, 0), bucket, len(self.workers), represents)
+        yield from self._requests(max(server, 0), bucket, len(self.workers), represents, size)
         yield from self._aggregate(max(server, 0), len(self.workers) * size, represents)
-        yield from self._requests(max(server, 0), bucket, len(self.workers), represents)
+        yield from self._requests(max(server, 0), bucket, len(self.workers), represents, size)
         yield self._bundle_flow("pull", size, server)
 
     def _bundle_flow(self, phase: str, nbytes: float, server: int = -1) -> simpy.Event:
@@ -320,17 +323,17 @@ class ParameterServer(Synchronizer):
     def _push(self, worker: int, server: int, key: Key, size: float):
         net, host = self.ctx.network, self.ctx.server_hosts[server]
         yield net.transfer(self.workers[worker], host, size, label=f"push to ps{server}")
-        yield from self._requests(server, key[1], 1)
+        yield from self._requests(server, key[1], 1, nbytes=size)
         if self.ctx.ps_sync != "bsp":  # apply this worker's push alone and answer it
             yield from self._aggregate(server, size)
-            yield from self._requests(server, key[1], 1)
+            yield from self._requests(server, key[1], 1, nbytes=size)
             yield net.transfer(host, self.workers[worker], size, label=f"pull from ps{server}")
             self._event("pulled", worker, server, key).succeed()
             return
         if self._count(("pushed", server, key)) < len(self.workers):
             return
         yield from self._aggregate(server, len(self.workers) * size)
-        if self._request_cost(key[1]) > 0:
+        if self._request_cost(key[1], size) > 0:
             for w in range(len(self.workers)):
                 self.env.process(self._answer_pull(w, server, key, size))
             return
@@ -340,7 +343,7 @@ class ParameterServer(Synchronizer):
 
     def _answer_pull(self, worker: int, server: int, key: Key, size: float):
         """Handle one worker's pull request, then send it the new parameters."""
-        yield from self._requests(server, key[1], 1)
+        yield from self._requests(server, key[1], 1, nbytes=size)
         host = self.ctx.server_hosts[server]
         yield self.ctx.network.transfer(host, self.workers[worker], size, label=f"pull from ps{server}")
         self._event("pulled", worker, server, key).succeed()
@@ -351,12 +354,14 @@ class ParameterServer(Synchronizer):
         self._counts[key] = self._counts.get(key, 0) + 1
         return self._counts[key]
 
-    def _requests(self, server: int, bucket: int, count: int, represents: Sequence[int] | None = None):
-        """Handle ``count`` simultaneous requests for ``bucket`` on the server's cores:
-        each costs ``ps_request_s + ps_tensor_s x tensors`` of one core; they are dealt
-        out over the cores (recorded as busy time of every server it ``represents``).
-        Free (no event at all) when both costs are 0."""
-        cost = self._request_cost(bucket)
+    def _requests(self, server: int, bucket: int, count: int, represents: Sequence[int] | None = None,
+                  nbytes: float = 0.0):
+        """Handle ``count`` simultaneous requests for ``bucket``, each carrying
+        ``nbytes``, on the server's cores: each costs ``ps_request_s + ps_tensor_s x
+        tensors + nbytes / ps_transport_bytes_per_s`` of one core; they are dealt out
+        over the cores (recorded as busy time of every server it ``represents``).
+        Free (no event at all) when every cost is 0."""
+        cost = self._request_cost(bucket, nbytes)
         if cost <= 0 or count <= 0:
             return
         cores = min(self.ctx.ps_cores, count)
@@ -366,9 +371,9 @@ class ParameterServer(Synchronizer):
         else:
             yield simpy.AllOf(self.env, [self.env.process(self._busy(server, n * cost, represents)) for n in shares])
 
-    def _request_cost(self, bucket: int) -> float:
+    def _request_cost(self, bucket: int, nbytes: float = 0.0) -> float:
         tensors = self.ctx.bucket_tensors[bucket] if bucket < len(self.ctx.bucket_tensors) else 1
-        return self.ctx.ps_request_s + self.ctx.ps_tensor_s * tensors
+        return self.ctx.ps_request_s + self.ctx.ps_tensor_s * tensors + nbytes / self.ctx.ps_transport_bytes_per_s
 
     def _busy(self, server: int, seconds: float, represents: Sequence[int] | None = None):
         """Hold one core of the server for ``seconds``."""

@@ -12,7 +12,7 @@ from simulator.frameworks import get_preset, list_frameworks
 from .test_cli import run_main
 
 EXPECTED = {"none", "tensorflow_ps", "tensorflow_replicated_nccl", "tensorflow_collective", "horovod", "pytorch_ddp",
-            "mxnet_kvstore_device", "mxnet_dist_sync", "paddle", "deepspeed"}
+            "mxnet_kvstore_device", "mxnet_dist_sync", "paddle", "deepspeed", "tf_cnn_benchmarks_ps"}
 
 
 def flatten(prefix, value):

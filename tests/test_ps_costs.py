@@ -54,6 +54,25 @@ def test_request_cost_bounds_the_iteration_and_is_met_with_infinite_bandwidth(mo
     assert it == pytest.approx(bound, rel=0.01)
 
 
+@pytest.mark.parametrize("mode", ["fast", "detailed"])
+@pytest.mark.parametrize("cores", [1, 2])
+def test_transport_rate_bounds_the_iteration_by_the_bytes_a_server_core_moves(mode, cores):
+    # No per-request cost, only the payload: 4 workers push the whole model (B bytes)
+    # and pull it back, 8B through the server's RPC stack at 1 GB/s over `cores` cores.
+    s = scenario(simulation__mode=mode, training__parameter_servers__cores=cores,
+                 training__parameter_servers__rpc_us=0, training__parameter_servers__transport_gbytes_s=1.0)
+    model_bytes = sum(nbytes for _, nbytes in build(s).buckets)
+    bound = 2 * 4 * model_bytes / 1e9 / cores
+    it = simulate(s, with_baseline=False).iteration_time_s
+    assert it >= bound * (1 - 1e-9)
+    assert it == pytest.approx(bound, rel=0.02)
+    # Twice the rate, half the time: the payload, not a fixed cost, sets it.
+    faster = simulate(scenario(simulation__mode=mode, training__parameter_servers__cores=cores,
+                               training__parameter_servers__rpc_us=0,
+                               training__parameter_servers__transport_gbytes_s=2.0), with_baseline=False)
+    assert faster.iteration_time_s == pytest.approx(it / 2, rel=0.03)
+
+
 def test_per_tensor_cost_counts_the_tensors_of_a_fused_request():
     # One bucket holding every tensor: each request costs rpc + T x tensor_us, and the
     # 4 pushes and 4 pulls queue on the one core. Followed rank by rank (auto runs the

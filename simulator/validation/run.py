@@ -106,6 +106,8 @@ def framework_preset(case: MeasuredCase) -> str | None:
     for key, preset in (("ddp", "pytorch_ddp"), ("paddle", "paddle"), ("deepspeed", "deepspeed")):
         if key in text:
             return preset
+    if ps and "tf_cnn_benchmarks" in text:
+        return "tf_cnn_benchmarks_ps"
     if "tensorflow" in text or "tf_cnn" in text:
         return "tensorflow_ps" if ps else "tensorflow_replicated_nccl"
     if "mxnet" in text:
