@@ -239,7 +239,7 @@ def fusion_buckets(
             filled = 0.0
         tick = this_tick
         filled += size
-    if filled > 0:
+    if filled > 0 and tick is not None:  # (a tick is set once anything is filled)
         buckets.append((tick, filled))
     return buckets
 

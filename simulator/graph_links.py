@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -15,6 +16,11 @@ from .flows import FlowGroup, Node, Route
 from .maxmin import EdgeUsage
 from .route_product import compose_product
 from .routing import Router
+from .server_templates import graph_dicts
+
+# A max-min solution (see GraphLinks.solve): rates, loaded edges, their loads, and the
+# most loaded edge's (score, edge).
+Solution = tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]
 
 # Solved sets of groups kept per graph, counted in (group, edge) entries: the same
 # groups with the same member counts get the same rates, and a strategy (a fast-path
@@ -30,15 +36,15 @@ class GraphLinks:
     ``simulator.build``): a graph is not changed once a network runs on it (one whose
     node or edge count changed gets a fresh copy)."""
 
-    _by_graph: weakref.WeakKeyDictionary[nx.DiGraph, GraphLinks] = weakref.WeakKeyDictionary()
+    _by_graph: weakref.WeakKeyDictionary[nx.DiGraph[Node], GraphLinks] = weakref.WeakKeyDictionary()
 
-    def __init__(self, graph: nx.DiGraph):
+    def __init__(self, graph: nx.DiGraph[Node]):
         self.size = (graph.number_of_nodes(), graph.number_of_edges())
         # graph.edges in its order, read from the adjacency (its views cost ~1 us a lookup).
         self.edges: list[tuple[Node, Node]] = []
         self.edge_id: dict[Node, dict[Node, int]] = {}
-        attributes = []
-        for u, nbrs in graph._adj.items():
+        attributes: list[dict[str, Any]] = []
+        for u, nbrs in graph_dicts(graph)._adj.items():
             ids = self.edge_id[u] = {}
             for v, data in nbrs.items():
                 ids[v] = len(self.edges)
@@ -49,22 +55,24 @@ class GraphLinks:
         self.latency = np.array([data["latency"] for data in attributes], dtype=float)
         self.latency_list = self.latency.tolist()
         self.capacity_list = self.capacity.tolist()
-        priority = {"network": 3, "pcie": 2, "qpi": 2, "nvlink": 1}
+        priority: dict[str | None, int] = {"network": 3, "pcie": 2, "qpi": 2, "nvlink": 1}
         self.tie_break = np.array([priority.get(data.get("link"), 0) for data in attributes]) * 1e-9
         self.tie_break_list = self.tie_break.tolist()
         self.max_tie_break = max(self.tie_break_list, default=0.0)
         self.positive_capacity = all(c > 0 for c in self.capacity_list)
         self.router = Router(graph)
         self.routes: dict[tuple[Node, Node], Route] = {}
-        self.bundles: dict[tuple[tuple[Node, Node], ...], tuple[EdgeUsage, float]] = {}
+        # By the pairs, or by ("product", sources, destinations) for bundle_product.
+        self.bundles: dict[tuple[tuple[Node, Node], ...] | tuple[str, tuple[Node, ...], tuple[Node, ...]],
+                           tuple[EdgeUsage, float]] = {}
         # Max-min solutions by ((usage, members), ...) in order, and their size in
         # entries; whether two usages share an edge, by the pair.
-        self.solved: dict[tuple, tuple] = {}
+        self.solved: dict[tuple[tuple[EdgeUsage, int], ...], Solution] = {}
         self.solved_entries = 0
         self.overlaps: dict[tuple[EdgeUsage, EdgeUsage], bool] = {}
 
     @classmethod
-    def of(cls, graph: nx.DiGraph) -> GraphLinks:
+    def of(cls, graph: nx.DiGraph[Node]) -> GraphLinks:
         links = cls._by_graph.get(graph)
         if links is None or links.size != (graph.number_of_nodes(), graph.number_of_edges()):
             links = cls._by_graph[graph] = cls(graph)
@@ -122,7 +130,7 @@ class GraphLinks:
 
     # -- max-min solutions, cached per set of groups --------------------------------
 
-    def solve(self, members: list[FlowGroup]) -> tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]:
+    def solve(self, members: list[FlowGroup]) -> Solution:
         """Max-min rates of ``members`` (in order), the edges they load with the load on
         each (summed in that order), and the most loaded of those edges with its score."""
         if SOLVED_ENTRIES_KEPT <= 0:
@@ -141,8 +149,7 @@ class GraphLinks:
                 self.solved_entries += entries
         return solved
 
-    def solve_afresh(self, usages: list[EdgeUsage], counts: list[int]
-                     ) -> tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]:
+    def solve_afresh(self, usages: list[EdgeUsage], counts: list[int]) -> Solution:
         """:meth:`solve` without the cache: pure Python for small sets, numpy for large."""
         if (not usages or sum(len(usage.edges) for usage in usages) <= maxmin.SMALL_ENTRIES
                 or (len(usages) == 1 and maxmin.SINGLE_GROUP_PYTHON)):
@@ -157,9 +164,9 @@ class GraphLinks:
         else:
             rates = maxmin.max_min_rates_numpy(usages, self.capacity, counts).tolist()
             # Each edge's load summed group after group from 0.0, as np.bincount does.
-            amount = np.repeat(np.array(rates) * np.array(counts, dtype=float), [len(u.edges) for u in usages])
+            amounts = np.repeat(np.array(rates) * np.array(counts, dtype=float), [len(u.edges) for u in usages])
             edges, local = np.unique(np.concatenate([usage.index for usage in usages]), return_inverse=True)
-            loads = np.bincount(local, np.concatenate([usage.multiplicity for usage in usages]) * amount,
+            loads = np.bincount(local, np.concatenate([usage.multiplicity for usage in usages]) * amounts,
                                 minlength=len(edges))
             if self.positive_capacity:
                 scores = loads / self.capacity[edges] + self.tie_break[edges]

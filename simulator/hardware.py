@@ -21,7 +21,7 @@ from .scenario import Scenario
 GB = 1e9
 
 
-def _accepted(builder: Callable, candidates: Mapping[str, tuple[str, Any]], what: str) -> dict[str, Any]:
+def _accepted(builder: Callable[..., Any], candidates: Mapping[str, tuple[str, Any]], what: str) -> dict[str, Any]:
     """Keep the candidates ``builder`` takes; refuse a set field it does not."""
     accepted = inspect.signature(builder).parameters
     params = {}
@@ -67,7 +67,7 @@ def server_params(scenario: Scenario) -> dict[str, Any]:
         "gdr": ("", server.gpudirect_rdma),
         "nics": (prefix + "nics", server.nics),
         "nic_placement": (prefix + "nic_placement", server.nic_placement),
-        "nvlink_bandwidth": (prefix + "nvlink_bandwidth_gbytes_s", nvlink * GB if uses_nvlink else None),
+        "nvlink_bandwidth": (prefix + "nvlink_bandwidth_gbytes_s", _scaled(nvlink, GB) if uses_nvlink else None),
     }
     if server.layout == "pcie_tree" and server.pcie_switches is None:
         candidates["pcie_switches"] = ("", 1)

@@ -77,10 +77,12 @@ def max_min_rates_of(usages: Sequence[EdgeUsage], capacity: Sequence[float], cou
     same rates to the last bit)."""
     if sum(len(u.edges) for u in usages) <= SMALL_ENTRIES:
         return max_min_rates_python(usages, capacity, counts)
-    return max_min_rates_numpy(usages, capacity, counts).tolist()
+    rates: list[float] = max_min_rates_numpy(usages, capacity, counts).tolist()
+    return rates
 
 
-def max_min_rates_numpy(usages: Sequence[EdgeUsage], capacity: Sequence[float], counts: Sequence[int]) -> np.ndarray:
+def max_min_rates_numpy(usages: Sequence[EdgeUsage], capacity: Sequence[float] | np.ndarray,
+                        counts: Sequence[int]) -> np.ndarray:
     """Progressive filling vectorized over (flow, edge) entries, since a bundled
     collective can cross thousands of edges."""
     n = len(usages)
@@ -124,9 +126,9 @@ def max_min_rates_python(usages: Sequence[EdgeUsage], capacity: Sequence[float],
             w = 0.0 + m * count
             if w > 1e-12:
                 s = float(capacity[e])
-                share = (s if not s <= 0.0 else 0.0) / w
-                if share < level:
-                    level = share
+                edge_share = (s if not s <= 0.0 else 0.0) / w
+                if edge_share < level:
+                    level = edge_share
         return [level]
     rates = [inf] * n
     slot: dict[int, int] = {}  # edge -> local index
@@ -163,11 +165,11 @@ def max_min_rates_python(usages: Sequence[EdgeUsage], capacity: Sequence[float],
     while active:
         level = min(share)
         threshold = level * (1 + 1e-12)
-        newly = set()
+        bottlenecked: set[int] = set()
         for j, s in enumerate(share):
             if s <= threshold:
-                newly.update(crossing[j])
-        newly = sorted(f for f in newly if not fixed[f])
+                bottlenecked.update(crossing[j])
+        newly = sorted(f for f in bottlenecked if not fixed[f])
         taken: dict[int, float] = {}
         lightened: dict[int, float] = {}
         for f in newly:

@@ -202,7 +202,7 @@ def _fastest_that_fit(scenario: Scenario, model: zoo.Model, gpu: catalog.GPUSpec
         if layer.kind != "conv":
             chosen.append(None)
             continue
-        name = w.conv_algorithms.get(layer.name)
+        name: str | None = w.conv_algorithms.get(layer.name)
         if name is None:
             budget = headroom if w.workspace == "shared" else headroom - used
             options = [a for a in algorithms.ALGORITHMS if algorithms.eligible(layer, a)

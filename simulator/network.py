@@ -27,7 +27,7 @@ whose rate is set by the slowest of them, just as a pipelined ring is.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
@@ -77,7 +77,7 @@ class Network:
     :meth:`transfer_bundle` for a set of identical flows moving in lockstep.
     """
 
-    def __init__(self, env: simpy.Environment, graph: nx.DiGraph):
+    def __init__(self, env: simpy.Environment, graph: nx.DiGraph[Node]):
         self.env = env
         self.graph = graph
         links = GraphLinks.of(graph)
@@ -310,6 +310,7 @@ class Network:
                 stale.add(group.component)
         for component in stale:
             seeds += [group for group in component.groups if group.component is component]
+        neighbours: Callable[[FlowGroup], Iterable[FlowGroup]]
         if len(groups) <= PAIRWISE_GROUPS:
             neighbours = functools.partial(pairwise_neighbours, groups=groups, overlaps=self._links.overlaps)
         else:

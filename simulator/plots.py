@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -277,23 +277,23 @@ def timeline_plot(result: SimResult, iteration: int | None = None, max_links: in
     rows: list[tuple[str, list[tuple[float, float]], str]] = []
     for rank in timeline["ranks"]:
         for kind in ("forward", "backward", "sync wait", "optimizer"):
-            spans = [clip(i["start"], i["end"]) for i in rank["intervals"] if i["kind"] == kind]
-            rows.append((f"{rank['gpu']} compute", [s for s in spans if s], _PHASE_COLORS[kind]))
-        spans = [clip(i["start"], i["end"]) for i in rank["intervals"] if i["kind"] == "communication"]
-        rows.append((f"{rank['gpu']} sync", [s for s in spans if s], _PHASE_COLORS["communication"]))
+            clipped = [clip(i["start"], i["end"]) for i in rank["intervals"] if i["kind"] == kind]
+            rows.append((f"{rank['gpu']} compute", [s for s in clipped if s], _PHASE_COLORS[kind]))
+        clipped = [clip(i["start"], i["end"]) for i in rank["intervals"] if i["kind"] == "communication"]
+        rows.append((f"{rank['gpu']} sync", [s for s in clipped if s], _PHASE_COLORS["communication"]))
     for server in timeline.get("servers", []):
-        spans = [clip(a, b) for a, b in server["busy"]]
-        rows.append((f"ps{server['server']} aggregation", _union([s for s in spans if s]), _SERVER_COLOR))
+        clipped = [clip(a, b) for a, b in server["busy"]]
+        rows.append((f"ps{server['server']} aggregation", _union([s for s in clipped if s]), _SERVER_COLOR))
     busy: dict[str, list[tuple[float, float]]] = {}
     for flow in timeline["flows"]:
         span = clip(flow["start"], flow["end"])
         if span:
             for link in flow["links"]:
                 busy.setdefault(link, []).append(span)
-    busy = {link: _union(spans) for link, spans in busy.items()}
+    busy = {link: _union(link_spans) for link, link_spans in busy.items()}
     ranked = {u.resource: u.utilization for u in result.utilization if u.kind in ("network", "pcie")}
 
-    def busiest(links: Any) -> list[str]:
+    def busiest(links: Iterable[str]) -> list[str]:
         return sorted(links, key=lambda k: (-sum(w for _, w in busy[k]), natural_key(k)))
 
     must = [link for link in ranked if link in busy]

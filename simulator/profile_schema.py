@@ -39,15 +39,15 @@ missing or mistyped fields.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION: Final = 3
 #: Versions this clustersim reads (older versions lack the fields added since, which are
 #: then estimated: see :func:`simulator.profile.estimated_fields`).
 READABLE_VERSIONS = (1, 2, 3)
-FORMAT_NAME = "clustersim-profile"
+FORMAT_NAME: Final = "clustersim-profile"
 
 Phase = Literal["forward", "backward"]
 Collective = Literal["allreduce", "broadcast", "reduce_scatter", "all_gather", "sendrecv"]
@@ -94,7 +94,8 @@ class Timing(_Frozen):
         if n < 2 or mean <= 0:
             return 0.0
         var = sum((t - mean) ** 2 for t in self.times_s) / (n - 1)
-        return var**0.5 / mean
+        std: float = var**0.5
+        return std / mean
 
 
 class LinearFit(_Frozen):
@@ -255,7 +256,7 @@ class Efficiency(_Frozen):
     memory: list[MemorySample] = Field(default_factory=list)
     fits: list[ThroughputFit] = Field(default_factory=list)
     memory_bandwidth_bytes_per_s: float | None = Field(
-        None, gt=0, description="Device copy bandwidth (read + write bytes / time) of the largest copy."
+        default=None, gt=0, description="Device copy bandwidth (read + write bytes / time) of the largest copy."
     )
 
     def fit(self, op: str) -> ThroughputFit | None:

@@ -13,6 +13,10 @@ import numpy as np
 from .flows import Node, Route
 from .routing import Router
 
+# Each end of one side (sources or destinations): its (server, server's switch, edges of
+# its head to that switch or tail from it).
+_Ends = dict[Node, tuple[object, Node, list[int]]]
+
 
 def compose_product(router: Router, edge_id: dict[Node, dict[Node, int]], latency: list[float],
                     route: Callable[[Node, Node], Route], sources: Sequence[Node], destinations: Sequence[Node]
@@ -42,7 +46,7 @@ def compose_product(router: Router, edge_id: dict[Node, dict[Node, int]], latenc
         counts: dict[Node, int] = {}
         for node in nodes:
             counts[node] = counts.get(node, 0) + 1
-        info = {}
+        info: _Ends = {}
         for node in counts:
             path = part(node)
             if path is None:
@@ -118,7 +122,7 @@ def compose_product(router: Router, edge_id: dict[Node, dict[Node, int]], latenc
 
 
 def _pairs_per_switch_path(paths: dict[tuple[Node, Node], list[list[int]]], s_count: dict[Node, int],
-                           s_info: dict, d_count: dict[Node, int], d_info: dict, s_at_switch: dict[Node, int],
+                           s_info: _Ends, d_count: dict[Node, int], d_info: _Ends, s_at_switch: dict[Node, int],
                            d_at_switch: dict[Node, int]) -> Iterable[tuple[list[int], int]]:
     """(switch path edges, pairs that take it) over every pair between two switches.
     Where there are several, the pair's hash picks (crc32 of "src->dst", as

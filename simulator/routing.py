@@ -41,7 +41,7 @@ from itertools import count
 import networkx as nx
 
 from .errors import TopologyError
-from .server_templates import ROUTE_WEIGHT, ServerTemplates, ecmp_choice
+from .server_templates import ROUTE_WEIGHT, ServerTemplates, ecmp_choice, graph_dicts
 
 Node = Hashable
 
@@ -54,13 +54,14 @@ PREFETCH_FANIN = 8
 class Router:
     """Computes and caches node paths on a cluster graph."""
 
-    def __init__(self, graph: nx.DiGraph):
+    def __init__(self, graph: nx.DiGraph[Node]):
         self.graph = graph
         self.ecmp = bool(graph.graph.get("ecmp", False))
-        self._kind = {node: data.get("kind") for node, data in graph._node.items()}
-        self._server = {node: data.get("server") for node, data in graph._node.items()}
+        dicts = graph_dicts(graph)
+        self._kind: dict[Node, str | None] = {node: data.get("kind") for node, data in dicts._node.items()}
+        self._server: dict[Node, object] = {node: data.get("server") for node, data in dicts._node.items()}
         kind = self._kind
-        for nbrs in graph._adj.values():  # graph.edges(data=True), without its views
+        for nbrs in dicts._adj.values():  # graph.edges(data=True), without its views
             for v, data in nbrs.items():
                 base = 1 if data.get("link") == "nvlink" else 2
                 data[ROUTE_WEIGHT] = base + (GPU_ENTRY_PENALTY if kind[v] == "gpu" else 0)
@@ -70,7 +71,7 @@ class Router:
         templates = ServerTemplates(graph, self._kind, self._server)
         self._templates = templates if templates.usable else None
         staging = any(data.get("kind") == "gpu" and not (data.get("p2p", True) and data.get("gdr", True))
-                      for data in graph._node.values())
+                      for data in dicts._node.values())
         # Where every route between two servers is (a head to the source's switch) +
         # (a switch path) + (a tail into the destination): no rail or staging rule
         # changes the composed path afterwards.
@@ -162,7 +163,8 @@ class Router:
         integer weights read once instead of through a weight function per edge."""
         adjacency = self._adjacency.get(reverse)
         if adjacency is None:
-            view = self.graph._pred if reverse else self.graph._adj
+            dicts = graph_dicts(self.graph)
+            view = dicts._pred if reverse else dicts._adj
             adjacency = self._adjacency[reverse] = {
                 v: [(u, data[ROUTE_WEIGHT]) for u, data in nbrs.items()] for v, nbrs in view.items()
             }
@@ -244,7 +246,7 @@ class Router:
         end = nodes[path[0]]
         if end.get("p2p", True) and end.get("gdr", True):
             return None
-        host = end.get("host")
+        host: Node | None = end.get("host")
         if host is None or len(path) < 2:
             return None
         if self.graph.edges[path[0], path[1]].get("link") == "nvlink" or self.graph.edges[path[1], path[0]].get(

@@ -11,13 +11,30 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Hashable
+from typing import Any, Protocol, cast
 
 import networkx as nx
 
 Node = Hashable
+Adjacency = dict[Node, dict[Node, dict[str, Any]]]  # node -> neighbour -> edge attributes
 
 # The edge attribute routes are weighed by (set by the Router on its graph).
 ROUTE_WEIGHT = "route_weight"
+
+
+class GraphDicts(Protocol):
+    """The dicts a networkx DiGraph keeps its nodes and edges in, read directly where
+    its views (``graph.nodes``, ``graph.adj``: ~1 us a lookup) would cost more than the
+    work. They are networkx internals, which its type stubs do not declare."""
+
+    _node: dict[Node, dict[str, Any]]  # node -> its attributes
+    _adj: Adjacency  # successors
+    _pred: Adjacency  # predecessors
+
+
+def graph_dicts(graph: nx.DiGraph[Node]) -> GraphDicts:
+    """``graph`` seen as its :class:`GraphDicts` (the same object)."""
+    return cast(GraphDicts, graph)
 
 
 def ecmp_choice(src: Node, dst: Node, paths: list[list[Node]]) -> list[Node]:
@@ -27,6 +44,8 @@ def ecmp_choice(src: Node, dst: Node, paths: list[list[Node]]) -> list[Node]:
     return paths[zlib.crc32(f"{src}->{dst}".encode()) % len(paths)]
 
 SWITCH = "@switch"  # the fabric switch of a server, in its template
+# What a search inside a server sees: its (local name, local name, weight) edges, sorted.
+Shape = tuple[tuple[str, str, int], ...]
 
 
 class ServerTemplates:
@@ -42,7 +61,7 @@ class ServerTemplates:
     switch into it), and the three parts are independent.
     """
 
-    def __init__(self, graph: nx.DiGraph, kind: dict[Node, str | None], server: dict[Node, object]):
+    def __init__(self, graph: nx.DiGraph[Node], kind: dict[Node, str | None], server: dict[Node, object]):
         self.graph = graph
         self.usable = False
         self._server = server
@@ -50,7 +69,7 @@ class ServerTemplates:
         self._succ: dict[Node, set[Node]] = {}  # switch -> switches it links to
         self._nics: set[Node] = set()  # server nodes linked to a switch
         hop: set[int] = set()
-        self._members: dict[object, list[Node]] = {}
+        self._members: dict[object, list[str]] = {}  # server -> its nodes (named "{server}.{local}")
         for node, srv in server.items():
             if srv is None and kind[node] != "switch":
                 return
@@ -58,7 +77,7 @@ class ServerTemplates:
                 if not (isinstance(node, str) and node.startswith(f"{srv}.")):
                     return
                 self._members.setdefault(srv, []).append(node)
-        for u, nbrs in graph._adj.items():
+        for u, nbrs in graph_dicts(graph)._adj.items():
             su = server[u]
             for v, data in nbrs.items():
                 sv = server[v]
@@ -75,10 +94,10 @@ class ServerTemplates:
                 self._nics.add(nic)
         if len(hop) > 1:
             return
-        self._shapes: dict[object, tuple] = {}  # server -> its shape
+        self._shapes: dict[object, Shape] = {}  # server -> its shape
         self._names: dict[object, dict[str, Node]] = {}  # server -> local name -> node
-        self._templates: dict[tuple, nx.DiGraph] = {}  # shape -> template graph (local names)
-        self._inside: dict[tuple, list[list[Node]]] = {}  # (shape, a, b) -> every shortest path
+        self._templates: dict[Shape, nx.DiGraph[str]] = {}  # shape -> template graph (local names)
+        self._inside: dict[tuple[Shape, str, str], list[list[str]]] = {}  # (shape, a, b) -> every shortest path
         self._fabric: dict[tuple[Node, Node], list[list[Node]]] = {}  # sorted shortest switch paths
         self.usable = True
 
@@ -145,7 +164,8 @@ class ServerTemplates:
 
     @staticmethod
     def _local(server: object, node: Node) -> str:
-        return node[len(str(server)) + 1:]
+        name = cast(str, node)  # a member of ``server``: a string (checked in __init__)
+        return name[len(str(server)) + 1:]
 
     def _real(self, server: object, path: list[str]) -> list[Node]:
         names = self._names.get(server)
@@ -155,25 +175,27 @@ class ServerTemplates:
             names[SWITCH] = self._switch_of.get(server)
         return [names[n] for n in path]
 
-    def _shape(self, server: object) -> tuple:
+    def _shape(self, server: object) -> Shape:
         """What a search inside ``server`` sees, in local names: its edges (to its
         switch too) with their weights. (The rules after the search read the real
         nodes' attributes.)"""
         shape = self._shapes.get(server)
         if shape is None:
-            adj, pred, owner = self.graph._adj, self.graph._pred, self._server
+            dicts = graph_dicts(self.graph)
+            adj, pred, owner = dicts._adj, dicts._pred, self._server
             cut = len(str(server)) + 1
-            edges = []
+            edges: list[tuple[str, str, int]] = []
             for n in self._members[server]:
                 name = n[cut:]
                 for v, data in adj[n].items():
-                    edges.append((name, SWITCH if owner[v] is None else v[cut:], data[ROUTE_WEIGHT]))
+                    # v is the server's switch or one of its members (a string)
+                    edges.append((name, SWITCH if owner[v] is None else cast(str, v)[cut:], data[ROUTE_WEIGHT]))
                 if owner[n] is not None and n in self._nics:
                     edges.extend((SWITCH, name, data[ROUTE_WEIGHT]) for u, data in pred[n].items() if owner[u] is None)
             edges.sort()
             shape = self._shapes[server] = tuple(edges)
             if shape not in self._templates:
-                template = nx.DiGraph()
+                template: nx.DiGraph[str] = nx.DiGraph()
                 for u, v, w in shape:
                     template.add_edge(u, v, **{ROUTE_WEIGHT: w})
                 self._templates[shape] = template

@@ -26,22 +26,42 @@ recording goes into ``SimResult.extra["timeline"]`` as plain data:
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
+    import simpy
+
     from .built import BuiltSimulation
+    from .maxmin import EdgeUsage, Usage
     from .results import SimResult
+    from .sync import Key
+
+
+# The methods the recorder wraps on one network and one synchronizer instance: it
+# assigns them, so they are attributes here.
+class _NetworkHooks(Protocol):
+    start_flow: Callable[[EdgeUsage | Usage, float, float, str], simpy.Event]
+
+
+class _SyncHooks(Protocol):
+    ready: Callable[[int, Key, float], simpy.Event]
+
+
+class _ChooseHook(Protocol):
+    choose: Callable[[float], str]
 
 
 class TimelineRecorder:
     def __init__(self, sim: BuiltSimulation):
         self.sim = sim
         self.flows: list[dict[str, Any]] = []
-        network = sim.network
+        network = cast(_NetworkHooks, sim.network)
         start_flow = network.start_flow
-        names = [f"{u}->{v}" for u, v in network.edges]
+        names = [f"{u}->{v}" for u, v in sim.network.edges]
 
-        def recording_start_flow(usage, nbytes, latency_s, label=""):
+        def recording_start_flow(usage: EdgeUsage | Usage, nbytes: float, latency_s: float,
+                                 label: str = "") -> simpy.Event:
             done = start_flow(usage, nbytes, latency_s, label)
             mapping = usage.mapping if hasattr(usage, "mapping") else dict(usage)
             entry = {
@@ -65,7 +85,7 @@ class TimelineRecorder:
         they became ready on every rank: the n-th ``choose`` is the n-th such bucket)
         and when it is done."""
         self.buckets: list[dict[str, Any]] = []
-        sync = sim.sync
+        sync = cast(_SyncHooks, sim.sync)
         env = sim.env
         ready = sync.ready
         expected = len(sim.timelines)
@@ -73,7 +93,7 @@ class TimelineRecorder:
         queued: list[Any] = []
         default = sim.strategy_name
 
-        def recording_ready(rank, key, nbytes):
+        def recording_ready(rank: int, key: Key, nbytes: float) -> simpy.Event:
             done = ready(rank, key, nbytes)
             it, bucket = key if isinstance(key, tuple) and len(key) == 2 else (None, key)
             entry = {"rank": rank, "iteration": it, "bucket": bucket, "bytes": float(nbytes), "ready": float(env.now),
@@ -86,22 +106,22 @@ class TimelineRecorder:
             return done
 
         sync.ready = recording_ready
-        choose = getattr(sync, "choose", None)
+        choose: Callable[[float], str] | None = getattr(sync, "choose", None)
         if choose is not None:
-            def recording_choose(nbytes):
+            def recording_choose(nbytes: float) -> str:
                 name = choose(nbytes)
                 if queued:
                     for entry in arrived.get(queued.pop(0), []):
                         entry["start"], entry["algorithm"] = float(env.now), f"{default}: {name}"
                 return name
 
-            sync.choose = recording_choose
+            cast(_ChooseHook, sync).choose = recording_choose
 
     def timeline(self) -> dict[str, Any]:
         sim = self.sim
-        ranks = []
+        ranks: list[dict[str, Any]] = []
         for rank, tl in enumerate(sim.timelines):
-            intervals = []
+            intervals: list[dict[str, Any]] = []
             for it, (start, forward_end, back_end, sync_end, end) in enumerate(
                 zip(tl.iteration_start, tl.forward_end, tl.backward_end, tl.sync_end, tl.iteration_end)
             ):

@@ -34,10 +34,13 @@ from typing import Any
 _US = 1e6
 _GPUS_PID = 1
 
+_Slice = tuple[float, float, dict[str, Any]]
+"""(start, end, info) of one slice, in seconds."""
 
-def _lanes(intervals: Iterable[tuple[float, float, dict]]) -> list[list[tuple[float, float, dict]]]:
+
+def _lanes(intervals: Iterable[_Slice]) -> list[list[_Slice]]:
     """Greedy interval partitioning: no two slices of one lane overlap."""
-    lanes: list[list[tuple[float, float, dict]]] = []
+    lanes: list[list[_Slice]] = []
     for start, end, info in sorted(intervals, key=lambda x: (x[0], x[1])):
         for lane in lanes:
             if lane[-1][1] <= start:
@@ -95,7 +98,7 @@ class _Builder:
             self.events.append({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid, "args": {"sort_index": tid}})
         return self._tids[key]
 
-    def slices(self, pid: int, track: str, intervals: Iterable[tuple[float, float, dict]]) -> dict[int, int]:
+    def slices(self, pid: int, track: str, intervals: Iterable[_Slice]) -> dict[int, int]:
         """Complete slices on ``track`` (a second lane ``track #2`` where they overlap);
         returns the tid each slice went to, by ``id(info)``."""
         placed: dict[int, int] = {}
@@ -129,7 +132,8 @@ class _Builder:
             self.events.append({"ph": "C", "name": name, "pid": pid, "tid": 0, "ts": t * _US, "args": {"value": value}})
 
 
-def _counters(spans: list[tuple[float, float, float]], capacity: float | None) -> tuple[list, list]:
+def _counters(spans: list[tuple[float, float, float]],
+              capacity: float | None) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """(utilization %, MB in flight) step points from a link's (start, end, bytes) flows."""
     deltas: dict[float, list[float]] = {}
     for start, end, nbytes in spans:
@@ -138,7 +142,8 @@ def _counters(spans: list[tuple[float, float, float]], capacity: float | None) -
             d = deltas.setdefault(t, [0.0, 0.0])
             d[0] += sign * rate
             d[1] += sign * nbytes
-    util, flight = [], []
+    util: list[tuple[float, float]] = []
+    flight: list[tuple[float, float]] = []
     rate_sum = bytes_sum = 0.0
     for t in sorted(deltas):
         rate_sum += deltas[t][0]
@@ -166,7 +171,8 @@ def chrome_trace(timeline: dict[str, Any]) -> dict[str, Any]:
             buckets_by_rank.setdefault(bucket["rank"], []).append(bucket)
     for rank in timeline["ranks"]:
         name = f"rank {rank['rank']} {rank['gpu']}"
-        compute, comm = [], []
+        compute: list[_Slice] = []
+        comm: list[_Slice] = []
         for iv in rank["intervals"]:
             info = {"name": iv["kind"], "iteration": iv["iteration"]}
             (comm if iv["kind"] == "communication" else compute).append((iv["start"], iv["end"], info))
@@ -176,7 +182,7 @@ def chrome_trace(timeline: dict[str, Any]) -> dict[str, Any]:
         if own is None:  # no bucket record (older timelines): the sync intervals as they are
             b.slices(_GPUS_PID, f"{name} gradient sync", comm)
             continue
-        slices = []
+        slices: list[_Slice] = []
         for bucket in own:
             info = {
                 "name": f"bucket {bucket['bucket']}",
@@ -197,7 +203,7 @@ def chrome_trace(timeline: dict[str, Any]) -> dict[str, Any]:
             b.events.append({**common, "ph": "f", "bp": "e", "tid": placed[id(info)], "ts": start * _US})
 
     capacities: dict[str, float] = timeline.get("links", {})
-    per_link: dict[str, list[tuple[float, float, dict]]] = {}
+    per_link: dict[str, list[_Slice]] = {}
     for flow in timeline["flows"]:
         if flow["end"] is None:
             continue
@@ -217,7 +223,8 @@ def chrome_trace(timeline: dict[str, Any]) -> dict[str, Any]:
         pid = b.host(host_of(server.get("host") or f"ps{server['server']}"))
         b.slices(pid, f"ps{server['server']} aggregation",
                  [(a, e, {"name": "aggregate", "cat": "server"}) for a, e in server["busy"]])
-    return _clean({"traceEvents": b.events, "displayTimeUnit": "ms", "metadata": meta})
+    doc: dict[str, Any] = _clean({"traceEvents": b.events, "displayTimeUnit": "ms", "metadata": meta})
+    return doc
 
 
 def write_chrome_trace(timeline: dict[str, Any], path: str) -> None:

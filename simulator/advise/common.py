@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..results import resource_label  # noqa: F401  (re-exported: the advisers' labels)
+from ..results import resource_label  # re-exported: the advisers' labels
 from ..scenario import Scenario
+
+__all__ = ["quick", "resource_label", "with_"]
 
 
 def with_(scenario: Scenario, **dotted: Any) -> Scenario:

@@ -253,8 +253,9 @@ class NetBuilder:
             name, "concat", output_shape=out, flops=0, input_elements=sum(_elements(s) for s in inputs)
         )
 
-    def branches(self, name: str, *paths: Callable[[], None]) -> Layer:
-        """Run each path from the current tensor, then concatenate their outputs."""
+    def branches(self, name: str, *paths: Callable[[], object]) -> Layer:
+        """Run each path from the current tensor, then concatenate their outputs (what a
+        path returns is not read)."""
         start = self.shape
         outputs: list[Shape] = []
         for path in paths:

@@ -12,7 +12,7 @@ the models' size.
 from __future__ import annotations
 
 from simulator.zoo.builder import IntPair, NetBuilder
-from simulator.zoo.core import Model
+from simulator.zoo.core import Layer, Model
 
 IMAGENET_CLASSES = 1000
 
@@ -227,11 +227,11 @@ def resnet152() -> Model:
 
 def _conv_bn_relu(
     b: NetBuilder, prefix: str, out_channels: int, kernel: IntPair, stride: IntPair = 1, padding: IntPair = 0
-) -> None:
-    """torchvision ``BasicConv2d``: bias-free conv, batch norm, ReLU."""
+) -> Layer:
+    """torchvision ``BasicConv2d``: bias-free conv, batch norm, ReLU (returned)."""
     b.conv(f"{prefix}.conv", out_channels, kernel, stride, padding)
     b.batchnorm(f"{prefix}.bn")
-    b.relu(f"{prefix}.relu")
+    return b.relu(f"{prefix}.relu")
 
 
 def _googlenet_inception(
@@ -344,9 +344,9 @@ def _inception_d(b: NetBuilder, p: str) -> None:
 
 
 def _inception_e(b: NetBuilder, p: str) -> None:
-    def split_1x3_3x1(prefix: str) -> None:
+    def split_1x3_3x1(prefix: str) -> Layer:
         # the 1x3 and 3x1 convs both read the same tensor and are concatenated
-        b.branches(
+        return b.branches(
             f"{prefix}_concat",
             lambda: _conv_bn_relu(b, f"{prefix}a", 384, (1, 3), 1, (0, 1)),
             lambda: _conv_bn_relu(b, f"{prefix}b", 384, (3, 1), 1, (1, 0)),

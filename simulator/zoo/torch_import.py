@@ -110,7 +110,8 @@ class _Recorder:
         self.outputs: dict[str, Any] = {}
         self.flops: dict[str, int] = {}
 
-        class Interpreter(torch.fx.Interpreter):
+        # torch comes in as an argument (imported only when an import runs), untyped here.
+        class Interpreter(torch.fx.Interpreter):  # type: ignore[misc]
             def run_node(self, n: Any) -> Any:
                 with FlopCounterMode(display=False) as counter:
                     out = super().run_node(n)
