@@ -65,6 +65,10 @@ def simulate(scenario: Scenario, *, with_baseline: bool = True, record_timeline:
     metrics are means over independent runs and ``result.replications`` holds each
     metric's mean, standard deviation and 95% confidence interval.
     """
+    if scenario.training.parallelism is not None:  # a transformer step as Megatron-LM / FSDP run it
+        from .llm.run import simulate_llm
+
+        return simulate_llm(scenario)
     baseline_throughput = None
     if with_baseline and scenario.cluster.total_gpus > 1:
         baseline_throughput = _baseline_throughput(scenario.single_gpu())

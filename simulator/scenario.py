@@ -8,89 +8,26 @@ dotted path, before any simulation starts.
 
 from __future__ import annotations
 
-import os
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from topologies import FABRICS, SERVER_LAYOUTS
 
 from . import catalog, zoo
-
-#: Upper bounds on counts, beyond any cluster built so far; they stop a typo (10^7
-#: nodes) from running for hours or exhausting memory. Lifted by ``--allow-large`` or
-#: the environment variable ``CLUSTERSIM_ALLOW_LARGE=1`` for users who mean it.
-LIMITS: dict[str, int] = {
-    "cluster.nodes": 16_384,
-    "cluster.gpus_per_node": 64,
-    "cluster.total_gpus": 65_536,
-    "cluster.host_cores": 4_096,
-    "cluster.server.pcie_switches": 64,
-    "cluster.server.gpus_per_switch": 64,
-    "cluster.server.nics": 64,
-    "cluster.fabric.nodes_per_leaf": 16_384,
-    "cluster.fabric.spines": 4_096,
-    "workload.batch_per_gpu": 1_048_576,
-    "workload.sequence_length": 1_048_576,
-    "training.parameter_servers.count": 4_096,
-    "training.parameter_servers.cores": 4_096,
-    "training.parameter_servers.staleness": 10_000,
-    "simulation.iterations": 1_000,
-    "simulation.warmup_iterations": 1_000,
-    "simulation.replications": 1_000,
-    "sweep.runs": 100_000,
-}
-ALLOW_LARGE_ENV = "CLUSTERSIM_ALLOW_LARGE"
-
-#: Per-rank compute variation on by default: fitted, leave-one-source-out, on the
-#: multi-GPU training dev set (README "Validation"); a run that should be noise-free
-#: sets ``variability.iteration_cv: 0``.
-DEFAULT_ITERATION_CV = 0.02
-
-#: Bounds of float fields (physical, not lifted): every number must also be finite.
-MAX_LATENCY_US = 1e6  # one second per hop, message or layer
-MAX_GBPS = 1e6  # 1 Pb/s
-MAX_GBYTES_S = 1e5
-MAX_MIB = 1_048_576.0  # 1 TiB (the tensorflow_collective preset's "unlimited" pack)
-
-
-def large_allowed() -> bool:
-    """Whether the count limits are lifted (``--allow-large`` / ``CLUSTERSIM_ALLOW_LARGE``)."""
-    return os.environ.get(ALLOW_LARGE_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def check_limit(path: str, value: int | None) -> int | None:
-    """``value`` if it is within ``LIMITS[path]`` (or limits are lifted), else a ValueError."""
-    limit = LIMITS[path]
-    if value is not None and value > limit and not large_allowed():
-        raise ValueError(
-            f"{value:,} is above the limit of {limit:,} (a safeguard; pass --allow-large or set "
-            f"{ALLOW_LARGE_ENV}=1 if you mean it)"
-        )
-    return value
-
-
-class _Strict(BaseModel):
-    """Frozen, unknown keys rejected, strict types (no "4" or true for a number), finite
-    numbers only. ``_limits`` names the count fields bounded by :data:`LIMITS`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True, allow_inf_nan=False)
-    _section: ClassVar[str] = ""
-    _limited: ClassVar[tuple[str, ...]] = ()
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _within_limits(cls, value: Any, info: ValidationInfo) -> Any:
-        if info.field_name in cls._limited:
-            check_limit(f"{cls._section}.{info.field_name}", value)
-        return value
+from .llm.parallel import ParallelismSpec, check_layout
+from .schema_base import (  # noqa: F401 - re-exported: the schema's limits and bounds live there
+    ALLOW_LARGE_ENV,
+    DEFAULT_ITERATION_CV,
+    LIMITS,
+    MAX_GBPS,
+    MAX_GBYTES_S,
+    MAX_LATENCY_US,
+    MAX_MIB,
+    _Strict,
+    check_limit,
+    large_allowed,
+)
 
 
 def _known(kind: str, name: str, known: list[str]) -> str:
@@ -497,6 +434,12 @@ class TrainingSpec(_Strict):
     parameter_servers: ParameterServerSpec = Field(
         default_factory=ParameterServerSpec, description="Parameter-server settings (parameter_server strategy only)."
     )
+    parallelism: ParallelismSpec | None = Field(
+        None,
+        description="Transformer parallelism (tensor, pipeline, data with ZeRO, context, expert) for a "
+        "transformer workload: when given, a step is simulated as Megatron-LM / FSDP run it "
+        "(simulator.llm) instead of plain data parallelism.",
+    )
     overlap: bool = Field(
         True, description="Start synchronizing a bucket as soon as its gradients are ready during backward."
     )
@@ -731,7 +674,19 @@ class Scenario(_Strict):
                 zoo.get_model(self.workload.model, sequence_length=self.workload.sequence_length)
             except ValueError as exc:
                 raise ValueError(f"workload.sequence_length: {exc}") from None
+        if self.training.parallelism is not None:
+            self._check_parallelism(self.training.parallelism)
         return self
+
+    def _check_parallelism(self, parallelism: ParallelismSpec) -> None:
+        from .llm.spec import PRESETS
+
+        spec = PRESETS.get(self.workload.model)
+        if spec is None:
+            raise ValueError(f"training.parallelism: workload.model {self.workload.model!r} is not a transformer "
+                             f"preset of the parallelism model ({', '.join(sorted(PRESETS))})")
+        seq = self.workload.sequence_length or zoo.get_model(self.workload.model).input_shape[0]
+        check_layout(parallelism, spec, total_gpus=self.cluster.total_gpus, seq_len=seq)
 
     def single_gpu(self) -> Scenario:
         """The same scenario on one GPU: the baseline of speedup."""

@@ -46,7 +46,8 @@ def simulate(
     source = str(scenario) if scenario else DEFAULT_SCENARIO_NAME
     result = located(source, run_simulation, loaded, record_timeline=trace_out is not None)
     timeline = result.extra.pop("timeline") if trace_out else {}
-    rows = located(source, layer_rows, loaded)
+    # per-layer rows of a data-parallel rank (a transformer-parallel step reports its own)
+    rows = [] if loaded.training.parallelism is not None else located(source, layer_rows, loaded)
     # Always serialized, so a non-finite result is an error, never a table or invalid JSON.
     text = strict_json({**result.to_dict(), "layers": rows}, sort_keys=True, indent=2)  # SimResult + per-layer times
     if trace_out:
@@ -106,6 +107,11 @@ def topology(scenario: Path | None, overrides: tuple[str, ...], png: str) -> Non
 
 def print_report(result: SimResult, source: str) -> None:
     console = Console()
+    if "llm" in result.extra:
+        from ..llm.report import print_llm_report
+
+        print_llm_report(console, result, source)
+        return
     unit = result.sample_unit
     # The title on its own line: a table title wraps to the table's width.
     console.print(Text(f"clustersim {result.version} - {result.scenario} ({source})", style="bold"), soft_wrap=True)

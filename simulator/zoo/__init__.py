@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from simulator.llm.spec import PRESETS as LLM_PRESETS
+from simulator.llm.stage import full_model
 from simulator.zoo import cnn, transformer
 from simulator.zoo.core import LAYER_KINDS, GemmShape, Layer, Model
 from simulator.zoo.registry import (
@@ -72,6 +74,17 @@ _register("bert_base", transformer.bert_base, default_sequence_length=128)
 _register("bert_large", transformer.bert_large, default_sequence_length=128)
 _register("gpt2", transformer.gpt2, default_sequence_length=1024)
 _register("gpt2_medium", transformer.gpt2_medium, default_sequence_length=1024)
+
+
+def _llm_builder(spec: Any) -> Callable[[int], Model]:
+    return lambda sequence_length: full_model(spec, sequence_length)
+
+
+# The transformer presets of the parallelism model (simulator.llm), trainable by plain
+# data parallelism too; default sequence: the model's training context.
+_LLM_CONTEXT = {"gpt3": 2048, "llama2": 4096, "llama3": 8192, "mixtral": 4096}
+for _spec in LLM_PRESETS.values():
+    _register(_spec.name, _llm_builder(_spec), default_sequence_length=_LLM_CONTEXT[_spec.name.split("_")[0]])
 reserve_names(_REGISTRY)  # user models may not take a zoo name
 
 

@@ -44,7 +44,12 @@ def test_every_shipped_scenario_fits():
     files = sorted(Path(__file__).parents[2].joinpath("scenarios").glob("*.yaml"))
     assert len(files) >= 3  # the example scenarios were found
     for path in files:
-        assert memory.estimate_scenario(load_scenario(path)).fits, path
+        scenario = load_scenario(path)
+        if scenario.training.parallelism is None:
+            assert memory.estimate_scenario(scenario).fits, path
+        else:  # a transformer-parallel step: its own memory model, checked when it runs
+            llm = simulate(scenario).extra["llm"]
+            assert max(stage["total"] for stage in llm["memory_gib_per_stage"]) < 80, path
 
 
 def test_simulate_refuses_with_the_numbers_and_the_opt_out_works():

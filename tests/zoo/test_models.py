@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import pytest
 
+# name -> (exact reference count, published rounded figure in millions, where from)
+from simulator.llm.spec import PRESETS as LLM_PRESETS
 from simulator.zoo import LAYER_KINDS, Layer, Model, get_model, list_models, model_summary
 
-# name -> (exact reference count, published rounded figure in millions, where from)
 REFERENCE_PARAMS = {
     "alexnet": (61_100_840, 61.10),  # torchvision AlexNet_Weights.IMAGENET1K_V1
     "vgg16": (138_357_544, 138.36),  # torchvision VGG16_Weights.IMAGENET1K_V1
@@ -61,7 +62,8 @@ def test_required_models_are_listed() -> None:
     names = list_models()
     assert required <= set(names)
     assert names == sorted(names)
-    assert set(names) == set(REFERENCE_PARAMS)
+    # the transformer presets of simulator.llm are checked in tests/llm/test_spec.py
+    assert set(names) == set(REFERENCE_PARAMS) | set(LLM_PRESETS)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))

@@ -1,0 +1,96 @@
+"""What one GPU's pieces of a transformer step cost, before they are put on the clock.
+
+Per model chunk (a pipeline stage, or one of its virtual stages): the forward and
+backward compute of one micro-batch from the kernel model
+(:func:`simulator.compute.roofline_costs` on :func:`simulator.llm.stage.stage_model`),
+recomputation, and the tensor-parallel collectives timed once each on an idle copy of
+the cluster by the collective library (they run on NVLink inside a node and do not meet
+the traffic between nodes). Pipeline transfers and data-parallel collectives are not
+here: they run live in :mod:`simulator.llm.step`, on the shared network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..catalog import GPUSpec
+from ..compute import ACTIVATION_BYTES, default_compute_efficiency, roofline_costs
+from .parallel import Layout
+from .spec import TransformerSpec
+from .stage import stage_model, tp_collectives
+
+
+@dataclass(frozen=True)
+class ChunkCosts:
+    """One model chunk on one GPU, for one micro-batch."""
+
+    forward_compute_s: float
+    backward_compute_s: float  # recomputation included
+    recompute_s: float  # of which recomputation
+    tp_forward_s: float  # tensor-parallel collectives in one forward pass
+    tp_backward_s: float
+    params: int  # parameters this GPU holds for the chunk
+    optimizer_s: float  # the optimizer step over this chunk's (unsharded) parameters
+
+    @property
+    def forward_s(self) -> float:
+        return self.forward_compute_s + self.tp_forward_s
+
+    @property
+    def backward_s(self) -> float:
+        return self.backward_compute_s + self.tp_backward_s
+
+
+def _attention_indices(model) -> list[int]:  # noqa: ANN001 - a zoo Model
+    return [i for i, layer in enumerate(model.layers) if layer.kind in ("attention", "softmax")
+            or layer.name.endswith("attention_dropout")]
+
+
+def chunk_costs(spec: TransformerSpec, layout: Layout, gpu: GPUSpec, *, chunk_index: int, precision: str,
+                recompute: str, flash_attention: bool, optimizer: str, memory_efficiency: float,
+                layer_overhead_s: float, compute_efficiency: float | None,
+                tp_time: dict[str, float]) -> ChunkCosts:
+    """Costs of virtual stage ``chunk_index`` (``0 .. pipeline x virtual_stages - 1``).
+    ``tp_time`` maps a tensor-parallel collective name to its time for one micro-batch's
+    activation (``micro_batch x seq x hidden`` elements)."""
+    chunks = layout.pipeline * layout.virtual_stages
+    first, last = chunk_index == 0, chunk_index == chunks - 1
+    model = stage_model(spec, seq_len=layout.chunk_seq, tp=layout.tensor,
+                        first_layer=chunk_index * layout.layers_per_chunk, layers=layout.layers_per_chunk,
+                        embedding=first, head=last, sequence_parallel=layout.sequence_parallel,
+                        flash_attention=flash_attention)
+    costs = roofline_costs(model, gpu, precision=precision, batch=layout.micro_batch,
+                           compute_efficiency=compute_efficiency or default_compute_efficiency(precision),
+                           memory_efficiency=memory_efficiency, layer_overhead_s=layer_overhead_s,
+                           optimizer=optimizer)
+    forward = float(costs.forward_s.sum())
+    collectives = tp_collectives(layout.layers_per_chunk, embedding=first, head=last,
+                                 sequence_parallel=layout.sequence_parallel) if layout.tensor > 1 else {}
+    tp_forward = sum(count * tp_time[name] for name, count in collectives.items())
+    if recompute == "full":  # every block's forward again, its collectives included
+        recompute_s, tp_backward = forward, 2 * tp_forward
+    elif recompute == "selective" and not flash_attention:  # the attention core again
+        recompute_s, tp_backward = float(costs.forward_s[_attention_indices(model)].sum()), tp_forward
+    else:  # nothing stored is recomputed (flash attention recomputes its own scores inside its kernel)
+        recompute_s, tp_backward = 0.0, tp_forward
+    return ChunkCosts(
+        forward_compute_s=forward,
+        backward_compute_s=float(costs.backward_s.sum()) + recompute_s,
+        recompute_s=recompute_s,
+        tp_forward_s=tp_forward,
+        tp_backward_s=tp_backward,
+        params=model.total_params,
+        optimizer_s=costs.optimizer_s,
+    )
+
+
+def activation_bytes(spec: TransformerSpec, layout: Layout, precision: str) -> float:
+    """Bytes one GPU sends to the next pipeline stage per micro-batch: its 1/tensor share
+    of the ``micro_batch x seq x hidden`` activation (Megatron-LM's scatter-gather
+    optimization; with sequence parallelism the share is all it has)."""
+    return layout.micro_batch * layout.chunk_seq * spec.hidden * ACTIVATION_BYTES[precision] / layout.tensor
+
+
+def tp_message_bytes(spec: TransformerSpec, layout: Layout, precision: str) -> float:
+    """The buffer of one tensor-parallel collective: a micro-batch's activation."""
+    return layout.micro_batch * layout.chunk_seq * spec.hidden * ACTIVATION_BYTES[precision]

@@ -1,0 +1,166 @@
+"""How a transformer job is split over the GPUs: the ``training.parallelism`` section.
+
+The degrees multiply to the GPU count: ``tensor x pipeline x context x data`` (expert
+parallelism reuses the data and context ranks for the MoE layers, as Megatron-LM's
+``tp-cp-ep-dp-pp`` order does). Ranks are numbered as Megatron-LM numbers them:
+tensor-parallel peers are consecutive (inside one node, on its NVLink), then context,
+then data, and pipeline stages outermost (across nodes).
+
+Checks (exit 2 naming the field): the degrees divide what they split — heads and key/value
+heads by ``tensor``, layers by ``pipeline x virtual_stages``, the GPU count by
+``tensor x pipeline x context``, the global batch by ``micro_batch x data``, the sequence
+by ``tensor`` (sequence parallelism) and ``2 x context`` (ring attention's load-balanced
+halves), the experts by ``expert``; the interleaved schedule needs the micro-batches in
+whole multiples of ``pipeline`` (Megatron-LM's own requirement).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..schema_base import _Strict
+from .spec import TransformerSpec
+
+
+class ParallelismSpec(_Strict):
+    """Tensor, pipeline, data, context and expert parallelism of a transformer job."""
+
+    _section = "training.parallelism"
+    _limited = ("tensor", "pipeline", "context", "expert", "virtual_stages", "micro_batch", "global_batch")
+
+    tensor: int = Field(1, ge=1, description="Tensor-parallel degree (Megatron column/row split of every block).")
+    pipeline: int = Field(1, ge=1, description="Pipeline stages (the blocks split evenly over them).")
+    data: int | None = Field(
+        None, ge=1, description="Data-parallel replicas; default: GPUs / (tensor x pipeline x context)."
+    )
+    context: int = Field(1, ge=1, description="Context-parallel degree (ring attention over sequence chunks).")
+    expert: int = Field(1, ge=1, description="Expert-parallel degree of MoE layers.")
+    micro_batch: int = Field(1, ge=1, description="Sequences per micro-batch on one pipeline.")
+    global_batch: int = Field(
+        ..., ge=1, description="Sequences per optimizer step over all data-parallel replicas."
+    )
+    schedule: Literal["1f1b", "gpipe", "interleaved"] = Field(
+        "1f1b", description="Pipeline schedule: 1F1B (PipeDream-flush), GPipe (all forwards, then all backwards), "
+        "or Megatron-LM's interleaved 1F1B over virtual_stages model chunks per GPU.",
+    )
+    virtual_stages: int = Field(1, ge=1, description="Model chunks per GPU (interleaved schedule).")
+    sequence_parallel: bool | None = Field(
+        None, description="Megatron sequence parallelism (norms and dropouts on 1/tensor of the tokens; "
+        "all-gather + reduce-scatter instead of all-reduce). Default: on when tensor > 1.",
+    )
+    recompute: Literal["none", "selective", "full"] = Field(
+        "selective", description="Activation recomputation: none; selective (the attention core, Korthikanti "
+        "et al. 2022); full (every block's forward again during backward).",
+    )
+    flash_attention: bool = Field(True, description="Fused attention kernel (no score matrix in memory, causal skip).")
+    zero_stage: Literal[0, 1, 2, 3] = Field(
+        1, description="Sharding over the data-parallel group: 0 none (all-reduce gradients); 1 optimizer states "
+        "(Megatron's distributed optimizer: reduce-scatter gradients, all-gather parameters); 2 + gradients; "
+        "3 + parameters (FSDP FULL_SHARD: all-gather each block's parameters before forward and backward).",
+    )
+    overlap_grad_reduce: bool = Field(
+        True, description="Reduce gradients in buckets during the last micro-batch's backward."
+    )
+    optimizer: Literal["adam", "sgd", "momentum"] = Field("adam", description="Optimizer (state bytes and step time).")
+
+    @model_validator(mode="after")
+    def _schedule(self) -> ParallelismSpec:
+        if self.schedule == "interleaved" and self.virtual_stages < 2:
+            raise ValueError("training.parallelism.virtual_stages: the interleaved schedule needs 2 or more")
+        if self.schedule != "interleaved" and self.virtual_stages != 1:
+            raise ValueError("training.parallelism.virtual_stages: only the interleaved schedule uses model chunks")
+        return self
+
+    @property
+    def sp(self) -> bool:
+        return self.tensor > 1 if self.sequence_parallel is None else self.sequence_parallel
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The checked split of one job: degrees, micro-batches and layers per stage."""
+
+    tensor: int
+    pipeline: int
+    data: int
+    context: int
+    expert: int
+    micro_batch: int
+    micro_batches: int  # per pipeline per optimizer step
+    virtual_stages: int
+    layers_per_chunk: int
+    seq_len: int  # tokens of one sequence
+    sequence_parallel: bool
+
+    @property
+    def gpus(self) -> int:
+        return self.tensor * self.pipeline * self.context * self.data
+
+    @property
+    def chunk_seq(self) -> int:
+        """Tokens of one sequence one context-parallel rank holds."""
+        return self.seq_len // self.context
+
+
+def _fail(field: str, message: str) -> None:
+    raise ValueError(f"training.parallelism.{field}: {message}")
+
+
+def check_layout(p: ParallelismSpec, spec: TransformerSpec, *, total_gpus: int, seq_len: int) -> Layout:
+    """The layout of ``p`` for ``spec`` on ``total_gpus`` GPUs, or a ValueError naming
+    the field that does not divide what it splits."""
+    t, pp, c, v = p.tensor, p.pipeline, p.context, p.virtual_stages
+    if spec.heads % t:
+        _fail("tensor", f"{t} does not divide the {spec.heads} attention heads")
+    if spec.query_groups % t:
+        _fail("tensor", f"{t} does not divide the {spec.query_groups} key/value heads")
+    if spec.ffn_hidden % t:
+        _fail("tensor", f"{t} does not divide ffn_hidden {spec.ffn_hidden}")
+    if spec.layers % (pp * v):
+        _fail("pipeline", f"{pp} stages x {v} virtual stages do not divide the {spec.layers} layers")
+    if total_gpus % (t * pp * c):
+        _fail("tensor", f"tensor x pipeline x context = {t * pp * c} does not divide the {total_gpus} GPUs")
+    data = total_gpus // (t * pp * c)
+    if p.data is not None and p.data != data:
+        _fail("data", f"{p.data} x tensor {t} x pipeline {pp} x context {c} is not the {total_gpus} GPUs")
+    if p.global_batch % (p.micro_batch * data):
+        _fail("global_batch", f"{p.global_batch} is not a multiple of micro_batch {p.micro_batch} x data {data}")
+    micro_batches = p.global_batch // (p.micro_batch * data)
+    if p.schedule == "interleaved" and micro_batches % pp:
+        _fail("global_batch", f"the interleaved schedule needs micro-batches ({micro_batches}) in multiples of "
+              f"the {pp} pipeline stages")
+    if p.sp and seq_len % (t * c):
+        _fail("sequence_parallel", f"the sequence ({seq_len} tokens) does not split over tensor x context = {t * c}")
+    if c > 1 and seq_len % (2 * c):
+        _fail("context", f"the sequence ({seq_len} tokens) does not split into 2 x {c} chunks")
+    if p.expert > 1:
+        if not spec.moe:
+            _fail("expert", f"{p.expert} expert-parallel ranks, but {spec.name} has no experts")
+        if spec.experts % p.expert:
+            _fail("expert", f"{p.expert} does not divide the {spec.experts} experts")
+        if (data * c) % p.expert:
+            _fail("expert", f"{p.expert} does not divide data x context = {data * c}")
+    return Layout(tensor=t, pipeline=pp, data=data, context=c, expert=p.expert, micro_batch=p.micro_batch,
+                  micro_batches=micro_batches, virtual_stages=v, layers_per_chunk=spec.layers // (pp * v),
+                  seq_len=seq_len, sequence_parallel=p.sp)
+
+
+def rank(layout: Layout, *, tp: int = 0, cp: int = 0, dp: int = 0, stage: int = 0) -> int:
+    """Global rank of a GPU by its coordinates (Megatron order: tp fastest, pp slowest)."""
+    return tp + layout.tensor * (cp + layout.context * (dp + layout.data * stage))
+
+
+def bubble_fraction(schedule: str, stages: int, micro_batches: int, virtual_stages: int = 1) -> float:
+    """Idle share of a pipeline's step with equal stages and free transfers: 1F1B and
+    GPipe ``(p-1)/(m+p-1)``; interleaved ``(p-1)/(v m + p - 1)`` (Narayanan et al.,
+    SC'21: the bubble shrinks by v)."""
+    p, m, v = stages, micro_batches, (virtual_stages if schedule == "interleaved" else 1)
+    return (p - 1) / (v * m + p - 1) if p > 1 else 0.0
+
+
+def ceil_div(a: int, b: int) -> int:
+    return math.ceil(a / b)

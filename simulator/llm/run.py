@@ -1,0 +1,226 @@
+"""Simulate a scenario with ``training.parallelism``: build the step, run it, report it
+in the terms LLM trainers use (step time, tokens/s, tokens/s per GPU, MFU, and where
+the time went)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import catalog
+from ..build import cluster_network
+from ..built import CountingEnvironment
+from ..errors import ScenarioError
+from ..network import Network
+from ..results import SimResult, Utilization
+from ..scenario import Scenario
+from .costs import ChunkCosts, activation_bytes, chunk_costs, tp_message_bytes
+from .memory import GIB, MemoryUse, stage_memory
+from .parallel import Layout, bubble_fraction, check_layout, rank
+from .schedule import in_flight, stage_ops
+from .spec import TransformerSpec, get_spec, model_flops_per_token, parameter_count
+from .step import StepPlan, StepSimulation, library_for
+
+PARAM_GATHER_BYTES = 2  # bf16/fp16 parameters all-gathered after the step (ZeRO >= 1)
+GRAD_REDUCE_BYTES = 2  # gradients reduced in the compute precision (Megatron-core's default)
+
+
+def transformer_of(scenario: Scenario) -> TransformerSpec:
+    try:
+        return get_spec(scenario.workload.model)
+    except KeyError:
+        raise ScenarioError(f"workload.model: {scenario.workload.model!r} is not a transformer the parallelism "
+                            "model knows (clustersim list models)") from None
+
+
+@dataclass(frozen=True)
+class LLMStep:
+    """Everything about one step besides the SimResult's headline figures."""
+
+    layout: Layout
+    step_s: float
+    tokens_per_step: int
+    model_flops_per_step: float
+    memory: list[MemoryUse]  # per stage
+    chunks: list[ChunkCosts]  # per virtual stage
+    tp_collective_s: dict[str, float]
+
+
+def _tp_times(scenario: Scenario, network: Network, gpus: list, node_of: dict, backend, layout: Layout,  # noqa: ANN001
+              nbytes: float, architecture: str) -> dict[str, float]:
+    """Each tensor-parallel collective of one micro-batch's activation, alone on an idle
+    copy of the network (the TP group of stage 0, replica 0: all are alike)."""
+    if layout.tensor < 2:
+        return {}
+    env = CountingEnvironment()
+    scratch = Network(env, network.graph)
+    group = [gpus[rank(layout, tp=i)] for i in range(layout.tensor)]
+    library = library_for(env, scratch, group, node_of, backend, architecture)
+    times = {}
+    for collective in ("allreduce", "allgather", "reduce_scatter"):
+        start = env.now
+        env.process(library.run(collective, nbytes))
+        env.run()
+        times[collective] = env.now - start
+    return times
+
+
+def _pipeline_pairs(layout: Layout, gpus: list, node_of: dict) -> dict[tuple[int, int], tuple]:
+    """Per (stage, neighbour stage): the GPU pairs one bundled transfer stands for. Every
+    replica's transfer is alike; those that leave the same nodes as replica 0's share
+    their NICs and are kept, the others (other nodes, other NICs) are left out — exact
+    on a non-blocking fabric, optimistic where the fabric's core is oversubscribed."""
+    out = {}
+    for s in range(layout.pipeline):
+        home = {node_of[gpus[rank(layout, tp=i, cp=cc, stage=s)]] for i in range(layout.tensor)
+                for cc in range(layout.context)}
+        for t in ((s + 1) % layout.pipeline, (s - 1) % layout.pipeline):
+            if t == s:
+                continue
+            out[(s, t)] = tuple((gpus[rank(layout, tp=i, cp=cc, dp=d, stage=s)],
+                                 gpus[rank(layout, tp=i, cp=cc, dp=d, stage=t)])
+                                for d in range(layout.data) for cc in range(layout.context)
+                                for i in range(layout.tensor)
+                                if node_of[gpus[rank(layout, tp=i, cp=cc, dp=d, stage=s)]] in home)
+    return out
+
+
+def _own_rails(groups: list[list], rails: dict) -> bool:
+    """Whether the tensor ranks' data-parallel groups leave their nodes by different NICs
+    (rail-aligned servers): then one group's collectives stand for all of them."""
+    first = [g[0] for g in groups]
+    return len(first) > 1 and all(g in rails for g in first) and len({rails[g] for g in first}) == len(first)
+
+
+def simulate_llm(scenario: Scenario) -> SimResult:
+    p = scenario.training.parallelism
+    assert p is not None
+    spec = transformer_of(scenario)
+    w, c = scenario.workload, scenario.cluster
+    seq_len = w.sequence_length or 2048
+    try:
+        layout = check_layout(p, spec, total_gpus=c.total_gpus, seq_len=seq_len)
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
+    gpu = catalog.get_gpu(c.gpu)
+    env = CountingEnvironment()
+    cluster, network, backend = cluster_network(scenario, env)
+    gpus = list(cluster.gpus)
+    node_of = {g: i // c.gpus_per_node for i, g in enumerate(gpus)}
+    tp_time = _tp_times(scenario, network, gpus, node_of, backend, layout, tp_message_bytes(spec, layout, w.precision),
+                        gpu.architecture)
+    stages, v = layout.pipeline, layout.virtual_stages
+    chunk_list = [chunk_costs(spec, layout, gpu, chunk_index=k, precision=w.precision, recompute=p.recompute,
+                              flash_attention=p.flash_attention, optimizer=p.optimizer,
+                              memory_efficiency=w.memory_efficiency, layer_overhead_s=w.layer_overhead_us * 1e-6,
+                              compute_efficiency=w.compute_efficiency, tp_time=tp_time)
+                  for k in range(stages * v)]
+    # GPU of stage s holds virtual stages s, s + p, s + 2p, ...
+    held = [[chunk_list[k * stages + s] for k in range(v)] for s in range(stages)]
+    ops = [stage_ops(p.schedule, s, stages, layout.micro_batches, v) for s in range(stages)]
+    shards = layout.data * layout.context
+    memory = [stage_memory(spec, layout, params=sum(ch.params for ch in held[s]), in_flight_chunks=in_flight(ops[s]),
+                           last=s == stages - 1, zero_stage=p.zero_stage, recompute=p.recompute,
+                           flash_attention=p.flash_attention, optimizer=p.optimizer) for s in range(stages)]
+    busiest = max(range(stages), key=lambda s: memory[s].total)
+    if memory[busiest].total > gpu.memory_gib * GIB:
+        m = memory[busiest].to_dict()
+        raise ScenarioError(
+            f"training.parallelism: stage {busiest} needs {m['total']:.1f} GiB per GPU, the {gpu.name} has "
+            f"{gpu.memory_gib:g} GiB (model states {m['model_states']:.1f}, activations {m['activations']:.1f}, "
+            f"logits {m['logits']:.1f}, workspace {m['workspace']:.1f}); raise tensor/pipeline parallelism, the "
+            "ZeRO stage or recomputation, or lower the micro-batch")
+    pairs = _pipeline_pairs(layout, gpus, node_of)
+    dp_groups = [[[gpus[rank(layout, tp=i, cp=cc, dp=d, stage=s)] for d in range(layout.data)
+                   for cc in range(layout.context)] for i in range(layout.tensor)] for s in range(stages)]
+    rails = network.router.rail_nics
+    libraries = {(s, i): library_for(env, network, group, node_of, backend, gpu.architecture)
+                 for s in range(stages) for i, group in enumerate(dp_groups[s])
+                 if len(group) > 1 and (i == 0 or not _own_rails(dp_groups[s], rails))}
+    plan = StepPlan(
+        stages=stages, chunks=v, micro_batches=layout.micro_batches, ops=ops,
+        forward_s=[[ch.forward_s for ch in held[s]] for s in range(stages)],
+        backward_s=[[ch.backward_s for ch in held[s]] for s in range(stages)],
+        compute_s=[[(ch.forward_compute_s, ch.backward_compute_s, ch.recompute_s) for ch in held[s]]
+                   for s in range(stages)],
+        tp_s=[[(ch.tp_forward_s, ch.tp_backward_s) for ch in held[s]] for s in range(stages)],
+        activation_bytes=activation_bytes(spec, layout, w.precision),
+        p2p_pairs=pairs,
+        dp_groups=dp_groups,
+        grad_bytes=[[ch.params * GRAD_REDUCE_BYTES for ch in held[s]] for s in range(stages)],
+        param_bytes=[[ch.params * PARAM_GATHER_BYTES for ch in held[s]] for s in range(stages)],
+        optimizer_s=[sum(ch.optimizer_s for ch in held[s]) / (shards if p.zero_stage >= 1 else 1)
+                     for s in range(stages)],
+        blocks_per_chunk=layout.layers_per_chunk,
+        zero_stage=p.zero_stage,
+        overlap_grad_reduce=p.overlap_grad_reduce,
+    )
+    sim = StepSimulation(env, network, {k: lib for k, lib in libraries.items()}, plan)
+    step_s = sim.run()
+    tokens = p.global_batch * seq_len
+    flops = model_flops_per_token(spec, seq_len) * tokens
+    step = LLMStep(layout=layout, step_s=step_s, tokens_per_step=tokens, model_flops_per_step=flops, memory=memory,
+                   chunks=chunk_list, tp_collective_s=tp_time)
+    return _result(scenario, spec, step, sim, gpu, env.events_processed)
+
+
+def _result(scenario: Scenario, spec: TransformerSpec, step: LLMStep, sim: StepSimulation, gpu,  # noqa: ANN001
+            events: int) -> SimResult:
+    p, c, layout = scenario.training.parallelism, scenario.cluster, step.layout
+    assert p is not None
+    peak = gpu.peak_flops(scenario.workload.precision)
+    mfu = step.model_flops_per_step / (step.step_s * c.total_gpus * peak)
+    rec = sim.records[0]
+    breakdown = {key: float(value) for key, value in {
+        "compute_s": rec.compute_s,
+        "recompute_s": rec.recompute_s,
+        "tp_communication_s": rec.tp_s,
+        "pipeline_wait_s": rec.wait_s,
+        "fsdp_gather_wait_s": rec.fsdp_wait_s,
+        "dp_exposed_s": max(r.dp_exposed_s for r in sim.records),
+        "optimizer_s": rec.optimizer_s,
+        "param_gather_s": rec.gather_s,
+    }.items()}
+    tokens_per_s = step.tokens_per_step / step.step_s
+    llm = {
+        "layout": {"tensor": layout.tensor, "pipeline": layout.pipeline, "data": layout.data,
+                   "context": layout.context, "expert": layout.expert, "virtual_stages": layout.virtual_stages,
+                   "micro_batch": layout.micro_batch, "micro_batches": layout.micro_batches,
+                   "global_batch": p.global_batch, "sequence_length": layout.seq_len,
+                   "schedule": p.schedule, "zero_stage": p.zero_stage, "recompute": p.recompute,
+                   "sequence_parallel": layout.sequence_parallel},
+        "step_time_s": step.step_s,
+        "tokens_per_s": tokens_per_s,
+        "tokens_per_s_per_gpu": tokens_per_s / c.total_gpus,
+        "mfu": mfu,
+        "mfu_definition": "model FLOPs (6N + 12 L h s per token, recomputation not counted) / (step x GPUs x "
+                          f"dense {scenario.workload.precision} peak)",
+        "model_tflops_per_gpu": step.model_flops_per_step / step.step_s / c.total_gpus / 1e12,
+        "ideal_bubble_fraction": bubble_fraction(p.schedule, layout.pipeline, layout.micro_batches,
+                                                 layout.virtual_stages),
+        "memory_gib_per_stage": [m.to_dict() for m in step.memory],
+        "tp_collective_s": step.tp_collective_s,
+        "parameters": parameter_count(spec),
+        "data_parallel_bytes_per_gpu": sim.dp_bytes_per_gpu,
+    }
+    busy = rec.compute_s + rec.recompute_s + rec.tp_s
+    # Against a job with no communication, bubble or recomputation: the share of the
+    # step a GPU spends on the model's own compute (speedup = that x GPUs).
+    efficiency = rec.compute_s / step.step_s
+    return SimResult(
+        scenario=scenario.name, version=_version(), seed=scenario.simulation.seed, mode="llm",
+        strategy=f"tp{layout.tensor}-pp{layout.pipeline}-dp{layout.data}" + (
+            f"-cp{layout.context}" if layout.context > 1 else ""),
+        model=spec.name, gpu=c.gpu, nodes=c.nodes, gpus_per_node=c.gpus_per_node, total_gpus=c.total_gpus,
+        batch_per_gpu=layout.micro_batch, global_batch=p.global_batch, sample_unit="sequences",
+        iteration_time_s=step.step_s, throughput_samples_per_s=p.global_batch / step.step_s,
+        speedup=efficiency * c.total_gpus, scaling_efficiency=efficiency, breakdown=breakdown,
+        bottleneck=Utilization(resource="gpu compute (stage 0)", kind="gpu", utilization=busy / step.step_s),
+        utilization=[], iteration_times_s=[step.step_s], simulated_events=events, flows=0,
+        extra={"llm": llm},
+    )
+
+
+def _version() -> str:
+    from .._version import __version__
+
+    return __version__

@@ -1,0 +1,237 @@
+"""One optimizer step of a transformer job with tensor, pipeline and data parallelism,
+on the SimPy engine and the cluster's own network.
+
+What is simulated, and how (``simulator.llm`` package docstring for the whole model):
+
+* **One representative pipeline.** Every data-parallel replica and every GPU of a
+  tensor-parallel group does the same work at the same time, so one process per
+  pipeline stage runs its schedule (:mod:`simulator.llm.schedule`) for all of them —
+  as the data-parallel fast path follows one rank. What they share is not lost: each
+  pipeline transfer is one bundled flow standing for every replica's and every tensor
+  rank's transfer between the two stages, so stages on different nodes share the NICs
+  and the fabric as the whole job would.
+* **Compute and tensor parallelism.** An operation takes its chunk's compute time and
+  its tensor-parallel collectives (:mod:`simulator.llm.costs`), on the critical path as
+  Megatron-LM runs them.
+* **Pipeline transfers** start when a forward (backward) finishes and release the next
+  (previous) stage's operation when they arrive.
+* **Data parallelism.** The gradients of a stage's chunks are reduced over its
+  data-parallel group by the collective library (NCCL's algorithms and costs on the
+  real topology), one collective per tensor rank, concurrently: all-reduce (ZeRO 0) or
+  reduce-scatter (ZeRO 1-2, Megatron's distributed optimizer) — during the last
+  micro-batch's backward in one bucket per block (``overlap_grad_reduce``), or after
+  it. Then the optimizer steps over the stage's shard and (ZeRO >= 1) the updated
+  parameters are all-gathered. ZeRO 3 (FSDP FULL_SHARD) all-gathers a chunk's
+  parameters before each forward and backward (prefetched during the previous
+  operation) and reduce-scatters its gradients after each backward.
+
+The step ends when the last stage has finished its optimizer step and parameter gather.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Hashable, Sequence
+from dataclasses import dataclass, field
+
+import simpy
+
+from ..collectives import CollectiveLibrary, Fabric
+from ..network import Network
+
+Node = Hashable
+Program = Generator[simpy.Event, object, None]
+
+
+def groups_by_node(gpus: Sequence[Node], node_of: dict[Node, int]) -> list[list[Node]]:
+    """``gpus`` in order, grouped by the node they sit in (the collective library's view)."""
+    nodes: dict[int, list[Node]] = {}
+    for g in gpus:
+        nodes.setdefault(node_of[g], []).append(g)
+    return list(nodes.values())
+
+
+@dataclass
+class StageRecord:
+    """What one pipeline stage's GPU did, for the breakdown."""
+
+    compute_s: float = 0.0
+    recompute_s: float = 0.0
+    tp_s: float = 0.0
+    wait_s: float = 0.0  # idle before an operation: bubble and pipeline transfers
+    fsdp_wait_s: float = 0.0  # idle for a ZeRO-3 parameter gather
+    ops_end: float = 0.0
+    dp_exposed_s: float = 0.0
+    optimizer_s: float = 0.0
+    gather_s: float = 0.0
+    end: float = 0.0
+    ops: list[tuple[str, int, int, float, float]] = field(default_factory=list)  # kind, chunk, mb, start, end
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """Everything the step's processes need (costs, sizes, groups), made by the caller."""
+
+    stages: int
+    chunks: int  # virtual stages per GPU
+    micro_batches: int
+    ops: list[list[tuple[str, int, int]]]  # per stage
+    forward_s: list[list[float]]  # [stage][chunk]: compute + TP collectives
+    backward_s: list[list[float]]
+    compute_s: list[list[tuple[float, float, float]]]  # forward, backward, recompute compute only
+    tp_s: list[list[tuple[float, float]]]
+    activation_bytes: float
+    p2p_pairs: dict[tuple[int, int], tuple[tuple[Node, Node], ...]]  # (from stage, to stage) -> pairs
+    dp_groups: list[list[list[Node]]]  # [stage][tensor rank] -> the data-parallel GPUs (rank order)
+    grad_bytes: list[list[float]]  # [stage][chunk] gradient bytes one GPU reduces
+    param_bytes: list[list[float]]  # [stage][chunk] parameter bytes one GPU gathers (bf16)
+    optimizer_s: list[float]  # per stage: the optimizer over its shard
+    blocks_per_chunk: int
+    zero_stage: int
+    overlap_grad_reduce: bool
+
+
+class StepSimulation:
+    """The processes of one step; run :meth:`run` once."""
+
+    def __init__(self, env: simpy.Environment, network: Network, libraries: dict[tuple[int, int], CollectiveLibrary],
+                 plan: StepPlan):
+        self.env, self.network, self.plan = env, network, plan
+        self.libraries = libraries  # (stage, tensor rank) -> the data-parallel group's library
+        self.records = [StageRecord() for _ in range(plan.stages)]
+        self._arrived: dict[tuple[str, int, int, int], simpy.Event] = {}
+        # per stage: its data-parallel collectives in flight (waited for before its optimizer step)
+        self._pending: dict[int, list[simpy.Process]] = {s: [] for s in range(plan.stages)}
+        self.dp_bytes_per_gpu = [0.0] * plan.stages  # data-parallel bytes one GPU of each stage sent
+
+    # -- pipeline ------------------------------------------------------------------
+
+    def _event(self, kind: str, stage: int, chunk: int, mb: int) -> simpy.Event:
+        key = (kind, stage, chunk, mb)
+        if key not in self._arrived:
+            self._arrived[key] = self.env.event()
+        return self._arrived[key]
+
+    def _next(self, stage: int, chunk: int) -> tuple[int, int] | None:
+        p = self.plan.stages
+        if stage < p - 1:
+            return stage + 1, chunk
+        return (0, chunk + 1) if chunk < self.plan.chunks - 1 else None
+
+    def _previous(self, stage: int, chunk: int) -> tuple[int, int] | None:
+        p = self.plan.stages
+        if stage > 0:
+            return stage - 1, chunk
+        return (p - 1, chunk - 1) if chunk > 0 else None
+
+    def _send(self, kind: str, src: int, dst: tuple[int, int], mb: int) -> Program:
+        stage, chunk = dst
+        pairs = self.plan.p2p_pairs.get((src, stage), ())
+        if pairs:
+            usage, latency = self.network.bundle(pairs)
+            yield self.network.start_flow(usage, self.plan.activation_bytes, latency, label=f"pp {kind}")
+        self._event(kind, stage, chunk, mb).succeed()
+
+    def _stage(self, s: int) -> Program:
+        plan, rec = self.plan, self.records[s]
+        prefetch: dict[int, simpy.Process] = {}
+        ops = plan.ops[s]
+        for index, (kind, chunk, mb) in enumerate(ops):
+            waited = self.env.now
+            if kind == "F" and (s, chunk) != (0, 0):
+                yield self._event("act", s, chunk, mb)
+            if kind == "B" and self._next(s, chunk) is not None:
+                yield self._event("grad", s, chunk, mb)
+            rec.wait_s += self.env.now - waited
+            if plan.zero_stage == 3:
+                waited = self.env.now
+                yield prefetch.pop(index) if index in prefetch else self.env.process(self._gather(s, chunk))
+                rec.fsdp_wait_s += self.env.now - waited
+                if index + 1 < len(ops):  # the next operation's parameters, during this one
+                    prefetch[index + 1] = self.env.process(self._gather(s, ops[index + 1][1]))
+            start = self.env.now
+            forward, backward, recompute = plan.compute_s[s][chunk]
+            tp_forward, tp_backward = plan.tp_s[s][chunk]
+            if kind == "F":
+                yield self.env.timeout(plan.forward_s[s][chunk])
+                rec.compute_s += forward
+                rec.tp_s += tp_forward
+                target = self._next(s, chunk)
+                if target is None:  # the loss: this micro-batch's backward may start
+                    self._event("grad", s, chunk, mb).succeed()
+                else:
+                    self.env.process(self._send("act", s, target, mb))
+            else:
+                if plan.overlap_grad_reduce and plan.zero_stage < 3 and mb == plan.micro_batches - 1:
+                    self.env.process(self._reduce_during_backward(s, chunk, plan.backward_s[s][chunk]))
+                yield self.env.timeout(plan.backward_s[s][chunk])
+                rec.compute_s += backward - recompute
+                rec.recompute_s += recompute
+                rec.tp_s += tp_backward
+                target = self._previous(s, chunk)
+                if target is not None:
+                    self.env.process(self._send("grad", s, target, mb))
+                if plan.zero_stage == 3:
+                    self._pending[s].append(self.env.process(self._dp(s, "reduce_scatter", plan.grad_bytes[s][chunk])))
+            rec.ops.append((kind, chunk, mb, start, self.env.now))
+        rec.ops_end = self.env.now
+
+    # -- data parallelism ----------------------------------------------------------
+
+    def _dp(self, s: int, collective: str, nbytes: float) -> Program:
+        """One collective over stage ``s``'s data-parallel groups, every tensor rank's at once."""
+        n = len(self.plan.dp_groups[s][0])
+        if n > 1:  # what one GPU sends: (n-1)/n of the buffer, twice for an all-reduce
+            self.dp_bytes_per_gpu[s] += nbytes * (n - 1) / n * (2 if collective == "allreduce" else 1)
+        # every tensor rank's group, or one standing for all on rail-aligned servers
+        runs = [self.env.process(lib.run(collective, nbytes)) for (stage, _), lib in self.libraries.items()
+                if stage == s]
+        if runs:
+            yield simpy.AllOf(self.env, runs)
+
+    def _gather(self, s: int, chunk: int) -> Program:
+        yield from self._dp(s, "allgather", self.plan.param_bytes[s][chunk])
+
+    def _reduce_during_backward(self, s: int, chunk: int, backward_s: float) -> Program:
+        """One bucket per block, each released as the last backward passes it."""
+        buckets = self.plan.blocks_per_chunk
+        collective = "allreduce" if self.plan.zero_stage == 0 else "reduce_scatter"
+        size = self.plan.grad_bytes[s][chunk] / buckets
+        for _ in range(buckets):
+            yield self.env.timeout(backward_s / buckets)
+            self._pending[s].append(self.env.process(self._dp(s, collective, size)))
+
+    def _finish(self, s: int, stage_done: simpy.Process) -> Program:
+        plan, rec = self.plan, self.records[s]
+        yield stage_done
+        if not plan.overlap_grad_reduce and plan.zero_stage < 3:
+            collective = "allreduce" if plan.zero_stage == 0 else "reduce_scatter"
+            for chunk in range(plan.chunks):
+                self._pending[s].append(self.env.process(self._dp(s, collective, plan.grad_bytes[s][chunk])))
+        waited = self.env.now
+        if self._pending[s]:  # its gradients reduced (collectives still in flight)
+            yield simpy.AllOf(self.env, self._pending[s])
+        rec.dp_exposed_s = self.env.now - waited
+        start = self.env.now
+        yield self.env.timeout(plan.optimizer_s[s])
+        rec.optimizer_s = self.env.now - start
+        if plan.zero_stage in (1, 2):
+            start = self.env.now
+            for chunk in range(plan.chunks):
+                yield from self._dp(s, "allgather", plan.param_bytes[s][chunk])
+            rec.gather_s = self.env.now - start
+        rec.end = self.env.now
+
+    def run(self) -> float:
+        """Run the step; returns its duration."""
+        for s in range(self.plan.stages):
+            done = self.env.process(self._stage(s))
+            self.env.process(self._finish(s, done))
+        self.env.run()
+        return max(rec.end for rec in self.records)
+
+
+def library_for(env: simpy.Environment, network: Network, gpus: Sequence[Node], node_of: dict[Node, int],
+                backend, architecture: str) -> CollectiveLibrary:  # noqa: ANN001 - a Backend
+    """The collective library of one group of GPUs on the shared network."""
+    fabric = Fabric(env, network, groups_by_node(gpus, node_of), detailed=False)
+    return CollectiveLibrary(fabric, backend, architecture)

@@ -1,0 +1,108 @@
+"""A transformer-parallel step on the engine: data-parallel volumes, the pipeline's
+bubble with real transfers, memory refusals, determinism, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simulator import load_scenario, simulate
+from simulator.llm.parallel import bubble_fraction
+from simulator.llm.spec import PRESETS, parameter_count
+
+from ..test_cli import run_main
+
+
+def scenario(nodes=2, gpus=8, model="llama2_7b", seq=2048, nic=1600, **parallel):
+    return load_scenario({
+        "cluster": {"nodes": nodes, "gpus_per_node": gpus, "gpu": "A100-SXM4-80GB", "server": {"layout": "nvswitch"},
+                    "nic": {"bandwidth_gbps": nic}},
+        "workload": {"model": model, "precision": "bf16", "sequence_length": seq},
+        "training": {"parallelism": {"global_batch": 16, **parallel}},
+    })
+
+
+def test_zero3_moves_one_and_a_half_times_the_bytes_of_data_parallel():
+    # ZeRO paper, section 7.2.2: all-gather before forward and backward + reduce-scatter = 3 Psi,
+    # against 2 Psi for an all-reduce (one micro-batch, so one gather pair per step)
+    plain = simulate(scenario(tensor=8, global_batch=2, zero_stage=0)).extra["llm"]
+    zero1 = simulate(scenario(tensor=8, global_batch=2, zero_stage=1)).extra["llm"]
+    zero3 = simulate(scenario(tensor=8, global_batch=2, zero_stage=3)).extra["llm"]
+    base = plain["data_parallel_bytes_per_gpu"][0]
+    assert base > 0
+    assert zero1["data_parallel_bytes_per_gpu"][0] == pytest.approx(base, rel=1e-12)
+    assert zero3["data_parallel_bytes_per_gpu"][0] == pytest.approx(1.5 * base, rel=1e-12)
+    # an all-reduce of the bf16 gradients of this GPU's 1/8 of the model over 2 replicas: 2 x (1/2) x 2 bytes x Psi/8
+    psi = parameter_count(PRESETS["llama2_7b"])
+    assert base == pytest.approx(2 * psi / 8, rel=0.01)
+
+
+def test_a_pipeline_over_the_network_waits_at_least_its_bubble():
+    r = simulate(scenario(tensor=8, pipeline=2, global_batch=8))
+    llm = r.extra["llm"]
+    assert llm["layout"]["micro_batches"] == 8
+    ideal = bubble_fraction("1f1b", 2, 8)
+    assert llm["ideal_bubble_fraction"] == pytest.approx(ideal)
+    # stage 0 idles at least the ideal bubble of its step (transfers only add to it)
+    assert r.breakdown["pipeline_wait_s"] >= ideal * (r.breakdown["compute_s"] + r.breakdown["tp_communication_s"]
+                                                       + r.breakdown["recompute_s"]) * (1 - 1e-9)
+
+
+def test_more_network_bandwidth_is_never_slower():
+    # tensor 8 fills a node, so the two data-parallel replicas reduce across the network
+    times = [simulate(scenario(tensor=8, nic=nic, global_batch=16)).iteration_time_s for nic in (10, 100, 400, 1600)]
+    assert times == sorted(times, reverse=True)
+    assert times[0] > times[-1] * 1.05  # at 10 Gb/s the gradient reduce is exposed
+    # tensor 4 x pipeline 2: the replicas sit in one node, only pipeline transfers cross it
+    pipelined = [simulate(scenario(tensor=4, pipeline=2, nic=nic, global_batch=16)).iteration_time_s
+                 for nic in (10, 1600)]
+    assert pipelined[0] >= pipelined[1]
+
+
+def test_tensor_parallel_collectives_are_on_the_critical_path():
+    r = simulate(scenario(nodes=1, tensor=8, global_batch=8))
+    llm = r.extra["llm"]
+    # 2 per block + embedding + head, forward and backward, 8 micro-batches, sequence parallel: AG + RS each
+    per_pass = (2 * 32 + 2) * (llm["tp_collective_s"]["allgather"] + llm["tp_collective_s"]["reduce_scatter"])
+    assert r.breakdown["tp_communication_s"] == pytest.approx(8 * 2 * per_pass, rel=1e-9)
+
+
+def test_the_same_scenario_gives_the_same_bytes():
+    a = simulate(scenario(tensor=2, pipeline=2, global_batch=16)).to_json()
+    b = simulate(scenario(tensor=2, pipeline=2, global_batch=16)).to_json()
+    assert a == b
+
+
+def test_mfu_is_model_flops_over_peak():
+    r = simulate(scenario(nodes=1, tensor=8, global_batch=8))
+    llm = r.extra["llm"]
+    tokens = 8 * 2048
+    from simulator.llm.spec import model_flops_per_token
+
+    flops = model_flops_per_token(PRESETS["llama2_7b"], 2048) * tokens
+    assert llm["mfu"] == pytest.approx(flops / (r.iteration_time_s * 8 * 312e12), rel=1e-9)  # A100 dense bf16
+    assert 0.2 < llm["mfu"] < 0.7
+
+
+def test_a_model_that_does_not_fit_is_refused_with_the_numbers(capsys, tmp_path):
+    import yaml
+
+    data = {"cluster": {"nodes": 1, "gpus_per_node": 8, "gpu": "A100-SXM4-80GB", "server": {"layout": "nvswitch"}},
+            "workload": {"model": "llama2_70b", "precision": "bf16", "sequence_length": 4096},
+            "training": {"parallelism": {"tensor": 1, "global_batch": 8, "zero_stage": 0}}}
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, out, err = run_main(capsys, "simulate", str(path))
+    assert code == 2 and "Traceback" not in err
+    assert "needs" in err and "GiB per GPU" in err and "model states" in err
+
+
+def test_cli_json_is_strict_and_has_the_llm_figures(capsys):
+    code, out, err = run_main(capsys, "simulate", "scenarios/llm_llama2_7b_32xa100.yaml", "--json", "-")
+    assert code == 0, err
+    data = json.loads(out)
+    llm = data["extra"]["llm"]
+    assert llm["tokens_per_s"] == pytest.approx(llm["tokens_per_s_per_gpu"] * 32)
+    assert llm["step_time_s"] == data["iteration_time_s"]
+    assert data["global_batch"] * 4096 / data["iteration_time_s"] == pytest.approx(llm["tokens_per_s"])
