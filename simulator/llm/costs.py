@@ -27,7 +27,7 @@ class ChunkCosts:
     forward_compute_s: float
     backward_compute_s: float  # recomputation included
     recompute_s: float  # of which recomputation
-    tp_forward_s: float  # tensor-parallel collectives in one forward pass
+    tp_forward_s: float  # tensor-parallel (and expert all-to-all, exposed ring-attention) communication
     tp_backward_s: float
     params: int  # parameters this GPU holds for the chunk
     optimizer_s: float  # the optimizer step over this chunk's (unsharded) parameters
@@ -52,13 +52,21 @@ def chunk_costs(spec: TransformerSpec, layout: Layout, gpu: GPUSpec, *, chunk_in
                 tp_time: dict[str, float]) -> ChunkCosts:
     """Costs of virtual stage ``chunk_index`` (``0 .. pipeline x virtual_stages - 1``).
     ``tp_time`` maps a tensor-parallel collective name to its time for one micro-batch's
-    activation (``micro_batch x seq x hidden`` elements)."""
+    activation (``micro_batch x seq x hidden`` elements), ``"ring_attention"`` to one
+    block's key/value exchange around the context-parallel ring and ``"all_to_all"`` to
+    one MoE dispatch (or combine) over the expert-parallel group.
+
+    Ring attention overlaps its exchange with the attention kernel (Liu et al., 2023;
+    Megatron-core's context parallelism): only what the kernel does not cover is
+    exposed, twice in backward (keys/values and their gradients). MoE dispatch and
+    combine are on the critical path: two all-to-alls per MoE block forward, two
+    backward."""
     chunks = layout.pipeline * layout.virtual_stages
     first, last = chunk_index == 0, chunk_index == chunks - 1
     model = stage_model(spec, seq_len=layout.chunk_seq, tp=layout.tensor,
                         first_layer=chunk_index * layout.layers_per_chunk, layers=layout.layers_per_chunk,
                         embedding=first, head=last, sequence_parallel=layout.sequence_parallel,
-                        flash_attention=flash_attention)
+                        flash_attention=flash_attention, context=layout.context, expert=layout.expert)
     costs = roofline_costs(model, gpu, precision=precision, batch=layout.micro_batch,
                            compute_efficiency=compute_efficiency or default_compute_efficiency(precision),
                            memory_efficiency=memory_efficiency, layer_overhead_s=layer_overhead_s,
@@ -67,12 +75,24 @@ def chunk_costs(spec: TransformerSpec, layout: Layout, gpu: GPUSpec, *, chunk_in
     collectives = tp_collectives(layout.layers_per_chunk, embedding=first, head=last,
                                  sequence_parallel=layout.sequence_parallel) if layout.tensor > 1 else {}
     tp_forward = sum(count * tp_time[name] for name, count in collectives.items())
+    blocks = layout.layers_per_chunk
+    if layout.context > 1:
+        attention = [float(costs.forward_s[i]) for i in _attention_indices(model)]
+        per_block = sum(attention) / blocks
+        tp_forward += blocks * max(0.0, tp_time["ring_attention"] - per_block)
+        tp_extra_backward = blocks * max(0.0, 2 * tp_time["ring_attention"] - 2 * per_block)
+    else:
+        tp_extra_backward = 0.0
+    if spec.moe and layout.expert > 1:
+        tp_forward += blocks * 2 * tp_time["all_to_all"]
+        tp_extra_backward += blocks * 2 * tp_time["all_to_all"]
     if recompute == "full":  # every block's forward again, its collectives included
-        recompute_s, tp_backward = forward, 2 * tp_forward
+        recompute_s, tp_backward = forward, 2 * tp_forward + tp_extra_backward
     elif recompute == "selective" and not flash_attention:  # the attention core again
-        recompute_s, tp_backward = float(costs.forward_s[_attention_indices(model)].sum()), tp_forward
+        recompute_s = float(costs.forward_s[_attention_indices(model)].sum())
+        tp_backward = tp_forward + tp_extra_backward
     else:  # nothing stored is recomputed (flash attention recomputes its own scores inside its kernel)
-        recompute_s, tp_backward = 0.0, tp_forward
+        recompute_s, tp_backward = 0.0, tp_forward + tp_extra_backward
     return ChunkCosts(
         forward_compute_s=forward,
         backward_compute_s=float(costs.backward_s.sum()) + recompute_s,
@@ -89,6 +109,20 @@ def activation_bytes(spec: TransformerSpec, layout: Layout, precision: str) -> f
     of the ``micro_batch x seq x hidden`` activation (Megatron-LM's scatter-gather
     optimization; with sequence parallelism the share is all it has)."""
     return layout.micro_batch * layout.chunk_seq * spec.hidden * ACTIVATION_BYTES[precision] / layout.tensor
+
+
+def kv_ring_bytes(spec: TransformerSpec, layout: Layout, precision: str) -> float:
+    """Keys and values of the whole sequence for one block and micro-batch on one
+    tensor rank: what ring attention passes around the context-parallel group."""
+    kv_width = spec.query_groups // layout.tensor * spec.head_dim
+    return 2 * layout.micro_batch * layout.seq_len * kv_width * ACTIVATION_BYTES[precision]
+
+
+def all_to_all_bytes(spec: TransformerSpec, layout: Layout, precision: str) -> float:
+    """Tokens one GPU sends to the other experts' GPUs in one MoE dispatch (each token
+    to its ``top_k`` experts, balanced; the share staying local not counted)."""
+    tokens = layout.micro_batch * layout.chunk_seq
+    return tokens * spec.top_k * spec.hidden * ACTIVATION_BYTES[precision] * (layout.expert - 1) / layout.expert
 
 
 def tp_message_bytes(spec: TransformerSpec, layout: Layout, precision: str) -> float:

@@ -79,7 +79,8 @@ class MemoryUse:
         return self.model_states + self.activations + self.logits + self.workspace
 
     def to_dict(self) -> dict[str, float]:
-        return {**{k: v / GIB for k, v in asdict(self).items()}, "total": self.total / GIB}
+        gib = {k: v / GIB for k, v in asdict(self).items() if k != "parameters"}
+        return {"parameters": self.parameters, **gib, "total": self.total / GIB}
 
 
 def stage_memory(spec: TransformerSpec, layout: Layout, *, params: float, in_flight_chunks: int, last: bool,

@@ -137,6 +137,8 @@ def check_layout(p: ParallelismSpec, spec: TransformerSpec, *, total_gpus: int, 
         _fail("sequence_parallel", f"the sequence ({seq_len} tokens) does not split over tensor x context = {t * c}")
     if c > 1 and seq_len % (2 * c):
         _fail("context", f"the sequence ({seq_len} tokens) does not split into 2 x {c} chunks")
+    if c > 1 and not p.flash_attention:
+        _fail("context", "ring attention runs on fused (flash) attention kernels; set flash_attention: true")
     if p.expert > 1:
         if not spec.moe:
             _fail("expert", f"{p.expert} expert-parallel ranks, but {spec.name} has no experts")

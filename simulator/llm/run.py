@@ -9,16 +9,17 @@ from dataclasses import dataclass
 from .. import catalog
 from ..build import cluster_network
 from ..built import CountingEnvironment
+from ..collectives import Fabric, concurrent_flows
 from ..errors import ScenarioError
 from ..network import Network
 from ..results import SimResult, Utilization
 from ..scenario import Scenario
-from .costs import ChunkCosts, activation_bytes, chunk_costs, tp_message_bytes
+from .costs import ChunkCosts, activation_bytes, all_to_all_bytes, chunk_costs, kv_ring_bytes, tp_message_bytes
 from .memory import GIB, MemoryUse, stage_memory
 from .parallel import Layout, bubble_fraction, check_layout, rank
 from .schedule import in_flight, stage_ops
 from .spec import TransformerSpec, get_spec, model_flops_per_token, parameter_count
-from .step import StepPlan, StepSimulation, library_for
+from .step import StepPlan, StepSimulation, groups_by_node, library_for
 
 PARAM_GATHER_BYTES = 2  # bf16/fp16 parameters all-gathered after the step (ZeRO >= 1)
 GRAD_REDUCE_BYTES = 2  # gradients reduced in the compute precision (Megatron-core's default)
@@ -45,22 +46,38 @@ class LLMStep:
     tp_collective_s: dict[str, float]
 
 
-def _tp_times(scenario: Scenario, network: Network, gpus: list, node_of: dict, backend, layout: Layout,  # noqa: ANN001
-              nbytes: float, architecture: str) -> dict[str, float]:
-    """Each tensor-parallel collective of one micro-batch's activation, alone on an idle
-    copy of the network (the TP group of stage 0, replica 0: all are alike)."""
-    if layout.tensor < 2:
-        return {}
+def _comm_times(scenario: Scenario, network: Network, gpus: list, node_of: dict, backend, layout: Layout,  # noqa: ANN001
+                spec: TransformerSpec, architecture: str) -> dict[str, float]:
+    """Each in-layer communication of one micro-batch, alone on an idle copy of the
+    network (the groups of stage 0, replica 0: all are alike): the tensor-parallel
+    collectives, ring attention's key/value exchange around the context-parallel group,
+    and one MoE all-to-all over the expert-parallel group."""
+    precision = scenario.workload.precision
     env = CountingEnvironment()
     scratch = Network(env, network.graph)
-    group = [gpus[rank(layout, tp=i)] for i in range(layout.tensor)]
-    library = library_for(env, scratch, group, node_of, backend, architecture)
-    times = {}
-    for collective in ("allreduce", "allgather", "reduce_scatter"):
+    times: dict[str, float] = {}
+
+    def timed(key: str, program) -> None:  # noqa: ANN001 - a SimPy generator
         start = env.now
-        env.process(library.run(collective, nbytes))
+        env.process(program)
         env.run()
-        times[collective] = env.now - start
+        times[key] = env.now - start
+
+    if layout.tensor > 1:
+        group = [gpus[rank(layout, tp=i)] for i in range(layout.tensor)]
+        library = library_for(env, scratch, group, node_of, backend, architecture)
+        for collective in ("allreduce", "allgather", "reduce_scatter"):
+            timed(collective, library.run(collective, tp_message_bytes(spec, layout, precision)))
+    if layout.context > 1:
+        group = [gpus[rank(layout, cp=j)] for j in range(layout.context)]
+        library = library_for(env, scratch, group, node_of, backend, architecture)
+        timed("ring_attention", library.run("allgather", kv_ring_bytes(spec, layout, precision)))
+    if spec.moe and layout.expert > 1:
+        group = [gpus[rank(layout, dp=d)] for d in range(layout.expert)]
+        pairs = [(a, b) for a in group for b in group if a != b]
+        fabric = Fabric(env, scratch, groups_by_node(group, node_of), detailed=False)
+        timed("all_to_all", concurrent_flows(fabric, pairs, all_to_all_bytes(spec, layout, precision)
+                                             / (layout.expert - 1)))
     return times
 
 
@@ -106,8 +123,7 @@ def simulate_llm(scenario: Scenario) -> SimResult:
     cluster, network, backend = cluster_network(scenario, env)
     gpus = list(cluster.gpus)
     node_of = {g: i // c.gpus_per_node for i, g in enumerate(gpus)}
-    tp_time = _tp_times(scenario, network, gpus, node_of, backend, layout, tp_message_bytes(spec, layout, w.precision),
-                        gpu.architecture)
+    tp_time = _comm_times(scenario, network, gpus, node_of, backend, layout, spec, gpu.architecture)
     stages, v = layout.pipeline, layout.virtual_stages
     chunk_list = [chunk_costs(spec, layout, gpu, chunk_index=k, precision=w.precision, recompute=p.recompute,
                               flash_attention=p.flash_attention, optimizer=p.optimizer,

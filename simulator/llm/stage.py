@@ -27,16 +27,20 @@ from simulator.zoo.core import GemmShape, Model
 from .spec import TransformerSpec
 
 
-def _attention_core(b: NetBuilder, prefix: str, spec: TransformerSpec, seq: int, tp: int, flash: bool) -> None:
+def _attention_core(b: NetBuilder, prefix: str, spec: TransformerSpec, seq: int, tp: int, flash: bool,
+                    kv_seq: int | None = None) -> None:
+    """``seq`` local queries against ``kv_seq`` keys (context parallelism: a rank's
+    chunk of the sequence against all of it, causal work balanced over the ranks)."""
+    kv_seq = kv_seq or seq
     heads = spec.heads // tp
     d = spec.head_dim
     width = heads * d
     kv_width = spec.query_groups // tp * d
     if flash:
-        # Q K^T and P V in one kernel, causal: (s^2 / 2) x d multiply-adds per head, twice.
+        # Q K^T and P V in one kernel, causal: (s x s_kv / 2) x d multiply-adds per head, twice.
         b.emit(f"{prefix}.flash_attention", "attention", output_shape=(seq, width),
-               flops=2 * seq * seq * width, input_elements=seq * (width + 2 * kv_width),
-               gemm=GemmShape(heads, seq, seq, d, batch_in_m=False))
+               flops=2 * seq * kv_seq * width, input_elements=seq * width + 2 * kv_seq * kv_width,
+               gemm=GemmShape(heads, seq, kv_seq, d, batch_in_m=False))
         return
     b.emit(f"{prefix}.scores", "attention", output_shape=(heads, seq, seq), flops=2 * seq * seq * width,
            input_elements=seq * (width + kv_width), gemm=GemmShape(heads, seq, seq, d, batch_in_m=False))
@@ -57,8 +61,8 @@ def _norm(b: NetBuilder, name: str, spec: TransformerSpec, tokens: int) -> None:
 
 def _linear(b: NetBuilder, name: str, out_features: int, *, bias: bool, copies: int = 1) -> None:
     """A dense layer on the current tokens; ``copies`` sets of its weights live on this
-    GPU (a MoE layer: the FLOPs are the ``top_k`` experts each token meets, the weights
-    every expert's, as long as expert parallelism does not split them)."""
+    GPU (a MoE layer: the FLOPs are the ``top_k`` experts each token meets, with routing
+    balanced; the weights those of the experts this GPU holds)."""
     rows, in_features = b.shape
     params = (in_features * out_features + (out_features if bias else 0)) * copies
     b.emit(name, "linear", output_shape=(rows, out_features), params=params,
@@ -66,14 +70,15 @@ def _linear(b: NetBuilder, name: str, out_features: int, *, bias: bool, copies: 
            gemm=GemmShape(1, rows, out_features, in_features))
 
 
-def _block(b: NetBuilder, i: int, spec: TransformerSpec, seq: int, tp: int, sp: bool, flash: bool) -> None:
+def _block(b: NetBuilder, i: int, spec: TransformerSpec, seq: int, tp: int, sp: bool, flash: bool,
+           kv_seq: int, expert_copies: int) -> None:
     h = spec.hidden
     tokens = seq // tp if sp else seq  # the tokens norms, dropouts and adds run on
     p = f"layers.{i}"
     _norm(b, f"{p}.input_norm", spec, tokens)
     b.shape = (seq, h)
     b.linear(f"{p}.attention.qkv", spec.qkv_out // tp, bias=spec.bias)
-    _attention_core(b, f"{p}.attention", spec, seq, tp, flash)
+    _attention_core(b, f"{p}.attention", spec, seq, tp, flash, kv_seq)
     b.shape = (seq, h // tp)
     b.linear(f"{p}.attention.dense", h, bias=spec.bias)
     b.shape = (tokens, h)
@@ -85,7 +90,7 @@ def _block(b: NetBuilder, i: int, spec: TransformerSpec, seq: int, tp: int, sp: 
         b.linear(f"{p}.mlp.router", spec.experts, bias=False)
         # each token's top_k experts: top_k MLPs' work per token on this GPU's share
         b.shape = (seq * spec.top_k, h)
-    copies = spec.experts if spec.moe else 1
+    copies = expert_copies if spec.moe else 1
     _linear(b, f"{p}.mlp.fc1", spec.mlp_in_out // tp, bias=spec.bias, copies=copies)
     if spec.activation == "swiglu":
         b.emit(f"{p}.mlp.swiglu", "gelu", output_shape=(b.shape[0], spec.ffn_hidden // tp),
@@ -99,10 +104,13 @@ def _block(b: NetBuilder, i: int, spec: TransformerSpec, seq: int, tp: int, sp: 
 
 
 def stage_model(spec: TransformerSpec, *, seq_len: int, tp: int, first_layer: int, layers: int,
-                embedding: bool, head: bool, sequence_parallel: bool, flash_attention: bool) -> Model:
+                embedding: bool, head: bool, sequence_parallel: bool, flash_attention: bool,
+                context: int = 1, expert: int = 1) -> Model:
     """The layers of blocks ``first_layer .. first_layer + layers - 1`` on one GPU of a
     ``tp``-way tensor-parallel group, with the embedding (first stage) and the final
-    norm, LM head and loss (last stage), for one sequence."""
+    norm, LM head and loss (last stage), for one sequence. ``seq_len`` is the tokens
+    this GPU holds (the whole sequence over ``context``); its attention runs against
+    all ``seq_len x context`` keys. A MoE layer holds ``experts / expert`` experts."""
     if tp < 1 or spec.heads % tp or spec.hidden % tp or spec.ffn_hidden % tp:
         raise ValueError(f"tensor parallel degree {tp} must divide heads, hidden and ffn_hidden")
     seq, h = seq_len, spec.hidden
@@ -115,8 +123,9 @@ def stage_model(spec: TransformerSpec, *, seq_len: int, tp: int, first_layer: in
             b.embedding("embedding.positions", spec.max_positions, h)
         b.shape = (tokens, h)
         b.dropout("embedding.dropout")
+    copies = spec.experts // expert if spec.moe else 1
     for i in range(first_layer, first_layer + layers):
-        _block(b, i, spec, seq, tp, sequence_parallel, flash_attention)
+        _block(b, i, spec, seq, tp, sequence_parallel, flash_attention, seq * context, copies)
     if head:
         _norm(b, "final_norm", spec, tokens)
         b.shape = (seq, h)

@@ -106,3 +106,39 @@ def test_cli_json_is_strict_and_has_the_llm_figures(capsys):
     assert llm["tokens_per_s"] == pytest.approx(llm["tokens_per_s_per_gpu"] * 32)
     assert llm["step_time_s"] == data["iteration_time_s"]
     assert data["global_batch"] * 4096 / data["iteration_time_s"] == pytest.approx(llm["tokens_per_s"])
+
+
+def test_context_parallel_ranks_split_the_attention_and_the_activations():
+    from simulator.llm.stage import stage_model
+
+    spec, seq = PRESETS["llama3_8b"], 32768
+
+    def attention(c):
+        m = stage_model(spec, seq_len=seq // c, tp=1, first_layer=0, layers=1, embedding=False, head=False,
+                        sequence_parallel=False, flash_attention=True, context=c)
+        return sum(layer.forward_flops for layer in m.layers if layer.kind == "attention")
+    # local queries against every key: 1/c of the (causal) work each
+    assert attention(4) * 4 == attention(1) == 2 * seq * seq * spec.hidden
+    one = simulate(scenario(model="llama3_8b", seq=8192, tensor=8, global_batch=4)).extra["llm"]
+    two = simulate(scenario(model="llama3_8b", seq=8192, tensor=8, context=2, global_batch=2)).extra["llm"]
+    assert two["memory_gib_per_stage"][0]["activations"] == pytest.approx(
+        one["memory_gib_per_stage"][0]["activations"] / 2)
+    assert two["tp_collective_s"]["ring_attention"] > 0
+
+
+def test_expert_parallel_ranks_hold_their_share_of_the_experts_and_exchange_tokens():
+    spec = PRESETS["mixtral_8x7b"]
+    one = simulate(scenario(model="mixtral_8x7b", seq=4096, tensor=8, global_batch=2)).extra["llm"]
+    ep = simulate(scenario(model="mixtral_8x7b", seq=4096, tensor=4, expert=4, global_batch=4)).extra["llm"]
+    from simulator.llm.stage import stage_model
+
+    def expert_weights(tp, ep):
+        m = stage_model(spec, seq_len=4096, tp=tp, first_layer=0, layers=spec.layers, embedding=False, head=False,
+                        sequence_parallel=True, flash_attention=True, expert=ep)
+        return sum(layer.params for layer in m.layers if ".mlp.fc" in layer.name)
+    experts = spec.layers * spec.experts * 3 * spec.hidden * spec.ffn_hidden
+    # tensor 8: every expert over 8 GPUs; tensor 4 x expert 4: 2 experts per GPU, each over 4
+    assert expert_weights(8, 1) == experts // 8
+    assert expert_weights(4, 4) == experts // 16
+    assert one["memory_gib_per_stage"][0]["parameters"] > ep["memory_gib_per_stage"][0]["parameters"]
+    assert ep["tp_collective_s"]["all_to_all"] > 0 and "all_to_all" not in one["tp_collective_s"]
