@@ -679,12 +679,13 @@ class Scenario(_Strict):
         return self
 
     def _check_parallelism(self, parallelism: ParallelismSpec) -> None:
-        from .llm.spec import PRESETS
+        from .llm.spec import get_spec, known_specs
 
-        spec = PRESETS.get(self.workload.model)
-        if spec is None:
+        try:
+            spec = get_spec(self.workload.model)
+        except KeyError:
             raise ValueError(f"training.parallelism: workload.model {self.workload.model!r} is not a transformer "
-                             f"preset of the parallelism model ({', '.join(sorted(PRESETS))})")
+                             f"the parallelism model knows ({', '.join(known_specs())})") from None
         seq = self.workload.sequence_length or zoo.get_model(self.workload.model).input_shape[0]
         check_layout(parallelism, spec, total_gpus=self.cluster.total_gpus, seq_len=seq)
 

@@ -30,6 +30,7 @@ class ChunkCosts:
     tp_forward_s: float  # tensor-parallel (and expert all-to-all, exposed ring-attention) communication
     tp_backward_s: float
     params: int  # parameters this GPU holds for the chunk
+    blocks: int  # transformer blocks in the chunk
     optimizer_s: float  # the optimizer step over this chunk's (unsharded) parameters
 
     @property
@@ -64,7 +65,7 @@ def chunk_costs(spec: TransformerSpec, layout: Layout, gpu: GPUSpec, *, chunk_in
     chunks = layout.pipeline * layout.virtual_stages
     first, last = chunk_index == 0, chunk_index == chunks - 1
     model = stage_model(spec, seq_len=layout.chunk_seq, tp=layout.tensor,
-                        first_layer=chunk_index * layout.layers_per_chunk, layers=layout.layers_per_chunk,
+                        first_layer=layout.first_layer(chunk_index), layers=layout.chunk_layers[chunk_index],
                         embedding=first, head=last, sequence_parallel=layout.sequence_parallel,
                         flash_attention=flash_attention, context=layout.context, expert=layout.expert)
     costs = roofline_costs(model, gpu, precision=precision, batch=layout.micro_batch,
@@ -72,10 +73,10 @@ def chunk_costs(spec: TransformerSpec, layout: Layout, gpu: GPUSpec, *, chunk_in
                            memory_efficiency=memory_efficiency, layer_overhead_s=layer_overhead_s,
                            optimizer=optimizer)
     forward = float(costs.forward_s.sum())
-    collectives = tp_collectives(layout.layers_per_chunk, embedding=first, head=last,
+    blocks = layout.chunk_layers[chunk_index]
+    collectives = tp_collectives(blocks, embedding=first, head=last,
                                  sequence_parallel=layout.sequence_parallel) if layout.tensor > 1 else {}
     tp_forward = sum(count * tp_time[name] for name, count in collectives.items())
-    blocks = layout.layers_per_chunk
     if layout.context > 1:
         attention = [float(costs.forward_s[i]) for i in _attention_indices(model)]
         per_block = sum(attention) / blocks
@@ -100,6 +101,7 @@ def chunk_costs(spec: TransformerSpec, layout: Layout, gpu: GPUSpec, *, chunk_in
         tp_forward_s=tp_forward,
         tp_backward_s=tp_backward,
         params=model.total_params,
+        blocks=blocks,
         optimizer_s=costs.optimizer_s,
     )
 

@@ -83,17 +83,18 @@ class MemoryUse:
         return {"parameters": self.parameters, **gib, "total": self.total / GIB}
 
 
-def stage_memory(spec: TransformerSpec, layout: Layout, *, params: float, in_flight_chunks: int, last: bool,
+def stage_memory(spec: TransformerSpec, layout: Layout, *, params: float, in_flight_chunks: int, blocks: int,
+                 last: bool,
                  zero_stage: int, recompute: str, flash_attention: bool, optimizer: str = "adam") -> MemoryUse:
     """Memory of one GPU holding ``params`` parameters and ``in_flight_chunks``
-    micro-batch chunks of ``layout.layers_per_chunk`` blocks each."""
+    micro-batch chunks of (at most) ``blocks`` blocks each."""
     shards = layout.data * layout.context  # context-parallel ranks hold the same weights
     per_block = block_activation_bytes(spec, layout, recompute=recompute, flash_attention=flash_attention)
     logits = 4 * layout.chunk_seq * layout.micro_batch * spec.vocab / layout.tensor if last else 0.0
     return MemoryUse(
         parameters=params,
         model_states=model_state_bytes(params, zero_stage=zero_stage, shards=shards, optimizer=optimizer),
-        activations=per_block * layout.layers_per_chunk * in_flight_chunks,
+        activations=per_block * blocks * in_flight_chunks,
         logits=logits,
         workspace=WORKSPACE_BYTES,
     )

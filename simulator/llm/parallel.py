@@ -92,13 +92,21 @@ class Layout:
     micro_batch: int
     micro_batches: int  # per pipeline per optimizer step
     virtual_stages: int
-    layers_per_chunk: int
+    chunk_layers: tuple[int, ...]  # blocks of each virtual stage (chunk c p + s is stage s's c-th)
     seq_len: int  # tokens of one sequence
     sequence_parallel: bool
 
     @property
     def gpus(self) -> int:
         return self.tensor * self.pipeline * self.context * self.data
+
+    @property
+    def layers_per_chunk(self) -> int:
+        """The most blocks a chunk holds (all of them when the split is even)."""
+        return max(self.chunk_layers)
+
+    def first_layer(self, chunk: int) -> int:
+        return sum(self.chunk_layers[:chunk])
 
     @property
     def chunk_seq(self) -> int:
@@ -120,8 +128,8 @@ def check_layout(p: ParallelismSpec, spec: TransformerSpec, *, total_gpus: int, 
         _fail("tensor", f"{t} does not divide the {spec.query_groups} key/value heads")
     if spec.ffn_hidden % t:
         _fail("tensor", f"{t} does not divide ffn_hidden {spec.ffn_hidden}")
-    if spec.layers % (pp * v):
-        _fail("pipeline", f"{pp} stages x {v} virtual stages do not divide the {spec.layers} layers")
+    if spec.layers < pp * v:
+        _fail("pipeline", f"{pp} stages x {v} virtual stages are more than the {spec.layers} layers")
     if total_gpus % (t * pp * c):
         _fail("tensor", f"tensor x pipeline x context = {t * pp * c} does not divide the {total_gpus} GPUs")
     data = total_gpus // (t * pp * c)
@@ -147,8 +155,27 @@ def check_layout(p: ParallelismSpec, spec: TransformerSpec, *, total_gpus: int, 
         if (data * c) % p.expert:
             _fail("expert", f"{p.expert} does not divide data x context = {data * c}")
     return Layout(tensor=t, pipeline=pp, data=data, context=c, expert=p.expert, micro_batch=p.micro_batch,
-                  micro_batches=micro_batches, virtual_stages=v, layers_per_chunk=spec.layers // (pp * v),
+                  micro_batches=micro_batches, virtual_stages=v, chunk_layers=split_layers(spec.layers, pp * v),
                   seq_len=seq_len, sequence_parallel=p.sp)
+
+
+def split_layers(layers: int, chunks: int) -> tuple[int, ...]:
+    """Blocks per chunk: even when ``chunks`` divides ``layers``; otherwise every chunk
+    gets the rounded-up share and the deficit is taken one block at a time from the
+    ends inwards (first, last, second, second to last, ...), whose stages also carry the
+    embedding and the LM head — Llama 3 405B's 126 layers on 16 stages: 7 on the first
+    and last, 8 elsewhere (Llama Team 2024, section 3.3.2); BLOOM's 70 on 12: 5 and 6,
+    as DeepSpeed's partition counting the two embeddings as blocks gives."""
+    share = -(-layers // chunks)
+    split = [share] * chunks
+    ends = [i for pair in zip(range(chunks), range(chunks - 1, -1, -1)) for i in pair]
+    seen: list[int] = []
+    for i in ends:
+        if i not in seen:
+            seen.append(i)
+    for i in seen[: share * chunks - layers]:
+        split[i] -= 1
+    return tuple(split)
 
 
 def rank(layout: Layout, *, tp: int = 0, cp: int = 0, dp: int = 0, stage: int = 0) -> int:

@@ -135,10 +135,11 @@ def simulate_llm(scenario: Scenario) -> SimResult:
     ops = [stage_ops(p.schedule, s, stages, layout.micro_batches, v) for s in range(stages)]
     shards = layout.data * layout.context
     memory = [stage_memory(spec, layout, params=sum(ch.params for ch in held[s]), in_flight_chunks=in_flight(ops[s]),
-                           last=s == stages - 1, zero_stage=p.zero_stage, recompute=p.recompute,
-                           flash_attention=p.flash_attention, optimizer=p.optimizer) for s in range(stages)]
+                           blocks=max(ch.blocks for ch in held[s]), last=s == stages - 1, zero_stage=p.zero_stage,
+                           recompute=p.recompute, flash_attention=p.flash_attention, optimizer=p.optimizer)
+              for s in range(stages)]
     busiest = max(range(stages), key=lambda s: memory[s].total)
-    if memory[busiest].total > gpu.memory_gib * GIB:
+    if w.check_memory and memory[busiest].total > gpu.memory_gib * GIB:
         m = memory[busiest].to_dict()
         raise ScenarioError(
             f"training.parallelism: stage {busiest} needs {m['total']:.1f} GiB per GPU, the {gpu.name} has "
@@ -166,7 +167,7 @@ def simulate_llm(scenario: Scenario) -> SimResult:
         param_bytes=[[ch.params * PARAM_GATHER_BYTES for ch in held[s]] for s in range(stages)],
         optimizer_s=[sum(ch.optimizer_s for ch in held[s]) / (shards if p.zero_stage >= 1 else 1)
                      for s in range(stages)],
-        blocks_per_chunk=layout.layers_per_chunk,
+        blocks_per_chunk=[[ch.blocks for ch in held[s]] for s in range(stages)],
         zero_stage=p.zero_stage,
         overlap_grad_reduce=p.overlap_grad_reduce,
     )

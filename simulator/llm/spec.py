@@ -192,8 +192,28 @@ PRESETS: dict[str, TransformerSpec] = {
 }
 
 
+_REGISTERED: dict[str, TransformerSpec] = {}
+
+
+def register_spec(spec: TransformerSpec) -> None:
+    """Make a transformer known by its name (a measured-runs row's shapes, a user's
+    model): :func:`simulator.zoo.register_transformer` calls this and adds the zoo entry.
+    Registering the same shapes again is a no-op; other shapes under a preset's or an
+    earlier model's name are refused."""
+    known = PRESETS.get(spec.name) or _REGISTERED.get(spec.name)
+    if known is not None and known != spec:
+        raise ValueError(f"transformer {spec.name!r} is already known with other shapes")
+    if spec.name not in PRESETS:
+        _REGISTERED[spec.name] = spec
+
+
 def get_spec(name: str) -> TransformerSpec:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise KeyError(name) from None
+    """A preset or a registered transformer by name (KeyError if neither)."""
+    spec = PRESETS.get(name) or _REGISTERED.get(name)
+    if spec is None:
+        raise KeyError(name)
+    return spec
+
+
+def known_specs() -> list[str]:
+    return sorted({*PRESETS, *_REGISTERED})

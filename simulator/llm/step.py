@@ -85,7 +85,7 @@ class StepPlan:
     grad_bytes: list[list[float]]  # [stage][chunk] gradient bytes one GPU reduces
     param_bytes: list[list[float]]  # [stage][chunk] parameter bytes one GPU gathers (bf16)
     optimizer_s: list[float]  # per stage: the optimizer over its shard
-    blocks_per_chunk: int
+    blocks_per_chunk: list[list[int]]  # [stage][chunk]
     zero_stage: int
     overlap_grad_reduce: bool
 
@@ -193,7 +193,7 @@ class StepSimulation:
 
     def _reduce_during_backward(self, s: int, chunk: int, backward_s: float) -> Program:
         """One bucket per block, each released as the last backward passes it."""
-        buckets = self.plan.blocks_per_chunk
+        buckets = self.plan.blocks_per_chunk[s][chunk]
         collective = "allreduce" if self.plan.zero_stage == 0 else "reduce_scatter"
         size = self.plan.grad_bytes[s][chunk] / buckets
         for _ in range(buckets):

@@ -18,6 +18,16 @@ model, GPU, batch and framework: compute time is calibrated from it),
 the cluster/workload/training columns), ``framework``, ``notes``, and for collective
 cases ``collective`` (allreduce | broadcast | allgather | reduce_scatter) and
 ``message_bytes``.
+
+**Transformer-parallel rows** (LLM training, :mod:`simulator.validation.llm_cases`)
+describe the model by its shapes and the job by its parallelism instead of
+``batch_per_gpu``: ``citation``, ``params_b`` (as stated), ``layers``, ``hidden``,
+``heads``, ``kv_heads``, ``ffn_hidden``, ``vocab``, ``seq_len``, ``tp``, ``pp``, ``dp``,
+``cp``, ``ep``, ``virtual_stages``, ``micro_batch``, ``global_batch``,
+``sequence_parallel``, ``zero_stage``, ``fsdp`` (full_shard | shard_grad_op |
+hybrid_shard), ``recompute`` (none | selective | full); their metrics add
+``tokens_per_s`` (whole job), ``tokens_per_s_per_gpu``, ``tflops_per_gpu`` (as the source
+counts them: the notes say whether recomputation is counted) and ``mfu``.
 """
 
 from __future__ import annotations
@@ -31,12 +41,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..errors import ScenarioError, excerpt
 
-Metric = Literal["throughput_samples_per_s", "iteration_time_s", "speedup", "scaling_efficiency", "collective_time_s"]
+Metric = Literal["throughput_samples_per_s", "iteration_time_s", "speedup", "scaling_efficiency", "collective_time_s",
+                 "tokens_per_s", "tokens_per_s_per_gpu", "tflops_per_gpu", "mfu"]
+LLM_METRICS = ("tokens_per_s", "tokens_per_s_per_gpu", "tflops_per_gpu", "mfu")
 
 COLUMNS = (
     "case_id", "source", "model", "gpu", "nodes", "gpus_per_node", "intra_node", "network_gbps", "network",
     "strategy", "num_ps", "ps_placement", "batch_per_gpu", "precision", "metric", "value",
     "baseline_throughput_samples_per_s", "scenario", "framework", "notes", "collective", "message_bytes",
+    # transformer-parallel rows
+    "citation", "params_b", "layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len", "tp", "pp",
+    "dp", "cp", "ep", "virtual_stages", "micro_batch", "global_batch", "sequence_parallel", "zero_stage", "fsdp",
+    "recompute",
 )
 REQUIRED_COLUMNS = ("case_id", "source", "metric", "value")
 #: Input limits of a measured-runs file (the shipped ones are a few hundred rows).
@@ -57,7 +73,7 @@ class MeasuredCase(BaseModel):
     gpus_per_node: int = Field(1, ge=1, le=64)
     intra_node: Literal["pcie", "nvlink", "nvswitch"] = "pcie"
     network_gbps: float | None = Field(None, gt=0, description="Per-node network bandwidth, Gb/s.")
-    network: Literal["ethernet", "roce", "infiniband", "aries", "loopback"] | None = None
+    network: Literal["ethernet", "roce", "infiniband", "aries", "loopback", "omnipath", "efa"] | None = None
     strategy: Literal[
         "parameter_server", "ring_allreduce", "hierarchical_allreduce", "tree_allreduce",
         "halving_doubling_allreduce", "auto",
@@ -65,7 +81,7 @@ class MeasuredCase(BaseModel):
     num_ps: int | None = Field(None, ge=1, le=4_096)
     ps_placement: Literal["dedicated", "colocated"] | None = None
     batch_per_gpu: int | None = Field(None, ge=1, le=1_048_576)
-    precision: Literal["fp32", "fp16", "amp", "tf32", "bf16"] = "fp32"
+    precision: Literal["fp32", "fp16", "amp", "tf32", "bf16", "fp8"] = "fp32"
     metric: Metric
     value: float = Field(gt=0, description="The measured value, in the metric's unit.")
     baseline_throughput_samples_per_s: float | None = Field(None, gt=0)
@@ -74,6 +90,32 @@ class MeasuredCase(BaseModel):
     notes: str | None = None
     collective: Literal["allreduce", "broadcast", "allgather", "reduce_scatter"] | None = None
     message_bytes: float | None = Field(None, gt=0, le=2.0**50)
+    citation: str | None = None
+    params_b: float | None = Field(None, gt=0, le=1e5)
+    layers: int | None = Field(None, ge=1, le=10_000)
+    hidden: int | None = Field(None, ge=1, le=1_048_576)
+    heads: int | None = Field(None, ge=1, le=65_536)
+    kv_heads: int | None = Field(None, ge=1, le=65_536)
+    ffn_hidden: int | None = Field(None, ge=1, le=4_194_304)
+    vocab: int | None = Field(None, ge=1, le=16_777_216)
+    seq_len: int | None = Field(None, ge=1, le=1_048_576)
+    tp: int | None = Field(None, ge=1, le=1_024)
+    pp: int | None = Field(None, ge=1, le=1_024)
+    dp: int | None = Field(None, ge=1, le=1_048_576)
+    cp: int | None = Field(None, ge=1, le=1_024)
+    ep: int | None = Field(None, ge=1, le=1_024)
+    virtual_stages: int | None = Field(None, ge=1, le=1_024)
+    micro_batch: int | None = Field(None, ge=1, le=1_048_576)
+    global_batch: int | None = Field(None, ge=1, le=67_108_864)
+    sequence_parallel: bool | None = None
+    zero_stage: int | None = Field(None, ge=0, le=3)
+    fsdp: Literal["full_shard", "shard_grad_op", "hybrid_shard"] | None = None
+    recompute: Literal["none", "selective", "full"] | None = None
+
+    @property
+    def transformer(self) -> bool:
+        """A transformer-parallel row (shapes and parallelism instead of a zoo model's batch)."""
+        return self.layers is not None
 
     @property
     def total_gpus(self) -> int:
@@ -91,7 +133,13 @@ class MeasuredCase(BaseModel):
                 raise ValueError("'collective' and 'message_bytes' belong to collective_time_s cases only")
             if self.scenario is None and not self.model:
                 raise ValueError("'model' is required (or a 'scenario' file)")
-            if self.scenario is None and self.batch_per_gpu is None:
+            if self.transformer:
+                missing = [f for f in ("hidden", "heads", "ffn_hidden", "vocab", "seq_len") if getattr(self, f) is None]
+                if missing:
+                    raise ValueError(f"a transformer row needs {', '.join(missing)}")
+            elif self.metric in LLM_METRICS:
+                raise ValueError(f"{self.metric} is a transformer row's metric (give layers, hidden, heads, ...)")
+            elif self.scenario is None and self.batch_per_gpu is None:
                 raise ValueError("'batch_per_gpu' is required (or a 'scenario' file)")
         if self.scenario is None and not self.gpu:
             raise ValueError("'gpu' is required (or a 'scenario' file)")

@@ -267,6 +267,11 @@ def collective_time(scenario: Scenario, collective: str, nbytes: float, strategy
 
 def predict_case(case: MeasuredCase, base_dir: Path | None = None, overrides: Sequence[str] = ()) -> Prediction:
     """Simulate one case; raises :class:`ClusterSimError` (or ValueError) if it cannot run."""
+    if case.transformer:  # LLM training: shapes and parallelism (simulator.validation.llm_cases)
+        from .llm_cases import predict_llm_case
+
+        predicted, reference, note = predict_llm_case(case, list(overrides))
+        return Prediction(predicted, reference, math.nan, note)
     scenario, note = case_scenario(case, base_dir, overrides)
     n = scenario.cluster.total_gpus
     if case.metric == "collective_time_s":

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.llm.spec import PRESETS as LLM_PRESETS
+from simulator.llm.spec import TransformerSpec, register_spec
+from simulator.llm.spec import get_spec as _get_spec
 from simulator.llm.stage import full_model
 from simulator.zoo import cnn, transformer
 from simulator.zoo.core import LAYER_KINDS, GemmShape, Layer, Model
@@ -37,7 +39,7 @@ from simulator.zoo.registry import (
 
 __all__ = [
     "LAYER_KINDS", "GemmShape", "Layer", "Model", "file_model_name", "get_model", "list_models", "model_summary",
-    "register_file_model", "register_model", "registered_models", "unregister_model",
+    "register_file_model", "register_model", "register_transformer", "registered_models", "unregister_model",
 ]
 
 
@@ -85,6 +87,24 @@ def _llm_builder(spec: Any) -> Callable[[int], Model]:
 _LLM_CONTEXT = {"gpt3": 2048, "llama2": 4096, "llama3": 8192, "mixtral": 4096}
 for _spec in LLM_PRESETS.values():
     _register(_spec.name, _llm_builder(_spec), default_sequence_length=_LLM_CONTEXT[_spec.name.split("_")[0]])
+
+
+def _spec_or_none(name: str) -> TransformerSpec | None:
+    try:
+        return _get_spec(name)
+    except KeyError:
+        return None
+
+
+def register_transformer(spec: TransformerSpec, default_sequence_length: int = 2048) -> None:
+    """Add a transformer described by its shapes (:class:`simulator.llm.spec.TransformerSpec`)
+    to the zoo under ``spec.name``: scenarios can then train it, by plain data
+    parallelism or with ``training.parallelism``. The same shapes again: no-op."""
+    if spec.name in _REGISTRY and spec.name not in LLM_PRESETS and _spec_or_none(spec.name) is None:
+        raise ValueError(f"{spec.name!r} is a zoo model; give the transformer another name")
+    register_spec(spec)
+    if spec.name not in _REGISTRY:
+        _register(spec.name, _llm_builder(spec), default_sequence_length=default_sequence_length)
 reserve_names(_REGISTRY)  # user models may not take a zoo name
 
 

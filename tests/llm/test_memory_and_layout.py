@@ -21,7 +21,7 @@ def test_model_states_are_the_zero_papers_figure_1(stage, gigabytes):
 
 def layout(t: int = 1, sp: bool = False, b: int = 1, s: int = 2048) -> Layout:
     return Layout(tensor=t, pipeline=1, data=1, context=1, expert=1, micro_batch=b, micro_batches=1,
-                  virtual_stages=1, layers_per_chunk=1, seq_len=s, sequence_parallel=sp)
+                  virtual_stages=1, chunk_layers=(1,), seq_len=s, sequence_parallel=sp)
 
 
 def test_activations_are_korthikanti_table_2():
@@ -47,7 +47,7 @@ def P(**kw) -> ParallelismSpec:  # noqa: N802
 
 @pytest.mark.parametrize(("kw", "gpus", "field", "words"), [
     ({"tensor": 3}, 24, "tensor", "heads"),
-    ({"pipeline": 3}, 24, "pipeline", "layers"),
+    ({"pipeline": 33}, 33, "pipeline", "more than the 32 layers"),
     ({"tensor": 2, "pipeline": 2}, 10, "tensor", "does not divide the 10 GPUs"),
     ({"tensor": 2, "data": 3}, 16, "data", "is not the 16 GPUs"),
     ({"global_batch": 65}, 8, "global_batch", "multiple of micro_batch"),
@@ -77,7 +77,8 @@ def test_a_good_layout_loads():
 
 @pytest.mark.parametrize(("override", "message"), [
     (["training.parallelism.tensor=3"], "training.parallelism.tensor: 3 does not divide the 32 attention heads"),
-    (["training.parallelism.pipeline=5"], "training.parallelism.pipeline: 5 stages"),
+    (["training.parallelism.tensor=1", "training.parallelism.pipeline=33"],
+     "training.parallelism.pipeline: 33 stages x 1 virtual stages are more than the 32 layers"),
     (["workload.model=gpt2", "workload.sequence_length=1024"],
      "training.parallelism: workload.model 'gpt2' is not a transformer"),
     (["training.parallelism.tensor=0"], "training.parallelism.tensor"),
@@ -92,3 +93,12 @@ def test_bad_parallel_configurations_exit_2_naming_the_field(capsys, tmp_path, o
     assert code == 2
     assert message in " ".join(err.split()) and "Traceback" not in err + out
     assert str(path) in err
+
+
+def test_uneven_pipelines_take_the_deficit_from_the_ends():
+    from simulator.llm.parallel import split_layers
+
+    assert split_layers(32, 4) == (8, 8, 8, 8)
+    assert split_layers(126, 16) == (7,) + (8,) * 14 + (7,)  # Llama 3 405B on 16 stages
+    assert split_layers(70, 12) == (5,) + (6,) * 10 + (5,)  # BLOOM: 70 blocks + 2 embeddings on 12
+    assert sum(split_layers(78, 12)) == 78 and max(split_layers(78, 12)) - min(split_layers(78, 12)) == 1

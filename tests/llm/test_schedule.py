@@ -19,7 +19,7 @@ def run_pipeline(schedule: str, p: int, m: int, v: int = 1, tf: float = 1.0, tb:
         compute_s=[[(tf / v, tb / v, 0.0)] * v for _ in range(p)], tp_s=[[(0.0, 0.0)] * v for _ in range(p)],
         activation_bytes=0.0, p2p_pairs={}, dp_groups=[[[0]] for _ in range(p)],
         grad_bytes=[[0.0] * v for _ in range(p)], param_bytes=[[0.0] * v for _ in range(p)],
-        optimizer_s=[0.0] * p, blocks_per_chunk=1, zero_stage=0, overlap_grad_reduce=False,
+        optimizer_s=[0.0] * p, blocks_per_chunk=[[1] * v for _ in range(p)], zero_stage=0, overlap_grad_reduce=False,
     )
     env = simpy.Environment()
     return StepSimulation(env, None, {}, plan).run()
