@@ -40,7 +40,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_single_gpu import GPU_MAP, MODEL_MAP, infer_precision  # noqa: E402
 
-from simulator.validation.cases import COLUMNS  # noqa: E402
+from simulator.validation.cases import DATA_PARALLEL_COLUMNS as COLUMNS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW = REPO_ROOT / ".." / "shared" / "measured" / "published_cases.csv"

@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 import yaml  # noqa: E402
 
-from simulator.validation.cases import COLUMNS  # noqa: E402
+from simulator.validation.cases import DATA_PARALLEL_COLUMNS as COLUMNS  # noqa: E402
 
 OUT = REPO_ROOT / "scenarios" / "validation" / "training_cases.csv"
 
@@ -211,7 +211,9 @@ def byteps_29() -> list[dict[str, str]]:
     return [
         row(case_id="byteps-29-resnet50-2x1-byteps", source="byteps-issue-29", strategy="parameter_server",
             num_ps=2, ps_placement="dedicated", value=389.0, framework="TensorFlow + BytePS (TCP, DMLC_ENABLE_RDMA=0)",
-            notes=note + "; BytePS servers = the 2 CPU-only VMs (dedicated parameter servers)", **common),
+            scenario=byteps_29_byteps_system(),
+            notes=note + "; BytePS servers = the 2 CPU-only VMs (dedicated parameter servers); " + BYTEPS_29_PS,
+            **common),
         row(case_id="byteps-29-resnet50-2x1-horovod", source="byteps-issue-29", strategy="ring_allreduce",
             value=298.29, framework="TensorFlow + Horovod 0.16.4 (TCP)", scenario=byteps_29_horovod_system(),
             notes=note + "; " + BYTEPS_29_NETWORK, **common),
@@ -223,6 +225,27 @@ BYTEPS_29_NETWORK = (
     "and builds one ring per NIC, so the allreduce crosses the network on one TCP stream: net_connection_gbps "
     "5.3, the source's own iperf figure per stream (21.1 Gb/s over 4 streams)"
 )
+
+
+BYTEPS_29_PS = (
+    "scenario file: BytePS over ps-lite/ZeroMQ (DMLC_ENABLE_RDMA=0) keeps one TCP connection per worker and "
+    "server, each at most the source's own iperf figure per stream (21.1 Gb/s over 4 streams: "
+    "connection_gbps 5.3); tensors cut into 4,096,000-byte partitions (BYTEPS_PARTITION_BYTES default, BytePS "
+    "docs) spread over the servers (sharding even), pushed as backward produces them"
+)
+
+
+def byteps_29_byteps_system() -> str:
+    case_id = "byteps-29-resnet50-2x1-byteps"
+    return write_system(case_id, {
+        "name": case_id,
+        "cluster": {"nodes": 2, "gpus_per_node": 1, "gpu": "V100-SXM2-16GB", "server": {"layout": "pcie_tree"},
+                    "nic": {"bandwidth_gbps": 20.0, "latency_us": 20.0}},
+        "workload": {"model": "resnet50", "batch_per_gpu": 32, "precision": "fp32"},
+        "training": {"strategy": "parameter_server", "overlap": True, "bucket_size_mib": 3.9,
+                     "parameter_servers": {"count": 2, "placement": "dedicated", "sharding": "even",
+                                           "connection_gbps": 5.3}},
+    })
 
 
 def byteps_29_horovod_system() -> str:

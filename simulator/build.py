@@ -184,6 +184,7 @@ def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
         ps_request_s=ps.rpc_us * 1e-6,
         ps_tensor_s=ps.tensor_us * 1e-6,
         ps_transport_bytes_per_s=math.inf if ps.transport_gbytes_s is None else ps.transport_gbytes_s * 1e9,
+        ps_connection_bytes_per_s=math.inf if ps.connection_gbps is None else ps.connection_gbps * 1e9 / 8,
         bucket_tensors=tensors,
         aggregation_bytes_per_s=ps.aggregation_gbytes_per_s * 1e9,
         server_busy=[[] for _ in range(ps.count)],

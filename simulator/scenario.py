@@ -366,6 +366,15 @@ class ParameterServerSpec(_Strict):
         "pull it sends costs bytes / this of one core (gRPC copies and (de)serialization). None = free (the "
         "network alone bounds the transfers).",
     )
+    connection_gbps: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_GBPS,
+        allow_inf_nan=False,
+        description="The most one worker-server connection carries, Gb/s: a push or pull takes at least its bytes "
+        "at this rate (one TCP stream of ps-lite/ZeroMQ or gRPC; iperf's single-stream figure). None = only "
+        "the network bounds it.",
+    )
 
 
 class CollectivesSpec(_Strict):

@@ -53,6 +53,7 @@ class SyncContext:
     ps_request_s: float = 0.0  # server CPU time per request (one push or pull of a bucket piece)
     ps_tensor_s: float = 0.0  # server CPU time per tensor in a request
     ps_transport_bytes_per_s: float = math.inf  # payload bytes per second one request handler moves
+    ps_connection_bytes_per_s: float = math.inf  # the most one worker-server connection carries
     bucket_tensors: Sequence[int] = ()  # tensors in each bucket
     # The collective library allreduce strategies run on (None: the plain flow programs).
     collectives: CollectiveLibrary | None = None
@@ -242,6 +243,7 @@ class ParameterServer(Synchronizer):
         self._counts: dict[tuple, int] = {}
         self._cpus = [simpy.Resource(self.env, capacity=ctx.ps_cores) for _ in range(self.k)]
         self._usage: dict[tuple, tuple] = {}
+        self._streams: dict[tuple, simpy.Resource] = {}  # worker-server connections (with a connection cap)
 
     def ready(self, rank: int, key: Key, nbytes: float) -> simpy.Event:
         start = self.env.now
@@ -271,12 +273,12 @@ class ParameterServer(Synchronizer):
 
     def _bundled_server(self, server: int, size: float, bucket: int = 0):
         """Push to, aggregate on and pull from one server (-1: every server at once)."""
-        yield self._bundle_flow("push", size, server)
+        yield from self._capped(lambda: self._bundle_flow("push", size, server), size, ("push", -1, server))
         represents = range(self.k) if server < 0 else (server,)
         yield from self._requests(max(server, 0), bucket, len(self.workers), represents, size)
         yield from self._aggregate(max(server, 0), len(self.workers) * size, represents)
         yield from self._requests(max(server, 0), bucket, len(self.workers), represents, size)
-        yield self._bundle_flow("pull", size, server)
+        yield from self._capped(lambda: self._bundle_flow("pull", size, server), size, ("pull", -1, server))
 
     def _bundle_flow(self, phase: str, nbytes: float, server: int = -1) -> simpy.Event:
         """One flow standing for every worker's transfer in ``phase`` (usage built once)."""
@@ -322,12 +324,14 @@ class ParameterServer(Synchronizer):
 
     def _push(self, worker: int, server: int, key: Key, size: float):
         net, host = self.ctx.network, self.ctx.server_hosts[server]
-        yield net.transfer(self.workers[worker], host, size, label=f"push to ps{server}")
+        yield from self._capped(lambda: net.transfer(self.workers[worker], host, size, label=f"push to ps{server}"),
+                                size, ("push", worker, server))
         yield from self._requests(server, key[1], 1, nbytes=size)
         if self.ctx.ps_sync != "bsp":  # apply this worker's push alone and answer it
             yield from self._aggregate(server, size)
             yield from self._requests(server, key[1], 1, nbytes=size)
-            yield net.transfer(host, self.workers[worker], size, label=f"pull from ps{server}")
+            yield from self._capped(lambda: net.transfer(host, self.workers[worker], size,
+                                                         label=f"pull from ps{server}"), size, ("pull", worker, server))
             self._event("pulled", worker, server, key).succeed()
             return
         if self._count(("pushed", server, key)) < len(self.workers):
@@ -337,18 +341,54 @@ class ParameterServer(Synchronizer):
             for w in range(len(self.workers)):
                 self.env.process(self._answer_pull(w, server, key, size))
             return
+        if math.isfinite(self.ctx.ps_connection_bytes_per_s):  # each pull no faster than its connection
+            for w in range(len(self.workers)):
+                self.env.process(self._pull(w, server, key, size))
+            return
         for w, endpoint in enumerate(self.workers):
             pull = net.transfer(host, endpoint, size, label=f"pull from ps{server}")
             pull.callbacks.append(lambda _ev, w=w: self._event("pulled", w, server, key).succeed())
+
+    def _pull(self, worker: int, server: int, key: Key, size: float):
+        host = self.ctx.server_hosts[server]
+        yield from self._capped(lambda: self.ctx.network.transfer(host, self.workers[worker], size,
+                                                                  label=f"pull from ps{server}"),
+                                size, ("pull", worker, server))
+        self._event("pulled", worker, server, key).succeed()
 
     def _answer_pull(self, worker: int, server: int, key: Key, size: float):
         """Handle one worker's pull request, then send it the new parameters."""
         yield from self._requests(server, key[1], 1, nbytes=size)
         host = self.ctx.server_hosts[server]
-        yield self.ctx.network.transfer(host, self.workers[worker], size, label=f"pull from ps{server}")
+        yield from self._capped(lambda: self.ctx.network.transfer(host, self.workers[worker], size,
+                                                                  label=f"pull from ps{server}"),
+                                size, ("pull", worker, server))
         self._event("pulled", worker, server, key).succeed()
 
     # -- shared -------------------------------------------------------------------------
+
+    def _capped(self, start_transfer: Callable[[], simpy.Event], nbytes: float, connection: tuple):
+        """A transfer over one worker-server connection (``(direction, worker, server)``;
+        worker -1: the bundle standing for every worker's). Without a connection cap it
+        is just the transfer. With one, the connection is one stream (a TCP socket of
+        ps-lite/ZeroMQ or gRPC): its transfers go one after another, each taking no
+        less than its bytes at the cap. (A floor on the completion, not a cap inside
+        max-min: while it runs the flow still takes its fair share of the links, a
+        little pessimistic for the flows beside it.)"""
+        cap = self.ctx.ps_connection_bytes_per_s
+        if not math.isfinite(cap):
+            yield start_transfer()
+            return
+        stream = self._streams.get(connection)
+        if stream is None:
+            stream = self._streams[connection] = simpy.Resource(self.env, capacity=1)
+        with stream.request() as turn:
+            yield turn
+            start = self.env.now
+            yield start_transfer()
+            rest = nbytes / cap - (self.env.now - start)
+            if rest > 0:
+                yield self.env.timeout(rest)
 
     def _count(self, key: tuple) -> int:
         self._counts[key] = self._counts.get(key, 0) + 1

@@ -73,6 +73,25 @@ def test_transport_rate_bounds_the_iteration_by_the_bytes_a_server_core_moves(mo
     assert faster.iteration_time_s == pytest.approx(it / 2, rel=0.03)
 
 
+@pytest.mark.parametrize("mode", ["fast", "detailed"])
+def test_a_connection_cap_bounds_each_workers_stream(mode):
+    # One stream per worker and server each way (ps-lite / gRPC over TCP): a worker's
+    # pushes of the whole model (B bytes) go one after another at C, so the iteration
+    # takes at least B / C, at most B / C for the pushes plus as much for the pulls;
+    # with free compute, network and servers it scales as 1 / C.
+    def it(gbps):
+        s = scenario(simulation__mode=mode, training__parameter_servers__rpc_us=0,
+                     training__parameter_servers__connection_gbps=gbps)
+        return simulate(s, with_baseline=False).iteration_time_s, sum(b for _, b in build(s).buckets)
+
+    slow, model_bytes = it(8.0)  # 1 GB/s
+    assert model_bytes / 1e9 * (1 - 1e-9) <= slow <= 2 * model_bytes / 1e9 * 1.01
+    assert it(16.0)[0] == pytest.approx(slow / 2, rel=0.02)
+    # without a cap the fast network makes it far shorter
+    free = simulate(scenario(simulation__mode=mode, training__parameter_servers__rpc_us=0), with_baseline=False)
+    assert free.iteration_time_s < slow / 5
+
+
 def test_per_tensor_cost_counts_the_tensors_of_a_fused_request():
     # One bucket holding every tensor: each request costs rpc + T x tensor_us, and the
     # 4 pushes and 4 pulls queue on the one core. Followed rank by rank (auto runs the

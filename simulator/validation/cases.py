@@ -45,15 +45,17 @@ Metric = Literal["throughput_samples_per_s", "iteration_time_s", "speedup", "sca
                  "tokens_per_s", "tokens_per_s_per_gpu", "tflops_per_gpu", "mfu"]
 LLM_METRICS = ("tokens_per_s", "tokens_per_s_per_gpu", "tflops_per_gpu", "mfu")
 
-COLUMNS = (
+DATA_PARALLEL_COLUMNS = (
     "case_id", "source", "model", "gpu", "nodes", "gpus_per_node", "intra_node", "network_gbps", "network",
     "strategy", "num_ps", "ps_placement", "batch_per_gpu", "precision", "metric", "value",
     "baseline_throughput_samples_per_s", "scenario", "framework", "notes", "collective", "message_bytes",
-    # transformer-parallel rows
+)
+TRANSFORMER_COLUMNS = (
     "citation", "params_b", "layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len", "tp", "pp",
     "dp", "cp", "ep", "virtual_stages", "micro_batch", "global_batch", "sequence_parallel", "zero_stage", "fsdp",
     "recompute",
 )
+COLUMNS = DATA_PARALLEL_COLUMNS + TRANSFORMER_COLUMNS
 REQUIRED_COLUMNS = ("case_id", "source", "metric", "value")
 #: Input limits of a measured-runs file (the shipped ones are a few hundred rows).
 MAX_CSV_BYTES = 16 * 2**20
