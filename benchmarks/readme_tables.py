@@ -10,6 +10,7 @@ between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers.
     python benchmarks/accuracy_validation.py --ratchet --record   # dev_set_record.json
     python benchmarks/accuracy_collectives.py --json benchmarks/results/collectives_cv.json
     python benchmarks/accuracy_training.py --json benchmarks/results/training_cv.json
+    python benchmarks/accuracy_llm.py --json benchmarks/results/llm_cv.json
     python benchmarks/readme_tables.py                            # rewrite README.md
     python benchmarks/readme_tables.py --check                    # exit 1 if stale
 """
@@ -119,9 +120,21 @@ def measured_here_table() -> str:
     return "\n".join(lines)
 
 
+def llm_table() -> str:
+    data = json.loads((RESULTS / "llm_cv.json").read_text())
+    lines = ["| predictor | n | median | p90 |", "|---|--:|--:|--:|"]
+    lines += [f"| {r['predictor']} | {r['n']} | {_num(r['median %'])} | {_num(r['p90 %'])} |" for r in data["summary"]]
+    lines += ["", "| source | n | 6N at 40% MFU | clustersim (defaults) | clustersim (LOSO) | fitted |",
+              "|---|--:|--:|--:|--:|--:|"]
+    lines += [f"| {r['source']} | {r['n']} | {_num(r['6N at 40% MFU'])} | {_num(r['clustersim (defaults)'])} | "
+              f"{_num(r['clustersim (LOSO)'])} | {r['fitted']:g} |" for r in data["per_source"]]
+    lines += ["", f"Rows not simulated (no global batch, fp8, no shapes): {data['not_simulated']}."]
+    return "\n".join(lines + _fitted(data["fitted"]))
+
+
 TABLES = {"single-gpu-cv": single_gpu_table, "measured-here": measured_here_table, "dev-set": dev_set_table,
           "collectives-cv": collectives_table,
-          "training-cv": training_table}
+          "training-cv": training_table, "llm-cv": llm_table}
 
 
 def render(text: str) -> str:

@@ -91,6 +91,8 @@ def _precision(case: MeasuredCase, architecture: str) -> str:
 
 def llm_case_scenario(case: MeasuredCase, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Any, str]:
     """The scenario a transformer-parallel row describes, and its note."""
+    if case.tp is None and case.pp is None and case.dp is None and case.fsdp is None and case.zero_stage is None:
+        raise ValueError("the parallel layout (tp, pp, dp, ZeRO/FSDP) is not stated: the step cannot be simulated")
     notes = []
     spec = transformer_of(case)
     gpu_name = GPU_NAMES.get(case.gpu or "", case.gpu or "")
