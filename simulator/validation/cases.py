@@ -25,7 +25,9 @@ describe the model by its shapes and the job by its parallelism instead of
 ``heads``, ``kv_heads``, ``ffn_hidden``, ``vocab``, ``seq_len``, ``tp``, ``pp``, ``dp``,
 ``cp``, ``ep``, ``virtual_stages``, ``micro_batch``, ``global_batch``,
 ``sequence_parallel``, ``zero_stage``, ``fsdp`` (full_shard | shard_grad_op |
-hybrid_shard), ``recompute`` (none | selective | full); their metrics add
+hybrid_shard), ``recompute`` (none | selective | full), ``flash_attention`` (fused
+attention kernels; false for runs before they existed), ``tflops_counting`` (model |
+with_recompute: what a ``tflops_per_gpu`` figure counts); their metrics add
 ``tokens_per_s`` (whole job), ``tokens_per_s_per_gpu``, ``tflops_per_gpu`` (as the source
 counts them: the notes say whether recomputation is counted) and ``mfu``.
 """
@@ -53,7 +55,7 @@ DATA_PARALLEL_COLUMNS = (
 TRANSFORMER_COLUMNS = (
     "citation", "params_b", "layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len", "tp", "pp",
     "dp", "cp", "ep", "virtual_stages", "micro_batch", "global_batch", "sequence_parallel", "zero_stage", "fsdp",
-    "recompute",
+    "recompute", "flash_attention", "tflops_counting",
 )
 COLUMNS = DATA_PARALLEL_COLUMNS + TRANSFORMER_COLUMNS
 REQUIRED_COLUMNS = ("case_id", "source", "metric", "value")
@@ -113,6 +115,10 @@ class MeasuredCase(BaseModel):
     zero_stage: int | None = Field(None, ge=0, le=3)
     fsdp: Literal["full_shard", "shard_grad_op", "hybrid_shard"] | None = None
     recompute: Literal["none", "selective", "full"] | None = None
+    flash_attention: bool | None = None
+    tflops_counting: Literal["model", "with_recompute"] | None = Field(
+        None, description="What a tflops_per_gpu figure counts: model FLOPs, or with the recomputed forward "
+        "(Megatron-LM's 2021 formula)")
 
     @property
     def transformer(self) -> bool:

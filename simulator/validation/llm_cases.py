@@ -26,7 +26,7 @@ A row gives the model by its shapes and the job by its parallelism
 Metrics: ``tokens_per_s``, ``tokens_per_s_per_gpu``, ``iteration_time_s`` (a step),
 ``throughput_samples_per_s`` (sequences/s), ``mfu`` (model FLOPs over dense peak) and
 ``tflops_per_gpu``: model FLOPs per second per GPU, plus the recomputed forward when
-the row's notes say the source counts recomputation (Megatron-LM's 2021 formula).
+``tflops_counting`` is ``with_recompute`` (Megatron-LM's 2021 formula).
 
 Reference (``../shared/measured/README.md``: always the trivial predictor beside): 6 N
 FLOPs per token (N the parameters) at a constant 40% MFU, in the row's metric.
@@ -119,6 +119,8 @@ def llm_case_scenario(case: MeasuredCase, overrides: list[str] | tuple[str, ...]
         parallelism.update(schedule="interleaved", virtual_stages=case.virtual_stages)
     if case.sequence_parallel is not None:
         parallelism["sequence_parallel"] = case.sequence_parallel
+    if case.flash_attention is not None:
+        parallelism["flash_attention"] = case.flash_attention
     if case.global_batch is None:
         raise ValueError("global_batch not given: the step cannot be simulated")
     data = {
@@ -135,11 +137,6 @@ def llm_case_scenario(case: MeasuredCase, overrides: list[str] | tuple[str, ...]
     return load_scenario(data, list(overrides)), "; ".join(notes)
 
 
-def _recompute_counted(case: MeasuredCase) -> bool:
-    text = (case.notes or "").lower()
-    return "counts the recompute" in text or "recompute pass counted" in text or "includes recompute" in text
-
-
 def predict_llm_case(case: MeasuredCase, overrides: list[str] | tuple[str, ...] = ()
                      ) -> tuple[float, float, str]:
     """(predicted, reference, note) of a transformer-parallel row, in its metric."""
@@ -153,7 +150,7 @@ def predict_llm_case(case: MeasuredCase, overrides: list[str] | tuple[str, ...] 
     params = llm["parameters"]
     reference_tokens_s = REFERENCE_MFU * peak * gpus / (6 * params)
     model_flops = llm["model_tflops_per_gpu"] * 1e12 * step * gpus
-    hardware = _recompute_counted(case) and scenario.training.parallelism.recompute == "full"
+    hardware = case.tflops_counting == "with_recompute" and scenario.training.parallelism.recompute == "full"
     factor = 4 / 3 if hardware else 1.0  # the forward again: 4 passes counted instead of 3
     values = {
         "tokens_per_s": (llm["tokens_per_s"], reference_tokens_s),
