@@ -84,11 +84,12 @@ class MemoryUse:
 
 
 def stage_memory(spec: TransformerSpec, layout: Layout, *, params: float, in_flight_chunks: int, blocks: int,
-                 last: bool,
-                 zero_stage: int, recompute: str, flash_attention: bool, optimizer: str = "adam") -> MemoryUse:
+                 last: bool, zero_stage: int, recompute: str, flash_attention: bool, optimizer: str = "adam",
+                 shards: int | None = None) -> MemoryUse:
     """Memory of one GPU holding ``params`` parameters and ``in_flight_chunks``
     micro-batch chunks of (at most) ``blocks`` blocks each."""
-    shards = layout.data * layout.context  # context-parallel ranks hold the same weights
+    if shards is None:  # the data-parallel group (context-parallel ranks hold the same weights)
+        shards = layout.data * layout.context
     per_block = block_activation_bytes(spec, layout, recompute=recompute, flash_attention=flash_attention)
     logits = 4 * layout.chunk_seq * layout.micro_batch * spec.vocab / layout.tensor if last else 0.0
     return MemoryUse(

@@ -62,6 +62,10 @@ class ParallelismSpec(_Strict):
         "(Megatron's distributed optimizer: reduce-scatter gradients, all-gather parameters); 2 + gradients; "
         "3 + parameters (FSDP FULL_SHARD: all-gather each block's parameters before forward and backward).",
     )
+    shard_group: Literal["data", "node"] = Field(
+        "data", description="Where ZeRO shards: over the whole data-parallel group, or over its ranks in one node "
+        "with the replicas in other nodes all-reducing their gradient shards (PyTorch FSDP HYBRID_SHARD).",
+    )
     overlap_grad_reduce: bool = Field(
         True, description="Reduce gradients in buckets during the last micro-batch's backward."
     )
@@ -73,6 +77,8 @@ class ParallelismSpec(_Strict):
             raise ValueError("training.parallelism.virtual_stages: the interleaved schedule needs 2 or more")
         if self.schedule != "interleaved" and self.virtual_stages != 1:
             raise ValueError("training.parallelism.virtual_stages: only the interleaved schedule uses model chunks")
+        if self.shard_group == "node" and self.zero_stage == 0:
+            raise ValueError("training.parallelism.shard_group: sharding within a node needs zero_stage 1-3")
         return self
 
     @property

@@ -101,6 +101,20 @@ def _pipeline_pairs(layout: Layout, gpus: list, node_of: dict) -> dict[tuple[int
     return out
 
 
+def _in_first_node(group: list, node_of: dict) -> list:
+    """The members of a data-parallel group in its first member's node: a hybrid shard group."""
+    return [g for g in group if node_of[g] == node_of[group[0]]]
+
+
+def _across_nodes(group: list, node_of: dict) -> list:
+    """One member per node, each at the first member's place in its node: the replicas of
+    one hybrid shard that all-reduce its gradients."""
+    by_node: dict[int, list] = {}
+    for g in group:
+        by_node.setdefault(node_of[g], []).append(g)
+    return [members[0] for members in by_node.values()]
+
+
 def _own_rails(groups: list[list], rails: dict) -> bool:
     """Whether the tensor ranks' data-parallel groups leave their nodes by different NICs
     (rail-aligned servers): then one group's collectives stand for all of them."""
@@ -133,10 +147,15 @@ def simulate_llm(scenario: Scenario) -> SimResult:
     # GPU of stage s holds virtual stages s, s + p, s + 2p, ...
     held = [[chunk_list[k * stages + s] for k in range(v)] for s in range(stages)]
     ops = [stage_ops(p.schedule, s, stages, layout.micro_batches, v) for s in range(stages)]
-    shards = layout.data * layout.context
+    dp_groups = [[[gpus[rank(layout, tp=i, cp=cc, dp=d, stage=s)] for d in range(layout.data)
+                   for cc in range(layout.context)] for i in range(layout.tensor)] for s in range(stages)]
+    hybrid = p.shard_group == "node"
+    shard_of = [[_in_first_node(group, node_of) for group in groups] for groups in dp_groups] if hybrid else dp_groups
+    shards = len(shard_of[0][0])
     memory = [stage_memory(spec, layout, params=sum(ch.params for ch in held[s]), in_flight_chunks=in_flight(ops[s]),
                            blocks=max(ch.blocks for ch in held[s]), last=s == stages - 1, zero_stage=p.zero_stage,
-                           recompute=p.recompute, flash_attention=p.flash_attention, optimizer=p.optimizer)
+                           recompute=p.recompute, flash_attention=p.flash_attention, optimizer=p.optimizer,
+                           shards=shards)
               for s in range(stages)]
     busiest = max(range(stages), key=lambda s: memory[s].total)
     if w.check_memory and memory[busiest].total > gpu.memory_gib * GIB:
@@ -147,12 +166,15 @@ def simulate_llm(scenario: Scenario) -> SimResult:
             f"logits {m['logits']:.1f}, workspace {m['workspace']:.1f}); raise tensor/pipeline parallelism, the "
             "ZeRO stage or recomputation, or lower the micro-batch")
     pairs = _pipeline_pairs(layout, gpus, node_of)
-    dp_groups = [[[gpus[rank(layout, tp=i, cp=cc, dp=d, stage=s)] for d in range(layout.data)
-                   for cc in range(layout.context)] for i in range(layout.tensor)] for s in range(stages)]
     rails = network.router.rail_nics
-    libraries = {(s, i): library_for(env, network, group, node_of, backend, gpu.architecture)
-                 for s in range(stages) for i, group in enumerate(dp_groups[s])
-                 if len(group) > 1 and (i == 0 or not _own_rails(dp_groups[s], rails))}
+
+    def libraries_of(groups: list[list[list]]) -> dict:
+        return {(s, i): library_for(env, network, group, node_of, backend, gpu.architecture)
+                for s in range(stages) for i, group in enumerate(groups[s])
+                if len(group) > 1 and (i == 0 or not _own_rails(groups[s], rails))}
+    libraries = libraries_of(shard_of)
+    replicas = libraries_of([[_across_nodes(group, node_of) for group in groups] for groups in dp_groups]) \
+        if hybrid else {}
     plan = StepPlan(
         stages=stages, chunks=v, micro_batches=layout.micro_batches, ops=ops,
         forward_s=[[ch.forward_s for ch in held[s]] for s in range(stages)],
@@ -162,7 +184,8 @@ def simulate_llm(scenario: Scenario) -> SimResult:
         tp_s=[[(ch.tp_forward_s, ch.tp_backward_s) for ch in held[s]] for s in range(stages)],
         activation_bytes=activation_bytes(spec, layout, w.precision),
         p2p_pairs=pairs,
-        dp_groups=dp_groups,
+        dp_groups=shard_of,
+        replica_size=len(dp_groups[0][0]) // shards,
         grad_bytes=[[ch.params * GRAD_REDUCE_BYTES for ch in held[s]] for s in range(stages)],
         param_bytes=[[ch.params * PARAM_GATHER_BYTES for ch in held[s]] for s in range(stages)],
         optimizer_s=[sum(ch.optimizer_s for ch in held[s]) / (shards if p.zero_stage >= 1 else 1)
@@ -171,7 +194,7 @@ def simulate_llm(scenario: Scenario) -> SimResult:
         zero_stage=p.zero_stage,
         overlap_grad_reduce=p.overlap_grad_reduce,
     )
-    sim = StepSimulation(env, network, {k: lib for k, lib in libraries.items()}, plan)
+    sim = StepSimulation(env, network, libraries, plan, replicas)
     step_s = sim.run()
     tokens = p.global_batch * seq_len
     flops = model_flops_per_token(spec, seq_len) * tokens

@@ -81,22 +81,24 @@ class StepPlan:
     tp_s: list[list[tuple[float, float]]]
     activation_bytes: float
     p2p_pairs: dict[tuple[int, int], tuple[tuple[Node, Node], ...]]  # (from stage, to stage) -> pairs
-    dp_groups: list[list[list[Node]]]  # [stage][tensor rank] -> the data-parallel GPUs (rank order)
+    dp_groups: list[list[list[Node]]]  # [stage][tensor rank] -> the GPUs ZeRO shards over (rank order)
     grad_bytes: list[list[float]]  # [stage][chunk] gradient bytes one GPU reduces
     param_bytes: list[list[float]]  # [stage][chunk] parameter bytes one GPU gathers (bf16)
     optimizer_s: list[float]  # per stage: the optimizer over its shard
     blocks_per_chunk: list[list[int]]  # [stage][chunk]
     zero_stage: int
     overlap_grad_reduce: bool
+    replica_size: int = 1  # hybrid sharding: replicas of a shard (in other nodes) all-reducing its gradients
 
 
 class StepSimulation:
     """The processes of one step; run :meth:`run` once."""
 
     def __init__(self, env: simpy.Environment, network: Network, libraries: dict[tuple[int, int], CollectiveLibrary],
-                 plan: StepPlan):
+                 plan: StepPlan, replicas: dict[tuple[int, int], CollectiveLibrary] | None = None):
         self.env, self.network, self.plan = env, network, plan
-        self.libraries = libraries  # (stage, tensor rank) -> the data-parallel group's library
+        self.libraries = libraries  # (stage, tensor rank) -> the library of the group ZeRO shards over
+        self.replicas = replicas or {}  # hybrid sharding: the library of a shard's replicas
         self.records = [StageRecord() for _ in range(plan.stages)]
         self._arrived: dict[tuple[str, int, int, int], simpy.Event] = {}
         # per stage: its data-parallel collectives in flight (waited for before its optimizer step)
@@ -187,6 +189,13 @@ class StepSimulation:
                 if stage == s]
         if runs:
             yield simpy.AllOf(self.env, runs)
+        r = self.plan.replica_size
+        if collective == "reduce_scatter" and r > 1:  # hybrid: the shard's replicas all-reduce it
+            self.dp_bytes_per_gpu[s] += nbytes / n * (r - 1) / r * 2
+            runs = [self.env.process(lib.run("allreduce", nbytes / n)) for (stage, _), lib in self.replicas.items()
+                    if stage == s]
+            if runs:
+                yield simpy.AllOf(self.env, runs)
 
     def _gather(self, s: int, chunk: int) -> Program:
         yield from self._dp(s, "allgather", self.plan.param_bytes[s][chunk])

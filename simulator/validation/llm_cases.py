@@ -18,8 +18,8 @@ A row gives the model by its shapes and the job by its parallelism
   says so;
 * parallelism: ``tp``, ``pp``, ``cp``, ``ep``, ``virtual_stages`` (> 1: interleaved
   1F1B), ``micro_batch``, ``global_batch``, ``sequence_parallel``, ``recompute``,
-  ``zero_stage`` (FSDP ``full_shard`` = 3, ``shard_grad_op`` = 2; ``hybrid_shard`` =
-  3 inside a node is simulated as 3 over the data-parallel group, an approximation);
+  ``zero_stage`` (FSDP ``full_shard`` = 3, ``shard_grad_op`` = 2, ``hybrid_shard`` = 3
+  sharded within a node, the nodes' replicas all-reducing their gradient shards);
 * precision: empty -> bf16 on A100/H100, fp16 on V100; ``fp8`` is not modelled (the row
   is reported as an error, not hidden).
 
@@ -113,6 +113,8 @@ def llm_case_scenario(case: MeasuredCase, overrides: list[str] | tuple[str, ...]
         "micro_batch": case.micro_batch or 1, "global_batch": case.global_batch, "zero_stage": zero,
         "recompute": case.recompute or "none",
     }
+    if case.fsdp == "hybrid_shard":
+        parallelism["shard_group"] = "node"
     if case.dp is not None:
         parallelism["data"] = case.dp
     if (case.virtual_stages or 1) > 1:

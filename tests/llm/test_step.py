@@ -142,3 +142,21 @@ def test_expert_parallel_ranks_hold_their_share_of_the_experts_and_exchange_toke
     assert expert_weights(4, 4) == experts // 16
     assert one["memory_gib_per_stage"][0]["parameters"] > ep["memory_gib_per_stage"][0]["parameters"]
     assert ep["tp_collective_s"]["all_to_all"] > 0 and "all_to_all" not in one["tp_collective_s"]
+
+
+def test_hybrid_sharding_gathers_inside_the_node_and_all_reduces_the_shards_across():
+    # FSDP HYBRID_SHARD on 2 nodes x 8: gathers and reduce-scatters over the node's 8
+    # ranks, then the 2 replicas all-reduce their 1/8 gradient shard
+    kw = dict(model="gpt3_1.3b", seq=2048, tensor=1, zero_stage=3, global_batch=16, nic=10)
+    full = simulate(scenario(**kw)).extra["llm"]
+    hybrid = simulate(scenario(**kw, shard_group="node"))
+    h = hybrid.extra["llm"]
+    p_bytes = 2 * parameter_count(PRESETS["gpt3_1.3b"])
+    assert h["data_parallel_bytes_per_gpu"][0] == pytest.approx(
+        3 * p_bytes * 7 / 8 + 2 * (p_bytes / 8) * (1 / 2), rel=0.01)
+    assert full["data_parallel_bytes_per_gpu"][0] == pytest.approx(3 * p_bytes * 15 / 16, rel=0.01)
+    # over a 10 Gb/s network the hybrid job moves far less between nodes
+    assert hybrid.iteration_time_s < full["step_time_s"] * 0.8
+    # each GPU keeps 1/8 (not 1/16) of the model states
+    assert h["memory_gib_per_stage"][0]["model_states"] == pytest.approx(
+        2 * full["memory_gib_per_stage"][0]["model_states"], rel=1e-9)
