@@ -52,6 +52,9 @@ def dev_set_table() -> str:
         f"{_num(r['reference_p90'])} | {r['training_hard_n']} | {_num(r['reference_hard_median'])} |",
         f"| collectives, clustersim (nccl backend) | {r['collectives_n']} | {_num(r['collectives_median'])} | "
         f"{_num(r['collectives_p90'])} | | |",
+        f"| LLM training, clustersim | {r['llm_n']} | {_num(r['llm_median'])} | {_num(r['llm_p90'])} | | |",
+        f"| LLM training, 6N at 40% MFU | {r['llm_n']} | {_num(r['llm_reference_median'])} | "
+        f"{_num(r['llm_reference_p90'])} | | |",
     ])
 
 

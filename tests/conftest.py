@@ -31,7 +31,7 @@ def dev_set_validation() -> dict[str, object]:
     from simulator.validation import validate
 
     paths = ["scenarios/validation/published_cases.csv", "scenarios/validation/training_cases.csv",
-             "scenarios/validation/collectives/cases.csv"]
+             "scenarios/validation/collectives/cases.csv", "scenarios/validation/llm_cases.csv"]
     return {p: validate(REPO_ROOT / p) for p in paths}
 
 

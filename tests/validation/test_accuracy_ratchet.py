@@ -34,7 +34,7 @@ def figures_and_record(dev_set_validation):
 
 def test_dev_set_is_as_large_as_recorded(figures_and_record):
     figures, record, _ = figures_and_record
-    for key in ("training_n", "training_hard_n", "collectives_n"):
+    for key in ("training_n", "training_hard_n", "collectives_n", "llm_n"):
         assert figures[key] >= record[key], key
 
 
