@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from .cases import LLM_METRICS
+
 HARD_EFFICIENCY = 0.85  # measured scaling efficiency below this: a "hard" case
 
 
@@ -111,7 +113,9 @@ def format_summary(df: pd.DataFrame) -> str:
         f"p90 {s['p90_ape']:.1f}%, max {s['max_ape']:.1f}% (worst: {s['worst_case']})",
     ]
     if ref["n"]:
-        out.append(f"trivial reference (one-GPU throughput x GPUs) on its {ref['n']} cases: median "
+        transformer = df["metric"].isin(LLM_METRICS).any()  # a transformer file: its rows' reference
+        label = "one-GPU throughput x GPUs" + ("; transformer rows: 6N FLOPs per token at 40% MFU" if transformer else "")
+        out.append(f"trivial reference ({label}) on its {ref['n']} cases: median "
                    f"{ref['median_ape']:.1f}%, mean {ref['mean_ape']:.1f}%, p90 {ref['p90_ape']:.1f}%, "
                    f"max {ref['max_ape']:.1f}%")
     if hard["n"]:
