@@ -8,6 +8,7 @@ point-to-point flow (slow by design; capped at ``--detailed-max`` GPUs).
 
     python benchmarks/engine_speed.py [--repeats 5] [--strategy ring_allreduce]
     python benchmarks/engine_speed.py --must-hold [--repeats 3] [--max-gpus 65536] [--sweep]
+    python benchmarks/engine_speed.py --transformer [--repeats 3] [--gpus 4096 16384]
 
 ``--must-hold`` prints instead every figure of issue 19's "Must hold", each against its
 limit (CPU seconds of build + run + collect, medians of ``--repeats``, one process):
@@ -22,6 +23,14 @@ limit (CPU seconds of build + run + collect, medians of ``--repeats``, one proce
   command, medians);
 * with ``--sweep``, the 1,000-configuration sweep of ``benchmarks/sweep_speed.py``
   (``--must-hold``) on 2 workers, cache off (a minute or so).
+
+``--transformer`` prints instead one transformer-parallel training step (Llama 2 70B,
+bf16, 4,096 tokens, tensor 8 x pipeline 8, interleaved schedule with 5 virtual stages,
+one sample per GPU) on H100 NVSwitch servers with one 3,200 Gb/s NIC per GPU on one
+switch, at each ``--gpus`` (default 4,096 and 16,384): the median CPU and wall seconds
+of ``simulate`` over ``--repeats`` cold runs. Routing the collective library's rings
+between servers of that cluster searched the whole graph per pair before routes were
+composed from server templates there (rails on one switch).
 """
 
 from __future__ import annotations
@@ -200,6 +209,39 @@ def cli_wall_s(repeats: int) -> dict[str, float]:
     return out
 
 
+def transformer_scenario(gpus: int):
+    """The transformer step of ``--transformer`` at ``gpus`` GPUs (8 per node)."""
+    nodes = gpus // 8
+    return load_scenario({
+        "cluster": {"nodes": nodes, "gpus_per_node": 8, "gpu": "H100-SXM5-80GB", "server": {"layout": "nvswitch"},
+                    "nic": {"bandwidth_gbps": 3200}},
+        "workload": {"model": "llama2_70b", "precision": "bf16", "sequence_length": 4096},
+        "training": {"parallelism": {"tensor": 8, "pipeline": 8, "micro_batch": 1, "global_batch": nodes * 8,
+                                     "schedule": "interleaved", "virtual_stages": 5}}})
+
+
+def transformer(sizes: list[int], repeats: int) -> None:
+    from simulator import simulate
+
+    os.environ["CLUSTERSIM_ALLOW_LARGE"] = "1"
+    print(f"transformer step (llama2_70b, TP 8 x PP 8, interleaved), H100 NVSwitch, 8 rails on one switch; "
+          f"median of {repeats} cold runs")
+    for gpus in sizes:
+        s = transformer_scenario(gpus)
+        cpu, wall = [], []
+        result = None
+        for _ in range(repeats):
+            result = None
+            forget_shared_clusters()
+            t0, w0 = time.process_time(), time.perf_counter()
+            result = simulate(s)
+            cpu.append(time.process_time() - t0)
+            wall.append(time.perf_counter() - w0)
+        assert result is not None
+        print(f"  {gpus:>6} GPUs  CPU {statistics.median(cpu):8.2f} s  wall {statistics.median(wall):8.2f} s  "
+              f"(iteration {result.iteration_time_s:.6f} s)")
+
+
 def measure(gpus: int, mode: str, strategy: str, repeats: int, extra: list[str] | None = None) -> dict:
     s = scenario(gpus, mode, strategy) if extra is None else load_scenario(None, base_overrides(gpus, strategy) + extra)
     walls = []
@@ -228,19 +270,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--strategy", default="ring_allreduce", choices=["ring_allreduce", "parameter_server"])
-    parser.add_argument("--gpus", type=int, nargs="+", default=[8, 64, 256])
+    parser.add_argument("--gpus", type=int, nargs="+", default=None,
+                        help="GPU counts (default 8 64 256; with --transformer 4096 16384)")
     parser.add_argument("--detailed-max", type=int, default=64)
     parser.add_argument("--must-hold", action="store_true", help="print the figures of issue 19's 'Must hold'")
     parser.add_argument("--max-gpus", type=int, default=65536)
     parser.add_argument("--budget", type=float, default=60.0, help="stop a case's growth once a size takes longer")
     parser.add_argument("--sweep", action="store_true", help="with --must-hold: also the 1,000-run sweep")
+    parser.add_argument("--transformer", action="store_true",
+                        help="time the transformer-parallel step instead (--gpus: 4096 16384 unless given)")
     args = parser.parse_args()
+    if args.transformer:
+        transformer(args.gpus or [4096, 16384], args.repeats)
+        return
     if args.must_hold:
         must_hold(args.repeats, args.max_gpus, args.budget, args.sweep)
         return
     print(f"ResNet-50, one iteration, {args.strategy}, median of {args.repeats} runs")
     print(f"{'GPUs':>6} {'path':>9} {'wall s':>9} {'events':>9} {'flows':>9} {'events/s':>10} {'iter ms':>9}")
-    for gpus in args.gpus:
+    for gpus in args.gpus or [8, 64, 256]:
         for mode in ("fast", "detailed"):
             if mode == "detailed" and gpus > args.detailed_max:
                 continue

@@ -16,7 +16,7 @@ from .flows import FlowGroup, Node, Route
 from .maxmin import EdgeUsage
 from .route_product import compose_product
 from .routing import Router
-from .server_templates import graph_dicts
+from .server_shapes import graph_dicts
 
 # A max-min solution (see GraphLinks.solve): rates, loaded edges, their loads, and the
 # most loaded edge's (score, edge).

@@ -21,15 +21,18 @@ Rules, in the order they apply:
   shortest path happens to reach first.
 
 **Structure, for speed.** Clusters are many identical servers hung off a fabric of
-switches. Where the graph has that shape (:class:`simulator.server_templates.ServerTemplates` checks it), a route
-is found without searching the whole graph: the shortest paths inside a server (and
-out to its switch) are searched once per server *shape* and translated per server, and
-the switches between two servers' switches are read from the switch graph (one hop,
-or two through a common neighbour: the spine choice of a leaf-spine). Every shortest
-path of the whole graph is such a composition, so the equal-cost set, and hence the
-ECMP hash's choice, is the same as a search's; where a search would break a tie by
-its own visiting order (several shortest paths without ECMP), or where the graph has
-another shape, the router searches as before.
+switches. Where the graph has that shape (:class:`simulator.server_templates.ServerTemplates`
+checks it), a route is found without searching the whole graph: the shortest paths
+inside a server (and out to its switches) are searched once per server *shape* and
+translated per server, and the switches between two servers' switches are read from
+the switch graph (one hop, or two through a common neighbour: the spine choice of a
+leaf-spine), also where a server's NICs hang off several switches (rails). Every
+shortest path of the whole graph is such a composition, so the equal-cost set, and
+hence the ECMP hash's choice, is the same as a search's; where shortest paths tie
+without ECMP (several NICs of a server on one switch) the templates replay where the
+bidirectional search would meet. Where neither settles a pair (a tie inside a server
+that a path through the fabric joins, a meeting the replay cannot place, or another
+shape of graph) the router searches as before.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from itertools import count
 import networkx as nx
 
 from .errors import TopologyError
-from .server_templates import ROUTE_WEIGHT, ServerTemplates, ecmp_choice, graph_dicts
+from .server_shapes import ROUTE_WEIGHT, ecmp_choice, graph_dicts
+from .server_templates import ServerTemplates
 
 Node = Hashable
 
@@ -70,12 +74,13 @@ class Router:
         self._adjacency: dict[bool, dict[Node, list[tuple[Node, int]]]] = {}
         templates = ServerTemplates(graph, self._kind, self._server)
         self._templates = templates if templates.usable else None
-        staging = any(data.get("kind") == "gpu" and not (data.get("p2p", True) and data.get("gdr", True))
-                      for data in dicts._node.values())
+        # GPUs whose traffic may be staged through host memory (p2p or gdr off).
+        self._stagers = {node for node, data in dicts._node.items()
+                         if data.get("kind") == "gpu" and not (data.get("p2p", True) and data.get("gdr", True))}
         # Where every route between two servers is (a head to the source's switch) +
         # (a switch path) + (a tail into the destination): no rail or staging rule
         # changes the composed path afterwards.
-        self.templates = self._templates if not self._rail_nic and not staging else None
+        self.templates = self._templates if not self._rail_nic and not self._stagers else None
 
     @property
     def rail_nics(self) -> dict[Node, Node]:
@@ -87,17 +92,20 @@ class Router:
         """GPU -> its NIC, in servers with more than one NIC."""
         gpus: dict[object, list[Node]] = {}
         nics: dict[object, list[Node]] = {}
-        for node, data in self.graph.nodes(data=True):
+        attributes = graph_dicts(self.graph)._node
+        for node, data in attributes.items():
             if data.get("kind") == "gpu":
                 gpus.setdefault(data.get("server"), []).append(node)
             elif data.get("kind") == "nic":
                 nics.setdefault(data.get("server"), []).append(node)
         rails = {}
         for server, members in gpus.items():
-            own = sorted(nics.get(server, []), key=lambda n: (self.graph.nodes[n].get("rail", 0), str(n)))
-            if len(own) > 1:
-                for k, gpu in enumerate(members):
-                    rails[gpu] = own[k * len(own) // len(members)]
+            own = nics.get(server, [])
+            if len(own) <= 1:
+                continue
+            own = sorted(own, key=lambda n: (attributes[n].get("rail", 0), str(n)))
+            for k, gpu in enumerate(members):
+                rails[gpu] = own[k * len(own) // len(members)]
         return rails
 
     def path(self, src: Node, dst: Node) -> list[Node]:
@@ -230,6 +238,8 @@ class Router:
 
     def _staged(self, src: Node, dst: Node, path: list[Node]) -> list[Node]:
         """Split ``path`` at the host of an end that may not use it directly."""
+        if path[0] not in self._stagers and path[-1] not in self._stagers:
+            return path
         host = self._staging_host(path)
         if host is not None:
             return self.path(src, host) + self.path(host, dst)[1:]

@@ -1,51 +1,47 @@
 """Routes composed from per-server templates, for speed (see :mod:`simulator.routing`).
 
 Clusters are many identical servers hung off a fabric of switches. Where the graph
-has that shape, the shortest paths inside a server (and out to its switch) are searched
-once per server *shape* and translated per server, and the switches between two
-servers' switches are read from the switch graph; :class:`simulator.routing.Router`
-uses them instead of searching the whole graph.
+has that shape, the shortest paths inside a server (and out to its switches) are
+searched once per server *shape* and translated per server, and the switches between
+two servers' switches are read from the switch graph; :class:`simulator.routing.Router`
+uses them instead of searching the whole graph (per shape: :mod:`simulator.server_shapes`).
+
+Three ways a composed route is exactly what a search of the whole graph returns:
+
+* **One shortest path.** Then every search finds it.
+* **ECMP.** The pair's hash picks among *every* shortest path, sorted, so only the set
+  matters: heads x switch paths x tails, over the exits that tie.
+* **Ties without ECMP** (several NICs per server on one switch: rails). networkx's
+  bidirectional Dijkstra then returns the path through the node where its two searches
+  first meet. Each search's order up to the fabric switch depends only on its own
+  server (searched once per shape, in the graph's adjacency order), so
+  :meth:`ServerTemplates.shortest` replays the meeting
+  (:func:`simulator.server_shapes.meeting`); the router searches where it cannot tell.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Hashable
-from typing import Any, Protocol, cast
+from typing import cast
 
 import networkx as nx
 
+from .server_shapes import (
+    INFINITY,
+    ROUTE_WEIGHT,
+    SWITCH,
+    LocalNames,
+    Shape,
+    ShapeTemplate,
+    candidate_key,
+    ecmp_choice,
+    graph_dicts,
+    meeting,
+    nic_to_nic,
+)
+
 Node = Hashable
-Adjacency = dict[Node, dict[Node, dict[str, Any]]]  # node -> neighbour -> edge attributes
-
-# The edge attribute routes are weighed by (set by the Router on its graph).
-ROUTE_WEIGHT = "route_weight"
-
-
-class GraphDicts(Protocol):
-    """The dicts a networkx DiGraph keeps its nodes and edges in, read directly where
-    its views (``graph.nodes``, ``graph.adj``: ~1 us a lookup) would cost more than the
-    work. They are networkx internals, which its type stubs do not declare."""
-
-    _node: dict[Node, dict[str, Any]]  # node -> its attributes
-    _adj: Adjacency  # successors
-    _pred: Adjacency  # predecessors
-
-
-def graph_dicts(graph: nx.DiGraph[Node]) -> GraphDicts:
-    """``graph`` seen as its :class:`GraphDicts` (the same object)."""
-    return cast(GraphDicts, graph)
-
-
-def ecmp_choice(src: Node, dst: Node, paths: list[list[Node]]) -> list[Node]:
-    """The equal-cost path a pair's stable hash picks among ``paths`` (any order), as
-    switches hash flows onto uplinks."""
-    paths = sorted(paths, key=lambda p: [str(n) for n in p])
-    return paths[zlib.crc32(f"{src}->{dst}".encode()) % len(paths)]
-
-SWITCH = "@switch"  # the fabric switch of a server, in its template
-# What a search inside a server sees: its (local name, local name, weight) edges, sorted.
-Shape = tuple[tuple[str, str, int], ...]
 
 
 class ServerTemplates:
@@ -53,19 +49,28 @@ class ServerTemplates:
 
     Applies (``usable``) when every node is either a switch or belongs to a server
     (``server`` attribute, named ``{server}.{local}``), servers touch the rest of the
-    graph only through NIC <-> switch edges, all of one server's NICs hang off one
-    switch, and every switch-to-switch edge weighs the same. Then no shortest path
-    crosses a third server (it would have to leave through the switch it came from),
-    so every shortest path between two servers is (a path from the source to its
-    server's switch) + (a shortest switch path) + (a path from the destination's
-    switch into it), and the three parts are independent.
+    graph only through NIC <-> switch edges, and every switch-to-switch edge weighs
+    the same. A server's NICs may hang off several switches (rail-optimized fabrics).
+
+    A path between two servers that passes through a third one (or leaves a server and
+    comes back) enters it from one switch and leaves it to another: it costs at least
+    :attr:`crossing` (a bound read from the NICs' edges; none where every server hangs
+    off one switch, as such a path would pass its switch twice). Where a pair's shortest
+    composition is shorter than the shortest way out, a crossing and the shortest way in,
+    no shortest path crosses, so every shortest path between two servers is (a path from
+    the source out to one of its server's switches, through no other) + (a shortest
+    switch path) + (a path from a switch of the destination's server in to it), over the
+    pairs of switches whose total is least. Inside a server, a path that leaves by one
+    switch and comes back by another costs at least the way out, the lightest edge out
+    of a switch and the way in; where the template's shortest path is shorter, it is the
+    whole graph's.
     """
 
     def __init__(self, graph: nx.DiGraph[Node], kind: dict[Node, str | None], server: dict[Node, object]):
         self.graph = graph
         self.usable = False
         self._server = server
-        self._switch_of: dict[object, Node] = {}  # server -> the switch its NICs hang off
+        self._exits: dict[object, set[Node]] = {}  # server -> the switches its NICs hang off
         self._succ: dict[Node, set[Node]] = {}  # switch -> switches it links to
         self._nics: set[Node] = set()  # server nodes linked to a switch
         hop: set[int] = set()
@@ -74,63 +79,205 @@ class ServerTemplates:
             if srv is None and kind[node] != "switch":
                 return
             if srv is not None:
-                if not (isinstance(node, str) and node.startswith(f"{srv}.")):
+                if not (isinstance(node, str) and node.startswith(f"{srv}.")) or SWITCH in node:
                     return
                 self._members.setdefault(srv, []).append(node)
+        out_of_switch = INFINITY  # the lightest edges: out of a switch, NIC -> switch, switch -> NIC
+        nic_up = nic_down = INFINITY
+        exits = self._exits
         for u, nbrs in graph_dicts(graph)._adj.items():
             su = server[u]
+            if su is not None:  # a server's node: only its edges out of the server count
+                for v in [v for v in nbrs if server[v] != su]:
+                    if server[v] is not None or kind[u] != "nic":
+                        return  # two servers joined directly, or a server reaching the fabric by a non-NIC
+                    exits.setdefault(su, set()).add(v)
+                    self._nics.add(u)
+                    nic_up = min(nic_up, nbrs[v][ROUTE_WEIGHT])
+                continue
             for v, data in nbrs.items():
+                w = data[ROUTE_WEIGHT]
+                out_of_switch = min(out_of_switch, w)
                 sv = server[v]
-                if su == sv:
-                    if su is None:
-                        self._succ.setdefault(u, set()).add(v)
-                        hop.add(data[ROUTE_WEIGHT])
+                if sv is None:
+                    self._succ.setdefault(u, set()).add(v)
+                    hop.add(w)
                     continue
-                if su is not None and sv is not None:
-                    return  # two servers joined directly
-                srv, nic, switch = (su, u, v) if su is not None else (sv, v, u)
-                if kind[nic] != "nic" or self._switch_of.setdefault(srv, switch) != switch:
-                    return  # a server reaching the fabric through something else, or two switches (rails)
-                self._nics.add(nic)
+                if kind[v] != "nic":
+                    return  # a server reached from the fabric through something else
+                exits.setdefault(sv, set()).add(u)
+                self._nics.add(v)
+                nic_down = min(nic_down, w)
         if len(hop) > 1:
             return
-        self._shapes: dict[object, Shape] = {}  # server -> its shape
+        if len({str(n) for n in server}) != len(server):
+            return  # two nodes of one name, which the hash's sort of paths by names would not order
+        self._hop = next(iter(hop), 0)
+        self._out_of_switch = out_of_switch
+        self.crossing = INFINITY
+        if any(len(exits) > 1 for exits in self._exits.values()):
+            self.crossing = nic_down + nic_up + nic_to_nic(graph, server, self._nics)
+        self._of_server: dict[object, ShapeTemplate] = {}  # server -> the template of its shape
+        self._switches: dict[object, list[Node]] = {}  # server -> its switches, in its shape's numbering
         self._names: dict[object, dict[str, Node]] = {}  # server -> local name -> node
-        self._templates: dict[Shape, nx.DiGraph[str]] = {}  # shape -> template graph (local names)
-        self._inside: dict[tuple[Shape, str, str], list[list[str]]] = {}  # (shape, a, b) -> every shortest path
+        self._templates: dict[Shape, ShapeTemplate] = {}
         self._fabric: dict[tuple[Node, Node], list[list[Node]]] = {}  # sorted shortest switch paths
+        self._fabric_names: dict[tuple[Node, Node], list[tuple[str, ...]]] = {}  # their nodes' names
+        self._switch_graph: nx.DiGraph[Node] | None = None
+        self._positions: dict[tuple[Node, bool], dict[Node, int]] = {}
+        self._parts: dict[tuple[object, str, str, bool], list[tuple[list[Node], tuple[str, ...]]]] = {}
         self.usable = True
 
     def shortest(self, src: Node, dst: Node, ecmp: bool) -> list[Node] | None:
         """The shortest path a search would return (with ``ecmp``: the one the pair's
         hash picks), or None where only a search can tell (an end outside every server,
-        or a tie a search breaks by its own visiting order)."""
+        or a tie a search breaks by its own visiting order that the replay of
+        :meth:`_meet` cannot settle)."""
         s, t = self._server.get(src), self._server.get(dst)
         if s is None or t is None:
             return None
         if s == t:
-            paths = [self._real(s, p) for p in self._local_paths(s, self._local(s, src), self._local(t, dst))]
-            if ecmp and paths:
-                return ecmp_choice(src, dst, paths)
-            return paths[0] if len(paths) == 1 else None
-        if s not in self._switch_of or t not in self._switch_of:
+            return self._within(s, src, dst, ecmp)
+        if s not in self._exits or t not in self._exits:
             return None
-        heads = self._local_paths(s, self._local(s, src), SWITCH)
-        tails = self._local_paths(t, SWITCH, self._local(t, dst))
-        middles = self._switch_paths(self._switch_of[s], self._switch_of[t])
-        if not heads or not tails or not middles:
-            return None
-        if len(heads) == len(tails) == 1:
-            if len(middles) > 1 and not ecmp:
+        ts, tt = self._template(s), self._template(t)
+        a, b = self._local(s, src), self._local(t, dst)
+        if len(ts.exits) == 1 and len(tt.exits) == 1:
+            x, y = ts.exits[0], tt.exits[0]
+            heads, tails = ts.heads(a, x), tt.tails(y, b)
+            middles = self._switch_paths(self._switches[s][0], self._switches[t][0])
+            if not heads or not tails or not middles:
                 return None
-            # Every candidate shares the head and the tail, so sorting them (as the hash's
-            # choice does) sorts the switch paths, which are sorted already.
-            middle = middles[zlib.crc32(f"{src}->{dst}".encode()) % len(middles)] if ecmp else middles[0]
-            return self._real(s, heads[0])[:-1] + middle + self._real(t, tails[0])[1:]
-        if not ecmp:
+            if (len(middles[0]) - 1) * self._hop >= self.crossing:
+                return None  # a path through another server might be as short
+            if len(heads) == len(tails) == 1:
+                if len(middles) > 1 and not ecmp:
+                    return None
+                # Every candidate shares the head and the tail, so sorting them (as the hash's
+                # choice does) sorts the switch paths, which are sorted already.
+                middle = middles[zlib.crc32(f"{src}->{dst}".encode()) % len(middles)] if ecmp else middles[0]
+                return self._real(s, heads[0])[:-1] + middle + self._real(t, tails[0])[1:]
+            if not ecmp:
+                return self._meet(s, t, a, b) if len(middles[0]) == 1 else None
+            return self._choose(src, dst, s, t, a, b, [(x, y, middles)], ecmp)
+        return self._across(s, t, src, dst, a, b, ecmp)
+
+    def _across(self, s: object, t: object, src: Node, dst: Node, a: str, b: str, ecmp: bool) -> list[Node] | None:
+        """:meth:`shortest` between servers, one of which has several switches: over the
+        pairs of (way out, way in) whose total with the switch path between them is
+        least."""
+        ts, tt = self._template(s), self._template(t)
+        outs, ins = ts.way_out(a), tt.way_in(b)
+        if not outs or not ins:
             return None
-        paths = [self._real(s, h)[:-1] + m + self._real(t, tl)[1:] for h in heads for m in middles for tl in tails]
-        return ecmp_choice(src, dst, paths)
+        best = INFINITY
+        chosen: list[tuple[str, str, list[list[Node]]]] = []
+        switches_s, switches_t = self._switches[s], self._switches[t]
+        for h, x in outs:
+            if h + ins[0][0] > best:
+                break
+            real_x = switches_s[ts.number[x]]
+            for tl, y in ins:
+                if h + tl > best:
+                    break
+                real_y = switches_t[tt.number[y]]
+                if real_x != real_y and h + tl + self._hop > best:
+                    continue  # two switches are a hop apart at least
+                middles = self._switch_paths(real_x, real_y)
+                if not middles:
+                    continue
+                total = h + tl + (len(middles[0]) - 1) * self._hop
+                if total < best:
+                    best, chosen = total, []
+                if total == best:
+                    chosen.append((x, y, middles))
+        if not chosen or not best < outs[0][0] + self.crossing + ins[0][0]:
+            return None
+        return self._choose(src, dst, s, t, a, b, chosen, ecmp)
+
+    def _choose(self, src: Node, dst: Node, s: object, t: object, a: str, b: str,
+                chosen: list[tuple[str, str, list[list[Node]]]], ecmp: bool) -> list[Node] | None:
+        """The shortest path a search returns among the compositions (way out of ``s``
+        to x) + (switch path) + (way into ``t`` from y) of ``chosen`` (x, y, switch
+        paths): with ``ecmp`` the one the pair's hash picks, as :func:`ecmp_choice`
+        would (sorted by the nodes' names, from the parts' names), else the only one
+        (None: several)."""
+        candidates: list[tuple[tuple[str, ...], list[Node], list[Node], list[Node]]] = []
+        for x, y, middles in chosen:
+            heads, tails = self._part(s, a, x, True), self._part(t, b, y, False)
+            for middle, key in zip(middles, self._fabric_names[(middles[0][0], middles[0][-1])]):
+                for head, head_key in heads:
+                    for tail, tail_key in tails:
+                        candidates.append((head_key + key + tail_key, head, middle, tail))
+        if len(candidates) != 1:
+            if not ecmp or not candidates:
+                return None
+            candidates.sort(key=candidate_key)
+        _, head, middle, tail = candidates[zlib.crc32(f"{src}->{dst}".encode()) % len(candidates)]
+        return head[:-1] + middle + tail[1:]
+
+    def _part(self, server: object, node: str, exit: str, out: bool) -> list[tuple[list[Node], tuple[str, ...]]]:
+        """The ways out from ``node`` to switch ``exit`` (``out``) or in from it, of
+        :meth:`ShapeTemplate.heads` or :meth:`ShapeTemplate.tails`, as nodes, each with
+        its nodes' names but the switch's; cached."""
+        key = (server, node, exit, out)
+        found = self._parts.get(key)
+        if found is None:
+            template = self._template(server)
+            found = self._parts[key] = []
+            for local in template.heads(node, exit) if out else template.tails(exit, node):
+                path = self._real(server, local)
+                found.append((path, tuple([str(n) for n in (path[:-1] if out else path[1:])])))
+        return found
+
+    def _within(self, s: object, src: Node, dst: Node, ecmp: bool) -> list[Node] | None:
+        """:meth:`shortest` inside one server."""
+        template = self._template(s)
+        a, b = self._local(s, src), self._local(s, dst)
+        local = template.inside(a, b)
+        if not local:
+            return None
+        if len(template.exits) > 1:
+            # Leaving by one switch and coming back by another costs at least this much.
+            length = sum(template.graph.edges[u, v][ROUTE_WEIGHT] for u, v in zip(local[0], local[0][1:]))
+            outs, ins = template.way_out(a), template.way_in(b)
+            detour = min((h + self._out_of_switch + tl for h, x in outs for tl, y in ins if x != y), default=INFINITY)
+            if not length < detour:
+                return None
+        if len(local) == 1:
+            return self._real(s, local[0])
+        return ecmp_choice(src, dst, [self._real(s, p) for p in local]) if ecmp else None
+
+    def _meet(self, s: object, t: object, a: str, b: str) -> list[Node] | None:
+        """The path networkx's bidirectional Dijkstra returns between ``a`` of server
+        ``s`` and ``b`` of server ``t``, both hanging off one switch only, where several
+        shortest paths tie: its forward path to, and backward path from, the node where
+        its searches meet (:func:`simulator.server_shapes.meeting`; None: not known)."""
+        ts, tt = self._template(s), self._template(t)
+        forward, backward = ts.forward(a), tt.backward(b)
+        switch = self._switches[s][0]
+        into, out_of = self._position(switch, False), self._position(switch, True)
+        names_s, names_t = self._names_of(s), self._names_of(t)
+        meet = meeting(forward, backward, ts, tt, lambda nic: into[names_s[nic]], lambda nic: out_of[names_t[nic]])
+        if meet is None:
+            return None
+        xs, xt = ts.exits[0], tt.exits[0]
+        side, node = meet
+        if side == "X":
+            return self._real(s, forward.forward_path(xs)) + self._real(t, backward.backward_path(xt))[1:]
+        if side == "S":
+            return self._real(s, forward.forward_path(node)) + self._real(t, backward.backward_path(xt))
+        return self._real(s, forward.forward_path(xs)) + self._real(t, backward.backward_path(node))
+
+    def _position(self, switch: Node, successors: bool) -> dict[Node, int]:
+        """Each neighbour's place in ``switch``'s successors (or predecessors)."""
+        key = (switch, successors)
+        found = self._positions.get(key)
+        if found is None:
+            dicts = graph_dicts(self.graph)
+            nbrs = (dicts._adj if successors else dicts._pred)[switch]
+            found = self._positions[key] = dict(zip(nbrs, range(len(nbrs))))
+        return found
 
     # -- parts, for bundles composed end by end ------------------------------------------
 
@@ -138,22 +285,26 @@ class ServerTemplates:
         return self._server.get(node)
 
     def switch_of(self, server: object) -> Node | None:
-        return self._switch_of.get(server)
+        """The switch ``server`` hangs off (None: none, or several)."""
+        exits = self._exits.get(server)
+        return next(iter(exits)) if exits is not None and len(exits) == 1 else None
 
     def head(self, node: Node) -> list[Node] | None:
         """The one shortest path from ``node`` to its server's switch (None: not one)."""
         server = self._server.get(node)
-        if server is None or server not in self._switch_of:
+        if server is None or self.switch_of(server) is None:
             return None
-        heads = self._local_paths(server, self._local(server, node), SWITCH)
+        template = self._template(server)
+        heads = template.heads(self._local(server, node), template.exits[0])
         return self._real(server, heads[0]) if len(heads) == 1 else None
 
     def tail(self, node: Node) -> list[Node] | None:
         """The one shortest path from its server's switch to ``node`` (None: not one)."""
         server = self._server.get(node)
-        if server is None or server not in self._switch_of:
+        if server is None or self.switch_of(server) is None:
             return None
-        tails = self._local_paths(server, SWITCH, self._local(server, node))
+        template = self._template(server)
+        tails = template.tails(template.exits[0], self._local(server, node))
         return self._real(server, tails[0]) if len(tails) == 1 else None
 
     def switch_paths(self, a: Node, b: Node) -> list[list[Node]]:
@@ -168,52 +319,44 @@ class ServerTemplates:
         return name[len(str(server)) + 1:]
 
     def _real(self, server: object, path: list[str]) -> list[Node]:
-        names = self._names.get(server)
-        if names is None:  # local name -> node, made once per server
-            cut = len(str(server)) + 1
-            names = self._names[server] = {n[cut:]: n for n in self._members[server]}
-            names[SWITCH] = self._switch_of.get(server)
+        names = self._names_of(server)
         return [names[n] for n in path]
 
-    def _shape(self, server: object) -> Shape:
-        """What a search inside ``server`` sees, in local names: its edges (to its
-        switch too) with their weights. (The rules after the search read the real
-        nodes' attributes.)"""
-        shape = self._shapes.get(server)
-        if shape is None:
-            dicts = graph_dicts(self.graph)
-            adj, pred, owner = dicts._adj, dicts._pred, self._server
+    def _names_of(self, server: object) -> dict[str, Node]:
+        """Local name -> node, in ``server`` (its switches too); made once per server."""
+        names = self._names.get(server)
+        if names is None:
             cut = len(str(server)) + 1
-            edges: list[tuple[str, str, int]] = []
-            for n in self._members[server]:
-                name = n[cut:]
-                for v, data in adj[n].items():
-                    # v is the server's switch or one of its members (a string)
-                    edges.append((name, SWITCH if owner[v] is None else cast(str, v)[cut:], data[ROUTE_WEIGHT]))
-                if owner[n] is not None and n in self._nics:
-                    edges.extend((SWITCH, name, data[ROUTE_WEIGHT]) for u, data in pred[n].items() if owner[u] is None)
-            edges.sort()
-            shape = self._shapes[server] = tuple(edges)
-            if shape not in self._templates:
-                template: nx.DiGraph[str] = nx.DiGraph()
-                for u, v, w in shape:
-                    template.add_edge(u, v, **{ROUTE_WEIGHT: w})
-                self._templates[shape] = template
-        return shape
+            names = self._names[server] = {n[cut:]: n for n in self._members[server]}
+            self._template(server)
+            for i, switch in enumerate(self._switches[server]):
+                names[f"{SWITCH}{i}"] = switch
+        return names
 
-    def _local_paths(self, server: object, a: str, b: str) -> list[list[str]]:
-        """Every shortest path from ``a`` to ``b`` in the server's template, sorted."""
-        shape = self._shape(server)
-        key = (shape, a, b)
-        paths = self._inside.get(key)
-        if paths is None:
-            template = self._templates[shape]
-            try:
-                paths = sorted(nx.all_shortest_paths(template, a, b, weight=ROUTE_WEIGHT))
-            except (nx.NetworkXNoPath, nx.NodeNotFound):
-                paths = []
-            self._inside[key] = paths
-        return paths
+    def _template(self, server: object) -> ShapeTemplate:
+        """The template of ``server``'s shape (made with the server's shape, once)."""
+        template = self._of_server.get(server)
+        if template is None:
+            shape = self._shape(server)
+            template = self._templates.get(shape)
+            if template is None:
+                template = self._templates[shape] = ShapeTemplate(shape)
+            self._of_server[server] = template
+        return template
+
+    def _shape(self, server: object) -> Shape:
+        """What a search inside ``server`` sees, in local names: its members' edges (to
+        its switches too) with their weights, in the graph's order. (The rules after the
+        search read the real nodes' attributes.) Records the server's switches."""
+        dicts = graph_dicts(self.graph)
+        adj, pred = dicts._adj, dicts._pred
+        members = self._members[server]
+        cut = len(str(server)) + 1
+        names = LocalNames({n: n[cut:] for n in members})
+        shape = tuple([(names[n], tuple([(names[v], data[ROUTE_WEIGHT]) for v, data in adj[n].items()]),
+                        tuple([(names[u], data[ROUTE_WEIGHT]) for u, data in pred[n].items()])) for n in members])
+        self._switches[server] = names.switches
+        return shape
 
     def _switch_paths(self, a: Node, b: Node) -> list[list[Node]]:
         """Every shortest path from switch ``a`` to switch ``b``, sorted as the hash's
@@ -230,10 +373,14 @@ class ServerTemplates:
             else:
                 paths = [[a, m, b] for m in succ.get(a, ()) if b in succ.get(m, ())]
                 if not paths:
-                    switches = self.graph.subgraph([n for n, srv in self._server.items() if srv is None])
+                    if self._switch_graph is None:
+                        self._switch_graph = self.graph.subgraph(
+                            [n for n, srv in self._server.items() if srv is None])
                     try:
-                        paths = list(nx.all_shortest_paths(switches, a, b, weight=ROUTE_WEIGHT))
+                        paths = list(nx.all_shortest_paths(self._switch_graph, a, b, weight=ROUTE_WEIGHT))
                     except (nx.NetworkXNoPath, nx.NodeNotFound):
                         paths = []
-            paths = self._fabric[key] = sorted(paths, key=lambda p: [str(n) for n in p])
+            named = sorted((tuple([str(n) for n in p]), p) for p in paths)
+            paths = self._fabric[key] = [p for _, p in named]
+            self._fabric_names[key] = [names for names, _ in named]
         return paths

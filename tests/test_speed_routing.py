@@ -5,7 +5,8 @@ The router finds a route between two servers as (a path to the source's switch) 
 shape, instead of searching the whole graph per pair; a bundle of every worker with
 every parameter server is counted end by end. Both must give exactly what the search
 and the pair-by-pair bundle give, ECMP's hash choice included, on every server layout
-and fabric; where the graph has another shape (rails) the router searches.
+and fabric, rail-optimized ones included (tests/test_routing_templates.py samples larger
+and random clusters).
 """
 
 from __future__ import annotations
@@ -60,8 +61,7 @@ def test_composed_routes_are_the_searched_routes(name):
         for b in ends:
             if a != b:
                 assert composed.path(a, b) == searched.path(a, b), (a, b)
-    shaped = name not in ("nvswitch-rails",)
-    assert (composed._templates is not None) == shaped
+    assert composed._templates is not None  # rails too: a server's NICs on several switches
 
 
 @pytest.mark.parametrize("name", ["pcie", "two-sockets", "leaf-spine", "leaf-spine-ps-hosts", "no-p2p", "dgx1"])
