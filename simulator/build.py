@@ -17,7 +17,11 @@ import simpy
 
 from topologies import ClusterGraph, build_cluster
 
-from . import catalog, zoo
+from . import (
+    catalog,
+    parameter_servers,  # noqa: F401 - registers the parameter_server strategy
+    zoo,
+)
 from .built import MIB, BuiltSimulation, CountingEnvironment, RankTimeline
 from .collective_cost import Backend, achievable_graph, get_backend, with_measured
 from .collectives import CollectiveLibrary, Fabric

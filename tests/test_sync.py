@@ -6,7 +6,8 @@ import pytest
 import simpy
 
 from simulator.network import Network
-from simulator.sync import SYNC_STRATEGIES, ParameterServer, SyncContext
+from simulator.parameter_servers import ParameterServer
+from simulator.sync import SYNC_STRATEGIES, SyncContext
 
 from .conftest import star
 
