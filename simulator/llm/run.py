@@ -87,7 +87,7 @@ def _comm_times(scenario: Scenario, network: Network, gpus: list, node_of: dict,
     return times
 
 
-def _pipeline_pairs(layout: Layout, gpus: list, node_of: dict) -> dict[tuple[int, int], tuple]:
+def _pipeline_pairs(layout: Layout, gpus: list, node_of: dict, every: bool = False) -> dict[tuple[int, int], tuple]:
     """Per (stage, neighbour stage): the GPU pairs one bundled transfer stands for. Every
     replica's transfer is alike; those that leave the same nodes as replica 0's share
     their NICs and are kept, the others (other nodes, other NICs) are left out — exact
@@ -103,7 +103,7 @@ def _pipeline_pairs(layout: Layout, gpus: list, node_of: dict) -> dict[tuple[int
                                  gpus[rank(layout, tp=i, cp=cc, dp=d, stage=t)])
                                 for d in range(layout.data) for cc in range(layout.context)
                                 for i in range(layout.tensor)
-                                if node_of[gpus[rank(layout, tp=i, cp=cc, dp=d, stage=s)]] in home)
+                                if every or node_of[gpus[rank(layout, tp=i, cp=cc, dp=d, stage=s)]] in home)
     return out
 
 
@@ -128,7 +128,12 @@ def _own_rails(groups: list[list], rails: dict) -> bool:
     return len(first) > 1 and all(g in rails for g in first) and len({rails[g] for g in first}) == len(first)
 
 
-def simulate_llm(scenario: Scenario) -> SimResult:
+def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResult:
+    """One step of ``scenario`` (with ``training.parallelism``). ``representative``
+    (the default) lets the transfers of replicas that share nothing with replica 0
+    and, on rail-aligned servers, one tensor rank's data-parallel group stand for the
+    others; False moves every one of them (a check at small scale: same answer on a
+    non-blocking fabric)."""
     p = scenario.training.parallelism
     assert p is not None
     spec = transformer_of(scenario)
@@ -171,13 +176,13 @@ def simulate_llm(scenario: Scenario) -> SimResult:
             f"{gpu.memory_gib:g} GiB (model states {m['model_states']:.1f}, activations {m['activations']:.1f}, "
             f"logits {m['logits']:.1f}, workspace {m['workspace']:.1f}); raise tensor/pipeline parallelism, the "
             "ZeRO stage or recomputation, or lower the micro-batch")
-    pairs = _pipeline_pairs(layout, gpus, node_of)
+    pairs = _pipeline_pairs(layout, gpus, node_of, every=not representative)
     rails = network.router.rail_nics
 
     def libraries_of(groups: list[list[list]]) -> dict:
         return {(s, i): library_for(env, network, group, node_of, backend, gpu.architecture)
                 for s in range(stages) for i, group in enumerate(groups[s])
-                if len(group) > 1 and (i == 0 or not _own_rails(groups[s], rails))}
+                if len(group) > 1 and (i == 0 or not representative or not _own_rails(groups[s], rails))}
     libraries = libraries_of(shard_of)
     replicas = libraries_of([[_across_nodes(group, node_of) for group in groups] for groups in dp_groups]) \
         if hybrid else {}

@@ -160,3 +160,18 @@ def test_hybrid_sharding_gathers_inside_the_node_and_all_reduces_the_shards_acro
     # each GPU keeps 1/8 (not 1/16) of the model states
     assert h["memory_gib_per_stage"][0]["model_states"] == pytest.approx(
         2 * full["memory_gib_per_stage"][0]["model_states"], rel=1e-9)
+
+
+@pytest.mark.parametrize("parallel", [dict(tensor=2, pipeline=2, global_batch=16),
+                                      dict(tensor=4, pipeline=4, global_batch=32, nodes=4),
+                                      dict(tensor=1, pipeline=2, zero_stage=3, global_batch=16)])
+def test_the_representative_step_equals_moving_every_transfer(parallel):
+    # every replica's pipeline transfers and every tensor rank's data-parallel group
+    # moved, against the representative ones: the same step on a non-blocking fabric
+    from simulator.llm.run import simulate_llm
+
+    nodes = parallel.pop("nodes", 2)
+    s = scenario(nodes=nodes, nic=400, **parallel)
+    fast = simulate_llm(s).iteration_time_s
+    every = simulate_llm(s, representative=False).iteration_time_s
+    assert fast == pytest.approx(every, rel=1e-9)
