@@ -1,4 +1,4 @@
-"""``clustersim advise batch|ps|gpus``: configuration guidelines from the command line.
+"""``clustersim advise batch|ps|gpus|parallelism``: configuration guidelines from the command line.
 
 Registered on the main group by :mod:`simulator.cli.app`. Each command prints its formula
 with the scenario's numbers, the simulated confirmation and the next bottleneck; with
@@ -14,7 +14,6 @@ from typing import Any
 
 import click
 
-from ..advise.answers import BatchAdvice, GPUAdvice, PSAdvice
 from ..advise.batch import advise_batch
 from ..advise.gpus import advise_gpus
 from ..advise.ps import advise_ps
@@ -43,7 +42,7 @@ def finite(data: Any) -> Any:
     return data
 
 
-def _emit(answer: BatchAdvice | PSAdvice | GPUAdvice, json_out: str | None) -> None:
+def _emit(answer: Any, json_out: str | None) -> None:
     if json_out is not None:
         text = strict_json(finite(answer.to_dict()), indent=2, sort_keys=True, default=str)
         if json_out == "-":
@@ -100,3 +99,17 @@ def gpus(scenario: Path, overrides: tuple[str, ...], json_out: str | None, targe
     finally:
         progress.close()
     _emit(answer, json_out)
+
+
+@advise.command("parallelism")
+@_scenario_arg
+@_set_opt
+@_json_opt
+@click.option("--simulate", "simulate_n", type=click.IntRange(1, 64), default=6, show_default=True,
+              help="How many of the layouts with the smallest bound to simulate.")
+def parallelism(scenario: Path, overrides: tuple[str, ...], json_out: str | None, simulate_n: int) -> None:
+    """The fastest tensor/pipeline/micro-batch/recompute/ZeRO layout of a transformer job that fits."""
+    from ..llm.search import advise_parallelism
+
+    check_output_path(json_out, "--json")
+    _emit(advise_parallelism(load_scenario(scenario, overrides), simulate=simulate_n), json_out)
