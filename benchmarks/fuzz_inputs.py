@@ -15,8 +15,12 @@ space limit. Prints the counts:
   killed by the address-space limit);
 * ``non-strict JSON`` (a ``--json`` output with NaN/Infinity, or not JSON at all).
 
+Exits 1 if any input is in one of the last six counts. ``--keep DIR`` copies each failing
+input's files (and its stderr) to DIR, named by input number, to reproduce it.
+
     python benchmarks/fuzz_inputs.py -n 300 --seed 0
     python benchmarks/fuzz_inputs.py -n 10000 --seed 1 --time-limit 20 --memory-gib 1 --show 20
+    for s in $(seq 101 120); do nice -n 19 python benchmarks/fuzz_inputs.py -n 500 --seed $s --keep kept; done
 """
 
 from __future__ import annotations
@@ -121,6 +125,8 @@ class Generator:
             return kind, ["simulate", str(path), "-q", "--json", str(out), *quick], out
         if kind == "set":
             sets = [f"{self.rng.choice(self.config_paths)}={self.value()}" for _ in range(self.rng.randint(1, 3))]
+            if self.rng.random() < 0.25:  # Horovod's fusion loop: a cycle clock, special times (issue 18)
+                sets.insert(0, "training.framework=horovod")
             return kind, ["simulate", "-q", "--json", str(out), *quick, *[a for s in sets for a in ("--set", s)]], out
         if kind == "profile":
             data = json.loads(json.dumps(self.profile))
@@ -230,6 +236,8 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=20.0, help="seconds per input")
     ap.add_argument("--memory-gib", type=float, default=1.0, help="peak RSS counted as runaway memory")
     ap.add_argument("--show", type=int, default=10, help="print this many failing inputs")
+    ap.add_argument("--keep", type=Path, metavar="DIR",
+                    help="copy the input files of every failing input here (DIR/INDEX-...), to reproduce them")
     args = ap.parse_args()
 
     os.environ.pop("CLUSTERSIM_ALLOW_LARGE", None)
@@ -296,6 +304,8 @@ def main() -> None:
             by_kind[(kind, verdict)] += 1
             if verdict not in ("ok", "refused"):
                 failures.append((verdict, kind, argv, (err.strip().splitlines() or [""])[-1][:300]))
+                if args.keep is not None:
+                    _keep(work, i, args.keep)
     wall = time.time() - start
     print(f"{args.n} inputs, seed {args.seed}, {wall:.0f} s (slowest {slowest:.1f} s)")
     for verdict in ("ok", "refused", "traceback", "internal", "multi-line", "timeout", "memory", "non-strict JSON"):
@@ -306,7 +316,21 @@ def main() -> None:
     for verdict, kind, argv, last in failures[: args.show]:
         shown = [a if len(a) < 120 else a[:60] + "..." for a in argv]
         print(f"- {verdict} [{kind}] {' '.join(map(repr, shown))}\n    {last}")
-    sys.exit(1 if any(counts[v] for v in ("traceback", "internal", "multi-line", "non-strict JSON")) else 0)
+    sys.exit(1 if any(counts[v] for v in ("traceback", "internal", "multi-line", "timeout", "memory",
+                                           "non-strict JSON")) else 0)
+
+
+def _keep(work: Path, i: int, keep: Path) -> None:
+    """Copy input ``i``'s files (``work/i-*``, folders included) and its stderr to ``keep``."""
+    import shutil
+
+    keep.mkdir(parents=True, exist_ok=True)
+    for path in [*work.glob(f"{i}-*"), work / f"{i}.err"]:
+        target = keep / path.name
+        if path.is_dir() and not path.is_symlink():
+            shutil.copytree(path, target, symlinks=True, dirs_exist_ok=True)
+        elif path.is_file():
+            shutil.copy(path, target)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,15 @@ gives exactly the result it gave without a budget (the count is
 events, 64 GPUs on the detailed path about 90,000 per iteration (some 40,000 events a
 second on one core).
 
+With the budget comes a horizon: no event may lie beyond :data:`MAX_SIMULATED_S` of
+simulated time (about 32 years). Real jobs end far sooner; a time out of all proportion
+(a one-GPU throughput of 1e-300 samples/s, a profiled layer of 1e308 s) would otherwise
+push the clock to where adding a millisecond no longer changes it, and a loop that waits
+for the clock to move (the Horovod fusion cycle) would spin without an event to count.
+
 ``CLUSTERSIM_MAX_EVENTS=N`` sets the budget (0: no limit); ``clustersim --allow-large``
-(``CLUSTERSIM_ALLOW_LARGE=1``) lifts it unless ``CLUSTERSIM_MAX_EVENTS`` is set.
+(``CLUSTERSIM_ALLOW_LARGE=1``) lifts it unless ``CLUSTERSIM_MAX_EVENTS`` is set. Either
+way of lifting it lifts the horizon too.
 """
 
 from __future__ import annotations
@@ -30,11 +37,15 @@ from .scenario import ALLOW_LARGE_ENV, large_allowed
 if TYPE_CHECKING:
     from .built import BuiltSimulation
 
-#: Events one run may process by default: 20-30 s on one core, nearly 3x what 64 GPUs
+#: Events one run may process by default: about 17 s of CPU time on one core (measured:
+#: 64 GPUs on the detailed path, 25 s wall on a loaded machine), nearly 3x what 64 GPUs
 #: on the detailed path take over the default 3 + 1 iterations.
 DEFAULT_MAX_EVENTS = 1_000_000
 #: Environment variable that sets the budget (0 = no limit).
 MAX_EVENTS_ENV = "CLUSTERSIM_MAX_EVENTS"
+#: Simulated seconds no event may lie beyond while the budget applies (about 32 years):
+#: far past any real job, and far below 2**53 clock ticks of a microsecond (9e9 s).
+MAX_SIMULATED_S = 1e9
 
 
 class WorkBudgetExceeded(SimulationError):
@@ -61,15 +72,35 @@ def install(sim: BuiltSimulation, limit: int | None = None) -> None:
     limit = max_events() if limit is None else limit
     if limit is None:
         return
+    check_fusion_cycle(sim)
     env = sim.env
     step = type(env).step
 
     def budgeted_step() -> None:
-        if env.events_processed >= limit and env.peek() != math.inf:  # more to do, none left to do it with
+        upcoming = env.peek()
+        if upcoming > MAX_SIMULATED_S and upcoming != math.inf:
+            raise WorkBudgetExceeded(beyond_horizon_message(sim, upcoming))
+        if env.events_processed >= limit and upcoming != math.inf:  # more to do, none left to do it with
             raise WorkBudgetExceeded(over_budget_message(sim, limit))
         step(env)
 
     env.step = budgeted_step  # type: ignore[method-assign]
+
+
+def check_fusion_cycle(sim: BuiltSimulation) -> None:
+    """A Horovod fusion cycle must move the clock everywhere below the horizon: a cycle
+    under the clock's resolution there (0.22 us at 1e9 s) would stop advancing it while
+    nothing else happens, and the fusion loop would spin without an event to count."""
+    if sim.fusion_tensors is None:
+        return
+    cycle_ms = sim.scenario.training.fusion_cycle_ms
+    shortest_ms = MAX_SIMULATED_S * 2.0**-52 * 1e3
+    if cycle_ms < shortest_ms:
+        raise WorkBudgetExceeded(
+            f"training.fusion_cycle_ms: {cycle_ms:.3g} ms is too short for the simulated clock (at least "
+            f"{shortest_ms:.2g} ms; Horovod's HOROVOD_CYCLE_TIME is milliseconds, default 5); "
+            f"`clustersim --allow-large` ({ALLOW_LARGE_ENV}=1) or {MAX_EVENTS_ENV}=0 lifts the check"
+        )
 
 
 def over_budget_message(sim: BuiltSimulation, limit: int) -> str:
@@ -104,9 +135,25 @@ def over_budget_message(sim: BuiltSimulation, limit: int) -> str:
     )
 
 
+def beyond_horizon_message(sim: BuiltSimulation, upcoming: float) -> str:
+    """The run's next event lies beyond the horizon: which inputs make times that large."""
+    suspects = ["a rate far too low: a bandwidth (cluster.nic.bandwidth_gbps, a link's, "
+                "training.collectives.net_connection_gbps) or a measured one-GPU throughput (workload."
+                "measured_throughput_samples_per_s, or a validation case's baseline_throughput_samples_per_s)",
+                "a layer or collective time in the calibration profile far too long"]
+    if sim.scenario.variability.active:
+        suspects.append("a slowdown in variability.*")
+    return (
+        f"the run's next event lies at {upcoming:.3g} s of simulated time, beyond the {MAX_SIMULATED_S:.0e} s "
+        f"(about 32 years) a run may reach (simulated time now {env_now(sim)}): a time in the input is out of "
+        f"all proportion: {'; or '.join(suspects)}. `clustersim --allow-large` ({ALLOW_LARGE_ENV}=1) or "
+        f"{MAX_EVENTS_ENV}=0 lifts the bound"
+    )
+
+
 def env_now(sim: BuiltSimulation) -> str:
     return f"{sim.env.now:.6g} s"
 
 
-__all__ = ["DEFAULT_MAX_EVENTS", "MAX_EVENTS_ENV", "WorkBudgetExceeded", "install", "max_events",
-           "over_budget_message"]
+__all__ = ["DEFAULT_MAX_EVENTS", "MAX_EVENTS_ENV", "MAX_SIMULATED_S", "WorkBudgetExceeded", "beyond_horizon_message",
+           "check_fusion_cycle", "install", "max_events", "over_budget_message"]

@@ -183,6 +183,58 @@ def test_bad_profiles_are_one_calibration_error(tmp_path, fifo, kind):
         load_profile(path)
 
 
+MEASURED_ALEXNET = REPO_ROOT / "scenarios" / "validation" / "measured_here" / "alexnet-gloo-p2-b2-20261201T121941.yaml"
+
+
+def _absurd_profile(tmp_path):
+    data = json.loads(PROFILE.read_text())
+    assert data["models"][1]["model"] == "alexnet"
+    data["models"][1]["fits"][0]["fit"]["intercept_s"] = 1e308  # finite, so the profile schema lets it through
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("iterations", ["1", "3"])
+def test_a_profile_with_an_absurd_layer_time_is_one_error(capsys, tmp_path, iterations):
+    """fuzz_inputs.py --seed 101, input 351: a profiled layer of 1e308 s made the one-GPU
+    baseline's throughput 0 (ZeroDivisionError in results.collect, exit 1) or, over more
+    iterations, NaN results after RuntimeWarnings; the run now stops at the horizon of
+    simulated time (simulator.run_budget)."""
+    path = _absurd_profile(tmp_path)
+    out = tmp_path / "r.json"
+    code, stdout, err = run_main(capsys, "simulate", str(MEASURED_ALEXNET), "-q", "--json", str(out),
+                                 "--set", f"calibration={path}", "--set", f"simulation.iterations={iterations}")
+    assert_one_error(code, stdout, err, str(MEASURED_ALEXNET), "beyond the 1e+09 s", "calibration profile")
+    assert not out.exists()
+
+
+@pytest.mark.xfail(strict=True, reason="profile times have no upper bound (simulator/profile_schema.py), so the "
+                                       "error cannot name the profile's field; the run stops at the horizon instead")
+def test_a_profile_with_an_absurd_layer_time_is_refused_naming_the_field(capsys, tmp_path):
+    path = _absurd_profile(tmp_path)
+    code, stdout, err = run_main(capsys, "simulate", str(MEASURED_ALEXNET), "-q", "--set", f"calibration={path}")
+    assert_one_error(code, stdout, err, str(path), "intercept_s")
+
+
+@pytest.mark.parametrize(("training", "needle"), [
+    ({"framework": "horovod"}, "workload.measured_throughput_samples_per_s"),
+    ({"framework": "horovod", "fusion_cycle_ms": 1e-300}, "training.fusion_cycle_ms: 1e-300 ms is too short"),
+])
+def test_times_out_of_proportion_stop_instead_of_hanging(capsys, tmp_path, training, needle):
+    """A one-GPU throughput of 1e-300 samples/s (fuzz_inputs.py --seed 104, input 98, as a
+    validation case's baseline) or a fusion cycle of 1e-300 ms: the Horovod fusion loop
+    waited for a clock that adding a cycle no longer moved, and spun forever without an
+    event for the work budget to count."""
+    workload = {"model": "resnet50"}
+    if "fusion_cycle_ms" not in training:
+        workload["measured_throughput_samples_per_s"] = 1e-300
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"cluster": {"nodes": 2, "gpus_per_node": 2}, "workload": workload,
+                                    "training": training, "simulation": {"iterations": 1}}))
+    assert_one_error(*run_main(capsys, "simulate", str(path), "-q"), "s.yaml", needle)
+
+
 def test_file_too_large_is_refused(capsys, tmp_path):
     path = tmp_path / "big.yaml"
     path.write_text("description: " + "x" * (2**20 + 10) + "\n")
@@ -280,6 +332,36 @@ def test_csv_infinite_value_is_a_row_error_and_json_is_strict(capsys, tmp_path):
     assert code == 0 and "Traceback" not in out + err
     data = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
     assert "finite" in data["cases"][0]["error"]
+
+
+def test_a_tiny_nic_bandwidth_stops_at_the_horizon(capsys):
+    assert_one_error(*run_main(capsys, "simulate", "-q", "--set", "simulation.iterations=1",
+                               "--set", "cluster.nic.bandwidth_gbps=1.0e-30"), "beyond the 1e+09 s",
+                     "cluster.nic.bandwidth_gbps")
+
+
+@pytest.mark.xfail(strict=True, reason="training.collectives.net_connection_gbps has no lower bound "
+                                       "(simulator/scenario.py): 1e-300 overflows the wire bytes to inf "
+                                       "(collectives.py, a RuntimeWarning) and the flow never ends; found by "
+                                       "fuzz_inputs.py --seed 102, input 408")
+def test_a_tiny_connection_rate_is_refused_naming_the_field(capsys):
+    assert_one_error(*run_main(capsys, "simulate", "-q", "--set", "simulation.iterations=1",
+                               "--set", "training.framework=horovod",
+                               "--set", "training.collectives.net_connection_gbps=1.0e-300"),
+                     "training.collectives.net_connection_gbps")
+
+
+def test_csv_absurd_baseline_throughput_is_a_row_error_not_a_hang(capsys, tmp_path):
+    """fuzz_inputs.py --seed 104, input 98: a Horovod case with a measured one-GPU
+    throughput of 1e-300 samples/s hung `validate` (see the test above)."""
+    path = tmp_path / "cases.csv"
+    path.write_text("case_id,source,model,gpu,nodes,gpus_per_node,batch_per_gpu,framework,metric,value,"
+                    "baseline_throughput_samples_per_s\n"
+                    "a,src,resnet50,V100-PCIe-16GB,1,2,32,horovod,throughput_samples_per_s,100,1e-300\n")
+    code, out, err = run_main(capsys, "validate", str(path), "--json", "-")
+    assert code == 0 and "Traceback" not in out + err
+    data = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert "beyond the 1e+09 s" in data["cases"][0]["error"]
 
 
 def test_validate_plot_with_unsupported_format_exits_2(capsys, tmp_path):

@@ -115,3 +115,24 @@ def test_a_sweep_run_over_budget_is_an_error_row(monkeypatch):
     df = run_sweep(sweep, executor="serial", cache=False, progress=False)
     assert list(df["status"]) == ["ok", "error"]
     assert df["error"].iloc[1].startswith("WorkBudgetExceeded: the run stopped at its work budget")
+
+
+def test_the_horizon_stops_a_run_whose_times_are_out_of_proportion(monkeypatch):
+    """No event beyond MAX_SIMULATED_S while the budget applies: a one-GPU throughput of
+    1e-8 samples/s makes an iteration of 3.2e9 s. Lifting the budget lifts the horizon."""
+    from simulator.run_budget import MAX_SIMULATED_S
+
+    slow = load_scenario(RING, ["workload.measured_throughput_samples_per_s=1.0e-8", "simulation.iterations=1"])
+    with pytest.raises(WorkBudgetExceeded, match=r"beyond the 1e\+09 s .* a run may reach"):
+        simulate(slow, with_baseline=False)
+    monkeypatch.setenv(MAX_EVENTS_ENV, "0")
+    result = simulate(slow, with_baseline=False)
+    assert result.iteration_time_s > MAX_SIMULATED_S
+
+
+def test_a_fusion_cycle_below_the_clocks_resolution_is_refused():
+    scenario = load_scenario(RING, ["training.framework=horovod", "training.fusion_cycle_ms=1.0e-9"])
+    with pytest.raises(WorkBudgetExceeded, match=r"training.fusion_cycle_ms: 1e-09 ms is too short"):
+        simulate(scenario, with_baseline=False)
+    assert simulate(load_scenario(RING, ["training.framework=horovod", "training.fusion_cycle_ms=0.001",
+                                         "simulation.iterations=1"]), with_baseline=False).iteration_time_s > 0

@@ -47,8 +47,12 @@ def sweep(
             sweep_file, output, executor=executor, workers=workers, scheduler=scheduler, resume=resume,
             cache=cache, progress=progress, batch_size=batch_size,
         )
-    except KeyboardInterrupt:
-        click.echo(f"interrupted: finished runs kept in {output}; --resume continues", err=True)
+    except KeyboardInterrupt as exc:
+        kept = getattr(exc, "sweep", None)
+        if kept is not None and kept.written:
+            click.echo(f"interrupted: {kept.kept} finished run(s) kept in {output}; --resume continues", err=True)
+        else:
+            click.echo(f"interrupted before any run was written: {output} unchanged", err=True)
         raise
     s = frame.attrs["sweep"]
     click.echo(

@@ -21,7 +21,7 @@ from .._version import __version__
 from .cache import ResultCache
 from .executors import Executor, get_executor
 from .expand import Run, expand
-from .progress import ProgressChoice, make_progress
+from .progress import Progress, ProgressChoice, make_progress
 from .spec import SweepSpec, load_sweep
 from .store import OutputLock, ResultStore, flatten, to_frame
 from .worker import Outcome, estimated_cost, run_batch
@@ -41,6 +41,9 @@ class SweepSummary:
     failed: int = 0
     interrupted: bool = False
     output: str | None = None
+    #: The table was written to ``output`` (also when interrupted), with ``kept`` rows.
+    written: bool = False
+    kept: int = 0
 
 
 def base_row(run: Run) -> dict[str, Any]:
@@ -153,17 +156,22 @@ def _run_sweep(spec: SweepSpec, runs: list[Run], store: ResultStore | None, outp
                 store.append(rows[run.run])
 
     by_number = {run.run: run for run in todo}
-    bar = make_progress(progress, len(runs), spec.name)
-    bar.advance(len(rows), failed=sum(r["status"] == "error" for r in rows.values()))
-    engine = get_executor(executor, workers, scheduler) if todo else None
+    engine: Executor | None = None
+    bar: Progress = make_progress(False, 0)
     try:
+        if todo:
+            engine = get_executor(executor, workers, scheduler)
+            engine.start()  # workers first: forked before the progress bar starts a thread
+        bar = make_progress(progress, len(runs), spec.name)
+        bar.advance(len(rows), failed=sum(r["status"] == "error" for r in rows.values()))
         if engine is not None:
             tasks = [(run.run, run.scenario) for run in todo]
             batches = _batches(tasks, engine.workers, engine.batches_per_worker, batch_size)
             for outcomes in engine.map_unordered(run_batch, batches):
                 _record(outcomes, by_number, rows, store, result_cache, summary, bar)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         summary.interrupted = True
+        exc.sweep = summary  # type: ignore[attr-defined]  # what was kept, for the CLI's message
         raise
     finally:
         bar.close()
@@ -173,6 +181,7 @@ def _run_sweep(spec: SweepSpec, runs: list[Run], store: ResultStore | None, outp
         frame = to_frame(rows.values())
         if store is not None:
             store.write(frame)
+            summary.written, summary.kept = True, len(frame)
     frame.attrs["sweep"] = summary
     return frame
 

@@ -277,8 +277,10 @@ class ResultStore:
             else:
                 frame.to_csv(tmp, index=False)
             os.replace(tmp, self.path)
-        except Exception as exc:
+        except BaseException as exc:  # Ctrl-C while writing too: no temporary file left behind
             Path(tmp).unlink(missing_ok=True)
+            if not isinstance(exc, Exception):
+                raise
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise ClusterSimError(f"{self.path}: cannot write results: {reason}") from None
         self.journal_path.unlink(missing_ok=True)

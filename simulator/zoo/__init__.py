@@ -23,7 +23,6 @@ from typing import Any
 
 from simulator.llm.spec import PRESETS as LLM_PRESETS
 from simulator.llm.spec import TransformerSpec, register_spec
-from simulator.llm.spec import get_spec as _get_spec
 from simulator.llm.stage import full_model
 from simulator.zoo import cnn, transformer
 from simulator.zoo.core import LAYER_KINDS, GemmShape, Layer, Model
@@ -32,10 +31,10 @@ from simulator.zoo.registry import (
     register_file_model,
     register_model,
     registered_model,
-    registered_models,
     reserve_names,
     unregister_model,
 )
+from simulator.zoo.registry import registered_models as _registered_user_models
 
 __all__ = [
     "LAYER_KINDS", "GemmShape", "Layer", "Model", "file_model_name", "get_model", "list_models", "model_summary",
@@ -89,28 +88,31 @@ for _spec in LLM_PRESETS.values():
     _register(_spec.name, _llm_builder(_spec), default_sequence_length=_LLM_CONTEXT[_spec.name.split("_")[0]])
 
 
-def _spec_or_none(name: str) -> TransformerSpec | None:
-    try:
-        return _get_spec(name)
-    except KeyError:
-        return None
-
-
 def register_transformer(spec: TransformerSpec, default_sequence_length: int = 2048) -> None:
     """Add a transformer described by its shapes (:class:`simulator.llm.spec.TransformerSpec`)
     to the zoo under ``spec.name``: scenarios can then train it, by plain data
     parallelism or with ``training.parallelism``. The same shapes again: no-op."""
-    if spec.name in _REGISTRY and spec.name not in LLM_PRESETS and _spec_or_none(spec.name) is None:
-        raise ValueError(f"{spec.name!r} is a zoo model; give the transformer another name")
+    if spec.name in _REGISTRY and spec.name not in LLM_PRESETS or spec.name in _registered_user_models():
+        raise ValueError(f"{spec.name!r} is a zoo or user model; give the transformer another name")
     register_spec(spec)
-    if spec.name not in _REGISTRY:
-        _register(spec.name, _llm_builder(spec), default_sequence_length=default_sequence_length)
+    if spec.name not in _REGISTRY and spec.name not in _TRANSFORMERS:
+        # the users' transformers: not the zoo's own list (editor schemas, `list models`)
+        _TRANSFORMERS[spec.name] = _Entry(_llm_builder(spec), default_sequence_length)
+
+
+_TRANSFORMERS: dict[str, _Entry] = {}
+
+
+def registered_models() -> list[str]:
+    """The users' models: registered from Python or model files, and transformers
+    added by :func:`register_transformer`."""
+    return sorted([*_registered_user_models(), *_TRANSFORMERS])
 reserve_names(_REGISTRY)  # user models may not take a zoo name
 
 
 @functools.lru_cache(maxsize=None)
 def _build(name: str, sequence_length: int | None) -> Model:
-    entry = _REGISTRY[name]
+    entry = _REGISTRY.get(name) or _TRANSFORMERS[name]
     return entry.builder() if sequence_length is None else entry.builder(sequence_length)
 
 
@@ -124,15 +126,14 @@ def get_model(name: str, *, sequence_length: int | None = None) -> Model:
         KeyError: ``name`` is not in the zoo.
         ValueError: ``sequence_length`` given for an image model, or out of range.
     """
-    user = registered_model(name) if name not in _REGISTRY else None
+    user = registered_model(name) if name not in _REGISTRY and name not in _TRANSFORMERS else None
     if user is not None:
         if sequence_length is not None:
             raise ValueError(f"model {name!r} is a user model of fixed input shape; sequence_length does not apply")
         return user
-    try:
-        entry = _REGISTRY[name]
-    except KeyError:
-        raise KeyError(name) from None
+    entry = _REGISTRY.get(name) or _TRANSFORMERS.get(name)
+    if entry is None:
+        raise KeyError(name)
     if entry.default_sequence_length is None:
         if sequence_length is not None:
             raise ValueError(f"model {name!r} takes images; sequence_length does not apply")

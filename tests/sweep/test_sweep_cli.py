@@ -76,7 +76,7 @@ def test_ctrl_c_keeps_finished_runs_and_resume_completes_the_same_table(tmp_path
         time.sleep(0.005)
     _, err = proc.communicate(timeout=60)
     if proc.returncode == 130:  # interrupted (it may rarely have finished first)
-        assert "interrupted: finished runs kept" in err
+        assert f"finished run(s) kept in {out}; --resume continues" in err
         kept = read_results(out)
         assert 20 <= len(kept) < 200 and (kept["status"] == "ok").all()
     else:
@@ -87,3 +87,41 @@ def test_ctrl_c_keeps_finished_runs_and_resume_completes_the_same_table(tmp_path
     reference = run_sweep(two_hundred_runs(), tmp_path / "ref.parquet", cache=False, workers=2, progress=False)
     assert_frame_equal(read_results(out), read_results(tmp_path / "ref.parquet"))
     assert len(reference) == 200
+
+
+def test_ctrl_c_before_any_run_is_written_says_so(tmp_path, capsys, monkeypatch):
+    """A Ctrl-C while the sweep is still being expanded writes nothing, and the message
+    does not claim that finished runs were kept."""
+    import simulator.sweep.runner as runner_module
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner_module, "expand", interrupted)
+    sweep = write_sweep(tmp_path, small_sweep())
+    out = tmp_path / "r.csv"
+    assert clustersim("sweep", str(sweep), "-o", str(out), "--executor", "serial") == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"interrupted before any run was written: {out} unchanged", "", "aborted"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # no table, journal or lock
+
+
+def test_ctrl_c_while_the_executor_starts_keeps_the_runs_already_known(tmp_path, capsys, monkeypatch):
+    """Rows that need no worker (from the cache) are in the table even when Ctrl-C comes
+    while the workers start; the message counts them."""
+    import simulator.sweep.runner as runner_module
+
+    sweep = write_sweep(tmp_path, small_sweep(axes={"grid": {"cluster.nodes": [1, 2, 4]}}))
+    out = tmp_path / "r.csv"
+    assert clustersim("sweep", str(sweep), "-o", str(tmp_path / "first.csv"), "--executor", "serial") == 0
+    bigger = write_sweep(tmp_path, small_sweep(axes={"grid": {"cluster.nodes": [1, 2, 4, 8]}}), "s2.yaml")
+    capsys.readouterr()
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner_module, "get_executor", interrupted)
+    assert clustersim("sweep", str(bigger), "-o", str(out)) == 130
+    assert capsys.readouterr().err.startswith(f"interrupted: 3 finished run(s) kept in {out}; --resume continues")
+    assert list(read_results(out)["cluster.nodes"]) == [1, 2, 4]
+    assert not out.with_name("r.csv.partial.jsonl").exists() and not out.with_name("r.csv.lock").exists()
