@@ -39,7 +39,7 @@ missing or mistyped fields.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,7 +72,9 @@ class _Frozen(BaseModel):
 class Timing(_Frozen):
     """Repeated timings of one measurement (seconds), after warm-up."""
 
-    times_s: list[float] = Field(min_length=1, description="Every timed repeat, in order.")
+    # a repeat over 10,000 s is not a layer or collective timing but a broken file
+    times_s: list[Annotated[float, Field(ge=0, le=1e4)]] = Field(min_length=1,
+                                                                  description="Every timed repeat, in order.")
 
     @property
     def median_s(self) -> float:
@@ -102,8 +104,8 @@ class LinearFit(_Frozen):
     """``t = intercept_s + slope_s x x`` fitted by least squares; ``max_rel_error`` is
     the worst relative miss on the points it was fitted to."""
 
-    intercept_s: float
-    slope_s: float
+    intercept_s: float = Field(ge=-1e4, le=1e4)
+    slope_s: float = Field(ge=-1e4, le=1e4)
     points: int = Field(ge=1)
     max_rel_error: float = Field(ge=0)
 
@@ -115,7 +117,7 @@ class AlphaBetaFit(_Frozen):
     """``t = alpha_s + bytes / beta_bytes_per_s``, fitted on relative error over
     ``[min_bytes, max_bytes]``."""
 
-    alpha_s: float
+    alpha_s: float = Field(ge=-1e4, le=1e4)
     beta_bytes_per_s: float = Field(gt=0)
     min_bytes: int = Field(ge=0)
     max_bytes: int = Field(ge=0)

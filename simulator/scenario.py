@@ -275,7 +275,7 @@ class WorkloadSpec(_Strict):
     )
     measured_throughput_samples_per_s: float | None = Field(
         None,
-        gt=0,
+        ge=1e-3,
         le=1e12,
         allow_inf_nan=False,
         description="Measured one-GPU training throughput (samples/s) of this model, GPU, batch and framework. "
@@ -410,7 +410,7 @@ class CollectivesSpec(_Strict):
         "layer's time beside an allreduce over its time alone; default: the backend's fitted figure.",
     )
     net_connection_gbps: float | None = Field(
-        None, gt=0, le=MAX_GBPS, allow_inf_nan=False, description="Most one channel's connection across the network moves "
+        None, ge=1e-3, le=MAX_GBPS, allow_inf_nan=False, description="Most one channel's connection across the network moves "
         "(Gb/s): a single TCP stream where the transport opens one socket per connection (NCCL's socket "
         "transport before 2.4.8, which also builds one ring per NIC before 2.4: set max_channels) on a network "
         "that caps a flow (AWS: 5 Gb/s per flow outside a cluster placement group, 10 inside); default: no limit.",
@@ -473,7 +473,7 @@ class TrainingSpec(_Strict):
         "by a separate finalizer thread).",
     )
     fusion_cycle_ms: float = Field(
-        5.0, gt=0, le=1e4, description="Horovod cycle time (HOROVOD_CYCLE_TIME) in milliseconds (fusion: horovod, horovod_async)."
+        5.0, ge=1e-3, le=1e4, description="Horovod cycle time (HOROVOD_CYCLE_TIME) in milliseconds (fusion: horovod, horovod_async)."
     )
     framework: str = Field(
         "none",

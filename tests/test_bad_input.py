@@ -199,18 +199,16 @@ def _absurd_profile(tmp_path):
 def test_a_profile_with_an_absurd_layer_time_is_one_error(capsys, tmp_path, iterations):
     """fuzz_inputs.py --seed 101, input 351: a profiled layer of 1e308 s made the one-GPU
     baseline's throughput 0 (ZeroDivisionError in results.collect, exit 1) or, over more
-    iterations, NaN results after RuntimeWarnings; the run now stops at the horizon of
-    simulated time (simulator.run_budget)."""
+    iterations, NaN results after RuntimeWarnings; the profile schema now bounds timings
+    (10,000 s), so the file is refused naming the field."""
     path = _absurd_profile(tmp_path)
     out = tmp_path / "r.json"
     code, stdout, err = run_main(capsys, "simulate", str(MEASURED_ALEXNET), "-q", "--json", str(out),
                                  "--set", f"calibration={path}", "--set", f"simulation.iterations={iterations}")
-    assert_one_error(code, stdout, err, str(MEASURED_ALEXNET), "beyond the 1e+09 s", "calibration profile")
+    assert_one_error(code, stdout, err, "intercept_s")
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="profile times have no upper bound (simulator/profile_schema.py), so the "
-                                       "error cannot name the profile's field; the run stops at the horizon instead")
 def test_a_profile_with_an_absurd_layer_time_is_refused_naming_the_field(capsys, tmp_path):
     path = _absurd_profile(tmp_path)
     code, stdout, err = run_main(capsys, "simulate", str(MEASURED_ALEXNET), "-q", "--set", f"calibration={path}")
@@ -219,7 +217,7 @@ def test_a_profile_with_an_absurd_layer_time_is_refused_naming_the_field(capsys,
 
 @pytest.mark.parametrize(("training", "needle"), [
     ({"framework": "horovod"}, "workload.measured_throughput_samples_per_s"),
-    ({"framework": "horovod", "fusion_cycle_ms": 1e-300}, "training.fusion_cycle_ms: 1e-300 ms is too short"),
+    ({"framework": "horovod", "fusion_cycle_ms": 1e-300}, "training.fusion_cycle_ms"),
 ])
 def test_times_out_of_proportion_stop_instead_of_hanging(capsys, tmp_path, training, needle):
     """A one-GPU throughput of 1e-300 samples/s (fuzz_inputs.py --seed 104, input 98, as a
@@ -340,10 +338,6 @@ def test_a_tiny_nic_bandwidth_stops_at_the_horizon(capsys):
                      "cluster.nic.bandwidth_gbps")
 
 
-@pytest.mark.xfail(strict=True, reason="training.collectives.net_connection_gbps has no lower bound "
-                                       "(simulator/scenario.py): 1e-300 overflows the wire bytes to inf "
-                                       "(collectives.py, a RuntimeWarning) and the flow never ends; found by "
-                                       "fuzz_inputs.py --seed 102, input 408")
 def test_a_tiny_connection_rate_is_refused_naming_the_field(capsys):
     assert_one_error(*run_main(capsys, "simulate", "-q", "--set", "simulation.iterations=1",
                                "--set", "training.framework=horovod",
@@ -361,7 +355,7 @@ def test_csv_absurd_baseline_throughput_is_a_row_error_not_a_hang(capsys, tmp_pa
     code, out, err = run_main(capsys, "validate", str(path), "--json", "-")
     assert code == 0 and "Traceback" not in out + err
     data = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
-    assert "beyond the 1e+09 s" in data["cases"][0]["error"]
+    assert "baseline_throughput_samples_per_s" in data["cases"][0]["error"]
 
 
 def test_validate_plot_with_unsupported_format_exits_2(capsys, tmp_path):

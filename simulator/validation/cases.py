@@ -88,7 +88,7 @@ class MeasuredCase(BaseModel):
     precision: Literal["fp32", "fp16", "amp", "tf32", "bf16", "fp8"] = "fp32"
     metric: Metric
     value: float = Field(gt=0, description="The measured value, in the metric's unit.")
-    baseline_throughput_samples_per_s: float | None = Field(None, gt=0)
+    baseline_throughput_samples_per_s: float | None = Field(None, ge=1e-3, le=1e12)
     scenario: str | None = None
     framework: str | None = None
     notes: str | None = None
