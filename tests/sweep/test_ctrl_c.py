@@ -43,6 +43,13 @@ ENDLESS_SWEEP = {
 EXIT_DEADLINE_S = 120  # for the interrupted sweep to exit: the runs in flight need far longer
 
 
+def _default_sigint() -> None:
+    """The child takes Ctrl-C as a terminal's program does, even when the test run
+    itself was started in the background (a shell without job control starts
+    background jobs with SIGINT ignored, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _session(sid: int) -> list[int]:
     """Live processes of session ``sid`` (the sweep started one: its workers are in it)."""
     found = []
@@ -67,6 +74,7 @@ def test_ctrl_c_keeps_finished_runs_and_drops_the_runs_in_flight(tmp_path, execu
         [sys.executable, "-m", "simulator.cli", "sweep", str(sweep), "-o", str(out), "--executor", executor,
          "-j", "3", "--no-cache", "--batch-size", "1", "--no-progress"],
         env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint,
     )
     try:
         def short_runs_done():
@@ -130,6 +138,7 @@ def test_ctrl_c_while_the_pool_forks_its_workers_stops_the_sweep(tmp_path):
         [sys.executable, "-c", CTRL_C_DURING_FORK, "sweep", str(sweep), "-o", str(out), "-j", "2", "--no-cache",
          "--no-progress"],
         env=env, capture_output=True, text=True, timeout=EXIT_DEADLINE_S, start_new_session=True,
+        preexec_fn=_default_sigint,
     )
     assert proc.returncode == 130, proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
