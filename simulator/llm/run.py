@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import catalog
+from .._version import __version__
 from ..build import cluster_network
 from ..built import CountingEnvironment
 from ..collectives import Fabric, concurrent_flows
@@ -258,7 +259,7 @@ def _result(scenario: Scenario, spec: TransformerSpec, step: LLMStep, sim: StepS
     # step a GPU spends on the model's own compute (speedup = that x GPUs).
     efficiency = rec.compute_s / step.step_s
     return SimResult(
-        scenario=scenario.name, version=_version(), seed=scenario.simulation.seed, mode="llm",
+        scenario=scenario.name, version=__version__, seed=scenario.simulation.seed, mode="llm",
         strategy=f"tp{layout.tensor}-pp{layout.pipeline}-dp{layout.data}" + (
             f"-cp{layout.context}" if layout.context > 1 else ""),
         model=spec.name, gpu=c.gpu, nodes=c.nodes, gpus_per_node=c.gpus_per_node, total_gpus=c.total_gpus,
@@ -269,9 +270,3 @@ def _result(scenario: Scenario, spec: TransformerSpec, step: LLMStep, sim: StepS
         utilization=[], iteration_times_s=[step.step_s], simulated_events=events, flows=0,
         extra={"llm": llm},
     )
-
-
-def _version() -> str:
-    from .._version import __version__
-
-    return __version__

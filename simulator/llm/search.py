@@ -28,8 +28,8 @@ from typing import Any
 from .. import catalog
 from ..errors import ScenarioError
 from ..scenario import Scenario
-from .memory import GIB, block_activation_bytes, model_state_bytes
-from .parallel import ParallelismSpec, bubble_fraction, check_layout
+from .memory import GIB, stage_memory
+from .parallel import Layout, ParallelismSpec, bubble_fraction, check_layout
 from .run import LLM_COMPUTE_EFFICIENCY, simulate_llm, transformer_of
 from .schedule import in_flight, stage_ops
 from .spec import TransformerSpec, embedding_params, head_params, model_flops_per_token, parameter_count
@@ -82,16 +82,16 @@ class ParallelismAdvice:
         return out
 
 
-def _stage_memory_gib(spec: TransformerSpec, p: ParallelismSpec, layout, gpu_memory: float) -> float:  # noqa: ANN001
-    """The busiest stage's memory in closed form (the embedding on stage 0)."""
+def _stage_memory_gib(spec: TransformerSpec, p: ParallelismSpec, layout: Layout) -> float:
+    """The busiest stage's memory (stage 0, with the embedding), from the parameter
+    count in closed form instead of its built layers: :func:`.memory.stage_memory`."""
     blocks = max(layout.chunk_layers) * layout.virtual_stages
     block = (parameter_count(spec) - embedding_params(spec) - head_params(spec)) / spec.layers
-    params = (blocks * block + embedding_params(spec)) / layout.tensor
-    shards = layout.data * layout.context
-    states = model_state_bytes(params, zero_stage=p.zero_stage, shards=shards, optimizer=p.optimizer)
     held = in_flight(stage_ops(p.schedule, 0, layout.pipeline, layout.micro_batches, layout.virtual_stages))
-    act = block_activation_bytes(spec, layout, recompute=p.recompute, flash_attention=p.flash_attention)
-    return (states + act * max(layout.chunk_layers) * held + GIB) / GIB
+    use = stage_memory(spec, layout, params=(blocks * block + embedding_params(spec)) / layout.tensor,
+                       in_flight_chunks=held, blocks=max(layout.chunk_layers), last=False, zero_stage=p.zero_stage,
+                       recompute=p.recompute, flash_attention=p.flash_attention, optimizer=p.optimizer)
+    return use.total / GIB
 
 
 def candidates(scenario: Scenario) -> tuple[list[Candidate], int]:
@@ -121,7 +121,7 @@ def candidates(scenario: Scenario) -> tuple[list[Candidate], int]:
                 layout = check_layout(p, spec, total_gpus=c.total_gpus, seq_len=seq)
             except ValueError:
                 continue
-            memory = _stage_memory_gib(spec, p, layout, gpu.memory_gib)
+            memory = _stage_memory_gib(spec, p, layout)
             if memory > gpu.memory_gib:
                 continue
             recompute_factor = {"none": 1.0, "selective": 1.0, "full": 4 / 3}[recompute]
