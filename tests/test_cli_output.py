@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 import sys
 import tomllib
 from types import SimpleNamespace
@@ -208,3 +209,22 @@ def test_list_models_fits_80_columns_without_cutting_names(capsys, monkeypatch):
     assert code == 0 and max(len(line) for line in out.splitlines()) <= 80
     first_column = {line.split()[0] for line in out.splitlines() if line.strip()}
     assert set(zoo.list_models()) <= first_column
+
+
+def test_ctrl_c_while_the_commands_import_exits_130_without_a_traceback():
+    """A Ctrl-C on a cold start lands while ``simulator.cli.app`` (click, pydantic, the
+    schema) is still importing, before the error funnel exists: one line, exit 130. The
+    interrupt is raised deterministically by an import hook on that module."""
+    code = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'simulator.cli.app':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from simulator.cli import main\n"
+        "main(['list', 'gpus'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130
+    assert done.stderr.strip() == "aborted" and "Traceback" not in done.stderr

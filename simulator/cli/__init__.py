@@ -13,7 +13,16 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: user errors exit 2 with one message, no traceback."""
-    from .app import main as run  # the commands load on the first call, not on import
+    """Console-script entry point: user errors exit 2 with one message, no traceback.
 
-    run(argv)
+    Ctrl-C while the commands are still importing (a second or two on a cold start) exits
+    130 with one line too: the error funnel that handles it later is not loaded yet."""
+    try:
+        from .app import main as run  # the commands load on the first call, not on import
+
+        run(argv)
+    except KeyboardInterrupt:
+        import sys
+
+        print("aborted", file=sys.stderr)
+        sys.exit(130)

@@ -1,5 +1,5 @@
 """``python -m simulator.cli``: the ``clustersim`` command."""
 
-from .app import main
+from . import main
 
 main()
