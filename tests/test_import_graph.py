@@ -120,3 +120,30 @@ def test_no_import_cycles_but_the_documented_engine_ones(graph):
     acyclic.remove_edges_from(ENGINE_BACK_EDGES)
     cycles = [" -> ".join([*cycle, cycle[0]]) for cycle in nx.simple_cycles(acyclic)]
     assert not cycles, "import cycles: " + "; ".join(sorted(cycles)[:10])
+
+
+def test_every_llm_and_zoo_module_imports_first_in_a_fresh_interpreter():
+    """The static graph above sees ``simulator.zoo.builder`` and ``simulator.zoo`` as two
+    nodes, but importing the first runs the second (its package ``__init__``) first. The
+    zoo registers the transformer presets of ``simulator.llm`` and ``simulator.llm.stage``
+    builds on the zoo's builder: each of these modules must import on its own, first."""
+    import subprocess
+    import sys
+
+    names = [name for name in _modules() if name.startswith(("simulator.llm", "simulator.zoo"))]
+    assert len(names) > 10
+    code = (
+        "import importlib, sys\n"
+        "failed = []\n"
+        f"for name in {names!r}:\n"
+        "    for loaded in [m for m in sys.modules if m.startswith('simulator')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError as exc:\n"
+        "        failed.append(f'{name}: {exc}')\n"
+        "print('\\n'.join(failed))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == ""

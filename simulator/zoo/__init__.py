@@ -23,7 +23,6 @@ from typing import Any
 
 from simulator.llm.spec import PRESETS as LLM_PRESETS
 from simulator.llm.spec import TransformerSpec, register_spec
-from simulator.llm.stage import full_model
 from simulator.zoo import cnn, transformer
 from simulator.zoo.core import LAYER_KINDS, GemmShape, Layer, Model
 from simulator.zoo.registry import (
@@ -78,7 +77,14 @@ _register("gpt2_medium", transformer.gpt2_medium, default_sequence_length=1024)
 
 
 def _llm_builder(spec: Any) -> Callable[[int], Model]:
-    return lambda sequence_length: full_model(spec, sequence_length)
+    def build(sequence_length: int) -> Model:
+        # Imported here: simulator.llm.stage imports the zoo's builder, so importing it
+        # at the top made `import simulator.llm.stage` (before the zoo) a circular import.
+        from simulator.llm.stage import full_model
+
+        return full_model(spec, sequence_length)
+
+    return build
 
 
 # The transformer presets of the parallelism model (simulator.llm), trainable by plain
