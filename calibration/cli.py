@@ -1,8 +1,8 @@
-"""``clustersim probe``, ``calibrate``, ``measure`` and ``selfcheck`` (also ``python -m calibration``).
+"""``clustersim probe``, ``calibrate``, ``measure``, ``selfcheck`` and ``import-trace`` (also ``python -m calibration``).
 
 Registered under the ``clustersim.commands`` entry-point group, so the simulator's CLI
 finds them without importing this package. torch is imported only when ``probe`` or ``measure`` runs:
-``calibrate`` (a refit from raw samples) works without it.
+``calibrate`` (a refit from raw samples) and ``import-trace`` (a profiler trace read as JSON) work without it.
 """
 
 from __future__ import annotations
@@ -148,6 +148,82 @@ def measure(model: str, procs: int, batch: int, iterations: int, warmup: int, th
         raise ClusterSimError(f"measure: {exc}") from None
 
 
+@click.command(name="import-trace")
+@click.argument("traces", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", help="Zoo model the traces are of (`clustersim list models`).")
+@click.option("--model-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Model file (README \"Bring your own model\") the traces are of, instead of --model.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Profile file to write (JSON).")
+@click.option("--device-name", help="Device name to record (default: the trace's GPU, else 'CPU of host H').")
+@click.option("--catalog-gpu", help="Catalog GPU the traced GPU is, when its name is not recognized.")
+@click.option("--threads", type=click.IntRange(1), help="torch threads of the traced CPU process (default: --cpu-count).")
+@click.option("--cpu-count", type=click.IntRange(1), help="Cores of the traced CPU host (default: this machine's).")
+@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]),
+              help="Optimizer the trace's step ran (default: from its Optimizer.step annotation; SGD -> momentum).")
+@click.option("--min-matched", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of the model's layers that must match an operator, else the trace is of another model.")
+@click.option("--notes", default="", help="Free text stored in the profile's provenance.")
+def import_trace(traces: tuple[Path, ...], model: str | None, model_file: Path | None, output: Path,
+                 device_name: str | None, catalog_gpu: str | None, threads: int | None, cpu_count: int | None,
+                 optimizer: str | None, min_matched: float, notes: str) -> None:
+    """Read per-layer times from PyTorch profiler (Kineto) TRACES into a profile.
+
+    Each TRACE is a trace of a few training iterations (`prof.export_chrome_trace`,
+    record_shapes=True, prof.step() per iteration); several traces at different batch
+    sizes give a fit over batch. Forward operators are matched to the model's layers by
+    shape, backward nodes by autograd sequence number; CPU op time, or device kernel time
+    on GPU traces; the median over profiler steps. The share of step time no layer gets
+    is printed and stored in the profile's provenance. `calibration: OUTPUT` in a
+    scenario then uses it like a probe's profile.
+
+    A command of its own, not `calibrate --from-trace`: `calibrate` refits a profile
+    from the raw samples it already holds (a profile in, the same profile out, nothing
+    else to say), while this one reads a foreign format and needs a model and facts the
+    trace lacks (threads, cores, optimizer); as options of `calibrate` they would apply
+    to one of its two modes only. Like the other commands it is published under the
+    `clustersim.commands` entry points and needs no torch.
+    """
+    from simulator import zoo
+    from simulator.loading import load_model_file
+
+    from .kineto import import_trace as read_trace
+    from .kineto_profile import build_profile
+    from .kineto_trace import load_trace
+
+    if (model is None) == (model_file is None):
+        raise click.UsageError("give the model the traces are of: --model NAME or --model-file FILE")
+    if model_file is not None:
+        net = load_model_file(model_file, register=False)
+    else:
+        known = [*zoo.list_models(), *zoo.registered_models()]
+        try:
+            net = zoo.get_model(model)  # type: ignore[arg-type]
+        except KeyError:
+            raise ClusterSimError(f"--model: unknown model {model!r}{did_you_mean(model, known)}; "
+                                  "see `clustersim list models`, or give --model-file") from None
+    if catalog_gpu is not None:
+        from simulator import catalog
+
+        if catalog_gpu not in catalog.list_gpus():
+            raise ClusterSimError(f"--catalog-gpu: unknown GPU {catalog_gpu!r}{did_you_mean(catalog_gpu, catalog.list_gpus())}; "
+                                  "see `clustersim list gpus`")
+    imports = [read_trace(load_trace(path), net, min_matched=min_matched) for path in traces]
+    profile, warnings = build_profile(imports, command=_command_line(), device_name=device_name,
+                                      catalog_gpu=catalog_gpu, threads=threads, cpu_count=cpu_count,
+                                      optimizer=optimizer, notes=notes)
+    write_atomic(output, profile.to_json(), "-o")
+    from .kineto import summary
+
+    for imported in imports:
+        click.echo(summary(imported))
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    layers = {s.layer for s in profile.models[0].samples}
+    click.echo(f"wrote {output}: {net.name}, {len(layers)} layers timed at batch(es) "
+               f"{', '.join(map(str, profile.models[0].batches))} ({profile.device_label})")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def group() -> None:
     """Calibrate clustersim from real hardware."""
@@ -159,6 +235,7 @@ group.add_command(probe)
 group.add_command(calibrate)
 group.add_command(measure)
 group.add_command(selfcheck)
+group.add_command(import_trace)
 
 
 def main(argv: list[str] | None = None) -> None:
