@@ -77,6 +77,10 @@ def chunk_costs(spec: TransformerSpec, layout: Layout, gpu: GPUSpec, *, chunk_in
     collectives = tp_collectives(blocks, embedding=first, head=last,
                                  sequence_parallel=layout.sequence_parallel) if layout.tensor > 1 else {}
     tp_forward = sum(count * tp_time[name] for name, count in collectives.items())
+    tp_overlapped_backward = None
+    if layout.tp_comm_overlap and collectives:
+        tp_forward, tp_overlapped_backward = _overlapped_tp(model, costs, tp_time, layout.tensor,
+                                                            int(first) + int(last))
     if layout.context > 1:
         attention = [float(costs.forward_s[i]) for i in _attention_indices(model)]
         per_block = sum(attention) / blocks
@@ -87,13 +91,14 @@ def chunk_costs(spec: TransformerSpec, layout: Layout, gpu: GPUSpec, *, chunk_in
     if spec.moe and layout.expert > 1:
         tp_forward += blocks * 2 * tp_time["all_to_all"]
         tp_extra_backward += blocks * 2 * tp_time["all_to_all"]
+    own_backward = tp_forward if tp_overlapped_backward is None else tp_overlapped_backward
     if recompute == "full":  # every block's forward again, its collectives included
-        recompute_s, tp_backward = forward, 2 * tp_forward + tp_extra_backward
+        recompute_s, tp_backward = forward, tp_forward + own_backward + tp_extra_backward
     elif recompute == "selective" and not flash_attention:  # the attention core again
         recompute_s = float(costs.forward_s[_attention_indices(model)].sum())
-        tp_backward = tp_forward + tp_extra_backward
+        tp_backward = own_backward + tp_extra_backward
     else:  # nothing stored is recomputed (flash attention recomputes its own scores inside its kernel)
-        recompute_s, tp_backward = 0.0, tp_forward + tp_extra_backward
+        recompute_s, tp_backward = 0.0, own_backward + tp_extra_backward
     return ChunkCosts(
         forward_compute_s=forward,
         backward_compute_s=float(costs.backward_s.sum()) + recompute_s,
@@ -104,6 +109,36 @@ def chunk_costs(spec: TransformerSpec, layout: Layout, gpu: GPUSpec, *, chunk_in
         blocks=blocks,
         optimizer_s=costs.optimizer_s,
     )
+
+
+# Each sequence-parallel collective of a block and the GEMM it overlaps with under
+# --tp-comm-overlap: the all-gather feeds the column-parallel GEMM after it, the
+# reduce-scatter takes the row-parallel GEMM's output before it.
+_TP_OVERLAP_PAIRS = (("allgather", ".attention.qkv"), ("reduce_scatter", ".attention.dense"),
+                     ("allgather", ".mlp.fc1"), ("reduce_scatter", ".mlp.fc2"))
+
+
+def exposed_overlapped(comm_s: float, gemm_s: float, pieces: int) -> float:
+    """What a collective split into ``pieces`` pipelined with a GEMM split the same way
+    leaves exposed: piece i of the GEMM runs while piece i+1 moves, so the pair takes
+    ``max(gemm, comm + gemm / pieces)`` and the collective shows beyond the GEMM by
+    ``max(0, comm + gemm / pieces - gemm)`` (Transformer Engine's userbuffers split both
+    into tensor-many pieces, a ring exchange for the all-gather)."""
+    return max(0.0, comm_s + gemm_s / pieces - gemm_s)
+
+
+def _overlapped_tp(model, costs, tp_time: dict[str, float], tensor: int,  # noqa: ANN001 - zoo Model, costs
+                   unpaired_regions: int) -> tuple[float, float]:
+    """(forward, backward) tensor-parallel time left exposed with --tp-comm-overlap: every
+    block's four collectives against their GEMMs' forward and backward times; the
+    embedding's and the LM head's collectives stay exposed."""
+    forward = backward = unpaired_regions * (tp_time["allgather"] + tp_time["reduce_scatter"])
+    for i, layer in enumerate(model.layers):
+        for collective, suffix in _TP_OVERLAP_PAIRS:
+            if layer.kind == "linear" and layer.name.endswith(suffix):
+                forward += exposed_overlapped(tp_time[collective], float(costs.forward_s[i]), tensor)
+                backward += exposed_overlapped(tp_time[collective], float(costs.backward_s[i]), tensor)
+    return forward, backward
 
 
 def activation_bytes(spec: TransformerSpec, layout: Layout, precision: str) -> float:

@@ -69,6 +69,15 @@ class ParallelismSpec(_Strict):
     overlap_grad_reduce: bool = Field(
         True, description="Reduce gradients in buckets during the last micro-batch's backward."
     )
+    overlap_param_gather: bool = Field(
+        False, description="ZeRO-1/2: all-gather the updated parameters during the next step's forward (Megatron "
+        "--overlap-param-gather), each chunk's first forward waiting for its own; off: after the optimizer step.",
+    )
+    tp_comm_overlap: bool = Field(
+        False, description="Overlap the sequence-parallel all-gathers and reduce-scatters with the GEMMs next "
+        "to them, each split into tensor-many pipelined pieces (Megatron --tp-comm-overlap, Transformer Engine "
+        "userbuffers); needs sequence_parallel.",
+    )
     optimizer: Literal["adam", "sgd", "momentum"] = Field("adam", description="Optimizer (state bytes and step time).")
 
     @model_validator(mode="after")
@@ -79,6 +88,9 @@ class ParallelismSpec(_Strict):
             raise ValueError("training.parallelism.virtual_stages: only the interleaved schedule uses model chunks")
         if self.shard_group == "node" and self.zero_stage == 0:
             raise ValueError("training.parallelism.shard_group: sharding within a node needs zero_stage 1-3")
+        if self.overlap_param_gather and self.zero_stage not in (1, 2):
+            raise ValueError("training.parallelism.overlap_param_gather: only ZeRO stages 1 and 2 gather "
+                             "parameters once per step (stage 3 gathers them before every use)")
         return self
 
     @property
@@ -101,6 +113,7 @@ class Layout:
     chunk_layers: tuple[int, ...]  # blocks of each virtual stage (chunk c p + s is stage s's c-th)
     seq_len: int  # tokens of one sequence
     sequence_parallel: bool
+    tp_comm_overlap: bool = False
 
     @property
     def gpus(self) -> int:
@@ -149,6 +162,9 @@ def check_layout(p: ParallelismSpec, spec: TransformerSpec, *, total_gpus: int, 
               f"the {pp} pipeline stages")
     if p.sp and seq_len % (t * c):
         _fail("sequence_parallel", f"the sequence ({seq_len} tokens) does not split over tensor x context = {t * c}")
+    if p.tp_comm_overlap and not (t > 1 and p.sp):
+        _fail("tp_comm_overlap", "overlaps the all-gathers and reduce-scatters of sequence parallelism: it needs "
+              "tensor > 1 and sequence_parallel")
     if c > 1 and seq_len % (2 * c):
         _fail("context", f"the sequence ({seq_len} tokens) does not split into 2 x {c} chunks")
     if c > 1 and not p.flash_attention:
@@ -162,7 +178,7 @@ def check_layout(p: ParallelismSpec, spec: TransformerSpec, *, total_gpus: int, 
             _fail("expert", f"{p.expert} does not divide data x context = {data * c}")
     return Layout(tensor=t, pipeline=pp, data=data, context=c, expert=p.expert, micro_batch=p.micro_batch,
                   micro_batches=micro_batches, virtual_stages=v, chunk_layers=split_layers(spec.layers, pp * v),
-                  seq_len=seq_len, sequence_parallel=p.sp)
+                  seq_len=seq_len, sequence_parallel=p.sp, tp_comm_overlap=p.tp_comm_overlap)
 
 
 def split_layers(layers: int, chunks: int) -> tuple[int, ...]:

@@ -205,6 +205,7 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
         blocks_per_chunk=[[ch.blocks for ch in held[s]] for s in range(stages)],
         zero_stage=p.zero_stage,
         overlap_grad_reduce=p.overlap_grad_reduce,
+        overlap_param_gather=p.overlap_param_gather,
     )
     sim = StepSimulation(env, network, libraries, plan, replicas)
     step_s = sim.run()

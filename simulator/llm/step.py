@@ -89,6 +89,7 @@ class StepPlan:
     zero_stage: int
     overlap_grad_reduce: bool
     replica_size: int = 1  # hybrid sharding: replicas of a shard (in other nodes) all-reducing its gradients
+    overlap_param_gather: bool = False  # ZeRO-1/2: the parameter all-gather runs under the next step's forward
 
 
 class StepSimulation:
@@ -137,6 +138,7 @@ class StepSimulation:
         plan, rec = self.plan, self.records[s]
         prefetch: dict[int, simpy.Process] = {}
         ops = plan.ops[s]
+        buckets = self._param_buckets(s) if plan.overlap_param_gather and plan.zero_stage in (1, 2) else {}
         for index, (kind, chunk, mb) in enumerate(ops):
             waited = self.env.now
             if kind == "F" and (s, chunk) != (0, 0):
@@ -153,8 +155,15 @@ class StepSimulation:
             start = self.env.now
             forward, backward, recompute = plan.compute_s[s][chunk]
             tp_forward, tp_backward = plan.tp_s[s][chunk]
-            if kind == "F":
+            if kind == "F" and chunk in buckets:  # the chunk's first forward, block by block behind its gather
+                for arrived in buckets.pop(chunk):
+                    waited = self.env.now
+                    yield arrived
+                    rec.gather_s += self.env.now - waited
+                    yield self.env.timeout(plan.forward_s[s][chunk] / plan.blocks_per_chunk[s][chunk])
+            elif kind == "F":
                 yield self.env.timeout(plan.forward_s[s][chunk])
+            if kind == "F":
                 rec.compute_s += forward
                 rec.tp_s += tp_forward
                 target = self._next(s, chunk)
@@ -200,6 +209,25 @@ class StepSimulation:
     def _gather(self, s: int, chunk: int) -> Program:
         yield from self._dp(s, "allgather", self.plan.param_bytes[s][chunk])
 
+    def _param_buckets(self, s: int) -> dict[int, list[simpy.Event]]:
+        """Megatron's --overlap-param-gather in steady state: the previous step's updated
+        parameters are all-gathered one bucket per block, in forward order, while this
+        step's forwards run; each block's first forward waits for its own bucket.
+        Returns chunk -> the events of its buckets' arrival."""
+        plan = self.plan
+        arrivals = {chunk: [self.env.event() for _ in range(plan.blocks_per_chunk[s][chunk])]
+                    for chunk in range(plan.chunks)}
+
+        def gather_all(order: list[tuple[int, list[simpy.Event]]]) -> Program:
+            for chunk, events in order:
+                size = plan.param_bytes[s][chunk] / len(events)
+                for arrived in events:
+                    yield from self._dp(s, "allgather", size)
+                    arrived.succeed()
+
+        self.env.process(gather_all(list(arrivals.items())))  # the caller pops what it waited for
+        return arrivals
+
     def _reduce_during_backward(self, s: int, chunk: int, backward_s: float) -> Program:
         """One bucket per block, each released as the last backward passes it."""
         buckets = self.plan.blocks_per_chunk[s][chunk]
@@ -223,7 +251,7 @@ class StepSimulation:
         start = self.env.now
         yield self.env.timeout(plan.optimizer_s[s])
         rec.optimizer_s = self.env.now - start
-        if plan.zero_stage in (1, 2):
+        if plan.zero_stage in (1, 2) and not plan.overlap_param_gather:
             start = self.env.now
             for chunk in range(plan.chunks):
                 yield from self._dp(s, "allgather", plan.param_bytes[s][chunk])

@@ -123,6 +123,9 @@ def llm_case_scenario(case: MeasuredCase, overrides: list[str] | tuple[str, ...]
         parallelism["sequence_parallel"] = case.sequence_parallel
     if case.flash_attention is not None:
         parallelism["flash_attention"] = case.flash_attention
+    for flag in ("tp_comm_overlap", "overlap_param_gather"):
+        if getattr(case, flag) is not None:
+            parallelism[flag] = getattr(case, flag)
     if case.global_batch is None:
         raise ValueError("global_batch not given: the step cannot be simulated")
     data = {
