@@ -38,6 +38,7 @@ from .compute import (
 )
 from .errors import TopologyError
 from .fast_path import _collectives_bundled, _fast_path_plan, _fusion_loop, fast_path_inexact  # noqa: F401
+from .graph_links import gc_paused
 from .hardware import fabric_params, pcie_link, server_params
 from .interference import DeviceSharing
 from .memory import check_fits
@@ -117,6 +118,11 @@ def _rank_compute_costs(scenario: Scenario, model: zoo.Model | None, gpu: catalo
 
 def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
     """Build phase: scenario -> graph -> network, compute costs, strategy."""
+    with gc_paused():  # long-lived objects only: collecting on the way finds nothing
+        return _build(scenario, replication)
+
+
+def _build(scenario: Scenario, replication: int) -> BuiltSimulation:
     c, w, t = scenario.cluster, scenario.workload, scenario.training
     gpu = catalog.get_gpu(c.gpu)
     model = zoo.get_model(w.model, sequence_length=w.sequence_length)

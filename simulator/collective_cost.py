@@ -35,6 +35,10 @@ import networkx as nx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from topologies.graph import copy_graph
+
+from .server_shapes import graph_dicts
+
 Node = Hashable
 PROTOCOLS = ("LL", "LL128", "Simple")
 ARCH_ORDER = ("Kepler", "Maxwell", "Pascal", "Volta", "Turing", "Ampere", "Hopper")
@@ -157,12 +161,19 @@ def get_backend(name: str) -> Backend:
 
 def achievable_graph(graph: nx.DiGraph, backend: Backend, architecture: str) -> nx.DiGraph:
     """A copy of ``graph`` whose link bandwidths are what the library achieves on them:
-    each link class scaled by its achievable fraction."""
-    out = graph.copy()
-    for _u, _v, data in out.edges(data=True):
-        link = data.get("link")
-        if link is not None:
-            data["bandwidth"] = data["bandwidth"] * backend.achievable_fraction(link, architecture)
+    each link class scaled by its achievable fraction. Copied straight into networkx's
+    dicts (what ``graph.copy()`` gives, in the same order) with each link class's
+    fraction looked up once: at 65,536 GPUs networkx's own copy took over a second."""
+    out = copy_graph(graph)
+    fractions: dict[str, float] = {}
+    for nbrs in graph_dicts(out)._adj.values():
+        for data in nbrs.values():
+            link = data.get("link")
+            if link is not None:
+                fraction = fractions.get(link)
+                if fraction is None:
+                    fraction = fractions[link] = backend.achievable_fraction(link, architecture)
+                data["bandwidth"] = data["bandwidth"] * fraction
     return out
 
 

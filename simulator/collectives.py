@@ -37,8 +37,10 @@ from dataclasses import dataclass
 
 import simpy
 
-from .collective_cost import (Backend, CollectivePlan, Topology, channel_rings, link_class, logical_channels,
-                              nvls_efficiency, plan, staged)
+from .collective_cost import (Backend, CollectivePlan, Topology, channel_rings, logical_channels, nvls_efficiency,
+                              plan, staged)
+from .flows import Route
+from .graph_links import gc_paused
 from .network import Network
 
 Node = Hashable
@@ -270,26 +272,31 @@ class CollectiveLibrary:
     @property
     def topology(self) -> Topology:
         if self._topology is None:
-            net, graph = self.fabric.network, self.fabric.network.graph
-            pairs = tuple((r[i], r[(i + 1) % len(r)]) for r in self.rings for i in range(len(r)))
-            rate = self._bundle_rate(pairs)
-            paths = self._paths(pairs)
-            classes = {link_class(graph, path) for path in paths.values()} - {"net"}
-            intra_class = "nvlink" if classes == {"nvlink"} else "pci"
-            switch_bw = self._switch_bandwidth()
-            network_latency = max((sum(net.latency[e] for e in net.route(*p).edges
-                                       if graph.edges[net.edges[e]].get("link") == "network")
-                                   for p in paths), default=0.0)
-            self._topology = Topology(
-                ranks=len(self.fabric.ranks), nodes=len(self.fabric.nodes), intra_class=intra_class,
-                architecture=self.architecture,
-                channels=logical_channels(self.backend, self.architecture, len(self.rings), switch_bw),
-                ring_busbw=min(rate, self._staging_rate(pairs, paths), self._connection_rate(paths)) * len(self.rings),
-                flow_busbw=rate * len(self.rings),
-                switch_bw=switch_bw,
-                network_latency_s=network_latency,
-            )
+            with gc_paused():
+                self._topology = self._ring_topology()
         return self._topology
+
+    def _ring_topology(self) -> Topology:
+        net = self.fabric.network
+        pairs = tuple((r[i], r[(i + 1) % len(r)]) for r in self.rings for i in range(len(r)))
+        rate = self._bundle_rate(pairs)
+        routes = self._routes(pairs)
+        classes = {_class_of(route.edges, net.link_of) for route in routes.values()} - {"net"}
+        intra_class = "nvlink" if classes == {"nvlink"} else "pci"
+        switch_bw = self._switch_bandwidth()
+        # Summed as numpy scalars, as before the per-edge link kinds were listed.
+        network_latency = max((sum(net.latency[e] for e in route.edges if net.link_of[e] == "network")
+                               for route in routes.values()), default=0.0)
+        return Topology(
+            ranks=len(self.fabric.ranks), nodes=len(self.fabric.nodes), intra_class=intra_class,
+            architecture=self.architecture,
+            channels=logical_channels(self.backend, self.architecture, len(self.rings), switch_bw),
+            ring_busbw=min(rate, self._staging_rate(pairs, routes), self._connection_rate(routes))
+            * len(self.rings),
+            flow_busbw=rate * len(self.rings),
+            switch_bw=switch_bw,
+            network_latency_s=network_latency,
+        )
 
     def _bundle_rate(self, pairs: tuple[tuple[Node, Node], ...]) -> float:
         """Rate of each member of a bundle of ``pairs`` alone on the idle network."""
@@ -297,10 +304,12 @@ class CollectiveLibrary:
         usage, _ = net.bundle(pairs)
         return min(net.capacity[e] / count for e, count in usage.mapping.items())
 
-    def _paths(self, pairs: Sequence[tuple[Node, Node]]) -> dict[tuple[Node, Node], list[Node]]:
-        """Node path of every distinct pair, from the network's cached routes."""
-        net = self.fabric.network
-        return {p: [net.edges[e][0] for e in net.route(*p).edges] + [p[1]] for p in set(pairs)}
+    def _routes(self, pairs: Sequence[tuple[Node, Node]]) -> dict[tuple[Node, Node], Route]:
+        """Route of every distinct pair, from the network's cache. (Link kinds are read
+        per edge from the network's lists: at 65,536 GPUs a node path and a graph view
+        lookup per hop cost seconds.)"""
+        route = self.fabric.network.route
+        return {p: route(*p) for p in dict.fromkeys(pairs)}
 
     def _tree_pairs(self) -> tuple[tuple, tuple]:
         """NCCL's tree as (intra-node, inter-node) hops, both directions, per channel:
@@ -326,8 +335,8 @@ class CollectiveLibrary:
         network, host staging included; 0 where a bundle is empty."""
         rates = []
         for pairs in self._tree_pairs():
-            paths = self._paths(pairs) if pairs else {}
-            rates.append(min(self._bundle_rate(pairs), self._staging_rate(pairs, paths), self._connection_rate(paths))
+            routes = self._routes(pairs) if pairs else {}
+            rates.append(min(self._bundle_rate(pairs), self._staging_rate(pairs, routes), self._connection_rate(routes))
                          if pairs else 0.0)
         return tuple(rates)
 
@@ -344,24 +353,27 @@ class CollectiveLibrary:
         carry S/2 per channel each way), as NVLS tree runs them."""
         return self._tree_hop_rates[1] * 2.0 * len(self.rings)
 
-    def _staging_rate(self, pairs: Sequence[tuple[Node, Node]], paths: dict) -> float:
+    def _staging_rate(self, pairs: Sequence[tuple[Node, Node]], routes: dict[tuple[Node, Node], Route]) -> float:
         """The rate at which a ring's hops through host memory can go: each staged hop
         at most the backend's ``host_staging_gbytes_s`` (inf when no hop is staged).
         (A ceiling shared by all the hops a CPU stages fitted the dev set worse: it
         over-penalizes 8-GPU GeForce servers.)"""
         cap = self.backend.host_staging_gbytes_s
-        graph = self.fabric.network.graph
-        if not cap or not any(staged(graph, paths[pair]) for pair in pairs):
+        if not cap:
+            return math.inf
+        graph, edges = self.fabric.network.graph, self.fabric.network.edges
+        paths = {p: [edges[e][0] for e in route.edges] + [p[1]] for p, route in routes.items()}
+        if not any(staged(graph, paths[pair]) for pair in pairs):
             return math.inf
         return cap * 1e9
 
-    def _connection_rate(self, paths: dict) -> float:
+    def _connection_rate(self, routes: dict[tuple[Node, Node], Route]) -> float:
         """The most a hop across the network moves: one connection of the transport,
         at most the backend's ``connection_gbytes_s`` (inf when unset or no hop leaves
         a node)."""
         cap = self.backend.connection_gbytes_s
-        graph = self.fabric.network.graph
-        if not cap or not any(link_class(graph, path) == "net" for path in paths.values()):
+        link_of = self.fabric.network.link_of
+        if not cap or not any(_class_of(route.edges, link_of) == "net" for route in routes.values()):
             return math.inf
         return cap * 1e9
 
@@ -493,6 +505,17 @@ class CollectiveLibrary:
             yield f.network.start_flow(usage, wire / k, 0.0, label="broadcast")
         else:  # allgather, reduce_scatter: n-1 ring steps of size / n
             yield from ring_steps(f, self.rings, wire / (k * n), n - 1, route_latency=False)
+
+
+def _class_of(edges: Sequence[int], link_of: Sequence[str | None]) -> str:
+    """:func:`simulator.collective_cost.link_class` of a route, from its edges' link
+    kinds: ``net`` if it leaves the server, ``nvlink`` if it is NVLink only, else ``pci``."""
+    links = {link_of[e] for e in edges}
+    if "network" in links:
+        return "net"
+    if links and links <= {"nvlink"}:
+        return "nvlink"
+    return "pci"
 
 
 def _host_of(graph, gpu: Node) -> Node | None:

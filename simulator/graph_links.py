@@ -4,8 +4,10 @@ and bundles of routes, and the max-min solutions of sets of flow groups."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import networkx as nx
@@ -26,6 +28,20 @@ Solution = tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]
 # groups with the same member counts get the same rates, and a strategy (a fast-path
 # parameter server, a sweep's runs of one cluster) meets the same sets again and again.
 SOLVED_ENTRIES_KEPT = 1_000_000
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Cyclic garbage collection off for a while (as it was, after): building a cluster
+    of 65,536 GPUs makes millions of long-lived objects and no garbage, and the full
+    collections their count triggers on the way cost as much as the building."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class GraphLinks:
@@ -55,8 +71,9 @@ class GraphLinks:
         self.latency = np.array([data["latency"] for data in attributes], dtype=float)
         self.latency_list = self.latency.tolist()
         self.capacity_list = self.capacity.tolist()
+        self.link_of: list[str | None] = [data.get("link") for data in attributes]  # each edge's link kind
         priority: dict[str | None, int] = {"network": 3, "pcie": 2, "qpi": 2, "nvlink": 1}
-        self.tie_break = np.array([priority.get(data.get("link"), 0) for data in attributes]) * 1e-9
+        self.tie_break = np.array([priority.get(link, 0) for link in self.link_of]) * 1e-9
         self.tie_break_list = self.tie_break.tolist()
         self.max_tie_break = max(self.tie_break_list, default=0.0)
         self.positive_capacity = all(c > 0 for c in self.capacity_list)
@@ -97,16 +114,21 @@ class GraphLinks:
         """Edge usage and worst route latency of a set of pairs; cached."""
         cached = self.bundles.get(pairs)
         if cached is None:
-            self.router.prefetch(pairs)
-            mapping: dict[int, int] = {}
-            worst_latency = 0.0
-            for src, dst in pairs:
-                route = self.route(src, dst)
-                worst_latency = max(worst_latency, route.latency_s)
-                for e in route.edges:
-                    mapping[e] = mapping.get(e, 0) + 1
-            cached = self.bundles[pairs] = (EdgeUsage(mapping), worst_latency)
+            with gc_paused():
+                cached = self.bundles[pairs] = self._bundle(pairs)
         return cached
+
+    def _bundle(self, pairs: tuple[tuple[Node, Node], ...]) -> tuple[EdgeUsage, float]:
+        """:meth:`bundle`, uncached: each pair's route, its edges counted."""
+        self.router.prefetch(pairs)
+        mapping: dict[int, int] = {}
+        worst_latency = 0.0
+        for src, dst in pairs:
+            route = self.route(src, dst)
+            worst_latency = max(worst_latency, route.latency_s)
+            for e in route.edges:
+                mapping[e] = mapping.get(e, 0) + 1
+        return EdgeUsage(mapping), worst_latency
 
     def bundle_product(self, sources: Sequence[Node], destinations: Sequence[Node]) -> tuple[EdgeUsage, float]:
         """:meth:`bundle` of every (source, destination) pair (each listed pair once per

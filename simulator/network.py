@@ -84,6 +84,7 @@ class Network:
         self.edges = links.edges
         self.edge_index = links.edge_index
         self.capacity, self.latency = links.capacity, links.latency
+        self.link_of = links.link_of  # each edge's link kind (its "link" attribute)
         # Among equally saturated edges, name the network before PCIe before NVLink.
         self._tie_break, self._max_tie_break = links.tie_break, links.max_tie_break
         self._positive_capacity = links.positive_capacity

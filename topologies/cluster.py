@@ -8,7 +8,8 @@ from typing import Any
 
 import networkx as nx
 
-from .pcie import host_only
+from .graph import ServerStamp, same_graph
+from .pcie import ServerPorts, host_only
 from .registry import FABRICS, SERVER_LAYOUTS
 
 
@@ -48,8 +49,16 @@ def build_cluster(
     gpus: list[str] = []
     hosts: list[str] = []
     nic_links: list[tuple[str, float, float]] = []
+    stamp = _stamp(server_layout, gpus_per_node, server_params) if nodes > 2 else None
     for n in range(nodes):
-        ports = SERVER_LAYOUTS[server_layout](graph, f"n{n}", gpus_per_node, **server_params)
+        if stamp is None:
+            ports = SERVER_LAYOUTS[server_layout](graph, f"n{n}", gpus_per_node, **server_params)
+        else:
+            server, first, prefix = stamp[0], stamp[1], f"n{n}"
+            server.stamp(graph, prefix)
+            ports = ServerPorts(tuple([server.rename(g, prefix) for g in first.gpus]),
+                                server.rename(first.host, prefix),
+                                tuple([server.rename(v, prefix) for v in first.nics]))
         gpus.extend(ports.gpus)
         hosts.append(ports.host)
         nic_links.extend((nic, nic_bandwidth, nic_latency) for nic in ports.nics)
@@ -62,3 +71,27 @@ def build_cluster(
     if nodes + dedicated_ps > 1:
         FABRICS[fabric](graph, nic_links, **fabric_params)
     return ClusterGraph(graph, tuple(gpus), tuple(hosts), tuple(ps_hosts))
+
+
+def _stamp(layout: str, gpus: int, params: Mapping[str, Any]) -> tuple[ServerStamp, ServerPorts] | None:
+    """Server ``n0`` of a built-in layout, to stamp every server from (building each
+    costs seconds at thousands of servers), with its ports; None unless stamping ``n0``
+    as ``n1`` gives exactly what the builder gives for ``n1``."""
+    builder = SERVER_LAYOUTS[layout]
+    if not builder.__module__.startswith(f"{__package__}."):
+        return None  # a layout registered elsewhere may name things its own way
+    built = []
+    for prefix in ("n0", "n1"):
+        server: nx.DiGraph[Any] = nx.DiGraph()
+        built.append((server, builder(server, prefix, gpus, **params)))
+    (first, ports), (second, second_ports) = built
+    stamp = ServerStamp(first, "n0")
+    if not stamp.usable or not all(isinstance(name, str) for name in (*ports.gpus, ports.host, *ports.nics)):
+        return None
+    stamped: nx.DiGraph[Any] = nx.DiGraph()
+    stamp.stamp(stamped, "n1")
+    renamed = ServerPorts(tuple([stamp.rename(g, "n1") for g in ports.gpus]), stamp.rename(ports.host, "n1"),
+                          tuple([stamp.rename(v, "n1") for v in ports.nics]))
+    if renamed != second_ports or not same_graph(stamped, second):
+        return None
+    return stamp, ports
