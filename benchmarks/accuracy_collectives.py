@@ -12,8 +12,9 @@ Predictors, side by side on the same cases:
   route latency per step, no launch cost, no protocol), i.e. a topology-aware
   alpha-beta model;
 - ``nccl (defaults)``: the ``nccl`` backend as shipped;
-- ``nccl (LOSO)``: the ``nccl`` backend with its three fitted parameters chosen on the
-  other sources (grid search minimizing the mean |log(predicted / measured)|), then
+- ``nccl (LOSO)``: the ``nccl`` backend with its fitted parameters chosen on the
+  other sources (grid search minimizing the mean over sources of each source's mean
+  |log(predicted / measured)|, every source weighing the same: see ``loso.py``), then
   predicting the held-out source. This is the figure to quote.
 
 Fitted parameters (each physical, each with its value and its spread across folds

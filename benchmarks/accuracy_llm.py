@@ -14,7 +14,8 @@ Predictors, side by side on the same cases:
 - ``clustersim (defaults)``: the simulator as shipped;
 - ``clustersim (LOSO)``: ``workload.compute_efficiency`` — the share of the dense
   tensor-core peak a transformer's large matrix products sustain — chosen on the other
-  sources (grid, smallest mean |log(predicted / measured)|), then predicting the
+  sources (grid, smallest mean over sources of each source's mean |log(predicted /
+  measured)|: see ``loso.py``), then predicting the
   held-out source. The figure to quote.
 
     python benchmarks/accuracy_llm.py [-j 2] [--json benchmarks/results/llm_cv.json]

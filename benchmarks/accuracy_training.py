@@ -11,8 +11,9 @@ accuracy honestly"):
 - ``eff 0.95``: a constant scaling efficiency of 0.95;
 - ``clustersim (defaults)``: the simulator as shipped;
 - ``clustersim (LOSO)``: the simulator with its fitted parameters chosen on the other
-  sources (grid search minimizing the mean |log(predicted / measured)| over their
-  multi-GPU rows), then predicting the held-out source. The figure to quote.
+  sources (grid search minimizing, over their multi-GPU rows, the mean over sources of
+  each source's mean |log(predicted / measured)|: see ``loso.py``), then predicting the
+  held-out source. The figure to quote.
 
 Fitted parameters, each physical: ``variability.iteration_cv`` (per-rank, per-iteration
 compute-time variation: synchronous steps wait for the slowest of N),

@@ -220,7 +220,9 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
     )
 
 
-# Two-sided 95% Student t quantiles for 1..30 degrees of freedom; 1.96 beyond.
+# Two-sided 95% Student t quantiles for 1..30 degrees of freedom; 1.96 beyond. A table,
+# not scipy.stats.t.ppf: scipy (tens of MB, not otherwise needed) would become a core
+# dependency for these 30 constants of every statistics textbook.
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 HEADLINE_METRICS = ("iteration_time_s", "throughput_samples_per_s", "speedup", "scaling_efficiency")

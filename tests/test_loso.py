@@ -1,0 +1,58 @@
+"""The leave-one-source-out selection of the accuracy scripts (benchmarks/loso.py): a
+held-out source never sees its own cases, and every source weighs the same however many
+rows it has."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from .conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def loso():
+    spec = importlib.util.spec_from_file_location("loso", REPO_ROOT / "benchmarks" / "loso.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Three sources: "big" (8 rows) is predicted exactly by grid point 0, "a" and "b" (1 row
+# each) by grid point 1. Every prediction is measured x e^(0 or 0.5).
+MEASURED = np.ones(10)
+SOURCES = np.array(["big"] * 8 + ["a", "b"])
+PREDICTIONS = np.vstack([
+    np.r_[np.ones(8), np.full(2, np.e ** 0.5)],  # point 0: right for big only
+    np.r_[np.full(8, np.e ** 0.5), np.ones(2)],  # point 1: right for a and b only
+])
+COMBOS = [(0,), (1,)]
+
+
+def test_every_source_counts_once_whatever_its_number_of_rows(loso):
+    _, fitted = loso.leave_one_source_out(PREDICTIONS, MEASURED, SOURCES, ["p"], COMBOS)
+    # Without "a": big (mean 0 at point 0) and b (0 at point 1) tie at 0.25 -> the first.
+    assert fitted["a"] == {"p": 0}
+    # Without "big": a and b both prefer point 1.
+    assert fitted["big"] == {"p": 1}
+    # All sources: point 0 costs (0 + 0.5 + 0.5) / 3, point 1 (0.5 + 0 + 0) / 3.
+    assert fitted["(all sources)"] == {"p": 1}
+
+
+def test_case_weighting_lets_the_largest_source_decide(loso):
+    _, fitted = loso.leave_one_source_out(PREDICTIONS, MEASURED, SOURCES, ["p"], COMBOS, weighting="case")
+    assert fitted["(all sources)"] == {"p": 0}  # 8 rows at 0 against 2 rows at 0.5
+    assert fitted["a"] == {"p": 0}
+
+
+def test_the_held_out_source_is_predicted_with_parameters_fitted_without_it(loso):
+    cv, fitted = loso.leave_one_source_out(PREDICTIONS, MEASURED, SOURCES, ["p"], COMBOS)
+    assert fitted["big"] == {"p": 1}
+    np.testing.assert_allclose(cv[:8], np.e ** 0.5)  # big predicted by point 1, its worse point
+
+
+def test_an_unknown_weighting_is_refused(loso):
+    with pytest.raises(ValueError, match="weighting must be"):
+        loso.leave_one_source_out(PREDICTIONS, MEASURED, SOURCES, ["p"], COMBOS, weighting="rows")
