@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..catalog import get_link
 from ..errors import ScenarioError, excerpt
 
 Metric = Literal["throughput_samples_per_s", "iteration_time_s", "speedup", "scaling_efficiency", "collective_time_s",
@@ -60,6 +61,11 @@ TRANSFORMER_COLUMNS = (
 )
 COLUMNS = DATA_PARALLEL_COLUMNS + TRANSFORMER_COLUMNS
 REQUIRED_COLUMNS = ("case_id", "source", "metric", "value")
+#: The one-way latency (microseconds) a row's ``network`` name stands for, where the row
+#: gives no link: RoCE from the link catalog, the others typical switch-to-switch
+#: figures of their fabrics (data-parallel and transformer rows read the same table).
+NETWORK_LATENCY_US = {"ethernet": 20.0, "roce": get_link("25GbE-RoCE").latency_us, "infiniband": 1.1,
+                      "aries": 1.5, "loopback": 1.0, "omnipath": 1.0, "efa": 10.0}
 #: Input limits of a measured-runs file (the shipped ones are a few hundred rows).
 MAX_CSV_BYTES = 16 * 2**20
 MAX_FIELD_CHARS = 4096

@@ -42,12 +42,11 @@ from ..catalog import get_gpu
 from ..llm.run import simulate_llm
 from ..llm.spec import PRESETS, TransformerSpec, get_spec
 from ..loading import load_scenario
-from .cases import MeasuredCase
+from .cases import NETWORK_LATENCY_US, MeasuredCase
 
 REFERENCE_MFU = 0.40
 GPU_NAMES = {"V100-SXM3-32GB": "V100-SXM2-32GB"}
 PER_GPU_GBPS = {"Ampere": 200.0, "Hopper": 400.0}
-LATENCY_US = {"infiniband": 1.1, "roce": 2.0, "omnipath": 1.0, "efa": 10.0, "ethernet": 20.0}
 
 
 def _family(case: MeasuredCase) -> dict[str, Any]:
@@ -133,7 +132,7 @@ def llm_case_scenario(case: MeasuredCase, overrides: list[str] | tuple[str, ...]
         "cluster": {"nodes": case.nodes, "gpus_per_node": case.gpus_per_node, "gpu": gpu_name,
                     "server": {"layout": layout},
                     "nic": {"bandwidth_gbps": (gbps or 1600.0) / nics,
-                            "latency_us": LATENCY_US.get(case.network or "infiniband", 1.1)}},
+                            "latency_us": NETWORK_LATENCY_US[case.network or "infiniband"]}},
         # the row ran, so it fit: the memory estimate is reported, not enforced
         "workload": {"model": spec.name, "precision": _precision(case, gpu.architecture),
                      "sequence_length": case.seq_len, "check_memory": False},

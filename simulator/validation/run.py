@@ -51,7 +51,6 @@ from typing import Any
 
 import pandas as pd
 
-from ..catalog.links import get_link
 from ..collectives import ALLREDUCE_ALGORITHMS
 from ..engine import build, run
 from ..errors import ClusterSimError
@@ -59,12 +58,10 @@ from ..input_paths import resolve_input_path
 from ..loading import load_scenario
 from ..results import SimResult, collect
 from ..scenario import Scenario
-from .cases import CaseError, MeasuredCase, read_cases
+from .cases import NETWORK_LATENCY_US, CaseError, MeasuredCase, read_cases
 
 LAYOUTS = {"pcie": "pcie_tree", "nvlink": "dgx1", "nvswitch": "nvswitch"}
 TYPICAL_GBPS = {"ethernet": 10.0, "roce": 25.0, "infiniband": 100.0, "aries": 80.0, "loopback": 100.0}
-LATENCY_US = {"ethernet": 20.0, "roce": get_link("25GbE-RoCE").latency_us, "infiniband": 1.1, "aries": 1.5,
-              "loopback": 1.0}
 ALGORITHM_OF = {
     "ring_allreduce": "ring",
     "tree_allreduce": "tree",
@@ -140,7 +137,7 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
         notes.append(f"network bandwidth not given: simulated {network} at its typical {gbps:g} Gb/s")
     gbps = gbps or 100.0
     nic["bandwidth_gbps"] = gbps / _nics(layout, case.gpus_per_node)
-    nic["latency_us"] = LATENCY_US[network or "ethernet"]
+    nic["latency_us"] = NETWORK_LATENCY_US[network or "ethernet"]
     workload: dict[str, Any] = {"precision": case.precision}
     if case.model:
         workload["model"] = case.model
