@@ -19,6 +19,12 @@ where the precision uses them) and the fp32 peak elsewhere; matrix layers never 
 slower than they would on CUDA cores, so a card whose tensor-core peak is low (tf32
 on an RTX 3090 equals its fp32 peak) is not penalized for using them.
 
+``fp8`` is Transformer Engine's recipe: the dense layers' GEMMs (``linear`` layers, but
+not an LM head or an MoE router, which Megatron keeps in bf16) run at the fp8 peak;
+attention, the other matrix layers and every memory-bound layer run as in bf16, and
+activations, weights and gradients are counted in bf16 (the fp8 copies and their
+scaling are not costed: a known optimism).
+
 The backward pass runs the data-gradient and weight-gradient products of each matrix
 layer (the first layer with weights needs no data gradient).
 
@@ -49,13 +55,15 @@ from .catalog import GPUSpec
 from .zoo import Layer, Model
 
 MATRIX_KINDS = frozenset({"conv", "linear", "attention"})
-TENSOR_CORE_PRECISIONS = frozenset({"tf32", "fp16", "bf16", "amp"})
+TENSOR_CORE_PRECISIONS = frozenset({"tf32", "fp16", "bf16", "amp", "fp8"})
 DEFAULT_EFFICIENCY = {"cuda_cores": 0.75, "tensor_cores": 0.50}
 
 # Bytes per activation element and per weight/gradient element, by precision.
 # amp keeps fp32 master weights and fp32 gradients (PyTorch autocast + GradScaler).
-ACTIVATION_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "amp": 2}
-PARAMETER_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "amp": 4}
+ACTIVATION_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "amp": 2, "fp8": 2}
+PARAMETER_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "amp": 4, "fp8": 2}
+#: Linear layers that stay in bf16 under fp8 (Megatron's output layer, the MoE router).
+FP8_EXCLUDED_SUFFIXES = ("lm_head", ".router")
 
 # Bytes of optimizer-state traffic per parameter and fp32 word: (reads + writes).
 # sgd: read w, g; write w. momentum: + read/write m. adam: + read/write m and v.
@@ -132,6 +140,9 @@ def roofline_costs(
     products and transforms, precomputed GEMM and FFT by their time factors, FFT and
     Winograd on CUDA cores. None means implicit GEMM everywhere."""
     rates = device_rates(gpu, precision, compute_efficiency, memory_efficiency, layer_overhead_s)
+    # fp8 speeds up the dense layers' GEMMs only; everything else runs as bf16
+    other_rates = device_rates(gpu, "bf16", compute_efficiency, memory_efficiency, layer_overhead_s) \
+        if precision == "fp8" else rates
     par_bytes = PARAMETER_BYTES[precision]
     n = len(model.layers)
     forward = np.empty(n)
@@ -142,7 +153,8 @@ def roofline_costs(
         weights = layer.params * par_bytes
         if layer.gemm is not None:
             algorithm = conv_algorithms[i] if conv_algorithms is not None else None
-            forward[i], backward[i] = layer_times(layer, batch, rates, weights, algorithm,
+            fp8 = layer.kind == "linear" and not layer.name.endswith(FP8_EXCLUDED_SUFFIXES)
+            forward[i], backward[i] = layer_times(layer, batch, rates if fp8 else other_rates, weights, algorithm,
                                                   input_gradient=i != first_weighted or layer.params == 0)
         else:
             for pass_index, out in ((0, forward), (1, backward)):

@@ -44,7 +44,7 @@ GIB = 1024**3
 CONTEXT_RESERVE_GIB = 0.5
 #: fp32 words of optimizer state per parameter.
 OPTIMIZER_STATE_WORDS = {"sgd": 0, "momentum": 1, "adam": 2}
-GRADIENT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "amp": 4}
+GRADIENT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "amp": 4, "fp8": 2}
 _IN_PLACE = {"images": frozenset({"relu", "add"}), "sequences": frozenset({"relu"})}
 
 
@@ -119,7 +119,7 @@ def input_bytes_per_sample(model: zoo.Model, precision: str) -> int:
     elements = math.prod(model.input_shape)
     if model.sample_unit == "sequences":
         return 8 * elements  # int64 token ids
-    return elements * (2 if precision in ("fp16", "bf16") else 4)
+    return elements * (2 if precision in ("fp16", "bf16", "fp8") else 4)
 
 
 def estimate(

@@ -218,8 +218,9 @@ class WorkloadSpec(_Strict):
         "resolve against the scenario file's folder. `model` becomes the file's model name.",
     )
     batch_per_gpu: int = Field(32, ge=1, description="Mini-batch per GPU (samples per iteration per rank).")
-    precision: Literal["fp32", "tf32", "fp16", "bf16", "amp"] = Field(
-        "fp32", description="Arithmetic precision; amp = fp16 compute with fp32 master weights and gradients."
+    precision: Literal["fp32", "tf32", "fp16", "bf16", "amp", "fp8"] = Field(
+        "fp32", description="Arithmetic precision; amp = fp16 compute with fp32 master weights and gradients; "
+        "fp8 = Transformer Engine's recipe (dense layers' GEMMs at the fp8 peak, the rest as bf16; Hopper)."
     )
     sequence_length: int | None = Field(
         None, ge=1, description="Tokens per sequence for transformer models; default: the model's own (BERT 128, GPT-2 1024)."

@@ -23,7 +23,7 @@ from pydantic.dataclasses import dataclass
 from simulator.catalog.datafile import entries_by_name, read_catalog_file
 from simulator.errors import ClusterSimError
 
-PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "amp")
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "amp", "fp8")
 
 # Precisions that may appear as keys of ``peak_tflops``; "amp" is an alias of fp16.
 _STORED_PRECISIONS = frozenset(PRECISIONS) - {"amp"}

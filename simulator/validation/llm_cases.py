@@ -20,8 +20,9 @@ A row gives the model by its shapes and the job by its parallelism
   1F1B), ``micro_batch``, ``global_batch``, ``sequence_parallel``, ``recompute``,
   ``zero_stage`` (FSDP ``full_shard`` = 3, ``shard_grad_op`` = 2, ``hybrid_shard`` = 3
   sharded within a node, the nodes' replicas all-reducing their gradient shards);
-* precision: empty -> bf16 on A100/H100, fp16 on V100; ``fp8`` is not modelled (the row
-  is reported as an error, not hidden).
+* precision: empty -> bf16 on A100/H100, fp16 on V100; ``fp8`` (Transformer Engine) on
+  GPUs with an fp8 peak. LoRA fine-tuning is not modelled (such rows are reported as
+  not simulated, with the reason).
 
 Metrics: ``tokens_per_s``, ``tokens_per_s_per_gpu``, ``iteration_time_s`` (a step),
 ``throughput_samples_per_s`` (sequences/s), ``mfu`` (model FLOPs over dense peak) and
@@ -39,7 +40,7 @@ from typing import Any
 
 from .. import zoo
 from ..catalog import get_gpu
-from ..llm.run import simulate_llm
+from ..llm.run import mfu_peak_flops, simulate_llm
 from ..llm.spec import PRESETS, TransformerSpec, get_spec
 from ..loading import load_scenario
 from .cases import NETWORK_LATENCY_US, MeasuredCase
@@ -81,15 +82,15 @@ def transformer_of(case: MeasuredCase) -> TransformerSpec:
 
 
 def _precision(case: MeasuredCase, architecture: str) -> str:
-    if case.precision == "fp8":
-        raise ValueError("fp8 training is not modelled (the catalog has no fp8 peaks)")
-    if case.precision in ("bf16", "fp16", "amp"):
+    if case.precision in ("bf16", "fp16", "amp", "fp8"):
         return "fp16" if case.precision == "amp" else case.precision
     return "fp16" if architecture == "Volta" else "bf16"
 
 
 def llm_case_scenario(case: MeasuredCase, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Any, str]:
     """The scenario a transformer-parallel row describes, and its note."""
+    if "lora" in (case.model or "").lower():
+        raise ValueError("LoRA fine-tuning is not modelled (adapters trained, base weights frozen)")
     if case.tp is None and case.pp is None and case.dp is None and case.fsdp is None and case.zero_stage is None:
         raise ValueError("the parallel layout (tp, pp, dp, ZeRO/FSDP) is not stated: the step cannot be simulated")
     notes = []
@@ -150,7 +151,7 @@ def predict_llm_case(case: MeasuredCase, overrides: list[str] | tuple[str, ...] 
     gpus = scenario.cluster.total_gpus
     step = llm["step_time_s"]
     tokens = llm["tokens_per_s"] * step
-    peak = get_gpu(scenario.cluster.gpu).peak_flops(scenario.workload.precision)
+    peak = mfu_peak_flops(get_gpu(scenario.cluster.gpu), scenario.workload.precision)
     params = llm["parameters"]
     reference_tokens_s = REFERENCE_MFU * peak * gpus / (6 * params)
     model_flops = llm["model_tflops_per_gpu"] * 1e12 * step * gpus
