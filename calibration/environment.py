@@ -36,22 +36,6 @@ def _driver() -> str | None:
         return None
 
 
-def match_catalog_gpu(device_name: str) -> str | None:
-    """The catalog GPU whose name matches a CUDA device name, e.g. 'NVIDIA H100 80GB
-    HBM3' -> 'H100-SXM5-80GB'; None when none or several match."""
-    words = set(device_name.upper().replace("-", " ").split())
-    scored = []
-    for name in catalog.list_gpus():
-        parts = name.upper().split("-")
-        if parts[0] in words:
-            scored.append((sum(part in words for part in parts), name))
-    if not scored:
-        return None
-    best = max(score for score, _ in scored)
-    winners = [name for score, name in scored if score == best]
-    return winners[0] if len(winners) == 1 else None
-
-
 def fingerprint(device: torch.device) -> Environment:
     cuda = device.type == "cuda"
     name = torch.cuda.get_device_name(device) if cuda else cpu_model()
@@ -64,7 +48,7 @@ def fingerprint(device: torch.device) -> Environment:
     return Environment(
         device_kind="cuda" if cuda else "cpu",
         device_name=name,
-        catalog_gpu=match_catalog_gpu(name) if cuda else None,
+        catalog_gpu=catalog.match_device_name(name) if cuda else None,
         driver=_driver() if cuda else None,
         torch=torch.__version__,
         cuda=torch.version.cuda,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from simulator.catalog import match_device_name
 from simulator.errors import CalibrationError
 from simulator.profile import (
     Efficiency,
@@ -159,11 +160,7 @@ def _environment(imp: Imported, device_name: str | None, catalog_gpu: str | None
     on_device = trace.on_device
     name = device_name or trace.device_name or (f"GPU ({NOT_RECORDED})" if on_device else f"CPU of host {host}")
     if on_device and catalog_gpu is None:
-        try:
-            from .environment import match_catalog_gpu  # needs torch (the probe extra)
-        except ImportError:
-            match_catalog_gpu = None  # type: ignore[assignment]
-        catalog_gpu = match_catalog_gpu(name) if match_catalog_gpu is not None else None
+        catalog_gpu = match_device_name(name)
     info = meta.get("distributedInfo")
     nccl = info.get("nccl_version") if isinstance(info, dict) else None
     return Environment(

@@ -42,11 +42,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from simulator import catalog
 from simulator.validation.cases import COLUMNS, MeasuredCase, read_cases
 
 from . import models as torch_models
 from .spawn import spawned_messages
-from .environment import cpu_model, match_catalog_gpu
+from .environment import cpu_model
 
 SHIPPED_CPU_PROFILE = Path(__file__).resolve().parent / "profiles" / "cpu-amd-epyc-2core.json"
 INPUT_SHAPE = (3, 224, 224)
@@ -235,7 +236,7 @@ def append_case(m: Measurement, csv_path: Path, profile: Path | None, command: s
     if profile is not None:
         calibration = os.path.relpath(profile.resolve(), scenario_dir.resolve())
     else:
-        gpu = match_catalog_gpu(m.device_name) if m.backend == "nccl" else None
+        gpu = catalog.match_device_name(m.device_name) if m.backend == "nccl" else None
         if gpu is None:
             raise ValueError(f"{m.device_name} is not a catalog GPU: pass --profile (a profile probed on it)")
     scenario_path = scenario_dir / f"{case_id}.yaml"

@@ -14,6 +14,7 @@ from simulator.catalog.gpus import (
     UnsupportedPrecision,
     get_gpu,
     list_gpus,
+    match_device_name,
 )
 from simulator.catalog.links import (
     LINKS,
@@ -36,5 +37,6 @@ __all__ = [
     "get_link",
     "list_gpus",
     "list_links",
+    "match_device_name",
     "pcie_link_for_gen",
 ]

@@ -167,3 +167,30 @@ def get_gpu(name: str) -> GPUSpec:
 def list_gpus() -> list[str]:
     """Names of every catalogued GPU, sorted."""
     return sorted(GPUS)
+
+
+# CUDA device names that name no form factor, read from nvidia-smi / torch on the
+# systems: an H100 SXM5 reports "NVIDIA H100 80GB HBM3" (the PCIe card "NVIDIA H100
+# PCIe", with HBM2e), so the words alone tie SXM5 and PCIe.
+DEVICE_NAME_ALIASES = {"NVIDIA H100 80GB HBM3": "H100-SXM5-80GB"}
+
+
+def match_device_name(device_name: str) -> str | None:
+    """The catalog GPU a CUDA device name is, e.g. 'NVIDIA A100-SXM4-80GB' ->
+    'A100-SXM4-80GB', 'NVIDIA H100 80GB HBM3' -> 'H100-SXM5-80GB' (an alias): the entry
+    sharing the most name parts with it (its first part, the chip, required); None
+    when none or several match equally."""
+    alias = DEVICE_NAME_ALIASES.get(" ".join(device_name.split()))
+    if alias is not None:
+        return alias
+    words = set(device_name.upper().replace("-", " ").split())
+    scored = []
+    for name in list_gpus():
+        parts = name.upper().split("-")
+        if parts[0] in words:
+            scored.append((sum(part in words for part in parts), name))
+    if not scored:
+        return None
+    best = max(score for score, _ in scored)
+    winners = [name for score, name in scored if score == best]
+    return winners[0] if len(winners) == 1 else None

@@ -20,6 +20,7 @@ from simulator.catalog import (
     get_link,
     list_gpus,
     list_links,
+    match_device_name,
     pcie_link_for_gen,
 )
 from simulator.errors import ClusterSimError
@@ -406,3 +407,15 @@ def test_roce_is_rdma_framing_and_latency_over_ethernet(name: str, gbps: float) 
     assert link.efficiency > TCP_ETHERNET_EFFICIENCY
     assert link.latency_us == 2.0 < get_link("25GbE").latency_us / 5
     assert link.bandwidth_bytes_per_s == pytest.approx(gbps * 1e9 / 8 * 4096 / 4178, rel=1e-12)
+
+
+@pytest.mark.parametrize(("device_name", "gpu"), [
+    ("NVIDIA A100-SXM4-80GB", "A100-SXM4-80GB"),
+    ("NVIDIA A100-PCIE-40GB", "A100-PCIe-40GB"),
+    ("Tesla V100-SXM2-16GB", "V100-SXM2-16GB"),
+    ("NVIDIA H100 80GB HBM3", "H100-SXM5-80GB"),  # the SXM5's own name ties SXM5 and PCIe on words alone
+    ("NVIDIA H100 PCIe", "H100-PCIe-80GB"),
+    ("NVIDIA GeForce RTX 4090", None),
+])
+def test_cuda_device_names_map_to_catalog_gpus(device_name, gpu):
+    assert match_device_name(device_name) == gpu
