@@ -4,7 +4,7 @@ source out.
 Cases: every row of ``scenarios/validation/llm_cases.csv`` (published, measured LLM
 training runs: Megatron-LM, BLOOM, MT-NLG, OPT, LLaMA, Llama 3, DeepSpeed, PyTorch FSDP,
 IBM fms-fsdp, MLPerf; sources and reading in ``llm_cases.md``) that the simulator can
-run: rows without a global batch or layout, LoRA fine-tuning, or without the model's shapes are listed as
+run: rows without a global batch or layout, with LoRA or CPU offload, or without the model's shapes are listed as
 not simulated, with the reason.
 
 Predictors, side by side on the same cases:

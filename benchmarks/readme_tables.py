@@ -131,7 +131,8 @@ def llm_table() -> str:
               "|---|--:|--:|--:|--:|--:|"]
     lines += [f"| {r['source']} | {r['n']} | {_num(r['6N at 40% MFU'])} | {_num(r['clustersim (defaults)'])} | "
               f"{_num(r['clustersim (LOSO)'])} | {r['fitted']:g} |" for r in data["per_source"]]
-    lines += ["", f"Rows not simulated (no global batch or layout, LoRA, no shapes): {data['not_simulated']}."]
+    lines += ["", "Rows not simulated (no global batch or layout, LoRA, CPU offload, no shapes): "
+              f"{data['not_simulated']}."]
     return "\n".join(lines + _fitted(data["fitted"]))
 
 

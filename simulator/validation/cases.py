@@ -28,7 +28,9 @@ describe the model by its shapes and the job by its parallelism instead of
 hybrid_shard), ``recompute`` (none | selective | full), ``flash_attention`` (fused
 attention kernels; false for runs before they existed), ``tflops_counting`` (model |
 with_recompute: what a ``tflops_per_gpu`` figure counts), ``tp_comm_overlap`` and
-``overlap_param_gather`` (Megatron's --tp-comm-overlap and --overlap-param-gather); their metrics add
+``overlap_param_gather`` (Megatron's --tp-comm-overlap and --overlap-param-gather),
+``cpu_offload`` (parameters or optimizer states kept in CPU memory: not modelled, such
+rows are reported as not simulated); their metrics add
 ``tokens_per_s`` (whole job), ``tokens_per_s_per_gpu``, ``tflops_per_gpu`` (as the source
 counts them: the notes say whether recomputation is counted) and ``mfu``.
 """
@@ -57,7 +59,7 @@ DATA_PARALLEL_COLUMNS = (
 TRANSFORMER_COLUMNS = (
     "citation", "params_b", "layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len", "tp", "pp",
     "dp", "cp", "ep", "virtual_stages", "micro_batch", "global_batch", "sequence_parallel", "zero_stage", "fsdp",
-    "recompute", "flash_attention", "tflops_counting", "tp_comm_overlap", "overlap_param_gather",
+    "recompute", "flash_attention", "tflops_counting", "tp_comm_overlap", "overlap_param_gather", "cpu_offload",
 )
 COLUMNS = DATA_PARALLEL_COLUMNS + TRANSFORMER_COLUMNS
 REQUIRED_COLUMNS = ("case_id", "source", "metric", "value")
@@ -125,6 +127,7 @@ class MeasuredCase(BaseModel):
     flash_attention: bool | None = None
     tp_comm_overlap: bool | None = None
     overlap_param_gather: bool | None = None
+    cpu_offload: bool | None = None
     tflops_counting: Literal["model", "with_recompute"] | None = Field(
         None, description="What a tflops_per_gpu figure counts: model FLOPs, or with the recomputed forward "
         "(Megatron-LM's 2021 formula)")

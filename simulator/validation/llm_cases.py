@@ -21,8 +21,8 @@ A row gives the model by its shapes and the job by its parallelism
   ``zero_stage`` (FSDP ``full_shard`` = 3, ``shard_grad_op`` = 2, ``hybrid_shard`` = 3
   sharded within a node, the nodes' replicas all-reducing their gradient shards);
 * precision: empty -> bf16 on A100/H100, fp16 on V100; ``fp8`` (Transformer Engine) on
-  GPUs with an fp8 peak. LoRA fine-tuning is not modelled (such rows are reported as
-  not simulated, with the reason).
+  GPUs with an fp8 peak. LoRA fine-tuning and CPU offloading (``cpu_offload``) are not
+  modelled (such rows are reported as not simulated, with the reason).
 
 Metrics: ``tokens_per_s``, ``tokens_per_s_per_gpu``, ``iteration_time_s`` (a step),
 ``throughput_samples_per_s`` (sequences/s), ``mfu`` (model FLOPs over dense peak) and
@@ -89,6 +89,8 @@ def _precision(case: MeasuredCase, architecture: str) -> str:
 
 def llm_case_scenario(case: MeasuredCase, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Any, str]:
     """The scenario a transformer-parallel row describes, and its note."""
+    if case.cpu_offload:
+        raise ValueError("CPU offloading of parameters or optimizer states is not modelled")
     if "lora" in (case.model or "").lower():
         raise ValueError("LoRA fine-tuning is not modelled (adapters trained, base weights frozen)")
     if case.tp is None and case.pp is None and case.dp is None and case.fsdp is None and case.zero_stage is None:
