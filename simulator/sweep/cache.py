@@ -7,6 +7,13 @@ stale numbers. Failed runs are not cached. Writes go to a temporary file and are
 renamed into place, so concurrent sweeps and interruptions never leave half a file.
 Location: ``cache_dir``, else ``$CLUSTERSIM_CACHE_DIR``, else
 ``~/.cache/clustersim/results``.
+
+Why not diskcache or joblib.Memory (considered, issue #17): diskcache keeps entries in
+SQLite, which is not safe on the network filesystems dask workers of a cluster sweep
+share, and joblib.Memory keys on pickled arguments (a pydantic scenario pickles with its
+class's module path, so a refactor would silently miss every entry). One JSON file per
+content hash, written atomically, is what both would have to be configured into, in a
+few dozen lines with no dependency.
 """
 
 from __future__ import annotations
