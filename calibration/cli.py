@@ -97,6 +97,10 @@ def probe(output: Path, quick: bool, models: str | None, batches: str | None, re
               help="Profile file to write.")
 def calibrate(raw: Path, output: Path) -> None:
     """Refit every model of RAW (a profile, fits optional) from its raw samples."""
+    from datetime import UTC, datetime
+
+    from simulator import __version__
+
     from .fit import refit
 
     profile = load_profile(raw)
@@ -104,6 +108,12 @@ def calibrate(raw: Path, output: Path) -> None:
         fitted = refit(profile)
     except ValueError as exc:
         raise CalibrationError(f"{raw}: cannot fit: {exc}") from None
+    # The samples and their provenance stay; the notes say the fits are newer than the probe.
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = f"clustersim calibrate {shlex.quote(str(raw))} -o {shlex.quote(str(output))}"
+    note = f"Fits recomputed from the raw samples on {when} by `{command}` (clustersim {__version__})."
+    notes = f"{profile.provenance.notes.rstrip()} {note}".strip()
+    fitted = fitted.model_copy(update={"provenance": fitted.provenance.model_copy(update={"notes": notes})})
     write_atomic(output, fitted.to_json(), "-o")  # no half-written profile on a full disk
     fits = sum(len(m.fits) for m in fitted.models)
     colls = len(fitted.collectives.fits) if fitted.collectives else 0

@@ -1,13 +1,26 @@
 """Fits: turn raw probe samples into the models a profile carries (numpy only).
 
-* **Per-layer time against batch**: ``t = a + b x batch``, ordinary least squares on
-  the per-batch medians (:func:`fit_linear`).
-* **Alpha-beta** (collectives, copies): ``t = alpha + bytes / beta``. Times over 4 KB to
-  256 MB span five decades, so the fit minimizes *relative* error (each equation
-  divided by its measured time); an unweighted fit would be decided by the largest
-  messages alone (:func:`fit_alpha_beta`). :func:`fit_alpha_beta_pieces` splits the
-  size range where one line does not hold (backends change algorithm with size, as
-  NCCL changes protocol), each piece within ``tolerance`` relative error.
+Every fit minimizes *relative* error (each equation divided by its measured time):
+times span decades (4 KB to 256 MB messages, batch 1 to 32), and an unweighted fit
+would be decided by the largest points alone. Every fit is **constrained to physical
+values**: a latency, an overhead or a layer's time at batch 0 is >= 0, and time does
+not fall as bytes, flops or samples grow (seconds per byte, per flop, per sample >= 0).
+A free least-squares line may break both (a negative alpha when the small sizes sit
+above the line the large ones set; a falling line on noise), and then it predicts
+negative or ever-cheaper times outside its points; the constrained fit (non-negative
+least squares on two parameters, solved exactly by :func:`_constrained_line`) is the
+best line among the physical ones, equal to the free fit whenever that is physical.
+
+* **Per-layer time against batch**: ``t = a + b x batch`` on the per-batch medians
+  (:func:`fit_linear`); with two batches it is exact by construction and says so
+  (``exact``: ``max_rel_error`` 0 validates nothing).
+* **Alpha-beta** (collectives, copies): ``t = alpha + bytes / beta``
+  (:func:`fit_alpha_beta`); where time does not grow with size the fit is latency-only,
+  ``beta`` null ("no measurable bandwidth term"), never a huge stand-in bandwidth.
+  :func:`fit_alpha_beta_pieces` splits the size range where one line does not hold
+  (backends change algorithm with size, as NCCL changes protocol): every piece spans at
+  least :data:`MIN_PIECE_SIZES` measured sizes (a 2-point piece is exact by construction
+  and tests nothing), each within ``tolerance`` relative error where possible.
 * **Throughput against work**: ``t = overhead + flops / peak``, the same relative-error
   line with flops in place of bytes (:func:`fit_throughput`).
 
@@ -35,92 +48,149 @@ from simulator.profile import (
     ThroughputFit,
 )
 
-
-FLAT_INV_BETA = 1e-18  # seconds per byte of a piece with no bandwidth term (1 EB/s)
+#: Fewest measured sizes a piece of a piecewise alpha-beta fit spans: two would be an
+#: exact fit of two parameters, which says nothing about whether a line holds there.
+MIN_PIECE_SIZES = 3
 
 
 def _max_rel_error(predicted: np.ndarray, measured: np.ndarray) -> float:
     return float(np.max(np.abs(predicted - measured) / measured)) if len(measured) else 0.0
 
 
+def _positive_times(t: np.ndarray) -> np.ndarray:
+    if np.any(t <= 0):
+        raise ValueError("a measured time is not positive: relative errors are undefined")
+    return t
+
+
+def _constrained_line(x: np.ndarray, t: np.ndarray, *, slope: bool = False) -> tuple[float, float, bool]:
+    """``t = c0 + c1 x`` minimizing the sum of squared relative errors subject to
+    ``c0 >= 0`` and ``c1 >= 0``; the third value says whether the free (unconstrained)
+    optimum was already physical. Two parameters: the optimum of this convex problem is
+    the free one when feasible, else the better of the two one-parameter fits on the
+    boundary (``c0 = 0``: through the origin; ``c1 = 0``: a constant). ``slope``: the
+    line must grow (``c1 > 0``), so the constant is no candidate."""
+    w = 1.0 / t
+    a, b = w, x * w  # rows of the design matrix, divided by the measured time
+    if len(np.unique(x)) >= 2:
+        (c0, c1), *_ = np.linalg.lstsq(np.column_stack([a, b]), np.ones_like(t), rcond=None)
+        if c0 >= 0 and (c1 > 0 or (c1 == 0 and not slope)):
+            return float(c0), float(c1), True
+    candidates = [(0.0, float(np.sum(b) / np.sum(b * b)))]
+    if not slope:
+        candidates.append((float(np.sum(a) / np.sum(a * a)), 0.0))
+    c0, c1 = min(candidates, key=lambda c: float(np.sum((c[0] * a + c[1] * b - 1.0) ** 2)))
+    return c0, c1, False
+
+
 def fit_linear(x: Sequence[float], t: Sequence[float]) -> LinearFit:
-    """Least-squares ``t = a + b x``; a single point gives a line through the origin
-    (time proportional to batch)."""
+    """``t = a + b x`` on relative error with ``a, b >= 0`` (a layer takes no negative
+    time at batch 0, nor less time for more samples); where the free line breaks that,
+    the best line through the origin (or the best constant). A single batch gives a line
+    through the origin (time proportional to batch). As many distinct points as free
+    parameters (one, or two with a physical line) is an ``exact`` fit, reported with
+    ``max_rel_error`` 0: it passes through its points by construction."""
     xs, ts = np.asarray(x, dtype=float), np.asarray(t, dtype=float)
     if len(xs) == 0:
         raise ValueError("no points to fit")
-    if len(np.unique(xs)) < 2:
-        slope = float(np.mean(ts / xs))
-        return LinearFit(intercept_s=0.0, slope_s=slope, points=len(xs), max_rel_error=_max_rel_error(slope * xs, ts))
-    design = np.column_stack([np.ones_like(xs), xs])
-    (a, b), *_ = np.linalg.lstsq(design, ts, rcond=None)
-    return LinearFit(
-        intercept_s=float(a), slope_s=float(b), points=len(xs), max_rel_error=_max_rel_error(a + b * xs, ts)
-    )
-
-
-def _relative_line(x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
-    """``t = c0 + c1 x`` minimizing the sum of squared relative errors."""
-    weights = 1.0 / t
-    design = np.column_stack([weights, x * weights])
-    (c0, c1), *_ = np.linalg.lstsq(design, np.ones_like(t), rcond=None)
-    return float(c0), float(c1)
+    ts = _positive_times(ts)
+    distinct = len(np.unique(xs))
+    if distinct < 2:
+        a, b, free = 0.0, float(np.sum(xs / ts) / np.sum((xs / ts) ** 2)), True
+    else:
+        a, b, free = _constrained_line(xs, ts)
+    exact = free and distinct == len(xs) <= 2
+    return LinearFit(intercept_s=a, slope_s=b, points=len(xs), exact=exact,
+                     max_rel_error=0.0 if exact else _max_rel_error(a + b * xs, ts))
 
 
 def fit_alpha_beta(nbytes: Sequence[float], t: Sequence[float]) -> AlphaBetaFit:
-    """``t = alpha + bytes / beta`` on relative error. Needs two distinct sizes."""
+    """``t = alpha + bytes / beta`` on relative error with ``alpha >= 0`` (a latency) and
+    ``1 / beta >= 0`` (time does not fall as messages grow). Needs two distinct sizes.
+    Where the best physical line is flat, ``beta`` is None: latency-only."""
     xs, ts = np.asarray(nbytes, dtype=float), np.asarray(t, dtype=float)
     if len(np.unique(xs)) < 2:
         raise ValueError("an alpha-beta fit needs at least two message sizes")
-    alpha, inv_beta = _relative_line(xs, ts)
-    if inv_beta <= 0:  # times fall with size (noise): no bandwidth term, the best constant
-        alpha, inv_beta = float(np.sum(1 / ts) / np.sum(1 / ts**2)), FLAT_INV_BETA
+    alpha, inv_beta, free = _constrained_line(xs, _positive_times(ts))
+    exact = free and len(np.unique(xs)) == len(xs) == 2
     return AlphaBetaFit(
         alpha_s=alpha,
-        beta_bytes_per_s=1.0 / inv_beta,
+        beta_bytes_per_s=1.0 / inv_beta if inv_beta > 0 else None,
         min_bytes=int(xs.min()),
         max_bytes=int(xs.max()),
         points=len(xs),
-        max_rel_error=_max_rel_error(alpha + xs * inv_beta, ts),
+        exact=exact,
+        max_rel_error=0.0 if exact else _max_rel_error(alpha + xs * inv_beta, ts),
     )
 
 
 def fit_alpha_beta_pieces(
     nbytes: Sequence[float], t: Sequence[float], tolerance: float = 0.05
 ) -> list[AlphaBetaFit]:
-    """Split sizes (sorted) into consecutive ranges, each fitted by one alpha-beta line
-    within ``tolerance`` relative error, greedily taking the longest range that holds."""
-    order = np.argsort(nbytes)
+    """Split the sizes (sorted) into consecutive ranges of at least
+    :data:`MIN_PIECE_SIZES` sizes, each fitted by one alpha-beta line: the fewest pieces
+    each within ``tolerance`` relative error; where no split holds that, the split whose
+    worst piece is best, with the fewest pieces. Ties go to the smallest sum of the
+    pieces' errors. Fewer than ``MIN_PIECE_SIZES`` sizes: no pieces (the one overall
+    fit stands)."""
+    order = np.argsort(nbytes, kind="stable")
     xs, ts = np.asarray(nbytes, dtype=float)[order], np.asarray(t, dtype=float)[order]
-    pieces: list[AlphaBetaFit] = []
-    start = 0
-    while start < len(xs):
-        end = start + 2  # a piece has at least two points, unless one is left
-        if end > len(xs):
-            if pieces:  # one last point: a piece from the previous piece's last point to it
-                pieces.append(fit_alpha_beta(xs[start - 1:], ts[start - 1:]))
-            else:
-                x0, t0 = xs[start], ts[start]
-                pieces.append(AlphaBetaFit(alpha_s=0.0, beta_bytes_per_s=x0 / t0, min_bytes=int(x0),
-                                           max_bytes=int(x0), points=1, max_rel_error=0.0))
-            break
-        best = fit_alpha_beta(xs[start:end], ts[start:end])
-        while end < len(xs):
-            candidate = fit_alpha_beta(xs[start:end + 1], ts[start:end + 1])
-            if candidate.max_rel_error > tolerance:
-                break
-            best, end = candidate, end + 1
-        pieces.append(best)
-        start = end
-    return pieces
+    n = len(xs)
+    if n < MIN_PIECE_SIZES or len(np.unique(xs)) < MIN_PIECE_SIZES:
+        return []
+    # Every admissible piece [i, j): at least MIN_PIECE_SIZES points, not splitting a size.
+    starts = [i for i in range(n) if i == 0 or xs[i] != xs[i - 1]]
+    bounds = [*starts, n]
+    segments: dict[tuple[int, int], AlphaBetaFit] = {}
+    for a, i in enumerate(bounds):
+        for j in bounds[a + 1:]:
+            if len(np.unique(xs[i:j])) >= MIN_PIECE_SIZES:
+                segments[i, j] = fit_alpha_beta(xs[i:j], ts[i:j])
+    # The smallest threshold (tolerance, else a piece's error) some split meets: more
+    # pieces become admissible as it grows, so bisect; the whole range always meets the
+    # largest error.
+    thresholds = sorted({e for e in (f.max_rel_error for f in segments.values()) if e > tolerance} | {tolerance})
+    lo, hi = 0, len(thresholds) - 1
+    found = _fewest_pieces(bounds, segments, thresholds[hi])
+    while lo < hi:
+        mid = (lo + hi) // 2
+        split = _fewest_pieces(bounds, segments, thresholds[mid])
+        if split is None:
+            lo = mid + 1
+        else:
+            hi, found = mid, split
+    assert found is not None  # the whole range is one admissible piece
+    return found
+
+
+def _fewest_pieces(bounds: list[int], segments: dict[tuple[int, int], AlphaBetaFit],
+                   threshold: float) -> list[AlphaBetaFit] | None:
+    """Dynamic programming over the split points: the partition into pieces each within
+    ``threshold`` with the fewest pieces, then the smallest error sum; None if none."""
+    best: dict[int, tuple[int, float, list[AlphaBetaFit]]] = {bounds[0]: (0, 0.0, [])}
+    for j in bounds[1:]:
+        options = [
+            (best[i][0] + 1, best[i][1] + f.max_rel_error, [*best[i][2], f])
+            for (i, end), f in segments.items()
+            if end == j and i in best and f.max_rel_error <= threshold
+        ]
+        if options:
+            best[j] = min(options, key=lambda o: (o[0], o[1]))
+    found = best.get(bounds[-1])
+    return found[2] if found is not None else None
 
 
 def fit_throughput(op: str, flops: Sequence[float], t: Sequence[float]) -> ThroughputFit:
-    """``t = overhead + flops / peak`` on relative error."""
-    ab = fit_alpha_beta(flops, t)
+    """``t = overhead + flops / peak`` on relative error with ``overhead >= 0``. Work
+    that takes time has a finite peak: where the best physical line would be flat
+    (noise: a small size slower than the large ones), the best line through the origin."""
+    xs, ts = np.asarray(flops, dtype=float), np.asarray(t, dtype=float)
+    if len(np.unique(xs)) < 2:
+        raise ValueError("a throughput fit needs at least two work sizes")
+    overhead, inv_peak, _ = _constrained_line(xs, _positive_times(ts), slope=True)
     return ThroughputFit(
-        op=op, overhead_s=ab.alpha_s, peak_flops_per_s=ab.beta_bytes_per_s, points=ab.points,
-        max_rel_error=ab.max_rel_error,
+        op=op, overhead_s=overhead, peak_flops_per_s=1.0 / inv_peak, points=len(xs),
+        max_rel_error=_max_rel_error(overhead + xs * inv_peak, ts),
     )
 
 

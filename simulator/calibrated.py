@@ -312,15 +312,24 @@ def _timings_at(measured: ModelProfile, share: HostShare | None, default_threads
                          f"({source})")
 
 
+def _layer_sums(timings: ThreadTimings, model: Model) -> dict[int, float]:
+    """Per measured batch, the model's layer times as the simulator takes them: the fit
+    (non-negative since fits are constrained, so no longer always through the medians),
+    the median where a layer has no fit; corrections scale these to a measured total."""
+    names, fits = {layer.name for layer in model.layers}, timings.fit_table()
+    sums: dict[int, float] = {}
+    for s in timings.samples:
+        if s.layer in names:
+            fit = fits.get((s.layer, s.phase))
+            sums[s.batch] = sums.get(s.batch, 0.0) + (max(fit(s.batch), 0.0) if fit else s.timing.median_s)
+    return sums
+
+
 def _whole_model_correction(timings: ThreadTimings, model: Model, batch: int) -> tuple[float, str | None]:
     """The factor that makes the layers sum to the whole model (1 within tolerance), and a note."""
     if not timings.whole_model:
         return 1.0, None
-    names = {layer.name for layer in model.layers}
-    sums: dict[int, float] = {}
-    for sample in timings.samples:
-        if sample.layer in names:
-            sums[sample.batch] = sums.get(sample.batch, 0.0) + sample.timing.median_s
+    sums = _layer_sums(timings, model)
     points = sorted((w.batch, w.timing.median_s / sums[w.batch]) for w in timings.whole_model
                     if sums.get(w.batch, 0) > 0)
     if not points:
@@ -352,11 +361,7 @@ def _training_step_correction(timings: ThreadTimings, model: Model, batch: int, 
     steps = timings.training_step
     if steps is None or not steps.samples or steps.ddp != ddp_job:
         return None
-    names = {layer.name for layer in model.layers}
-    sums: dict[int, float] = {}
-    for sample in timings.samples:
-        if sample.layer in names:
-            sums[sample.batch] = sums.get(sample.batch, 0.0) + sample.timing.median_s
+    sums = _layer_sums(timings, model)
     opt = optimizer_step.median_s if optimizer_step is not None else 0.0
     points = sorted((s.batch, max(s.timing.median_s - opt, 0.0) / sums[s.batch]) for s in steps.samples
                     if sums.get(s.batch, 0) > 0)

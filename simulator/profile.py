@@ -125,7 +125,8 @@ def parse_profile(text: str, source: str) -> Profile:
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        hint = " (truncated?)" if exc.pos >= len(text.rstrip()) else ""
+        # at the end of the text, or a string never closed before it: cut short
+        hint = " (truncated?)" if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string") else ""
         raise CalibrationError(f"{source}: line {exc.lineno}: not valid JSON{hint}: {exc.msg}") from None
     except RecursionError:
         raise CalibrationError(f"{source}: not a profile: nested too deeply") from None

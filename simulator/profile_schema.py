@@ -101,13 +101,19 @@ class Timing(_Frozen):
 
 
 class LinearFit(_Frozen):
-    """``t = intercept_s + slope_s x x`` fitted by least squares; ``max_rel_error`` is
-    the worst relative miss on the points it was fitted to."""
+    """``t = intercept_s + slope_s x x`` fitted on relative error with ``intercept_s >= 0``
+    and ``slope_s >= 0`` (:func:`calibration.fit.fit_linear`); ``max_rel_error`` is the
+    worst relative miss on the points it was fitted to. ``exact``: the line had as many
+    free parameters as distinct points (two batches, or one through the origin), so it
+    passes through them by construction and ``max_rel_error`` is 0 without validating
+    anything. Profiles written before the constraints may hold a negative intercept."""
 
     intercept_s: float = Field(ge=-1e4, le=1e4)
     slope_s: float = Field(ge=-1e4, le=1e4)
     points: int = Field(ge=1)
     max_rel_error: float = Field(ge=0)
+    exact: bool = Field(False, description="Passes through its points by construction (as many parameters as "
+                        "points): max_rel_error 0 is no test of the line.")
 
     def __call__(self, x: float) -> float:
         return self.intercept_s + self.slope_s * x
@@ -115,16 +121,26 @@ class LinearFit(_Frozen):
 
 class AlphaBetaFit(_Frozen):
     """``t = alpha_s + bytes / beta_bytes_per_s``, fitted on relative error over
-    ``[min_bytes, max_bytes]``."""
+    ``[min_bytes, max_bytes]`` with ``alpha_s >= 0`` and ``1 / beta >= 0``
+    (:func:`calibration.fit.fit_alpha_beta`). ``beta_bytes_per_s`` null: a latency-only
+    fit, the time does not grow measurably with size over the range (``t = alpha_s``).
+    A piece of a :class:`CollectiveFit` spans at least 3 measured sizes. ``exact``: two
+    sizes, two parameters: ``max_rel_error`` 0 by construction. Profiles written before
+    the constraints may hold a negative alpha, 2-point pieces and a 1e18 B/s beta (the
+    old stand-in for "no bandwidth term"); they still load."""
 
     alpha_s: float = Field(ge=-1e4, le=1e4)
-    beta_bytes_per_s: float = Field(gt=0)
+    beta_bytes_per_s: Annotated[float, Field(gt=0)] | None = Field(
+        description="Bytes per second; null: no measurable bandwidth term (latency-only).")
     min_bytes: int = Field(ge=0)
     max_bytes: int = Field(ge=0)
     points: int = Field(ge=1)
     max_rel_error: float = Field(ge=0)
+    exact: bool = Field(False, description="Two sizes, two parameters: passes through both by construction.")
 
     def __call__(self, nbytes: float) -> float:
+        if self.beta_bytes_per_s is None:
+            return self.alpha_s
         return self.alpha_s + nbytes / self.beta_bytes_per_s
 
 
@@ -299,20 +315,25 @@ class CollectiveFit(_Frozen):
     nodes: int = Field(1, ge=1)
     fit: AlphaBetaFit = Field(description="Over all sizes: t = alpha + bytes / beta.")
     pieces: list[AlphaBetaFit] = Field(
-        default_factory=list, description="Piecewise alpha-beta over size ranges (protocol changes)."
-    )
+        default_factory=list, description="Piecewise alpha-beta over size ranges (protocol changes), each over "
+        ">= 3 measured sizes; empty with fewer than 3 sizes.")
 
     def time_s(self, nbytes: float) -> float:
         """Time of one collective of ``nbytes``: the piece whose size range holds it;
         below the smallest measured size, the smallest size's time (latency floor);
-        above the largest, the last piece's line (bandwidth-bound)."""
+        above the largest, the last piece's line (bandwidth-bound), or where that piece
+        is latency-only, its time at its largest size plus the extra bytes at the
+        overall fit's bandwidth."""
         pieces = self.pieces or [self.fit]
         if nbytes < pieces[0].min_bytes:
             return max(pieces[0](pieces[0].min_bytes), 0.0)
         for piece in pieces:
             if nbytes <= piece.max_bytes:
                 return max(piece(nbytes), 0.0)
-        return max(pieces[-1](nbytes), 0.0)
+        last = pieces[-1]
+        if last.beta_bytes_per_s is None and self.fit.beta_bytes_per_s is not None:
+            return max(last(last.max_bytes), 0.0) + (nbytes - last.max_bytes) / self.fit.beta_bytes_per_s
+        return max(last(nbytes), 0.0)
 
 
 class Collectives(_Frozen):
