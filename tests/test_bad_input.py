@@ -450,3 +450,15 @@ def test_fuzz_overrides_only_ever_give_a_scenario_or_a_scenario_error():
             strict_json(scenario.model_dump(mode="json"))  # accepted means finite
 
     check()
+
+
+def test_a_uniform_axis_from_zero_to_minus_zero_draws_zero(tmp_path):
+    """Fuzz reproducer (seed 27, input 5088): uniform [0, -0.0] passed the spec (equal
+    bounds) and numpy's uniform refused it with an internal error."""
+    from simulator.sweep.expand import expand
+    from simulator.sweep.spec import SweepSpec
+
+    spec = SweepSpec.model_validate({"axes": {"random": {"samples": 2, "params": {
+        "cluster.nic.bandwidth_gbps": {"uniform": [0, -0.0]}}}}})
+    runs = expand(spec)
+    assert [run.values for run in runs] == [{"cluster.nic.bandwidth_gbps": 0.0}] * 2

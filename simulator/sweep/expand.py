@@ -117,7 +117,10 @@ def _draw(rng: np.random.Generator, dist: Distribution) -> Any:
     if dist.randint is not None:
         return int(rng.integers(dist.randint[0], dist.randint[1], endpoint=True))
     if dist.uniform is not None:
-        return float(rng.uniform(*dist.uniform))
+        low, high = dist.uniform
+        # + 0.0 turns -0.0 into 0.0: numpy refuses uniform(0, -0.0) ("high - low < 0")
+        # although the bounds are equal, which the spec accepts.
+        return float(rng.uniform(low + 0.0, high + 0.0))
     lo, hi = dist.loguniform  # type: ignore[misc]
     return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
