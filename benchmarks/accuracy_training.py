@@ -46,7 +46,7 @@ from loso import leave_one_source_out
 ROOT = Path(__file__).resolve().parents[1]
 FILES = [ROOT / "scenarios/validation/published_cases.csv", ROOT / "scenarios/validation/training_cases.csv"]
 GRID = {
-    "variability.iteration_cv": [0.02, 0.04, 0.06],
+    "variability.iteration_cv": [0.02, 0.04, 0.06, 0.08, 0.1],
     "training.collectives.compute_interference": [1.0, 1.15, 1.3, 1.5],
     "training.negotiation_us_per_tensor": [0.0, 100.0],
 }
