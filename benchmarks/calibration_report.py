@@ -11,7 +11,7 @@ size (worst error, piecewise and single-line fits).
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import numpy as np
 
@@ -51,11 +51,14 @@ def main(path: str) -> None:
             piece = max(abs(f.time_s(s.bytes) - s.timing.median_s) / s.timing.median_s for s in samples)
             line_err = max(abs(f.fit(s.bytes) - s.timing.median_s) / s.timing.median_s for s in samples)
             big = max(samples, key=lambda s: s.bytes)
+            beta = "latency-only" if f.fit.beta_bytes_per_s is None else f"{f.fit.beta_bytes_per_s / 1e9:6.2f} GB/s"
             print(f"  {f.collective:14s} n={f.world_size}: alpha {f.fit.alpha_s * 1e6:8.1f} us, beta "
-                  f"{f.fit.beta_bytes_per_s / 1e9:6.2f} GB/s; worst error piecewise {piece:5.1%} "
+                  f"{beta}; worst error piecewise {piece:5.1%} "
                   f"({len(f.pieces)} pieces), one line {line_err:6.1%}; busbw at {big.bytes >> 20} MiB "
                   f"{big.busbw_bytes_per_s / 1e9:.2f} GB/s")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("profile", help="calibration profile (JSON)")
+    main(parser.parse_args().profile)
