@@ -23,7 +23,6 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from calibration.cli import main  # noqa: E402
 from calibration.kineto import import_trace  # noqa: E402
 from calibration.kineto_profile import build_profile  # noqa: E402
 from calibration.kineto_trace import load_trace  # noqa: E402
@@ -33,6 +32,7 @@ from simulator.profile import load_profile  # noqa: E402
 from simulator.zoo.model_file import model_from_data  # noqa: E402
 
 from ..conftest import REPO_ROOT  # noqa: E402
+from ..test_cli import run_main  # noqa: E402
 
 MODEL_FILE = REPO_ROOT / "scenarios" / "models" / "tiny_resnet.yml"
 BATCHES = (1, 2)
@@ -98,13 +98,8 @@ def traces(tmp_path_factory):
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main(["import-trace", *map(str, args)])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+    """`clustersim import-trace ARGS` in-process (the console script's path)."""
+    return run_main(capsys, "import-trace", *map(str, args))
 
 
 def test_every_layer_gets_a_time_that_fills_the_forward_span(traces):
