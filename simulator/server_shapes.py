@@ -107,16 +107,12 @@ class ShapeSearch:
 
     def forward_path(self, node: str) -> list[str]:
         """The search's path from its start to ``node``."""
-        path: list[str] = []
-        at: str | None = node
-        while at is not None:
-            path.append(at)
-            at = self.pred[at]
+        path = self.backward_path(node)
         path.reverse()
         return path
 
     def backward_path(self, node: str) -> list[str]:
-        """The (backward) search's path from ``node`` to its start."""
+        """The (backward) search's path from ``node`` to its start: predecessors followed."""
         path: list[str] = []
         at: str | None = node
         while at is not None:
