@@ -82,7 +82,7 @@ def system_of(case) -> str:
 def predict_all(backend: str, overrides: dict | None = None) -> list[float]:
     """Predicted time of every case with ``backend`` (nccl parameters overridden)."""
     import simulator.build as build  # where scenarios look their backend up
-    from simulator.collective_cost import get_backend
+    from simulator.collectives.backend import get_backend
     from simulator.validation.run import case_scenario, collective_estimates
 
     base = get_backend(backend)

@@ -52,6 +52,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from .zoo import Layer
 
@@ -174,7 +175,7 @@ def effective_factor(layer: Layer, algorithm: str, tensor_speedup: float = 1.0) 
 
 
 def layer_algorithms(model_layers: tuple[Layer, ...], default: str, overrides: dict[str, str] | None = None,
-                     **fastest_kwargs) -> list[str | None]:
+                     **fastest_kwargs: Any) -> list[str | None]:
     """Per layer (forward order) the algorithm each conv runs; None for other layers.
 
     ``default`` may be ``auto`` (the fastest eligible per layer, workspace unbounded);

@@ -16,6 +16,7 @@ import numpy as np
 import simpy
 
 from topologies import ClusterGraph, build_cluster
+from topologies.cluster import ClusterTooLarge
 
 from . import (
     catalog,
@@ -23,8 +24,10 @@ from . import (
     zoo,
 )
 from .built import MIB, BuiltSimulation, CountingEnvironment, RankTimeline
-from .collective_cost import Backend, achievable_graph, get_backend, with_measured
-from .collectives import CollectiveLibrary, Fabric
+from .collectives.backend import Backend, get_backend, with_measured
+from .collectives.channels import achievable_graph
+from .collectives.fabric import Fabric
+from .collectives.library import CollectiveLibrary
 from .compute import (
     PARAMETER_BYTES,
     ComputeCosts,
@@ -44,6 +47,7 @@ from .interference import DeviceSharing
 from .memory import check_fits
 from .network import Network
 from .rng import RandomStreams
+from .run_budget import graph_budget_message, max_graph_edges
 from .scenario import Scenario
 from .sync import SYNC_STRATEGIES, SyncContext
 
@@ -272,12 +276,20 @@ def _shared_cluster(**parameters: Any) -> ClusterGraph:
                            for k, v in parameters.items()))
         hash(key)
     except TypeError:  # a parameter that cannot key a cache: build afresh
-        return build_cluster(**parameters)
+        return _build_cluster(parameters)
     cluster = _CLUSTERS.get(key)
     if cluster is None:
-        cluster = _CLUSTERS[key] = build_cluster(**parameters)
+        cluster = _CLUSTERS[key] = _build_cluster(parameters)
     _keep_recent(cluster)
     return cluster
+
+
+def _build_cluster(parameters: Mapping[str, Any]) -> ClusterGraph:
+    """``topologies.build_cluster`` within the graph budget of :mod:`simulator.run_budget`."""
+    try:
+        return build_cluster(**parameters, max_edges=max_graph_edges())
+    except ClusterTooLarge as exc:
+        raise TopologyError(graph_budget_message(str(exc))) from None
 
 
 def _keep_recent(cluster: ClusterGraph) -> None:

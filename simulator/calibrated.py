@@ -69,7 +69,7 @@ which are estimated.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -142,7 +142,7 @@ class Calibration:
         fit = None
         if is_allreduce(strategy) and collectives is not None:
             fit = collectives.fit("allreduce", c.total_gpus, nodes=c.nodes)
-        if fit is None:
+        if fit is None or collectives is None:  # (no collectives: no fit)
             have = sorted({(f.world_size, f.nodes) for f in collectives.fits if f.collective == "allreduce"}) \
                 if collectives else []
             why = f"strategy {strategy} is not an allreduce" if not is_allreduce(strategy) else (
@@ -220,9 +220,9 @@ def calibrate_compute(scenario: Scenario, model: Model, estimated: ComputeCosts,
         lo, hi = min(measured.batches), max(measured.batches)
         inside = lo <= w.batch_per_gpu <= hi
         batch_note = f"fit over batches {lo}-{hi}" + ("" if inside else f", extrapolated to {w.batch_per_gpu}")
-        step = timings.optimizer_step if timings.optimizer_step is not None else measured.optimizer_step
-        if step is not None and measured.optimizer == w.optimizer:
-            optimizer_s = step.median_s * stretch
+        opt_step = timings.optimizer_step if timings.optimizer_step is not None else measured.optimizer_step
+        if opt_step is not None and measured.optimizer == w.optimizer:
+            optimizer_s = opt_step.median_s * stretch
             optimizer = f"calibrated ({measured.optimizer}, measured)"
     else:
         batch_note = f"the profile has no per-layer timings of {model.name}"
@@ -250,10 +250,11 @@ def calibrate_compute(scenario: Scenario, model: Model, estimated: ComputeCosts,
         cal.report["training_step"] = step_note
         cal.report["training_step_scale"] = correction
     elif measured is not None and env.device_kind == "cpu":
+        cpu_timings = cast(ThreadTimings, timings)  # set above whenever measured is
         cal.report["training_step"] = (
             "not measured at this thread count: layers not checked against a whole training iteration"
-            if timings.training_step is None else
-            f"not used: the profile's iterations at this thread count are {'DDP' if timings.training_step.ddp else 'plain'}"
+            if cpu_timings.training_step is None else
+            f"not used: the profile's iterations at this thread count are {'DDP' if cpu_timings.training_step.ddp else 'plain'}"
             f" ones, the job {'is' if c.total_gpus > 1 and is_allreduce(w_strategy) else 'is not'} a DDP allreduce job")
     cal.compute_interference, cal.comm_interference, cal.report["interference"] = _interference(profile)
     missing = estimated_fields(profile)
@@ -295,10 +296,11 @@ def _timings_at(measured: ModelProfile, share: HostShare | None, default_threads
         return exact, 1.0, f"layer times measured at {want} thread(s) ({how})"
     counts = measured.measured_threads(default_threads)
     nearest = min(counts, key=lambda t: (abs(t - want), -t))
-    base = measured.at_threads(nearest, default_threads)
+    base = cast(ThreadTimings, measured.at_threads(nearest, default_threads))  # a measured count: never None
     alpha, source = 1.0, "linear in threads"
     if len(counts) >= 2:
-        lo, hi = measured.at_threads(counts[0], default_threads), measured.at_threads(counts[-1], default_threads)
+        lo = cast(ThreadTimings, measured.at_threads(counts[0], default_threads))  # measured counts: never None
+        hi = cast(ThreadTimings, measured.at_threads(counts[-1], default_threads))
         whole_lo = {s.batch: s.timing.median_s for s in lo.whole_model}
         whole_hi = {s.batch: s.timing.median_s for s in hi.whole_model}
         common = sorted(set(whole_lo) & set(whole_hi))
@@ -395,4 +397,4 @@ def _roofline_on_profiled_device(scenario: Scenario, model: Model, profile: Prof
 
 def layer_times(costs: ComputeCosts) -> np.ndarray:
     """Forward + backward per layer (for reports and tests)."""
-    return costs.forward_s + costs.backward_s
+    return cast(np.ndarray, costs.forward_s + costs.backward_s)  # numpy types the sum as Any

@@ -5,6 +5,9 @@ and compute and collectives slowing each other on one device (:class:`Overlap`).
 
 from __future__ import annotations
 
+from collections.abc import Generator, Iterable
+from typing import Any
+
 import numpy as np
 import simpy
 
@@ -53,7 +56,7 @@ class CalibratedAllreduce(Synchronizer):
             self._queue.put((key, nbytes))
         return self._event("done", key)
 
-    def _stream(self):
+    def _stream(self) -> Generator[simpy.Event, Any, None]:
         while True:
             key, nbytes = yield self._queue.get()
             start = self.env.now
@@ -84,7 +87,7 @@ class Overlap(DeviceSharing):
         super().__init__(env, ranks, compute_factor)
         self.comm_factor = comm_factor
 
-    def communicate(self, ranks, seconds: float):
+    def communicate(self, ranks: Iterable[int], seconds: float) -> Generator[simpy.Event, object, None]:
         """Process: a collective of ``seconds`` (alone) on the devices of ``ranks``."""
         ranks = list(ranks)
         self.begin(ranks)

@@ -28,6 +28,7 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
@@ -198,7 +199,7 @@ def _time(us: float) -> str:
     return f"{us:.1f}" if us >= 100 else f"{us:.2f}"
 
 
-def _blank(value) -> bool:
+def _blank(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -239,7 +240,7 @@ def format_report(df: pd.DataFrame, title: str = "") -> str:
     return "\n".join(out)
 
 
-def to_json_dict(df: pd.DataFrame, **meta) -> dict:
+def to_json_dict(df: pd.DataFrame, **meta: Any) -> dict[str, Any]:
     """``{**meta, rows: [...]}`` with NaN as null (for ``--json``)."""
     rows = [{k: (None if _blank(v) else v) for k, v in row.items()} for row in df.to_dict(orient="records")]
     return {**meta, "rows": rows}

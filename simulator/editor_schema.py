@@ -36,7 +36,7 @@ def _registry_names() -> dict[tuple[str, str], Callable[[], list[str]]]:
     from topologies import FABRICS, SERVER_LAYOUTS
 
     from . import catalog, zoo
-    from .collective_cost import list_backends
+    from .collectives.backend import list_backends
     from .frameworks import list_frameworks
 
     return {

@@ -15,7 +15,7 @@ time, and one covered for part of its run proportionally less.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 
 import simpy
 
@@ -39,7 +39,8 @@ class DeviceSharing:
         event, self._compute_changed = self._compute_changed, self.env.event()
         event.succeed()
 
-    def _progress(self, seconds: float, rate: Callable[[], float], changed: Callable[[], simpy.Event]):
+    def _progress(self, seconds: float, rate: Callable[[], float],
+                  changed: Callable[[], simpy.Event]) -> Generator[simpy.Event, object, None]:
         """Advance ``seconds`` of work at ``rate()``, re-reading the rate whenever the
         event ``changed()`` returns fires."""
         left = seconds
@@ -52,7 +53,7 @@ class DeviceSharing:
                 return
             left = max(left - (self.env.now - start) * rate_now, 0.0)
 
-    def compute(self, rank: int, seconds: float):
+    def compute(self, rank: int, seconds: float) -> Generator[simpy.Event, object, None]:
         """Process: ``rank`` computes ``seconds`` (its time alone)."""
         if seconds <= 0:
             yield self.env.timeout(seconds if seconds == 0 else 0.0)

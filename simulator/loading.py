@@ -66,7 +66,7 @@ def parse_raw(text: str, source: str, *, as_json: bool = False) -> dict[str, Any
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str], source: str) -> dict[str, Any]:
     """Apply ``dotted.path=value`` overrides (values parsed as YAML scalars) to a copy."""
     check_plain_data(data, source)  # bounded and plain before the copy below
-    result = json.loads(json.dumps(data))  # deep copy of plain data
+    result: dict[str, Any] = json.loads(json.dumps(data))  # deep copy of plain data
     for item in overrides:
         path, sep, text = item.partition("=")
         path = path.strip()

@@ -90,7 +90,7 @@ class Network:
         self._positive_capacity = links.positive_capacity
         # Routes and bundles are the graph's, shared with every network over it.
         self.router = links.router
-        self._links = links
+        self.links = links
         # Active flows by usage object (groups share a rate), and the flows admitted
         # since the last recomputation (rate 0 until it runs).
         self._groups: dict[int, FlowGroup] = {}
@@ -121,7 +121,7 @@ class Network:
     def route(self, src: Node, dst: Node) -> Route:
         """The route from ``src`` to ``dst`` (see :mod:`simulator.routing`); cached.
         Raises TopologyError if none exists."""
-        return self._links.route(src, dst)
+        return self.links.route(src, dst)
 
     def transfer(self, src: Node, dst: Node, nbytes: float, label: str = "") -> simpy.Event:
         """Move ``nbytes`` from ``src`` to ``dst``; the event fires when they arrive."""
@@ -141,13 +141,13 @@ class Network:
 
     def bundle(self, pairs: tuple[tuple[Node, Node], ...]) -> tuple[EdgeUsage, float]:
         """Edge usage and worst route latency of a set of pairs; cached."""
-        return self._links.bundle(pairs)
+        return self.links.bundle(pairs)
 
     def bundle_product(self, sources: Sequence[Node], destinations: Sequence[Node]) -> tuple[EdgeUsage, float]:
         """:meth:`bundle` of every (source, destination) pair (each listed pair once per
         time its ends are listed), e.g. every worker pushing to every parameter server;
         counted end by end where routes are compositions (:mod:`simulator.route_product`)."""
-        return self._links.bundle_product(sources, destinations)
+        return self.links.bundle_product(sources, destinations)
 
     def start_flow(self, usage: EdgeUsage | Usage, nbytes: float, latency_s: float, label: str = "") -> simpy.Event:
         """Start a flow with an explicit edge usage; returns its completion event."""
@@ -292,7 +292,7 @@ class Network:
             return
         self._whole = True
         members = sorted(self._groups.values(), key=oldest)
-        rates, edges, loads, _ = self._links.solve(members)
+        rates, edges, loads, _ = self.links.solve(members)
         edge_load = self._counters.edge_load
         edge_load[:] = 0.0
         edge_load[edges] = loads
@@ -313,7 +313,7 @@ class Network:
             seeds += [group for group in component.groups if group.component is component]
         neighbours: Callable[[FlowGroup], Iterable[FlowGroup]]
         if len(groups) <= PAIRWISE_GROUPS:
-            neighbours = functools.partial(pairwise_neighbours, groups=groups, overlaps=self._links.overlaps)
+            neighbours = functools.partial(pairwise_neighbours, groups=groups, overlaps=self.links.overlaps)
         else:
             neighbours = edge_neighbours(self._edge_groups)
         seen: set[FlowGroup] = set()
@@ -340,7 +340,7 @@ class Network:
                 edge_load[component.edges] = 0.0
         for members in fresh:
             members.sort(key=oldest)
-            rates, edges, loads, best = self._links.solve(members)
+            rates, edges, loads, best = self.links.solve(members)
             component = Component(members, rates, edges, loads, best)
             for group in members:
                 group.component = component

@@ -5,12 +5,15 @@ Registered as ``parameter_server`` with the other strategies of :mod:`simulator.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 import simpy
 
+from .maxmin import EdgeUsage
 from .sharding import shard_assignment
 from .sync import Key, SyncContext, Synchronizer, register_strategy
+
+Program = Generator[simpy.Event, object, None]
 
 
 @register_strategy("parameter_server")
@@ -50,10 +53,11 @@ class ParameterServer(Synchronizer):
         self.workers: list[str] = list(ctx.node_hosts) if self.local else list(ctx.gpus)
         self._node_of = [n for n, node in enumerate(ctx.nodes) for _ in node]
         self._shards = shard_assignment(ctx.bucket_bytes, self.k, ctx.ps_sharding)
-        self._counts: dict[tuple, int] = {}
+        self._counts: dict[tuple[object, ...], int] = {}
         self._cpus = [simpy.Resource(self.env, capacity=ctx.ps_cores) for _ in range(self.k)]
-        self._usage: dict[tuple, tuple] = {}
-        self._streams: dict[tuple, simpy.Resource] = {}  # worker-server connections (with a connection cap)
+        self._usage: dict[tuple[str, int], tuple[EdgeUsage, float]] = {}
+        # worker-server connections (with a connection cap)
+        self._streams: dict[tuple[str, int, int], simpy.Resource] = {}
 
     def ready(self, rank: int, key: Key, nbytes: float) -> simpy.Event:
         start = self.env.now
@@ -68,7 +72,7 @@ class ParameterServer(Synchronizer):
 
     # -- fast path: identical workers move as bundles ----------------------------------
 
-    def _bundled(self, key: Key, nbytes: float, shards: list[tuple[int, float]]):
+    def _bundled(self, key: Key, nbytes: float, shards: list[tuple[int, float]]) -> Program:
         if self.local:
             yield self._bundle_flow("gather", nbytes)
         if self.ctx.ps_sharding == "even":  # identical servers: one bundle for all of them
@@ -81,7 +85,7 @@ class ParameterServer(Synchronizer):
             yield self._bundle_flow("scatter", nbytes)
         self._event("done", 0, key).succeed()
 
-    def _bundled_server(self, server: int, size: float, bucket: int = 0):
+    def _bundled_server(self, server: int, size: float, bucket: int = 0) -> Program:
         """Push to, aggregate on and pull from one server (-1: every server at once)."""
         yield from self._capped(lambda: self._bundle_flow("push", size, server), size, ("push", -1, server))
         represents = range(self.k) if server < 0 else (server,)
@@ -108,7 +112,7 @@ class ParameterServer(Synchronizer):
 
     # -- detailed path: every worker's own flows ---------------------------------------
 
-    def _rank_sync(self, rank: int, key: Key, nbytes: float, shards: list[tuple[int, float]]):
+    def _rank_sync(self, rank: int, key: Key, nbytes: float, shards: list[tuple[int, float]]) -> Program:
         net, gpu = self.ctx.network, self.ctx.gpus[rank]
         if not self.local:
             yield from self._worker_sync(rank, key, shards)
@@ -122,7 +126,7 @@ class ParameterServer(Synchronizer):
             yield net.transfer(host, gpu, nbytes, label="scatter")
         self._event("done", rank, key).succeed()
 
-    def _worker_sync(self, worker: int, key: Key, shards: list[tuple[int, float]]):
+    def _worker_sync(self, worker: int, key: Key, shards: list[tuple[int, float]]) -> Program:
         """Push every shard, wait for every pull; then the worker's bucket is done."""
         pulls = []
         for server, size in shards:
@@ -132,7 +136,7 @@ class ParameterServer(Synchronizer):
         if self.local:
             self._event("node_done", worker, key).succeed()
 
-    def _push(self, worker: int, server: int, key: Key, size: float):
+    def _push(self, worker: int, server: int, key: Key, size: float) -> Program:
         net, host = self.ctx.network, self.ctx.server_hosts[server]
         yield from self._capped(lambda: net.transfer(self.workers[worker], host, size, label=f"push to ps{server}"),
                                 size, ("push", worker, server))
@@ -157,16 +161,20 @@ class ParameterServer(Synchronizer):
             return
         for w, endpoint in enumerate(self.workers):
             pull = net.transfer(host, endpoint, size, label=f"pull from ps{server}")
-            pull.callbacks.append(lambda _ev, w=w: self._event("pulled", w, server, key).succeed())
 
-    def _pull(self, worker: int, server: int, key: Key, size: float):
+            def pulled(_ev: simpy.Event, w: int = w) -> None:
+                self._event("pulled", w, server, key).succeed()
+
+            pull.callbacks.append(pulled)
+
+    def _pull(self, worker: int, server: int, key: Key, size: float) -> Program:
         host = self.ctx.server_hosts[server]
         yield from self._capped(lambda: self.ctx.network.transfer(host, self.workers[worker], size,
                                                                   label=f"pull from ps{server}"),
                                 size, ("pull", worker, server))
         self._event("pulled", worker, server, key).succeed()
 
-    def _answer_pull(self, worker: int, server: int, key: Key, size: float):
+    def _answer_pull(self, worker: int, server: int, key: Key, size: float) -> Program:
         """Handle one worker's pull request, then send it the new parameters."""
         yield from self._requests(server, key[1], 1, nbytes=size)
         host = self.ctx.server_hosts[server]
@@ -177,7 +185,8 @@ class ParameterServer(Synchronizer):
 
     # -- shared -------------------------------------------------------------------------
 
-    def _capped(self, start_transfer: Callable[[], simpy.Event], nbytes: float, connection: tuple):
+    def _capped(self, start_transfer: Callable[[], simpy.Event], nbytes: float,
+                connection: tuple[str, int, int]) -> Program:
         """A transfer over one worker-server connection (``(direction, worker, server)``;
         worker -1: the bundle standing for every worker's). Without a connection cap it
         is just the transfer. With one, the connection is one stream (a TCP socket of
@@ -200,12 +209,12 @@ class ParameterServer(Synchronizer):
             if rest > 0:
                 yield self.env.timeout(rest)
 
-    def _count(self, key: tuple) -> int:
+    def _count(self, key: tuple[object, ...]) -> int:
         self._counts[key] = self._counts.get(key, 0) + 1
         return self._counts[key]
 
     def _requests(self, server: int, bucket: int, count: int, represents: Sequence[int] | None = None,
-                  nbytes: float = 0.0):
+                  nbytes: float = 0.0) -> Program:
         """Handle ``count`` simultaneous requests for ``bucket``, each carrying
         ``nbytes``, on the server's cores: each costs ``ps_request_s + ps_tensor_s x
         tensors + nbytes / ps_transport_bytes_per_s`` of one core; they are dealt out
@@ -225,7 +234,7 @@ class ParameterServer(Synchronizer):
         tensors = self.ctx.bucket_tensors[bucket] if bucket < len(self.ctx.bucket_tensors) else 1
         return self.ctx.ps_request_s + self.ctx.ps_tensor_s * tensors + nbytes / self.ctx.ps_transport_bytes_per_s
 
-    def _busy(self, server: int, seconds: float, represents: Sequence[int] | None = None):
+    def _busy(self, server: int, seconds: float, represents: Sequence[int] | None = None) -> Program:
         """Hold one core of the server for ``seconds``."""
         with self._cpus[server].request() as turn:
             yield turn
@@ -234,7 +243,7 @@ class ParameterServer(Synchronizer):
             for j in (server,) if represents is None else represents:
                 self.ctx.server_busy[j].append((start, self.env.now))
 
-    def _aggregate(self, server: int, nbytes: float, represents: Sequence[int] | None = None):
+    def _aggregate(self, server: int, nbytes: float, represents: Sequence[int] | None = None) -> Program:
         """Sum ``nbytes`` of incoming gradient and apply the update on the server CPU
         (recorded as busy time of every server it ``represents``)."""
         with self._cpus[server].request() as turn:

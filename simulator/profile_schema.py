@@ -39,6 +39,7 @@ missing or mistyped fields.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,7 +54,7 @@ Phase = Literal["forward", "backward"]
 Collective = Literal["allreduce", "broadcast", "reduce_scatter", "all_gather", "sendrecv"]
 
 #: nccl-tests bus-bandwidth factor per collective, as a function of the world size n.
-BUS_FACTORS = {
+BUS_FACTORS: dict[str, Callable[[int], float]] = {
     "allreduce": lambda n: 2 * (n - 1) / n,
     "reduce_scatter": lambda n: (n - 1) / n,
     "all_gather": lambda n: (n - 1) / n,

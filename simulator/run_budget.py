@@ -32,7 +32,7 @@ import os
 from typing import TYPE_CHECKING
 
 from .errors import ClusterSimError, SimulationError, excerpt
-from .scenario import ALLOW_LARGE_ENV, large_allowed
+from .schema_base import ALLOW_LARGE_ENV, large_allowed
 
 if TYPE_CHECKING:
     from .built import BuiltSimulation
@@ -46,6 +46,28 @@ MAX_EVENTS_ENV = "CLUSTERSIM_MAX_EVENTS"
 #: Simulated seconds no event may lie beyond while the budget applies (about 32 years):
 #: far past any real job, and far below 2**53 clock ticks of a microsecond (9e9 s).
 MAX_SIMULATED_S = 1e9
+
+
+#: Edges (one per direction of a link) the cluster graph may have by default, so that no
+#: scenario within the count limits runs past 20 s or 1 GiB by the size of its graph.
+#: Measured (``benchmarks/graph_budget.py``, whole runs, machine at load 3-4): at
+#: 199,800 edges, 2,700 eight-GPU NVSwitch servers (21,600 GPUs, ring) 13.3 s and 453 MB,
+#: 2,700 four-GPU DGX-1 servers 8.7 s and 346 MB; at 296,000 edges the NVSwitch case
+#: took 19.0 s. The count limits bound each number, not their product: 65,536 GPUs in
+#: eight-GPU NVSwitch servers make 606,000 edges, a leaf-spine of 16,384 leaves and
+#: 4,096 spines 134 million. Lifted with the other limits by ``--allow-large``.
+DEFAULT_MAX_GRAPH_EDGES = 200_000
+
+
+def max_graph_edges() -> int | None:
+    """The most edges a cluster graph may have, or None when limits are lifted."""
+    return None if large_allowed() else DEFAULT_MAX_GRAPH_EDGES
+
+
+def graph_budget_message(found: str) -> str:
+    """The error for a cluster over :func:`max_graph_edges` (``found`` says by how much)."""
+    return (f"cluster: {found} (a safeguard: a graph this size takes over 20 s and 1 GiB). Reduce cluster.nodes, "
+            f"or pass `clustersim --allow-large` ({ALLOW_LARGE_ENV}=1) if you mean it")
 
 
 class WorkBudgetExceeded(SimulationError):

@@ -12,7 +12,7 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -73,18 +73,19 @@ class _LimitedLoader(yaml.SafeLoader):
         self._aliases = 0
         self._nodes = 0
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    # peek_event is untyped in the yaml stubs: called through cast(Any, ...).
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._nodes += 1
         if self._nodes > MAX_ELEMENTS:  # stop early: parsing is the slow part
-            raise InputLimit(f"more than {MAX_ELEMENTS:,} elements", self.peek_event().start_mark)
+            raise InputLimit(f"more than {MAX_ELEMENTS:,} elements", cast(Any, self.peek_event)().start_mark)
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
-                raise InputLimit(f"more than {MAX_ALIASES} aliases (*name)", self.peek_event().start_mark)
+                raise InputLimit(f"more than {MAX_ALIASES} aliases (*name)", cast(Any, self.peek_event)().start_mark)
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise InputLimit(f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark)
+                raise InputLimit(f"nested more than {MAX_DEPTH} levels deep", cast(Any, self.peek_event)().start_mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1

@@ -46,41 +46,41 @@ class ServerSpec(_Strict):
     _limited = ("pcie_switches", "gpus_per_switch", "nics")
 
     layout: str = Field(
-        "pcie_tree",
+        default="pcie_tree",
         description="Server layout from `topologies`: pcie_tree (CPU sockets, PCIe switches, GPUs), dgx1 (8 V100 "
         "in NVLink hybrid cube mesh), nvswitch (DGX A100/H100 style all-to-all NVLink).",
     )
     pcie_switches: int | None = Field(
-        None, ge=1, description="PCIe switches per node; GPUs spread evenly over them. Default: 1 (nvswitch: GPUs/2). "
+        default=None, ge=1, description="PCIe switches per node; GPUs spread evenly over them. Default: 1 (nvswitch: GPUs/2). "
         "At most 64 (see LIMITS)."
     )
     gpus_per_switch: int | None = Field(
-        None, ge=1, description="GPUs under each PCIe switch; if given, must equal gpus_per_node / pcie_switches. "
+        default=None, ge=1, description="GPUs under each PCIe switch; if given, must equal gpus_per_node / pcie_switches. "
         "At most 64."
     )
     sockets: int | None = Field(
-        None, ge=1, le=2, description="CPU sockets joined by QPI/UPI; switches spread over them. Default 1 (nvswitch 2)."
+        default=None, ge=1, le=2, description="CPU sockets joined by QPI/UPI; switches spread over them. Default 1 (nvswitch 2)."
     )
     pcie_generation: Literal[3, 4, 5] | None = Field(
-        None, description="PCIe generation of every x16 link in the server; default: the GPU's own generation."
+        default=None, description="PCIe generation of every x16 link in the server; default: the GPU's own generation."
     )
     pcie_latency_us: float | None = Field(
-        None, ge=0, le=MAX_LATENCY_US, description="Latency of one PCIe hop in microseconds; default: the catalog's PCIe figure."
+        default=None, ge=0, le=MAX_LATENCY_US, description="Latency of one PCIe hop in microseconds; default: the catalog's PCIe figure."
     )
     qpi_bandwidth_gbytes_s: float | None = Field(
-        None, gt=0, le=MAX_GBYTES_S,
+        default=None, gt=0, le=MAX_GBYTES_S,
         description="Inter-socket link bandwidth per direction, GB/s; default 38.4 (two QPI 9.6 GT/s links).",
     )
-    p2p: bool = Field(True, description="GPU peer-to-peer over PCIe; off: GPU-to-GPU copies are staged through host memory.")
-    gpudirect_rdma: bool = Field(True, description="GPUDirect RDMA; off: NIC traffic is staged through host memory.")
+    p2p: bool = Field(default=True, description="GPU peer-to-peer over PCIe; off: GPU-to-GPU copies are staged through host memory.")
+    gpudirect_rdma: bool = Field(default=True, description="GPUDirect RDMA; off: NIC traffic is staged through host memory.")
     nics: int | None = Field(
-        None, ge=1, description="NICs per node (rails); default 1 (dgx1: 4, nvswitch: one per GPU). At most 64."
+        default=None, ge=1, description="NICs per node (rails); default 1 (dgx1: 4, nvswitch: one per GPU). At most 64."
     )
     nic_placement: Literal["root", "switch"] | None = Field(
-        None, description="NICs at the CPU root complex or under the PCIe switches; default root (nvswitch: switch)."
+        default=None, description="NICs at the CPU root complex or under the PCIe switches; default root (nvswitch: switch)."
     )
     nvlink_bandwidth_gbytes_s: float | None = Field(
-        None, gt=0, le=MAX_GBYTES_S,
+        default=None, gt=0, le=MAX_GBYTES_S,
         description="Total NVLink bandwidth per GPU per direction, GB/s (NVLink layouts); default: the GPU's.",
     )
 
@@ -94,13 +94,13 @@ class NICSpec(_Strict):
     """Each node's network interface. Give a catalog `link`, or a bandwidth, or both
     (explicit numbers override the link's)."""
 
-    link: str | None = Field("10GbE", description="Link type from the catalog (`clustersim list links`), e.g. 10GbE, IB-EDR.")
+    link: str | None = Field(default="10GbE", description="Link type from the catalog (`clustersim list links`), e.g. 10GbE, IB-EDR.")
     bandwidth_gbps: float | None = Field(
-        None, gt=0, le=MAX_GBPS,
+        default=None, gt=0, le=MAX_GBPS,
         description="Achievable bandwidth in Gb/s, each direction; default: the link's line rate x efficiency.",
     )
     latency_us: float | None = Field(
-        None, ge=0, le=MAX_LATENCY_US,
+        default=None, ge=0, le=MAX_LATENCY_US,
         description="Latency of the cable from NIC to switch in microseconds; default: the link's figure.",
     )
 
@@ -135,16 +135,16 @@ class FabricSpec(_Strict):
     _limited = ("nodes_per_leaf", "spines")
 
     topology: str = Field(
-        "single_switch",
+        default="single_switch",
         description="Fabric from `topologies`: single_switch, or leaf_spine / fat_tree (two levels, ECMP over spines).",
     )
-    switch_latency_us: float = Field(0.5, ge=0, le=MAX_LATENCY_US, description="Forwarding delay of one switch in microseconds.")
-    nodes_per_leaf: int | None = Field(None, ge=1, description="Servers under each leaf switch (leaf_spine).")
-    spines: int | None = Field(None, ge=1, description="Spine switches (leaf_spine); default 2.")
+    switch_latency_us: float = Field(default=0.5, ge=0, le=MAX_LATENCY_US, description="Forwarding delay of one switch in microseconds.")
+    nodes_per_leaf: int | None = Field(default=None, ge=1, description="Servers under each leaf switch (leaf_spine).")
+    spines: int | None = Field(default=None, ge=1, description="Spine switches (leaf_spine); default 2.")
     oversubscription: float | None = Field(
-        None, ge=1, le=1000, description="Leaf downlink / uplink bandwidth ratio (leaf_spine); default 1 (non-blocking)."
+        default=None, ge=1, le=1000, description="Leaf downlink / uplink bandwidth ratio (leaf_spine); default 1 (non-blocking)."
     )
-    rails: bool | None = Field(None, description="Rail-optimized: NIC k of every server on rail-k leaves (leaf_spine).")
+    rails: bool | None = Field(default=None, description="Rail-optimized: NIC k of every server on rail-k leaves (leaf_spine).")
 
     @field_validator("topology")
     @classmethod
@@ -158,15 +158,15 @@ class ClusterSpec(_Strict):
     _section = "cluster"
     _limited = ("nodes", "gpus_per_node", "host_cores")
 
-    nodes: int = Field(1, ge=1, description="Number of worker nodes (at most 16,384 and 65,536 GPUs in all, "
+    nodes: int = Field(default=1, ge=1, description="Number of worker nodes (at most 16,384 and 65,536 GPUs in all, "
                        "unless --allow-large).")
-    gpus_per_node: int = Field(1, ge=1, description="GPUs in each node; one data-parallel rank per GPU (at most 64).")
-    gpu: str = Field("V100-PCIe-16GB", description="GPU model from the catalog (`clustersim list gpus`).")
+    gpus_per_node: int = Field(default=1, ge=1, description="GPUs in each node; one data-parallel rank per GPU (at most 64).")
+    gpu: str = Field(default="V100-PCIe-16GB", description="GPU model from the catalog (`clustersim list gpus`).")
     server: ServerSpec = Field(default_factory=ServerSpec, description="Layout of one node.")
     nic: NICSpec = Field(default_factory=NICSpec, description="Each node's network interface.")
     fabric: FabricSpec = Field(default_factory=FabricSpec, description="Network joining the nodes.")
     host_cores: int | None = Field(
-        None,
+        default=None,
         ge=1,
         description="CPU cores of each worker node, shared by its ranks' input pipelines (workload.data: real) and "
         "by parameter servers colocated on it (each takes training.parameter_servers.cores of them). Default: "
@@ -208,28 +208,28 @@ class WorkloadSpec(_Strict):
     _section = "workload"
     _limited = ("batch_per_gpu", "sequence_length")
 
-    model: str = Field("resnet50", description="Model from the zoo (`clustersim list models`).")
+    model: str = Field(default="resnet50", description="Model from the zoo (`clustersim list models`).")
     # A field of its own, not a path in `model`: `model` stays a name (an enum for editors, a
     # column of results) and a path here resolves like calibration: (README "Bring your own model").
     model_file: str | None = Field(
-        None,
+        default=None,
         description="Path of a model file (YAML: layers with shapes, or per-layer FLOPs, parameters and "
         "activation sizes; README \"Bring your own model\") to train instead of a zoo model; relative paths "
         "resolve against the scenario file's folder. `model` becomes the file's model name.",
     )
-    batch_per_gpu: int = Field(32, ge=1, description="Mini-batch per GPU (samples per iteration per rank).")
+    batch_per_gpu: int = Field(default=32, ge=1, description="Mini-batch per GPU (samples per iteration per rank).")
     precision: Literal["fp32", "tf32", "fp16", "bf16", "amp", "fp8"] = Field(
-        "fp32", description="Arithmetic precision; amp = fp16 compute with fp32 master weights and gradients; "
+        default="fp32", description="Arithmetic precision; amp = fp16 compute with fp32 master weights and gradients; "
         "fp8 = Transformer Engine's recipe (dense layers' GEMMs at the fp8 peak, the rest as bf16; Hopper)."
     )
     sequence_length: int | None = Field(
-        None, ge=1, description="Tokens per sequence for transformer models; default: the model's own (BERT 128, GPT-2 1024)."
+        default=None, ge=1, description="Tokens per sequence for transformer models; default: the model's own (BERT 128, GPT-2 1024)."
     )
     optimizer: Literal["sgd", "momentum", "adam"] = Field(
-        "momentum", description="Optimizer whose update step runs after synchronization (sets its memory traffic)."
+        default="momentum", description="Optimizer whose update step runs after synchronization (sets its memory traffic)."
     )
     compute_efficiency: float | None = Field(
-        None,
+        default=None,
         gt=0,
         le=1,
         description="Fraction of the GPU's peak FLOP/s that large, well-shaped conv/matmul kernels reach (smaller "
@@ -237,15 +237,15 @@ class WorkloadSpec(_Strict):
         "tensor cores (tf32, fp16, bf16, amp).",
     )
     memory_efficiency: float = Field(
-        0.8, gt=0, le=1, description="Fraction of the GPU's memory bandwidth that memory-bound kernels reach."
+        default=0.8, gt=0, le=1, description="Fraction of the GPU's memory bandwidth that memory-bound kernels reach."
     )
     layer_overhead_us: float = Field(
-        20.0, ge=0, le=MAX_LATENCY_US,
+        default=20.0, ge=0, le=MAX_LATENCY_US,
         description="Fixed cost per kernel launched (launch and framework dispatch), microseconds; a matrix layer "
         "launches one kernel forward and two backward.",
     )
     conv_algorithm: Literal["implicit_gemm", "precomputed_gemm", "fft", "winograd", "auto"] = Field(
-        "auto",
+        default="auto",
         description="Convolution algorithm of every conv layer (`simulator.algorithms`); a layer that cannot run it "
         "falls back to implicit_gemm; auto = what cuDNN's autotuner picks: the fastest per layer whose workspace "
         "fits in the memory the rank leaves free.",
@@ -254,19 +254,19 @@ class WorkloadSpec(_Strict):
         default_factory=dict, description="Per-layer algorithm overrides, layer name -> algorithm."
     )
     workspace: Literal["shared", "per_layer"] = Field(
-        "shared", description="Conv workspace: one buffer the size of the largest layer's, or one per layer."
+        default="shared", description="Conv workspace: one buffer the size of the largest layer's, or one per layer."
     )
     check_memory: bool = Field(
-        True, description="Refuse a scenario whose per-GPU memory estimate (`simulator.memory`) exceeds the GPU's."
+        default=True, description="Refuse a scenario whose per-GPU memory estimate (`simulator.memory`) exceeds the GPU's."
     )
     data: Literal["synthetic", "real"] = Field(
-        "synthetic",
+        default="synthetic",
         description="synthetic: input tensors already on the GPU (tf_cnn_benchmarks' and most published scaling runs' "
         "default); real: every sample is decoded and augmented on the host CPU first (input pipeline, "
         "cluster.host_cores).",
     )
     input_ms_per_sample: float | None = Field(
-        None,
+        default=None,
         ge=0,
         le=MAX_LATENCY_US,
         allow_inf_nan=False,
@@ -275,7 +275,7 @@ class WorkloadSpec(_Strict):
         "sequence models (pre-tokenized data).",
     )
     measured_throughput_samples_per_s: float | None = Field(
-        None,
+        default=None,
         ge=1e-3,
         le=1e12,
         allow_inf_nan=False,
@@ -308,42 +308,42 @@ class ParameterServerSpec(_Strict):
     _limited = ("count", "cores", "staleness")
 
     count: int = Field(
-        1, ge=1, description="Number of parameter servers; every gradient is sharded evenly over them (at most 4,096)."
+        default=1, ge=1, description="Number of parameter servers; every gradient is sharded evenly over them (at most 4,096)."
     )
     placement: Literal["dedicated", "colocated"] = Field(
-        "dedicated",
+        default="dedicated",
         description="dedicated: CPU-only hosts on the fabric; colocated: server j runs on worker node j mod nodes.",
     )
     nic_bandwidth_gbps: float | None = Field(
-        None, gt=0, le=MAX_GBPS, description="NIC bandwidth of dedicated server hosts in Gb/s; default: the workers' NIC."
+        default=None, gt=0, le=MAX_GBPS, description="NIC bandwidth of dedicated server hosts in Gb/s; default: the workers' NIC."
     )
     aggregation_gbytes_per_s: float = Field(
-        20.0, gt=0, le=MAX_GBYTES_S, description="Rate at which one server sums incoming gradients and applies the update, GB/s of gradient."
+        default=20.0, gt=0, le=MAX_GBYTES_S, description="Rate at which one server sums incoming gradients and applies the update, GB/s of gradient."
     )
     sharding: Literal["even", "round_robin", "size_balanced"] = Field(
-        "even",
+        default="even",
         description="even: every tensor split over all servers (MXNet); round_robin: tensor b on server b mod k "
         "(TensorFlow); size_balanced: largest tensors first onto the least-loaded server.",
     )
     local_aggregation: bool = Field(
-        False, description="Sum a node's gradients in host memory first and push once per node (MXNet local kvstore)."
+        default=False, description="Sum a node's gradients in host memory first and push once per node (MXNet local kvstore)."
     )
     sync: Literal["bsp", "asp", "ssp"] = Field(
-        "bsp",
+        default="bsp",
         description="bsp: servers wait for every worker each iteration; asp: each push is applied on arrival and "
         "workers never wait for each other; ssp: as asp, but no worker runs more than `staleness` iterations "
         "ahead of the slowest.",
     )
-    staleness: int = Field(2, ge=0, description="Iterations a worker may run ahead of the slowest one under ssp.")
+    staleness: int = Field(default=2, ge=0, description="Iterations a worker may run ahead of the slowest one under ssp.")
     cores: int = Field(
-        1,
+        default=1,
         ge=1,
         description="CPU cores of each server that handle requests and aggregate (a contended resource: each "
         "request and each aggregation holds one core). A colocated server takes these from its node's "
         "cluster.host_cores when that is given.",
     )
     rpc_us: float = Field(
-        0.0,
+        default=0.0,
         ge=0,
         le=MAX_LATENCY_US,
         allow_inf_nan=False,
@@ -351,7 +351,7 @@ class ParameterServerSpec(_Strict):
         "one worker (gRPC / ZeroMQ / ps-lite message handling). 0 = free (the flow model alone).",
     )
     tensor_us: float = Field(
-        0.0,
+        default=0.0,
         ge=0,
         le=MAX_LATENCY_US,
         allow_inf_nan=False,
@@ -359,7 +359,7 @@ class ParameterServerSpec(_Strict):
         "dispatch); a zoo layer's parameters count as one tensor.",
     )
     transport_gbytes_s: float | None = Field(
-        None,
+        default=None,
         gt=0,
         le=MAX_GBYTES_S,
         allow_inf_nan=False,
@@ -368,7 +368,7 @@ class ParameterServerSpec(_Strict):
         "network alone bounds the transfers).",
     )
     connection_gbps: float | None = Field(
-        None,
+        default=None,
         gt=0,
         le=MAX_GBPS,
         allow_inf_nan=False,
@@ -379,10 +379,10 @@ class ParameterServerSpec(_Strict):
 
 
 class CollectivesSpec(_Strict):
-    """The collective library allreduce strategies run on (`simulator.collective_cost`)."""
+    """The collective library allreduce strategies run on (`simulator.collectives`)."""
 
     backend: str = Field(
-        "nccl",
+        default="nccl",
         description="Cost model of the collective library, a file in simulator/data/backends: nccl (launch and "
         "per-step latency by protocol, LL/LL128/Simple, NVLink rings per channel, achievable link bandwidth, "
         "host staging across sockets), gloo (TCP rings, route latency; GPU buffers through host memory), "
@@ -390,28 +390,28 @@ class CollectivesSpec(_Strict):
         "model alone).",
     )
     protocol: Literal["auto", "LL", "LL128", "Simple"] = Field(
-        "auto", description="NCCL protocol (NCCL_PROTO); auto = per call, as NCCL's own cost model picks."
+        default="auto", description="NCCL protocol (NCCL_PROTO); auto = per call, as NCCL's own cost model picks."
     )
     max_channels: int | None = Field(
-        None, ge=1, le=64, description="Most rings (channels) to build (NCCL_MAX_NCHANNELS); default: the backend's."
+        default=None, ge=1, le=64, description="Most rings (channels) to build (NCCL_MAX_NCHANNELS); default: the backend's."
     )
     # The backend's fitted figures vary 2-4x between machines (README, "Where the model is
     # weak"); a user who measured their own overrides them here.
     host_staging_gbytes_s: float | None = Field(
-        None, gt=0, le=1000, description="GPU-to-GPU bandwidth (GB/s) of a hop through host memory (no P2P, or "
+        default=None, gt=0, le=1000, description="GPU-to-GPU bandwidth (GB/s) of a hop through host memory (no P2P, or "
         "across the socket link) as measured on this machine; default: the backend's fitted figure.",
     )
     network_efficiency: float | None = Field(
-        None, gt=0, le=1, description="Fraction of the NICs' catalog bandwidth the library achieves on this "
+        default=None, gt=0, le=1, description="Fraction of the NICs' catalog bandwidth the library achieves on this "
         "fabric (nccl-tests busbw / line rate); default: the backend's fitted figure.",
     )
     compute_interference: float | None = Field(
-        None, ge=1, le=10, allow_inf_nan=False, description="How many times slower a GPU computes while a "
+        default=None, ge=1, le=10, allow_inf_nan=False, description="How many times slower a GPU computes while a "
         "collective of the library runs on it (its kernels hold SMs and memory bandwidth), e.g. measured as a "
         "layer's time beside an allreduce over its time alone; default: the backend's fitted figure.",
     )
     net_connection_gbps: float | None = Field(
-        None, ge=1e-3, le=MAX_GBPS, allow_inf_nan=False, description="Most one channel's connection across the network moves "
+        default=None, ge=1e-3, le=MAX_GBPS, allow_inf_nan=False, description="Most one channel's connection across the network moves "
         "(Gb/s): a single TCP stream where the transport opens one socket per connection (NCCL's socket "
         "transport before 2.4.8, which also builds one ring per NIC before 2.4: set max_channels) on a network "
         "that caps a flow (AWS: 5 Gb/s per flow outside a cluster placement group, 10 inside); default: no limit.",
@@ -420,7 +420,7 @@ class CollectivesSpec(_Strict):
     @field_validator("backend")
     @classmethod
     def _backend_known(cls, v: str) -> str:
-        from .collective_cost import list_backends
+        from .collectives.backend import list_backends
 
         return _known("collective backend", v, list_backends())
 
@@ -432,7 +432,7 @@ class TrainingSpec(_Strict):
         "ring_allreduce", "tree_allreduce", "halving_doubling_allreduce", "hierarchical_allreduce", "auto",
         "fastest", "parameter_server",
     ] = Field(
-        "ring_allreduce",
+        default="ring_allreduce",
         description="Gradient synchronization: an allreduce algorithm over all GPUs (ring, double binary tree, "
         "recursive halving-doubling, hierarchical; auto = per bucket size what the collective library picks "
         "itself (NCCL: ring or tree from its own cost model); fastest = per bucket size the fastest of them in "
@@ -445,16 +445,16 @@ class TrainingSpec(_Strict):
         default_factory=ParameterServerSpec, description="Parameter-server settings (parameter_server strategy only)."
     )
     parallelism: ParallelismSpec | None = Field(
-        None,
+        default=None,
         description="Transformer parallelism (tensor, pipeline, data with ZeRO, context, expert) for a "
         "transformer workload: when given, a step is simulated as Megatron-LM / FSDP run it "
         "(simulator.llm) instead of plain data parallelism.",
     )
     overlap: bool = Field(
-        True, description="Start synchronizing a bucket as soon as its gradients are ready during backward."
+        default=True, description="Start synchronizing a bucket as soon as its gradients are ready during backward."
     )
     bucket_size_mib: float | None = Field(
-        None,
+        default=None,
         ge=0,
         le=MAX_MIB,
         description="Gradient bucket cap in MiB, filled in reverse layer order; 0 = one bucket per layer. "
@@ -463,7 +463,7 @@ class TrainingSpec(_Strict):
     )
 
     fusion: Literal["ddp_buckets", "horovod", "horovod_async"] = Field(
-        "ddp_buckets",
+        default="ddp_buckets",
         description="How gradients are grouped: ddp_buckets (fixed buckets in reverse layer order, launched when "
         "full, PyTorch DDP); horovod (Horovod tensor fusion with a synchronous background loop: a cycle starts "
         "fusion_cycle_ms after the previous one started or when its allreduces have finished, whichever is later, "
@@ -474,17 +474,17 @@ class TrainingSpec(_Strict):
         "by a separate finalizer thread).",
     )
     fusion_cycle_ms: float = Field(
-        5.0, ge=1e-3, le=1e4, description="Horovod cycle time (HOROVOD_CYCLE_TIME) in milliseconds (fusion: horovod, horovod_async)."
+        default=5.0, ge=1e-3, le=1e4, description="Horovod cycle time (HOROVOD_CYCLE_TIME) in milliseconds (fusion: horovod, horovod_async)."
     )
     framework: str = Field(
-        "none",
+        default="none",
         description="Framework preset (a file in simulator/data/frameworks, each number with its source): "
         "tensorflow_ps, tensorflow_replicated_nccl, tensorflow_collective, horovod, pytorch_ddp, "
         "mxnet_kvstore_device, mxnet_dist_sync, paddle, deepspeed; none = no preset. It fills in the training "
         "fields this section leaves out; every field set explicitly wins.",
     )
     first_bucket_mib: float | None = Field(
-        None,
+        default=None,
         ge=0,
         le=MAX_MIB,
         allow_inf_nan=False,
@@ -492,12 +492,12 @@ class TrainingSpec(_Strict):
         "(PyTorch DDP: 1 MiB, so communication starts early); default: bucket_size_mib.",
     )
     gradient_precision: Literal["fp32", "fp16"] | None = Field(
-        None,
+        default=None,
         description="Precision gradients travel in; default: the workload's (fp32 for fp32/tf32/amp, whose "
         "gradients are fp32; fp16 for fp16/bf16).",
     )
     launch_overhead_us: float = Field(
-        0.0,
+        default=0.0,
         ge=0,
         le=MAX_LATENCY_US,
         allow_inf_nan=False,
@@ -505,7 +505,7 @@ class TrainingSpec(_Strict):
         "the bucket, enqueueing): buckets are launched one after another by one thread, each this much later.",
     )
     negotiation_us_per_tensor: float = Field(
-        0.0,
+        default=0.0,
         ge=0,
         le=MAX_LATENCY_US,
         allow_inf_nan=False,
@@ -540,10 +540,10 @@ class JitterSpec(_Strict):
     (forward, each backward segment between buckets, optimizer step)."""
 
     distribution: Literal["none", "normal", "lognormal", "uniform"] = Field(
-        "none", description="Distribution of the time multiplier, with mean 1."
+        default="none", description="Distribution of the time multiplier, with mean 1."
     )
     cv: float = Field(
-        0.0, ge=0, le=1,
+        default=0.0, ge=0, le=1,
         description="Coefficient of variation (std / mean) of the multiplier; needs a distribution other than none.",
     )
 
@@ -559,8 +559,8 @@ class JitterSpec(_Strict):
 class StragglerSpec(_Strict):
     """Occasional slow iterations of a rank (a noisy neighbour, thermal throttling)."""
 
-    probability: float = Field(0.0, ge=0, le=1, description="Chance that a rank straggles in a given iteration.")
-    slowdown: float = Field(2.0, ge=1, le=1000, description="Compute time multiplier of a straggling iteration.")
+    probability: float = Field(default=0.0, ge=0, le=1, description="Chance that a rank straggles in a given iteration.")
+    slowdown: float = Field(default=2.0, ge=1, le=1000, description="Compute time multiplier of a straggling iteration.")
 
 
 class VariabilitySpec(_Strict):
@@ -575,7 +575,7 @@ class VariabilitySpec(_Strict):
     jitter: JitterSpec = Field(default_factory=JitterSpec, description="Random variation of compute time.")
     stragglers: StragglerSpec = Field(default_factory=StragglerSpec, description="Occasional slow iterations.")
     iteration_cv: float = Field(
-        DEFAULT_ITERATION_CV,
+        default=DEFAULT_ITERATION_CV,
         ge=0,
         le=0.5,
         allow_inf_nan=False,
@@ -623,20 +623,20 @@ class SimulationSpec(_Strict):
     _limited = ("iterations", "warmup_iterations", "replications")
 
     iterations: int = Field(
-        3, ge=1, description="Measured iterations (after warmup); results are their mean (at most 1,000)."
+        default=3, ge=1, description="Measured iterations (after warmup); results are their mean (at most 1,000)."
     )
     warmup_iterations: int = Field(
-        1, ge=0, description="Iterations simulated first and left out of the results (at most 1,000)."
+        default=1, ge=0, description="Iterations simulated first and left out of the results (at most 1,000)."
     )
-    seed: int = Field(0, ge=0, le=2**63 - 1, description="Root seed of every random stream; same scenario + seed = same result.")
+    seed: int = Field(default=0, ge=0, le=2**63 - 1, description="Root seed of every random stream; same scenario + seed = same result.")
     mode: Literal["auto", "fast", "detailed"] = Field(
-        "auto",
+        default="auto",
         description="detailed: every rank and every point-to-point flow; fast: one representative rank and one "
         "bundled flow per collective phase (same answer when ranks are identical); auto: fast unless "
         "variability makes ranks differ.",
     )
     replications: int = Field(
-        1, ge=1,
+        default=1, ge=1,
         description="Independent runs with derived seeds; headline metrics are their mean, with a 95% CI (at most 1,000).",
     )
 
@@ -644,15 +644,15 @@ class SimulationSpec(_Strict):
 class Scenario(_Strict):
     """A complete, validated scenario."""
 
-    name: str = Field("unnamed", description="Short name shown in reports.")
-    description: str = Field("", description="Free text.")
+    name: str = Field(default="unnamed", description="Short name shown in reports.")
+    description: str = Field(default="", description="Free text.")
     cluster: ClusterSpec = Field(default_factory=ClusterSpec, description="The hardware.")
     workload: WorkloadSpec = Field(default_factory=WorkloadSpec, description="The model and per-GPU batch.")
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="Gradient synchronization.")
     variability: VariabilitySpec = Field(default_factory=VariabilitySpec, description="Differences between ranks.")
     simulation: SimulationSpec = Field(default_factory=SimulationSpec, description="Simulation settings.")
     calibration: str | None = Field(
-        None,
+        default=None,
         description="Path of a calibration profile (`clustersim probe`); relative paths resolve against the "
         "scenario file's folder. Its measured per-layer, optimizer and allreduce times replace the estimates.",
     )

@@ -20,12 +20,15 @@ which registers it).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import simpy
 
-from .collectives import ALLREDUCE_ALGORITHMS, CollectiveLibrary, Fabric, fastest_algorithm
+from .collectives.algorithms import ALLREDUCE_ALGORITHMS, fastest_algorithm
+from .collectives.fabric import Fabric
+from .collectives.library import CollectiveLibrary
 from .interference import DeviceSharing
 from .network import Network
 
@@ -80,7 +83,7 @@ class Synchronizer:
         self.ctx = ctx
         self.env = ctx.env
         self.n = len(ctx.gpus)
-        self._events: dict[tuple, simpy.Event] = {}
+        self._events: dict[tuple[object, ...], simpy.Event] = {}
 
     def ready(self, rank: int, key: Key, nbytes: float) -> simpy.Event:
         raise NotImplementedError
@@ -95,9 +98,11 @@ class Synchronizer:
 
 SYNC_STRATEGIES: dict[str, Callable[[SyncContext], Synchronizer]] = {}
 
+_S = TypeVar("_S", bound=Synchronizer)
 
-def register_strategy(name: str) -> Callable:
-    def decorator(cls: type[Synchronizer]) -> type[Synchronizer]:
+
+def register_strategy(name: str) -> Callable[[type[_S]], type[_S]]:
+    def decorator(cls: type[_S]) -> type[_S]:
         if name in SYNC_STRATEGIES:
             raise ValueError(f"sync strategy {name!r} is already registered")
         SYNC_STRATEGIES[name] = cls
@@ -143,7 +148,14 @@ class Allreduce(Synchronizer):
     def choose(self, nbytes: float) -> str:
         return self.algorithm
 
-    def _stream(self):
+    def _fastest(self, nbytes: float) -> str:
+        """The algorithm fastest on this topology for ``nbytes`` (each simulated alone on
+        an idle copy of the cluster), remembered per size."""
+        if nbytes not in self._auto_choice:
+            self._auto_choice[nbytes] = fastest_algorithm(self._fabric, nbytes)
+        return self._auto_choice[nbytes]
+
+    def _stream(self) -> Generator[simpy.Event, Any, None]:
         while True:
             key, nbytes = yield self._queue.get()
             start = self.env.now
@@ -190,7 +202,7 @@ class AutoAllreduce(Allreduce):
         library = self.ctx.collectives
         if library is not None and library.backend.models_steps:
             return "auto"
-        return FastestAllreduce.choose(self, nbytes)
+        return self._fastest(nbytes)
 
 
 @register_strategy("fastest")
@@ -199,6 +211,4 @@ class FastestAllreduce(Allreduce):
     simulator's own model (each simulated alone on an idle copy of the cluster)."""
 
     def choose(self, nbytes: float) -> str:
-        if nbytes not in self._auto_choice:
-            self._auto_choice[nbytes] = fastest_algorithm(self._fabric, nbytes)
-        return self._auto_choice[nbytes]
+        return self._fastest(nbytes)

@@ -6,6 +6,7 @@ end when overlap is off), waits for its buckets, and steps the optimizer.
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable, Generator
 
 import numpy as np
 import simpy
@@ -13,6 +14,7 @@ import simpy
 from .built import MIB, BuiltSimulation
 from .compute import pack_fusion_buffers
 from .errors import SimulationError
+from .interference import DeviceSharing
 from .scale import HOST_CORES_PER_GPU, IMAGE_INPUT_MS_PER_SAMPLE, slowest_of
 
 
@@ -61,7 +63,7 @@ def _input_batch_s(sim: BuiltSimulation, rank: int) -> float:
     return w.batch_per_gpu * per_sample_ms * 1e-3 * c.gpus_per_node / host
 
 
-def _computing(sim: BuiltSimulation, rank: int, seconds: float):
+def _computing(sim: BuiltSimulation, rank: int, seconds: float) -> Generator[simpy.Event, object, float]:
     """Process: ``rank`` computes for ``seconds`` (its time alone). Beside a collective
     on its device it runs slower (a calibrated one: :class:`~simulator.calibrated_run.Overlap`;
     the library's, by its ``compute_interference``: :class:`~simulator.interference.DeviceSharing`);
@@ -75,14 +77,15 @@ def _computing(sim: BuiltSimulation, rank: int, seconds: float):
     return max(sim.env.now - start - seconds, 0.0)  # the slowdown
 
 
-def _sharing(sim: BuiltSimulation):
+def _sharing(sim: BuiltSimulation) -> DeviceSharing | None:
     """What slows a rank's compute beside a collective on its device (None: nothing)."""
     if sim.calibration is not None and sim.calibration.overlap is not None:
         return sim.calibration.overlap
     return sim.context.sharing
 
 
-def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = None):
+def _rank_process(sim: BuiltSimulation, rank: int,
+                  loop: _FusionLoop | None = None) -> Generator[simpy.Event, object, None]:
     """One data-parallel rank: forward, backward emitting buckets (or, under Horovod's
     synchronous loop, telling ``loop`` each gradient it has ready), wait, optimizer."""
     env, costs, timeline = sim.env, sim.costs, sim.timelines[rank]
@@ -125,7 +128,7 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
         pending: list[simpy.Event] = []
         done_s = 0.0  # how far into the (nominal) backward pass this rank is
 
-        def backward_until(offset: float, slow: float = slow):
+        def backward_until(offset: float, slow: float = slow) -> Generator[simpy.Event, object, None]:
             """Compute backward up to ``offset`` (capped at its end), if not there yet."""
             nonlocal computed, extra, done_s, slowed
             compute_to = min(offset, backward_s)
@@ -213,7 +216,7 @@ class ComputeVariation:
         return self.draw(self.rng)
 
 
-def _jitter_sampler(distribution: str, cv: float):
+def _jitter_sampler(distribution: str, cv: float) -> Callable[[np.random.Generator], float]:
     """A function drawing one multiplier with mean 1 and coefficient of variation cv."""
     if distribution == "none" or cv == 0:
         return lambda rng: 1.0
@@ -279,7 +282,7 @@ class _FusionLoop:
             for rank in range(self.ranks):
                 self.sim.context.comm_intervals[rank].append((lo, self.env.now))
 
-    def run(self, iterations: int):
+    def run(self, iterations: int) -> Generator[simpy.Event, object, None]:
         env, sim = self.env, self.sim
         for it in range(iterations):
             yield self._event(self._started, it)
@@ -295,7 +298,7 @@ class _FusionLoop:
                 ready = min(counts) if counts else 0
                 if ready > launched:
                     self._fusion_wait(it, wait_from)
-                    events = []
+                    events: list[simpy.Event] = []
                     for nbytes, tensors in pack_fusion_buffers(self.sizes[launched:ready], self.cap):
                         launch_s = (self.launch_us[0] + self.launch_us[1] * tensors) * 1e-6
                         if launch_s > 0:  # the framework's own launch work, one buffer after another

@@ -1,4 +1,4 @@
-"""The collective library's cost model against closed forms (simulator.collective_cost).
+"""The collective library's cost model against closed forms (simulator.collectives.cost and .backend).
 
 Every expected time is written out from the backend file's own constants, so the
 tests hold the formulas, not today's fitted values."""
@@ -8,7 +8,9 @@ from __future__ import annotations
 import pytest
 
 from simulator import load_scenario
-from simulator.collective_cost import Topology, get_backend, list_backends, nvlink_rings, plan, protocol_busbw
+from simulator.collectives.backend import get_backend, list_backends
+from simulator.collectives.channels import nvlink_rings
+from simulator.collectives.cost import Topology, plan, protocol_busbw
 from simulator.engine import build
 from simulator.errors import ScenarioError
 from simulator.validation.run import collective_estimate

@@ -8,13 +8,8 @@ import networkx as nx
 import pytest
 import simpy
 
-from simulator.collectives import (
-    ALLREDUCE_ALGORITHMS,
-    Fabric,
-    double_binary_tree,
-    fastest_algorithm,
-    tree_depth,
-)
+from simulator.collectives.algorithms import ALLREDUCE_ALGORITHMS, double_binary_tree, fastest_algorithm, tree_depth
+from simulator.collectives.fabric import Fabric
 from simulator.network import Network
 from topologies import add_duplex_link
 

@@ -6,7 +6,8 @@ import pytest
 import simpy
 
 from simulator import ScenarioError, load_scenario, simulate
-from simulator.collectives import ALLREDUCE_ALGORITHMS, Fabric
+from simulator.collectives.algorithms import ALLREDUCE_ALGORITHMS
+from simulator.collectives.fabric import Fabric
 from simulator.engine import build
 
 GB = 1e9

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.collective_cost import get_backend
+from simulator.collectives.backend import get_backend
 from simulator.engine import build
 from simulator.loading import load_scenario
 from simulator.validation.run import collective_estimate
@@ -76,7 +76,7 @@ def test_ranks_of_one_cpu_share_its_pcie_uplink_and_not_the_network():
 def test_ranks_that_are_not_gpus_have_no_host_fabric():
     """A rank that is not a GPU (a CPU device: it already is the host) has nothing to
     copy, so no host fabric is built and the library runs its plain ring."""
-    from simulator.collectives import Fabric, host_fabric
+    from simulator.collectives.fabric import Fabric, host_fabric
 
     sim = build(scenario(2, 1, "mpi"))
     f = sim.context.collectives.fabric

@@ -43,7 +43,7 @@ def test_nccl_ring_over_one_nic_per_node_is_one_channel_at_the_nic_rate():
     """On a PCIe server with one NIC, NCCL's rings all leave through that NIC: one ring
     here, whose bus bandwidth is the NIC's rate times the backend's achievable network
     fraction (not divided by the GPUs per node)."""
-    from simulator.collective_cost import get_backend
+    from simulator.collectives.backend import get_backend
 
     sim = build(scenario(2, "nccl"))
     topo = sim.context.collectives.topology
@@ -89,7 +89,7 @@ def test_dgx1_ring_allreduce_across_nodes_runs_at_four_nics_rate():
     at the backend's achievable network fraction f, so the bus bandwidth is 4 f B_nic
     and t = 2(N-1)/N S / (4 f B_nic) plus latency terms (< 2% at 512 MB): four times
     the one-NIC rate."""
-    from simulator.collective_cost import get_backend
+    from simulator.collectives.backend import get_backend
 
     s = 512e6
     n = 16

@@ -15,10 +15,6 @@ ALLOWED_LONG = {
     "simulator/profile_schema.py": "pure schema (the profile format)",
     # Pure schema, and other engineers were editing it while the splits of #16 landed.
     "simulator/scenario.py": "pure schema (the scenario format); being edited elsewhere",
-    # Not split yet: other engineers were editing them while the splits of #16 landed.
-    # Natural cuts: the per-algorithm collective plans, and the backend data model.
-    "simulator/collectives.py": "being edited elsewhere; to split next (collective algorithms)",
-    "simulator/collective_cost.py": "being edited elsewhere; to split next (backend model / planning)",
 }
 
 

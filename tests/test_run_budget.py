@@ -4,6 +4,7 @@ fits gives exactly the result it gives without a budget."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
@@ -137,3 +138,40 @@ def test_a_fusion_cycle_below_the_clocks_resolution_is_refused():
         load_scenario(RING, ["training.framework=horovod", "training.fusion_cycle_ms=1.0e-9"])
     assert simulate(load_scenario(RING, ["training.framework=horovod", "training.fusion_cycle_ms=0.001",
                                          "simulation.iterations=1"]), with_baseline=False).iteration_time_s > 0
+
+
+# -- the graph budget: clusters whose graph alone would take over 20 s and 1 GiB ---------
+
+DGX1_BERT = str(REPO_ROOT / "scenarios/validation/training_systems/"
+                "NVIDIA-DLE-PyTorch-BERT-bert_large-s384-V100-SXM2-16GB-amp-b4-1x4.yaml")
+
+
+def test_a_cluster_over_the_graph_budget_is_one_error_before_it_is_built(capsys):
+    """The fuzzer's reproducer (#18): 10,000 DGX-1 servers are within every count limit,
+    and took 21 s and 1.27 GB; refused once the first server is built."""
+    from simulator.run_budget import DEFAULT_MAX_GRAPH_EDGES
+
+    code, out, err = run_main(capsys, "simulate", DGX1_BERT, "--set", "cluster.nodes=10000")
+    assert_one_error(code, out, err, f"{DGX1_BERT}: cluster: the cluster graph would have 740,000 edges "
+                     "(10,000 servers of 66 plus the fabric's)", f"above the limit of {DEFAULT_MAX_GRAPH_EDGES:,}",
+                     "Reduce cluster.nodes", "--allow-large", f"{ALLOW_LARGE_ENV}=1")
+
+
+def test_the_graph_budget_is_lifted_with_the_other_limits(monkeypatch):
+    from simulator.run_budget import DEFAULT_MAX_GRAPH_EDGES, max_graph_edges
+
+    assert max_graph_edges() == DEFAULT_MAX_GRAPH_EDGES
+    monkeypatch.setenv(ALLOW_LARGE_ENV, "1")
+    assert max_graph_edges() is None
+
+
+def test_a_sweep_run_over_the_graph_budget_is_an_error_row():
+    from .sweep.conftest import small_sweep
+
+    # 128 leaves x 4,096 spines: over a million edges in the fabric alone
+    sweep = small_sweep(axes={"grid": {"cluster.fabric.spines": [2, 4096]}})
+    sweep["base"] = copy.deepcopy(sweep["base"])
+    sweep["base"]["cluster"].update(nodes=128, fabric={"topology": "leaf_spine", "nodes_per_leaf": 1})
+    df = run_sweep(sweep, executor="serial", cache=False, progress=False)
+    assert list(df["status"]) == ["ok", "error"]
+    assert "the cluster graph would have" in df["error"].iloc[1]

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from simulator import catalog, zoo
-from simulator.collective_cost import list_backends
+from simulator.collectives.backend import list_backends
 from simulator.editor_schema import DRAFT, SCHEMA_FILES, scenario_field_paths
 from simulator.frameworks import list_frameworks
 from topologies import FABRICS, SERVER_LAYOUTS

@@ -12,7 +12,7 @@ import pytest
 import topologies.cluster as cluster_module
 from simulator import load_scenario
 from simulator.build import _shared_cluster, build, forget_shared_clusters
-from simulator.collective_cost import achievable_graph, link_class
+from simulator.collectives.channels import achievable_graph, link_class
 from simulator.hardware import fabric_params, pcie_link, server_params
 from topologies import build_cluster
 from topologies.graph import copy_graph, same_graph

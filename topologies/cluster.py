@@ -8,9 +8,14 @@ from typing import Any
 
 import networkx as nx
 
+from .fabric import fabric_edges
 from .graph import ServerStamp, same_graph
 from .pcie import ServerPorts, host_only
 from .registry import FABRICS, SERVER_LAYOUTS
+
+
+class ClusterTooLarge(ValueError):
+    """The cluster's graph would have more edges than the caller allows."""
 
 
 @dataclass(frozen=True)
@@ -37,10 +42,15 @@ def build_cluster(
     ps_nic_bandwidth: float | None = None,
     host_pcie_bandwidth: float,
     host_pcie_latency: float,
+    max_edges: int | None = None,
 ) -> ClusterGraph:
     """Build ``nodes`` identical servers joined by ``fabric``, plus ``dedicated_ps``
     CPU-only parameter-server hosts on the same fabric. Bandwidths are bytes/s,
-    latencies seconds. A single node with no dedicated servers gets no fabric."""
+    latencies seconds. A single node with no dedicated servers gets no fabric.
+
+    ``max_edges``: raise :class:`ClusterTooLarge` once the first server is built if the
+    whole graph would have more edges (servers x the first one's, plus the fabric's),
+    before the time and memory of building it are spent."""
     if server_layout not in SERVER_LAYOUTS:
         raise KeyError(server_layout)
     if fabric not in FABRICS:
@@ -59,6 +69,8 @@ def build_cluster(
             ports = ServerPorts(tuple([server.rename(g, prefix) for g in first.gpus]),
                                 server.rename(first.host, prefix),
                                 tuple([server.rename(v, prefix) for v in first.nics]))
+        if n == 0 and max_edges is not None:
+            _check_size(graph, nodes, dedicated_ps, len(ports.nics), fabric, fabric_params, max_edges)
         gpus.extend(ports.gpus)
         hosts.append(ports.host)
         nic_links.extend((nic, nic_bandwidth, nic_latency) for nic in ports.nics)
@@ -71,6 +83,22 @@ def build_cluster(
     if nodes + dedicated_ps > 1:
         FABRICS[fabric](graph, nic_links, **fabric_params)
     return ClusterGraph(graph, tuple(gpus), tuple(hosts), tuple(ps_hosts))
+
+
+def _check_size(graph: nx.DiGraph[Any], nodes: int, dedicated_ps: int, nics: int, fabric: str,
+                fabric_params: Mapping[str, Any], max_edges: int) -> None:
+    """Raise ClusterTooLarge if ``nodes`` servers like the one in ``graph`` (plus the
+    parameter-server hosts, two edges each, and the fabric) exceed ``max_edges``."""
+    per_server = graph.number_of_edges()
+    servers = nodes + dedicated_ps
+    total = nodes * per_server + 2 * dedicated_ps  # a parameter-server host: its CPU-NIC link
+    if servers > 1:
+        total += fabric_edges(fabric, servers, nodes * nics + dedicated_ps, max(nics, 1), dict(fabric_params))
+    if total > max_edges:
+        raise ClusterTooLarge(
+            f"the cluster graph would have {total:,} edges ({nodes:,} servers of {per_server:,} plus the fabric's), "
+            f"above the limit of {max_edges:,}"
+        )
 
 
 def _stamp(layout: str, gpus: int, params: Mapping[str, Any]) -> tuple[ServerStamp, ServerPorts] | None:

@@ -39,6 +39,19 @@ def single_switch(
         graph.edges[nic, switch]["latency"] = latency + switch_latency
 
 
+def fabric_edges(fabric: str, servers: int, nics: int, rails: int, params: dict[str, Any]) -> int:
+    """Edges ``fabric`` adds for ``servers`` servers with ``nics`` NICs among them, at
+    most ``rails`` per server, counted before building it (a leaf-spine's cables grow
+    with leaves x spines): a cable each way per NIC, plus, for a leaf-spine, a link each
+    way between every leaf and every spine. A fabric registered elsewhere is counted by
+    its NIC cables."""
+    edges = 2 * nics
+    if fabric in ("leaf_spine", "fat_tree"):
+        leaves = -(-servers // max(int(params.get("nodes_per_leaf", 1)), 1)) * (rails if params.get("rails") else 1)
+        edges += 2 * leaves * max(int(params.get("spines", 2)), 1)
+    return edges
+
+
 def _server_of(graph: nx.DiGraph[Any], nic: str) -> str:
     """The server a NIC belongs to: its ``server`` attribute, else its name's prefix."""
     return graph.nodes[nic].get("server") or str(nic).rsplit(".", 1)[0]

@@ -17,7 +17,7 @@ from rich.table import Table
 from topologies import FABRICS, SERVER_LAYOUTS
 
 from .. import catalog, compute, kernel_efficiency, zoo
-from ..collective_cost import get_backend, list_backends
+from ..collectives.backend import get_backend, list_backends
 from ..editor_schema import schema_text
 from ..frameworks import get_preset, list_frameworks
 from ..scenario import WorkloadSpec

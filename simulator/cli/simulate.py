@@ -66,7 +66,7 @@ def simulate(
             print_layers(Console(), rows, layers_shown)
 
 
-def print_layers(console: Console, rows: list[dict], shown: int) -> None:
+def print_layers(console: Console, rows: list[dict[str, Any]], shown: int) -> None:
     """The ``shown`` most expensive layers of one rank, then the totals per layer kind."""
     table = Table(title=f"one rank's compute: the {min(shown, len(rows))} most expensive of {len(rows)} layers")
     for header in ("layer", "kind", "algorithm", "forward ms", "backward ms", "share"):

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..catalog import GPUSpec
-from ..compute import ACTIVATION_BYTES, default_compute_efficiency, roofline_costs
+from ..compute import ACTIVATION_BYTES, ComputeCosts, default_compute_efficiency, roofline_costs
+from ..zoo import Model
 from .parallel import Layout
 from .spec import TransformerSpec
 from .stage import stage_model, tp_collectives
@@ -42,7 +43,7 @@ class ChunkCosts:
         return self.backward_compute_s + self.tp_backward_s
 
 
-def _attention_indices(model) -> list[int]:  # noqa: ANN001 - a zoo Model
+def _attention_indices(model: Model) -> list[int]:
     return [i for i, layer in enumerate(model.layers) if layer.kind in ("attention", "softmax")
             or layer.name.endswith("attention_dropout")]
 
@@ -127,7 +128,7 @@ def exposed_overlapped(comm_s: float, gemm_s: float, pieces: int) -> float:
     return max(0.0, comm_s + gemm_s / pieces - gemm_s)
 
 
-def _overlapped_tp(model, costs, tp_time: dict[str, float], tensor: int,  # noqa: ANN001 - zoo Model, costs
+def _overlapped_tp(model: Model, costs: ComputeCosts, tp_time: dict[str, float], tensor: int,
                    unpaired_regions: int) -> tuple[float, float]:
     """(forward, backward) tensor-parallel time left exposed with --tp-comm-overlap: every
     block's four collectives against their GEMMs' forward and backward times; the

@@ -10,7 +10,10 @@ from .. import catalog
 from .._version import __version__
 from ..build import cluster_network
 from ..built import CountingEnvironment
-from ..collectives import Fabric, concurrent_flows
+from ..catalog import GPUSpec
+from ..collectives.backend import Backend
+from ..collectives.fabric import Fabric, concurrent_flows
+from ..collectives.library import CollectiveLibrary
 from ..errors import ScenarioError
 from ..network import Network
 from ..results import SimResult, Utilization
@@ -20,7 +23,7 @@ from .memory import GIB, MemoryUse, stage_memory
 from .parallel import Layout, bubble_fraction, check_layout, rank
 from .schedule import in_flight, stage_ops
 from .spec import TransformerSpec, get_spec, model_flops_per_token, parameter_count
-from .step import StepPlan, StepSimulation, groups_by_node, library_for
+from .step import Node, Program, StepPlan, StepSimulation, groups_by_node, library_for
 
 PARAM_GATHER_BYTES = 2  # bf16/fp16 parameters all-gathered after the step (ZeRO >= 1)
 # The share of the dense tensor-core peak a transformer's large matrix products sustain
@@ -53,8 +56,8 @@ class LLMStep:
     tp_collective_s: dict[str, float]
 
 
-def _comm_times(scenario: Scenario, network: Network, gpus: list, node_of: dict, backend, layout: Layout,  # noqa: ANN001
-                spec: TransformerSpec, architecture: str) -> dict[str, float]:
+def _comm_times(scenario: Scenario, network: Network, gpus: list[Node], node_of: dict[Node, int], backend: Backend,
+                layout: Layout, spec: TransformerSpec, architecture: str) -> dict[str, float]:
     """Each in-layer communication of one micro-batch, alone on an idle copy of the
     network (the groups of stage 0, replica 0: all are alike): the tensor-parallel
     collectives, ring attention's key/value exchange around the context-parallel group,
@@ -64,7 +67,7 @@ def _comm_times(scenario: Scenario, network: Network, gpus: list, node_of: dict,
     scratch = Network(env, network.graph)
     times: dict[str, float] = {}
 
-    def timed(key: str, program) -> None:  # noqa: ANN001 - a SimPy generator
+    def timed(key: str, program: Program) -> None:
         start = env.now
         env.process(program)
         env.run()
@@ -88,12 +91,13 @@ def _comm_times(scenario: Scenario, network: Network, gpus: list, node_of: dict,
     return times
 
 
-def _pipeline_pairs(layout: Layout, gpus: list, node_of: dict, every: bool = False) -> dict[tuple[int, int], tuple]:
+def _pipeline_pairs(layout: Layout, gpus: list[Node], node_of: dict[Node, int],
+                    every: bool = False) -> dict[tuple[int, int], tuple[tuple[Node, Node], ...]]:
     """Per (stage, neighbour stage): the GPU pairs one bundled transfer stands for. Every
     replica's transfer is alike; those that leave the same nodes as replica 0's share
     their NICs and are kept, the others (other nodes, other NICs) are left out — exact
     on a non-blocking fabric, optimistic where the fabric's core is oversubscribed."""
-    out = {}
+    out: dict[tuple[int, int], tuple[tuple[Node, Node], ...]] = {}
     for s in range(layout.pipeline):
         home = {node_of[gpus[rank(layout, tp=i, cp=cc, stage=s)]] for i in range(layout.tensor)
                 for cc in range(layout.context)}
@@ -108,21 +112,21 @@ def _pipeline_pairs(layout: Layout, gpus: list, node_of: dict, every: bool = Fal
     return out
 
 
-def _in_first_node(group: list, node_of: dict) -> list:
+def _in_first_node(group: list[Node], node_of: dict[Node, int]) -> list[Node]:
     """The members of a data-parallel group in its first member's node: a hybrid shard group."""
     return [g for g in group if node_of[g] == node_of[group[0]]]
 
 
-def _across_nodes(group: list, node_of: dict) -> list:
+def _across_nodes(group: list[Node], node_of: dict[Node, int]) -> list[Node]:
     """One member per node, each at the first member's place in its node: the replicas of
     one hybrid shard that all-reduce its gradients."""
-    by_node: dict[int, list] = {}
+    by_node: dict[int, list[Node]] = {}
     for g in group:
         by_node.setdefault(node_of[g], []).append(g)
     return [members[0] for members in by_node.values()]
 
 
-def _own_rails(groups: list[list], rails: dict) -> bool:
+def _own_rails(groups: list[list[Node]], rails: dict[Node, Node]) -> bool:
     """Whether the tensor ranks' data-parallel groups leave their nodes by different NICs
     (rail-aligned servers): then one group's collectives stand for all of them."""
     first = [g[0] for g in groups]
@@ -147,8 +151,8 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
     gpu = catalog.get_gpu(c.gpu)
     env = CountingEnvironment()
     cluster, network, backend = cluster_network(scenario, env)
-    gpus = list(cluster.gpus)
-    node_of = {g: i // c.gpus_per_node for i, g in enumerate(gpus)}
+    gpus: list[Node] = list(cluster.gpus)
+    node_of: dict[Node, int] = {g: i // c.gpus_per_node for i, g in enumerate(gpus)}
     tp_time = _comm_times(scenario, network, gpus, node_of, backend, layout, spec, gpu.architecture)
     stages, v = layout.pipeline, layout.virtual_stages
     chunk_list = [chunk_costs(spec, layout, gpu, chunk_index=k, precision=w.precision, recompute=p.recompute,
@@ -180,7 +184,7 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
     pairs = _pipeline_pairs(layout, gpus, node_of, every=not representative)
     rails = network.router.rail_nics
 
-    def libraries_of(groups: list[list[list]]) -> dict:
+    def libraries_of(groups: list[list[list[Node]]]) -> dict[tuple[int, int], CollectiveLibrary]:
         return {(s, i): library_for(env, network, group, node_of, backend, gpu.architecture)
                 for s in range(stages) for i, group in enumerate(groups[s])
                 if len(group) > 1 and (i == 0 or not representative or not _own_rails(groups[s], rails))}
@@ -221,12 +225,12 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
 MFU_PEAK_PRECISION = {"fp8": "bf16"}
 
 
-def mfu_peak_flops(gpu, precision: str) -> float:  # noqa: ANN001 - a catalog GPUSpec
+def mfu_peak_flops(gpu: GPUSpec, precision: str) -> float:
     """The dense peak an MFU of ``precision`` is counted against."""
     return float(gpu.peak_flops(MFU_PEAK_PRECISION.get(precision, precision)))
 
 
-def _result(scenario: Scenario, spec: TransformerSpec, step: LLMStep, sim: StepSimulation, gpu,  # noqa: ANN001
+def _result(scenario: Scenario, spec: TransformerSpec, step: LLMStep, sim: StepSimulation, gpu: GPUSpec,
             events: int) -> SimResult:
     p, c, layout = scenario.training.parallelism, scenario.cluster, step.layout
     assert p is not None

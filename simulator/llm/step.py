@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from ..collectives import CollectiveLibrary, Fabric
+from ..collectives.backend import Backend
+from ..collectives.fabric import Fabric
+from ..collectives.library import CollectiveLibrary
 from ..network import Network
 
 Node = Hashable
@@ -268,7 +270,7 @@ class StepSimulation:
 
 
 def library_for(env: simpy.Environment, network: Network, gpus: Sequence[Node], node_of: dict[Node, int],
-                backend, architecture: str) -> CollectiveLibrary:  # noqa: ANN001 - a Backend
+                backend: Backend, architecture: str) -> CollectiveLibrary:
     """The collective library of one group of GPUs on the shared network."""
     fabric = Fabric(env, network, groups_by_node(gpus, node_of), detailed=False)
     return CollectiveLibrary(fabric, backend, architecture)

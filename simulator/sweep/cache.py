@@ -43,7 +43,8 @@ class ResultCache:
 
     def get(self, key: str) -> dict[str, Any] | None:
         try:
-            return json.loads(self._path(key).read_text())
+            metrics: dict[str, Any] = json.loads(self._path(key).read_text())
+            return metrics
         except (OSError, ValueError):  # missing or damaged: simulate again
             return None
 

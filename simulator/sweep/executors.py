@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from ..errors import ClusterSimError
 
@@ -71,7 +71,7 @@ class Executor:
     def __enter__(self) -> Executor:
         return self
 
-    def __exit__(self, exc_type, *_exc) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
         self.close(cancel=exc_type is not None)
 
 
@@ -85,7 +85,7 @@ class SerialExecutor(Executor):
     def workers(self) -> int:
         return 1
 
-    def map_unordered(self, fn, items):
+    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
         for item in items:
             yield fn(item)
 
@@ -152,7 +152,7 @@ class LocalExecutor(Executor):
                                                  initargs=(os.getpid(),))
                 self._pool.submit(int).result()  # the first task forks every worker (fork start method)
 
-    def map_unordered(self, fn, items):
+    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
         self.start()
         assert self._pool is not None
         pending = {self._pool.submit(fn, item) for item in items}
@@ -210,7 +210,8 @@ class DaskExecutor(Executor):
             self.close(cancel=True)
             raise
         try:
-            self.client, self._own_client = Client(scheduler, timeout=self.connect_timeout), True
+            # distributed's Client, LocalCluster and as_completed are untyped: Any here.
+            self.client, self._own_client = cast(Any, Client)(scheduler, timeout=self.connect_timeout), True
         except (OSError, TimeoutError) as exc:
             self.close(cancel=True)
             raise ClusterSimError(f"--scheduler {scheduler}: cannot connect to the dask scheduler: {exc}") from None
@@ -241,7 +242,7 @@ class DaskExecutor(Executor):
         # then SIG_UNBLOCKs it), and every worker spawned from there would get Ctrl-C.
         resource_tracker.ensure_running()
         with _sigint_deferred(block=True):
-            self._own_cluster = LocalCluster(
+            self._own_cluster = cast(Any, LocalCluster)(
                 n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0",
                 worker_dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False}, preload=[__name__],
             )
@@ -251,15 +252,15 @@ class DaskExecutor(Executor):
     def workers(self) -> int:
         if self._workers:
             return self._workers
-        threads = self.client.nthreads()
+        threads: dict[str, int] = self.client.nthreads()
         return max(1, sum(threads.values()))
 
-    def map_unordered(self, fn, items):
+    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
         from distributed import as_completed
 
         futures = self.client.map(fn, list(items), pure=False)
         self._futures = futures
-        for future in as_completed(futures):
+        for future in cast(Any, as_completed)(futures):
             yield future.result()
 
     def close(self, cancel: bool = False) -> None:
@@ -369,7 +370,7 @@ class RayExecutor(Executor):
     def workers(self) -> int:
         return self._workers or int(self._ray.cluster_resources().get("CPU", 1))
 
-    def map_unordered(self, fn, items):
+    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
         remote = self._ray.remote(fn)
         pending = [remote.remote(item) for item in items]
         self._pending = pending

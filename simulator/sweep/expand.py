@@ -203,8 +203,9 @@ def expand(spec: SweepSpec, root: Path | None = None, source: str = "<sweep>") -
                 set_path(data, path, value)
             if "workload.model_file" in values and "workload.model" not in values:
                 data.get("workload", {}).pop("model", None)  # the file names the model
+            scenario: Scenario | None
             try:
-                scenario: Scenario | None = validate(data, f"run {len(runs)}")
+                scenario = validate(data, f"run {len(runs)}")
                 files = _files_read(scenario, digests)
                 digest, error = _sha256(canonical(scenario.model_dump(mode="json")) + files), None
             except ScenarioError as exc:

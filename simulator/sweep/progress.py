@@ -108,7 +108,7 @@ def in_notebook() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
-def _notebook_choice() -> str:
+def _notebook_choice() -> Literal["rich", "lines"]:
     """rich draws a live bar in Jupyter through ipywidgets; without it, lines."""
     try:
         import ipywidgets  # noqa: F401

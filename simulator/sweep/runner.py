@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._version import __version__
 from .cache import ResultCache
@@ -24,7 +24,7 @@ from .expand import Run, expand
 from .progress import Progress, ProgressChoice, make_progress
 from .spec import SweepSpec, load_sweep
 from .store import OutputLock, ResultStore, flatten, to_frame
-from .worker import Outcome, estimated_cost, run_batch
+from .worker import Outcome, Task, estimated_cost, run_batch
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,7 +73,7 @@ def make_row(run: Run, metrics: Mapping[str, Any] | None, error: str | None) -> 
     return row
 
 
-def _batches(tasks: list, workers: int, per_worker: int, batch_size: int | None) -> list[list]:
+def _batches(tasks: list[Task], workers: int, per_worker: int, batch_size: int | None) -> list[list[Task]]:
     """Runs in expansion order cut into batches (neighbouring runs share a cluster, whose
     graph, routes and rates a worker then reuses); with several workers the heaviest
     batches go first, so that none is left running one alone at the end."""
@@ -165,7 +165,8 @@ def _run_sweep(spec: SweepSpec, runs: list[Run], store: ResultStore | None, outp
         bar = make_progress(progress, len(runs), spec.name)
         bar.advance(len(rows), failed=sum(r["status"] == "error" for r in rows.values()))
         if engine is not None:
-            tasks = [(run.run, run.scenario) for run in todo]
+            # todo holds the runs that validated (no error): each has its scenario.
+            tasks = cast("list[Task]", [(run.run, run.scenario) for run in todo])
             batches = _batches(tasks, engine.workers, engine.batches_per_worker, batch_size)
             for outcomes in engine.map_unordered(run_batch, batches):
                 _record(outcomes, by_number, rows, store, result_cache, summary, bar)
@@ -186,7 +187,9 @@ def _run_sweep(spec: SweepSpec, runs: list[Run], store: ResultStore | None, outp
     return frame
 
 
-def _record(outcomes: list[Outcome], by_number, rows, store, result_cache, summary, bar) -> None:
+def _record(outcomes: list[Outcome], by_number: dict[int, Run], rows: dict[int, dict[str, Any]],
+            store: ResultStore | None, result_cache: ResultCache | None, summary: SweepSummary,
+            bar: Progress) -> None:
     failed = 0
     for number, metrics, error in outcomes:
         row = make_row(by_number[number], metrics, error)
@@ -196,7 +199,8 @@ def _record(outcomes: list[Outcome], by_number, rows, store, result_cache, summa
         if error is None:
             summary.simulated += 1
             if result_cache is not None:
-                result_cache.put(by_number[number].cache_key, metrics)
+                # no error: run_batch gave the run its metrics
+                result_cache.put(by_number[number].cache_key, cast("dict[str, Any]", metrics))
         else:
             failed += 1
             summary.simulated += 1

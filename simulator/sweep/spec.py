@@ -43,7 +43,8 @@ from pydantic import (
 
 from ..errors import ScenarioError
 from ..loading import format_validation_error, read_raw, register_root_model
-from ..scenario import Scenario, check_limit
+from ..scenario import Scenario
+from ..schema_base import check_limit
 
 #: Integers numpy can draw (int64).
 _INT64 = 2**63 - 1
@@ -56,10 +57,12 @@ class _Strict(BaseModel):
 class Distribution(_Strict):
     """One random axis: exactly one of these keys."""
 
-    choice: list[Any] | None = Field(None, min_length=1, description="Pick one value uniformly.")
-    uniform: tuple[float, float] | None = Field(None, description="Uniform float in [low, high).")
-    loguniform: tuple[float, float] | None = Field(None, description="Log-uniform float in [low, high), low > 0.")
-    randint: tuple[int, int] | None = Field(None, description="Uniform integer in [low, high], both included.")
+    choice: list[Any] | None = Field(default=None, min_length=1, description="Pick one value uniformly.")
+    uniform: tuple[float, float] | None = Field(default=None, description="Uniform float in [low, high).")
+    loguniform: tuple[float, float] | None = Field(
+        default=None, description="Log-uniform float in [low, high), low > 0."
+    )
+    randint: tuple[int, int] | None = Field(default=None, description="Uniform integer in [low, high], both included.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Distribution:
@@ -91,7 +94,7 @@ class RandomAxes(_Strict):
 class Axes(_Strict):
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="Cartesian product of these lists.")
     zip: dict[str, list[Any]] = Field(default_factory=dict, description="Lists of equal length walked in lockstep.")
-    random: RandomAxes | None = Field(None, description="Seeded random samples.")
+    random: RandomAxes | None = Field(default=None, description="Seeded random samples.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Axes:
@@ -118,18 +121,21 @@ class Axes(_Strict):
 class SweepSpec(_Strict):
     """A validated sweep file."""
 
-    name: str = Field("sweep", description="Short name of the sweep.")
-    description: str = Field("", description="Free text.")
+    name: str = Field(default="sweep", description="Short name of the sweep.")
+    description: str = Field(default="", description="Free text.")
     base: str | dict[str, Any] | None = Field(
-        None, description="Base scenario: a file path (relative to the sweep file), an inline mapping, or the default."
+        default=None,
+        description="Base scenario: a file path (relative to the sweep file), an inline mapping, or the default.",
     )
     set: list[str] = Field(default_factory=list, description="dotted.path=value overrides applied to the base.")
     axes: Axes = Field(default_factory=Axes, description="What varies from run to run.")
     replications: int = Field(
-        1, ge=1, description="Runs per point, each with its own derived seed (at most 1,000 unless --allow-large)."
+        default=1,
+        ge=1,
+        description="Runs per point, each with its own derived seed (at most 1,000 unless --allow-large).",
     )
     seed: int = Field(
-        0, ge=0, le=_INT64, description="Root seed: random axes and every run's simulation.seed derive from it."
+        default=0, ge=0, le=_INT64, description="Root seed: random axes and every run's simulation.seed derive from it."
     )
 
     @field_validator("replications")

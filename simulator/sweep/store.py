@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import fields
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ClusterSimError, ScenarioError
 from ..results import SimResult
@@ -59,7 +59,7 @@ def is_config_column(col: str) -> bool:
     return col.split(".", 1)[0] in CONFIG_SECTIONS
 
 
-def _column_key(col: str) -> tuple:
+def _column_key(col: str) -> tuple[Any, ...]:
     if col in META_COLUMNS:
         return (0, META_COLUMNS.index(col))
     parts = tuple(int(p) if p.isdigit() else p for p in col.split("."))
@@ -201,7 +201,7 @@ class ResultStore:
         self.path = Path(path)
         self.format = output_format(self.path)
         self.journal_path = self.path.with_name(self.path.name + ".partial.jsonl")
-        self._journal = None
+        self._journal: TextIO | None = None
 
     def previous_rows(self) -> dict[int, dict[str, Any]]:
         """Rows of an earlier attempt: the output table, then the journal on top."""

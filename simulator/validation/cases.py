@@ -210,7 +210,7 @@ def read_cases(path: str | Path) -> tuple[list[MeasuredCase], list[CaseError]]:
     Raises :class:`ScenarioError` only when the file as a whole is unusable (missing,
     unreadable, no header, unknown or missing required columns).
     """
-    from ..loading import read_text_file
+    from ..safe_input import read_text_file
 
     path = Path(path)
     text = read_text_file(path, limit=MAX_CSV_BYTES)
@@ -223,7 +223,7 @@ def read_cases(path: str | Path) -> tuple[list[MeasuredCase], list[CaseError]]:
         raise ScenarioError(f"{path}: line {reader.line_num}: malformed CSV: {exc}") from None
 
 
-def _read_rows(path: Path, reader: csv.DictReader) -> tuple[list[MeasuredCase], list[CaseError]]:
+def _read_rows(path: Path, reader: csv.DictReader[str]) -> tuple[list[MeasuredCase], list[CaseError]]:
     header = reader.fieldnames or []
     if not header:
         raise ScenarioError(f"{path}: empty file (expected a CSV header: {', '.join(REQUIRED_COLUMNS)}, ...)")

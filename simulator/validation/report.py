@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .cases import LLM_METRICS
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.figure import Figure
 
 HARD_EFFICIENCY = 0.85  # measured scaling efficiency below this: a "hard" case
 
@@ -133,7 +137,7 @@ _METRIC_PANELS = (  # (metrics, panel title, unit): one panel per unit, never mi
 _LINEAR = {"fraction of linear"}  # a bounded ratio: linear axes, 0 to past 1
 
 
-def validation_plot(df: pd.DataFrame, path: str | None = None):
+def validation_plot(df: pd.DataFrame, path: str | None = None) -> Figure:
     """Predicted against measured: one log-log panel per unit (samples/s, seconds,
     speedup), each with the y = x line and the +-10% and +-25% error bands, one marker
     per source. Returns the matplotlib Figure (shown once in Jupyter as a PNG); saves
@@ -160,7 +164,7 @@ def validation_plot(df: pd.DataFrame, path: str | None = None):
     axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
     markers = "osD^v<>pP*Xh"
     sources = sorted(ok["source"].astype(str).unique())
-    handles: dict[str, object] = {}
+    handles: dict[str, Artist] = {}
     for ax, (metrics, title, unit) in zip(axes, panels):
         part = ok[ok["metric"].isin(metrics)]
         for source, g in part.groupby(part["source"].astype(str), sort=True):

@@ -47,11 +47,12 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
-from ..collectives import ALLREDUCE_ALGORITHMS
+from ..collectives.algorithms import ALLREDUCE_ALGORITHMS
+from ..collectives.library import CollectiveLibrary
 from ..engine import build, run
 from ..errors import ClusterSimError
 from ..input_paths import resolve_input_path
@@ -183,7 +184,7 @@ def _run(scenario: Scenario) -> SimResult:
     return collect(sim, None)
 
 
-def _training(case: MeasuredCase, scenario: Scenario) -> tuple[float, float, float, float]:
+def _training(case: MeasuredCase, scenario: Scenario) -> tuple[float, float, float, int]:
     """(throughput, iteration time, one-GPU throughput, GPUs) of a training case."""
     if case.baseline_throughput_samples_per_s is not None:
         scenario = _with_measured_throughput(scenario, case.baseline_throughput_samples_per_s)
@@ -224,7 +225,8 @@ def collective_estimates(scenario: Scenario, calls: Sequence[tuple[str, float]],
         data["training"]["strategy"] = "ring_allreduce"
         scenario = Scenario.model_validate(data)
     sim = build(scenario)
-    library = sim.context.collectives
+    # set where the scenario has a collective backend, as an all-reduce job does (assumed, as before)
+    library = cast(CollectiveLibrary, sim.context.collectives)
 
     def one(collective: str, nbytes: float, algorithm: str) -> CollectiveEstimate:
         library.plans_used.clear()
@@ -272,7 +274,9 @@ def predict_case(case: MeasuredCase, base_dir: Path | None = None, overrides: Se
     scenario, note = case_scenario(case, base_dir, overrides)
     n = scenario.cluster.total_gpus
     if case.metric == "collective_time_s":
-        t = collective_time(scenario, case.collective, case.message_bytes, scenario.training.strategy)
+        # a collective_time_s case has both (MeasuredCase checks it)
+        t = collective_time(scenario, cast(str, case.collective), cast(float, case.message_bytes),
+                            scenario.training.strategy)
         return Prediction(t, math.nan, math.nan, note)
     thr, it, one, n = _training(case, scenario)
     base = case.baseline_throughput_samples_per_s
@@ -306,6 +310,7 @@ def validate(cases: str | Path | list[MeasuredCase], base_dir: str | Path | None
     ``on_case(done, total)`` reports progress: once before the first case, then after each.
     """
     errors: list[CaseError] = []
+    base: Path | None
     if isinstance(cases, (str, Path)):
         base = Path(cases).resolve().parent if base_dir is None else Path(base_dir)
         cases, errors = read_cases(cases)

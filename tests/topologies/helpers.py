@@ -23,6 +23,7 @@ def cluster(
     fabric_params: dict[str, Any] | None = None,
     nic_bandwidth: float = NIC,
     dedicated_ps: int = 0,
+    max_edges: int | None = None,
 ) -> ClusterGraph:
     """``nodes`` servers of ``layout`` (12 GB/s PCIe, 100 Gb/s NICs) on ``fabric``."""
     return build_cluster(
@@ -37,6 +38,7 @@ def cluster(
         dedicated_ps=dedicated_ps,
         host_pcie_bandwidth=PCIE,
         host_pcie_latency=1e-6,
+        max_edges=max_edges,
     )
 
 

@@ -1,30 +1,14 @@
-"""Allreduce algorithms as programs of point-to-point flows over the real topology.
+"""A collective library on top of the flows: NCCL-like channels, plans and protocol on the real topology.
 
-Each algorithm is a generator to run inside a SimPy process; it returns when every
-rank holds the reduced result. All of them have two paths over the same network:
-
-* **detailed**: every flow of every rank, with its data dependencies;
-* **fast**: each phase in which all ranks move the same bytes at the same time is one
-  bundled flow over every rank's edges (advancing at its most contended member's rate).
-
-Closed forms on N ranks with per-step latency a and bandwidth B, message S:
-
-* ``ring``: reduce-scatter then all-gather, 2(N-1) steps of S/N:
-  2(N-1)/N * S/B + 2(N-1) a.
-* ``tree``: NCCL's double binary tree: two binary trees over the ranks, each carrying
-  half the data, built so that a rank is interior in at most one of them. A reduce
-  phase streams every child's half up to its parent while a broadcast phase streams it
-  back down (chunks pipeline through the levels, so each phase costs its busiest link
-  plus one latency per level): about 2 S/B + 2 depth a, depth = ceil(log2(N+1)).
-  Fewer latency terms than ring, so it wins for small messages on many ranks.
-* ``halving_doubling``: Rabenseifner: reduce-scatter by recursive halving, all-gather
-  by recursive doubling, log2(N) pairwise exchanges each way:
-  2(N-1)/N * S/B + 2 log2(N) a (N a power of two; otherwise the extra ranks first fold
-  their data into a partner and get the result back at the end: + 2 (S/B + a)).
-* ``hierarchical``: reduce-scatter inside each node over its fast links, allreduce of
-  each 1/L shard across nodes (L concurrent rings, one per local GPU index), all-gather
-  inside each node. The slow inter-node links carry 2(M-1)/M * S per node instead of
-  2(N-1)/N * S, over 2(M-1) instead of 2(N-1) latency-bound steps.
+:class:`CollectiveLibrary` runs collectives as a library does: over its rings (one per
+channel, :mod:`simulator.collectives.channels`), with its choice of algorithm and
+protocol per call and its launch and per-step latency
+(:mod:`simulator.collectives.cost`), and its protocol's bytes on the wire. It measures
+what the rings, trees and NVLS flows reach on the idle network to describe the
+topology to the cost model, then runs the chosen plan's bandwidth term as flows over
+the real topology (:mod:`simulator.collectives.fabric`), so it feels contention like
+every other transfer. Backends without a latency table, and the algorithms no library
+runs, fall back to the plain flow programs of :mod:`simulator.collectives.algorithms`.
 """
 
 from __future__ import annotations
@@ -32,240 +16,28 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Generator, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import cast
 
 import simpy
 
-from .collective_cost import (Backend, CollectivePlan, Topology, channel_rings, logical_channels, nvls_efficiency,
-                              plan, staged)
-from .flows import Route
-from .graph_links import gc_paused
-from .network import Network
-
-Node = Hashable
-Program = Generator[simpy.Event, object, None]
-
-
-@dataclass(frozen=True)
-class Fabric:
-    """What a collective runs on: the network and how ranks sit in nodes."""
-
-    env: simpy.Environment
-    network: Network
-    nodes: Sequence[Sequence[Node]]  # GPU endpoints grouped by node, in rank order
-    detailed: bool
-
-    @property
-    def ranks(self) -> list[Node]:
-        return [g for node in self.nodes for g in node]
-
-
-# -- building blocks ------------------------------------------------------------------
-
-
-# Each ring set's (member, successor) pairs, by the identity of the set (kept alive here,
-# so an id is never reused while cached): a library runs every bucket over the same
-# rings, and rebuilding 24,000 pairs per call took a quarter of a 4,000-GPU DGX-1 run.
-_RING_PAIRS: dict[int, tuple[Sequence[Sequence[Node]], tuple[tuple[Node, Node], ...]]] = {}
-
-
-def _ring_pairs(rings: Sequence[Sequence[Node]]) -> tuple[tuple[Node, Node], ...]:
-    hit = _RING_PAIRS.get(id(rings))
-    if hit is not None and hit[0] is rings:
-        return hit[1]
-    pairs = tuple((r[i], r[(i + 1) % len(r)]) for r in rings if len(r) > 1 for i in range(len(r)))
-    if len(_RING_PAIRS) >= 256:
-        _RING_PAIRS.clear()
-    _RING_PAIRS[id(rings)] = (rings, pairs)
-    return pairs
-
-
-def ring_steps(f: Fabric, rings: Sequence[Sequence[Node]], chunk: float, steps: int,
-               route_latency: bool = True) -> Program:
-    """Every ring runs ``steps`` steps; in each, every member sends ``chunk`` bytes to
-    its successor, and may send step k only after receiving step k-1. Without
-    ``route_latency`` the steps pay no latency: a cost model charges it."""
-    if steps == 0 or chunk == 0 or not any(len(r) > 1 for r in rings):
-        return
-    net = f.network
-    if not f.detailed:
-        usage, latency = net.bundle(_ring_pairs(rings))
-        yield net.start_flow(usage, steps * chunk, steps * latency if route_latency else 0.0, label="ring")
-        return
-    programs = []
-    for ring in (r for r in rings if len(r) > 1):
-        n = len(ring)
-        received = [[f.env.event() for _ in range(steps)] for _ in range(n)]
-
-        def member(r: int, ring=ring, n=n, received=received) -> Program:
-            for k in range(steps):
-                if k > 0:
-                    yield received[r][k - 1]
-                if route_latency:
-                    yield net.transfer(ring[r], ring[(r + 1) % n], chunk, label=f"ring step {k}")
-                else:
-                    route = net.route(ring[r], ring[(r + 1) % n])
-                    yield net.start_flow(route.usage, chunk, 0.0, label=f"ring step {k}")
-                received[(r + 1) % n][k].succeed()
-
-        programs.extend(f.env.process(member(r)) for r in range(n))
-    yield simpy.AllOf(f.env, programs)
-
-
-def concurrent_flows(f: Fabric, pairs: Sequence[tuple[Node, Node]], nbytes: float, extra_latency: float = 0.0) -> Program:
-    """Move ``nbytes`` over every pair at once; done when the last arrives."""
-    pairs = [(a, b) for a, b in pairs if a != b]
-    if not pairs or nbytes == 0:
-        return
-    net = f.network
-    if not f.detailed:
-        usage, latency = net.bundle(tuple(pairs))
-        yield net.start_flow(usage, nbytes, latency + extra_latency, label="phase")
-        return
-    flows = [net.transfer(a, b, nbytes) for a, b in pairs]
-    yield simpy.AllOf(f.env, flows)
-    if extra_latency:
-        yield f.env.timeout(extra_latency)
-
-
-# -- algorithms -------------------------------------------------------------------------
-
-
-def ring_allreduce(f: Fabric, nbytes: float) -> Program:
-    ranks = f.ranks
-    n = len(ranks)
-    yield from ring_steps(f, [ranks], nbytes / n, 2 * (n - 1))
-
-
-def binary_tree(ranks: Sequence[Node]) -> list[tuple[Node, Node]]:
-    """(child, parent) edges of a balanced binary tree over ``ranks``.
-
-    Rank ``i`` sits at position p = i + 1; the root is the largest power of two <= N and
-    a node whose lowest set bit is b > 1 has children p - b/2 and p + b/2 (or the
-    nearest p + b/4, p + b/8, ... that exists). Odd positions are exactly the leaves,
-    which is what lets a shifted copy of the tree use the leaves as interior nodes.
-    """
-    n = len(ranks)
-    edges: list[tuple[Node, Node]] = []
-
-    def children(p: int) -> list[int]:
-        b = p & -p
-        if b == 1:
-            return []
-        kids = [p - b // 2]
-        step = b // 2
-        while step >= 1 and p + step > n:
-            step //= 2
-        if step >= 1:
-            kids.append(p + step)
-        return kids
-
-    stack = [1 << (n.bit_length() - 1)]
-    while stack:
-        p = stack.pop()
-        for c in children(p):
-            edges.append((ranks[c - 1], ranks[p - 1]))
-            stack.append(c)
-    return edges
-
-
-def double_binary_tree(ranks: Sequence[Node]) -> tuple[list[tuple[Node, Node]], list[tuple[Node, Node]]]:
-    """Two trees; the second is the first over the ranks shifted by one position, so
-    the first tree's interior nodes (even positions) are the second's leaves."""
-    shifted = list(ranks[-1:]) + list(ranks[:-1])
-    return binary_tree(ranks), binary_tree(shifted)
-
-
-def tree_depth(n: int) -> int:
-    """Levels of :func:`binary_tree` over ``n`` ranks."""
-    return math.ceil(math.log2(n + 1))
-
-
-def tree_allreduce(f: Fabric, nbytes: float) -> Program:
-    ranks = f.ranks
-    if len(ranks) < 2 or nbytes == 0:
-        return
-    first, second = double_binary_tree(ranks)
-    up = first + second
-    down = [(parent, child) for child, parent in up]
-    # Each level of the pipeline adds one hop's latency beyond the first.
-    levels = tree_depth(len(ranks)) - 1
-    level_latency = max(f.network.route(a, b).latency_s for a, b in up) * levels
-    yield from concurrent_flows(f, up, nbytes / 2, level_latency)
-    yield from concurrent_flows(f, down, nbytes / 2, level_latency)
-
-
-def halving_doubling_allreduce(f: Fabric, nbytes: float) -> Program:
-    ranks = f.ranks
-    n = len(ranks)
-    if n < 2 or nbytes == 0:
-        return
-    p = 1 << (n.bit_length() - 1)  # largest power of two <= n
-    extra = [(ranks[p + i], ranks[i]) for i in range(n - p)]
-    yield from concurrent_flows(f, extra, nbytes)  # fold the extra ranks in
-    core = ranks[:p]
-    size = nbytes
-    distances = [p >> (k + 1) for k in range(int(math.log2(p)))]
-    for d in distances:  # recursive halving: exchange half of what is left
-        size /= 2
-        yield from concurrent_flows(f, [(core[i], core[i ^ d]) for i in range(p)], size)
-    for d in reversed(distances):  # recursive doubling: gather it back
-        yield from concurrent_flows(f, [(core[i], core[i ^ d]) for i in range(p)], size)
-        size *= 2
-    yield from concurrent_flows(f, [(b, a) for a, b in extra], nbytes)  # hand results back
-
-
-def hierarchical_allreduce(f: Fabric, nbytes: float) -> Program:
-    local = len(f.nodes[0])
-    if any(len(node) != local for node in f.nodes):
-        raise ValueError("hierarchical allreduce needs the same number of GPUs in every node")
-    if len(f.nodes) == 1 or local == 1:
-        yield from ring_allreduce(f, nbytes)
-        return
-    m = len(f.nodes)
-    shard = nbytes / local
-    yield from ring_steps(f, f.nodes, shard, local - 1)  # reduce-scatter inside nodes
-    across = [[node[j] for node in f.nodes] for j in range(local)]
-    yield from ring_steps(f, across, shard / m, 2 * (m - 1))  # allreduce each shard across nodes
-    yield from ring_steps(f, f.nodes, shard, local - 1)  # all-gather inside nodes
-
-
-ALLREDUCE_ALGORITHMS: dict[str, Callable[[Fabric, float], Program]] = {
-    "ring": ring_allreduce,
-    "tree": tree_allreduce,
-    "halving_doubling": halving_doubling_allreduce,
-    "hierarchical": hierarchical_allreduce,
-}
-
-
-def fastest_algorithm(f: Fabric, nbytes: float) -> str:
-    """The algorithm ``auto`` uses for one message size: each candidate is simulated
-    alone on an idle copy of the network (fast path) and the quickest wins, ties to
-    the earlier name in :data:`ALLREDUCE_ALGORITHMS`. This is the same selection NCCL
-    makes from its cost model, made with the simulator's own model of this topology."""
-    best, best_time = "ring", math.inf
-    for name, algorithm in ALLREDUCE_ALGORITHMS.items():
-        env = simpy.Environment()
-        scratch = Fabric(env, Network(env, f.network.graph), f.nodes, detailed=False)
-        env.process(algorithm(scratch, nbytes))
-        env.run()
-        if env.now < best_time * (1 - 1e-9):
-            best, best_time = name, env.now
-    return best
-
-
-# -- a collective library on top of the flows --------------------------------------------
+from ..flows import Route
+from ..graph_links import gc_paused
+from .algorithms import ALLREDUCE_ALGORITHMS, double_binary_tree, plain_collective
+from .backend import Backend
+from .channels import channel_rings
+from .cost import CollectivePlan, Topology, logical_channels, nvls_efficiency, plan
+from .fabric import Fabric, Node, Program, concurrent_flows, host_fabric, host_of, ring_steps
 
 
 class CollectiveLibrary:
-    """Runs collectives as a library (:mod:`simulator.collective_cost`) does: its
+    """Runs collectives as a library (:mod:`simulator.collectives.cost`) does: its
     rings (one per channel), its choice of algorithm and protocol per call, its launch
     and per-step latency, its protocol's bytes on the wire. The bandwidth term stays a
     flow over the real topology, so it feels contention like every other transfer.
 
     With a backend that has no latency table (``ideal``, ``gloo``) the algorithms run
-    exactly as the plain flow programs above."""
+    exactly as the plain flow programs of :mod:`simulator.collectives.algorithms`."""
 
     def __init__(self, f: Fabric, backend: Backend, architecture: str, protocol: str = "auto",
                  max_channels: int | None = None):
@@ -306,7 +78,7 @@ class CollectiveLibrary:
             ranks=len(self.fabric.ranks), nodes=len(self.fabric.nodes), intra_class=intra_class,
             architecture=self.architecture,
             channels=logical_channels(self.backend, self.architecture, len(self.rings), switch_bw),
-            ring_busbw=min(rate, self._staging_rate(pairs, routes), self._connection_rate(routes))
+            ring_busbw=min(rate, self._staging_rate(routes), self._connection_rate(routes))
             * len(self.rings),
             flow_busbw=rate * len(self.rings),
             switch_bw=switch_bw,
@@ -351,9 +123,9 @@ class CollectiveLibrary:
         rates = []
         for pairs in self._tree_pairs():
             routes = self._routes(pairs) if pairs else {}
-            rates.append(min(self._bundle_rate(pairs), self._staging_rate(pairs, routes), self._connection_rate(routes))
+            rates.append(min(self._bundle_rate(pairs), self._staging_rate(routes), self._connection_rate(routes))
                          if pairs else 0.0)
-        return tuple(rates)
+        return cast("tuple[float, float]", tuple(rates))
 
     def _tree_busbw(self) -> float:
         """busBw (NCCL's: 2 x algbw) of the tree flows alone: chain hops carry S per
@@ -368,7 +140,7 @@ class CollectiveLibrary:
         carry S/2 per channel each way), as NVLS tree runs them."""
         return self._tree_hop_rates[1] * 2.0 * len(self.rings)
 
-    def _staging_rate(self, pairs: Sequence[tuple[Node, Node]], routes: dict[tuple[Node, Node], Route]) -> float:
+    def _staging_rate(self, routes: dict[tuple[Node, Node], Route]) -> float:
         """The rate at which a ring's hops through host memory can go: each staged hop
         at most the backend's ``host_staging_gbytes_s`` (inf when no hop is staged).
         (A ceiling shared by all the hops a CPU stages fitted the dev set worse: it
@@ -376,9 +148,10 @@ class CollectiveLibrary:
         cap = self.backend.host_staging_gbytes_s
         if not cap:
             return math.inf
-        graph, edges = self.fabric.network.graph, self.fabric.network.edges
-        paths = {p: [edges[e][0] for e in route.edges] + [p[1]] for p, route in routes.items()}
-        if not any(staged(graph, paths[pair]) for pair in pairs):
+        # staged(path) for each route, read per edge: its interior nodes are the heads of
+        # every edge but the last.
+        into_cpu = self.fabric.network.links.into_cpu
+        if not any(into_cpu[e] for route in routes.values() for e in route.edges[:-1]):
             return math.inf
         return cap * 1e9
 
@@ -413,7 +186,7 @@ class CollectiveLibrary:
         assert hosts is not None
         n = len(f.ranks)
         graph = f.network.graph
-        ups = [(g, _host_of(graph, g)) for g in f.ranks]
+        ups = [(g, host_of(graph, g)) for g in f.ranks]
         yield from concurrent_flows(f, ups, nbytes)
         ring = hosts.ranks
         name = "host/ring"
@@ -480,7 +253,7 @@ class CollectiveLibrary:
             if collective == "allreduce":
                 yield from ALLREDUCE_ALGORITHMS["ring" if algorithm == "auto" else algorithm](f, nbytes)
             else:
-                yield from _plain(f, collective, nbytes)
+                yield from plain_collective(f, collective, nbytes)
             return
         p = self.plan(collective, nbytes, algorithm)
         name = f"{p.algorithm}/{p.protocol}"
@@ -496,7 +269,9 @@ class CollectiveLibrary:
         elif p.algorithm == "nvls_tree":
             # NVLS inside every node and the node tree over the NICs, pipelined: both
             # move at once, the NVLS flows slowed by the switch's reduction efficiency.
-            efficiency = nvls_efficiency(self.backend.nvls, self.architecture, achieved=True)
+            spec = self.backend.nvls
+            assert spec is not None  # the cost model plans NVLS tree only with an NVLS spec
+            efficiency = nvls_efficiency(spec, self.architecture, achieved=True)
             flows = [f.network.start_flow(self._nvls_usage(), wire * (n - 1) / n / efficiency, 0.0, label="nvls")]
             _, inter = self._tree_pairs()
             usage, _ = f.network.bundle(inter)
@@ -515,15 +290,15 @@ class CollectiveLibrary:
         elif collective == "allreduce":
             yield from ring_steps(f, self.rings, wire / (k * n), 2 * (n - 1), route_latency=False)
         elif collective == "broadcast":
-            pairs = [(r[i], r[i + 1]) for r in self.rings for i in range(n - 1)]
-            usage, _ = f.network.bundle(tuple(pairs))
+            chains = [(r[i], r[i + 1]) for r in self.rings for i in range(n - 1)]
+            usage, _ = f.network.bundle(tuple(chains))
             yield f.network.start_flow(usage, wire / k, 0.0, label="broadcast")
         else:  # allgather, reduce_scatter: n-1 ring steps of size / n
             yield from ring_steps(f, self.rings, wire / (k * n), n - 1, route_latency=False)
 
 
 def _class_of(edges: Sequence[int], link_of: Sequence[str | None]) -> str:
-    """:func:`simulator.collective_cost.link_class` of a route, from its edges' link
+    """:func:`simulator.collectives.channels.link_class` of a route, from its edges' link
     kinds: ``net`` if it leaves the server, ``nvlink`` if it is NVLink only, else ``pci``."""
     links = {link_of[e] for e in edges}
     if "network" in links:
@@ -531,33 +306,3 @@ def _class_of(edges: Sequence[int], link_of: Sequence[str | None]) -> str:
     if links and links <= {"nvlink"}:
         return "nvlink"
     return "pci"
-
-
-def _host_of(graph, gpu: Node) -> Node | None:
-    """The CPU whose memory a GPU's host copies go to (None: the rank is not a GPU)."""
-    data = graph.nodes[gpu]
-    return data.get("host") if data.get("kind") == "gpu" else None
-
-
-def host_fabric(f: Fabric) -> Fabric | None:
-    """The ranks' host CPUs as a fabric: each node's distinct CPUs in rank order (ranks
-    on one CPU exchange through shared memory, off the modelled links). None when a
-    rank has no host CPU in the graph (CPU devices: the rank already is the host)."""
-    graph = f.network.graph
-    nodes = []
-    for node in f.nodes:
-        hosts = [_host_of(graph, g) for g in node]
-        if any(h is None for h in hosts):
-            return None
-        nodes.append(list(dict.fromkeys(hosts)))
-    return Fabric(f.env, f.network, nodes, f.detailed)
-
-
-def _plain(f: Fabric, collective: str, nbytes: float) -> Program:
-    """allgather / reduce_scatter as n-1 ring steps of S/n; broadcast as a pipelined
-    chain root -> 1 -> ... -> n-1 moving S over every hop at once."""
-    n = len(f.ranks)
-    if collective in ("allgather", "reduce_scatter"):
-        yield from ring_steps(f, [f.ranks], nbytes / n, n - 1)
-    else:
-        yield from concurrent_flows(f, list(zip(f.ranks[:-1], f.ranks[1:])), nbytes)
