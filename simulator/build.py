@@ -239,8 +239,9 @@ def _build(scenario: Scenario, replication: int) -> BuiltSimulation:
 # simulator.network). Weak: a cluster lives while a simulation holds it, and the few
 # most recently used, if small, stay for the next runs: a sweep's run alternates its
 # cluster with its one-GPU baseline, so keeping only the last would rebuild both.
-_CLUSTERS: weakref.WeakValueDictionary[tuple, ClusterGraph] = weakref.WeakValueDictionary()
-_LIBRARY_GRAPHS: weakref.WeakKeyDictionary[nx.DiGraph, dict[tuple, nx.DiGraph]] = weakref.WeakKeyDictionary()
+_CLUSTERS: weakref.WeakValueDictionary[tuple[Any, ...], ClusterGraph] = weakref.WeakValueDictionary()
+_LIBRARY_GRAPHS: weakref.WeakKeyDictionary[nx.DiGraph[Any], dict[tuple[str, str], nx.DiGraph[Any]]] = (
+    weakref.WeakKeyDictionary())
 _LAST: list[ClusterGraph] = []  # most recently used first
 KEEP_LAST_UP_TO_NODES = 20_000  # graph nodes, all kept clusters together (about 2,000 GPUs in 8-GPU PCIe servers)
 KEEP_LAST = 4
@@ -314,7 +315,7 @@ def forget_shared_clusters() -> None:
     _LAST.clear()
 
 
-def _library_graph(cluster: ClusterGraph, backend: Backend, architecture: str) -> nx.DiGraph:
+def _library_graph(cluster: ClusterGraph, backend: Backend, architecture: str) -> nx.DiGraph[Any]:
     """The cluster graph at the bandwidths the collective library achieves, shared by
     builds of the same cluster with the same backend (compared by content)."""
     graphs = _LIBRARY_GRAPHS.setdefault(cluster.graph, {})

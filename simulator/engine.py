@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from .build import _framework_launch_times, build, cacheable, fast_path_inexact, rank_compute_costs
+from .build import _framework_launch_times, build, cacheable, rank_compute_costs
 from .built import MIB, BuiltSimulation, CountingEnvironment, RankTimeline
+from .fast_path import fast_path_inexact
 from .results import SimResult, collect, combine_replications
 from .run_budget import install as install_budget
 from .scenario import Scenario

@@ -108,7 +108,7 @@ def with_measured(backend: Backend, host_staging_gbytes_s: float | None = None,
                   compute_interference: float | None = None) -> Backend:
     """``backend`` with the figures a user measured on their machine in place of its
     fitted ones (unchanged where a figure is None)."""
-    update: dict = {}
+    update: dict[str, object] = {}
     if compute_interference is not None:
         update["compute_interference"] = compute_interference
     if net_connection_gbps is not None:

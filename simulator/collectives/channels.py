@@ -26,7 +26,7 @@ from .backend import Backend
 Node = Hashable
 
 
-def achievable_graph(graph: nx.DiGraph, backend: Backend, architecture: str) -> nx.DiGraph:
+def achievable_graph(graph: nx.DiGraph[Node], backend: Backend, architecture: str) -> nx.DiGraph[Node]:
     """A copy of ``graph`` whose link bandwidths are what the library achieves on them:
     each link class scaled by its achievable fraction. Copied straight into networkx's
     dicts (what ``graph.copy()`` gives, in the same order) with each link class's
@@ -44,14 +44,14 @@ def achievable_graph(graph: nx.DiGraph, backend: Backend, architecture: str) -> 
     return out
 
 
-def staged(graph: nx.DiGraph, path: Sequence[Node]) -> bool:
+def staged(graph: nx.DiGraph[Node], path: Sequence[Node]) -> bool:
     """Whether a GPU-to-GPU path goes through a CPU: no peer-to-peer (GeForce cards,
     ``p2p: false``) or across the socket link, where NCCL copies through host memory
     (its SHM transport) instead."""
     return any(graph.nodes[v].get("kind") == "cpu" for v in path[1:-1])
 
 
-def link_class(graph: nx.DiGraph, path: Sequence[Node]) -> str:
+def link_class(graph: nx.DiGraph[Node], path: Sequence[Node]) -> str:
     """NCCL's hardware class of a path: ``net`` if it leaves the server, ``nvlink`` if
     it is NVLink only, else ``pci`` (PCIe, host staging)."""
     links = {graph.edges[u, v].get("link") for u, v in zip(path, path[1:])}
@@ -62,7 +62,7 @@ def link_class(graph: nx.DiGraph, path: Sequence[Node]) -> str:
     return "pci"
 
 
-def _nvlink_capacity(graph: nx.DiGraph, gpus: Sequence[Node]) -> dict[tuple[Node, Node], int]:
+def _nvlink_capacity(graph: nx.DiGraph[Node], gpus: Sequence[Node]) -> dict[tuple[Node, Node], int]:
     """Direct GPU-to-GPU NVLink edges among ``gpus`` with their number of links."""
     members = set(gpus)
     return {
@@ -72,7 +72,7 @@ def _nvlink_capacity(graph: nx.DiGraph, gpus: Sequence[Node]) -> dict[tuple[Node
     }
 
 
-def nvlink_rings(graph: nx.DiGraph, gpus: Sequence[Node], max_rings: int) -> list[list[Node]]:
+def nvlink_rings(graph: nx.DiGraph[Node], gpus: Sequence[Node], max_rings: int) -> list[list[Node]]:
     """Rings through every GPU over direct NVLink edges only, as NCCL's search builds
     one ring per channel on NVLink servers: the largest set of Hamiltonian cycles that
     share no physical link (a doubled link can carry two), each run in both directions
@@ -89,7 +89,7 @@ def nvlink_rings(graph: nx.DiGraph, gpus: Sequence[Node], max_rings: int) -> lis
     cycles = _hamiltonian_cycles(n, capacity, limit=20000)
     best: list[tuple[int, ...]] = []
 
-    def choose(start: int, chosen: list[tuple[int, ...]], left: dict) -> None:
+    def choose(start: int, chosen: list[tuple[int, ...]], left: dict[frozenset[int], int]) -> None:
         nonlocal best
         if len(chosen) > len(best):
             best = list(chosen)
@@ -115,7 +115,7 @@ def nvlink_rings(graph: nx.DiGraph, gpus: Sequence[Node], max_rings: int) -> lis
     return rings[:max_rings]
 
 
-def _hamiltonian_cycles(n: int, capacity: dict, limit: int) -> list[tuple[int, ...]]:
+def _hamiltonian_cycles(n: int, capacity: Mapping[frozenset[int], int], limit: int) -> list[tuple[int, ...]]:
     """Undirected Hamiltonian cycles from vertex 0 (each once: second vertex < last)."""
     neighbours = {i: sorted(j for j in range(n) if frozenset((i, j)) in capacity) for i in range(n)}
     found: list[tuple[int, ...]] = []
@@ -142,7 +142,7 @@ def _hamiltonian_cycles(n: int, capacity: dict, limit: int) -> list[tuple[int, .
     return found
 
 
-def channel_rings(graph: nx.DiGraph, nodes: Sequence[Sequence[Node]], max_rings: int,
+def channel_rings(graph: nx.DiGraph[Node], nodes: Sequence[Sequence[Node]], max_rings: int,
                   rails: Mapping[Node, Node] | None = None) -> list[list[Node]]:
     """The rings of every channel over all ranks, nodes visited in order.
 

@@ -24,6 +24,7 @@ plain flow model, where the closed forms hold exactly.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -62,7 +63,7 @@ class Topology:
     network_latency_s: float = 0.0  # one node-to-node hop's latency on the fabric (NICs, switches)
 
 
-def _arch_key(architecture: str, table: dict) -> str:
+def _arch_key(architecture: str, table: Mapping[str, object]) -> str:
     """The entry of an architecture-keyed table for ``architecture`` (older GPUs use
     the oldest entry, as NCCL indexes them with Volta's)."""
     keys = [a for a in ARCH_ORDER if a in table]

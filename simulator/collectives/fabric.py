@@ -14,10 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Generator, Hashable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import simpy
 
 from ..network import Network
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 Node = Hashable
 Program = Generator[simpy.Event, object, None]
@@ -71,7 +75,8 @@ def ring_steps(f: Fabric, rings: Sequence[Sequence[Node]], chunk: float, steps: 
         n = len(ring)
         received = [[f.env.event() for _ in range(steps)] for _ in range(n)]
 
-        def member(r: int, ring=ring, n=n, received=received) -> Program:
+        def member(r: int, ring: Sequence[Node] = ring, n: int = n,
+                   received: list[list[simpy.Event]] = received) -> Program:
             for k in range(steps):
                 if k > 0:
                     yield received[r][k - 1]
@@ -103,7 +108,7 @@ def concurrent_flows(f: Fabric, pairs: Sequence[tuple[Node, Node]], nbytes: floa
         yield f.env.timeout(extra_latency)
 
 
-def host_of(graph, gpu: Node) -> Node | None:
+def host_of(graph: nx.DiGraph[Node], gpu: Node) -> Node | None:
     """The CPU whose memory a GPU's host copies go to (None: the rank is not a GPU)."""
     data = graph.nodes[gpu]
     return data.get("host") if data.get("kind") == "gpu" else None

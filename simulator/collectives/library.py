@@ -23,6 +23,7 @@ import simpy
 
 from ..flows import Route
 from ..graph_links import gc_paused
+from ..maxmin import EdgeUsage
 from .algorithms import ALLREDUCE_ALGORITHMS, double_binary_tree, plain_collective
 from .backend import Backend
 from .channels import channel_rings
@@ -89,7 +90,7 @@ class CollectiveLibrary:
         """Rate of each member of a bundle of ``pairs`` alone on the idle network."""
         net = self.fabric.network
         usage, _ = net.bundle(pairs)
-        return min(net.capacity[e] / count for e, count in usage.mapping.items())
+        return min(float(net.capacity[e]) / count for e, count in usage.mapping.items())
 
     def _routes(self, pairs: Sequence[tuple[Node, Node]]) -> dict[tuple[Node, Node], Route]:
         """Route of every distinct pair, from the network's cache. (Link kinds are read
@@ -98,7 +99,7 @@ class CollectiveLibrary:
         route = self.fabric.network.route
         return {p: route(*p) for p in dict.fromkeys(pairs)}
 
-    def _tree_pairs(self) -> tuple[tuple, tuple]:
+    def _tree_pairs(self) -> tuple[tuple[tuple[Node, Node], ...], tuple[tuple[Node, Node], ...]]:
         """NCCL's tree as (intra-node, inter-node) hops, both directions, per channel:
         a chain through each node's GPUs (in the channel's ring order), and across nodes
         a double binary tree of the nodes, each tree carrying half the buffer, entered
@@ -165,7 +166,7 @@ class CollectiveLibrary:
             return math.inf
         return cap * 1e9
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, object]:
         """What the library did, for reports and JSON: backend, channels (NCCL's count:
         on NVSwitch servers one ring shape repeated), the distinct rings, calls."""
         return {
@@ -211,7 +212,7 @@ class CollectiveLibrary:
         graph = self.fabric.network.graph
         return next((v for v in graph.successors(gpu) if graph.nodes[v].get("kind") == "nvswitch"), None)
 
-    def _nvls_usage(self):
+    def _nvls_usage(self) -> EdgeUsage:
         """Every GPU's link to its NVSwitch, both ways: what NVLS moves over."""
         up = [(g, self._switch_of(g)) for g in self.fabric.ranks]
         usage, _ = self.fabric.network.bundle(tuple(up + [(b, a) for a, b in up]))
