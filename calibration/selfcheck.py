@@ -46,6 +46,8 @@ from typing import Any
 
 import click
 
+from . import noise_floor
+
 INTERRUPTED_EXIT = 130
 
 QUICK_MODELS = ("resnet18", "alexnet", "resnet34", "resnet50")
@@ -88,6 +90,7 @@ class RunRow:
     load_after: float | None = None
     case_id: str | None = None
     error: str | None = None
+    probe_step_s: float | None = None  # the probe's own timing of this step (one process)
 
     @property
     def rel_error(self) -> float | None:
@@ -118,6 +121,7 @@ class SelfcheckReport:
             "median_ape": statistics.median(ape) if ape else None,
             "max_ape": max(ape) if ape else None,
             "mean_ape": statistics.fmean(ape) if ape else None,
+            **noise_floor.summary(self.rows),
         }
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -243,6 +247,7 @@ def run_selfcheck(
             if on_row is not None:
                 on_row(row)
             bar.update(task, advance=1)
+    noise_floor.attach_probe_steps(report.rows, report.profile)
     return report
 
 
@@ -285,6 +290,10 @@ def format_report(report: SelfcheckReport) -> str:
                      f"{s['median_ape']:.1f}%, max {s['max_ape']:.1f}%")
     else:
         lines.append(f"runs: none predicted, {s['failed']} failed")
+    if s["noise_n"]:
+        lines.append(f"machine noise: the same one-process step timed by the probe and by the run differs by "
+                     f"median {s['noise_median_pct']:.1f}%, max {s['noise_max_pct']:.1f}% ({s['noise_n']} runs); "
+                     "errors within that cannot be told from noise")
     if report.profile_notes:
         lines.append("estimated, not measured by the profile: " + "; ".join(report.profile_notes))
     if report.interrupted_during:

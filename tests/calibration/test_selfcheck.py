@@ -120,3 +120,29 @@ def test_command_line_writes_a_json_file_and_refuses_unknown_models(tmp_path, pr
     assert len(json.loads(target.read_text())["runs"]) == 2
     assert sc.main(["--profile", str(profile), "--models", "alexnett", "-o", str(tmp_path / "out")]) == 2
     assert "did you mean 'alexnet'" in capsys.readouterr().err
+
+
+def test_the_report_prints_the_machines_own_drift_beside_the_errors(tmp_path):
+    """The probe's one-process step times (the profile's training_step) against the same
+    steps timed by the runs: |0.4 - 0.5| / 0.5 = 20% at batch 4, 0% at batch 2; the
+    two-process runs are not the probe's (its two-process steps have no allreduce)."""
+    from simulator.profile_schema import Timing, TrainingSteps, WholeModelSample
+
+    base = synthetic.profile()
+    steps = TrainingSteps(threads=2, processes=1, samples=[WholeModelSample(batch=b, timing=Timing(times_s=[t]))
+                                                           for b, t in ((2, 0.2), (4, 0.5))])
+    model = base.models[0].model_copy(update={"threads": 2, "training_step": steps})
+    path = tmp_path / "profile.json"
+    path.write_text(refit(base.model_copy(update={"models": [model]})).to_json())
+
+    def measure(config, model, procs, batch):
+        return FakeMeasurement(throughput_samples_per_s=10.0 * procs, median_s=batch / 10.0, threads=2 // procs)
+
+    report = sc.run_selfcheck(CONFIG, tmp_path / "out", profile=path, show_progress=False, echo=lambda _: None,
+                              measure_fn=measure, predict_fn=_predict)
+    assert [r.probe_step_s for r in report.rows] == [0.2, 0.5, None, None]
+    s = report.summary()
+    assert s["noise_n"] == 2
+    assert s["noise_median_pct"] == pytest.approx(10.0) and s["noise_max_pct"] == pytest.approx(20.0)
+    assert "differs by median 10.0%, max 20.0% (2 runs)" in sc.format_report(report)
+    assert json.loads(json.dumps(report.to_json_dict()))["summary"]["noise_max_pct"] == pytest.approx(20.0)
