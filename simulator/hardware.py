@@ -63,7 +63,7 @@ def server_params(scenario: Scenario) -> dict[str, Any]:
         "pcie_switches": (prefix + "pcie_switches", server.pcie_switches),
         "sockets": (prefix + "sockets", server.sockets),
         "qpi_bandwidth": (prefix + "qpi_bandwidth_gbytes_s", _scaled(server.qpi_bandwidth_gbytes_s, GB)),
-        "p2p": ("", server.p2p),
+        "p2p": ("", gpu.pcie_p2p if server.p2p is None else server.p2p),
         "gdr": ("", server.gpudirect_rdma),
         "nics": (prefix + "nics", server.nics),
         "nic_placement": (prefix + "nic_placement", server.nic_placement),

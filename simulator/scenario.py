@@ -71,7 +71,7 @@ class ServerSpec(_Strict):
         default=None, gt=0, le=MAX_GBYTES_S,
         description="Inter-socket link bandwidth per direction, GB/s; default 38.4 (two QPI 9.6 GT/s links).",
     )
-    p2p: bool = Field(default=True, description="GPU peer-to-peer over PCIe; off: GPU-to-GPU copies are staged through host memory.")
+    p2p: bool | None = Field(default=None, description="GPU peer-to-peer over PCIe; off: GPU-to-GPU copies are staged through host memory. Default: the GPU's (the catalog's pcie_p2p: off on GeForce RTX 2080 Ti and 3090).")
     gpudirect_rdma: bool = Field(default=True, description="GPUDirect RDMA; off: NIC traffic is staged through host memory.")
     nics: int | None = Field(
         default=None, ge=1, description="NICs per node (rails); default 1 (dgx1: 4, nvswitch: one per GPU). At most 64."

@@ -40,6 +40,16 @@ def test_p2p_off_slows_intra_node_ring_by_the_staging_factor():
     assert off / on == pytest.approx(4.0, rel=0.01)
 
 
+def test_p2p_defaults_to_the_gpus_catalog_entry_and_the_scenario_overrides_it():
+    # GeForce RTX 3090s have no PCIe peer-to-peer (catalog pcie_p2p: false): staged by
+    # default, the same time as p2p: false; p2p: true in the scenario puts it back.
+    rtx = PCIE_8 + ["cluster.gpu=RTX-3090", "cluster.server.pcie_generation=3"]
+    default = allreduce_time(load_scenario(None, rtx), 1e9)
+    assert default == allreduce_time(load_scenario(None, rtx + ["cluster.server.p2p=false"]), 1e9)
+    assert default / allreduce_time(load_scenario(None, rtx + ["cluster.server.p2p=true"]), 1e9) == pytest.approx(
+        4.0, rel=0.01)
+
+
 def test_oversubscription_slows_cross_rack_traffic_by_its_ratio():
     times = {}
     for ratio in (1, 4):

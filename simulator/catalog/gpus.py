@@ -61,6 +61,9 @@ class GPUSpec:
     # when power and temperature allow; 1.0 where no measurement is recorded.
     sustained_clock_ratio: float = 1.0
     clock_source: str = ""
+    # GPU peer-to-peer over PCIe between two of these cards (off: copies staged through
+    # host memory); the default of a scenario's ``cluster.server.p2p``.
+    pcie_p2p: bool = True
 
     def __post_init__(self) -> None:
         if not self.name:

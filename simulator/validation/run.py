@@ -18,8 +18,8 @@ Mapping of the columns onto a scenario:
   kvstore behaviour (sum a machine's GPUs, push once per node: ``local_aggregation``).
   A framework text saying "allreduce on CPU" (Horovod built without NCCL) runs the
   ``mpi`` collective backend: copies to host memory, MPI ring between hosts, CPU sums.
-- GeForce RTX 2080 Ti / 3090 on PCIe: ``p2p: false`` (the driver disables PCIe
-  peer-to-peer on these cards; copies are staged through host memory).
+- GeForce RTX 2080 Ti / 3090 on PCIe: no peer-to-peer, from the GPU catalog's
+  ``pcie_p2p`` (the scenario default; copies are staged through host memory).
 - Simulation: fast mode, 2 measured iterations after 1 warmup.
 
 **Compute calibration.** ``baseline_throughput_samples_per_s`` (the measured one-GPU
@@ -74,7 +74,6 @@ ALGORITHM_OF = {
 SIMULATION = {"iterations": 2, "warmup_iterations": 1, "mode": "fast"}
 # GeForce Turing/Ampere cards: the driver disables PCIe peer-to-peer (P2P only over an
 # NVLink bridge), so GPU-to-GPU copies on a PCIe server are staged through host memory.
-NO_PCIE_P2P = frozenset({"RTX-2080Ti", "RTX-3090"})
 
 
 @dataclasses.dataclass
@@ -127,8 +126,6 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
     server: dict[str, Any] = {"layout": layout}
     if layout == "pcie_tree" and case.gpus_per_node > 4 and case.gpus_per_node % 4 == 0:
         server["pcie_switches"] = case.gpus_per_node // 4
-    if layout == "pcie_tree" and case.gpu in NO_PCIE_P2P and case.gpus_per_node > 1:
-        server["p2p"] = False
     nic: dict[str, Any] = {"link": None}
     network = case.network
     gbps = case.network_gbps
