@@ -1,18 +1,20 @@
 """Translate a scenario's cluster section into topology-builder arguments.
 
 Scenario fields are in user units (GB/s, Gb/s, microseconds); builders take bytes/s
-and seconds. Each layout and fabric accepts its own parameters: a field the chosen
-builder does not take is refused if the user set it, so a misplaced setting never
-goes silently unused.
+and seconds. Each layout and fabric declares the parameters it takes in a dataclass
+registered with it (:data:`topologies.SERVER_LAYOUT_PARAMS`, :data:`topologies.FABRIC_PARAMS`):
+the scenario's fields fill that dataclass, a field it does not declare is refused if the
+user set it (so a misplaced setting never goes silently unused), and the builder is
+called with the dataclass's fields.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
-from topologies import FABRICS, SERVER_LAYOUTS
+from topologies import FABRIC_PARAMS, SERVER_LAYOUT_PARAMS, FabricParams, LayoutParams
 
 from . import catalog
 from .errors import ScenarioError
@@ -21,17 +23,30 @@ from .scenario import Scenario
 GB = 1e9
 
 
-def _accepted(builder: Callable[..., Any], candidates: Mapping[str, tuple[str, Any]], what: str) -> dict[str, Any]:
-    """Keep the candidates ``builder`` takes; refuse a set field it does not."""
-    accepted = inspect.signature(builder).parameters
-    params = {}
+def _declared(
+    params: type[LayoutParams] | type[FabricParams], candidates: Mapping[str, tuple[str, Any]], what: str
+) -> dict[str, Any]:
+    """The fields of ``params`` filled from ``candidates`` (parameter -> (scenario field,
+    value); None: not set, the declared default holds). A set scenario field that
+    ``params`` does not declare is refused; a candidate with no field name (derived, not
+    set by the user) is left out; a required parameter left unset is refused."""
+    declared = {f.name: f for f in dataclasses.fields(params)}
+    for name, f in declared.items():
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            field, value = candidates.get(name, ("", None))
+            if value is None:
+                raise ScenarioError(f"{field}: required by {what}" if field
+                                    else f"{what} requires {name}, which no scenario field sets")
+    values = {}
     for name, (field, value) in candidates.items():
         if value is None:
             continue
-        if name not in accepted:
-            raise ScenarioError(f"{field}: not used by {what}")
-        params[name] = value
-    return params
+        if name not in declared:
+            if field:
+                raise ScenarioError(f"{field}: not used by {what}")
+            continue
+        values[name] = value
+    return dataclasses.asdict(params(**values))
 
 
 def pcie_link(scenario: Scenario) -> tuple[float, float]:
@@ -50,7 +65,8 @@ def server_params(scenario: Scenario) -> dict[str, Any]:
     nvlink = server.nvlink_bandwidth_gbytes_s or gpu.nvlink_gbytes_s
     if server.layout == "dgx1" and nvlink is not None:
         nvlink /= 6  # the builder takes one of the six links of a V100
-    uses_nvlink = "nvlink_bandwidth" in inspect.signature(SERVER_LAYOUTS[server.layout]).parameters
+    params = SERVER_LAYOUT_PARAMS[server.layout]
+    uses_nvlink = any(f.name == "nvlink_bandwidth" for f in dataclasses.fields(params))
     if uses_nvlink and nvlink is None:
         raise ScenarioError(
             f"cluster.server.layout: {server.layout} needs NVLink, and {gpu.name} has none; "
@@ -69,9 +85,7 @@ def server_params(scenario: Scenario) -> dict[str, Any]:
         "nic_placement": (prefix + "nic_placement", server.nic_placement),
         "nvlink_bandwidth": (prefix + "nvlink_bandwidth_gbytes_s", _scaled(nvlink, GB) if uses_nvlink else None),
     }
-    if server.layout == "pcie_tree" and server.pcie_switches is None:
-        candidates["pcie_switches"] = ("", 1)
-    return _accepted(SERVER_LAYOUTS[server.layout], candidates, f"server layout {server.layout}")
+    return _declared(params, candidates, f"server layout {server.layout}")
 
 
 def fabric_params(scenario: Scenario) -> dict[str, Any]:
@@ -84,10 +98,7 @@ def fabric_params(scenario: Scenario) -> dict[str, Any]:
         "oversubscription": (prefix + "oversubscription", fabric.oversubscription),
         "rails": (prefix + "rails", fabric.rails),
     }
-    builder = FABRICS[fabric.topology]
-    if "nodes_per_leaf" in inspect.signature(builder).parameters and fabric.nodes_per_leaf is None:
-        raise ScenarioError(f"cluster.fabric.nodes_per_leaf: required by fabric {fabric.topology}")
-    return _accepted(builder, candidates, f"fabric {fabric.topology}")
+    return _declared(FABRIC_PARAMS[fabric.topology], candidates, f"fabric {fabric.topology}")
 
 
 def _scaled(value: float | None, factor: float) -> float | None:

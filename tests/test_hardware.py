@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import simpy
 
@@ -9,6 +11,8 @@ from simulator import ScenarioError, load_scenario, simulate
 from simulator.collectives.algorithms import ALLREDUCE_ALGORITHMS
 from simulator.collectives.fabric import Fabric
 from simulator.engine import build
+from simulator.hardware import fabric_params, server_params
+from topologies import SERVER_LAYOUTS, SERVER_LAYOUT_PARAMS, LayoutParams, NvSwitchParams, register_server_layout
 
 GB = 1e9
 
@@ -111,3 +115,42 @@ def test_one_gpu_baseline_of_a_custom_server_builds(layout, gpu):
                                               "cluster.gpus_per_node=8", "cluster.server.pcie_switches=4",
                                               "cluster.server.nics=4"]))
     assert 1.0 < r.speedup <= r.total_gpus
+
+
+@pytest.fixture
+def custom_layout():
+    """A layout registered outside the package, declaring three parameters."""
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class OneSwitchParams(LayoutParams):
+        pcie_bandwidth: float
+        pcie_latency: float
+        nics: int = 2
+
+    def one_switch(graph, prefix, gpus, **params):
+        p = OneSwitchParams(**params)
+        return SERVER_LAYOUTS["pcie_tree"](graph, prefix, gpus, pcie_bandwidth=p.pcie_bandwidth,
+                                           pcie_latency=p.pcie_latency, nics=p.nics)
+
+    register_server_layout("test_one_switch", params=OneSwitchParams)(one_switch)
+    yield "test_one_switch"
+    del SERVER_LAYOUTS["test_one_switch"], SERVER_LAYOUT_PARAMS["test_one_switch"]
+
+
+def test_builders_get_every_declared_parameter_from_the_scenario():
+    s = load_scenario(None, PLAIN + ["cluster.server.layout=nvswitch", "cluster.gpu=A100-SXM4-80GB",
+                                     "cluster.server.nics=4"])
+    params = server_params(s)
+    assert set(params) == {f.name for f in dataclasses.fields(NvSwitchParams)}
+    assert (params["nics"], params["nvlink_bandwidth"], params["pcie_switches"]) == (4, 300e9, None)
+    assert fabric_params(s) == {"switch_latency": 0.5e-6}
+
+
+def test_a_layout_registered_elsewhere_takes_the_fields_its_dataclass_declares(custom_layout):
+    base = PLAIN + [f"cluster.server.layout={custom_layout}", "cluster.gpus_per_node=4"]
+    assert server_params(load_scenario(None, base + ["cluster.server.nics=3"]))["nics"] == 3
+    assert set(server_params(load_scenario(None, base))) == {"pcie_bandwidth", "pcie_latency", "nics"}
+    with pytest.raises(ScenarioError, match=f"cluster.server.sockets: not used by server layout {custom_layout}"):
+        server_params(load_scenario(None, base + ["cluster.server.sockets=2"]))
+    r = simulate(load_scenario(None, base + ["cluster.nodes=2"]), with_baseline=False)
+    assert r.total_gpus == 8

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 
 import pytest
 
@@ -175,3 +176,40 @@ def test_a_sweep_run_over_the_graph_budget_is_an_error_row():
     df = run_sweep(sweep, executor="serial", cache=False, progress=False)
     assert list(df["status"]) == ["ok", "error"]
     assert "the cluster graph would have" in df["error"].iloc[1]
+
+
+# -- transformer steps: the pipeline schedule's operations count against the budget ------
+
+LLAMA = {"name": "llama2-7b-32xa100",
+         "cluster": {"nodes": 4, "gpus_per_node": 8, "gpu": "A100-SXM4-80GB", "server": {"layout": "nvswitch"},
+                     "nic": {"bandwidth_gbps": 1600}},
+         "workload": {"model": "llama2_7b", "precision": "bf16", "sequence_length": 4096},
+         "training": {"parallelism": {"tensor": 2, "pipeline": 2, "micro_batch": 1, "global_batch": 10_000_000,
+                                      "schedule": "1f1b", "zero_stage": 1, "recompute": "selective"}}}
+
+
+def test_a_transformer_step_beyond_the_budget_is_refused_before_its_schedule_is_made(capsys, tmp_path):
+    """The fuzzer's reproducer (#18): a global batch of 10 million samples, 1.25 million
+    micro-batches on each of 2 stages, took 270 s and 2.6 GB; now one error."""
+    path = tmp_path / "llama.yaml"
+    path.write_text(json.dumps(LLAMA))
+    code, out, err = run_main(capsys, "simulate", str(path))
+    assert_one_error(code, out, err, "training.parallelism: one step runs 5,000,000 pipeline operations (2 stage(s) "
+                     "x 1,250,000 micro-batches x 1 virtual stage(s), forward and backward), counted as 40,000,000 "
+                     f"simulated events, beyond the work budget of {DEFAULT_MAX_EVENTS:,}",
+                     "training.parallelism.global_batch", "--allow-large")
+
+
+def test_the_pipeline_count_is_exact_at_the_budget(monkeypatch):
+    from simulator.run_budget import EVENTS_PER_PIPELINE_OP
+
+    monkeypatch.setenv(MAX_EVENTS_ENV, str(100 * EVENTS_PER_PIPELINE_OP))  # 100 operations: 25 micro-batches x 2 x 2
+
+    def step(global_batch: int):  # 8 data-parallel replicas
+        data = copy.deepcopy(LLAMA)
+        data["training"]["parallelism"]["global_batch"] = global_batch
+        return simulate(load_scenario(data))
+
+    assert step(200).extra["llm"]["layout"]["micro_batches"] == 25
+    with pytest.raises(WorkBudgetExceeded, match="one step runs 104 pipeline operations"):
+        step(208)

@@ -9,34 +9,38 @@ nodes of kind ``switch`` with a ``tier`` (``leaf`` or ``spine``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
 
 from .graph import add_duplex_link
-from .registry import register_fabric
+from .registry import FabricParams, register_fabric
 
 
-@register_fabric("single_switch")
-def single_switch(
-    graph: nx.DiGraph[Any],
-    nic_links: Sequence[tuple[str, float, float]],
-    *,
-    switch_latency: float,
-) -> None:
+@dataclass(frozen=True, kw_only=True)
+class SingleSwitchParams(FabricParams):
+    """What :func:`single_switch` takes (seconds)."""
+
+    switch_latency: float
+
+
+@register_fabric("single_switch", params=SingleSwitchParams)
+def single_switch(graph: nx.DiGraph[Any], nic_links: Sequence[tuple[str, float, float]], **params: Any) -> None:
     """One non-blocking switch with a cable to every NIC.
 
     ``nic_links`` holds ``(nic, bandwidth, latency)`` per NIC: each cable runs at its
     NIC's speed, so a server behind a faster NIC gets a faster cable. The switch's own
     forwarding delay is put on its ingress edges, so a flow between two NICs pays
     ``latency(src cable) + switch_latency + latency(dst cable)``; its backplane is
-    never the bottleneck.
+    never the bottleneck. Parameters: the fields of :class:`SingleSwitchParams`.
     """
+    p = SingleSwitchParams(**params)
     switch = "switch0"
     graph.add_node(switch, kind="switch", tier="leaf")
     for nic, bandwidth, latency in nic_links:
         add_duplex_link(graph, nic, switch, bandwidth=bandwidth, latency=latency, link="network")
-        graph.edges[nic, switch]["latency"] = latency + switch_latency
+        graph.edges[nic, switch]["latency"] = latency + p.switch_latency
 
 
 def fabric_edges(fabric: str, servers: int, nics: int, rails: int, params: dict[str, Any]) -> int:
@@ -57,18 +61,20 @@ def _server_of(graph: nx.DiGraph[Any], nic: str) -> str:
     return graph.nodes[nic].get("server") or str(nic).rsplit(".", 1)[0]
 
 
-@register_fabric("leaf_spine")
-def leaf_spine(
-    graph: nx.DiGraph[Any],
-    nic_links: Sequence[tuple[str, float, float]],
-    *,
-    switch_latency: float,
-    nodes_per_leaf: int,
-    spines: int = 2,
-    oversubscription: float = 1.0,
-    uplink_latency: float = 0.0,
-    rails: bool = False,
-) -> None:
+@dataclass(frozen=True, kw_only=True)
+class LeafSpineParams(FabricParams):
+    """What :func:`leaf_spine` (and ``fat_tree``) takes (latencies seconds)."""
+
+    switch_latency: float
+    nodes_per_leaf: int
+    spines: int = 2
+    oversubscription: float = 1.0
+    uplink_latency: float = 0.0
+    rails: bool = False
+
+
+@register_fabric("leaf_spine", params=LeafSpineParams)
+def leaf_spine(graph: nx.DiGraph[Any], nic_links: Sequence[tuple[str, float, float]], **params: Any) -> None:
     """A two-level leaf-spine (folded Clos, two-level fat tree) fabric.
 
     Servers are taken in order (worker nodes, then parameter-server hosts) and put
@@ -83,8 +89,12 @@ def leaf_spine(
     NIC's latency, leaf-spine cables ``uplink_latency``, and each switch's forwarding
     delay sits on its ingress edges, so a flow between leaves pays two cables, two
     uplinks and three switches. Sets ``graph.graph["ecmp"] = True``: flows between
-    leaves are spread over the ``spines`` equal-cost paths.
+    leaves are spread over the ``spines`` equal-cost paths. Parameters: the fields of
+    :class:`LeafSpineParams`.
     """
+    p = LeafSpineParams(**params)
+    nodes_per_leaf, spines, oversubscription, rails = p.nodes_per_leaf, p.spines, p.oversubscription, p.rails
+    switch_latency, uplink_latency = p.switch_latency, p.uplink_latency
     if nodes_per_leaf < 1:
         raise ValueError(f"nodes_per_leaf must be >= 1, got {nodes_per_leaf}")
     if spines < 1:
@@ -120,4 +130,4 @@ def leaf_spine(
     graph.graph["ecmp"] = True
 
 
-register_fabric("fat_tree")(leaf_spine)
+register_fabric("fat_tree", params=LeafSpineParams)(leaf_spine)

@@ -36,13 +36,14 @@ A100 / DGX H100 user guides), on two CPU sockets.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
 
 from .graph import add_duplex_link
 from .pcie import QPI_BANDWIDTH, QPI_LATENCY, NicPlacement, ServerPorts, build_pcie_server
-from .registry import register_server_layout
+from .registry import LayoutParams, register_server_layout
 
 #: DGX-1 (V100) NVLink wiring: ``(gpu_a, gpu_b, links)``, from ``nvidia-smi topo -m``.
 DGX1_NVLINKS: tuple[tuple[int, int, int], ...] = (
@@ -61,45 +62,49 @@ NVLINK_LATENCY = 1.5e-6
 DGX1_GPUS = 8
 
 
-@register_server_layout("dgx1")
-def dgx1(
-    graph: nx.DiGraph[Any],
-    prefix: str,
-    gpus: int,
-    *,
-    pcie_bandwidth: float,
-    pcie_latency: float,
-    nvlink_bandwidth: float = NVLINK2_BANDWIDTH,
-    nvlink_latency: float = NVLINK_LATENCY,
-    qpi_bandwidth: float = QPI_BANDWIDTH,
-    qpi_latency: float = QPI_LATENCY,
-    p2p: bool = True,
-    gdr: bool = True,
-    nics: int = 4,
-) -> ServerPorts:
+@dataclass(frozen=True, kw_only=True)
+class Dgx1Params(LayoutParams):
+    """What :func:`dgx1` takes (bandwidths bytes/s, latencies seconds; ``nvlink_bandwidth``
+    is one link's, per direction)."""
+
+    pcie_bandwidth: float
+    pcie_latency: float
+    nvlink_bandwidth: float = NVLINK2_BANDWIDTH
+    nvlink_latency: float = NVLINK_LATENCY
+    qpi_bandwidth: float = QPI_BANDWIDTH
+    qpi_latency: float = QPI_LATENCY
+    p2p: bool = True
+    gdr: bool = True
+    nics: int = 4
+
+
+@register_server_layout("dgx1", params=Dgx1Params)
+def dgx1(graph: nx.DiGraph[Any], prefix: str, gpus: int, **params: Any) -> ServerPorts:
     """A DGX-1 with V100: 8 GPUs in the hybrid cube mesh of :data:`DGX1_NVLINKS`
     (``nvlink_bandwidth`` per link per direction), 4 PCIe switches with 2 GPUs each,
     2 sockets joined by QPI, ``nics`` NICs spread over the PCIe switches (4: one per
     switch, as built).
 
     The server always has its 8 GPUs; ``gpus`` (1 to 8) says how many of them run a
-    rank (GPUs ``0..gpus-1``), as when a job uses part of a DGX-1.
+    rank (GPUs ``0..gpus-1``), as when a job uses part of a DGX-1. Parameters: the
+    fields of :class:`Dgx1Params`.
     """
     if not 1 <= gpus <= DGX1_GPUS:
         raise ValueError(f"a DGX-1 has {DGX1_GPUS} GPUs; cannot run {gpus} ranks on one")
+    p = Dgx1Params(**params)
     ports = build_pcie_server(
         graph,
         prefix,
         DGX1_GPUS,
         sockets=2,
         pcie_switches=4,
-        pcie_bandwidth=pcie_bandwidth,
-        pcie_latency=pcie_latency,
-        qpi_bandwidth=qpi_bandwidth,
-        qpi_latency=qpi_latency,
-        p2p=p2p,
-        gdr=gdr,
-        nics=nics,
+        pcie_bandwidth=p.pcie_bandwidth,
+        pcie_latency=p.pcie_latency,
+        qpi_bandwidth=p.qpi_bandwidth,
+        qpi_latency=p.qpi_latency,
+        p2p=p.p2p,
+        gdr=p.gdr,
+        nics=p.nics,
         nic_placement="switch",
     )
     for a, b, links in DGX1_NVLINKS:
@@ -107,34 +112,37 @@ def dgx1(
             graph,
             f"{prefix}.gpu{a}",
             f"{prefix}.gpu{b}",
-            bandwidth=links * nvlink_bandwidth,
-            latency=nvlink_latency,
+            bandwidth=links * p.nvlink_bandwidth,
+            latency=p.nvlink_latency,
             link="nvlink",
             links=links,
         )
     return ServerPorts(ports.gpus[:gpus], ports.host, ports.nics)
 
 
-@register_server_layout("nvswitch")
-def nvswitch(
-    graph: nx.DiGraph[Any],
-    prefix: str,
-    gpus: int,
-    *,
-    nvlink_bandwidth: float,
-    pcie_bandwidth: float,
-    pcie_latency: float,
-    nvlink_latency: float = NVLINK_LATENCY,
-    nvlinks: int | None = None,
-    pcie_switches: int | None = None,
-    sockets: int = 2,
-    qpi_bandwidth: float = QPI_BANDWIDTH,
-    qpi_latency: float = QPI_LATENCY,
-    p2p: bool = True,
-    gdr: bool = True,
-    nics: int | None = None,
-    nic_placement: NicPlacement = "switch",
-) -> ServerPorts:
+@dataclass(frozen=True, kw_only=True)
+class NvSwitchParams(LayoutParams):
+    """What :func:`nvswitch` takes (bandwidths bytes/s, latencies seconds;
+    ``nvlink_bandwidth`` is the GPU's total, per direction). ``pcie_switches`` None:
+    ``gpus / 2``; ``nics`` None: one per GPU."""
+
+    nvlink_bandwidth: float
+    pcie_bandwidth: float
+    pcie_latency: float
+    nvlink_latency: float = NVLINK_LATENCY
+    nvlinks: int | None = None
+    pcie_switches: int | None = None
+    sockets: int = 2
+    qpi_bandwidth: float = QPI_BANDWIDTH
+    qpi_latency: float = QPI_LATENCY
+    p2p: bool = True
+    gdr: bool = True
+    nics: int | None = None
+    nic_placement: NicPlacement = "switch"
+
+
+@register_server_layout("nvswitch", params=NvSwitchParams)
+def nvswitch(graph: nx.DiGraph[Any], prefix: str, gpus: int, **params: Any) -> ServerPorts:
     """``gpus`` GPUs all joined to one NVSwitch node, each by an edge of
     ``nvlink_bandwidth`` (the GPU's total NVLink bandwidth per direction; ``nvlinks``,
     if given, is recorded as the edge's ``links``).
@@ -142,28 +150,28 @@ def nvswitch(
     PCIe side: ``pcie_switches`` (default ``gpus / 2``, two GPUs per switch) spread
     over ``sockets``; ``nics`` NICs (default ``gpus``: one rail per GPU; ``gpus / 2``:
     one per GPU pair) spread over the switches, so rail ``k`` sits next to GPU ``k``
-    (or GPUs ``2k, 2k+1``).
+    (or GPUs ``2k, 2k+1``). Parameters: the fields of :class:`NvSwitchParams`.
     """
-    if pcie_switches is None:
-        pcie_switches = max(1, gpus // 2)
+    p = NvSwitchParams(**params)
     ports = build_pcie_server(
         graph,
         prefix,
         gpus,
-        sockets=sockets,
-        pcie_switches=pcie_switches,
-        pcie_bandwidth=pcie_bandwidth,
-        pcie_latency=pcie_latency,
-        qpi_bandwidth=qpi_bandwidth,
-        qpi_latency=qpi_latency,
-        p2p=p2p,
-        gdr=gdr,
-        nics=gpus if nics is None else nics,
-        nic_placement=nic_placement,
+        sockets=p.sockets,
+        pcie_switches=max(1, gpus // 2) if p.pcie_switches is None else p.pcie_switches,
+        pcie_bandwidth=p.pcie_bandwidth,
+        pcie_latency=p.pcie_latency,
+        qpi_bandwidth=p.qpi_bandwidth,
+        qpi_latency=p.qpi_latency,
+        p2p=p.p2p,
+        gdr=p.gdr,
+        nics=gpus if p.nics is None else p.nics,
+        nic_placement=p.nic_placement,
     )
     fabric = f"{prefix}.nvswitch0"
     graph.add_node(fabric, kind="nvswitch", server=prefix)
-    extra = {} if nvlinks is None else {"links": nvlinks}
+    extra = {} if p.nvlinks is None else {"links": p.nvlinks}
     for gpu in ports.gpus:
-        add_duplex_link(graph, gpu, fabric, bandwidth=nvlink_bandwidth, latency=nvlink_latency, link="nvlink", **extra)
+        add_duplex_link(graph, gpu, fabric, bandwidth=p.nvlink_bandwidth, latency=p.nvlink_latency, link="nvlink",
+                        **extra)
     return ports

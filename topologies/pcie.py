@@ -32,7 +32,7 @@ from typing import Any, Literal
 import networkx as nx
 
 from .graph import add_duplex_link
-from .registry import register_server_layout
+from .registry import LayoutParams, register_server_layout
 
 #: Default inter-socket bandwidth, bytes/s per direction: two Intel QPI links at
 #: 9.6 GT/s, each 2 bytes per transfer per direction = 19.2 GB/s (Intel Xeon E5-2600 v4
@@ -139,23 +139,24 @@ def build_pcie_server(
     return ServerPorts(tuple(gpu_names), cpus[0], tuple(nic_names))
 
 
-@register_server_layout("pcie_tree")
-def pcie_tree(
-    graph: nx.DiGraph[Any],
-    prefix: str,
-    gpus: int,
-    *,
-    pcie_switches: int,
-    pcie_bandwidth: float,
-    pcie_latency: float,
-    sockets: int = 1,
-    qpi_bandwidth: float = QPI_BANDWIDTH,
-    qpi_latency: float = QPI_LATENCY,
-    p2p: bool = True,
-    gdr: bool = True,
-    nics: int = 1,
-    nic_placement: NicPlacement = "root",
-) -> ServerPorts:
+@dataclass(frozen=True, kw_only=True)
+class PcieTreeParams(LayoutParams):
+    """What :func:`pcie_tree` takes (bandwidths bytes/s, latencies seconds)."""
+
+    pcie_bandwidth: float
+    pcie_latency: float
+    pcie_switches: int = 1
+    sockets: int = 1
+    qpi_bandwidth: float = QPI_BANDWIDTH
+    qpi_latency: float = QPI_LATENCY
+    p2p: bool = True
+    gdr: bool = True
+    nics: int = 1
+    nic_placement: NicPlacement = "root"
+
+
+@register_server_layout("pcie_tree", params=PcieTreeParams)
+def pcie_tree(graph: nx.DiGraph[Any], prefix: str, gpus: int, **params: Any) -> ServerPorts:
     """A PCIe-only server: ``sockets`` CPUs (1 or 2, joined by QPI) with
     ``pcie_switches`` switches spread over them and ``gpus / pcie_switches`` GPUs
     below each switch; ``nics`` NICs at the root complexes or under the switches.
@@ -166,20 +167,21 @@ def pcie_tree(
     socket, one NIC at the root complex, P2P and GPUDirect RDMA on) are the original
     single-socket tree, with the same node names.
     """
+    p = PcieTreeParams(**params)
     return build_pcie_server(
         graph,
         prefix,
         gpus,
-        sockets=sockets,
-        pcie_switches=pcie_switches,
-        pcie_bandwidth=pcie_bandwidth,
-        pcie_latency=pcie_latency,
-        qpi_bandwidth=qpi_bandwidth,
-        qpi_latency=qpi_latency,
-        p2p=p2p,
-        gdr=gdr,
-        nics=nics,
-        nic_placement=nic_placement,
+        sockets=p.sockets,
+        pcie_switches=p.pcie_switches,
+        pcie_bandwidth=p.pcie_bandwidth,
+        pcie_latency=p.pcie_latency,
+        qpi_bandwidth=p.qpi_bandwidth,
+        qpi_latency=p.qpi_latency,
+        p2p=p.p2p,
+        gdr=p.gdr,
+        nics=p.nics,
+        nic_placement=p.nic_placement,
     )
 
 

@@ -17,6 +17,7 @@ from ..collectives.library import CollectiveLibrary
 from ..errors import ScenarioError
 from ..network import Network
 from ..results import SimResult, Utilization
+from ..run_budget import check_pipeline_work
 from ..scenario import Scenario
 from .costs import ChunkCosts, activation_bytes, all_to_all_bytes, chunk_costs, kv_ring_bytes, tp_message_bytes
 from .memory import GIB, MemoryUse, stage_memory
@@ -148,6 +149,7 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
         layout = check_layout(p, spec, total_gpus=c.total_gpus, seq_len=seq_len)
     except ValueError as exc:
         raise ScenarioError(str(exc)) from None
+    check_pipeline_work(layout.pipeline, layout.micro_batches, layout.virtual_stages)
     gpu = catalog.get_gpu(c.gpu)
     env = CountingEnvironment()
     cluster, network, backend = cluster_network(scenario, env)

@@ -51,6 +51,8 @@ from typing import Any, cast
 
 import pandas as pd
 
+from topologies import default_nics
+
 from ..collectives.algorithms import ALLREDUCE_ALGORITHMS
 from ..collectives.library import CollectiveLibrary
 from ..engine import build, run
@@ -82,10 +84,6 @@ class Prediction:
     reference: float  # trivial "one-GPU throughput x GPUs" in the metric's unit (NaN if none)
     measured_efficiency: float  # measured scaling efficiency where the row gives it (else NaN)
     note: str = ""
-
-
-def _nics(layout: str, gpus_per_node: int) -> int:
-    return {"pcie_tree": 1, "dgx1": 4}.get(layout, gpus_per_node)
 
 
 def framework_preset(case: MeasuredCase) -> str | None:
@@ -134,7 +132,7 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
         gbps = TYPICAL_GBPS[network]
         notes.append(f"network bandwidth not given: simulated {network} at its typical {gbps:g} Gb/s")
     gbps = gbps or 100.0
-    nic["bandwidth_gbps"] = gbps / _nics(layout, case.gpus_per_node)
+    nic["bandwidth_gbps"] = gbps / default_nics(layout, case.gpus_per_node)
     nic["latency_us"] = NETWORK_LATENCY_US[network or "ethernet"]
     workload: dict[str, Any] = {"precision": case.precision}
     if case.model:
