@@ -53,7 +53,7 @@ def test_the_dataclass_says_what_each_builder_takes_and_its_defaults():
         "p2p", "gdr", "nics"]
     p = PcieTreeParams(pcie_bandwidth=1.0, pcie_latency=0.0)
     assert (p.pcie_switches, p.sockets, p.nics, p.nic_placement, p.p2p, p.gdr) == (1, 1, 1, "root", True, True)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field .nics."):
         p.nics = 2
     q = LeafSpineParams(switch_latency=0.0, nodes_per_leaf=2)
     assert (q.spines, q.oversubscription, q.uplink_latency, q.rails) == (2, 1.0, 0.0, False)
