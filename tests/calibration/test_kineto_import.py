@@ -38,9 +38,12 @@ MODEL_FILE = REPO_ROOT / "scenarios" / "models" / "tiny_resnet.yml"
 BATCHES = (1, 2)
 STEPS = 3
 #: The forward layers' operators hold at least this share of the forward span (first
-#: layer's start to the last's end; median over steps): what is left is Python between
-#: the modules and the BatchNorm buffer updates. 88-99.5% measured on a loaded 2-core machine.
-FORWARD_SPAN_SHARE = 0.8
+#: layer's start to the last's end; the best of the steps): what is left is Python
+#: between the modules, the BatchNorm buffer updates and time off the core. 88-99.5%
+#: measured on a loaded 2-core machine in one session; in another the best step of a
+#: clean-copy suite run reached 79.6% and the median step at load 3-4 64%. A layer left
+#: unattributed takes over a tenth of the span away.
+FORWARD_SPAN_SHARE = 0.7
 #: Layers' forward + backward hold at least this share of a step (median over steps;
 #: the rest: loss, optimizer, AccumulateGrad, zero_grad, time off the core). 89-95% on
 #: a quiet 2-core machine, down to 67% with four other busy processes on it.
