@@ -66,7 +66,8 @@ def max_graph_edges() -> int | None:
 
 def graph_budget_message(found: str) -> str:
     """The error for a cluster over :func:`max_graph_edges` (``found`` says by how much)."""
-    return (f"cluster: {found} (a safeguard: a graph this size takes over 20 s and 1 GiB). Reduce cluster.nodes, "
+    return (f"cluster: {found} (a safeguard: time and memory grow with the graph, at the limit up to about "
+            f"13 s and 450 MB). Reduce cluster.nodes, "
             f"or pass `clustersim --allow-large` ({ALLOW_LARGE_ENV}=1) if you mean it")
 
 
