@@ -15,7 +15,7 @@ from typing import Any
 import networkx as nx
 
 from .graph import add_duplex_link
-from .registry import FabricParams, register_fabric
+from .registry import FABRIC_PARAMS, FabricParams, register_fabric
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,9 +50,10 @@ def fabric_edges(fabric: str, servers: int, nics: int, rails: int, params: dict[
     way between every leaf and every spine. A fabric registered elsewhere is counted by
     its NIC cables."""
     edges = 2 * nics
-    if fabric in ("leaf_spine", "fat_tree"):
-        leaves = -(-servers // max(int(params.get("nodes_per_leaf", 1)), 1)) * (rails if params.get("rails") else 1)
-        edges += 2 * leaves * max(int(params.get("spines", 2)), 1)
+    if FABRIC_PARAMS.get(fabric) is LeafSpineParams:
+        declared = LeafSpineParams(**params)  # its defaults, where params leave them out
+        leaves = -(-servers // max(declared.nodes_per_leaf, 1)) * (rails if declared.rails else 1)
+        edges += 2 * leaves * max(declared.spines, 1)
     return edges
 
 
