@@ -124,9 +124,10 @@ class GraphLinks:
 
     @functools.cached_property
     def into_cpu(self) -> list[bool]:
-        """Whether each edge ends at a CPU: a route passes through host memory where an
-        edge other than its last does (:func:`simulator.collectives.channels.staged`,
-        read per edge instead of per node through the graph's views)."""
+        """Whether each edge ends at a CPU: a GPU-to-GPU route is staged through host
+        memory (no peer-to-peer: GeForce cards, ``p2p: false``; or across the socket
+        link, where NCCL copies through host memory, its SHM transport) where an edge
+        other than its last does. Read per edge, not per node through the graph's views."""
         nodes = graph_dicts(self.router.graph)._node
         return [nodes[v].get("kind") == "cpu" for _, v in self.edges]
 

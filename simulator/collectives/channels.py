@@ -6,8 +6,9 @@ host memory where there is no peer-to-peer path (across CPU sockets, GeForce car
 and it runs several rings in parallel, one per channel, found by searching the server
 graph for rings over NVLink only (what NCCL's topology search does on a DGX-1) and
 rotated across nodes so that every NIC carries its own channels. This module holds
-those graph-side answers (:func:`achievable_graph`, :func:`staged`,
-:func:`link_class`, :func:`nvlink_rings`, :func:`channel_rings`); the figures come
+those graph-side answers (:func:`achievable_graph`, :func:`link_class`,
+:func:`nvlink_rings`, :func:`channel_rings`; whether a route is staged through host
+memory is read per edge, :attr:`simulator.graph_links.GraphLinks.into_cpu`); the figures come
 from :mod:`simulator.collectives.backend` and the costs built on them are in
 :mod:`simulator.collectives.cost`.
 """
@@ -42,13 +43,6 @@ def achievable_graph(graph: nx.DiGraph[Node], backend: Backend, architecture: st
                     fraction = fractions[link] = backend.achievable_fraction(link, architecture)
                 data["bandwidth"] = data["bandwidth"] * fraction
     return out
-
-
-def staged(graph: nx.DiGraph[Node], path: Sequence[Node]) -> bool:
-    """Whether a GPU-to-GPU path goes through a CPU: no peer-to-peer (GeForce cards,
-    ``p2p: false``) or across the socket link, where NCCL copies through host memory
-    (its SHM transport) instead."""
-    return any(graph.nodes[v].get("kind") == "cpu" for v in path[1:-1])
 
 
 def link_class(graph: nx.DiGraph[Node], path: Sequence[Node]) -> str:

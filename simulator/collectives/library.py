@@ -149,8 +149,8 @@ class CollectiveLibrary:
         cap = self.backend.host_staging_gbytes_s
         if not cap:
             return math.inf
-        # staged(path) for each route, read per edge: its interior nodes are the heads of
-        # every edge but the last.
+        # A route is staged where one of its interior nodes (the heads of every edge but
+        # the last) is a CPU.
         into_cpu = self.fabric.network.links.into_cpu
         if not any(into_cpu[e] for route in routes.values() for e in route.edges[:-1]):
             return math.inf
