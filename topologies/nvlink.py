@@ -92,21 +92,8 @@ def dgx1(graph: nx.DiGraph[Any], prefix: str, gpus: int, **params: Any) -> Serve
     if not 1 <= gpus <= DGX1_GPUS:
         raise ValueError(f"a DGX-1 has {DGX1_GPUS} GPUs; cannot run {gpus} ranks on one")
     p = Dgx1Params(**params)
-    ports = build_pcie_server(
-        graph,
-        prefix,
-        DGX1_GPUS,
-        sockets=2,
-        pcie_switches=4,
-        pcie_bandwidth=p.pcie_bandwidth,
-        pcie_latency=p.pcie_latency,
-        qpi_bandwidth=p.qpi_bandwidth,
-        qpi_latency=p.qpi_latency,
-        p2p=p.p2p,
-        gdr=p.gdr,
-        nics=p.nics,
-        nic_placement="switch",
-    )
+    ports = build_pcie_server(graph, prefix, DGX1_GPUS, p, sockets=2, pcie_switches=4, nics=p.nics,
+                              nic_placement="switch")
     for a, b, links in DGX1_NVLINKS:
         add_duplex_link(
             graph,
@@ -153,21 +140,9 @@ def nvswitch(graph: nx.DiGraph[Any], prefix: str, gpus: int, **params: Any) -> S
     (or GPUs ``2k, 2k+1``). Parameters: the fields of :class:`NvSwitchParams`.
     """
     p = NvSwitchParams(**params)
-    ports = build_pcie_server(
-        graph,
-        prefix,
-        gpus,
-        sockets=p.sockets,
-        pcie_switches=max(1, gpus // 2) if p.pcie_switches is None else p.pcie_switches,
-        pcie_bandwidth=p.pcie_bandwidth,
-        pcie_latency=p.pcie_latency,
-        qpi_bandwidth=p.qpi_bandwidth,
-        qpi_latency=p.qpi_latency,
-        p2p=p.p2p,
-        gdr=p.gdr,
-        nics=gpus if p.nics is None else p.nics,
-        nic_placement=p.nic_placement,
-    )
+    ports = build_pcie_server(graph, prefix, gpus, p, sockets=p.sockets,
+                              pcie_switches=max(1, gpus // 2) if p.pcie_switches is None else p.pcie_switches,
+                              nics=gpus if p.nics is None else p.nics, nic_placement=p.nic_placement)
     fabric = f"{prefix}.nvswitch0"
     graph.add_node(fabric, kind="nvswitch", server=prefix)
     extra = {} if p.nvlinks is None else {"links": p.nvlinks}

@@ -27,7 +27,7 @@ carry their ``rail`` (index within the server), which rail-optimized fabrics use
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import networkx as nx
 
@@ -68,23 +68,37 @@ def spread(index: int, count: int, buckets: int) -> int:
     return index * buckets // count
 
 
+class PcieLinks(Protocol):
+    """The PCIe, QPI, peer-to-peer and GPUDirect parameters every layout declares
+    (fields of its :class:`~topologies.registry.LayoutParams` dataclass)."""
+
+    @property
+    def pcie_bandwidth(self) -> float: ...
+    @property
+    def pcie_latency(self) -> float: ...
+    @property
+    def qpi_bandwidth(self) -> float: ...
+    @property
+    def qpi_latency(self) -> float: ...
+    @property
+    def p2p(self) -> bool: ...
+    @property
+    def gdr(self) -> bool: ...
+
+
 def build_pcie_server(
     graph: nx.DiGraph[Any],
     prefix: str,
     gpus: int,
+    links: PcieLinks,
     *,
     sockets: int,
     pcie_switches: int,
-    pcie_bandwidth: float,
-    pcie_latency: float,
-    qpi_bandwidth: float,
-    qpi_latency: float,
-    p2p: bool,
-    gdr: bool,
     nics: int,
     nic_placement: NicPlacement,
 ) -> ServerPorts:
-    """Build the PCIe side of a server (shared by every layout, NVLink ones included).
+    """Build the PCIe side of a server (shared by every layout, NVLink ones included),
+    its links as ``links`` (the layout's parameters) says.
 
     ``pcie_switches`` switches are spread contiguously over ``sockets`` sockets, the
     ``gpus`` GPUs evenly over the switches (GPU ``i`` under switch ``i // (gpus /
@@ -92,6 +106,8 @@ def build_pcie_server(
     (``nic_placement="root"``) or over the switches (``"switch"``). Every PCIe link
     (GPU-switch, switch-CPU, NIC-parent) runs at ``pcie_bandwidth``.
     """
+    pcie_bandwidth, pcie_latency = links.pcie_bandwidth, links.pcie_latency
+    qpi_bandwidth, qpi_latency, p2p, gdr = links.qpi_bandwidth, links.qpi_latency, links.p2p, links.gdr
     if sockets not in (1, 2):
         raise ValueError(f"sockets must be 1 or 2, got {sockets}")
     if pcie_switches < 1 or gpus < 1 or gpus % pcie_switches:
@@ -168,21 +184,8 @@ def pcie_tree(graph: nx.DiGraph[Any], prefix: str, gpus: int, **params: Any) -> 
     single-socket tree, with the same node names.
     """
     p = PcieTreeParams(**params)
-    return build_pcie_server(
-        graph,
-        prefix,
-        gpus,
-        sockets=p.sockets,
-        pcie_switches=p.pcie_switches,
-        pcie_bandwidth=p.pcie_bandwidth,
-        pcie_latency=p.pcie_latency,
-        qpi_bandwidth=p.qpi_bandwidth,
-        qpi_latency=p.qpi_latency,
-        p2p=p.p2p,
-        gdr=p.gdr,
-        nics=p.nics,
-        nic_placement=p.nic_placement,
-    )
+    return build_pcie_server(graph, prefix, gpus, p, sockets=p.sockets, pcie_switches=p.pcie_switches, nics=p.nics,
+                             nic_placement=p.nic_placement)
 
 
 def host_only(graph: nx.DiGraph[Any], prefix: str, *, pcie_bandwidth: float, pcie_latency: float) -> ServerPorts:
