@@ -98,7 +98,7 @@ def _rank_compute_costs(scenario: Scenario, model: zoo.Model | None, gpu: catalo
     w = scenario.workload
     model = model or zoo.get_model(w.model, sequence_length=w.sequence_length)
     gpu = gpu or catalog.get_gpu(scenario.cluster.gpu)
-    chosen = [layer.algorithm for layer in check_fits(scenario).layers]
+    chosen = [layer.algorithm for layer in check_fits(scenario, model, gpu).layers]
     costs = roofline_costs(
         model,
         gpu,

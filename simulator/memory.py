@@ -171,17 +171,18 @@ def estimate(
     )
 
 
-def scenario_algorithms(scenario: Scenario, model: zoo.Model | None = None) -> list[str | None]:
+def scenario_algorithms(scenario: Scenario, model: zoo.Model | None = None,
+                        gpu: catalog.GPUSpec | None = None) -> list[str | None]:
     """Per layer the conv algorithm the scenario runs (None for non-conv layers).
 
     ``auto`` is what cuDNN's autotuner does under the framework's workspace limit
     (TensorFlow and MXNet autotune by default; PyTorch with ``cudnn.benchmark``): each
     convolution runs the algorithm the layer-time model finds fastest among those
     whose workspace fits in the memory the rank leaves free, implicit GEMM when none
-    does."""
+    does. ``model`` and ``gpu``: the scenario's, where the caller has them already."""
     w = scenario.workload
     model = model or zoo.get_model(w.model, sequence_length=w.sequence_length)
-    gpu = catalog.get_gpu(scenario.cluster.gpu)
+    gpu = gpu or catalog.get_gpu(scenario.cluster.gpu)
     if w.conv_algorithm == "auto":
         return _fastest_that_fit(scenario, model, gpu)
     return algorithms.layer_algorithms(model.layers, w.conv_algorithm, dict(w.conv_algorithms))
@@ -215,18 +216,21 @@ def _fastest_that_fit(scenario: Scenario, model: zoo.Model, gpu: catalog.GPUSpec
     return chosen
 
 
-def estimate_scenario(scenario: Scenario) -> MemoryEstimate:
-    """The memory estimate of one rank of a scenario."""
+def estimate_scenario(scenario: Scenario, model: zoo.Model | None = None,
+                      gpu: catalog.GPUSpec | None = None) -> MemoryEstimate:
+    """The memory estimate of one rank of a scenario (``model`` and ``gpu``: the
+    scenario's, where the caller has them already)."""
     w = scenario.workload
-    model = zoo.get_model(w.model, sequence_length=w.sequence_length)
-    gpu = catalog.get_gpu(scenario.cluster.gpu)
+    model = model or zoo.get_model(w.model, sequence_length=w.sequence_length)
+    gpu = gpu or catalog.get_gpu(scenario.cluster.gpu)
     return estimate(model, gpu, batch=w.batch_per_gpu, precision=w.precision, optimizer=w.optimizer,
-                    conv_algorithms=scenario_algorithms(scenario, model), workspace_mode=w.workspace)
+                    conv_algorithms=scenario_algorithms(scenario, model, gpu), workspace_mode=w.workspace)
 
 
-def check_fits(scenario: Scenario) -> MemoryEstimate:
+def check_fits(scenario: Scenario, model: zoo.Model | None = None, gpu: catalog.GPUSpec | None = None
+               ) -> MemoryEstimate:
     """Raise :class:`ScenarioError` with the numbers when a rank does not fit its GPU."""
-    est = estimate_scenario(scenario)
+    est = estimate_scenario(scenario, model, gpu)
     if scenario.workload.check_memory and not est.fits:
         parts = ", ".join(f"{k.replace('_', ' ')} {v / GIB:.2f}" for k, v in est.components().items() if v)
         raise ScenarioError(

@@ -63,11 +63,36 @@ TRANSFORMER_COLUMNS = (
 )
 COLUMNS = DATA_PARALLEL_COLUMNS + TRANSFORMER_COLUMNS
 REQUIRED_COLUMNS = ("case_id", "source", "metric", "value")
-#: The one-way latency (microseconds) a row's ``network`` name stands for, where the row
-#: gives no link: RoCE from the link catalog, the others typical switch-to-switch
-#: figures of their fabrics (data-parallel and transformer rows read the same table).
-NETWORK_LATENCY_US = {"ethernet": 20.0, "roce": get_link("25GbE-RoCE").latency_us, "infiniband": 1.1,
-                      "aries": 1.5, "loopback": 1.0, "omnipath": 1.0, "efa": 10.0}
+
+
+@dataclass(frozen=True)
+class NetworkKind:
+    """What a row's ``network`` name stands for where the row gives no link."""
+
+    latency_us: float  # one-way small-message latency of one node-to-node hop
+    typical_gbps: float | None  # per node, assumed where a multi-node row gives no bandwidth
+    source: str
+
+
+#: The one place that says what a ``network`` name means (data-parallel and transformer
+#: rows read the same table). Catalog links where the catalog has the fabric; the
+#: Ethernet default is 10GbE's rate (the commonest of the older sources) with the TCP
+#: latency the catalog gives 25/40GbE; Aries, Omni-Path and EFA are typical published
+#: figures of those fabrics.
+NETWORK_KINDS: dict[str, NetworkKind] = {
+    "ethernet": NetworkKind(get_link("25GbE").latency_us, get_link("10GbE").line_rate_gbps,
+                            "link catalog: 10GbE rate, 25GbE TCP latency"),
+    "roce": NetworkKind(get_link("25GbE-RoCE").latency_us, get_link("25GbE-RoCE").line_rate_gbps,
+                        "link catalog: 25GbE-RoCE"),
+    "infiniband": NetworkKind(get_link("IB-EDR").latency_us, get_link("IB-EDR").line_rate_gbps,
+                              "link catalog: IB-EDR"),
+    "aries": NetworkKind(1.5, 80.0, "Cray XC Aries: ~1.5 us MPI latency, ~10 GB/s injection per node"),
+    "loopback": NetworkKind(1.0, 100.0, "one host: no network hop"),
+    "omnipath": NetworkKind(1.0, None, "Intel Omni-Path 100: ~1 us MPI latency"),
+    "efa": NetworkKind(10.0, None, "AWS EFA (SRD): ~10 us small-message latency"),
+}
+#: The one-way latency (microseconds) of each ``network`` name (:data:`NETWORK_KINDS`).
+NETWORK_LATENCY_US = {name: kind.latency_us for name, kind in NETWORK_KINDS.items()}
 #: Input limits of a measured-runs file (the shipped ones are a few hundred rows).
 MAX_CSV_BYTES = 16 * 2**20
 MAX_FIELD_CHARS = 4096
@@ -163,6 +188,9 @@ class MeasuredCase(BaseModel):
                 raise ValueError("'batch_per_gpu' is required (or a 'scenario' file)")
         if self.scenario is None and not self.gpu:
             raise ValueError("'gpu' is required (or a 'scenario' file)")
+        if (self.scenario is None and not self.transformer and self.nodes > 1 and self.network_gbps is None
+                and self.network is not None and NETWORK_KINDS[self.network].typical_gbps is None):
+            raise ValueError(f"'network_gbps' is required for network {self.network!r} (no typical figure)")
         if self.ps_placement is not None and self.strategy != "parameter_server":
             raise ValueError("'ps_placement' is for parameter_server rows only")
         if self.metric in ("speedup", "scaling_efficiency") and self.total_gpus < 2 and self.scenario is None:

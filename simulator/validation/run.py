@@ -61,18 +61,24 @@ from ..input_paths import resolve_input_path
 from ..loading import load_scenario
 from ..results import SimResult, collect
 from ..scenario import Scenario
-from .cases import NETWORK_LATENCY_US, CaseError, MeasuredCase, read_cases
+from ..sync import SYNC_STRATEGIES, Allreduce
+from .cases import NETWORK_KINDS, NETWORK_LATENCY_US, CaseError, MeasuredCase, read_cases
 
 LAYOUTS = {"pcie": "pcie_tree", "nvlink": "dgx1", "nvswitch": "nvswitch"}
-TYPICAL_GBPS = {"ethernet": 10.0, "roce": 25.0, "infiniband": 100.0, "aries": 80.0, "loopback": 100.0}
-ALGORITHM_OF = {
-    "ring_allreduce": "ring",
-    "tree_allreduce": "tree",
-    "hierarchical_allreduce": "hierarchical",
-    "halving_doubling_allreduce": "halving_doubling",
-    "parameter_server": "ring",
-    "auto": "auto",
-}
+
+def allreduce_algorithm(strategy: str) -> str:
+    """The collective algorithm a row's strategy runs an allreduce with, as the strategy
+    registry declares it (:data:`simulator.sync.SYNC_STRATEGIES`): a fixed-algorithm
+    allreduce its ``algorithm``; ``auto`` (the library's choice) and anything else
+    ``auto``. A parameter-server system's measured collective is run as a ring."""
+    if strategy == "parameter_server":
+        return "ring"
+    cls = SYNC_STRATEGIES.get(strategy)
+    if isinstance(cls, type) and issubclass(cls, Allreduce) and cls.choose is Allreduce.choose:
+        return cls.algorithm
+    return "auto"
+
+
 SIMULATION = {"iterations": 2, "warmup_iterations": 1, "mode": "fast"}
 # GeForce Turing/Ampere cards: the driver disables PCIe peer-to-peer (P2P only over an
 # NVLink bridge), so GPU-to-GPU copies on a PCIe server are staged through host memory.
@@ -129,7 +135,8 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
     gbps = case.network_gbps
     if case.nodes > 1 and gbps is None:
         network = network or "ethernet"
-        gbps = TYPICAL_GBPS[network]
+        # a network without a typical figure is refused when the row is read
+        gbps = cast(float, NETWORK_KINDS[network].typical_gbps)
         notes.append(f"network bandwidth not given: simulated {network} at its typical {gbps:g} Gb/s")
     gbps = gbps or 100.0
     nic["bandwidth_gbps"] = gbps / default_nics(layout, case.gpus_per_node)
@@ -244,7 +251,7 @@ def collective_estimates(scenario: Scenario, calls: Sequence[tuple[str, float]],
                     continue
             out.append(min(options, key=lambda e: e.time_s))
         else:
-            out.append(one(collective, nbytes, ALGORITHM_OF.get(strategy, "auto") if collective == "allreduce" else "auto"))
+            out.append(one(collective, nbytes, allreduce_algorithm(strategy) if collective == "allreduce" else "auto"))
     return out
 
 

@@ -143,3 +143,31 @@ def test_a_measured_case_on_roce_gets_the_catalog_roce_latency() -> None:
     assert tcp.cluster.nic.latency_us == 20.0
     with pytest.raises(ValueError, match="network"):
         MeasuredCase(**fields, network="rdma")
+
+
+def test_a_multi_node_row_without_bandwidth_gets_its_networks_typical_figure_or_is_refused() -> None:
+    fields = dict(case_id="x", source="s", model="resnet50", gpu="V100-PCIe-16GB", nodes=2, gpus_per_node=1,
+                  intra_node="pcie", strategy="ring_allreduce", batch_per_gpu=32, precision="fp32",
+                  metric="throughput_samples_per_s", value=100.0)
+    ib, note = case_scenario(MeasuredCase(**fields, network="infiniband"), None)
+    # one NIC on a one-GPU PCIe server carries the node's typical IB-EDR 100 Gb/s
+    assert ib.cluster.nic.bandwidth_gbps == get_link("IB-EDR").line_rate_gbps == 100.0
+    assert "typical 100 Gb/s" in note
+    assert ib.cluster.nic.latency_us == get_link("IB-EDR").latency_us == 1.1
+    eth, note = case_scenario(MeasuredCase(**fields), None)  # no network named: Ethernet at 10GbE
+    assert eth.cluster.nic.bandwidth_gbps == 10.0 and "ethernet at its typical 10 Gb/s" in note
+    # Omni-Path has no typical figure here: the row must say its bandwidth
+    with pytest.raises(ValueError, match="'network_gbps' is required for network 'omnipath'"):
+        MeasuredCase(**fields, network="omnipath")
+    assert MeasuredCase(**fields, network="omnipath", network_gbps=100).network_gbps == 100
+
+
+@pytest.mark.parametrize(("strategy", "algorithm"), [
+    ("ring_allreduce", "ring"), ("tree_allreduce", "tree"), ("hierarchical_allreduce", "hierarchical"),
+    ("halving_doubling_allreduce", "halving_doubling"), ("parameter_server", "ring"), ("auto", "auto"),
+    ("fastest", "auto"),
+])
+def test_a_rows_allreduce_algorithm_is_the_strategy_registrys(strategy: str, algorithm: str) -> None:
+    from simulator.validation.run import allreduce_algorithm
+
+    assert allreduce_algorithm(strategy) == algorithm
