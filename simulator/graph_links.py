@@ -17,7 +17,7 @@ import numpy as np
 from . import maxmin
 from .flows import FlowGroup, Node, Route
 from .maxmin import EdgeUsage
-from .route_product import compose_product
+from .route_product import COMPOSE_PAIRS, ComposedRoutes, compose_pairs, compose_product
 from .routing import Router
 from .server_shapes import graph_dicts
 
@@ -57,6 +57,13 @@ def shared_floats(values: np.ndarray) -> list[float]:
     return [objects[i] for i in inverse.tolist()]
 
 
+def _size(graph: nx.DiGraph[Node]) -> tuple[int, int]:
+    """(nodes, edges) of ``graph``, the edges counted from its adjacency (its
+    ``number_of_edges`` sums a degree view: a tenth of a second at 65,536 GPUs)."""
+    dicts = graph_dicts(graph)
+    return len(dicts._node), sum(map(len, dicts._adj.values()))
+
+
 class EdgeIndex(Mapping[tuple[Node, Node], int]):
     """Edge id by (u, v), read from the per-node dicts (``edge_id[u][v]``) instead of a
     dict of its own keyed by pairs (about 40 MB at 40,000 GPUs)."""
@@ -89,7 +96,7 @@ class GraphLinks:
     _by_graph: weakref.WeakKeyDictionary[nx.DiGraph[Node], GraphLinks] = weakref.WeakKeyDictionary()
 
     def __init__(self, graph: nx.DiGraph[Node]):
-        self.size = (graph.number_of_nodes(), graph.number_of_edges())
+        self.size = _size(graph)
         # graph.edges in its order, read from the adjacency (its views cost ~1 us a lookup).
         self.edges: list[tuple[Node, Node]] = []
         self.edge_id: dict[Node, dict[Node, int]] = {}
@@ -121,6 +128,10 @@ class GraphLinks:
         self.solved: dict[tuple[tuple[EdgeUsage, int], ...], Solution] = {}
         self.solved_entries = 0
         self.overlaps: dict[tuple[EdgeUsage, EdgeUsage], bool] = {}
+        # The last pairs composed and their routes: a library reads a bundle's routes
+        # right after counting it.
+        self._composed: tuple[tuple[tuple[Node, Node], ...], ComposedRoutes | None] | None = None
+        self._link_masks: dict[str, np.ndarray] = {}
 
     @functools.cached_property
     def into_cpu(self) -> list[bool]:
@@ -128,13 +139,25 @@ class GraphLinks:
         memory (no peer-to-peer: GeForce cards, ``p2p: false``; or across the socket
         link, where NCCL copies through host memory, its SHM transport) where an edge
         other than its last does. Read per edge, not per node through the graph's views."""
-        nodes = graph_dicts(self.router.graph)._node
-        return [nodes[v].get("kind") == "cpu" for _, v in self.edges]
+        kind = self.router.kinds
+        return [kind[v] == "cpu" for _, v in self.edges]
+
+    @functools.cached_property
+    def into_cpu_mask(self) -> np.ndarray:
+        """:attr:`into_cpu` as an array."""
+        return np.array(self.into_cpu, dtype=bool)
+
+    def link_mask(self, kind: str) -> np.ndarray:
+        """Whether each edge is a link of ``kind`` (its ``link`` attribute), as an array; cached."""
+        mask = self._link_masks.get(kind)
+        if mask is None:
+            mask = self._link_masks[kind] = np.array([link == kind for link in self.link_of], dtype=bool)
+        return mask
 
     @classmethod
     def of(cls, graph: nx.DiGraph[Node]) -> GraphLinks:
         links = cls._by_graph.get(graph)
-        if links is None or links.size != (graph.number_of_nodes(), graph.number_of_edges()):
+        if links is None or links.size != _size(graph):
             links = cls._by_graph[graph] = cls(graph)
         return links
 
@@ -161,8 +184,23 @@ class GraphLinks:
                 cached = self.bundles[pairs] = self._bundle(pairs)
         return cached
 
+    def composed(self, pairs: tuple[tuple[Node, Node], ...]) -> ComposedRoutes | None:
+        """The routes of ``pairs`` composed shape by shape (:func:`compose_pairs`); None
+        where routes are not compositions, or too few pairs to gain. The last kept."""
+        if len(pairs) < COMPOSE_PAIRS:
+            return None
+        last = self._composed
+        if last is None or last[0] != pairs:
+            with gc_paused():
+                last = self._composed = (pairs, compose_pairs(self.router, self.edge_id, self.route, pairs))
+        return last[1]
+
     def _bundle(self, pairs: tuple[tuple[Node, Node], ...]) -> tuple[EdgeUsage, float]:
-        """:meth:`bundle`, uncached: each pair's route, its edges counted."""
+        """:meth:`bundle`, uncached: each pair's route, its edges counted (composed
+        shape by shape where they are compositions: the same counts, in the same order)."""
+        composed = self.composed(pairs)
+        if composed is not None:
+            return EdgeUsage(composed.usage()), composed.worst_latency(self.latency)
         self.router.prefetch(pairs)
         mapping: dict[int, int] = {}
         worst_latency = 0.0
@@ -214,11 +252,33 @@ class GraphLinks:
                 self.solved_entries += entries
         return solved
 
+    def _solve_one(self, usage: EdgeUsage, rates: list[float], count: int) -> Solution | None:
+        """:meth:`solve_afresh` of one group with many edges, its loads and scores in numpy:
+        the same products and quotients as the loop over a dict (each edge's load 0.0 +
+        weight x rate x count), the first strict maximum in edge order by argmax. None
+        where a score is NaN (the loop skips those)."""
+        loads = usage.multiplicity * (rates[0] * count) + 0.0
+        edges = usage.index.copy()
+        if not self.positive_capacity:
+            return rates, edges, loads, (-float("inf"), -1)
+        order = np.argsort(edges, kind="stable")
+        scores = (loads / self.capacity[edges] + self.tie_break[edges])[order]
+        if np.isnan(scores).any():
+            return None
+        top = int(np.argmax(scores))
+        if not scores[top] > -float("inf"):
+            return rates, edges, loads, (-float("inf"), -1)
+        return rates, edges, loads, (float(scores[top]), int(edges[order[top]]))
+
     def solve_afresh(self, usages: list[EdgeUsage], counts: list[int]) -> Solution:
         """:meth:`solve` without the cache: pure Python for small sets, numpy for large."""
         if (not usages or sum(len(usage.edges) for usage in usages) <= maxmin.SMALL_ENTRIES
                 or (len(usages) == 1 and maxmin.SINGLE_GROUP_PYTHON)):
             rates = maxmin.max_min_rates_python(usages, self.capacity_list, counts)
+            if len(usages) == 1 and len(usages[0].edges) > maxmin.SMALL_ENTRIES:
+                solved = self._solve_one(usages[0], rates, counts[0])
+                if solved is not None:
+                    return solved
             load: dict[int, float] = {}
             for usage, rate, count in zip(usages, rates, counts):
                 amount = rate * count

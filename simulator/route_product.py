@@ -1,21 +1,223 @@
-"""The edge usage of every (source, destination) pair of two sets of ends, counted
-end by end where routes are compositions (``Router.templates``): each source's way to
-its switch once per destination it reaches, the switch paths between switches, and
-so on, at a cost that grows with the ends, not with their product."""
+"""Bundles of routes counted by their structure where routes are compositions
+(``Router.templates``), at a cost that grows with the distinct route shapes and the
+ends, not with per-pair searches: :func:`compose_pairs` (any sequence of pairs, e.g.
+a ring's neighbours: each route shape composed once and translated per server) and
+:func:`compose_product` (every (source, destination) pair of two sets of ends: each
+source's way to its switch once per destination it reaches, the switch paths between
+switches, and so on)."""
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import cast
 
 import numpy as np
 
 from .flows import Node, Route
 from .routing import Router
+from .server_shapes import SWITCH, ShapeTemplate
+from .server_templates import ServerTemplates
+
+# Fewer pairs than this are routed one by one: numpy's set-up would cost more.
+COMPOSE_PAIRS = 64
 
 # Each end of one side (sources or destinations): its (server, server's switch, edges of
 # its head to that switch or tail from it).
 _Ends = dict[Node, tuple[object, Node, list[int]]]
+
+
+class ComposedRoutes:
+    """The routes of a sequence of pairs, in groups: per group the positions of its
+    pairs in the sequence and their edges, a row per pair (of one length per group)."""
+
+    def __init__(self, count: int, groups: list[tuple[np.ndarray, np.ndarray]]):
+        self.count = count
+        self.groups = groups
+
+    def rows(self) -> Iterator[np.ndarray]:
+        """Each group's edges, a row per route."""
+        return (edges for _, edges in self.groups)
+
+    def usage(self) -> dict[int, int]:
+        """Edge -> routes crossing it, in the order in which counting route after route
+        (as :meth:`simulator.graph_links.GraphLinks.bundle` did) first meets each edge."""
+        lengths = np.zeros(self.count, dtype=np.int64)
+        for where, edges in self.groups:
+            lengths[where] = edges.shape[1]
+        starts = np.cumsum(lengths) - lengths
+        flat = np.empty(int(lengths.sum()), dtype=np.int64)
+        for where, edges in self.groups:
+            flat[(starts[where][:, None] + np.arange(edges.shape[1])).ravel()] = edges.ravel()
+        edges, first, counts = np.unique(flat, return_index=True, return_counts=True)
+        order = np.argsort(first)
+        return dict(zip(edges[order].tolist(), counts[order].tolist()))
+
+    def worst_latency(self, latency: np.ndarray) -> float:
+        """The largest route latency, each summed edge after edge from its source as
+        :class:`simulator.flows.Route`'s (so to the same bits)."""
+        worst = 0.0
+        for edges in self.rows():
+            sums = np.zeros(len(edges))
+            for column in edges.T:
+                sums += latency[column]
+            if len(sums):
+                worst = max(worst, float(sums.max()))
+        return worst
+
+
+def compose_pairs(router: Router, edge_id: dict[Node, dict[Node, int]], route: Callable[[Node, Node], Route],
+                  pairs: Sequence[tuple[Node, Node]]) -> ComposedRoutes | None:
+    """The route of every pair, as :meth:`Router.path` finds it, composed once per
+    shape (the ends' local names, server shapes and switches) and translated to each
+    pair's servers: a ring over 65,536 GPUs has a handful of shapes. Pairs that are not
+    such compositions (an end outside every server, a tie only a search settles) take
+    ``route``. None where routes are not compositions at all."""
+    templates = router.templates
+    if templates is None:
+        return None
+    servers = templates.server  # node -> its server (None: a switch)
+    # Per server: its template, the length of its names' prefix, its switch (None: several).
+    ends: dict[object, tuple[ShapeTemplate, int, Node | None] | None] = {None: None}
+
+    def end(server: object) -> tuple[ShapeTemplate, int, Node | None] | None:
+        found = ends[server] = (templates.template(server), len(str(server)) + 1, templates.switch_of(server))
+        return found
+
+    groups: dict[tuple[object, ...], list[int]] = {}
+    alone: list[int] = []  # positions of pairs routed one by one
+    ends_of: list[tuple[object, object]] = []  # each pair's (source's server, destination's)
+    # Members of servers are named "{server}.{local}" (ServerTemplates checks): strings.
+    for i, (src, dst) in enumerate(cast("Sequence[tuple[str, str]]", pairs)):
+        s, t = servers.get(src), servers.get(dst)
+        ends_of.append((s, t))
+        es = ends[s] if s in ends else end(s)
+        et = ends[t] if t in ends else end(t)
+        if es is None or et is None or src == dst:
+            alone.append(i)
+            continue
+        if s == t:
+            key: tuple[object, ...] = (es[0], src[es[1]:], dst[es[1]:])
+        elif es[2] is None or et[2] is None:
+            alone.append(i)
+            continue
+        else:
+            key = (es[0], src[es[1]:], et[0], dst[et[1]:], es[2], et[2])
+        members = groups.get(key)
+        if members is None:
+            groups[key] = [i]
+        else:
+            members.append(i)
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    layouts = _Layouts(templates, edge_id)
+    for key, members in groups.items():
+        edges = _translated(router, edge_id, key, [ends_of[i] for i in members], [pairs[i] for i in members],
+                            layouts)
+        if edges is None:
+            alone += members
+        else:
+            out.append((np.array(members, dtype=np.int64), edges))
+    for i in alone:
+        out.append((np.array([i], dtype=np.int64), np.array([route(*pairs[i]).edges], dtype=np.int64).reshape(1, -1)))
+    return ComposedRoutes(len(pairs), out)
+
+
+def _translated(router: Router, edge_id: dict[Node, dict[Node, int]], key: tuple[object, ...],
+                ends: list[tuple[object, object]], pairs: list[tuple[Node, Node]], layouts: _Layouts
+                ) -> np.ndarray | None:
+    """The edges of the routes of ``pairs``, all of one shape ``key`` (see
+    :func:`compose_pairs`), a row per pair: the shape's local path in each pair's
+    server, or its way out + the switch path (the pair's hash's choice with ECMP) + its
+    way in; None where :meth:`ServerTemplates.shortest` would not compose them so.
+    ``ends``: each pair's servers."""
+    templates = router.templates
+    assert templates is not None
+    if len(key) == 3:
+        template, a, b = cast(tuple[ShapeTemplate, str, str], key)
+        local = templates.inside(template, a, b)
+        if len(local) != 1:
+            return None  # a search, or the pair's hash, picks: pair by pair
+        return layouts.columns(template, local[0], [s for s, _ in ends])
+    ts, a, tt, b = cast(tuple[ShapeTemplate, str, ShapeTemplate, str], key[:4])
+    found = templates.one_switch(ends[0][0], ends[0][1], a, b)
+    if found is None:
+        return None
+    heads, middles, tails = found
+    if len(heads) != 1 or len(tails) != 1 or (len(middles) > 1 and not router.ecmp):
+        return None  # several ways out or in tie: a replay of the search, or the hash, picks
+    head = layouts.columns(ts, heads[0], [s for s, _ in ends])
+    tail = layouts.columns(tt, tails[0], [t for _, t in ends])
+    paths = np.array([[edge_id[u][v] for u, v in zip(m, m[1:])] for m in middles], dtype=np.int64)
+    paths = paths.reshape(len(middles), len(middles[0]) - 1)
+    if len(middles) == 1:
+        middle = np.repeat(paths, len(pairs), axis=0)
+    else:  # the pair's hash picks among the sorted switch paths, as ServerTemplates.shortest
+        middle = paths[[zlib.crc32(f"{s}->{d}".encode()) % len(middles) for s, d in pairs]]
+    return np.hstack([head, middle, tail])
+
+
+class _Layouts:
+    """Edge ids of a template's local edges in its servers. A graph's edges are numbered
+    in its adjacency order (GraphLinks), and a shape lists each member's successors in
+    that order, so where a server's members are numbered in one run (no other node's
+    edges between its first and its last member, checked per server) the edge u -> v
+    of a server is its first edge + the template's edges before u's + v's place among
+    u's successors: arithmetic on arrays instead of dict lookups per edge and server
+    (each a likely cache miss at 65,536 GPUs). Else, and for edges out of a switch
+    (numbered in the switch's run), a lookup of the real nodes (a server's members are
+    listed in its template's order, its switches in the template's numbering)."""
+
+    def __init__(self, templates: ServerTemplates, edge_id: dict[Node, dict[Node, int]]):
+        self.templates, self.edge_id = templates, edge_id
+        self._offsets: dict[ShapeTemplate, dict[tuple[str, str], int]] = {}  # (u, v) -> its place in the run
+        self._places: dict[ShapeTemplate, dict[str, int]] = {}  # member -> its place among the members
+        self._base: dict[object, int | None] = {}  # server -> its first edge (None: not one run)
+
+    def offsets(self, template: ShapeTemplate) -> dict[tuple[str, str], int]:
+        found = self._offsets.get(template)
+        if found is None:
+            found = self._offsets[template] = {}
+            for u, succ in template.succ.items():
+                for v, _ in succ:
+                    found[(u, v)] = len(found)
+            self._places[template] = {u: k for k, u in enumerate(template.succ)}
+        return found
+
+    def base(self, template: ShapeTemplate, server: object) -> int | None:
+        members, offsets = self.templates.members[server], self.offsets(template)
+        first, last = self.edge_id[members[0]], self.edge_id[members[-1]]
+        base = next(iter(first.values())) if first and last else None
+        if base is not None:  # the last member's edges start where the run says
+            local = members[-1][len(str(server)) + 1:]
+            place = offsets[(local, template.succ[local][0][0])]
+            base = base if next(iter(last.values())) == base + place else None
+        self._base[server] = base
+        return base
+
+    def nodes(self, template: ShapeTemplate, name: str, servers: list[object]) -> list[Node]:
+        """The node of local ``name`` in each of ``servers``."""
+        if name.startswith(SWITCH):
+            number, switches = template.number[name], self.templates.switches
+            return [switches[server][number] for server in servers]
+        self.offsets(template)
+        place, members = self._places[template][name], self.templates.members
+        return [members[server][place] for server in servers]
+
+    def columns(self, template: ShapeTemplate, path: list[str], servers: list[object]) -> np.ndarray:
+        """The edges of local ``path`` in each of ``servers``, a row per server."""
+        known = self._base
+        bases = [known[server] if server in known else self.base(template, server) for server in servers]
+        offsets = self.offsets(template)
+        base = np.array(bases, dtype=np.int64) if None not in bases else None
+        found = np.empty((len(servers), len(path) - 1), dtype=np.int64)
+        for j, (u, v) in enumerate(zip(path, path[1:])):
+            if base is not None and not u.startswith(SWITCH):
+                found[:, j] = base + offsets[(u, v)]
+            else:
+                edge_id = self.edge_id
+                found[:, j] = [edge_id[a][b] for a, b in zip(self.nodes(template, u, servers),
+                                                             self.nodes(template, v, servers))]
+        return found
 
 
 def compose_product(router: Router, edge_id: dict[Node, dict[Node, int]], latency: list[float],

@@ -62,25 +62,41 @@ class Router:
         self.graph = graph
         self.ecmp = bool(graph.graph.get("ecmp", False))
         dicts = graph_dicts(graph)
-        self._kind: dict[Node, str | None] = {node: data.get("kind") for node, data in dicts._node.items()}
-        self._server: dict[Node, object] = {node: data.get("server") for node, data in dicts._node.items()}
-        kind = self._kind
+        # Every per-node fact in one pass over the nodes (at 65,536 GPUs each pass costs).
+        self._kind: dict[Node, str | None] = {}
+        self._server: dict[Node, object] = {}
+        gpus: dict[object, list[Node]] = {}  # server -> its GPUs, and its NICs
+        nics: dict[object, list[Node]] = {}
+        # GPUs whose traffic may be staged through host memory (p2p or gdr off).
+        self._stagers: set[Node] = set()
+        kind, server_of = self._kind, self._server
+        for node, data in dicts._node.items():
+            kind[node] = what = data.get("kind")
+            server_of[node] = server = data.get("server")
+            if what == "gpu":
+                gpus.setdefault(server, []).append(node)
+                if not (data.get("p2p", True) and data.get("gdr", True)):
+                    self._stagers.add(node)
+            elif what == "nic":
+                nics.setdefault(server, []).append(node)
         for nbrs in dicts._adj.values():  # graph.edges(data=True), without its views
             for v, data in nbrs.items():
                 base = 1 if data.get("link") == "nvlink" else 2
                 data[ROUTE_WEIGHT] = base + (GPU_ENTRY_PENALTY if kind[v] == "gpu" else 0)
         self._paths: dict[tuple[Node, Node], list[Node]] = {}
-        self._rail_nic = self._rail_nics()
+        self._rail_nic = self._rail_nics(gpus, nics)
         self._adjacency: dict[bool, dict[Node, list[tuple[Node, int]]]] = {}
         templates = ServerTemplates(graph, self._kind, self._server)
         self._templates = templates if templates.usable else None
-        # GPUs whose traffic may be staged through host memory (p2p or gdr off).
-        self._stagers = {node for node, data in dicts._node.items()
-                         if data.get("kind") == "gpu" and not (data.get("p2p", True) and data.get("gdr", True))}
         # Where every route between two servers is (a head to the source's switch) +
         # (a switch path) + (a tail into the destination): no rail or staging rule
         # changes the composed path afterwards.
         self.templates = self._templates if not self._rail_nic and not self._stagers else None
+
+    @property
+    def kinds(self) -> dict[Node, str | None]:
+        """Node -> its ``kind`` attribute."""
+        return self._kind
 
     @property
     def rail_nics(self) -> dict[Node, Node]:
@@ -88,16 +104,10 @@ class Router:
         more than one NIC; empty otherwise)."""
         return self._rail_nic
 
-    def _rail_nics(self) -> dict[Node, Node]:
-        """GPU -> its NIC, in servers with more than one NIC."""
-        gpus: dict[object, list[Node]] = {}
-        nics: dict[object, list[Node]] = {}
+    def _rail_nics(self, gpus: dict[object, list[Node]], nics: dict[object, list[Node]]) -> dict[Node, Node]:
+        """GPU -> its NIC, in servers with more than one NIC (``gpus`` and ``nics``: each
+        server's, in the graph's order)."""
         attributes = graph_dicts(self.graph)._node
-        for node, data in attributes.items():
-            if data.get("kind") == "gpu":
-                gpus.setdefault(data.get("server"), []).append(node)
-            elif data.get("kind") == "nic":
-                nics.setdefault(data.get("server"), []).append(node)
         rails = {}
         for server, members in gpus.items():
             own = nics.get(server, [])

@@ -69,19 +69,19 @@ class ServerTemplates:
     def __init__(self, graph: nx.DiGraph[Node], kind: dict[Node, str | None], server: dict[Node, object]):
         self.graph = graph
         self.usable = False
-        self._server = server
+        self.server = server
         self._exits: dict[object, set[Node]] = {}  # server -> the switches its NICs hang off
         self._succ: dict[Node, set[Node]] = {}  # switch -> switches it links to
         self._nics: set[Node] = set()  # server nodes linked to a switch
         hop: set[int] = set()
-        self._members: dict[object, list[str]] = {}  # server -> its nodes (named "{server}.{local}")
+        self.members: dict[object, list[str]] = {}  # server -> its nodes (named "{server}.{local}")
         for node, srv in server.items():
             if srv is None and kind[node] != "switch":
                 return
             if srv is not None:
                 if not (isinstance(node, str) and node.startswith(f"{srv}.")) or SWITCH in node:
                     return
-                self._members.setdefault(srv, []).append(node)
+                self.members.setdefault(srv, []).append(node)
         out_of_switch = INFINITY  # the lightest edges: out of a switch, NIC -> switch, switch -> NIC
         nic_up = nic_down = INFINITY
         exits = self._exits
@@ -118,7 +118,7 @@ class ServerTemplates:
         if any(len(exits) > 1 for exits in self._exits.values()):
             self.crossing = nic_down + nic_up + nic_to_nic(graph, server, self._nics)
         self._of_server: dict[object, ShapeTemplate] = {}  # server -> the template of its shape
-        self._switches: dict[object, list[Node]] = {}  # server -> its switches, in its shape's numbering
+        self.switches: dict[object, list[Node]] = {}  # server -> its switches, in its shape's numbering
         self._names: dict[object, dict[str, Node]] = {}  # server -> local name -> node
         self._templates: dict[Shape, ShapeTemplate] = {}
         self._fabric: dict[tuple[Node, Node], list[list[Node]]] = {}  # sorted shortest switch paths
@@ -133,23 +133,20 @@ class ServerTemplates:
         hash picks), or None where only a search can tell (an end outside every server,
         or a tie a search breaks by its own visiting order that the replay of
         :meth:`_meet` cannot settle)."""
-        s, t = self._server.get(src), self._server.get(dst)
+        s, t = self.server.get(src), self.server.get(dst)
         if s is None or t is None:
             return None
         if s == t:
             return self._within(s, src, dst, ecmp)
         if s not in self._exits or t not in self._exits:
             return None
-        ts, tt = self._template(s), self._template(t)
+        ts, tt = self.template(s), self.template(t)
         a, b = self._local(s, src), self._local(t, dst)
         if len(ts.exits) == 1 and len(tt.exits) == 1:
-            x, y = ts.exits[0], tt.exits[0]
-            heads, tails = ts.heads(a, x), tt.tails(y, b)
-            middles = self._switch_paths(self._switches[s][0], self._switches[t][0])
-            if not heads or not tails or not middles:
+            found = self.one_switch(s, t, a, b)
+            if found is None:
                 return None
-            if (len(middles[0]) - 1) * self._hop >= self.crossing:
-                return None  # a path through another server might be as short
+            heads, middles, tails = found
             if len(heads) == len(tails) == 1:
                 if len(middles) > 1 and not ecmp:
                     return None
@@ -159,20 +156,34 @@ class ServerTemplates:
                 return self._real(s, heads[0])[:-1] + middle + self._real(t, tails[0])[1:]
             if not ecmp:
                 return self._meet(s, t, a, b) if len(middles[0]) == 1 else None
-            return self._choose(src, dst, s, t, a, b, [(x, y, middles)], ecmp)
+            return self._choose(src, dst, s, t, a, b, [(ts.exits[0], tt.exits[0], middles)], ecmp)
         return self._across(s, t, src, dst, a, b, ecmp)
+
+    def one_switch(self, s: object, t: object, a: str, b: str
+                   ) -> tuple[list[list[str]], list[list[Node]], list[list[str]]] | None:
+        """Between local ends ``a`` of server ``s`` and ``b`` of server ``t``, each off one
+        switch: the ways out of ``s`` (local), the switch paths and the ways into ``t``
+        (local) whose compositions are every shortest path; None where a search must tell."""
+        ts, tt = self.template(s), self.template(t)
+        heads, tails = ts.heads(a, ts.exits[0]), tt.tails(tt.exits[0], b)
+        middles = self._switch_paths(self.switches[s][0], self.switches[t][0])
+        if not heads or not tails or not middles:
+            return None
+        if (len(middles[0]) - 1) * self._hop >= self.crossing:
+            return None  # a path through another server might be as short
+        return heads, middles, tails
 
     def _across(self, s: object, t: object, src: Node, dst: Node, a: str, b: str, ecmp: bool) -> list[Node] | None:
         """:meth:`shortest` between servers, one of which has several switches: over the
         pairs of (way out, way in) whose total with the switch path between them is
         least."""
-        ts, tt = self._template(s), self._template(t)
+        ts, tt = self.template(s), self.template(t)
         outs, ins = ts.way_out(a), tt.way_in(b)
         if not outs or not ins:
             return None
         best = INFINITY
         chosen: list[tuple[str, str, list[list[Node]]]] = []
-        switches_s, switches_t = self._switches[s], self._switches[t]
+        switches_s, switches_t = self.switches[s], self.switches[t]
         for h, x in outs:
             if h + ins[0][0] > best:
                 break
@@ -223,7 +234,7 @@ class ServerTemplates:
         key = (server, node, exit, out)
         found = self._parts.get(key)
         if found is None:
-            template = self._template(server)
+            template = self.template(server)
             found = self._parts[key] = []
             for local in template.heads(node, exit) if out else template.tails(exit, node):
                 path = self._real(server, local)
@@ -232,32 +243,36 @@ class ServerTemplates:
 
     def _within(self, s: object, src: Node, dst: Node, ecmp: bool) -> list[Node] | None:
         """:meth:`shortest` inside one server."""
-        template = self._template(s)
-        a, b = self._local(s, src), self._local(s, dst)
-        local = template.inside(a, b)
+        local = self.inside(self.template(s), self._local(s, src), self._local(s, dst))
         if not local:
             return None
-        if len(template.exits) > 1:
+        if len(local) == 1:
+            return self._real(s, local[0])
+        return ecmp_choice(src, dst, [self._real(s, p) for p in local]) if ecmp else None
+
+    def inside(self, template: ShapeTemplate, a: str, b: str) -> list[list[str]]:
+        """Every shortest path from ``a`` to ``b`` inside a server of ``template``, where
+        they are the whole graph's (empty: a search must tell)."""
+        local = template.inside(a, b)
+        if local and len(template.exits) > 1:
             # Leaving by one switch and coming back by another costs at least this much.
             length = sum(template.graph.edges[u, v][ROUTE_WEIGHT] for u, v in zip(local[0], local[0][1:]))
             outs, ins = template.way_out(a), template.way_in(b)
             detour = min((h + self._out_of_switch + tl for h, x in outs for tl, y in ins if x != y), default=INFINITY)
             if not length < detour:
-                return None
-        if len(local) == 1:
-            return self._real(s, local[0])
-        return ecmp_choice(src, dst, [self._real(s, p) for p in local]) if ecmp else None
+                return []
+        return local
 
     def _meet(self, s: object, t: object, a: str, b: str) -> list[Node] | None:
         """The path networkx's bidirectional Dijkstra returns between ``a`` of server
         ``s`` and ``b`` of server ``t``, both hanging off one switch only, where several
         shortest paths tie: its forward path to, and backward path from, the node where
         its searches meet (:func:`simulator.server_shapes.meeting`; None: not known)."""
-        ts, tt = self._template(s), self._template(t)
+        ts, tt = self.template(s), self.template(t)
         forward, backward = ts.forward(a), tt.backward(b)
-        switch = self._switches[s][0]
+        switch = self.switches[s][0]
         into, out_of = self._position(switch, False), self._position(switch, True)
-        names_s, names_t = self._names_of(s), self._names_of(t)
+        names_s, names_t = self.names_of(s), self.names_of(t)
         meet = meeting(forward, backward, ts, tt, lambda nic: into[names_s[nic]], lambda nic: out_of[names_t[nic]])
         if meet is None:
             return None
@@ -282,7 +297,7 @@ class ServerTemplates:
     # -- parts, for bundles composed end by end ------------------------------------------
 
     def server_of(self, node: Node) -> object | None:
-        return self._server.get(node)
+        return self.server.get(node)
 
     def switch_of(self, server: object) -> Node | None:
         """The switch ``server`` hangs off (None: none, or several)."""
@@ -291,21 +306,19 @@ class ServerTemplates:
 
     def head(self, node: Node) -> list[Node] | None:
         """The one shortest path from ``node`` to its server's switch (None: not one)."""
-        server = self._server.get(node)
-        if server is None or self.switch_of(server) is None:
-            return None
-        template = self._template(server)
-        heads = template.heads(self._local(server, node), template.exits[0])
-        return self._real(server, heads[0]) if len(heads) == 1 else None
+        return self._end(node, True)
 
     def tail(self, node: Node) -> list[Node] | None:
         """The one shortest path from its server's switch to ``node`` (None: not one)."""
-        server = self._server.get(node)
+        return self._end(node, False)
+
+    def _end(self, node: Node, out: bool) -> list[Node] | None:
+        server = self.server.get(node)
         if server is None or self.switch_of(server) is None:
             return None
-        template = self._template(server)
-        tails = template.tails(template.exits[0], self._local(server, node))
-        return self._real(server, tails[0]) if len(tails) == 1 else None
+        template, local = self.template(server), self._local(server, node)
+        found = template.heads(local, template.exits[0]) if out else template.tails(template.exits[0], local)
+        return self._real(server, found[0]) if len(found) == 1 else None
 
     def switch_paths(self, a: Node, b: Node) -> list[list[Node]]:
         """Every shortest path from switch ``a`` to switch ``b``, in the hash's order."""
@@ -319,21 +332,21 @@ class ServerTemplates:
         return name[len(str(server)) + 1:]
 
     def _real(self, server: object, path: list[str]) -> list[Node]:
-        names = self._names_of(server)
+        names = self.names_of(server)
         return [names[n] for n in path]
 
-    def _names_of(self, server: object) -> dict[str, Node]:
+    def names_of(self, server: object) -> dict[str, Node]:
         """Local name -> node, in ``server`` (its switches too); made once per server."""
         names = self._names.get(server)
         if names is None:
             cut = len(str(server)) + 1
-            names = self._names[server] = {n[cut:]: n for n in self._members[server]}
-            self._template(server)
-            for i, switch in enumerate(self._switches[server]):
+            names = self._names[server] = {n[cut:]: n for n in self.members[server]}
+            self.template(server)
+            for i, switch in enumerate(self.switches[server]):
                 names[f"{SWITCH}{i}"] = switch
         return names
 
-    def _template(self, server: object) -> ShapeTemplate:
+    def template(self, server: object) -> ShapeTemplate:
         """The template of ``server``'s shape (made with the server's shape, once)."""
         template = self._of_server.get(server)
         if template is None:
@@ -350,12 +363,12 @@ class ServerTemplates:
         search read the real nodes' attributes.) Records the server's switches."""
         dicts = graph_dicts(self.graph)
         adj, pred = dicts._adj, dicts._pred
-        members = self._members[server]
+        members = self.members[server]
         cut = len(str(server)) + 1
         names = LocalNames({n: n[cut:] for n in members})
         shape = tuple([(names[n], tuple([(names[v], data[ROUTE_WEIGHT]) for v, data in adj[n].items()]),
                         tuple([(names[u], data[ROUTE_WEIGHT]) for u, data in pred[n].items()])) for n in members])
-        self._switches[server] = names.switches
+        self.switches[server] = names.switches
         return shape
 
     def _switch_paths(self, a: Node, b: Node) -> list[list[Node]]:
@@ -375,7 +388,7 @@ class ServerTemplates:
                 if not paths:
                     if self._switch_graph is None:
                         self._switch_graph = self.graph.subgraph(
-                            [n for n, srv in self._server.items() if srv is None])
+                            [n for n, srv in self.server.items() if srv is None])
                     try:
                         paths = list(nx.all_shortest_paths(self._switch_graph, a, b, weight=ROUTE_WEIGHT))
                     except (nx.NetworkXNoPath, nx.NodeNotFound):

@@ -19,6 +19,7 @@ import math
 from collections.abc import Sequence
 from typing import cast
 
+import numpy as np
 import simpy
 
 from ..flows import Route
@@ -68,28 +69,74 @@ class CollectiveLibrary:
         net = self.fabric.network
         pairs = tuple((r[i], r[(i + 1) % len(r)]) for r in self.rings for i in range(len(r)))
         rate = self._bundle_rate(pairs)
-        routes = self._routes(pairs)
-        classes = {_class_of(route.edges, net.link_of) for route in routes.values()} - {"net"}
+        features = self._composed_features(pairs)
+        if features is None:
+            routes = self._routes(pairs)
+            classes = {_class_of(route.edges, net.link_of) for route in routes.values()} - {"net"}
+            # Summed as numpy scalars, as before the per-edge link kinds were listed.
+            network_latency = max((sum(net.latency[e] for e in route.edges if net.link_of[e] == "network")
+                                   for route in routes.values()), default=0.0)
+            ceiling = min(self._staging_rate(routes), self._connection_rate(routes))
+        else:
+            classes, network_latency, ceiling = features
         intra_class = "nvlink" if classes == {"nvlink"} else "pci"
         switch_bw = self._switch_bandwidth()
-        # Summed as numpy scalars, as before the per-edge link kinds were listed.
-        network_latency = max((sum(net.latency[e] for e in route.edges if net.link_of[e] == "network")
-                               for route in routes.values()), default=0.0)
         return Topology(
             ranks=len(self.fabric.ranks), nodes=len(self.fabric.nodes), intra_class=intra_class,
             architecture=self.architecture,
             channels=logical_channels(self.backend, self.architecture, len(self.rings), switch_bw),
-            ring_busbw=min(rate, self._staging_rate(routes), self._connection_rate(routes))
-            * len(self.rings),
+            ring_busbw=min(rate, ceiling) * len(self.rings),
             flow_busbw=rate * len(self.rings),
             switch_bw=switch_bw,
             network_latency_s=network_latency,
         )
 
+    def _composed_features(self, pairs: tuple[tuple[Node, Node], ...]) -> tuple[set[str], float, float] | None:
+        """What :meth:`_ring_topology` reads from the routes of ``pairs`` (the link classes
+        of the hops inside nodes, the worst network latency, the staging and connection
+        ceiling), from the routes composed shape by shape
+        (:meth:`simulator.graph_links.GraphLinks.composed`: no route object per pair).
+        None where they are not composed, or no route crosses the network (the per-route
+        arithmetic then decides whether the latency is 0 or 0.0)."""
+        links = self.fabric.network.links
+        composed = links.composed(pairs)
+        if composed is None:
+            return None
+        network, nvlink, into_cpu = links.link_mask("network"), links.link_mask("nvlink"), links.into_cpu_mask
+        classes: set[str] = set()
+        worst = 0.0
+        staged = crosses = False
+        for edges in composed.rows():
+            net_rows = network[edges].any(axis=1)
+            crosses = crosses or bool(net_rows.any())
+            inside = edges[~net_rows]
+            if len(inside):  # "nvlink": NVLink only (and not empty); else "pci"
+                only_nvlink = nvlink[inside].all(axis=1) & (inside.shape[1] > 0)
+                if only_nvlink.any():
+                    classes.add("nvlink")
+                if not only_nvlink.all():
+                    classes.add("pci")
+            # Network latency summed edge after edge from the source (adding 0.0 for the
+            # other edges changes no bit), as the per-route sum does.
+            sums = np.zeros(len(edges))
+            for column in edges.T:
+                sums += np.where(network[column], links.latency[column], 0.0)
+            if len(sums):
+                worst = max(worst, float(sums.max()))
+            staged = staged or bool(into_cpu[edges[:, :-1]].any())
+        if not worst > 0:
+            return None
+        cap, connection = self.backend.host_staging_gbytes_s, self.backend.connection_gbytes_s
+        ceiling = min(cap * 1e9 if cap and staged else math.inf,  # as _staging_rate and _connection_rate
+                      connection * 1e9 if connection and crosses else math.inf)
+        return classes, np.float64(worst), ceiling
+
     def _bundle_rate(self, pairs: tuple[tuple[Node, Node], ...]) -> float:
         """Rate of each member of a bundle of ``pairs`` alone on the idle network."""
         net = self.fabric.network
         usage, _ = net.bundle(pairs)
+        if len(usage.edges) > 256:  # the same quotients (capacity / count) and minimum, in numpy
+            return float(np.min(net.capacity[usage.index] / usage.multiplicity))
         return min(float(net.capacity[e]) / count for e, count in usage.mapping.items())
 
     def _routes(self, pairs: Sequence[tuple[Node, Node]]) -> dict[tuple[Node, Node], Route]:
