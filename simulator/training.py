@@ -84,17 +84,25 @@ def _sharing(sim: BuiltSimulation) -> DeviceSharing | None:
     return sim.context.sharing
 
 
-def _rank_process(sim: BuiltSimulation, rank: int,
-                  loop: _FusionLoop | None = None) -> Generator[simpy.Event, object, None]:
+def _compute_totals(sim: BuiltSimulation) -> tuple[float, float]:
+    """Nominal forward and backward seconds of one iteration (the same for every rank)."""
+    forward_s = float(sim.costs.forward_s.sum())
+    backward_s = float(np.cumsum(sim.costs.backward_s[::-1])[-1])  # summed as the bucket offsets are
+    return forward_s, backward_s
+
+
+def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = None,
+                  variation: ComputeVariation | None = None,
+                  totals: tuple[float, float] | None = None) -> Generator[simpy.Event, object, None]:
     """One data-parallel rank: forward, backward emitting buckets (or, under Horovod's
-    synchronous loop, telling ``loop`` each gradient it has ready), wait, optimizer."""
+    synchronous loop, telling ``loop`` each gradient it has ready), wait, optimizer.
+    ``variation`` and ``totals``: as :class:`ComputeVariation` and :func:`_compute_totals`
+    make them (passed when every rank's are made at once)."""
     env, costs, timeline = sim.env, sim.costs, sim.timelines[rank]
     overlap = sim.scenario.training.overlap
     iterations = sim.scenario.simulation.warmup_iterations + sim.scenario.simulation.iterations
-    forward_s = float(costs.forward_s.sum())
-    backward_s = float(np.cumsum(costs.backward_s[::-1])[-1])  # summed as the bucket offsets are
-
-    variation = ComputeVariation(sim, rank)
+    forward_s, backward_s = totals or _compute_totals(sim)
+    variation = variation if variation is not None else ComputeVariation(sim, rank)
     staleness = sim.staleness_bound()
     # Fast path under iteration_cv: the representative rank runs at the pace of the
     # slowest of N (forward and backward stretched so their sum carries the expected
@@ -191,18 +199,35 @@ def _rank_process(sim: BuiltSimulation, rank: int,
 class ComputeVariation:
     """How much slower than nominal one rank computes: a per-iteration factor (its
     speed factor, times the straggler slowdown when it straggles) and a per-segment
-    jitter multiplier. Both are exactly 1 without variability, and draw nothing."""
+    jitter multiplier (``jitter()``). Both are exactly 1 without variability, and draw
+    nothing. ``rng`` and ``iteration_rng``: the rank's two streams, when made in bulk
+    (:meth:`of_ranks`); by default each is made here."""
 
-    def __init__(self, sim: BuiltSimulation, rank: int):
+    def __init__(self, sim: BuiltSimulation, rank: int, rng: np.random.Generator | None = None,
+                 iteration_rng: np.random.Generator | None = None):
         v = sim.scenario.variability
         self.speed = 1.0 / v.gpu_speed_factors.get(rank, 1.0)
         self.stragglers = v.stragglers
-        self.rng = sim.streams.stream(f"rank {rank} compute")
-        self.draw = _jitter_sampler(v.jitter.distribution, v.jitter.cv)
+        self.rng = rng if rng is not None else sim.streams.stream(f"rank {rank} compute")
+        self.jitter = _jitter_sampler(v.jitter.distribution, v.jitter.cv, self.rng)
         # iteration_cv on the detailed path: one normal factor per rank and iteration,
         # from a stream of its own (the fast path uses the expected slowest instead).
-        self.iteration_cv = v.iteration_cv if sim.detailed and sim.scenario.cluster.total_gpus > 1 else 0.0
-        self.iteration_rng = sim.streams.stream(f"rank {rank} iteration") if self.iteration_cv > 0 else None
+        self.iteration_cv = _iteration_cv(sim)
+        self.iteration_rng = None
+        if self.iteration_cv > 0:
+            self.iteration_rng = (iteration_rng if iteration_rng is not None
+                                  else sim.streams.stream(f"rank {rank} iteration"))
+
+    @classmethod
+    def of_ranks(cls, sim: BuiltSimulation) -> list[ComputeVariation]:
+        """Every rank's variation, their streams seeded together (:meth:`RandomStreams.streams`)."""
+        ranks = range(len(sim.timelines))
+        names = [f"rank {r} compute" for r in ranks]
+        if _iteration_cv(sim) > 0:
+            names += [f"rank {r} iteration" for r in ranks]
+        streams = sim.streams.streams(names)
+        return [cls(sim, r, streams[r], streams[r + len(ranks)] if len(streams) > len(ranks) else None)
+                for r in ranks]
 
     def iteration_factor(self) -> float:
         p = self.stragglers.probability
@@ -212,21 +237,26 @@ class ComputeVariation:
             factor *= max(0.05, 1.0 + self.iteration_cv * self.iteration_rng.standard_normal())
         return factor
 
-    def jitter(self) -> float:
-        return self.draw(self.rng)
+
+def _iteration_cv(sim: BuiltSimulation) -> float:
+    """The per-rank, per-iteration normal factor's cv (detailed path with 2+ GPUs; 0: none)."""
+    return sim.scenario.variability.iteration_cv if sim.detailed and sim.scenario.cluster.total_gpus > 1 else 0.0
 
 
-def _jitter_sampler(distribution: str, cv: float) -> Callable[[np.random.Generator], float]:
-    """A function drawing one multiplier with mean 1 and coefficient of variation cv."""
+def _jitter_sampler(distribution: str, cv: float, rng: np.random.Generator) -> Callable[[], float]:
+    """A function drawing one multiplier from ``rng`` with mean 1 and coefficient of variation cv."""
     if distribution == "none" or cv == 0:
-        return lambda rng: 1.0
+        return lambda: 1.0
     if distribution == "normal":
-        return lambda rng: max(0.05, 1.0 + cv * rng.standard_normal())
+        normal = rng.standard_normal
+        return lambda: max(0.05, 1.0 + cv * normal())
     if distribution == "uniform":
         half = cv * np.sqrt(3.0)
-        return lambda rng: rng.uniform(1.0 - half, 1.0 + half)
+        uniform = rng.uniform
+        return lambda: uniform(1.0 - half, 1.0 + half)
     sigma = np.sqrt(np.log1p(cv * cv))
-    return lambda rng: rng.lognormal(-sigma * sigma / 2, sigma)
+    lognormal, mean = rng.lognormal, -sigma * sigma / 2
+    return lambda: lognormal(mean, sigma)
 
 
 class _FusionLoop:
@@ -314,23 +344,38 @@ class _FusionLoop:
             self.done(it).succeed()
 
 
+RUN_GC_THRESHOLD = 1_000_000  # allocations between young collections during the run (Python's default: 700)
+
+
 def run(sim: BuiltSimulation) -> None:
     """Run phase: advance time until every rank has finished every iteration."""
-    loop = None
-    if sim.fusion_tensors is not None:
-        loop = _FusionLoop(sim)
-        sim.env.process(loop.run(sim.scenario.simulation.warmup_iterations + sim.scenario.simulation.iterations))
-    processes = [sim.env.process(_rank_process(sim, r, loop)) for r in range(len(sim.timelines))]
-    # What is built (graph, routes, every rank's process) lives through the run: kept
-    # out of the collector's full scans, which would revisit it ever more often as the
-    # run allocates events (time growing faster than the ranks at thousands of GPUs).
+    # What is built (graph, routes) lives through the run: kept out of the collector's
+    # full scans, which would revisit it ever more often as the run allocates events
+    # (time growing faster than the ranks at thousands of GPUs). The run's own
+    # allocations are almost all freed by reference counting (events, timers,
+    # generator frames), yet every 700 of them start a young collection that promotes
+    # the live ones (every rank's process) into generations whose scans grow with the
+    # ranks: 40% of the run at 16,384 GPUs. Young collections are made rarer while the
+    # processes are made and the clock runs (cyclic garbage is still collected, in
+    # larger batches); a run in another thread meanwhile finds objects frozen and
+    # leaves both alone.
     freeze = gc.isenabled() and gc.get_freeze_count() == 0  # nobody else froze objects
+    thresholds = gc.get_threshold()
     if freeze:
         gc.freeze()
+        gc.set_threshold(max(thresholds[0], RUN_GC_THRESHOLD), *thresholds[1:])
     try:
+        loop = None
+        if sim.fusion_tensors is not None:
+            loop = _FusionLoop(sim)
+            sim.env.process(loop.run(sim.scenario.simulation.warmup_iterations + sim.scenario.simulation.iterations))
+        variations, totals = ComputeVariation.of_ranks(sim), _compute_totals(sim)
+        processes = [sim.env.process(_rank_process(sim, r, loop, variations[r], totals))
+                     for r in range(len(sim.timelines))]
         sim.env.run()
     finally:
         if freeze:
+            gc.set_threshold(*thresholds)
             gc.unfreeze()
     stuck = [
         f"rank {r} ({sim.cluster.gpus[r]}) waiting for {sim.timelines[r].waiting_for}"
