@@ -8,7 +8,6 @@ dotted path of the field.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -131,6 +130,8 @@ def did_you_mean(word: object, candidates: Iterable[str]) -> str:
     lower = word.lower()
     if lower in by_lower and by_lower[lower] != word:  # only the case differs
         return f" (did you mean {by_lower[lower]!r}?)"
+    import difflib  # only when a name is unknown: no import on a valid scenario's path
+
     close = difflib.get_close_matches(lower, list(by_lower), n=3, cutoff=0.6)
     if len(lower) >= 3:  # "ring" -> ring_allreduce
         close += [c for c in by_lower if c.startswith(lower) and c not in close]

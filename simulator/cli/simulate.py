@@ -8,12 +8,9 @@ bottleneck and what was calibrated), or writes the result as JSON and a Chrome t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ..engine import build
 from ..engine import simulate as run_simulation
@@ -21,8 +18,10 @@ from ..errors import ClusterSimError, check_output_path, figure_format, save_fig
 from ..layer_report import by_kind, layer_rows
 from ..loading import DEFAULT_SCENARIO_NAME, load_scenario
 from ..results import SimResult, resource_label
-from ..trace import chrome_trace
 from .runner import located
+
+if TYPE_CHECKING:  # rich is imported where a report is printed: `simulate -q` and --json runs skip it
+    from rich.console import Console
 
 
 @click.command()
@@ -51,6 +50,8 @@ def simulate(
     # Always serialized, so a non-finite result is an error, never a table or invalid JSON.
     text = strict_json({**result.to_dict(), "layers": rows}, sort_keys=True, indent=2)  # SimResult + per-layer times
     if trace_out:
+        from ..trace import chrome_trace  # only with --trace
+
         trace_text = strict_json(chrome_trace(timeline))
         if trace_out == "-":
             click.echo(trace_text)
@@ -63,11 +64,15 @@ def simulate(
     if not quiet and json_out != "-" and trace_out != "-":
         print_report(result, str(scenario) if scenario else DEFAULT_SCENARIO_NAME)
         if layers_shown is not None:
+            from rich.console import Console
+
             print_layers(Console(), rows, layers_shown)
 
 
 def print_layers(console: Console, rows: list[dict[str, Any]], shown: int) -> None:
     """The ``shown`` most expensive layers of one rank, then the totals per layer kind."""
+    from rich.table import Table
+
     table = Table(title=f"one rank's compute: the {min(shown, len(rows))} most expensive of {len(rows)} layers")
     for header in ("layer", "kind", "algorithm", "forward ms", "backward ms", "share"):
         table.add_column(header, justify="right" if header.endswith(("ms", "share")) else "left")
@@ -106,6 +111,10 @@ def topology(scenario: Path | None, overrides: tuple[str, ...], png: str) -> Non
 
 
 def print_report(result: SimResult, source: str) -> None:
+    from rich.console import Console  # rich takes ~50 ms to import: only when a report is printed
+    from rich.table import Table
+    from rich.text import Text
+
     console = Console()
     if "llm" in result.extra:
         from ..llm.report import print_llm_report
@@ -173,6 +182,8 @@ def print_calibration(console: Console, report: dict[str, Any] | None) -> None:
     if report is None:
         console.print("calibration: none - every number is a roofline/network estimate")
         return
+    from rich.table import Table
+
     table = Table(title=f"calibrated vs estimated ({report['profile']})", show_header=False)
     table.add_column(style="bold")
     table.add_column()

@@ -23,7 +23,7 @@ from typing import Any
 
 from simulator.llm.spec import PRESETS as LLM_PRESETS
 from simulator.llm.spec import TransformerSpec, register_spec
-from simulator.zoo import cnn, transformer
+from simulator.zoo import cnn
 from simulator.zoo.core import LAYER_KINDS, GemmShape, Layer, Model
 from simulator.zoo.registry import (
     file_model_name,
@@ -70,10 +70,22 @@ for _name, _builder in (
     ("resnet152", cnn.resnet152),
 ):
     _register(_name, _builder)
-_register("bert_base", transformer.bert_base, default_sequence_length=128)
-_register("bert_large", transformer.bert_large, default_sequence_length=128)
-_register("gpt2", transformer.gpt2, default_sequence_length=1024)
-_register("gpt2_medium", transformer.gpt2_medium, default_sequence_length=1024)
+
+
+def _transformer(name: str) -> Callable[[int], Model]:
+    def build(sequence_length: int) -> Model:
+        from simulator.zoo import transformer  # loaded when a BERT or GPT-2 is built: start-up time
+
+        builder: Callable[[int], Model] = getattr(transformer, name)
+        return builder(sequence_length)
+
+    return build
+
+
+_register("bert_base", _transformer("bert_base"), default_sequence_length=128)
+_register("bert_large", _transformer("bert_large"), default_sequence_length=128)
+_register("gpt2", _transformer("gpt2"), default_sequence_length=1024)
+_register("gpt2_medium", _transformer("gpt2_medium"), default_sequence_length=1024)
 
 
 def _llm_builder(spec: Any) -> Callable[[int], Model]:
