@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from .catalog.datafile import SAFE_LOADER
+
 DEFAULT = "none"
 
 
@@ -32,7 +34,7 @@ def _presets() -> dict[str, dict[str, Any]]:
     presets = {}
     for entry in folder.iterdir():
         if entry.name.endswith(".yaml"):
-            data = yaml.safe_load(entry.read_text())
+            data = yaml.load(entry.read_text(), Loader=SAFE_LOADER)  # plain data, no tags
             presets[data["name"]] = data
     return presets
 

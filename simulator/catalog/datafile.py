@@ -17,8 +17,9 @@ from pydantic import BaseModel, ValidationError
 
 from simulator.errors import ClusterSimError
 
-# libyaml's loader where it is installed: the catalog is read when simulator starts.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: libyaml's safe loader where it is installed (about 8x faster than the pure-Python one):
+#: the package's own data files (catalogs, backends, framework presets) are read at start-up.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SHOWN_ERRORS = 3
 
 FileModel = TypeVar("FileModel", bound=BaseModel)
@@ -55,7 +56,7 @@ def read_catalog_file(name: str, model: type[FileModel]) -> FileModel:
     where = catalog_path(name)
     try:
         text = (resources.files("simulator") / "data" / "catalog" / f"{name}.yaml").read_text(encoding="utf-8")
-        data = yaml.load(text, Loader=_LOADER)  # a safe loader: plain data, no tags
+        data = yaml.load(text, Loader=SAFE_LOADER)  # a safe loader: plain data, no tags
         return model.model_validate(data)
     except (OSError, yaml.YAMLError) as exc:
         raise CatalogFileError(f"{where}: cannot read the catalog: {exc}") from exc

@@ -19,6 +19,8 @@ from importlib import resources
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..catalog.datafile import SAFE_LOADER
+
 PROTOCOLS = ("LL", "LL128", "Simple")
 
 
@@ -131,4 +133,4 @@ def get_backend(name: str) -> Backend:
     if name not in list_backends():
         raise KeyError(f"unknown collective backend {name!r}; known: {', '.join(list_backends())}")
     text = (resources.files("simulator") / "data" / "backends" / f"{name}.yaml").read_text(encoding="utf-8")
-    return Backend.model_validate(yaml.safe_load(text))
+    return Backend.model_validate(yaml.load(text, Loader=SAFE_LOADER))  # plain data, no tags
