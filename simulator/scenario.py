@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from topologies import FABRICS, SERVER_LAYOUTS
+from topologies import FABRICS, SERVER_LAYOUTS, Dgx1Params, LeafSpineParams, NvSwitchParams, PcieTreeParams
 
 from . import catalog, zoo
 from .llm.parallel import ParallelismSpec, check_layout
@@ -51,7 +51,8 @@ class ServerSpec(_Strict):
         "in NVLink hybrid cube mesh), nvswitch (DGX A100/H100 style all-to-all NVLink).",
     )
     pcie_switches: int | None = Field(
-        default=None, ge=1, description="PCIe switches per node; GPUs spread evenly over them. Default: 1 (nvswitch: GPUs/2). "
+        default=None, ge=1, description=f"PCIe switches per node; GPUs spread evenly over them. Default: {PcieTreeParams.pcie_switches} "
+        "(nvswitch: GPUs/2). "
         "At most 64 (see LIMITS)."
     )
     gpus_per_switch: int | None = Field(
@@ -59,7 +60,8 @@ class ServerSpec(_Strict):
         "At most 64."
     )
     sockets: int | None = Field(
-        default=None, ge=1, le=2, description="CPU sockets joined by QPI/UPI; switches spread over them. Default 1 (nvswitch 2)."
+        default=None, ge=1, le=2, description="CPU sockets joined by QPI/UPI; switches spread over them. "
+        f"Default {PcieTreeParams.sockets} (nvswitch {NvSwitchParams.sockets})."
     )
     pcie_generation: Literal[3, 4, 5] | None = Field(
         default=None, description="PCIe generation of every x16 link in the server; default: the GPU's own generation."
@@ -69,15 +71,18 @@ class ServerSpec(_Strict):
     )
     qpi_bandwidth_gbytes_s: float | None = Field(
         default=None, gt=0, le=MAX_GBYTES_S,
-        description="Inter-socket link bandwidth per direction, GB/s; default 38.4 (two QPI 9.6 GT/s links).",
+        description=f"Inter-socket link bandwidth per direction, GB/s; default {PcieTreeParams.qpi_bandwidth / 1e9:g} "
+        "(two QPI 9.6 GT/s links).",
     )
     p2p: bool | None = Field(default=None, description="GPU peer-to-peer over PCIe; off: GPU-to-GPU copies are staged through host memory. Default: the GPU's (the catalog's pcie_p2p: off on GeForce RTX 2080 Ti and 3090).")
     gpudirect_rdma: bool = Field(default=True, description="GPUDirect RDMA; off: NIC traffic is staged through host memory.")
     nics: int | None = Field(
-        default=None, ge=1, description="NICs per node (rails); default 1 (dgx1: 4, nvswitch: one per GPU). At most 64."
+        default=None, ge=1, description=f"NICs per node (rails); default {PcieTreeParams.nics} (dgx1: {Dgx1Params.nics}, nvswitch: one "
+        "per GPU). At most 64."
     )
     nic_placement: Literal["root", "switch"] | None = Field(
-        default=None, description="NICs at the CPU root complex or under the PCIe switches; default root (nvswitch: switch)."
+        default=None, description="NICs at the CPU root complex or under the PCIe switches; "
+        f"default {PcieTreeParams.nic_placement} (nvswitch: {NvSwitchParams.nic_placement})."
     )
     nvlink_bandwidth_gbytes_s: float | None = Field(
         default=None, gt=0, le=MAX_GBYTES_S,
@@ -140,9 +145,10 @@ class FabricSpec(_Strict):
     )
     switch_latency_us: float = Field(default=0.5, ge=0, le=MAX_LATENCY_US, description="Forwarding delay of one switch in microseconds.")
     nodes_per_leaf: int | None = Field(default=None, ge=1, description="Servers under each leaf switch (leaf_spine).")
-    spines: int | None = Field(default=None, ge=1, description="Spine switches (leaf_spine); default 2.")
+    spines: int | None = Field(default=None, ge=1, description=f"Spine switches (leaf_spine); default {LeafSpineParams.spines}.")
     oversubscription: float | None = Field(
-        default=None, ge=1, le=1000, description="Leaf downlink / uplink bandwidth ratio (leaf_spine); default 1 (non-blocking)."
+        default=None, ge=1, le=1000, description="Leaf downlink / uplink bandwidth ratio (leaf_spine); "
+        f"default {LeafSpineParams.oversubscription:g} (non-blocking)."
     )
     rails: bool | None = Field(default=None, description="Rail-optimized: NIC k of every server on rail-k leaves (leaf_spine).")
 
