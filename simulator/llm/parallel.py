@@ -62,6 +62,13 @@ class ParallelismSpec(_Strict):
         "(Megatron's distributed optimizer: reduce-scatter gradients, all-gather parameters); 2 + gradients; "
         "3 + parameters (FSDP FULL_SHARD: all-gather each block's parameters before forward and backward).",
     )
+    zero3_gather: Literal["block", "parameter"] = Field(
+        "block", description="How ZeRO-3 gathers parameters: block = flattened, a model chunk's at once before "
+        "each forward and backward, prefetched during the previous operation (PyTorch FSDP's flat parameters, "
+        "DeepSpeed >= 0.6's coalesced fetch); parameter = one all-gather per parameter tensor, block by block, "
+        "each after a device synchronize, so none overlaps compute (DeepSpeed 0.3-0.5, 2021: "
+        "partition_parameters._allgather_param), and one reduce-scatter per tensor after each block's backward.",
+    )
     shard_group: Literal["data", "node"] = Field(
         "data", description="Where ZeRO shards: over the whole data-parallel group, or over its ranks in one node "
         "with the replicas in other nodes all-reducing their gradient shards (PyTorch FSDP HYBRID_SHARD).",
@@ -88,6 +95,9 @@ class ParallelismSpec(_Strict):
             raise ValueError("training.parallelism.virtual_stages: only the interleaved schedule uses model chunks")
         if self.shard_group == "node" and self.zero_stage == 0:
             raise ValueError("training.parallelism.shard_group: sharding within a node needs zero_stage 1-3")
+        if self.zero3_gather != "block" and self.zero_stage != 3:
+            raise ValueError("training.parallelism.zero3_gather: says how ZeRO stage 3 gathers parameters; "
+                             "set zero_stage: 3")
         if self.overlap_param_gather and self.zero_stage not in (1, 2):
             raise ValueError("training.parallelism.overlap_param_gather: only ZeRO stages 1 and 2 gather "
                              "parameters once per step (stage 3 gathers them before every use)")

@@ -23,7 +23,7 @@ from .costs import ChunkCosts, activation_bytes, all_to_all_bytes, chunk_costs, 
 from .memory import GIB, MemoryUse, stage_memory
 from .parallel import Layout, bubble_fraction, check_layout, rank
 from .schedule import in_flight, stage_ops
-from .spec import TransformerSpec, get_spec, model_flops_per_token, parameter_count
+from .spec import TransformerSpec, block_tensors, get_spec, model_flops_per_token, parameter_count
 from .step import Node, Program, StepPlan, StepSimulation, groups_by_node, library_for
 
 PARAM_GATHER_BYTES = 2  # bf16/fp16 parameters all-gathered after the step (ZeRO >= 1)
@@ -212,6 +212,7 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
         zero_stage=p.zero_stage,
         overlap_grad_reduce=p.overlap_grad_reduce,
         overlap_param_gather=p.overlap_param_gather,
+        tensor_shares=_tensor_shares(spec) if p.zero_stage == 3 and p.zero3_gather == "parameter" else (),
     )
     sim = StepSimulation(env, network, libraries, plan, replicas)
     step_s = sim.run()
@@ -225,6 +226,12 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
 #: MFU of an fp8 run is counted against the bf16 peak, as MLPerf and Megatron reports
 #: quote it (the fp8 peak would halve it while only the dense GEMMs run in fp8).
 MFU_PEAK_PRECISION = {"fp8": "bf16"}
+
+
+def _tensor_shares(spec: TransformerSpec) -> tuple[float, ...]:
+    """Each parameter tensor's share of a block's parameters (:func:`block_tensors`)."""
+    tensors = block_tensors(spec)
+    return tuple(t / sum(tensors) for t in tensors)
 
 
 def mfu_peak_flops(gpu: GPUSpec, precision: str) -> float:

@@ -108,6 +108,20 @@ def block_params(spec: TransformerSpec) -> int:
     return attention_params(spec) + mlp + 2 * _norm_params(spec)
 
 
+def block_tensors(spec: TransformerSpec) -> list[int]:
+    """The elements of each parameter tensor of one block, as a framework that holds
+    them separately sees them: per norm its weight (and bias), per dense layer its
+    weight (and bias); a MoE layer's router and each expert's MLP. Sums to
+    :func:`block_params`."""
+    h, f = spec.hidden, spec.ffn_hidden
+    norm = [h, h] if spec.norm == "layernorm" else [h]
+    attention = [h * spec.qkv_out, h * h] + ([spec.qkv_out, h] if spec.bias else [])
+    mlp = [h * spec.mlp_in_out, f * h] + ([spec.mlp_in_out, h] if spec.bias else [])
+    if spec.moe:
+        mlp = [h * spec.experts] + mlp * spec.experts
+    return norm + attention + norm + mlp
+
+
 def embedding_params(spec: TransformerSpec) -> int:
     positions = spec.max_positions * spec.hidden if spec.positions == "learned" else 0
     return spec.vocab * spec.hidden + positions

@@ -23,7 +23,9 @@ What is simulated, and how (``simulator.llm`` package docstring for the whole mo
   it. Then the optimizer steps over the stage's shard and (ZeRO >= 1) the updated
   parameters are all-gathered. ZeRO 3 (FSDP FULL_SHARD) all-gathers a chunk's
   parameters before each forward and backward (prefetched during the previous
-  operation) and reduce-scatters its gradients after each backward.
+  operation) and reduce-scatters its gradients after each backward; as DeepSpeed 0.3-0.5
+  ran it (``zero3_gather: parameter``), one parameter tensor at a time, block by block,
+  with no gather overlapping compute.
 
 The step ends when the last stage has finished its optimizer step and parameter gather.
 """
@@ -92,6 +94,9 @@ class StepPlan:
     overlap_grad_reduce: bool
     replica_size: int = 1  # hybrid sharding: replicas of a shard (in other nodes) all-reducing its gradients
     overlap_param_gather: bool = False  # ZeRO-1/2: the parameter all-gather runs under the next step's forward
+    # ZeRO-3 gathering one parameter tensor at a time, none overlapping compute (DeepSpeed < 0.6):
+    # each tensor's share of a block's parameters; empty: a chunk's gather, prefetched
+    tensor_shares: tuple[float, ...] = ()
 
 
 class StepSimulation:
@@ -148,7 +153,8 @@ class StepSimulation:
             if kind == "B" and self._next(s, chunk) is not None:
                 yield self._event("grad", s, chunk, mb)
             rec.wait_s += self.env.now - waited
-            if plan.zero_stage == 3:
+            per_tensor = plan.zero_stage == 3 and bool(plan.tensor_shares)  # gathers inside, block by block
+            if plan.zero_stage == 3 and not per_tensor:
                 waited = self.env.now
                 yield prefetch.pop(index) if index in prefetch else self.env.process(self._gather(s, chunk))
                 rec.fsdp_wait_s += self.env.now - waited
@@ -163,6 +169,8 @@ class StepSimulation:
                     yield arrived
                     rec.gather_s += self.env.now - waited
                     yield self.env.timeout(plan.forward_s[s][chunk] / plan.blocks_per_chunk[s][chunk])
+            elif kind == "F" and per_tensor:
+                yield from self._per_tensor(s, kind, chunk, plan.forward_s[s][chunk])
             elif kind == "F":
                 yield self.env.timeout(plan.forward_s[s][chunk])
             if kind == "F":
@@ -176,14 +184,17 @@ class StepSimulation:
             else:
                 if plan.overlap_grad_reduce and plan.zero_stage < 3 and mb == plan.micro_batches - 1:
                     self.env.process(self._reduce_during_backward(s, chunk, plan.backward_s[s][chunk]))
-                yield self.env.timeout(plan.backward_s[s][chunk])
+                if per_tensor:
+                    yield from self._per_tensor(s, kind, chunk, plan.backward_s[s][chunk])
+                else:
+                    yield self.env.timeout(plan.backward_s[s][chunk])
                 rec.compute_s += backward - recompute
                 rec.recompute_s += recompute
                 rec.tp_s += tp_backward
                 target = self._previous(s, chunk)
                 if target is not None:
                     self.env.process(self._send("grad", s, target, mb))
-                if plan.zero_stage == 3:
+                if plan.zero_stage == 3 and not per_tensor:
                     self._pending[s].append(self.env.process(self._dp(s, "reduce_scatter", plan.grad_bytes[s][chunk])))
             rec.ops.append((kind, chunk, mb, start, self.env.now))
         rec.ops_end = self.env.now
@@ -207,6 +218,24 @@ class StepSimulation:
                     if stage == s]
             if runs:
                 yield simpy.AllOf(self.env, runs)
+
+    def _per_tensor(self, s: int, kind: str, chunk: int, duration: float) -> Program:
+        """ZeRO-3 as DeepSpeed 0.3-0.5 ran it: before a block computes, each parameter
+        tensor is all-gathered on its own, one after another, the GPU idle meanwhile
+        (``torch.cuda.synchronize()`` before every gather); after its backward, one
+        reduce-scatter per tensor, in flight while the next block computes."""
+        plan, rec = self.plan, self.records[s]
+        blocks = plan.blocks_per_chunk[s][chunk]
+        params, grads = plan.param_bytes[s][chunk] / blocks, plan.grad_bytes[s][chunk] / blocks
+        for _ in range(blocks):
+            waited = self.env.now
+            for share in plan.tensor_shares:
+                yield from self._dp(s, "allgather", params * share)
+            rec.fsdp_wait_s += self.env.now - waited
+            yield self.env.timeout(duration / blocks)
+            if kind == "B":
+                for share in plan.tensor_shares:
+                    self._pending[s].append(self.env.process(self._dp(s, "reduce_scatter", grads * share)))
 
     def _gather(self, s: int, chunk: int) -> Program:
         yield from self._dp(s, "allgather", self.plan.param_bytes[s][chunk])

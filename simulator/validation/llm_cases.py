@@ -36,6 +36,7 @@ FLOPs per token (N the parameters) at a constant 40% MFU, in the row's metric.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from .. import zoo
@@ -87,6 +88,19 @@ def _precision(case: MeasuredCase, architecture: str) -> str:
     return "fp16" if architecture == "Volta" else "bf16"
 
 
+#: A DeepSpeed version named in a row's framework text ("DeepSpeed 0.3", "DeepSpeed 0.6.2").
+_DEEPSPEED_VERSION = re.compile(r"deepspeed\s+v?0\.(\d+)", re.IGNORECASE)
+
+
+def zero3_gather(case: MeasuredCase) -> str:
+    """``training.parallelism.zero3_gather`` of a ZeRO-3 row: ``parameter`` for DeepSpeed
+    before 0.6, whose ZeRO-3 gathered every parameter tensor on its own after a device
+    synchronize (``partition_parameters._allgather_param``, 0.3.12-0.5.x; 0.6.0 brought
+    the coalesced, overlapped fetch); ``block`` otherwise (PyTorch FSDP, later DeepSpeed)."""
+    found = _DEEPSPEED_VERSION.search(case.framework or "")
+    return "parameter" if found and int(found.group(1)) < 6 else "block"
+
+
 def llm_case_scenario(case: MeasuredCase, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Any, str]:
     """The scenario a transformer-parallel row describes, and its note."""
     if case.cpu_offload:
@@ -117,6 +131,8 @@ def llm_case_scenario(case: MeasuredCase, overrides: list[str] | tuple[str, ...]
     }
     if case.fsdp == "hybrid_shard":
         parallelism["shard_group"] = "node"
+    if zero == 3 and zero3_gather(case) != "block":
+        parallelism["zero3_gather"] = zero3_gather(case)
     if case.dp is not None:
         parallelism["data"] = case.dp
     if (case.virtual_stages or 1) > 1:

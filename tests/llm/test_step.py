@@ -8,6 +8,7 @@ import json
 import pytest
 
 from simulator import load_scenario, simulate
+from simulator.errors import ScenarioError
 from simulator.llm.parallel import bubble_fraction
 from simulator.llm.spec import PRESETS, parameter_count
 
@@ -175,3 +176,36 @@ def test_the_representative_step_equals_moving_every_transfer(parallel):
     fast = simulate_llm(s).iteration_time_s
     every = simulate_llm(s, representative=False).iteration_time_s
     assert fast == pytest.approx(every, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["gpt3_1.3b", "llama2_7b", "mixtral_8x7b"])
+def test_a_blocks_parameter_tensors_add_up_to_its_parameters(name):
+    from simulator.llm.spec import block_params, block_tensors
+
+    spec = PRESETS[name]
+    tensors = block_tensors(spec)
+    assert sum(tensors) == block_params(spec)
+    # GPT-3: 2 LayerNorms (weight, bias), QKV, out, fc1, fc2 (weight, bias): 12; Llama: 2 RMSNorms + 4 weights
+    if name == "gpt3_1.3b":
+        assert len(tensors) == 12
+    if name == "llama2_7b":
+        assert len(tensors) == 6
+
+
+def test_deepspeed_2021_gathers_every_parameter_tensor_with_the_gpu_idle():
+    kw = dict(model="gpt3_1.3b", seq=2048, tensor=1, global_batch=16, nic=100, zero_stage=3)
+    block = simulate(scenario(**kw))
+    tensor = simulate(scenario(**kw, zero3_gather="parameter"))
+    # the same bytes move either way
+    assert tensor.extra["llm"]["data_parallel_bytes_per_gpu"][0] == pytest.approx(
+        block.extra["llm"]["data_parallel_bytes_per_gpu"][0], rel=1e-9)
+    # nothing overlaps a gather: the step is compute + gathers + the last reduce-scatters + the optimizer
+    b = tensor.breakdown
+    assert tensor.iteration_time_s == pytest.approx(
+        b["compute_s"] + b["fsdp_gather_wait_s"] + b["dp_exposed_s"] + b["optimizer_s"], rel=1e-9)
+    # against one prefetched gather per chunk, of which only the first is waited for
+    assert b["fsdp_gather_wait_s"] > 3 * block.breakdown["fsdp_gather_wait_s"]
+    assert tensor.iteration_time_s > block.iteration_time_s + 0.5 * b["fsdp_gather_wait_s"]
+    with pytest.raises(ScenarioError, match="zero3_gather: says how ZeRO stage 3 gathers parameters; set zero_stage"):
+        scenario(zero_stage=1, zero3_gather="parameter")
+

@@ -60,3 +60,20 @@ def test_the_shipped_llm_dev_set_reads():
     assert len(sources) >= 10
     # rows without shapes are kept out as errors with their line, never dropped silently
     assert all(e.line > 1 for e in errors)
+
+
+@pytest.mark.parametrize(("framework", "gather"), [
+    ("DeepSpeed 0.3 ZeRO-3 (as baseline in the Megatron SC'21 paper)", "parameter"),
+    ("Megatron-DeepSpeed + DeepSpeed 0.5.10 ZeRO-3", "parameter"),
+    ("Megatron-DeepSpeed + DeepSpeed 0.6.2 ZeRO-3 (CPU offload)", "block"),
+    ("PyTorch FSDP + SDPA flash-attention v2", "block"),
+    ("DeepSpeed ZeRO-3", "block"),  # no version stated: today's behaviour
+])
+def test_a_zero3_row_gathers_as_the_deepspeed_version_it_names(tmp_path, framework, gather):
+    from simulator.validation.llm_cases import llm_case_scenario
+
+    (case,), errors = read_cases(write(tmp_path, [{**ROW, "framework": framework}]))
+    assert not errors
+    scenario, _ = llm_case_scenario(case)
+    assert scenario.training.parallelism.zero_stage == 3
+    assert scenario.training.parallelism.zero3_gather == gather
