@@ -119,19 +119,22 @@ def install(sim: BuiltSimulation, limit: int | None = None) -> None:
 EVENTS_PER_PIPELINE_OP = 8
 
 
-def check_pipeline_work(stages: int, micro_batches: int, virtual_stages: int) -> None:
+def check_pipeline_work(stages: int, micro_batches: int, virtual_stages: int, collectives_per_op: int = 0) -> None:
     """Refuse a transformer step whose pipeline schedule alone is beyond the work
     budget, before its operation lists are made (a global batch of 10 million samples
     took 270 s and 2.6 GB): the operations are counted exactly, each as
-    :data:`EVENTS_PER_PIPELINE_OP` events."""
+    :data:`EVENTS_PER_PIPELINE_OP` events, and so is each of the ``collectives_per_op``
+    collectives an operation runs inside it (ZeRO-3 one parameter tensor at a time)."""
     limit = max_events()
     ops = 2 * stages * micro_batches * virtual_stages
-    if limit is None or ops * EVENTS_PER_PIPELINE_OP <= limit:
+    events = ops * (1 + collectives_per_op) * EVENTS_PER_PIPELINE_OP
+    if limit is None or events <= limit:
         return
+    inside = f", each with {collectives_per_op:,} per-tensor collectives" if collectives_per_op else ""
     raise WorkBudgetExceeded(
         f"training.parallelism: one step runs {ops:,} pipeline operations ({stages:,} stage(s) x "
-        f"{micro_batches:,} micro-batches x {virtual_stages:,} virtual stage(s), forward and backward), counted as "
-        f"{ops * EVENTS_PER_PIPELINE_OP:,} simulated events, beyond the work budget of {limit:,}. Reduce "
+        f"{micro_batches:,} micro-batches x {virtual_stages:,} virtual stage(s), forward and backward{inside}), "
+        f"counted as {events:,} simulated events, beyond the work budget of {limit:,}. Reduce "
         "training.parallelism.global_batch, or raise training.parallelism.micro_batch or the data-parallel size; "
         f"or raise the budget with {MAX_EVENTS_ENV}=N (0 = no limit) or `clustersim --allow-large` "
         f"({ALLOW_LARGE_ENV}=1)"

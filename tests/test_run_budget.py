@@ -213,3 +213,20 @@ def test_the_pipeline_count_is_exact_at_the_budget(monkeypatch):
     assert step(200).extra["llm"]["layout"]["micro_batches"] == 25
     with pytest.raises(WorkBudgetExceeded, match="one step runs 104 pipeline operations"):
         step(208)
+
+
+def test_per_tensor_zero3_collectives_count_against_the_budget(monkeypatch):
+    # DeepSpeed 0.3-0.5's ZeRO-3: every operation runs an all-gather and a reduce-scatter per
+    # parameter tensor of each of its blocks (Llama-2 7B: 6 tensors x 32 blocks x 2 = 384)
+    from simulator.run_budget import EVENTS_PER_PIPELINE_OP
+
+    data = copy.deepcopy(LLAMA)
+    data["training"]["parallelism"].update(tensor=1, pipeline=1, global_batch=32, zero_stage=3)
+    ops = 2 * 1  # one micro-batch per replica on 32 GPUs: forward and backward
+    monkeypatch.setenv(MAX_EVENTS_ENV, str(ops * (1 + 384) * EVENTS_PER_PIPELINE_OP))
+    assert simulate(load_scenario(data)).iteration_time_s > 0  # flattened gathers: within the budget
+    data["training"]["parallelism"]["zero3_gather"] = "parameter"
+    assert simulate(load_scenario(data)).iteration_time_s > 0  # exactly at the budget
+    monkeypatch.setenv(MAX_EVENTS_ENV, str(ops * (1 + 384) * EVENTS_PER_PIPELINE_OP - 1))
+    with pytest.raises(WorkBudgetExceeded, match="one step runs 2 pipeline operations .* each with 384 per-tensor"):
+        simulate(load_scenario(data))

@@ -149,7 +149,10 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
         layout = check_layout(p, spec, total_gpus=c.total_gpus, seq_len=seq_len)
     except ValueError as exc:
         raise ScenarioError(str(exc)) from None
-    check_pipeline_work(layout.pipeline, layout.micro_batches, layout.virtual_stages)
+    per_op = 0  # DeepSpeed 0.3-0.5's ZeRO-3: an all-gather and a reduce-scatter per tensor of each block
+    if p.zero_stage == 3 and p.zero3_gather == "parameter":
+        per_op = 2 * len(block_tensors(spec)) * -(-spec.layers // (layout.pipeline * layout.virtual_stages))
+    check_pipeline_work(layout.pipeline, layout.micro_batches, layout.virtual_stages, collectives_per_op=per_op)
     gpu = catalog.get_gpu(c.gpu)
     env = CountingEnvironment()
     cluster, network, backend = cluster_network(scenario, env)
