@@ -234,7 +234,8 @@ MFU_PEAK_PRECISION = {"fp8": "bf16"}
 def _tensor_shares(spec: TransformerSpec) -> tuple[float, ...]:
     """Each parameter tensor's share of a block's parameters (:func:`block_tensors`)."""
     tensors = block_tensors(spec)
-    return tuple(t / sum(tensors) for t in tensors)
+    total = sum(tensors)
+    return tuple(t / total for t in tensors)
 
 
 def mfu_peak_flops(gpu: GPUSpec, precision: str) -> float:

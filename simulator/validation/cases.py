@@ -91,8 +91,6 @@ NETWORK_KINDS: dict[str, NetworkKind] = {
     "omnipath": NetworkKind(1.0, None, "Intel Omni-Path 100: ~1 us MPI latency"),
     "efa": NetworkKind(10.0, None, "AWS EFA (SRD): ~10 us small-message latency"),
 }
-#: The one-way latency (microseconds) of each ``network`` name (:data:`NETWORK_KINDS`).
-NETWORK_LATENCY_US = {name: kind.latency_us for name, kind in NETWORK_KINDS.items()}
 #: Input limits of a measured-runs file (the shipped ones are a few hundred rows).
 MAX_CSV_BYTES = 16 * 2**20
 MAX_FIELD_CHARS = 4096

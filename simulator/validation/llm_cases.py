@@ -44,7 +44,7 @@ from ..catalog import get_gpu
 from ..llm.run import mfu_peak_flops, simulate_llm
 from ..llm.spec import PRESETS, TransformerSpec, get_spec
 from ..loading import load_scenario
-from .cases import NETWORK_LATENCY_US, MeasuredCase
+from .cases import NETWORK_KINDS, MeasuredCase
 
 REFERENCE_MFU = 0.40
 GPU_NAMES = {"V100-SXM3-32GB": "V100-SXM2-32GB"}
@@ -131,8 +131,9 @@ def llm_case_scenario(case: MeasuredCase, overrides: list[str] | tuple[str, ...]
     }
     if case.fsdp == "hybrid_shard":
         parallelism["shard_group"] = "node"
-    if zero == 3 and zero3_gather(case) != "block":
-        parallelism["zero3_gather"] = zero3_gather(case)
+    gather = zero3_gather(case) if zero == 3 else "block"
+    if gather != "block":
+        parallelism["zero3_gather"] = gather
     if case.dp is not None:
         parallelism["data"] = case.dp
     if (case.virtual_stages or 1) > 1:
@@ -151,7 +152,7 @@ def llm_case_scenario(case: MeasuredCase, overrides: list[str] | tuple[str, ...]
         "cluster": {"nodes": case.nodes, "gpus_per_node": case.gpus_per_node, "gpu": gpu_name,
                     "server": {"layout": layout},
                     "nic": {"bandwidth_gbps": (gbps or 1600.0) / nics,
-                            "latency_us": NETWORK_LATENCY_US[case.network or "infiniband"]}},
+                            "latency_us": NETWORK_KINDS[case.network or "infiniband"].latency_us}},
         # the row ran, so it fit: the memory estimate is reported, not enforced
         "workload": {"model": spec.name, "precision": _precision(case, gpu.architecture),
                      "sequence_length": case.seq_len, "check_memory": False},

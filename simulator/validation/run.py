@@ -62,7 +62,7 @@ from ..loading import load_scenario
 from ..results import SimResult, collect
 from ..scenario import Scenario
 from ..sync import SYNC_STRATEGIES, Allreduce
-from .cases import NETWORK_KINDS, NETWORK_LATENCY_US, CaseError, MeasuredCase, read_cases
+from .cases import NETWORK_KINDS, CaseError, MeasuredCase, read_cases
 
 LAYOUTS = {"pcie": "pcie_tree", "nvlink": "dgx1", "nvswitch": "nvswitch"}
 
@@ -140,7 +140,7 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
         notes.append(f"network bandwidth not given: simulated {network} at its typical {gbps:g} Gb/s")
     gbps = gbps or 100.0
     nic["bandwidth_gbps"] = gbps / default_nics(layout, case.gpus_per_node)
-    nic["latency_us"] = NETWORK_LATENCY_US[network or "ethernet"]
+    nic["latency_us"] = NETWORK_KINDS[network or "ethernet"].latency_us
     workload: dict[str, Any] = {"precision": case.precision}
     if case.model:
         workload["model"] = case.model
