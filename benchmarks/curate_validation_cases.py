@@ -220,6 +220,8 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
 def ps_rows(df: pd.DataFrame) -> list[dict[str, str]]:
     rows = []
     dell = df[df["source"].str.contains("Dell EMC HPC") & df["sync"].str.startswith("ps (MXNet kvstore dist")]
+    one_gpu = dell[(dell["nodes"].astype(int) * dell["gpus_per_node"].astype(int)) == 1]
+    base = float(one_gpu["value"].iloc[0]) if len(one_gpu) == 1 else None
     for idx, r in dell.iterrows():
         n, g = int(r["nodes"]), int(r["gpus_per_node"])
         if n * g == 1:
@@ -228,9 +230,11 @@ def ps_rows(df: pd.DataFrame) -> list[dict[str, str]]:
             case_id=f"Dell-P100-blog-googlenet-mxnet-ps-{n}x{g}", source="Dell-P100-blog", model="googlenet",
             gpu="P100-PCIe-16GB", nodes=n, gpus_per_node=g, intra_node="pcie", network="infiniband",
             strategy="parameter_server", ps_placement="colocated", batch_per_gpu=144 // g, precision="fp32",
-            metric="throughput_samples_per_s", value=float(r["value"]), framework=r["framework"],
+            metric="throughput_samples_per_s", value=float(r["value"]), baseline_throughput_samples_per_s=base,
+            baseline_batch_per_gpu=144 if base is not None else None, framework=r["framework"],
             notes=(f"raw row {idx}: {r['notes']}; read as MXNet's per-machine --batch-size 144 split over "
-                   f"{g} GPUs; no one-GPU baseline at that batch (roofline compute); InfiniBand type not "
+                   f"{g} GPUs; baseline: the source's one-GPU MXNet run, 1 GPU at --batch-size 144 (strong "
+                   "scaling: the roofline carries it from batch 144 to this batch); InfiniBand type not "
                    "stated (typical figure); zoo googlenet stands in for bvlc_googlenet; one colocated server "
                    "per node (MXNet default)"),
         ))
@@ -264,7 +268,7 @@ def headline_rows(df: pd.DataFrame) -> list[dict[str, str]]:
         m = hv[r["model"]]
         rows.append(row(
             case_id=f"Horovod-docs-{m}-512gpu-eff", source="Horovod-docs", model=m, gpu="P100-PCIe-16GB",
-            nodes=128, gpus_per_node=4, intra_node="pcie", network="ethernet", network_gbps=25.0,
+            nodes=128, gpus_per_node=4, intra_node="pcie", network="roce", network_gbps=25.0,
             strategy="ring_allreduce", batch_per_gpu=32, precision="fp32", metric="scaling_efficiency",
             value=float(r["value"]), framework=r["framework"],
             notes=(f"raw row {idx}: {r['notes']}; ASSUMED: 'Pascal' GPU read as P100 PCIe 16 GB on a PCIe server "
@@ -279,10 +283,13 @@ def headline_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                 model=m, gpu="P100-PCIe-16GB", nodes=32, gpus_per_node=4, intra_node="pcie", network="ethernet",
                 network_gbps=25.0, strategy="parameter_server" if ps else "ring_allreduce",
                 num_ps=32 if ps else None, ps_placement="colocated" if ps else None, batch_per_gpu=32,
-                precision="fp32", metric="scaling_efficiency", value=float(r["value"]), framework=r["framework"],
+                precision="fp32", metric="scaling_efficiency", value=float(r["value"]),
+                framework=r["framework"].replace("(gRPC PS)", "(gRPC PS; tf_cnn_benchmarks)"),
                 notes=(f"raw row {idx}: {r['notes']}; the figure covers Inception V3 and ResNet-101 together, one "
                        "row per model; ASSUMED: P100 PCIe, 4 GPUs per server, batch 32/GPU (horovod#425), fp32"
-                       + ("; ASSUMED one colocated parameter server per node (TF PS count not stated)" if ps else "")),
+                       + ("; ASSUMED one colocated parameter server per node (TF PS count not stated); ASSUMED "
+                          "tf_cnn_benchmarks --variable_update=parameter_server, the TensorFlow benchmark the "
+                          "paper's Horovod figures ran" if ps else "")),
             ))
     for idx, r in df[df["source"].str.contains("BytePS README") & (df["metric"] == "efficiency")].iterrows():
         bps = "BytePS" in r["sync"]

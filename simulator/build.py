@@ -99,24 +99,33 @@ def _rank_compute_costs(scenario: Scenario, model: zoo.Model | None, gpu: catalo
     model = model or zoo.get_model(w.model, sequence_length=w.sequence_length)
     gpu = gpu or catalog.get_gpu(scenario.cluster.gpu)
     chosen = [layer.algorithm for layer in check_fits(scenario, model, gpu).layers]
-    costs = roofline_costs(
-        model,
-        gpu,
-        precision=w.precision,
-        batch=w.batch_per_gpu,
-        compute_efficiency=w.compute_efficiency or default_compute_efficiency(w.precision),
-        memory_efficiency=w.memory_efficiency,
-        layer_overhead_s=w.layer_overhead_us * 1e-6,
-        optimizer=w.optimizer,
-        conv_algorithms=chosen,
-    )
+
+    def at_batch(batch: int) -> ComputeCosts:
+        return roofline_costs(
+            model,
+            gpu,
+            precision=w.precision,
+            batch=batch,
+            compute_efficiency=w.compute_efficiency or default_compute_efficiency(w.precision),
+            memory_efficiency=w.memory_efficiency,
+            layer_overhead_s=w.layer_overhead_us * 1e-6,
+            optimizer=w.optimizer,
+            conv_algorithms=chosen,
+        )
+
+    costs = roofline = at_batch(w.batch_per_gpu)
     calibration = None
     if scenario.calibration is not None:
         from .calibrated import calibrate_compute
 
         costs, calibration = calibrate_compute(scenario, model, costs, scenario.calibration)
     if w.measured_throughput_samples_per_s is not None:
-        costs = scaled_to_throughput(costs, w.batch_per_gpu, w.measured_throughput_samples_per_s)
+        measured_batch = w.measured_throughput_batch or w.batch_per_gpu
+        if measured_batch == w.batch_per_gpu:
+            costs = scaled_to_throughput(costs, w.batch_per_gpu, w.measured_throughput_samples_per_s)
+        else:  # the measured level at the measured batch, the roofline's ratio between the two batches
+            factor = (measured_batch / w.measured_throughput_samples_per_s) / at_batch(measured_batch).total_s
+            costs = scaled_to_throughput(costs, w.batch_per_gpu, w.batch_per_gpu / (roofline.total_s * factor))
     return costs, calibration, chosen
 
 

@@ -292,6 +292,24 @@ class WorkloadSpec(_Strict):
         "computes an iteration in batch_per_gpu / this; the layers keep their relative profile, so gradients "
         "still become ready in the right proportions. Only the scaling is then predicted.",
     )
+    # Strong scaling keeps the global batch: a job measured on one GPU at batch 144 runs 36 per GPU
+    # on four (MXNet's --batch-size is per machine). Fitting the factor at the measured batch keeps the
+    # roofline's batch dependence (small batches fill a GPU less) instead of assuming it away.
+    measured_throughput_batch: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_048_576,
+        description="Batch at which measured_throughput_samples_per_s was measured on one GPU, when it is not "
+        "batch_per_gpu (strong scaling: the one-GPU run took the whole global batch). The one scale factor is "
+        "fitted at that batch and applied to the costs at batch_per_gpu. Default: batch_per_gpu.",
+    )
+
+    @model_validator(mode="after")
+    def _measured_batch_needs_throughput(self) -> WorkloadSpec:
+        if self.measured_throughput_batch is not None and self.measured_throughput_samples_per_s is None:
+            raise ValueError("measured_throughput_batch: says at which batch measured_throughput_samples_per_s "
+                             "was measured, which is not given")
+        return self
 
     @field_validator("model")
     @classmethod

@@ -46,3 +46,29 @@ def test_slower_measured_compute_hides_more_communication():
 def test_bad_measured_throughput_is_refused(bad):
     with pytest.raises(ScenarioError, match="measured_throughput_samples_per_s"):
         scenario(measured_throughput_samples_per_s=bad)
+
+
+def test_measured_at_another_batch_carries_the_roofline_batch_ratio():
+    # Strong scaling: one GPU measured at batch 128, the job runs 64 per GPU. The level comes
+    # from the measurement, the ratio between the two batches from the roofline model.
+    from simulator.engine import rank_compute_costs
+
+    roofline_64 = rank_compute_costs(scenario())[0].total_s
+    roofline_128 = rank_compute_costs(scenario(batch_per_gpu=128))[0].total_s
+    measured = scenario(measured_throughput_samples_per_s=300.0, measured_throughput_batch=128)
+    expected = (128 / 300.0) * roofline_64 / roofline_128
+    assert build(measured).costs.total_s == pytest.approx(expected, rel=1e-9)
+    # a GPU fills less at the smaller batch: fewer samples per second than measured at 128
+    assert 64 / expected < 300.0
+
+
+def test_measured_batch_equal_to_the_batch_changes_nothing():
+    plain = build(scenario(measured_throughput_samples_per_s=300.0)).costs
+    same = build(scenario(measured_throughput_samples_per_s=300.0, measured_throughput_batch=64)).costs
+    assert same.total_s == plain.total_s
+    assert np.array_equal(same.backward_s, plain.backward_s)
+
+
+def test_measured_batch_without_a_measured_throughput_is_refused():
+    with pytest.raises(ScenarioError, match="measured_throughput_batch"):
+        scenario(measured_throughput_batch=128)

@@ -14,6 +14,8 @@ auto), ``num_ps``, ``ps_placement`` (dedicated | colocated; PS rows only),
 scaling_efficiency | collective_time_s), ``value``,
 ``baseline_throughput_samples_per_s`` (optional measured one-GPU throughput of the same
 model, GPU, batch and framework: compute time is calibrated from it),
+``baseline_batch_per_gpu`` (optional: the batch of that one-GPU run when it is not
+``batch_per_gpu``, as in strong scaling where one GPU took the whole global batch),
 ``scenario`` (optional path to a full scenario file, relative to the CSV; it replaces
 the cluster/workload/training columns), ``framework``, ``notes``, and for collective
 cases ``collective`` (allreduce | broadcast | allgather | reduce_scatter) and
@@ -54,7 +56,8 @@ LLM_METRICS = ("tokens_per_s", "tokens_per_s_per_gpu", "tflops_per_gpu", "mfu")
 DATA_PARALLEL_COLUMNS = (
     "case_id", "source", "model", "gpu", "nodes", "gpus_per_node", "intra_node", "network_gbps", "network",
     "strategy", "num_ps", "ps_placement", "batch_per_gpu", "precision", "metric", "value",
-    "baseline_throughput_samples_per_s", "scenario", "framework", "notes", "collective", "message_bytes",
+    "baseline_throughput_samples_per_s", "baseline_batch_per_gpu", "scenario", "framework", "notes", "collective",
+    "message_bytes",
 )
 TRANSFORMER_COLUMNS = (
     "citation", "params_b", "layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len", "tp", "pp",
@@ -121,6 +124,7 @@ class MeasuredCase(BaseModel):
     metric: Metric
     value: float = Field(gt=0, description="The measured value, in the metric's unit.")
     baseline_throughput_samples_per_s: float | None = Field(None, ge=1e-3, le=1e12)
+    baseline_batch_per_gpu: int | None = Field(None, ge=1, le=1_048_576)
     scenario: str | None = None
     framework: str | None = None
     notes: str | None = None
@@ -189,6 +193,9 @@ class MeasuredCase(BaseModel):
         if (self.scenario is None and not self.transformer and self.nodes > 1 and self.network_gbps is None
                 and self.network is not None and NETWORK_KINDS[self.network].typical_gbps is None):
             raise ValueError(f"'network_gbps' is required for network {self.network!r} (no typical figure)")
+        if self.baseline_batch_per_gpu is not None and self.baseline_throughput_samples_per_s is None:
+            raise ValueError("'baseline_batch_per_gpu' is the batch of baseline_throughput_samples_per_s, "
+                             "which is empty")
         if self.ps_placement is not None and self.strategy != "parameter_server":
             raise ValueError("'ps_placement' is for parameter_server rows only")
         if self.metric in ("speedup", "scaling_efficiency") and self.total_gpus < 2 and self.scenario is None:

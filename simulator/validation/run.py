@@ -32,7 +32,10 @@ every layer (rather than the efficiencies, which are capped at 1 and leave the f
 per-layer overhead alone) keeps the relative layer profile of the roofline model, so
 gradients still become ready in the right proportions during backward, and it makes a
 one-GPU case reproduce its baseline by construction. What remains to be predicted is
-the scaling: communication, its overlap with backward and contention.
+the scaling: communication, its overlap with backward and contention. A row whose
+one-GPU run took another batch (``baseline_batch_per_gpu``: strong scaling, the global
+batch split over the GPUs) sets ``workload.measured_throughput_batch``: the factor is
+fitted at that batch and the roofline carries it to the row's batch.
 
 **Collectives** (``metric = collective_time_s``) are simulated alone on an idle copy of
 the cluster: ``allreduce`` with the strategy's algorithm (ring, tree, hierarchical,
@@ -174,9 +177,10 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
     return load_scenario(data, list(overrides)), "; ".join(notes)
 
 
-def _with_measured_throughput(scenario: Scenario, samples_per_s: float) -> Scenario:
+def _with_measured_throughput(scenario: Scenario, samples_per_s: float, batch: int | None) -> Scenario:
     data = scenario.model_dump()
     data["workload"]["measured_throughput_samples_per_s"] = samples_per_s
+    data["workload"]["measured_throughput_batch"] = batch
     return Scenario.model_validate(data)
 
 
@@ -189,7 +193,8 @@ def _run(scenario: Scenario) -> SimResult:
 def _training(case: MeasuredCase, scenario: Scenario) -> tuple[float, float, float, int]:
     """(throughput, iteration time, one-GPU throughput, GPUs) of a training case."""
     if case.baseline_throughput_samples_per_s is not None:
-        scenario = _with_measured_throughput(scenario, case.baseline_throughput_samples_per_s)
+        scenario = _with_measured_throughput(scenario, case.baseline_throughput_samples_per_s,
+                                             case.baseline_batch_per_gpu)
     one = _run(scenario.single_gpu()).throughput_samples_per_s
     result = _run(scenario) if scenario.cluster.total_gpus > 1 else None
     if case.baseline_throughput_samples_per_s is not None and result is not None:

@@ -13,7 +13,7 @@ from simulator.catalog import get_link
 from simulator.cli import main
 from simulator.validation import read_cases, summarize, to_json_dict, validate
 from simulator.validation.cases import COLUMNS, MeasuredCase
-from simulator.validation.run import SIMULATION, case_scenario
+from simulator.validation.run import SIMULATION, case_scenario, predict_case
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = REPO_ROOT / "scenarios" / "validation" / "published_cases.csv"
@@ -171,3 +171,17 @@ def test_a_rows_allreduce_algorithm_is_the_strategy_registrys(strategy: str, alg
     from simulator.validation.run import allreduce_algorithm
 
     assert allreduce_algorithm(strategy) == algorithm
+
+
+def test_a_baseline_at_another_batch_reaches_the_scenario_and_needs_its_throughput() -> None:
+    fields = dict(case_id="x", source="s", model="googlenet", gpu="P100-PCIe-16GB", nodes=1, gpus_per_node=4,
+                  intra_node="pcie", strategy="ring_allreduce", batch_per_gpu=36, precision="fp32",
+                  metric="throughput_samples_per_s", value=700.0)
+    case = MeasuredCase(**fields, baseline_throughput_samples_per_s=220.0, baseline_batch_per_gpu=144)
+    scenario, _ = case_scenario(case, None)
+    predicted = predict_case(case)
+    assert predicted.reference == pytest.approx(4 * 220.0)  # the measured one-GPU run x GPUs
+    assert predicted.measured_efficiency == pytest.approx(700.0 / 880.0)
+    assert scenario.workload.batch_per_gpu == 36
+    with pytest.raises(ValueError, match="'baseline_batch_per_gpu' is the batch of baseline_throughput"):
+        MeasuredCase(**fields, baseline_batch_per_gpu=144)
