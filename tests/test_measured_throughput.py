@@ -72,3 +72,9 @@ def test_measured_batch_equal_to_the_batch_changes_nothing():
 def test_measured_batch_without_a_measured_throughput_is_refused():
     with pytest.raises(ScenarioError, match="measured_throughput_batch"):
         scenario(measured_throughput_batch=128)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, 2**21])
+def test_bad_measured_batch_is_refused(bad):
+    with pytest.raises(ScenarioError, match="measured_throughput_batch"):
+        scenario(measured_throughput_samples_per_s=300.0, measured_throughput_batch=bad)
