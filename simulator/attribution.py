@@ -96,7 +96,7 @@ def attribute(
         seconds[key] /= n
     if interference_s > 0:
         seconds["interference"] = interference_s
-    gpus = sim.scenario.cluster.total_gpus
+    gpus = sim.resolved.total_gpus
     return {
         "lost_speedup": gpus * (iteration_s - single_gpu_iteration_s) / iteration_s,
         "seconds": seconds,

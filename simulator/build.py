@@ -1,7 +1,8 @@
-"""Build phase: a :class:`Scenario` -> topology graph (from ``topologies``), a
-flow-level :class:`Network`, per-layer compute costs and gradient buckets, and a
-synchronization strategy, wired into a :class:`BuiltSimulation`. Configuration errors
-surface here, before the clock starts.
+"""Build phase: a :class:`Scenario` -> its resolved view (:mod:`simulator.resolved`:
+GPU and model looked up, units converted, made once), topology graph (from
+``topologies``), a flow-level :class:`Network`, per-layer compute costs and gradient
+buckets, and a synchronization strategy, wired into a :class:`BuiltSimulation`.
+Configuration errors surface here, before the clock starts.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from topologies import ClusterGraph, build_cluster
 from topologies.cluster import ClusterTooLarge
 
 from . import (
-    catalog,
     parameter_servers,  # noqa: F401 - registers the parameter_server strategy
     zoo,
 )
@@ -32,20 +32,19 @@ from .compute import (
     PARAMETER_BYTES,
     ComputeCosts,
     bucket_tensor_counts,
-    default_compute_efficiency,
     fusion_buckets,
     fusion_tensors,
     gradient_buckets,
-    roofline_costs,
     scaled_to_throughput,
 )
 from .errors import TopologyError
 from .fast_path import _collectives_bundled, _fast_path_plan, _fusion_loop, fast_path_inexact  # noqa: F401
 from .graph_links import gc_paused
-from .hardware import fabric_params, pcie_link, server_params
+from .hardware import fabric_params, server_params
 from .interference import DeviceSharing
 from .memory import check_fits
 from .network import Network
+from .resolved import Resolved, resolve, resolved
 from .rng import RandomStreams
 from .run_budget import graph_budget_message, max_graph_edges
 from .scenario import Scenario
@@ -73,18 +72,18 @@ def cacheable(scenario: Scenario) -> bool:
     return scenario.calibration is None and w.model_file is None and w.model not in zoo.registered_models()
 
 
-def rank_compute_costs(scenario: Scenario, model: zoo.Model | None = None, gpu: catalog.GPUSpec | None = None
-                       ) -> tuple[ComputeCosts, Calibration | None, list[str | None]]:
+def rank_compute_costs(scenario: Scenario | Resolved) -> tuple[ComputeCosts, Calibration | None, list[str | None]]:
     """One rank's per-layer compute: the layer-time model (or the calibration profile,
     or a measured throughput) at the scenario's batch. Returns the costs, the
     calibration report (None without a profile) and each layer's conv algorithm.
     Refuses, with the numbers, a batch that does not fit the GPU."""
-    if not cacheable(scenario):  # made afresh
-        return _rank_compute_costs(scenario, model, gpu)
-    key = (scenario.workload.model_dump_json(), scenario.cluster.gpu)
+    view = resolved(scenario)
+    if not cacheable(view.scenario):  # made afresh
+        return _rank_compute_costs(view)
+    key = (view.scenario.workload.model_dump_json(), view.scenario.cluster.gpu)
     cached = _COSTS.get(key)
     if cached is None:
-        costs, _, chosen = _rank_compute_costs(scenario, model, gpu)
+        costs, _, chosen = _rank_compute_costs(view)
         for array in (costs.forward_s, costs.backward_s, costs.gradient_bytes):
             array.flags.writeable = False
         cached = _COSTS[key] = (costs, tuple(chosen))
@@ -93,59 +92,37 @@ def rank_compute_costs(scenario: Scenario, model: zoo.Model | None = None, gpu: 
     return cached[0], None, list(cached[1])
 
 
-def _rank_compute_costs(scenario: Scenario, model: zoo.Model | None, gpu: catalog.GPUSpec | None
-                        ) -> tuple[ComputeCosts, Calibration | None, list[str | None]]:
-    w = scenario.workload
-    model = model or zoo.get_model(w.model, sequence_length=w.sequence_length)
-    gpu = gpu or catalog.get_gpu(scenario.cluster.gpu)
-    chosen = [layer.algorithm for layer in check_fits(scenario, model, gpu).layers]
-
-    def at_batch(batch: int) -> ComputeCosts:
-        return roofline_costs(
-            model,
-            gpu,
-            precision=w.precision,
-            batch=batch,
-            compute_efficiency=w.compute_efficiency or default_compute_efficiency(w.precision),
-            memory_efficiency=w.memory_efficiency,
-            layer_overhead_s=w.layer_overhead_us * 1e-6,
-            optimizer=w.optimizer,
-            conv_algorithms=chosen,
-        )
-
-    costs = roofline = at_batch(w.batch_per_gpu)
+def _rank_compute_costs(view: Resolved) -> tuple[ComputeCosts, Calibration | None, list[str | None]]:
+    scenario, w = view.scenario, view.scenario.workload
+    chosen = [layer.algorithm for layer in check_fits(view).layers]
+    costs = roofline = view.roofline(conv_algorithms=chosen)
     calibration = None
     if scenario.calibration is not None:
         from .calibrated import calibrate_compute
 
-        costs, calibration = calibrate_compute(scenario, model, costs, scenario.calibration)
+        costs, calibration = calibrate_compute(view, costs, scenario.calibration)
     if w.measured_throughput_samples_per_s is not None:
-        measured_batch = w.measured_throughput_batch or w.batch_per_gpu
-        if measured_batch == w.batch_per_gpu:
-            costs = scaled_to_throughput(costs, w.batch_per_gpu, w.measured_throughput_samples_per_s)
+        batch, measured_batch = view.batch_per_gpu, w.measured_throughput_batch or view.batch_per_gpu
+        if measured_batch == batch:
+            costs = scaled_to_throughput(costs, batch, w.measured_throughput_samples_per_s)
         else:  # the measured level at the measured batch, the roofline's ratio between the two batches
-            factor = (measured_batch / w.measured_throughput_samples_per_s) / at_batch(measured_batch).total_s
-            costs = scaled_to_throughput(costs, w.batch_per_gpu, w.batch_per_gpu / (roofline.total_s * factor))
+            at_measured = view.roofline(measured_batch, conv_algorithms=chosen)
+            factor = (measured_batch / w.measured_throughput_samples_per_s) / at_measured.total_s
+            costs = scaled_to_throughput(costs, batch, batch / (roofline.total_s * factor))
     return costs, calibration, chosen
 
 
 def build(scenario: Scenario, replication: int = 0) -> BuiltSimulation:
-    """Build phase: scenario -> graph -> network, compute costs, strategy."""
+    """Build phase: scenario -> resolved view -> graph -> network, compute costs, strategy."""
     with gc_paused():  # long-lived objects only: collecting on the way finds nothing
-        return _build(scenario, replication)
+        return _build(resolve(scenario), replication)
 
 
-def _build(scenario: Scenario, replication: int) -> BuiltSimulation:
-    c, w, t = scenario.cluster, scenario.workload, scenario.training
-    gpu = catalog.get_gpu(c.gpu)
-    model = zoo.get_model(w.model, sequence_length=w.sequence_length)
-    pcie_bandwidth, pcie_latency = pcie_link(scenario)
-
-    total_gpus = c.total_gpus
-    # One GPU synchronizes nothing, except under parameter servers: there the one-GPU
-    # baseline runs the same update path (push, server update, pull) as the N-GPU job,
-    # so the servers taking the optimizer step off the GPU is no source of speedup.
-    strategy_name = t.strategy if total_gpus > 1 or t.strategy == "parameter_server" else "none"
+def _build(view: Resolved, replication: int) -> BuiltSimulation:
+    scenario, gpu = view.scenario, view.gpu
+    _ = view.model  # looked up before the topology is built: an unknown model is the error reported
+    c, t = scenario.cluster, scenario.training
+    strategy_name = view.strategy_name
     ps = t.parameter_servers
     dedicated = ps.count if strategy_name == "parameter_server" and ps.placement == "dedicated" else 0
     try:
@@ -153,15 +130,15 @@ def _build(scenario: Scenario, replication: int) -> BuiltSimulation:
             nodes=c.nodes,
             gpus_per_node=c.gpus_per_node,
             server_layout=c.server.layout,
-            server_params=server_params(scenario),
-            nic_bandwidth=c.nic.resolved_bandwidth_gbps * 1e9 / 8,
-            nic_latency=c.nic.resolved_latency_us * 1e-6,
+            server_params=server_params(view),
+            nic_bandwidth=view.nic_bandwidth,
+            nic_latency=view.nic_latency,
             fabric=c.fabric.topology,
             fabric_params=fabric_params(scenario),
             dedicated_ps=dedicated,
-            ps_nic_bandwidth=None if ps.nic_bandwidth_gbps is None else ps.nic_bandwidth_gbps * 1e9 / 8,
-            host_pcie_bandwidth=pcie_bandwidth,
-            host_pcie_latency=pcie_latency,
+            ps_nic_bandwidth=view.ps_nic_bandwidth,
+            host_pcie_bandwidth=view.pcie_bandwidth,
+            host_pcie_latency=view.pcie_latency,
         )
     except (KeyError, ValueError) as exc:
         raise TopologyError(f"cluster: cannot build the topology: {exc}") from None
@@ -174,7 +151,7 @@ def _build(scenario: Scenario, replication: int) -> BuiltSimulation:
                                 wanted.net_connection_gbps, wanted.compute_interference)
     graph = cluster.graph if backend is None else _library_graph(cluster, backend, gpu.architecture)
     network = Network(env, graph)
-    costs, calibration, _ = rank_compute_costs(scenario, model, gpu)
+    costs, calibration, _ = rank_compute_costs(view)
     costs = _on_the_wire(scenario, costs)
     buckets = _buckets(scenario, costs)
     tensors = bucket_tensor_counts(costs.gradient_bytes, [nbytes for _, nbytes in buckets])
@@ -217,15 +194,15 @@ def _build(scenario: Scenario, replication: int) -> BuiltSimulation:
         context.collectives = CollectiveLibrary(
             fabric, backend, gpu.architecture, t.collectives.protocol, t.collectives.max_channels
         )
-    ranks = total_gpus if detailed else 1
+    ranks = view.total_gpus if detailed else 1
     if backend is not None and backend.compute_interference > 1.0:
         context.sharing = DeviceSharing(env, ranks, backend.compute_interference)
     if calibration is not None:  # a calibrated allreduce brings its own (measured) sharing
-        sync = calibration.synchronizer(scenario, strategy_name, context)
+        sync = calibration.synchronizer(view, strategy_name, context)
     else:
         sync = SYNC_STRATEGIES[strategy_name](context)
     return BuiltSimulation(
-        scenario, model, env, cluster, network, costs, buckets, strategy_name, sync, context, detailed,
+        view, env, cluster, network, costs, buckets, sync, context, detailed,
         [RankTimeline() for _ in range(ranks)],
         RandomStreams(scenario.simulation.seed, replication),
         calibration=calibration,
@@ -260,22 +237,19 @@ def cluster_network(scenario: Scenario, env: simpy.Environment) -> tuple[Cluster
     """The scenario's cluster (no parameter servers), its collective library's backend
     and the network at the bandwidths that library achieves: what a job other than
     data parallelism (:mod:`simulator.llm`) runs its transfers and collectives on."""
-    c, wanted = scenario.cluster, scenario.training.collectives
-    gpu = catalog.get_gpu(c.gpu)
-    pcie_bandwidth, pcie_latency = pcie_link(scenario)
+    view, c, wanted = resolve(scenario), scenario.cluster, scenario.training.collectives
     try:
         cluster = _shared_cluster(
             nodes=c.nodes, gpus_per_node=c.gpus_per_node, server_layout=c.server.layout,
-            server_params=server_params(scenario), nic_bandwidth=c.nic.resolved_bandwidth_gbps * 1e9 / 8,
-            nic_latency=c.nic.resolved_latency_us * 1e-6, fabric=c.fabric.topology,
-            fabric_params=fabric_params(scenario), dedicated_ps=0, ps_nic_bandwidth=None,
-            host_pcie_bandwidth=pcie_bandwidth, host_pcie_latency=pcie_latency,
+            server_params=server_params(view), nic_bandwidth=view.nic_bandwidth, nic_latency=view.nic_latency,
+            fabric=c.fabric.topology, fabric_params=fabric_params(scenario), dedicated_ps=0, ps_nic_bandwidth=None,
+            host_pcie_bandwidth=view.pcie_bandwidth, host_pcie_latency=view.pcie_latency,
         )
     except (KeyError, ValueError) as exc:
         raise TopologyError(f"cluster: cannot build the topology: {exc}") from None
     backend = with_measured(get_backend(wanted.backend), wanted.host_staging_gbytes_s, wanted.network_efficiency,
                             wanted.net_connection_gbps, wanted.compute_interference)
-    return cluster, Network(env, _library_graph(cluster, backend, gpu.architecture)), backend
+    return cluster, Network(env, _library_graph(cluster, backend, view.gpu.architecture)), backend
 
 
 def _shared_cluster(**parameters: Any) -> ClusterGraph:

@@ -1,6 +1,7 @@
 """What the build phase hands to the run and collect phases: :class:`BuiltSimulation`.
 
-Its own module, importing only the types it holds, so the collect phase
+Its own module, importing only the types it holds (the scenario's resolved view among
+them, :class:`~simulator.resolved.Resolved`), so the collect phase
 (``results``, ``attribution``, ``timeline``) can name it without importing the phases
 that make and run it.
 """
@@ -18,6 +19,7 @@ from topologies import ClusterGraph
 from . import zoo
 from .compute import ComputeCosts
 from .network import Network
+from .resolved import Resolved
 from .rng import RandomStreams
 from .scenario import Scenario
 from .sync import SyncContext, Synchronizer
@@ -58,16 +60,16 @@ class RankTimeline:
 
 @dataclass
 class BuiltSimulation:
-    """Everything the run phase needs, wired together."""
+    """Everything the run phase needs, wired together. What is derived from the
+    scenario (GPUs, batch, iterations, the GPU and model entries, converted units) is
+    read from ``resolved``, made once by the build phase."""
 
-    scenario: Scenario
-    model: zoo.Model
+    resolved: Resolved
     env: CountingEnvironment
     cluster: ClusterGraph
     network: Network
     costs: ComputeCosts
     buckets: list[tuple[float, float]]  # (launch offset from backward start in s, bytes), in order
-    strategy_name: str
     sync: Synchronizer
     context: SyncContext
     detailed: bool
@@ -91,6 +93,19 @@ class BuiltSimulation:
     fusion_tensors: list[tuple[float, float]] | None = None
     # What the loop launched: per iteration, (cycle start, bytes, tensors) per buffer.
     fusion_buffers: dict[int, list[tuple[float, float, int]]] = field(default_factory=dict)
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.resolved.scenario
+
+    @property
+    def model(self) -> zoo.Model:
+        return self.resolved.model
+
+    @property
+    def strategy_name(self) -> str:
+        """The strategy that runs ("none" on one GPU, except under parameter servers)."""
+        return self.resolved.strategy_name
 
     def iteration_finished(self, it: int) -> simpy.Event:
         if it not in self.all_finished:

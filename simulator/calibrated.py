@@ -77,6 +77,7 @@ from .calibrated_run import CPU_COMM_INTERFERENCE, CPU_COMPUTE_INTERFERENCE, Cal
 from .compute import ComputeCosts, roofline_costs
 from .errors import CalibrationError, excerpt
 from .profile import ModelProfile, Profile, ThreadTimings, Timing, estimated_fields, load_profile
+from .resolved import Resolved
 from .scenario import Scenario
 from .sync import SYNC_STRATEGIES, SyncContext, Synchronizer
 from .zoo import Model
@@ -133,20 +134,20 @@ class Calibration:
     comm_interference: float = 1.0
     overlap: Overlap | None = None  # set by synchronizer() when the calibrated allreduce runs
 
-    def synchronizer(self, scenario: Scenario, strategy: str, context: SyncContext) -> Synchronizer:
+    def synchronizer(self, view: Resolved, strategy: str, context: SyncContext) -> Synchronizer:
         """The strategy, with measured allreduce times where the profile has them."""
-        c = scenario.cluster
+        gpus, nodes = view.total_gpus, view.scenario.cluster.nodes
         if strategy == "none":
             return SYNC_STRATEGIES[strategy](context)
         collectives = self.profile.collectives
         fit = None
         if is_allreduce(strategy) and collectives is not None:
-            fit = collectives.fit("allreduce", c.total_gpus, nodes=c.nodes)
+            fit = collectives.fit("allreduce", gpus, nodes=nodes)
         if fit is None or collectives is None:  # (no collectives: no fit)
             have = sorted({(f.world_size, f.nodes) for f in collectives.fits if f.collective == "allreduce"}) \
                 if collectives else []
             why = f"strategy {strategy} is not an allreduce" if not is_allreduce(strategy) else (
-                f"profile has no allreduce fit for {c.total_gpus} ranks on {c.nodes} node(s) "
+                f"profile has no allreduce fit for {gpus} ranks on {nodes} node(s) "
                 f"(has world size, nodes: {have or 'none'})")
             self.report["communication"] = f"estimated (network model): {why}"
             if self.report.get("interference", "").startswith(("measured", "default")):
@@ -168,9 +169,9 @@ class Calibration:
         return CalibratedAllreduce(context, fit, measured, self.overlap)
 
 
-def calibrate_compute(scenario: Scenario, model: Model, estimated: ComputeCosts, path: str) -> tuple[ComputeCosts, Calibration]:
+def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str) -> tuple[ComputeCosts, Calibration]:
     """Replace estimated per-layer and optimizer times with the profile's (see module doc)."""
-    profile = load_profile(path)
+    profile, scenario, model, batch = load_profile(path), view.scenario, view.model, view.batch_per_gpu
     env, w, c = profile.environment, scenario.workload, scenario.cluster
     cal = Calibration(path=path, profile=profile)
     if env.catalog_gpu is not None and env.catalog_gpu != c.gpu:
@@ -182,7 +183,7 @@ def calibrate_compute(scenario: Scenario, model: Model, estimated: ComputeCosts,
         raise CalibrationError(f"{path}: the profile holds fp32 timings; the scenario asks for {w.precision}")
 
     if env.catalog_gpu is None:
-        estimated = _roofline_on_profiled_device(scenario, model, profile, path)
+        estimated = _roofline_on_profiled_device(view, profile, path)
         device = f"profiled {profile.device_label} (stands in for cluster.gpu {c.gpu})"
     else:
         device = f"profiled {profile.device_label} = catalog {env.catalog_gpu}"
@@ -201,11 +202,11 @@ def calibrate_compute(scenario: Scenario, model: Model, estimated: ComputeCosts,
     if measured is not None:
         timings, scale, threads_note = _timings_at(measured, share, env.torch_threads)
         stretch = scale * (share.oversubscription if share is not None else 1.0)
-        correction, whole_note = _whole_model_correction(timings, model, w.batch_per_gpu)
+        correction, whole_note = _whole_model_correction(timings, model, batch)
         w_strategy = scenario.training.strategy
         step_opt = timings.optimizer_step if timings.optimizer_step is not None else measured.optimizer_step
-        step = _training_step_correction(timings, model, w.batch_per_gpu, step_opt,
-                                         c.total_gpus > 1 and is_allreduce(w_strategy))
+        step = _training_step_correction(timings, model, batch, step_opt,
+                                         view.total_gpus > 1 and is_allreduce(w_strategy))
         if step is not None:
             correction, step_note = step
         fits = timings.fit_table()
@@ -214,12 +215,11 @@ def calibrate_compute(scenario: Scenario, model: Model, estimated: ComputeCosts,
             if fwd is None or bwd is None:
                 estimated_layers.append(layer.name)
                 continue
-            forward[i] = max(fwd(w.batch_per_gpu), 0.0) * stretch * correction
-            backward[i] = max(bwd(w.batch_per_gpu), 0.0) * stretch * correction
+            forward[i] = max(fwd(batch), 0.0) * stretch * correction
+            backward[i] = max(bwd(batch), 0.0) * stretch * correction
             calibrated_layers.append(layer.name)
         lo, hi = min(measured.batches), max(measured.batches)
-        inside = lo <= w.batch_per_gpu <= hi
-        batch_note = f"fit over batches {lo}-{hi}" + ("" if inside else f", extrapolated to {w.batch_per_gpu}")
+        batch_note = f"fit over batches {lo}-{hi}" + ("" if lo <= batch <= hi else f", extrapolated to {batch}")
         opt_step = timings.optimizer_step if timings.optimizer_step is not None else measured.optimizer_step
         if opt_step is not None and measured.optimizer == w.optimizer:
             optimizer_s = opt_step.median_s * stretch
@@ -255,7 +255,7 @@ def calibrate_compute(scenario: Scenario, model: Model, estimated: ComputeCosts,
             "not measured at this thread count: layers not checked against a whole training iteration"
             if cpu_timings.training_step is None else
             f"not used: the profile's iterations at this thread count are {'DDP' if cpu_timings.training_step.ddp else 'plain'}"
-            f" ones, the job {'is' if c.total_gpus > 1 and is_allreduce(w_strategy) else 'is not'} a DDP allreduce job")
+            f" ones, the job {'is' if view.total_gpus > 1 and is_allreduce(w_strategy) else 'is not'} a DDP allreduce job")
     cal.compute_interference, cal.comm_interference, cal.report["interference"] = _interference(profile)
     missing = estimated_fields(profile)
     if missing:
@@ -378,7 +378,7 @@ def _training_step_correction(timings: ThreadTimings, model: Model, batch: int, 
                    f"batch {per_batch})")
 
 
-def _roofline_on_profiled_device(scenario: Scenario, model: Model, profile: Profile, path: str) -> ComputeCosts:
+def _roofline_on_profiled_device(view: Resolved, profile: Profile, path: str) -> ComputeCosts:
     eff = profile.efficiency
     fit = eff.fit("matmul") or eff.fit("conv")
     if fit is None or eff.memory_bandwidth_bytes_per_s is None:
@@ -388,10 +388,10 @@ def _roofline_on_profiled_device(scenario: Scenario, model: Model, profile: Prof
         )
     device = ProfiledDevice(profile.environment.device_name, fit.peak_flops_per_s,
                             eff.memory_bandwidth_bytes_per_s / 1e9)
-    w = scenario.workload
+    w = view.scenario.workload
     return roofline_costs(
-        model, device, precision=w.precision, batch=w.batch_per_gpu, compute_efficiency=1.0,  # type: ignore[arg-type]
-        memory_efficiency=1.0, layer_overhead_s=w.layer_overhead_us * 1e-6, optimizer=w.optimizer,
+        view.model, device, precision=w.precision, batch=view.batch_per_gpu,  # type: ignore[arg-type]
+        compute_efficiency=1.0, memory_efficiency=1.0, layer_overhead_s=view.layer_overhead_s, optimizer=w.optimizer,
     )
 
 

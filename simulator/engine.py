@@ -1,8 +1,9 @@
 """Build, run and collect: the three phases after a scenario is loaded.
 
-* **Build** (:mod:`simulator.build`) turns a :class:`Scenario` into a topology graph,
-  a flow-level network, per-layer compute costs and gradient buckets, and a
-  synchronization strategy: a :class:`~simulator.built.BuiltSimulation`.
+* **Build** (:mod:`simulator.build`) turns a :class:`Scenario` into its resolved view
+  (:mod:`simulator.resolved`), a topology graph, a flow-level network, per-layer
+  compute costs and gradient buckets, and a synchronization strategy: a
+  :class:`~simulator.built.BuiltSimulation`.
 * **Run** (:mod:`simulator.training`) advances SimPy time over the ranks' iterations.
 * **Collect** (:mod:`simulator.results`) turns the recorded timeline into a
   :class:`SimResult`.

@@ -6,6 +6,7 @@ the scenario only.
 
 from __future__ import annotations
 
+from .resolved import running_strategy
 from .scenario import Scenario
 
 
@@ -35,9 +36,7 @@ def fast_path_inexact(scenario: Scenario, strategy_name: str | None = None) -> s
 def _fast_path_plan(scenario: Scenario, strategy_name: str | None = None) -> tuple[str | None, bool]:
     """(why the fast path is not exact or None, whether it must not run even when forced)."""
     t = scenario.training
-    multi = scenario.cluster.total_gpus > 1
-    name = strategy_name or (t.strategy if multi or t.strategy == "parameter_server" else "none")
-    if name != "parameter_server":
+    if (strategy_name or running_strategy(scenario)) != "parameter_server":
         return None, False
     ps, c = t.parameter_servers, scenario.cluster
     if ps.sync != "bsp":

@@ -1,8 +1,9 @@
 """Translate a scenario's cluster section into topology-builder arguments.
 
 Scenario fields are in user units (GB/s, Gb/s, microseconds); builders take bytes/s
-and seconds. Each layout and fabric declares the parameters it takes in a dataclass
-registered with it (:data:`topologies.SERVER_LAYOUT_PARAMS`, :data:`topologies.FABRIC_PARAMS`):
+and seconds (the GPU and its PCIe link come from the scenario's resolved view,
+:mod:`simulator.resolved`). Each layout and fabric declares the parameters it takes in
+a dataclass registered with it (:data:`topologies.SERVER_LAYOUT_PARAMS`, :data:`topologies.FABRIC_PARAMS`):
 the scenario's fields fill that dataclass, a field it does not declare is refused if the
 user set it (so a misplaced setting never goes silently unused), and the builder is
 called with the dataclass's fields.
@@ -16,8 +17,8 @@ from typing import Any
 
 from topologies import FABRIC_PARAMS, SERVER_LAYOUT_PARAMS, FabricParams, LayoutParams
 
-from . import catalog
 from .errors import ScenarioError
+from .resolved import Resolved, resolved
 from .scenario import Scenario
 
 GB = 1e9
@@ -49,19 +50,15 @@ def _declared(
     return dataclasses.asdict(params(**values))
 
 
-def pcie_link(scenario: Scenario) -> tuple[float, float]:
+def pcie_link(scenario: Scenario | Resolved) -> tuple[float, float]:
     """(bandwidth bytes/s, latency s) of one x16 PCIe link in the scenario's servers."""
-    server = scenario.cluster.server
-    gpu = catalog.get_gpu(scenario.cluster.gpu)
-    pcie = catalog.pcie_link_for_gen(server.pcie_generation or gpu.pcie_gen)
-    latency_us = server.pcie_latency_us if server.pcie_latency_us is not None else pcie.latency_us
-    return pcie.bandwidth_bytes_per_s, latency_us * 1e-6
+    view = resolved(scenario)
+    return view.pcie_bandwidth, view.pcie_latency
 
 
-def server_params(scenario: Scenario) -> dict[str, Any]:
-    server = scenario.cluster.server
-    gpu = catalog.get_gpu(scenario.cluster.gpu)
-    pcie_bandwidth, pcie_latency = pcie_link(scenario)
+def server_params(scenario: Scenario | Resolved) -> dict[str, Any]:
+    view = resolved(scenario)
+    server, gpu = view.scenario.cluster.server, view.gpu
     nvlink = server.nvlink_bandwidth_gbytes_s or gpu.nvlink_gbytes_s
     if server.layout == "dgx1" and nvlink is not None:
         nvlink /= 6  # the builder takes one of the six links of a V100
@@ -74,8 +71,8 @@ def server_params(scenario: Scenario) -> dict[str, Any]:
         )
     prefix = "cluster.server."
     candidates = {
-        "pcie_bandwidth": ("", pcie_bandwidth),
-        "pcie_latency": ("", pcie_latency),
+        "pcie_bandwidth": ("", view.pcie_bandwidth),
+        "pcie_latency": ("", view.pcie_latency),
         "pcie_switches": (prefix + "pcie_switches", server.pcie_switches),
         "sockets": (prefix + "sockets", server.sockets),
         "qpi_bandwidth": (prefix + "qpi_bandwidth_gbytes_s", _scaled(server.qpi_bandwidth_gbytes_s, GB)),

@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from . import zoo
 from .engine import rank_compute_costs
+from .resolved import resolve
 from .scenario import Scenario
 
 
 def layer_rows(scenario: Scenario) -> list[dict[str, Any]]:
     """One row per layer in forward order: name, kind, conv algorithm (None for other
     layers), forward and backward milliseconds and share of the rank's compute."""
-    w = scenario.workload
-    model = zoo.get_model(w.model, sequence_length=w.sequence_length)
-    costs, _, algorithms = rank_compute_costs(scenario, model)
+    view = resolve(scenario)
+    costs, _, algorithms = rank_compute_costs(view)
+    model = view.model
     total = costs.total_s
     return [
         {"layer": layer.name, "kind": layer.kind, "algorithm": algorithm,

@@ -37,6 +37,7 @@ from typing import Any
 from . import algorithms, catalog, compute, zoo
 from .compute import ACTIVATION_BYTES, PARAMETER_BYTES
 from .errors import ScenarioError
+from .resolved import Resolved, resolved
 from .scenario import Scenario
 
 GIB = 1024**3
@@ -171,30 +172,28 @@ def estimate(
     )
 
 
-def scenario_algorithms(scenario: Scenario, model: zoo.Model | None = None,
-                        gpu: catalog.GPUSpec | None = None) -> list[str | None]:
+def scenario_algorithms(scenario: Scenario | Resolved) -> list[str | None]:
     """Per layer the conv algorithm the scenario runs (None for non-conv layers).
 
     ``auto`` is what cuDNN's autotuner does under the framework's workspace limit
     (TensorFlow and MXNet autotune by default; PyTorch with ``cudnn.benchmark``): each
     convolution runs the algorithm the layer-time model finds fastest among those
     whose workspace fits in the memory the rank leaves free, implicit GEMM when none
-    does. ``model`` and ``gpu``: the scenario's, where the caller has them already."""
-    w = scenario.workload
-    model = model or zoo.get_model(w.model, sequence_length=w.sequence_length)
-    gpu = gpu or catalog.get_gpu(scenario.cluster.gpu)
+    does."""
+    view = resolved(scenario)
+    w = view.scenario.workload
     if w.conv_algorithm == "auto":
-        return _fastest_that_fit(scenario, model, gpu)
-    return algorithms.layer_algorithms(model.layers, w.conv_algorithm, dict(w.conv_algorithms))
+        return _fastest_that_fit(view)
+    return algorithms.layer_algorithms(view.model.layers, w.conv_algorithm, dict(w.conv_algorithms))
 
 
-def _fastest_that_fit(scenario: Scenario, model: zoo.Model, gpu: catalog.GPUSpec) -> list[str | None]:
-    w = scenario.workload
-    base = estimate(model, gpu, batch=w.batch_per_gpu, precision=w.precision, optimizer=w.optimizer,
+def _fastest_that_fit(view: Resolved) -> list[str | None]:
+    w, model, batch = view.scenario.workload, view.model, view.batch_per_gpu
+    base = estimate(model, view.gpu, batch=batch, precision=w.precision, optimizer=w.optimizer,
                     workspace_mode=w.workspace)
     headroom = base.usable - base.total
-    rates = compute.device_rates(gpu, w.precision, w.compute_efficiency or compute.default_compute_efficiency(
-        w.precision), w.memory_efficiency, w.layer_overhead_us * 1e-6)
+    rates = compute.device_rates(view.gpu, w.precision, view.compute_efficiency, w.memory_efficiency,
+                                 view.layer_overhead_s)
     act = ACTIVATION_BYTES[w.precision]
     first_weighted = next((i for i, layer in enumerate(model.layers) if layer.params > 0), -1)
     chosen: list[str | None] = []
@@ -207,31 +206,28 @@ def _fastest_that_fit(scenario: Scenario, model: zoo.Model, gpu: catalog.GPUSpec
         if name is None:
             budget = headroom if w.workspace == "shared" else headroom - used
             options = [a for a in algorithms.ALGORITHMS if algorithms.eligible(layer, a)
-                       and algorithms.workspace_bytes(layer, a, w.batch_per_gpu, act) <= max(budget, 0)]
+                       and algorithms.workspace_bytes(layer, a, batch, act) <= max(budget, 0)]
             name = min(options or ["implicit_gemm"], key=lambda a: sum(compute.layer_times(
-                layer, w.batch_per_gpu, rates, 0.0, a, input_gradient=i != first_weighted)))
+                layer, batch, rates, 0.0, a, input_gradient=i != first_weighted)))
         name = name if algorithms.eligible(layer, name) else "implicit_gemm"
-        used += algorithms.workspace_bytes(layer, name, w.batch_per_gpu, act)
+        used += algorithms.workspace_bytes(layer, name, batch, act)
         chosen.append(name)
     return chosen
 
 
-def estimate_scenario(scenario: Scenario, model: zoo.Model | None = None,
-                      gpu: catalog.GPUSpec | None = None) -> MemoryEstimate:
-    """The memory estimate of one rank of a scenario (``model`` and ``gpu``: the
-    scenario's, where the caller has them already)."""
-    w = scenario.workload
-    model = model or zoo.get_model(w.model, sequence_length=w.sequence_length)
-    gpu = gpu or catalog.get_gpu(scenario.cluster.gpu)
-    return estimate(model, gpu, batch=w.batch_per_gpu, precision=w.precision, optimizer=w.optimizer,
-                    conv_algorithms=scenario_algorithms(scenario, model, gpu), workspace_mode=w.workspace)
+def estimate_scenario(scenario: Scenario | Resolved) -> MemoryEstimate:
+    """The memory estimate of one rank of a scenario (or of its resolved view)."""
+    view = resolved(scenario)
+    w = view.scenario.workload
+    return estimate(view.model, view.gpu, batch=view.batch_per_gpu, precision=w.precision, optimizer=w.optimizer,
+                    conv_algorithms=scenario_algorithms(view), workspace_mode=w.workspace)
 
 
-def check_fits(scenario: Scenario, model: zoo.Model | None = None, gpu: catalog.GPUSpec | None = None
-               ) -> MemoryEstimate:
+def check_fits(scenario: Scenario | Resolved) -> MemoryEstimate:
     """Raise :class:`ScenarioError` with the numbers when a rank does not fit its GPU."""
-    est = estimate_scenario(scenario, model, gpu)
-    if scenario.workload.check_memory and not est.fits:
+    view = resolved(scenario)
+    est = estimate_scenario(view)
+    if view.scenario.workload.check_memory and not est.fits:
         parts = ", ".join(f"{k.replace('_', ' ')} {v / GIB:.2f}" for k, v in est.components().items() if v)
         raise ScenarioError(
             f"workload.batch_per_gpu: {est.message()} ({parts} GiB). Lower the batch, use a smaller "

@@ -145,8 +145,8 @@ def _near_the_top(values: np.ndarray) -> np.ndarray:
 
 
 def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResult:
-    s = sim.scenario
-    warmup = s.simulation.warmup_iterations
+    s, view = sim.scenario, sim.resolved
+    warmup = view.warmup_iterations
     tl = sim.timelines[0]
     starts = tl.iteration_start[warmup:]
     ends = tl.iteration_end[warmup:]
@@ -155,15 +155,14 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
     window = window_hi - window_lo
     iteration_time = float(np.mean(times))
 
-    total_gpus = s.cluster.total_gpus
-    global_batch = total_gpus * s.workload.batch_per_gpu
+    total_gpus, batch_per_gpu = view.total_gpus, view.batch_per_gpu
     # Each rank contributes its batch at its own pace (they differ only without a
     # barrier, under asynchronous parameter servers); a simulated rank stands for
     # total_gpus / simulated ranks real ones.
     paces = [
         float(np.mean(np.subtract(r.iteration_end[warmup:], r.iteration_start[warmup:]))) for r in sim.timelines
     ]
-    per_rank = s.workload.batch_per_gpu * total_gpus / len(paces)
+    per_rank = batch_per_gpu * total_gpus / len(paces)
     throughput = float(sum(per_rank / pace for pace in paces))
     if baseline_throughput is None:  # one GPU: it is its own baseline
         speedup = 1.0 if total_gpus == 1 else float("nan")
@@ -190,7 +189,7 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
         input_wait = float(np.mean(tl.input_wait_s[warmup:]))
         breakdown["input_wait_s"] = input_wait
 
-    single_gpu_s = iteration_time if baseline_throughput is None else s.workload.batch_per_gpu / baseline_throughput
+    single_gpu_s = iteration_time if baseline_throughput is None else batch_per_gpu / baseline_throughput
     attribution = attribute(
         sim, waits, compute_per_iter, breakdown["idle_s"], iteration_time, single_gpu_s,
         breakdown.get("interference_s", 0.0),
@@ -219,8 +218,8 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
         nodes=s.cluster.nodes,
         gpus_per_node=s.cluster.gpus_per_node,
         total_gpus=total_gpus,
-        batch_per_gpu=s.workload.batch_per_gpu,
-        global_batch=global_batch,
+        batch_per_gpu=batch_per_gpu,
+        global_batch=view.global_batch,
         sample_unit=sim.sample_unit,
         iteration_time_s=iteration_time,
         throughput_samples_per_s=throughput,

@@ -149,7 +149,7 @@ class TimelineRecorder:
             "links": {f"{u}->{v}": float(network.capacity[i]) for i, (u, v) in enumerate(network.edges)},
             "buckets": self.buckets,
             "iterations": [[float(a), float(b)] for a, b in zip(tl0.iteration_start, tl0.iteration_end)],
-            "warmup_iterations": sim.scenario.simulation.warmup_iterations,
+            "warmup_iterations": sim.resolved.warmup_iterations,
             "ranks": ranks,
             "flows": self.flows,
             "servers": [

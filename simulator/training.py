@@ -23,7 +23,7 @@ def _synchronous_ranks(sim: BuiltSimulation) -> int:
     ps = sim.scenario.training.parameter_servers
     if sim.strategy_name == "none" or (sim.strategy_name == "parameter_server" and ps.sync != "bsp"):
         return 1
-    return sim.scenario.cluster.total_gpus
+    return sim.resolved.total_gpus
 
 
 def _slowest_rank_stretch(sim: BuiltSimulation, forward_s: float, backward_s: float) -> float:
@@ -60,7 +60,7 @@ def _input_batch_s(sim: BuiltSimulation, rank: int) -> float:
         node = rank // c.gpus_per_node if sim.detailed else 0
         servers_here = len(range(node, ps.count, c.nodes))
         host = max(host - servers_here * ps.cores, 1)
-    return w.batch_per_gpu * per_sample_ms * 1e-3 * c.gpus_per_node / host
+    return sim.resolved.batch_per_gpu * per_sample_ms * 1e-3 * c.gpus_per_node / host
 
 
 def _computing(sim: BuiltSimulation, rank: int, seconds: float) -> Generator[simpy.Event, object, float]:
@@ -100,7 +100,7 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
     make them (passed when every rank's are made at once)."""
     env, costs, timeline = sim.env, sim.costs, sim.timelines[rank]
     overlap = sim.scenario.training.overlap
-    iterations = sim.scenario.simulation.warmup_iterations + sim.scenario.simulation.iterations
+    iterations, warmup = sim.resolved.run_iterations, sim.resolved.warmup_iterations
     forward_s, backward_s = totals or _compute_totals(sim)
     variation = variation if variation is not None else ComputeVariation(sim, rank)
     staleness = sim.staleness_bound()
@@ -115,7 +115,7 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
         if staleness is not None and it - staleness - 1 >= 0:
             timeline.waiting_for = f"the slowest rank to finish iteration {it - staleness - 1} (ssp)"
             yield sim.iteration_finished(it - staleness - 1)
-        if rank == 0 and it == sim.scenario.simulation.warmup_iterations:
+        if rank == 0 and it == warmup:
             sim.edge_bytes_at_window_start = sim.network.edge_bytes()
         timeline.iteration_start.append(env.now)
         if prepare_s > 0:
@@ -240,7 +240,7 @@ class ComputeVariation:
 
 def _iteration_cv(sim: BuiltSimulation) -> float:
     """The per-rank, per-iteration normal factor's cv (detailed path with 2+ GPUs; 0: none)."""
-    return sim.scenario.variability.iteration_cv if sim.detailed and sim.scenario.cluster.total_gpus > 1 else 0.0
+    return sim.scenario.variability.iteration_cv if sim.detailed and sim.resolved.total_gpus > 1 else 0.0
 
 
 def _jitter_sampler(distribution: str, cv: float, rng: np.random.Generator) -> Callable[[], float]:
@@ -368,7 +368,7 @@ def run(sim: BuiltSimulation) -> None:
         loop = None
         if sim.fusion_tensors is not None:
             loop = _FusionLoop(sim)
-            sim.env.process(loop.run(sim.scenario.simulation.warmup_iterations + sim.scenario.simulation.iterations))
+            sim.env.process(loop.run(sim.resolved.run_iterations))
         variations, totals = ComputeVariation.of_ranks(sim), _compute_totals(sim)
         processes = [sim.env.process(_rank_process(sim, r, loop, variations[r], totals))
                      for r in range(len(sim.timelines))]

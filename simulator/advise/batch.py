@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import algorithms, catalog, memory, zoo
-from ..compute import ACTIVATION_BYTES, default_compute_efficiency, roofline_costs
+from .. import algorithms, memory, zoo
+from ..compute import ACTIVATION_BYTES
 from ..engine import simulate
 from ..errors import ScenarioError
+from ..resolved import Resolved, resolve, resolved
 from ..scenario import Scenario
 from .answers import BatchAdvice, BatchChoice
 from .common import quick, resource_label, with_
@@ -23,41 +24,33 @@ BATCH_GRID: tuple[int, ...] = tuple(
 TIE = 0.005  # throughputs within 0.5% count as equal; the larger batch wins
 
 
-def _layer_times(model: zoo.Model, gpu: catalog.GPUSpec, scenario: Scenario, batch: int) -> dict[str, np.ndarray]:
+def _layer_times(view: Resolved, batch: int) -> dict[str, np.ndarray]:
     """Per algorithm, each layer's forward + backward time with that algorithm where
     it is eligible (implicit GEMM elsewhere)."""
-    w = scenario.workload
     out = {}
     for name in algorithms.ALGORITHMS:
         chosen = [name if layer.kind == "conv" and algorithms.eligible(layer, name) else
-                  ("implicit_gemm" if layer.kind == "conv" else None) for layer in model.layers]
-        costs = roofline_costs(
-            model, gpu, precision=w.precision, batch=batch,
-            compute_efficiency=w.compute_efficiency or default_compute_efficiency(w.precision),
-            memory_efficiency=w.memory_efficiency, layer_overhead_s=w.layer_overhead_us * 1e-6,
-            optimizer=w.optimizer, conv_algorithms=chosen,
-        )
+                  ("implicit_gemm" if layer.kind == "conv" else None) for layer in view.model.layers]
+        costs = view.roofline(batch, conv_algorithms=chosen)
         out[name] = costs.forward_s + costs.backward_s
     return out
 
 
-def choose_algorithms(scenario: Scenario, batch: int, mode: str, usable: int,
-                      model: zoo.Model | None = None) -> list[str | None] | None:
+def choose_algorithms(scenario: Scenario | Resolved, batch: int, mode: str, usable: int) -> list[str | None] | None:
     """The fastest per-layer conv algorithms whose workspace fits beside the batch
     (None when the batch does not fit even without workspace).
 
     shared: every layer takes the fastest option within one workspace cap W, the
     largest W that fits; per_layer: greedy by time saved per workspace byte."""
-    w = scenario.workload
-    model = model or zoo.get_model(w.model, sequence_length=w.sequence_length)
-    gpu = catalog.get_gpu(scenario.cluster.gpu)
-    base = memory.estimate(model, gpu, batch=batch, precision=w.precision, optimizer=w.optimizer,
+    view = resolved(scenario)
+    w, model = view.scenario.workload, view.model
+    base = memory.estimate(model, view.gpu, batch=batch, precision=w.precision, optimizer=w.optimizer,
                            workspace_mode=mode)
     headroom = usable - base.total
     if headroom < 0:
         return None
     act = ACTIVATION_BYTES[w.precision]
-    times = _layer_times(model, gpu, scenario, batch)
+    times = _layer_times(view, batch)
     chosen: list[str | None] = [("implicit_gemm" if layer.kind == "conv" else None) for layer in model.layers]
     options: dict[int, list[tuple[str, int, float]]] = {}
     for i, layer in enumerate(model.layers):
@@ -116,9 +109,8 @@ def advise_batch(scenario: Scenario, *, memory_gib: float | None = None, max_bat
     """Search batch sizes and per-layer conv algorithms that fit; best simulated throughput.
 
     ``memory_gib`` replaces the GPU's capacity (what-if); ``max_batch`` caps the search."""
-    w = scenario.workload
-    model = zoo.get_model(w.model, sequence_length=w.sequence_length)
-    gpu = catalog.get_gpu(scenario.cluster.gpu)
+    view = resolve(scenario)
+    w, model, gpu = scenario.workload, view.model, view.gpu
     capacity = int((memory_gib if memory_gib is not None else gpu.memory_gib) * GIB)
     usable = capacity - int(memory.CONTEXT_RESERVE_GIB * GIB)
     one = memory.estimate(model, gpu, batch=1, precision=w.precision, optimizer=w.optimizer)
@@ -135,7 +127,7 @@ def advise_batch(scenario: Scenario, *, memory_gib: float | None = None, max_bat
     for mode in ("shared", "per_layer"):
         mode_best = None
         for batch in grid:
-            chosen = choose_algorithms(scenario, batch, mode, usable, model)
+            chosen = choose_algorithms(view, batch, mode, usable)
             if chosen is None:
                 continue
             c = _choice(scenario, model, batch, mode, chosen, usable)

@@ -32,14 +32,14 @@ def _gpu_formula(scenario: Scenario) -> list[str]:
     t_c = sim.costs.total_s
     t_b = float(sim.costs.backward_s.sum())
     c, t = scenario.cluster, scenario.training
-    B = c.nic.resolved_bandwidth_gbps * 1e9 / 8
+    B = sim.resolved.nic_bandwidth
     g = c.gpus_per_node
     lines = [f"T_compute = {t_c * 1e3:.1f} ms (backward {t_b * 1e3:.1f} ms overlaps sync), S = {S / 1e6:.1f} MB, "
              f"NIC B = {B / 1e9:.2f} GB/s"]
     if t.strategy == "parameter_server":
         ps = t.parameter_servers
         k = ps.count
-        b_ps = (ps.nic_bandwidth_gbps * 1e9 / 8) if ps.nic_bandwidth_gbps else B
+        b_ps = sim.resolved.ps_nic_bandwidth or B
         lines.append(f"efficiency(N) ~ T_compute / (T_compute + max(0, max(N*S/(k*B_ps), g*S/B) - T_backward)), "
                      f"k = {k}, B_ps = {b_ps / 1e9:.2f} GB/s, g = {g}")
         n_max = math.floor(k * b_ps * (t_b + t_c * (1 / 0.8 - 1)) / S) if S else 0

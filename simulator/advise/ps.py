@@ -36,8 +36,8 @@ def advise_ps(scenario: Scenario) -> PSAdvice:
     local = ps.local_aggregation and c.gpus_per_node > 1
     workers = c.nodes if local else c.total_gpus
     per_node = 1 if local else c.gpus_per_node
-    nic = c.nic.resolved_bandwidth_gbps * 1e9 / 8
-    b_ps = (ps.nic_bandwidth_gbps * 1e9 / 8) if ps.nic_bandwidth_gbps else nic
+    nic = sim.resolved.nic_bandwidth
+    b_ps = sim.resolved.ps_nic_bandwidth or nic
     worker_nic_s = per_node * S / nic
     window = max(backward, worker_nic_s)
     k = max(1, math.ceil(workers * S / (b_ps * window) - 1e-9))
