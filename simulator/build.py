@@ -233,11 +233,13 @@ KEEP_LAST_UP_TO_NODES = 20_000  # graph nodes, all kept clusters together (about
 KEEP_LAST = 4
 
 
-def cluster_network(scenario: Scenario, env: simpy.Environment) -> tuple[ClusterGraph, Network, Backend]:
+def cluster_network(scenario: Scenario | Resolved, env: simpy.Environment) -> tuple[ClusterGraph, Network, Backend]:
     """The scenario's cluster (no parameter servers), its collective library's backend
     and the network at the bandwidths that library achieves: what a job other than
     data parallelism (:mod:`simulator.llm`) runs its transfers and collectives on."""
-    view, c, wanted = resolve(scenario), scenario.cluster, scenario.training.collectives
+    view = resolved(scenario)
+    scenario = view.scenario
+    c, wanted = scenario.cluster, scenario.training.collectives
     try:
         cluster = _shared_cluster(
             nodes=c.nodes, gpus_per_node=c.gpus_per_node, server_layout=c.server.layout,

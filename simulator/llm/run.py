@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import catalog
 from .._version import __version__
 from ..build import cluster_network
 from ..built import CountingEnvironment
@@ -16,6 +15,7 @@ from ..collectives.fabric import Fabric, concurrent_flows
 from ..collectives.library import CollectiveLibrary
 from ..errors import ScenarioError
 from ..network import Network
+from ..resolved import resolve
 from ..results import SimResult, Utilization
 from ..run_budget import check_pipeline_work
 from ..scenario import Scenario
@@ -153,16 +153,17 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
     if p.zero_stage == 3 and p.zero3_gather == "parameter":
         per_op = 2 * len(block_tensors(spec)) * -(-spec.layers // (layout.pipeline * layout.virtual_stages))
     check_pipeline_work(layout.pipeline, layout.micro_batches, layout.virtual_stages, collectives_per_op=per_op)
-    gpu = catalog.get_gpu(c.gpu)
+    view = resolve(scenario)
+    gpu = view.gpu
     env = CountingEnvironment()
-    cluster, network, backend = cluster_network(scenario, env)
+    cluster, network, backend = cluster_network(view, env)
     gpus: list[Node] = list(cluster.gpus)
     node_of: dict[Node, int] = {g: i // c.gpus_per_node for i, g in enumerate(gpus)}
     tp_time = _comm_times(scenario, network, gpus, node_of, backend, layout, spec, gpu.architecture)
     stages, v = layout.pipeline, layout.virtual_stages
     chunk_list = [chunk_costs(spec, layout, gpu, chunk_index=k, precision=w.precision, recompute=p.recompute,
                               flash_attention=p.flash_attention, optimizer=p.optimizer,
-                              memory_efficiency=w.memory_efficiency, layer_overhead_s=w.layer_overhead_us * 1e-6,
+                              memory_efficiency=w.memory_efficiency, layer_overhead_s=view.layer_overhead_s,
                               compute_efficiency=w.compute_efficiency or LLM_COMPUTE_EFFICIENCY, tp_time=tp_time)
                   for k in range(stages * v)]
     # GPU of stage s holds virtual stages s, s + p, s + 2p, ...
