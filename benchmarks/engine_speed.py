@@ -8,6 +8,7 @@ point-to-point flow (slow by design; capped at ``--detailed-max`` GPUs).
 
     python benchmarks/engine_speed.py [--repeats 5] [--strategy ring_allreduce]
     python benchmarks/engine_speed.py --must-hold [--repeats 3] [--max-gpus 65536] [--sweep]
+    python benchmarks/engine_speed.py --must-hold --case 'ring, fast' --gpus 65536 [--repeats 3]
     python benchmarks/engine_speed.py --transformer [--repeats 3] [--gpus 4096 16384]
 
 ``--must-hold`` prints instead every figure of issue 19's "Must hold", each against its
@@ -131,13 +132,18 @@ def verdict(value: float, limit: float) -> str:
     return f"{'ok' if value <= limit else 'MISSED'} (limit {limit:g})"
 
 
-def must_hold(repeats: int, max_gpus: int, budget_s: float, with_sweep: bool) -> None:
+def must_hold(repeats: int, max_gpus: int, budget_s: float, with_sweep: bool, case: str | None = None,
+              gpus_only: list[int] | None = None) -> None:
+    """Print the figures of issue 19's "Must hold"; with ``case``, only that path's times
+    (at ``gpus_only`` where given) and nothing else."""
     os.environ["CLUSTERSIM_ALLOW_LARGE"] = "1"  # 65,536 GPUs is above the scenario safeguard
     print(f"CPU seconds per ResNet-50 iteration (build + run + collect), median of {repeats}")
     for name, (strategy, extra) in MUST_HOLD.items():
+        if case is not None and name != case:
+            continue
         sizes, limits = SIZES[name]
         points = []
-        for gpus in (g for g in sizes if g <= max_gpus):
+        for gpus in (g for g in gpus_only or sizes if g <= max_gpus):
             r = measure(gpus, "", strategy, repeats, extra)
             points.append((gpus, r["wall_s"]))
             limit = f"  {verdict(r['wall_s'], limits[gpus])}" if gpus in limits else ""
@@ -147,9 +153,13 @@ def must_hold(repeats: int, max_gpus: int, budget_s: float, with_sweep: bool) ->
                 print(f"  {name:<36} stopped: over {budget_s:g} s")
                 break
         tail = [p for p in points if p[0] >= 1024] or points
+        if len(tail) < 2:
+            continue  # (one size: no exponent)
         exponent = fitted_exponent(tail)
         print(f"  {name:<36} fitted exponent of time against GPUs ({tail[0][0]}-{tail[-1][0]}): "
               f"{exponent:.2f}  {verdict(exponent, GROWTH_LIMIT)}")
+    if case is not None:
+        return
     gpus, limit_mb = PS_MEMORY
     if gpus <= max_gpus:
         peak = peak_rss_mb("parameter servers, fast", gpus)
@@ -277,6 +287,9 @@ def main() -> None:
     parser.add_argument("--max-gpus", type=int, default=65536)
     parser.add_argument("--budget", type=float, default=60.0, help="stop a case's growth once a size takes longer")
     parser.add_argument("--sweep", action="store_true", help="with --must-hold: also the 1,000-run sweep")
+    parser.add_argument("--case", choices=list(MUST_HOLD), default=None,
+                        help="with --must-hold: only this path (at --gpus where given), e.g. --case 'ring, fast' "
+                             "--gpus 65536")
     parser.add_argument("--transformer", action="store_true",
                         help="time the transformer-parallel step instead (--gpus: 4096 16384 unless given)")
     args = parser.parse_args()
@@ -284,7 +297,7 @@ def main() -> None:
         transformer(args.gpus or [4096, 16384], args.repeats)
         return
     if args.must_hold:
-        must_hold(args.repeats, args.max_gpus, args.budget, args.sweep)
+        must_hold(args.repeats, args.max_gpus, args.budget, args.sweep, args.case, args.gpus if args.case else None)
         return
     print(f"ResNet-50, one iteration, {args.strategy}, median of {args.repeats} runs")
     print(f"{'GPUs':>6} {'path':>9} {'wall s':>9} {'events':>9} {'flows':>9} {'events/s':>10} {'iter ms':>9}")

@@ -9,10 +9,13 @@ import functools
 import gc
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from itertools import repeat
+from operator import eq
 
 import networkx as nx
 import numpy as np
+
+from topologies.arrays import EdgeNumbers, GraphArrays
 
 from . import maxmin
 from .flows import FlowGroup, Node, Route
@@ -75,8 +78,7 @@ def shared_floats(values: np.ndarray) -> list[float]:
     if values.size and bool(np.any((values == 0) & np.signbit(values))):
         return values.tolist()  # type: ignore[no-any-return]
     distinct, inverse = np.unique(values, return_inverse=True)
-    objects = distinct.tolist()
-    return [objects[i] for i in inverse.tolist()]
+    return list(map(distinct.tolist().__getitem__, inverse.tolist()))
 
 
 def _size(graph: nx.DiGraph[Node]) -> tuple[int, int]:
@@ -90,7 +92,7 @@ class EdgeIndex(Mapping[tuple[Node, Node], int]):
     """Edge id by (u, v), read from the per-node dicts (``edge_id[u][v]``) instead of a
     dict of its own keyed by pairs (about 40 MB at 40,000 GPUs)."""
 
-    def __init__(self, edge_id: dict[Node, dict[Node, int]], edges: list[tuple[Node, Node]]):
+    def __init__(self, edge_id: Mapping[Node, dict[Node, int]], edges: Sequence[tuple[Node, Node]]):
         self._edge_id, self._edges = edge_id, edges
 
     def __getitem__(self, edge: tuple[Node, Node]) -> int:
@@ -120,27 +122,23 @@ class GraphLinks:
     def __init__(self, graph: nx.DiGraph[Node]):
         self.size = _size(graph)
         # graph.edges in its order, read from the adjacency (its views cost ~1 us a lookup).
-        self.edges: list[tuple[Node, Node]] = []
-        self.edge_id: dict[Node, dict[Node, int]] = {}
-        attributes: list[dict[str, Any]] = []
-        for u, nbrs in graph_dicts(graph)._adj.items():
-            ids = self.edge_id[u] = {}
-            for v, data in nbrs.items():
-                ids[v] = len(self.edges)
-                self.edges.append((u, v))
-                attributes.append(data)
+        arrays = GraphArrays(graph)
+        self.edges: Sequence[tuple[Node, Node]] = arrays.edges
+        self.edge_id: EdgeNumbers = arrays.edge_id
         self.edge_index = EdgeIndex(self.edge_id, self.edges)
-        self.capacity = np.array([data["bandwidth"] for data in attributes], dtype=float)
-        self.latency = np.array([data["latency"] for data in attributes], dtype=float)
+        self.capacity = arrays.edge_column("bandwidth")
+        self.latency = arrays.edge_column("latency")
         self.latency_list = shared_floats(self.latency)
         self.capacity_list = shared_floats(self.capacity)
-        self.link_of: list[str | None] = [data.get("link") for data in attributes]  # each edge's link kind
+        self.link_of: list[str | None] = arrays.edge_values("link")  # each edge's link kind
         priority: dict[str | None, int] = {"network": 3, "pcie": 2, "qpi": 2, "nvlink": 1}
-        self.tie_break = np.array([priority.get(link, 0) for link in self.link_of]) * 1e-9
+        ranks = np.fromiter(map(priority.get, self.link_of, repeat(0)), dtype=np.int64, count=len(self.link_of))
+        self.tie_break = ranks * 1e-9
         self.tie_break_list = shared_floats(self.tie_break)
         self.max_tie_break = max(self.tie_break_list, default=0.0)
-        self.positive_capacity = all(c > 0 for c in self.capacity_list)
-        self.router = Router(graph)
+        self.positive_capacity = bool(np.all(self.capacity > 0))
+        self.router = Router(graph, arrays)
+        self._targets = arrays.targets  # each edge's end, by its number in the graph's node order
         self.routes: dict[tuple[Node, Node], Route] = {}
         # By the pairs, or by ("product", sources, destinations) for bundle_product.
         self.bundles: dict[tuple[tuple[Node, Node], ...] | tuple[str, tuple[Node, ...], tuple[Node, ...]],
@@ -161,19 +159,23 @@ class GraphLinks:
         memory (no peer-to-peer: GeForce cards, ``p2p: false``; or across the socket
         link, where NCCL copies through host memory, its SHM transport) where an edge
         other than its last does. Read per edge, not per node through the graph's views."""
-        kind = self.router.kinds
-        return [kind[v] == "cpu" for _, v in self.edges]
+        return self.into_cpu_mask.tolist()  # type: ignore[no-any-return]
 
     @functools.cached_property
     def into_cpu_mask(self) -> np.ndarray:
-        """:attr:`into_cpu` as an array."""
-        return np.array(self.into_cpu, dtype=bool)
+        """:attr:`into_cpu` as an array (each node's kind compared once, then looked up
+        by the edges' ends)."""
+        cpu = np.fromiter(map(eq, self.router.kinds.values(), repeat("cpu")), dtype=bool,
+                          count=len(self.router.kinds))
+        mask: np.ndarray = cpu[self._targets]
+        return mask
 
     def link_mask(self, kind: str) -> np.ndarray:
         """Whether each edge is a link of ``kind`` (its ``link`` attribute), as an array; cached."""
         mask = self._link_masks.get(kind)
         if mask is None:
-            mask = self._link_masks[kind] = np.array([link == kind for link in self.link_of], dtype=bool)
+            mask = self._link_masks[kind] = np.fromiter(map(eq, self.link_of, repeat(kind)), dtype=bool,
+                                                        count=len(self.link_of))
         return mask
 
     @classmethod
@@ -296,11 +298,13 @@ class GraphLinks:
         """:meth:`solve` without the cache: pure Python for small sets, numpy for large."""
         if (not usages or sum(len(usage.edges) for usage in usages) <= maxmin.SMALL_ENTRIES
                 or (len(usages) == 1 and maxmin.SINGLE_GROUP_PYTHON)):
-            rates = maxmin.max_min_rates_python(usages, self.capacity_list, counts)
             if len(usages) == 1 and len(usages[0].edges) > maxmin.SMALL_ENTRIES:
+                rates = [maxmin.single_group_rate(usages[0], self.capacity, counts[0])]
                 solved = self._solve_one(usages[0], rates, counts[0])
                 if solved is not None:
                     return solved
+            else:
+                rates = maxmin.max_min_rates_python(usages, self.capacity_list, counts)
             load: dict[int, float] = {}
             for usage, rate, count in zip(usages, rates, counts):
                 amount = rate * count

@@ -113,6 +113,19 @@ def max_min_rates_numpy(usages: Sequence[EdgeUsage], capacity: Sequence[float] |
     return rates
 
 
+def single_group_rate(usage: EdgeUsage, capacity: np.ndarray, count: int) -> float:
+    """The rate of one group alone (``count`` members), as :func:`max_min_rates_python`
+    finds it (its one round: the smallest share of its edges), vectorized for a group
+    over many edges: the same weights and quotients, NaN shares skipped as its
+    comparisons skip them."""
+    weight = usage.multiplicity * float(count) + 0.0
+    loaded = weight > 1e-12
+    spare = capacity[usage.index[loaded]]
+    shares = np.where(spare <= 0.0, 0.0, spare) / weight[loaded]
+    shares = shares[~np.isnan(shares)]
+    return float(shares.min()) if shares.size else float("inf")
+
+
 def max_min_rates_python(usages: Sequence[EdgeUsage], capacity: Sequence[float], counts: Sequence[int]) -> list[float]:
     """Progressive filling in plain Python, operation for operation as
     :func:`max_min_rates_numpy` (per-edge sums accumulate from 0.0 in (flow, edge)

@@ -38,10 +38,10 @@ from .flows import (
     Component,
     Flow,
     FlowGroup,
+    GroupsByEdge,
     Node,
     Route,
     admission,
-    edge_neighbours,
     levels_apart,
     oldest,
     pairwise_neighbours,
@@ -102,7 +102,7 @@ class Network:
         # last recomputation, and whether the rates in force came from one computation
         # over every group (components within the tolerance of each other).
         self._components: set[Component] = set()
-        self._edge_groups: dict[int, dict[FlowGroup, None]] = {}
+        self._edge_groups = GroupsByEdge()
         self._touched: dict[FlowGroup, None] = {}
         self._stale: set[Component] = set()
         self._whole = False
@@ -230,8 +230,7 @@ class Network:
                     group = known.get(id(flow.usage))  # (it holds its usage: the id is not reused)
                     if group is None:
                         group = known[id(flow.usage)] = FlowGroup(flow.usage)
-                        for e in flow.usage.edges:
-                            edge_groups.setdefault(e, {})[group] = None
+                        edge_groups.add(group)
                     groups[id(flow.usage)] = group
                 group.join(flow)
                 touched[group] = None
@@ -315,7 +314,7 @@ class Network:
         if len(groups) <= PAIRWISE_GROUPS:
             neighbours = functools.partial(pairwise_neighbours, groups=groups, overlaps=self.links.overlaps)
         else:
-            neighbours = edge_neighbours(self._edge_groups)
+            neighbours = self._edge_groups.neighbours()
         seen: set[FlowGroup] = set()
         fresh: list[list[FlowGroup]] = []
         for seed in seeds:

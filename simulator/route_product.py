@@ -14,6 +14,8 @@ from typing import cast
 
 import numpy as np
 
+from topologies.arrays import EdgeNumbers
+
 from .flows import Node, Route
 from .routing import Router
 from .server_shapes import SWITCH, ShapeTemplate
@@ -66,7 +68,7 @@ class ComposedRoutes:
         return worst
 
 
-def compose_pairs(router: Router, edge_id: dict[Node, dict[Node, int]], route: Callable[[Node, Node], Route],
+def compose_pairs(router: Router, edge_id: EdgeNumbers, route: Callable[[Node, Node], Route],
                   pairs: Sequence[tuple[Node, Node]]) -> ComposedRoutes | None:
     """The route of every pair, as :meth:`Router.path` finds it, composed once per
     shape (the ends' local names, server shapes and switches) and translated to each
@@ -122,7 +124,7 @@ def compose_pairs(router: Router, edge_id: dict[Node, dict[Node, int]], route: C
     return ComposedRoutes(len(pairs), out)
 
 
-def _translated(router: Router, edge_id: dict[Node, dict[Node, int]], key: tuple[object, ...],
+def _translated(router: Router, edge_id: EdgeNumbers, key: tuple[object, ...],
                 ends: list[tuple[object, object]], pairs: list[tuple[Node, Node]], layouts: _Layouts
                 ) -> np.ndarray | None:
     """The edges of the routes of ``pairs``, all of one shape ``key`` (see
@@ -167,7 +169,7 @@ class _Layouts:
     (numbered in the switch's run), a lookup of the real nodes (a server's members are
     listed in its template's order, its switches in the template's numbering)."""
 
-    def __init__(self, templates: ServerTemplates, edge_id: dict[Node, dict[Node, int]]):
+    def __init__(self, templates: ServerTemplates, edge_id: EdgeNumbers):
         self.templates, self.edge_id = templates, edge_id
         self._offsets: dict[ShapeTemplate, dict[tuple[str, str], int]] = {}  # (u, v) -> its place in the run
         self._places: dict[ShapeTemplate, dict[str, int]] = {}  # member -> its place among the members
@@ -185,12 +187,13 @@ class _Layouts:
 
     def base(self, template: ShapeTemplate, server: object) -> int | None:
         members, offsets = self.templates.members[server], self.offsets(template)
-        first, last = self.edge_id[members[0]], self.edge_id[members[-1]]
-        base = next(iter(first.values())) if first and last else None
-        if base is not None:  # the last member's edges start where the run says
+        base, last = self.edge_id.first(members[0]), self.edge_id.first(members[-1])
+        if base is not None and last is not None:  # the last member's edges start where the run says
             local = members[-1][len(str(server)) + 1:]
             place = offsets[(local, template.succ[local][0][0])]
-            base = base if next(iter(last.values())) == base + place else None
+            base = base if last == base + place else None
+        else:
+            base = None
         self._base[server] = base
         return base
 
@@ -220,7 +223,7 @@ class _Layouts:
         return found
 
 
-def compose_product(router: Router, edge_id: dict[Node, dict[Node, int]], latency: list[float],
+def compose_product(router: Router, edge_id: EdgeNumbers, latency: list[float],
                     route: Callable[[Node, Node], Route], sources: Sequence[Node], destinations: Sequence[Node]
                     ) -> tuple[dict[int, int], float] | None:
     """Usage and worst route latency of every (source, destination) pair, from each

@@ -39,9 +39,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from heapq import heappop, heappush
-from itertools import count
+from itertools import count, repeat
+from operator import eq
 
 import networkx as nx
+import numpy as np
+
+from topologies.arrays import GraphArrays
 
 from .errors import TopologyError
 from .server_shapes import ROUTE_WEIGHT, ecmp_choice, graph_dicts
@@ -58,35 +62,33 @@ PREFETCH_FANIN = 8
 class Router:
     """Computes and caches node paths on a cluster graph."""
 
-    def __init__(self, graph: nx.DiGraph[Node]):
+    def __init__(self, graph: nx.DiGraph[Node], arrays: GraphArrays | None = None):
+        """``arrays``: the graph's (:class:`topologies.arrays.GraphArrays`), where the
+        caller has read them already."""
         self.graph = graph
         self.ecmp = bool(graph.graph.get("ecmp", False))
-        dicts = graph_dicts(graph)
-        # Every per-node fact in one pass over the nodes (at 65,536 GPUs each pass costs).
-        self._kind: dict[Node, str | None] = {}
-        self._server: dict[Node, object] = {}
+        arrays = GraphArrays(graph) if arrays is None else arrays
+        kinds, servers = arrays.node_values("kind"), arrays.node_values("server")
+        self._kind: dict[Node, str | None] = dict(zip(arrays.nodes, kinds))
+        self._server: dict[Node, object] = dict(zip(arrays.nodes, servers))
         gpus: dict[object, list[Node]] = {}  # server -> its GPUs, and its NICs
         nics: dict[object, list[Node]] = {}
         # GPUs whose traffic may be staged through host memory (p2p or gdr off).
         self._stagers: set[Node] = set()
-        kind, server_of = self._kind, self._server
-        for node, data in dicts._node.items():
-            kind[node] = what = data.get("kind")
-            server_of[node] = server = data.get("server")
+        for node, what, server, data in zip(arrays.nodes, kinds, servers, arrays.node_data):
             if what == "gpu":
                 gpus.setdefault(server, []).append(node)
                 if not (data.get("p2p", True) and data.get("gdr", True)):
                     self._stagers.add(node)
             elif what == "nic":
                 nics.setdefault(server, []).append(node)
-        for nbrs in dicts._adj.values():  # graph.edges(data=True), without its views
-            for v, data in nbrs.items():
-                base = 1 if data.get("link") == "nvlink" else 2
-                data[ROUTE_WEIGHT] = base + (GPU_ENTRY_PENALTY if kind[v] == "gpu" else 0)
+        self.weights = _route_weights(arrays, kinds)
+        for data, weight in zip(arrays.edge_data, self.weights.tolist()):
+            data[ROUTE_WEIGHT] = weight
         self._paths: dict[tuple[Node, Node], list[Node]] = {}
         self._rail_nic = self._rail_nics(gpus, nics)
         self._adjacency: dict[bool, dict[Node, list[tuple[Node, int]]]] = {}
-        templates = ServerTemplates(graph, self._kind, self._server)
+        templates = ServerTemplates(graph, self._kind, self._server, arrays, self.weights)
         self._templates = templates if templates.usable else None
         # Where every route between two servers is (a head to the source's switch) +
         # (a switch path) + (a tail into the destination): no rail or staging rule
@@ -282,6 +284,15 @@ class Router:
             if kind == "nic":  # the data leaves the node here
                 return None if end.get("gdr", True) else host
         return None
+
+
+def _route_weights(arrays: GraphArrays, kinds: list[str | None]) -> np.ndarray:
+    """Each edge's route weight (see the module doc): 1 for NVLink, else 2, plus
+    GPU_ENTRY_PENALTY into a GPU; one array operation per rule, not a loop per edge."""
+    nvlink = np.fromiter(map(eq, arrays.edge_values("link"), repeat("nvlink")), dtype=bool,
+                         count=len(arrays.edge_data))
+    into_gpu = np.fromiter(map(eq, kinds, repeat("gpu")), dtype=bool, count=len(kinds))[arrays.targets]
+    return np.where(nvlink, 1, 2) + np.where(into_gpu, GPU_ENTRY_PENALTY, 0)
 
 
 def _all_paths_to(pred: dict[Node, list[Node]], root: Node, leaf: Node) -> list[list[Node]]:

@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from heapq import heappop, heappush
+from itertools import repeat
 from typing import Any, Protocol, cast
 
 import networkx as nx
+import numpy as np
+
+from topologies.arrays import GraphArrays
 
 Node = Hashable
 Adjacency = dict[Node, dict[Node, dict[str, Any]]]  # node -> neighbour -> edge attributes
@@ -308,3 +313,83 @@ def nic_to_nic(graph: nx.DiGraph[Node], owner: dict[Node, object], nics: set[Nod
             if owner[u] is not None:
                 into = min(into, data[ROUTE_WEIGHT])
     return min(direct, out + into)
+
+
+
+def server_members(arrays: GraphArrays, owner: np.ndarray, kind: dict[Node, str | None]
+                   ) -> dict[object, list[str]] | None:
+    """Each server's nodes in the graph's order (``owner``: each node's server as a
+    number, -1 for none); None unless every node is a switch or a member of a server
+    named "{server}.{local}" (no SWITCH in it). A server numbered in one run is sliced
+    and checked name by name in C-level calls (a loop per node costs at 100,000 nodes)."""
+    nodes, servers = arrays.nodes, arrays.node_values("server")
+    starts = np.flatnonzero(np.diff(owner, prepend=owner[:1] - 1)).tolist()
+    runs: list[tuple[object, list[Node]]] = [(servers[a], nodes[a:b])
+                                             for a, b in zip(starts, starts[1:] + [len(nodes)])]
+    if len({srv for srv, _ in runs if srv is not None}) != sum(srv is not None for srv, _ in runs):
+        grouped: dict[object, list[Node]] = {}
+        for node, srv in zip(nodes, servers):  # a server in several runs: node by node
+            grouped.setdefault(srv, []).append(node)
+        runs = list(grouped.items())
+    members: dict[object, list[str]] = {}
+    for srv, group in runs:
+        if srv is None:
+            if any(kind[node] != "switch" for node in group):
+                return None
+            continue
+        if not all(map(isinstance, group, repeat(str))):
+            return None
+        names = cast(list[str], group)
+        if not all(map(str.startswith, names, repeat(f"{srv}."))) or any(map(str.__contains__, names, repeat(SWITCH))):
+            return None
+        members[srv] = names
+    return members
+
+
+@dataclass
+class FabricEnds:
+    """Where the servers meet the fabric, read from the edges out of a server or out of
+    a switch (:meth:`scan`)."""
+
+    exits: dict[object, set[Node]]  # server -> the switches its NICs hang off
+    succ: dict[Node, set[Node]]  # switch -> switches it links to
+    nics: set[Node]  # server nodes linked to a switch
+    hop: int  # the weight of every switch-to-switch edge (0: none)
+    out_of_switch: float  # the lightest edge out of a switch
+    nic_up: float  # the lightest NIC -> switch edge
+    nic_down: float  # the lightest switch -> NIC edge
+
+    @classmethod
+    def scan(cls, arrays: GraphArrays, owner: np.ndarray, weights: np.ndarray, server: dict[Node, object],
+             kind: dict[Node, str | None]) -> FabricEnds | None:
+        """None where servers touch the rest of the graph other than through NIC <-> switch
+        edges, or switch-to-switch edges weigh differently. Only the edges out of a switch
+        or out of a server are read (each server's own are most), in the graph's order."""
+        nodes, sources, targets = arrays.nodes, arrays.sources, arrays.targets
+        outer = np.flatnonzero((owner[sources] != owner[targets]) | (owner[sources] < 0))
+        found = cls({}, {}, set(), 0, INFINITY, INFINITY, INFINITY)
+        hop: set[int] = set()
+        for i, j, w in zip(sources[outer].tolist(), targets[outer].tolist(), weights[outer].tolist()):
+            u, v = nodes[i], nodes[j]
+            su, sv = server[u], server[v]
+            if su is not None:  # an edge out of a server
+                if sv is not None or kind[u] != "nic":
+                    return None  # two servers joined directly, or a server reaching the fabric by a non-NIC
+                found.exits.setdefault(su, set()).add(v)
+                found.nics.add(u)
+                found.nic_up = min(found.nic_up, w)
+                continue
+            found.out_of_switch = min(found.out_of_switch, w)
+            if sv is None:
+                found.succ.setdefault(u, set()).add(v)
+                hop.add(w)
+                continue
+            if kind[v] != "nic":
+                return None  # a server reached from the fabric through something else
+            found.exits.setdefault(sv, set()).add(u)
+            found.nics.add(v)
+            found.nic_down = min(found.nic_down, w)
+        if len(hop) > 1:
+            return None
+        found.hop = next(iter(hop), 0)
+        return found

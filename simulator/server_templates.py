@@ -26,11 +26,15 @@ from collections.abc import Hashable
 from typing import cast
 
 import networkx as nx
+import numpy as np
+
+from topologies.arrays import GraphArrays, RunKeys, numbered
 
 from .server_shapes import (
     INFINITY,
     ROUTE_WEIGHT,
     SWITCH,
+    FabricEnds,
     LocalNames,
     Shape,
     ShapeTemplate,
@@ -39,6 +43,7 @@ from .server_shapes import (
     graph_dicts,
     meeting,
     nic_to_nic,
+    server_members,
 )
 
 Node = Hashable
@@ -66,58 +71,33 @@ class ServerTemplates:
     whole graph's.
     """
 
-    def __init__(self, graph: nx.DiGraph[Node], kind: dict[Node, str | None], server: dict[Node, object]):
+    def __init__(self, graph: nx.DiGraph[Node], kind: dict[Node, str | None], server: dict[Node, object],
+                 arrays: GraphArrays, weights: np.ndarray):
+        """``kind`` and ``server``: each node's attributes; ``arrays``: the graph's;
+        ``weights``: each edge's route weight."""
         self.graph = graph
         self.usable = False
         self.server = server
-        self._exits: dict[object, set[Node]] = {}  # server -> the switches its NICs hang off
-        self._succ: dict[Node, set[Node]] = {}  # switch -> switches it links to
-        self._nics: set[Node] = set()  # server nodes linked to a switch
-        hop: set[int] = set()
-        self.members: dict[object, list[str]] = {}  # server -> its nodes (named "{server}.{local}")
-        for node, srv in server.items():
-            if srv is None and kind[node] != "switch":
-                return
-            if srv is not None:
-                if not (isinstance(node, str) and node.startswith(f"{srv}.")) or SWITCH in node:
-                    return
-                self.members.setdefault(srv, []).append(node)
-        out_of_switch = INFINITY  # the lightest edges: out of a switch, NIC -> switch, switch -> NIC
-        nic_up = nic_down = INFINITY
-        exits = self._exits
-        for u, nbrs in graph_dicts(graph)._adj.items():
-            su = server[u]
-            if su is not None:  # a server's node: only its edges out of the server count
-                for v in [v for v in nbrs if server[v] != su]:
-                    if server[v] is not None or kind[u] != "nic":
-                        return  # two servers joined directly, or a server reaching the fabric by a non-NIC
-                    exits.setdefault(su, set()).add(v)
-                    self._nics.add(u)
-                    nic_up = min(nic_up, nbrs[v][ROUTE_WEIGHT])
-                continue
-            for v, data in nbrs.items():
-                w = data[ROUTE_WEIGHT]
-                out_of_switch = min(out_of_switch, w)
-                sv = server[v]
-                if sv is None:
-                    self._succ.setdefault(u, set()).add(v)
-                    hop.add(w)
-                    continue
-                if kind[v] != "nic":
-                    return  # a server reached from the fabric through something else
-                exits.setdefault(sv, set()).add(u)
-                self._nics.add(v)
-                nic_down = min(nic_down, w)
-        if len(hop) > 1:
+        owner = numbered(arrays.node_values("server"))
+        members = server_members(arrays, owner, kind)
+        fabric = None if members is None else FabricEnds.scan(arrays, owner, weights, server, kind)
+        if members is None or fabric is None:
             return
-        if len({str(n) for n in server}) != len(server):
+        self.members: dict[object, list[str]] = members  # server -> its nodes (named "{server}.{local}")
+        self._exits = fabric.exits  # server -> the switches its NICs hang off
+        self._succ = fabric.succ  # switch -> switches it links to
+        self._nics = fabric.nics  # server nodes linked to a switch
+        switch_names = [str(n) for n, srv in server.items() if srv is None]  # members are named already
+        if len(set(switch_names)) != len(switch_names) or any(server.get(name) is not None for name in switch_names):
             return  # two nodes of one name, which the hash's sort of paths by names would not order
-        self._hop = next(iter(hop), 0)
-        self._out_of_switch = out_of_switch
+        self._hop = fabric.hop
+        self._out_of_switch = fabric.out_of_switch
         self.crossing = INFINITY
         if any(len(exits) > 1 for exits in self._exits.values()):
-            self.crossing = nic_down + nic_up + nic_to_nic(graph, server, self._nics)
+            self.crossing = fabric.nic_down + fabric.nic_up + nic_to_nic(graph, server, self._nics)
         self._of_server: dict[object, ShapeTemplate] = {}  # server -> the template of its shape
+        self._keys = RunKeys(arrays, owner, ROUTE_WEIGHT)
+        self._by_key: dict[object, ShapeTemplate] = {}  # _key -> the template of its shape
         self.switches: dict[object, list[Node]] = {}  # server -> its switches, in its shape's numbering
         self._names: dict[object, dict[str, Node]] = {}  # server -> local name -> node
         self._templates: dict[Shape, ShapeTemplate] = {}
@@ -350,12 +330,31 @@ class ServerTemplates:
         """The template of ``server``'s shape (made with the server's shape, once)."""
         template = self._of_server.get(server)
         if template is None:
-            shape = self._shape(server)
-            template = self._templates.get(shape)
+            # Servers of one key have one shape: built once per key, from its first server.
+            key = self._key(server)
+            template = self._by_key.get(key) if key is not None else None
             if template is None:
-                template = self._templates[shape] = ShapeTemplate(shape)
+                shape = self._shape(server)
+                template = self._templates.get(shape)
+                if template is None:
+                    template = self._templates[shape] = ShapeTemplate(shape)
+                if key is not None:
+                    self._by_key[key] = template
+            else:
+                self.switches[server] = list(self._exits[server])  # one switch: "@switch0"
             self._of_server[server] = template
         return template
+
+    def _key(self, server: object) -> tuple[tuple[str, ...], bytes] | None:
+        """Where ``server``'s NICs hang off one switch (its "@switch0"), a key equal only
+        to those of servers of its shape: its members' local names and their run's key
+        (:class:`topologies.arrays.RunKeys`); None otherwise."""
+        members = self.members[server]
+        run = self._keys.key(members) if len(self._exits.get(server, ())) == 1 else None
+        if run is None:
+            return None
+        cut = len(str(server)) + 1
+        return tuple([n[cut:] for n in members]), run
 
     def _shape(self, server: object) -> Shape:
         """What a search inside ``server`` sees, in local names: its members' edges (to

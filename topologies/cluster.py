@@ -60,15 +60,18 @@ def build_cluster(
     hosts: list[str] = []
     nic_links: list[tuple[str, float, float]] = []
     stamp = _stamp(server_layout, gpus_per_node, server_params) if nodes > 2 else None
+    if stamp is not None:  # each port's name but the prefix ("n0"), cut once
+        cut = len(stamp[0].prefix)
+        gpu_suffixes, host_suffix = [g[cut:] for g in stamp[1].gpus], stamp[1].host[cut:]
+        nic_suffixes = [v[cut:] for v in stamp[1].nics]
     for n in range(nodes):
         if stamp is None:
             ports = SERVER_LAYOUTS[server_layout](graph, f"n{n}", gpus_per_node, **server_params)
         else:
-            server, first, prefix = stamp[0], stamp[1], f"n{n}"
+            server, prefix = stamp[0], f"n{n}"
             server.stamp(graph, prefix)
-            ports = ServerPorts(tuple([server.rename(g, prefix) for g in first.gpus]),
-                                server.rename(first.host, prefix),
-                                tuple([server.rename(v, prefix) for v in first.nics]))
+            ports = ServerPorts(tuple([prefix + suffix for suffix in gpu_suffixes]), prefix + host_suffix,
+                                tuple([prefix + suffix for suffix in nic_suffixes]))
         if n == 0 and max_edges is not None:
             _check_size(graph, nodes, dedicated_ps, len(ports.nics), fabric, fabric_params, max_edges)
         gpus.extend(ports.gpus)

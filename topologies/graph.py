@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import networkx as nx
@@ -34,12 +34,16 @@ def add_duplex_link(
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def copy_graph(graph: nx.DiGraph[Any]) -> nx.DiGraph[Any]:
+def copy_graph(graph: nx.DiGraph[Any], bandwidth_scale: Mapping[Any, float] | None = None) -> nx.DiGraph[Any]:
     """``graph.copy()``, written straight into networkx's dicts: the same graph
     attributes, nodes in the same order with copies of their attribute dicts, and
     successors and predecessors in the order ``copy`` gives (predecessors in the order
     the edges are met walking the successors), each edge one new attribute dict
-    shared by both ends. A few times faster on a graph of 100,000 nodes."""
+    shared by both ends. A few times faster on a graph of 100,000 nodes.
+
+    ``bandwidth_scale``: where given, each copied edge that has a ``link`` kind gets its
+    ``bandwidth`` times ``bandwidth_scale[link]`` (in the same walk: a second walk over
+    200,000 edges costs a tenth of a second)."""
     out: nx.DiGraph[Any] = graph.__class__()
     out.graph.update(graph.graph)
     source: Any = graph  # networkx's dicts (internals its type stubs do not declare)
@@ -49,7 +53,11 @@ def copy_graph(graph: nx.DiGraph[Any]) -> nx.DiGraph[Any]:
     for u, nbrs in source._adj.items():
         out_of_u = succ[u]
         for v, data in nbrs.items():
-            out_of_u[v] = pred[v][u] = data.copy()
+            copied = out_of_u[v] = pred[v][u] = data.copy()
+            if bandwidth_scale is not None:
+                link = copied.get("link")
+                if link is not None:
+                    copied["bandwidth"] = copied["bandwidth"] * bandwidth_scale[link]
     target: Any = out
     target._node, target._adj, target._pred = node, succ, pred  # (networkx resets its cached views)
     return out
@@ -73,6 +81,7 @@ class ServerStamp:
         self.nodes = [self._split(d) for d in source._node.values()]
         self.succ = [[(number[v], *self._split(d)) for v, d in nbrs.items()] for nbrs in source._adj.values()]
         self.pred = [[number[u] for u in nbrs] for nbrs in source._pred.values()]
+        self.plain_edges = not any(renamed for edges in self.succ for _, _, renamed in edges)
         self.graph_attributes = dict(server.graph)
 
     def _split(self, attributes: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -94,27 +103,31 @@ class ServerStamp:
         target: Any = graph
         node, succ, pred = target._node, target._adj, target._pred
         names = [prefix + suffix for suffix in self.suffixes]
-        if any(name in node for name in names):
+        if not node.keys().isdisjoint(names):
             raise ValueError(f"server {prefix!r}: its nodes are in the graph already")
         for name, (attributes, renamed) in zip(names, self.nodes):
-            data = attributes.copy()
-            for key, suffix in renamed:
-                data[key] = prefix + suffix
-            node[name] = data
-            succ[name] = {}
-            pred[name] = {}
+            node[name] = _renamed(attributes, renamed, prefix)
+        # Each node's successors, then its predecessors (the same edge dicts), found in
+        # this server's own list rather than in the graph's dicts of every node.
+        made = []
         for name, edges in zip(names, self.succ):
-            out_of = succ[name]
-            for j, attributes, renamed in edges:
-                data = attributes.copy()
-                for key, suffix in renamed:
-                    data[key] = prefix + suffix
-                out_of[names[j]] = data
+            if self.plain_edges:
+                out_of = {names[j]: attributes.copy() for j, attributes, _ in edges}
+            else:
+                out_of = {names[j]: _renamed(attributes, renamed, prefix) for j, attributes, renamed in edges}
+            succ[name] = out_of
+            made.append(out_of)
         for name, sources in zip(names, self.pred):
-            into = pred[name]
-            for i in sources:
-                into[names[i]] = succ[names[i]][name]
+            pred[name] = {names[i]: made[i][name] for i in sources}
         graph.graph.update(self.graph_attributes)
+
+
+def _renamed(attributes: dict[str, Any], renamed: list[tuple[str, str]], prefix: str) -> dict[str, Any]:
+    """A copy of ``attributes`` with each (key, suffix) of ``renamed`` set to prefix + suffix."""
+    data = attributes.copy()
+    for key, suffix in renamed:
+        data[key] = prefix + suffix
+    return data
 
 
 def same_graph(a: nx.DiGraph[Any], b: nx.DiGraph[Any]) -> bool:

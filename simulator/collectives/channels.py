@@ -30,19 +30,22 @@ Node = Hashable
 def achievable_graph(graph: nx.DiGraph[Node], backend: Backend, architecture: str) -> nx.DiGraph[Node]:
     """A copy of ``graph`` whose link bandwidths are what the library achieves on them:
     each link class scaled by its achievable fraction. Copied straight into networkx's
-    dicts (what ``graph.copy()`` gives, in the same order) with each link class's
-    fraction looked up once: at 65,536 GPUs networkx's own copy took over a second."""
-    out = copy_graph(graph)
-    fractions: dict[str, float] = {}
-    for nbrs in graph_dicts(out)._adj.values():
-        for data in nbrs.values():
-            link = data.get("link")
-            if link is not None:
-                fraction = fractions.get(link)
-                if fraction is None:
-                    fraction = fractions[link] = backend.achievable_fraction(link, architecture)
-                data["bandwidth"] = data["bandwidth"] * fraction
-    return out
+    dicts (what ``graph.copy()`` gives, in the same order) and scaled in the same walk,
+    each link class's fraction looked up once: at 65,536 GPUs networkx's own copy took
+    over a second."""
+    return copy_graph(graph, _Fractions(backend, architecture))
+
+
+class _Fractions(dict[str, float]):
+    """Link class -> the library's achievable fraction of it, looked up on first use."""
+
+    def __init__(self, backend: Backend, architecture: str):
+        super().__init__()
+        self._backend, self._architecture = backend, architecture
+
+    def __missing__(self, link: str) -> float:
+        fraction = self[link] = self._backend.achievable_fraction(link, self._architecture)
+        return fraction
 
 
 def link_class(graph: nx.DiGraph[Node], path: Sequence[Node]) -> str:

@@ -12,8 +12,10 @@ ranks' host CPUs. The algorithms built from these are in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Generator, Hashable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING
 
 import simpy
@@ -38,7 +40,13 @@ class Fabric:
 
     @property
     def ranks(self) -> list[Node]:
-        return [g for node in self.nodes for g in node]
+        return list(self._ranks)
+
+    @functools.cached_property
+    def _ranks(self) -> tuple[Node, ...]:
+        """Every rank, node after node (flattened once: at 65,536 GPUs each flattening
+        costs, and a library asks several times)."""
+        return tuple(chain.from_iterable(self.nodes))
 
 
 # Each ring set's (member, successor) pairs, by the identity of the set (kept alive here,
@@ -47,11 +55,17 @@ class Fabric:
 _RING_PAIRS: dict[int, tuple[Sequence[Sequence[Node]], tuple[tuple[Node, Node], ...]]] = {}
 
 
+def ring_pairs(rings: Sequence[Sequence[Node]]) -> tuple[tuple[Node, Node], ...]:
+    """Every (member, successor) pair of every ring, ring after ring (a ring of one
+    member: the member and itself)."""
+    return tuple(chain.from_iterable(zip(r, [*r[1:], *r[:1]]) for r in rings))
+
+
 def _ring_pairs(rings: Sequence[Sequence[Node]]) -> tuple[tuple[Node, Node], ...]:
     hit = _RING_PAIRS.get(id(rings))
     if hit is not None and hit[0] is rings:
         return hit[1]
-    pairs = tuple((r[i], r[(i + 1) % len(r)]) for r in rings if len(r) > 1 for i in range(len(r)))
+    pairs = ring_pairs([r for r in rings if len(r) > 1])
     if len(_RING_PAIRS) >= 256:
         _RING_PAIRS.clear()
     _RING_PAIRS[id(rings)] = (rings, pairs)

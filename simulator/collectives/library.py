@@ -29,7 +29,7 @@ from .algorithms import ALLREDUCE_ALGORITHMS, double_binary_tree, plain_collecti
 from .backend import Backend
 from .channels import channel_rings
 from .cost import CollectivePlan, Topology, logical_channels, nvls_efficiency, plan
-from .fabric import Fabric, Node, Program, concurrent_flows, host_fabric, host_of, ring_steps
+from .fabric import Fabric, Node, Program, concurrent_flows, host_fabric, host_of, ring_pairs, ring_steps
 
 
 class CollectiveLibrary:
@@ -67,7 +67,7 @@ class CollectiveLibrary:
 
     def _ring_topology(self) -> Topology:
         net = self.fabric.network
-        pairs = tuple((r[i], r[(i + 1) % len(r)]) for r in self.rings for i in range(len(r)))
+        pairs = ring_pairs(self.rings)
         rate = self._bundle_rate(pairs)
         features = self._composed_features(pairs)
         if features is None:
