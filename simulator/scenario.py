@@ -612,8 +612,8 @@ class VariabilitySpec(_Strict):
         description="Coefficient of variation of each rank's compute time per iteration (one normal draw per rank "
         "and iteration, mean 1). Synchronous jobs wait for the slowest of N ranks: the fast path uses the exact "
         "expected maximum of N draws (1 + cv x E[max of N standard normals]); the detailed path draws. Unlike "
-        "`jitter` it keeps the fast path. Default 0.02: fitted on the multi-GPU dev set with the collective "
-        "library's compute interference, leave-one-source-out (folds chose 0.02-0.04; "
+        "`jitter` it keeps the fast path. Default 0.04: fitted on the multi-GPU dev set with the collective "
+        "library's compute interference, on all sources (leave-one-source-out folds chose 0.02-0.06; "
         "benchmarks/accuracy_training.py); an effective figure that also carries scale losses not modelled one "
         "by one. 0 = a noise-free run.",
     )

@@ -45,7 +45,7 @@ ALLOW_LARGE_ENV = "CLUSTERSIM_ALLOW_LARGE"
 #: Per-rank compute variation on by default: fitted, leave-one-source-out, on the
 #: multi-GPU training dev set (README "Validation"); a run that should be noise-free
 #: sets ``variability.iteration_cv: 0``.
-DEFAULT_ITERATION_CV = 0.02
+DEFAULT_ITERATION_CV = 0.04
 
 #: Bounds of float fields (physical, not lifted): every number must also be finite.
 MAX_LATENCY_US = 1e6  # one second per hop, message or layer
