@@ -39,7 +39,7 @@ from .compute import (
 )
 from .errors import TopologyError
 from .fast_path import _collectives_bundled, _fast_path_plan, _fusion_loop, fast_path_inexact  # noqa: F401
-from .graph_links import gc_paused
+from .gc_policy import gc_paused
 from .hardware import fabric_params, server_params
 from .interference import DeviceSharing
 from .memory import check_fits

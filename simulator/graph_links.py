@@ -4,9 +4,7 @@ and bundles of routes, and the max-min solutions of sets of flow groups."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import repeat
@@ -19,6 +17,7 @@ from topologies.arrays import EdgeNumbers, GraphArrays
 
 from . import maxmin
 from .flows import FlowGroup, Node, Route
+from .gc_policy import gc_paused
 from .maxmin import EdgeUsage
 from .route_product import COMPOSE_PAIRS, ComposedRoutes, compose_pairs, compose_product
 from .routing import Router
@@ -32,42 +31,6 @@ Solution = tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]
 # groups with the same member counts get the same rates, and a strategy (a fast-path
 # parameter server, a sweep's runs of one cluster) meets the same sets again and again.
 SOLVED_ENTRIES_KEPT = 1_000_000
-
-
-# Objects made while collection was paused, above which they are moved to the oldest
-# generation when it resumes (see gc_paused).
-PROMOTE_AFTER = 100_000
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Cyclic garbage collection off for a while (as it was, after): building a cluster
-    of 65,536 GPUs makes millions of long-lived objects and no garbage, and the full
-    collections their count triggers on the way cost as much as the building. Where
-    more than PROMOTE_AFTER objects were made, they join the oldest generation when
-    collection resumes (:func:`_promote_young`) instead of being walked by the next
-    young collection (a quarter of a second at 65,536 GPUs)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            _promote_young()
-            gc.enable()
-
-
-def _promote_young() -> None:
-    """Move every object the collector tracks to its oldest generation, where more than
-    PROMOTE_AFTER are young: ``gc.freeze()`` then ``gc.unfreeze()`` (each a splice of
-    the generations' lists), only where nothing is frozen (so no one's frozen objects
-    are released), leaving nothing frozen."""
-    if gc.get_count()[0] < PROMOTE_AFTER or gc.get_freeze_count():
-        return
-    try:
-        gc.freeze()
-    finally:
-        gc.unfreeze()
 
 
 def shared_floats(values: np.ndarray) -> list[float]:

@@ -5,7 +5,6 @@ end when overlap is off), waits for its buckets, and steps the optimizer.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Generator
 
 import numpy as np
@@ -14,6 +13,7 @@ import simpy
 from .built import MIB, BuiltSimulation
 from .compute import pack_fusion_buffers
 from .errors import SimulationError
+from .gc_policy import run_phase
 from .interference import DeviceSharing
 from .scale import HOST_CORES_PER_GPU, IMAGE_INPUT_MS_PER_SAMPLE, slowest_of
 
@@ -344,27 +344,9 @@ class _FusionLoop:
             self.done(it).succeed()
 
 
-RUN_GC_THRESHOLD = 1_000_000  # allocations between young collections during the run (Python's default: 700)
-
-
 def run(sim: BuiltSimulation) -> None:
     """Run phase: advance time until every rank has finished every iteration."""
-    # What is built (graph, routes) lives through the run: kept out of the collector's
-    # full scans, which would revisit it ever more often as the run allocates events
-    # (time growing faster than the ranks at thousands of GPUs). The run's own
-    # allocations are almost all freed by reference counting (events, timers,
-    # generator frames), yet every 700 of them start a young collection that promotes
-    # the live ones (every rank's process) into generations whose scans grow with the
-    # ranks: 40% of the run at 16,384 GPUs. Young collections are made rarer while the
-    # processes are made and the clock runs (cyclic garbage is still collected, in
-    # larger batches); a run in another thread meanwhile finds objects frozen and
-    # leaves both alone.
-    freeze = gc.isenabled() and gc.get_freeze_count() == 0  # nobody else froze objects
-    thresholds = gc.get_threshold()
-    if freeze:
-        gc.freeze()
-        gc.set_threshold(max(thresholds[0], RUN_GC_THRESHOLD), *thresholds[1:])
-    try:
+    with run_phase():  # the collector's rhythm for a run (simulator.gc_policy)
         loop = None
         if sim.fusion_tensors is not None:
             loop = _FusionLoop(sim)
@@ -373,10 +355,6 @@ def run(sim: BuiltSimulation) -> None:
         processes = [sim.env.process(_rank_process(sim, r, loop, variations[r], totals))
                      for r in range(len(sim.timelines))]
         sim.env.run()
-    finally:
-        if freeze:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
     stuck = [
         f"rank {r} ({sim.cluster.gpus[r]}) waiting for {sim.timelines[r].waiting_for}"
         for r, proc in enumerate(processes)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import simulator.graph_links as graph_links
+import simulator.gc_policy as gc_policy
 from simulator.results import TOP_RESOURCES, Utilization, _busiest_links
 
 
@@ -83,9 +83,9 @@ def _made_young(count: int) -> list[list[int]]:
 
 
 def test_paused_collection_promotes_many_young_objects_and_leaves_the_state(monkeypatch):
-    monkeypatch.setattr(graph_links, "PROMOTE_AFTER", 1_000)
+    monkeypatch.setattr(gc_policy, "PROMOTE_AFTER", 1_000)
     assert gc.isenabled() and gc.get_freeze_count() == 0
-    with graph_links.gc_paused():
+    with gc_policy.gc_paused():
         assert not gc.isenabled()
         kept = _made_young(5_000)
     assert gc.isenabled() and gc.get_freeze_count() == 0
@@ -95,15 +95,15 @@ def test_paused_collection_promotes_many_young_objects_and_leaves_the_state(monk
 
 
 def test_few_young_objects_or_frozen_ones_are_left_alone(monkeypatch):
-    monkeypatch.setattr(graph_links, "PROMOTE_AFTER", 10**9)
-    with graph_links.gc_paused():
+    monkeypatch.setattr(gc_policy, "PROMOTE_AFTER", 10**9)
+    with gc_policy.gc_paused():
         few = _made_young(100)
     assert gc.isenabled() and id(few) not in {id(o) for o in gc.get_objects(generation=2)}
-    monkeypatch.setattr(graph_links, "PROMOTE_AFTER", 1_000)
+    monkeypatch.setattr(gc_policy, "PROMOTE_AFTER", 1_000)
     gc.freeze()
     try:
         frozen = gc.get_freeze_count()
-        with graph_links.gc_paused():
+        with gc_policy.gc_paused():
             more = _made_young(5_000)
         assert gc.get_freeze_count() == frozen  # someone else's frozen objects stay frozen
         assert more
@@ -112,11 +112,11 @@ def test_few_young_objects_or_frozen_ones_are_left_alone(monkeypatch):
 
 
 def test_a_nested_pause_does_not_promote(monkeypatch):
-    monkeypatch.setattr(graph_links, "PROMOTE_AFTER", 1_000)
+    monkeypatch.setattr(gc_policy, "PROMOTE_AFTER", 1_000)
     calls = []
-    monkeypatch.setattr(graph_links, "_promote_young", lambda: calls.append(1))
-    with graph_links.gc_paused():
-        with graph_links.gc_paused():
+    monkeypatch.setattr(gc_policy, "_promote_young", lambda: calls.append(1))
+    with gc_policy.gc_paused():
+        with gc_policy.gc_paused():
             _made_young(5_000)
         assert calls == [] and not gc.isenabled()
     assert calls == [1] and gc.isenabled()

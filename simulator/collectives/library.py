@@ -23,7 +23,7 @@ import numpy as np
 import simpy
 
 from ..flows import Route
-from ..graph_links import gc_paused
+from ..gc_policy import gc_paused
 from ..maxmin import EdgeUsage
 from .algorithms import ALLREDUCE_ALGORITHMS, double_binary_tree, plain_collective
 from .backend import Backend
