@@ -50,12 +50,6 @@ def _declared(
     return dataclasses.asdict(params(**values))
 
 
-def pcie_link(scenario: Scenario | Resolved) -> tuple[float, float]:
-    """(bandwidth bytes/s, latency s) of one x16 PCIe link in the scenario's servers."""
-    view = resolved(scenario)
-    return view.pcie_bandwidth, view.pcie_latency
-
-
 def server_params(scenario: Scenario | Resolved) -> dict[str, Any]:
     view = resolved(scenario)
     server, gpu = view.scenario.cluster.server, view.gpu

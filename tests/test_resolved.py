@@ -17,7 +17,7 @@ import pytest
 
 from simulator import catalog, load_scenario, zoo
 from simulator.build import build, rank_compute_costs
-from simulator.hardware import pcie_link, server_params
+from simulator.hardware import server_params
 from simulator.layer_report import layer_rows
 from simulator.memory import check_fits, estimate_scenario
 from simulator.resolved import Resolved, resolve, resolved
@@ -49,7 +49,8 @@ def test_facts_are_the_catalogs_the_zoos_and_the_scenarios(path):
     assert view.nic_latency == c.nic.resolved_latency_us * 1e-6
     pcie = catalog.pcie_link_for_gen(c.server.pcie_generation or view.gpu.pcie_gen)
     assert view.pcie_bandwidth == pcie.bandwidth_bytes_per_s
-    assert pcie_link(s) == pcie_link(view) == (view.pcie_bandwidth, view.pcie_latency)
+    latency_us = c.server.pcie_latency_us if c.server.pcie_latency_us is not None else pcie.latency_us
+    assert view.pcie_latency == latency_us * 1e-6
     assert server_params(s) == server_params(view)
 
 

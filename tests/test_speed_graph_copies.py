@@ -13,7 +13,8 @@ import topologies.cluster as cluster_module
 from simulator import load_scenario
 from simulator.build import _shared_cluster, build, forget_shared_clusters
 from simulator.collectives.channels import achievable_graph, link_class
-from simulator.hardware import fabric_params, pcie_link, server_params
+from simulator.hardware import fabric_params, server_params
+from simulator.resolved import resolve
 from topologies import build_cluster
 from topologies.graph import copy_graph, same_graph
 
@@ -35,7 +36,8 @@ SCENARIOS = {
 
 def _parameters(scenario) -> dict:
     c, ps = scenario.cluster, scenario.training.parameter_servers
-    bandwidth, latency = pcie_link(scenario)
+    view = resolve(scenario)
+    bandwidth, latency = view.pcie_bandwidth, view.pcie_latency
     return dict(nodes=c.nodes, gpus_per_node=c.gpus_per_node, server_layout=c.server.layout,
                 server_params=server_params(scenario), nic_bandwidth=c.nic.resolved_bandwidth_gbps * 1e9 / 8,
                 nic_latency=c.nic.resolved_latency_us * 1e-6, fabric=c.fabric.topology,

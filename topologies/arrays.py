@@ -52,18 +52,12 @@ class GraphArrays:
     def node_values(self, key: str) -> list[Any]:
         """Each node's attribute ``key`` (None where it has none); read once, shared: not
         to be changed."""
-        found = self._node_values.get(key)
-        if found is None:
-            found = self._node_values[key] = list(map(methodcaller("get", key), self.node_data))
-        return found
+        return _attribute(self._node_values, self.node_data, key)
 
     def edge_values(self, key: str) -> list[Any]:
         """Each edge's attribute ``key`` (None where it has none); read once, shared: not
         to be changed."""
-        found = self._edge_values.get(key)
-        if found is None:
-            found = self._edge_values[key] = list(map(methodcaller("get", key), self.edge_data))
-        return found
+        return _attribute(self._edge_values, self.edge_data, key)
 
     def edge_column(self, key: str) -> np.ndarray:
         """Each edge's attribute ``key`` (which every edge has) as floats."""
@@ -132,6 +126,14 @@ class EdgeNumbers(Mapping[Node, dict[Node, int]]):
 
     def __len__(self) -> int:
         return len(self._arrays.nodes)
+
+
+def _attribute(cache: dict[str, list[Any]], data: list[dict[str, Any]], key: str) -> list[Any]:
+    """Attribute ``key`` of every dict in ``data`` (None where absent), kept in ``cache``."""
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = list(map(methodcaller("get", key), data))
+    return found
 
 
 def _in_order(values: dict[Node, Any], nodes: list[Node]) -> list[Any]:
