@@ -20,6 +20,7 @@ worse than ``benchmarks/results/dev_set_record.json``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -119,11 +120,15 @@ def line(name: str, df: pd.DataFrame) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if "--ratchet" in argv:
-        reason = argv[argv.index("--accept-worse") + 1] if "--accept-worse" in argv[:-1] else None
-        return ratchet_main("--record" in argv, reason)
-    path = Path(argv[0]) if argv else DEFAULT
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("cases", nargs="?", type=Path, default=DEFAULT, help="measured-runs CSV")
+    parser.add_argument("--ratchet", action="store_true", help="the dev-set figures the ratchet guards")
+    parser.add_argument("--record", action="store_true", help="with --ratchet: record them (only when they improve)")
+    parser.add_argument("--accept-worse", metavar="WHY", help="with --record: record worse figures, with the reason")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.ratchet:
+        return ratchet_main(args.record, args.accept_worse)
+    path = args.cases
     t0 = time.perf_counter()
     df = validate(path)
     ok = df[df["error"].isna()]

@@ -148,7 +148,7 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
     if strategy_name not in ("none", "parameter_server"):
         wanted = t.collectives
         backend = with_measured(get_backend(wanted.backend), wanted.host_staging_gbytes_s, wanted.network_efficiency,
-                                wanted.net_connection_gbps, wanted.compute_interference)
+                                wanted.net_connection_gbps, wanted.compute_interference, view.nic_transport)
     graph = cluster.graph if backend is None else _library_graph(cluster, backend, gpu.architecture)
     network = Network(env, graph)
     costs, calibration, _ = rank_compute_costs(view)
@@ -250,7 +250,7 @@ def cluster_network(scenario: Scenario | Resolved, env: simpy.Environment) -> tu
     except (KeyError, ValueError) as exc:
         raise TopologyError(f"cluster: cannot build the topology: {exc}") from None
     backend = with_measured(get_backend(wanted.backend), wanted.host_staging_gbytes_s, wanted.network_efficiency,
-                            wanted.net_connection_gbps, wanted.compute_interference)
+                            wanted.net_connection_gbps, wanted.compute_interference, view.nic_transport)
     return cluster, Network(env, _library_graph(cluster, backend, view.gpu.architecture)), backend
 
 

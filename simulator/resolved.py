@@ -49,6 +49,7 @@ class Resolved:
     layer_overhead_s: float
     nic_bandwidth: float  # bytes/s of one worker NIC
     nic_latency: float  # s
+    nic_transport: str  # how libraries drive the NICs: rdma, socket, "" (not known: no catalog link)
     ps_nic_bandwidth: float | None  # bytes/s of a dedicated server host's NIC (None: the workers')
     pcie_bandwidth: float  # bytes/s of one x16 PCIe link in the servers
     pcie_latency: float  # s
@@ -102,6 +103,7 @@ def resolve(scenario: Scenario) -> Resolved:
         layer_overhead_s=w.layer_overhead_us * 1e-6,
         nic_bandwidth=c.nic.resolved_bandwidth_gbps * 1e9 / 8,
         nic_latency=c.nic.resolved_latency_us * 1e-6,
+        nic_transport=c.nic.resolved_transport,
         ps_nic_bandwidth=None if ps_nic is None else ps_nic * 1e9 / 8,
         pcie_bandwidth=pcie.bandwidth_bytes_per_s,
         pcie_latency=pcie_latency_us * 1e-6,

@@ -108,6 +108,11 @@ class NICSpec(_Strict):
         default=None, ge=0, le=MAX_LATENCY_US,
         description="Latency of the cable from NIC to switch in microseconds; default: the link's figure.",
     )
+    transport: Literal["rdma", "socket"] | None = Field(
+        default=None, description="How the collective library drives the NICs: rdma (verbs: InfiniBand, RoCE) or "
+        "socket (kernel TCP); the backend achieves a different fraction of the bandwidth on each. Default: the "
+        "link's (none for a NIC given by bandwidth alone: the backend's general figure).",
+    )
 
     @field_validator("link")
     @classmethod
@@ -131,6 +136,13 @@ class NICSpec(_Strict):
         if self.latency_us is not None:
             return self.latency_us
         return catalog.get_link(self.link).latency_us  # type: ignore[arg-type]
+
+    @property
+    def resolved_transport(self) -> str:
+        """rdma, socket, or "" where neither this spec nor its link says."""
+        if self.transport is not None:
+            return self.transport
+        return catalog.get_link(self.link).transport if self.link else ""
 
 
 class FabricSpec(_Strict):

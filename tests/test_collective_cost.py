@@ -132,7 +132,7 @@ def test_nvls_tree_across_hopper_nodes_runs_at_the_slower_of_nvls_and_the_node_t
     size = 2e9
     e1, e2 = estimate(s, size), estimate(s, 2 * size)
     assert (e1.algorithm, e2.algorithm) == ("nvls_tree", "nvls_tree")
-    nic = 400e9 / 8 * 0.97 * NCCL.achievable["network"]  # IB-NDR line rate x catalog efficiency
+    nic = 400e9 / 8 * 0.97 * NCCL.network_by_transport["rdma"]  # IB-NDR line rate x catalog efficiency
     algbw = min(nics * nic, nvls_link_rate() * 16 / 15)
     assert (algbw == nics * nic) == (nics == 4)
     assert e2.time_s - e1.time_s == pytest.approx(size / algbw, rel=1e-6)

@@ -119,3 +119,55 @@ def test_a_connection_cap_bounds_each_channel_across_nodes():
     plain = type(sc).model_validate(data)
     assert collective_estimate(loose, "allreduce", s, "ring_allreduce").time_s == \
         collective_estimate(plain, "allreduce", s, "ring_allreduce").time_s
+
+
+def transport_scenario(nic: dict, collectives: dict | None = None):
+    """Two 4-GPU PCIe nodes, one NIC each (``nic`` as the scenario states it) beside the
+    GPUs' PCIe switch (GPUDirect RDMA: no hop through host memory to bind first)."""
+    return load_scenario({
+        "name": "ring-by-transport",
+        "cluster": {"nodes": 2, "gpus_per_node": 4, "gpu": "P100-PCIe-16GB",
+                    "server": {"layout": "pcie_tree", "nic_placement": "switch"},
+                    "nic": nic, "fabric": {"topology": "single_switch", "switch_latency_us": SWITCH_US}},
+        "workload": {"model": "resnet50", "batch_per_gpu": 32},
+        "training": {"strategy": "ring_allreduce", "collectives": {"backend": "nccl", **(collectives or {})}},
+        "simulation": {"iterations": 2, "warmup_iterations": 1, "mode": "fast"},
+    })
+
+
+@pytest.mark.parametrize(("nic", "transport"), [
+    ({"link": "IB-EDR"}, "rdma"),  # verbs
+    ({"link": "100GbE-RoCE"}, "rdma"),  # verbs over Ethernet
+    ({"link": "100GbE"}, "socket"),  # kernel TCP
+    ({"link": "100GbE", "transport": "rdma"}, "rdma"),  # the scenario's word over the link's
+    ({"link": None, "bandwidth_gbps": 100.0, "latency_us": 1.0, "transport": "socket"}, "socket"),
+    ({"link": None, "bandwidth_gbps": 100.0, "latency_us": 1.0}, ""),  # not known: the general figure
+])
+def test_the_ring_crosses_the_network_at_the_fraction_of_the_nics_transport(nic, transport):
+    """One ring through each node's one NIC: its bus bandwidth is the NIC's catalog rate
+    (line rate x efficiency) x the backend's achievable fraction for the transport that
+    drives it (rdma: InfiniBand and RoCE verbs; socket: kernel TCP)."""
+    from simulator import catalog
+    from simulator.collectives.backend import get_backend
+
+    nccl = get_backend("nccl")
+    assert nccl.network_by_transport["rdma"] != nccl.network_by_transport["socket"]  # else this test shows nothing
+    fraction = nccl.network_by_transport.get(transport, nccl.achievable["network"])
+    rate = catalog.get_link(nic["link"]).bandwidth_bytes_per_s if nic.get("link") else 100.0 * GB / 8
+    topo = build(transport_scenario(nic)).context.collectives.topology
+    assert topo.channels == 1
+    assert topo.ring_busbw == pytest.approx(rate * fraction, rel=1e-12)
+
+
+def test_a_measured_network_efficiency_wins_over_the_transports_figure():
+    topo = build(transport_scenario({"link": "IB-EDR"}, {"network_efficiency": 0.5})).context.collectives.topology
+    assert topo.ring_busbw == pytest.approx(100e9 / 8 * 0.97 * 0.5, rel=1e-12)  # IB-EDR line rate x catalog efficiency
+
+
+def test_catalog_links_name_the_transport_libraries_use():
+    from simulator import catalog
+
+    assert {catalog.get_link(n).transport for n in ("IB-FDR", "IB-EDR", "IB-HDR", "IB-NDR")} == {"rdma"}
+    assert {catalog.get_link(n).transport for n in ("25GbE-RoCE", "100GbE-RoCE", "200GbE-RoCE")} == {"rdma"}
+    assert {catalog.get_link(n).transport for n in ("1GbE", "10GbE", "25GbE", "100GbE")} == {"socket"}
+    assert {catalog.get_link(n).transport for n in ("pcie3x16", "nvlink2")} == {""}

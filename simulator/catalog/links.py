@@ -24,6 +24,7 @@ from pydantic.dataclasses import dataclass
 from simulator.catalog.datafile import CatalogFileError, catalog_path, entries_by_name, read_catalog_file
 
 _KINDS = frozenset({"pcie", "ethernet", "infiniband", "nvlink"})
+TRANSPORTS = frozenset({"", "rdma", "socket"})
 
 
 # strict: a figure written as a string in the data file is an error, not a conversion.
@@ -38,6 +39,9 @@ class LinkSpec:
     latency_us: float
     source: str
     notes: str = ""
+    # How a collective library moves bytes over a NIC of this link: "rdma" (verbs:
+    # InfiniBand, RoCE), "socket" (the kernel TCP stack); "" for links inside a server.
+    transport: str = ""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -57,6 +61,10 @@ class LinkSpec:
             raise ValueError(f"link {self.name!r}: latency_us must be positive")
         if not self.source.strip():
             raise ValueError(f"link {self.name!r}: every entry needs a source")
+        if self.transport not in TRANSPORTS:
+            raise ValueError(
+                f"link {self.name!r}: transport must be one of {sorted(TRANSPORTS)}, got {self.transport!r}"
+            )
 
     @property
     def effective_gbps(self) -> float:
@@ -89,6 +97,7 @@ class LinkFamily(_Strict):
     efficiency: float
     latency_us: float | None = None
     notes: str = ""
+    transport: str = ""
 
 
 class _LinkEntry(_Strict):

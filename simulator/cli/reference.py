@@ -92,10 +92,11 @@ def list_(what: str) -> None:
                 m["sample_unit"], m["description"],
             )
     elif what == "links":
-        table = Table("name", "kind", "line rate Gb/s", "efficiency", "latency us")
+        table = Table("name", "kind", "line rate Gb/s", "efficiency", "latency us", "transport")
         for name in catalog.list_links():
             link = catalog.get_link(name)
-            table.add_row(name, link.kind, f"{link.line_rate_gbps:g}", f"{link.efficiency:.3f}", f"{link.latency_us:g}")
+            table.add_row(name, link.kind, f"{link.line_rate_gbps:g}", f"{link.efficiency:.3f}", f"{link.latency_us:g}",
+                          link.transport or "-")
     elif what == "topologies":
         table = Table("name", "role", "description")
         for name, fn in sorted(SERVER_LAYOUTS.items()):

@@ -67,6 +67,10 @@ class Backend(_Frozen):
     tree_correction_factor: dict[str, list[float]] = Field(default_factory=dict)
     max_channels: int = Field(1, ge=1)
     achievable: dict[str, float | dict[str, float]] = Field(default_factory=dict)
+    # The network's achievable fraction by the NIC's transport (the catalog link's
+    # ``transport``: rdma, socket), in place of ``achievable["network"]``, which stays
+    # the figure for a NIC given by bandwidth alone.
+    network_by_transport: dict[str, float] = Field(default_factory=dict)
     host_staging_gbytes_s: float | None = Field(None, gt=0)
     # The most one channel's connection across the network moves (None: no limit): a
     # single TCP stream where the transport opens one socket per connection (NCCL's
@@ -107,10 +111,14 @@ class Backend(_Frozen):
 
 def with_measured(backend: Backend, host_staging_gbytes_s: float | None = None,
                   network_efficiency: float | None = None, net_connection_gbps: float | None = None,
-                  compute_interference: float | None = None) -> Backend:
+                  compute_interference: float | None = None, transport: str = "") -> Backend:
     """``backend`` with the figures a user measured on their machine in place of its
-    fitted ones (unchanged where a figure is None)."""
+    fitted ones (unchanged where a figure is None), and its network fraction for the
+    NICs' ``transport`` (rdma, socket; "" or one the backend does not list: its
+    default) where none was measured."""
     update: dict[str, object] = {}
+    if network_efficiency is None and transport in backend.network_by_transport:
+        network_efficiency = backend.network_by_transport[transport]
     if compute_interference is not None:
         update["compute_interference"] = compute_interference
     if net_connection_gbps is not None:

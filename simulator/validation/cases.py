@@ -75,6 +75,7 @@ class NetworkKind:
     latency_us: float  # one-way small-message latency of one node-to-node hop
     typical_gbps: float | None  # per node, assumed where a multi-node row gives no bandwidth
     source: str
+    transport: str | None = None  # how libraries drive it (rdma, socket); None: not one of those
 
 
 #: The one place that says what a ``network`` name means (data-parallel and transformer
@@ -84,11 +85,11 @@ class NetworkKind:
 #: figures of those fabrics.
 NETWORK_KINDS: dict[str, NetworkKind] = {
     "ethernet": NetworkKind(get_link("25GbE").latency_us, get_link("10GbE").line_rate_gbps,
-                            "link catalog: 10GbE rate, 25GbE TCP latency"),
+                            "link catalog: 10GbE rate, 25GbE TCP latency", get_link("25GbE").transport),
     "roce": NetworkKind(get_link("25GbE-RoCE").latency_us, get_link("25GbE-RoCE").line_rate_gbps,
-                        "link catalog: 25GbE-RoCE"),
+                        "link catalog: 25GbE-RoCE", get_link("25GbE-RoCE").transport),
     "infiniband": NetworkKind(get_link("IB-EDR").latency_us, get_link("IB-EDR").line_rate_gbps,
-                              "link catalog: IB-EDR"),
+                              "link catalog: IB-EDR", get_link("IB-EDR").transport),
     "aries": NetworkKind(1.5, 80.0, "Cray XC Aries: ~1.5 us MPI latency, ~10 GB/s injection per node"),
     "loopback": NetworkKind(1.0, 100.0, "one host: no network hop"),
     "omnipath": NetworkKind(1.0, None, "Intel Omni-Path 100: ~1 us MPI latency"),

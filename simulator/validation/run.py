@@ -143,7 +143,10 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
         notes.append(f"network bandwidth not given: simulated {network} at its typical {gbps:g} Gb/s")
     gbps = gbps or 100.0
     nic["bandwidth_gbps"] = gbps / default_nics(layout, case.gpus_per_node)
-    nic["latency_us"] = NETWORK_KINDS[network or "ethernet"].latency_us
+    kind = NETWORK_KINDS[network or "ethernet"]
+    nic["latency_us"] = kind.latency_us
+    if kind.transport:
+        nic["transport"] = kind.transport
     workload: dict[str, Any] = {"precision": case.precision}
     if case.model:
         workload["model"] = case.model
