@@ -9,10 +9,15 @@ Two phases need it different:
   generation when it resumes;
 - running (:func:`run_phase`): what was built is frozen out of the scans and young
   collections are made rarer while SimPy allocates events.
+
+The command line adds two (:mod:`simulator.cli`): collection off while a command's
+modules load (:func:`loading_modules`), and what is alive at exit frozen first
+(:func:`freeze_at_exit`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 from collections.abc import Iterator
@@ -24,34 +29,51 @@ RUN_GC_THRESHOLD = 1_000_000  # allocations between young collections during the
 
 
 @contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
+def gc_paused(promote_after: int | None = None) -> Iterator[None]:
     """Cyclic garbage collection off for a while (as it was, after): building a cluster
     of 65,536 GPUs makes millions of long-lived objects and no garbage, and the full
     collections their count triggers on the way cost as much as the building. Where
     more than PROMOTE_AFTER objects were made, they join the oldest generation when
     collection resumes (:func:`_promote_young`) instead of being walked by the next
-    young collection (a quarter of a second at 65,536 GPUs)."""
+    young collection (a quarter of a second at 65,536 GPUs). ``promote_after``: that
+    threshold instead of PROMOTE_AFTER."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
-            _promote_young()
+            _promote_young(PROMOTE_AFTER if promote_after is None else promote_after)
             gc.enable()
 
 
-def _promote_young() -> None:
-    """Move every object the collector tracks to its oldest generation, where more than
-    PROMOTE_AFTER are young: ``gc.freeze()`` then ``gc.unfreeze()`` (each a splice of
+def _promote_young(at_least: int) -> None:
+    """Move every object the collector tracks to its oldest generation, where at least
+    ``at_least`` are young: ``gc.freeze()`` then ``gc.unfreeze()`` (each a splice of
     the generations' lists), only where nothing is frozen (so no one's frozen objects
     are released), leaving nothing frozen."""
-    if gc.get_count()[0] < PROMOTE_AFTER or gc.get_freeze_count():
+    if gc.get_count()[0] < at_least or gc.get_freeze_count():
         return
     try:
         gc.freeze()
     finally:
         gc.unfreeze()
+
+
+def loading_modules() -> contextlib.AbstractContextManager[None]:
+    """Collection off while a command's modules load: numpy, networkx, pydantic and the
+    schema's models make some hundred thousand objects that live as long as the process,
+    and almost no garbage; the hundred-odd collections their count would trigger cost a
+    tenth of `clustersim simulate`. What was made joins the oldest generation after."""
+    return gc_paused(promote_after=0)
+
+
+def freeze_at_exit() -> None:
+    """At exit, freeze what is still alive, so that the interpreter's last collection
+    skips it instead of walking every object of the finished command (a twentieth of
+    `clustersim simulate`). Only for a process that ends with its command (the console
+    script): frozen objects are never collected."""
+    atexit.register(gc.freeze)  # registered first, so run after the other exit handlers
 
 
 @contextlib.contextmanager

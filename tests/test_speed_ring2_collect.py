@@ -114,7 +114,7 @@ def test_few_young_objects_or_frozen_ones_are_left_alone(monkeypatch):
 def test_a_nested_pause_does_not_promote(monkeypatch):
     monkeypatch.setattr(gc_policy, "PROMOTE_AFTER", 1_000)
     calls = []
-    monkeypatch.setattr(gc_policy, "_promote_young", lambda: calls.append(1))
+    monkeypatch.setattr(gc_policy, "_promote_young", lambda at_least: calls.append(1))
     with gc_policy.gc_paused():
         with gc_policy.gc_paused():
             _made_young(5_000)

@@ -75,3 +75,33 @@ def test_the_console_script_answers(args):
     out = subprocess.run([sys.executable, "-m", "simulator.cli", *args], capture_output=True, text=True)
     assert out.returncode == 0
     assert ("version" in out.stdout) if args == ["--version"] else ("simulate" in out.stdout)
+
+
+def test_modules_load_with_collection_off_and_join_the_oldest_generation():
+    import gc
+
+    from simulator.gc_policy import loading_modules
+
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    with loading_modules():
+        assert not gc.isenabled()
+        made = [[i] for i in range(100)]  # few objects: promoted all the same
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert id(made) in {id(o) for o in gc.get_objects(generation=2)}
+
+
+@pytest.mark.parametrize("preset", [None, "4"])
+def test_the_console_script_keeps_blas_single_threaded_unless_told(preset):
+    """Set before numpy loads (the simulator makes no BLAS call); a user's setting wins;
+    what is alive at exit is frozen (the interpreter's last collection skips it)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    probe = ("import atexit, gc, os, sys\nfrom simulator.cli import app\nsys.argv = ['clustersim', '--version']\n"
+             "atexit.register(lambda: print(os.environ['OPENBLAS_NUM_THREADS'], gc.get_freeze_count() > 0))\n"
+             "app.main()")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    # (the probe's exit handler, registered before main's, runs after its freeze)
+    assert out.stdout.split()[-2:] == [preset or "1", "True"]

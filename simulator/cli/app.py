@@ -18,6 +18,7 @@ import click
 
 from .._version import __version__
 from ..errors import ClusterSimError
+from ..gc_policy import freeze_at_exit, loading_modules
 
 # simulator.scenario.ALLOW_LARGE_ENV, spelled out: importing the schema costs a third
 # of a second that `clustersim --version` should not pay (tests/test_speed_startup.py).
@@ -52,11 +53,12 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands:
-            if cmd_name in COMMANDS:
-                module, attribute = COMMANDS[cmd_name]
-                self.add_command(getattr(import_module(module, __package__), attribute), cmd_name)
-            else:
-                _register_plugin_command(cmd_name)
+            with loading_modules():  # (simulator.gc_policy)
+                if cmd_name in COMMANDS:
+                    module, attribute = COMMANDS[cmd_name]
+                    self.add_command(getattr(import_module(module, __package__), attribute), cmd_name)
+                else:
+                    _register_plugin_command(cmd_name)
         return self.commands.get(cmd_name)
 
 
@@ -109,10 +111,26 @@ def _missing_extra_command(name: str, exc: ImportError) -> click.Command:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: user errors exit 2 with one message, no traceback."""
+    """Console-script entry point: user errors exit 2 with one message, no traceback.
+
+    Run as the console script (no ``argv``: the process ends with the command), it also
+    sets what only a whole process may (:func:`_own_process`)."""
+    if argv is None:
+        _own_process()
     args = sys.argv[1:] if argv is None else list(argv)
     if args == ["--version"]:  # nothing can fail: answered before the error funnel loads the schema
         cli.main(args, prog_name="clustersim")
-    from .runner import run_group
+    with loading_modules():  # the schema, numpy and networkx (simulator.gc_policy)
+        from .runner import run_group
 
     run_group(cli, argv, "clustersim")
+
+
+def _own_process() -> None:
+    """OpenBLAS without a thread pool unless asked for (OPENBLAS_NUM_THREADS set): the
+    simulator makes no BLAS call (no matrix product, no linear algebra), yet numpy's
+    OpenBLAS starts a thread per core when numpy loads, which spins a core at start-up
+    (set before numpy loads; inherited by sweep workers). And the collector's exit rule
+    (:func:`simulator.gc_policy.freeze_at_exit`)."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    freeze_at_exit()
