@@ -77,3 +77,16 @@ def test_a_zero3_row_gathers_as_the_deepspeed_version_it_names(tmp_path, framewo
     scenario, _ = llm_case_scenario(case)
     assert scenario.training.parallelism.zero_stage == 3
     assert scenario.training.parallelism.zero3_gather == gather
+
+
+@pytest.mark.parametrize(("network", "transport"), [("", "rdma"), ("infiniband", "rdma"), ("roce", "rdma"),
+                                                    ("ethernet", "socket"), ("efa", None)])
+def test_a_transformer_row_drives_its_nics_with_its_networks_transport(tmp_path, network, transport):
+    """InfiniBand when no network is named (the clusters these runs are published from);
+    EFA (libfabric) is neither verbs nor sockets: the backend's general figure."""
+    from simulator.validation.llm_cases import llm_case_scenario
+
+    (case,), errors = read_cases(write(tmp_path, [{**ROW, "network": network, "network_gbps": "1600"}]))
+    assert not errors
+    scenario, _ = llm_case_scenario(case)
+    assert scenario.cluster.nic.transport == transport

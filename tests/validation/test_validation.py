@@ -141,6 +141,12 @@ def test_a_measured_case_on_roce_gets_the_catalog_roce_latency() -> None:
     tcp, _ = case_scenario(MeasuredCase(**fields, network="ethernet"), None)
     assert roce.cluster.nic.latency_us == get_link("25GbE-RoCE").latency_us == 2.0
     assert tcp.cluster.nic.latency_us == 20.0
+    # and the transport its library drives: verbs on RoCE and InfiniBand, sockets on Ethernet
+    ib, _ = case_scenario(MeasuredCase(**fields, network="infiniband"), None)
+    aries, _ = case_scenario(MeasuredCase(**fields, network="aries"), None)
+    transports = (roce.cluster.nic.transport, ib.cluster.nic.transport, tcp.cluster.nic.transport)
+    assert transports == ("rdma", "rdma", "socket")
+    assert aries.cluster.nic.transport is None  # neither: the backend's general figure
     with pytest.raises(ValueError, match="network"):
         MeasuredCase(**fields, network="rdma")
 
