@@ -46,7 +46,7 @@ from .flows import (
     oldest,
     pairwise_neighbours,
 )
-from .graph_links import GraphLinks
+from .graph_links import BandwidthScale, GraphLinks
 from .maxmin import EdgeUsage, Usage, max_min_rates, max_min_rates_numpy, max_min_rates_of, max_min_rates_python
 
 # Re-exported: the max-min core and the flow types lived here before they had modules.
@@ -73,14 +73,20 @@ class Network:
     """The links of a topology graph, shared by flows.
 
     ``graph`` is a networkx DiGraph whose edges carry ``bandwidth`` (bytes/s) and
-    ``latency`` (s). Use :meth:`transfer` for one point-to-point flow and
+    ``latency`` (s), each edge's capacity its bandwidth, or with ``bandwidth_scale``
+    its bandwidth scaled by its link kind (a collective library's achievable
+    bandwidths). Use :meth:`transfer` for one point-to-point flow and
     :meth:`transfer_bundle` for a set of identical flows moving in lockstep.
     """
 
-    def __init__(self, env: simpy.Environment, graph: nx.DiGraph[Node]):
+    def __init__(self, env: simpy.Environment, graph: nx.DiGraph[Node],
+                 bandwidth_scale: BandwidthScale | None = None):
         self.env = env
-        self.graph = graph
-        links = GraphLinks.of(graph)
+        # The nodes, edges and attributes; with a scale, the edges' bandwidths are not
+        # the capacities (``graph`` has those).
+        self.structure = graph
+        self.bandwidth_scale = bandwidth_scale
+        links = GraphLinks.of(graph, bandwidth_scale)
         self.edges = links.edges
         self.edge_index = links.edge_index
         self.capacity, self.latency = links.capacity, links.latency
@@ -117,6 +123,21 @@ class Network:
         self.bottleneck_log: list[tuple[float, int]] = []
 
     # -- routes and starting flows ---------------------------------------------------
+
+    @property
+    def graph(self) -> nx.DiGraph[Node]:
+        """The graph at the network's capacities (with a bandwidth scale, a scaled copy
+        made on first use and shared: readers of the structure only take
+        :attr:`structure`)."""
+        return self.links.graph
+
+    def idle_copy(self, env: simpy.Environment) -> Network:
+        """A network over the same graph at the same capacities, with no flows."""
+        return Network(env, self.structure, self.bandwidth_scale)
+
+    def capacity_of(self, u: Node, v: Node) -> float:
+        """The capacity of edge (u, v), bytes/s."""
+        return float(self.capacity[self.edge_index[u, v]])
 
     def route(self, src: Node, dst: Node) -> Route:
         """The route from ``src`` to ``dst`` (see :mod:`simulator.routing`); cached.
