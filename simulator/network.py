@@ -72,20 +72,14 @@ class _Counters:
 class Network:
     """The links of a topology graph, shared by flows.
 
-    ``graph`` is a networkx DiGraph whose edges carry ``bandwidth`` (bytes/s) and
-    ``latency`` (s), each edge's capacity its bandwidth, or with ``bandwidth_scale``
-    its bandwidth scaled by its link kind (a collective library's achievable
-    bandwidths). Use :meth:`transfer` for one point-to-point flow and
-    :meth:`transfer_bundle` for a set of identical flows moving in lockstep.
+    ``graph``: a networkx DiGraph whose edges carry ``bandwidth`` (bytes/s; times ``bandwidth_scale``
+    by link kind where given) and ``latency`` (s). Use :meth:`transfer` for one point-to-point
+    flow and :meth:`transfer_bundle` for a set of identical flows moving in lockstep.
     """
 
-    def __init__(self, env: simpy.Environment, graph: nx.DiGraph[Node],
-                 bandwidth_scale: BandwidthScale | None = None):
+    def __init__(self, env: simpy.Environment, graph: nx.DiGraph[Node], bandwidth_scale: BandwidthScale | None = None):
         self.env = env
-        # The nodes, edges and attributes; with a scale, the edges' bandwidths are not
-        # the capacities (``graph`` has those).
-        self.structure = graph
-        self.bandwidth_scale = bandwidth_scale
+        self.structure = graph  # bandwidths not scaled (links.scale; the graph at the capacities: .graph)
         links = GraphLinks.of(graph, bandwidth_scale)
         self.edges = links.edges
         self.edge_index = links.edge_index
@@ -125,19 +119,8 @@ class Network:
     # -- routes and starting flows ---------------------------------------------------
 
     @property
-    def graph(self) -> nx.DiGraph[Node]:
-        """The graph at the network's capacities (with a bandwidth scale, a scaled copy
-        made on first use and shared: readers of the structure only take
-        :attr:`structure`)."""
+    def graph(self) -> nx.DiGraph[Node]:  # at the capacities (scaled: a copy made on first use, shared)
         return self.links.graph
-
-    def idle_copy(self, env: simpy.Environment) -> Network:
-        """A network over the same graph at the same capacities, with no flows."""
-        return Network(env, self.structure, self.bandwidth_scale)
-
-    def capacity_of(self, u: Node, v: Node) -> float:
-        """The capacity of edge (u, v), bytes/s."""
-        return float(self.capacity[self.edge_index[u, v]])
 
     def route(self, src: Node, dst: Node) -> Route:
         """The route from ``src`` to ``dst`` (see :mod:`simulator.routing`); cached.
@@ -151,12 +134,9 @@ class Network:
 
     def transfer_bundle(self, pairs: Iterable[tuple[Node, Node]], nbytes: float, *, latency_s: float | None = None,
                         label: str = "") -> simpy.Event:
-        """Move ``nbytes`` over every (src, dst) pair at one common rate.
-
-        The bundle advances at the rate of its most contended member, as the members of
-        a synchronized collective phase do. ``latency_s`` defaults to the largest
-        route latency among the pairs.
-        """
+        """Move ``nbytes`` over every (src, dst) pair at one common rate: that of the most
+        contended member, as the members of a synchronized collective phase advance.
+        ``latency_s`` defaults to the largest route latency among the pairs."""
         usage, worst_latency = self.bundle(tuple(pairs))
         return self.start_flow(usage, nbytes, worst_latency if latency_s is None else latency_s, label)
 

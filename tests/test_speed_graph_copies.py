@@ -106,9 +106,9 @@ def test_scaled_networks_are_networks_over_the_scaled_copy(name):
     assert (scaled.latency.tobytes(), scaled.link_of, list(scaled.edges)) == (
         plain.latency.tobytes(), plain.link_of, list(plain.edges))
     assert same_graph(scaled.graph, copied) and scaled.structure is graph
-    assert scaled.idle_copy(env).capacity is scaled.capacity  # the same links, shared
+    assert Network(env, graph, scaled.links.scale).links is scaled.links  # shared
     u, v = next(iter(graph.edges))
-    assert scaled.capacity_of(u, v) == copied.edges[u, v]["bandwidth"]
+    assert scaled.capacity[scaled.edge_index[u, v]] == copied.edges[u, v]["bandwidth"]
 
 
 @pytest.mark.parametrize("name", ["pcie, 2 switches", "dgx1, 16x8", "nvswitch, leaf-spine",

@@ -43,6 +43,7 @@ from typing import TypeVar
 
 import simpy
 
+from ..network import Network
 from .fabric import Fabric, Program, concurrent_flows, ring_steps
 
 #: Whatever a tree is built over: ranks, or node indices (the library's tree of nodes).
@@ -164,7 +165,7 @@ def fastest_algorithm(f: Fabric, nbytes: float) -> str:
     best, best_time = "ring", math.inf
     for name, algorithm in ALLREDUCE_ALGORITHMS.items():
         env = simpy.Environment()
-        scratch = Fabric(env, f.network.idle_copy(env), f.nodes, detailed=False)
+        scratch = Fabric(env, Network(env, f.network.structure, f.network.links.scale), f.nodes, detailed=False)
         env.process(algorithm(scratch, nbytes))
         env.run()
         if env.now < best_time * (1 - 1e-9):

@@ -254,7 +254,8 @@ class CollectiveLibrary:
         """Bytes/s of a GPU's link to its NVSwitch, as the library achieves it (0: none)."""
         gpu = self.fabric.ranks[0]
         switch = self._switch_of(gpu)
-        return self.fabric.network.capacity_of(gpu, switch) if switch is not None else 0.0
+        net = self.fabric.network
+        return float(net.capacity[net.edge_index[gpu, switch]]) if switch is not None else 0.0
 
     def _switch_of(self, gpu: Node) -> Node | None:
         graph = self.fabric.network.structure
