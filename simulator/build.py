@@ -25,7 +25,7 @@ from . import (
 )
 from .built import MIB, BuiltSimulation, CountingEnvironment, RankTimeline
 from .collectives.backend import Backend, get_backend, with_measured
-from .collectives.channels import achievable_graph
+from .collectives.channels import achievable_scale
 from .collectives.fabric import Fabric
 from .collectives.library import CollectiveLibrary
 from .compute import (
@@ -51,8 +51,6 @@ from .scenario import Scenario
 from .sync import SYNC_STRATEGIES, SyncContext
 
 if TYPE_CHECKING:  # the calibration machinery (and its profile schema) loads only with a profile
-    import networkx as nx
-
     from .calibrated import Calibration
 
 
@@ -149,8 +147,7 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
         wanted = t.collectives
         backend = with_measured(get_backend(wanted.backend), wanted.host_staging_gbytes_s, wanted.network_efficiency,
                                 wanted.net_connection_gbps, wanted.compute_interference, view.nic_transport)
-    graph = cluster.graph if backend is None else _library_graph(cluster, backend, gpu.architecture)
-    network = Network(env, graph)
+    network = Network(env, cluster.graph, None if backend is None else achievable_scale(backend, gpu.architecture))
     costs, calibration, _ = rank_compute_costs(view)
     costs = _on_the_wire(scenario, costs)
     buckets = _buckets(scenario, costs)
@@ -226,8 +223,6 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
 # most recently used, if small, stay for the next runs: a sweep's run alternates its
 # cluster with its one-GPU baseline, so keeping only the last would rebuild both.
 _CLUSTERS: weakref.WeakValueDictionary[tuple[Any, ...], ClusterGraph] = weakref.WeakValueDictionary()
-_LIBRARY_GRAPHS: weakref.WeakKeyDictionary[nx.DiGraph[Any], dict[tuple[str, str], nx.DiGraph[Any]]] = (
-    weakref.WeakKeyDictionary())
 _LAST: list[ClusterGraph] = []  # most recently used first
 KEEP_LAST_UP_TO_NODES = 20_000  # graph nodes, all kept clusters together (about 2,000 GPUs in 8-GPU PCIe servers)
 KEEP_LAST = 4
@@ -251,7 +246,7 @@ def cluster_network(scenario: Scenario | Resolved, env: simpy.Environment) -> tu
         raise TopologyError(f"cluster: cannot build the topology: {exc}") from None
     backend = with_measured(get_backend(wanted.backend), wanted.host_staging_gbytes_s, wanted.network_efficiency,
                             wanted.net_connection_gbps, wanted.compute_interference, view.nic_transport)
-    return cluster, Network(env, _library_graph(cluster, backend, view.gpu.architecture)), backend
+    return cluster, Network(env, cluster.graph, achievable_scale(backend, view.gpu.architecture)), backend
 
 
 def _shared_cluster(**parameters: Any) -> ClusterGraph:
@@ -296,18 +291,7 @@ def forget_shared_clusters() -> None:
     benchmarks)."""
     _COSTS.clear()
     _CLUSTERS.clear()
-    _LIBRARY_GRAPHS.clear()
     _LAST.clear()
-
-
-def _library_graph(cluster: ClusterGraph, backend: Backend, architecture: str) -> nx.DiGraph[Any]:
-    """The cluster graph at the bandwidths the collective library achieves, shared by
-    builds of the same cluster with the same backend (compared by content)."""
-    graphs = _LIBRARY_GRAPHS.setdefault(cluster.graph, {})
-    key = (backend.model_dump_json(), architecture)
-    if key not in graphs:
-        graphs[key] = achievable_graph(cluster.graph, backend, architecture)
-    return graphs[key]
 
 
 def _buckets(scenario: Scenario, costs: ComputeCosts) -> list[tuple[float, float]]:

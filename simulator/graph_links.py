@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from itertools import repeat
-from operator import eq
+from operator import eq, itemgetter, mul
 
 import networkx as nx
 import numpy as np
 
 from topologies.arrays import EdgeNumbers, GraphArrays
+from topologies.graph import copy_graph
 
 from . import maxmin
 from .flows import FlowGroup, Node, Route
@@ -72,24 +73,63 @@ class EdgeIndex(Mapping[tuple[Node, Node], int]):
         return len(self._edges)
 
 
+class BandwidthScale:
+    """Each edge's bandwidth times the fraction of its link kind (edges without a
+    ``link`` as they are): what a collective library achieves on a cluster's links,
+    read off the cluster's own graph rather than off a scaled copy of it (copying a
+    65,536-GPU graph cost a third of a second). ``fractions``: link kind -> fraction;
+    ``key`` names them (networks over one graph with equal keys share their links)."""
+
+    def __init__(self, key: Hashable, fractions: Mapping[str, float]):
+        self.key = key
+        self.fractions = fractions
+
+    def capacities(self, arrays: GraphArrays) -> np.ndarray:
+        """Each edge's scaled bandwidth, the product the scaled copy holds (``*`` of the
+        same two numbers; an edge without a link kind times 1.0, the same float)."""
+        factors = map(_Factors(self.fractions).__getitem__, arrays.edge_values("link"))
+        products = map(mul, map(itemgetter("bandwidth"), arrays.edge_data), factors)
+        return np.fromiter(products, dtype=float, count=len(arrays.edge_data))
+
+    def graph(self, graph: nx.DiGraph[Node]) -> nx.DiGraph[Node]:
+        """A copy of ``graph`` at the scaled bandwidths."""
+        return copy_graph(graph, self.fractions)
+
+
+class _Factors(dict[str | None, float]):
+    """Link kind -> its fraction, looked up on first use; 1.0 for edges without one."""
+
+    def __init__(self, fractions: Mapping[str, float]):
+        super().__init__({None: 1.0})
+        self._fractions = fractions
+
+    def __missing__(self, link: str | None) -> float:
+        assert link is not None
+        factor = self[link] = self._fractions[link]
+        return factor
+
+
 class GraphLinks:
     """What a :class:`~simulator.network.Network` reads from its graph: edges,
     capacities, latencies, the routes and bundles found on it, and max-min solutions.
     Made once per graph object and shared by every network over it (the candidates
     ``strategy: auto`` simulates, replications and sweep runs of one cluster, see
     ``simulator.build``): a graph is not changed once a network runs on it (one whose
-    node or edge count changed gets a fresh copy)."""
+    node or edge count changed gets a fresh copy). With a :class:`BandwidthScale`,
+    the capacities are the graph's bandwidths scaled (one object per graph and key)."""
 
-    _by_graph: weakref.WeakKeyDictionary[nx.DiGraph[Node], GraphLinks] = weakref.WeakKeyDictionary()
+    _by_graph: weakref.WeakKeyDictionary[nx.DiGraph[Node], dict[Hashable, GraphLinks]] = \
+        weakref.WeakKeyDictionary()
 
-    def __init__(self, graph: nx.DiGraph[Node]):
+    def __init__(self, graph: nx.DiGraph[Node], scale: BandwidthScale | None = None):
         self.size = _size(graph)
+        self.structure, self.scale = graph, scale
         # graph.edges in its order, read from the adjacency (its views cost ~1 us a lookup).
         arrays = GraphArrays(graph)
         self.edges: Sequence[tuple[Node, Node]] = arrays.edges
         self.edge_id: EdgeNumbers = arrays.edge_id
         self.edge_index = EdgeIndex(self.edge_id, self.edges)
-        self.capacity = arrays.edge_column("bandwidth")
+        self.capacity = arrays.edge_column("bandwidth") if scale is None else scale.capacities(arrays)
         self.latency = arrays.edge_column("latency")
         self.latency_list = shared_floats(self.latency)
         self.capacity_list = shared_floats(self.capacity)
@@ -141,11 +181,20 @@ class GraphLinks:
                                                         count=len(self.link_of))
         return mask
 
+    @functools.cached_property
+    def graph(self) -> nx.DiGraph[Node]:
+        """The graph at these capacities: the graph itself, or a scaled copy (made on
+        first use: the simulator reads the structure, only callers that want the
+        bandwidths as attributes pay for it)."""
+        return self.structure if self.scale is None else self.scale.graph(self.structure)
+
     @classmethod
-    def of(cls, graph: nx.DiGraph[Node]) -> GraphLinks:
-        links = cls._by_graph.get(graph)
+    def of(cls, graph: nx.DiGraph[Node], scale: BandwidthScale | None = None) -> GraphLinks:
+        made = cls._by_graph.setdefault(graph, {})
+        key = None if scale is None else (scale.key,)
+        links = made.get(key)
         if links is None or links.size != _size(graph):
-            links = cls._by_graph[graph] = cls(graph)
+            links = made[key] = cls(graph, scale)
         return links
 
     # -- routes and bundles (the graph's, cached) ----------------------------------

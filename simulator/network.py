@@ -46,7 +46,7 @@ from .flows import (
     oldest,
     pairwise_neighbours,
 )
-from .graph_links import GraphLinks
+from .graph_links import BandwidthScale, GraphLinks
 from .maxmin import EdgeUsage, Usage, max_min_rates, max_min_rates_numpy, max_min_rates_of, max_min_rates_python
 
 # Re-exported: the max-min core and the flow types lived here before they had modules.
@@ -72,15 +72,15 @@ class _Counters:
 class Network:
     """The links of a topology graph, shared by flows.
 
-    ``graph`` is a networkx DiGraph whose edges carry ``bandwidth`` (bytes/s) and
-    ``latency`` (s). Use :meth:`transfer` for one point-to-point flow and
-    :meth:`transfer_bundle` for a set of identical flows moving in lockstep.
+    ``graph``: a networkx DiGraph whose edges carry ``bandwidth`` (bytes/s; times ``bandwidth_scale``
+    by link kind where given) and ``latency`` (s). Use :meth:`transfer` for one point-to-point
+    flow and :meth:`transfer_bundle` for a set of identical flows moving in lockstep.
     """
 
-    def __init__(self, env: simpy.Environment, graph: nx.DiGraph[Node]):
+    def __init__(self, env: simpy.Environment, graph: nx.DiGraph[Node], bandwidth_scale: BandwidthScale | None = None):
         self.env = env
-        self.graph = graph
-        links = GraphLinks.of(graph)
+        self.structure = graph  # bandwidths not scaled (links.scale; the graph at the capacities: .graph)
+        links = GraphLinks.of(graph, bandwidth_scale)
         self.edges = links.edges
         self.edge_index = links.edge_index
         self.capacity, self.latency = links.capacity, links.latency
@@ -118,6 +118,10 @@ class Network:
 
     # -- routes and starting flows ---------------------------------------------------
 
+    @property
+    def graph(self) -> nx.DiGraph[Node]:  # at the capacities (scaled: a copy made on first use, shared)
+        return self.links.graph
+
     def route(self, src: Node, dst: Node) -> Route:
         """The route from ``src`` to ``dst`` (see :mod:`simulator.routing`); cached.
         Raises TopologyError if none exists."""
@@ -130,12 +134,9 @@ class Network:
 
     def transfer_bundle(self, pairs: Iterable[tuple[Node, Node]], nbytes: float, *, latency_s: float | None = None,
                         label: str = "") -> simpy.Event:
-        """Move ``nbytes`` over every (src, dst) pair at one common rate.
-
-        The bundle advances at the rate of its most contended member, as the members of
-        a synchronized collective phase do. ``latency_s`` defaults to the largest
-        route latency among the pairs.
-        """
+        """Move ``nbytes`` over every (src, dst) pair at one common rate: that of the most
+        contended member, as the members of a synchronized collective phase advance.
+        ``latency_s`` defaults to the largest route latency among the pairs."""
         usage, worst_latency = self.bundle(tuple(pairs))
         return self.start_flow(usage, nbytes, worst_latency if latency_s is None else latency_s, label)
 

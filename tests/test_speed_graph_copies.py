@@ -1,19 +1,22 @@
 """The shortcuts that make a 65,536-GPU cluster cheap to build (issue #19) give exactly
 what the slow ways give: servers stamped from one built server, the library's graph
-copied straight into networkx's dicts, and the collective library's ring topology
-read from per-edge link kinds."""
+copied straight into networkx's dicts, the library's network read off the cluster's
+graph at scaled capacities instead of a scaled copy, and the collective library's ring
+topology read from per-edge link kinds."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import simpy
 
 import topologies.cluster as cluster_module
 from simulator import load_scenario
 from simulator.build import _shared_cluster, build, forget_shared_clusters
-from simulator.collectives.channels import achievable_graph, link_class
+from simulator.collectives.channels import achievable_graph, achievable_scale, link_class
 from simulator.hardware import fabric_params, server_params
+from simulator.network import Network
 from simulator.resolved import resolve
 from topologies import build_cluster
 from topologies.graph import copy_graph, same_graph
@@ -83,6 +86,29 @@ def _slow_achievable_graph(graph, backend, architecture):
         if data.get("link") is not None:
             data["bandwidth"] = data["bandwidth"] * backend.achievable_fraction(data["link"], architecture)
     return out
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scaled_networks_are_networks_over_the_scaled_copy(name):
+    """A network over the cluster's graph with the library's bandwidth scale reads the
+    capacities, and shows the graph, that one over the scaled copy did."""
+    forget_shared_clusters()
+    scenario = load_scenario(*SCENARIOS[name])
+    library = build(scenario).context.collectives
+    if library is None:
+        pytest.skip("no collective library")
+    graph = library.fabric.network.structure
+    copied = achievable_graph(graph, library.backend, "volta")
+    env = simpy.Environment()
+    scaled, plain = Network(env, graph, achievable_scale(library.backend, "volta")), Network(env, copied)
+    assert scaled.capacity.tobytes() == plain.capacity.tobytes()
+    assert scaled.links.capacity_list == plain.links.capacity_list
+    assert (scaled.latency.tobytes(), scaled.link_of, list(scaled.edges)) == (
+        plain.latency.tobytes(), plain.link_of, list(plain.edges))
+    assert same_graph(scaled.graph, copied) and scaled.structure is graph
+    assert Network(env, graph, scaled.links.scale).links is scaled.links  # shared
+    u, v = next(iter(graph.edges))
+    assert scaled.capacity[scaled.edge_index[u, v]] == copied.edges[u, v]["bandwidth"]
 
 
 @pytest.mark.parametrize("name", ["pcie, 2 switches", "dgx1, 16x8", "nvswitch, leaf-spine",

@@ -165,7 +165,7 @@ def fastest_algorithm(f: Fabric, nbytes: float) -> str:
     best, best_time = "ring", math.inf
     for name, algorithm in ALLREDUCE_ALGORITHMS.items():
         env = simpy.Environment()
-        scratch = Fabric(env, Network(env, f.network.graph), f.nodes, detailed=False)
+        scratch = Fabric(env, Network(env, f.network.structure, f.network.links.scale), f.nodes, detailed=False)
         env.process(algorithm(scratch, nbytes))
         env.run()
         if env.now < best_time * (1 - 1e-9):

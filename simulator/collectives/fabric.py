@@ -132,7 +132,7 @@ def host_fabric(f: Fabric) -> Fabric | None:
     """The ranks' host CPUs as a fabric: each node's distinct CPUs in rank order (ranks
     on one CPU exchange through shared memory, off the modelled links). None when a
     rank has no host CPU in the graph (CPU devices: the rank already is the host)."""
-    graph = f.network.graph
+    graph = f.network.structure
     nodes = []
     for node in f.nodes:
         hosts = [host_of(graph, g) for g in node]

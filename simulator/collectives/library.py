@@ -49,7 +49,8 @@ class CollectiveLibrary:
         self.architecture = architecture
         limit = max_channels or backend.max_channels
         nodes = [list(node) for node in f.nodes]
-        self.rings = channel_rings(f.network.graph, nodes, limit, f.network.router.rail_nics) if backend.models_steps \
+        net = f.network
+        self.rings = channel_rings(net.structure, nodes, limit, net.router.rail_nics) if backend.models_steps \
             else [f.ranks]
         self._topology: Topology | None = None
         self._tree_topology: Topology | None = None
@@ -233,7 +234,7 @@ class CollectiveLibrary:
         f, hosts = self.fabric, self._host_fabric
         assert hosts is not None
         n = len(f.ranks)
-        graph = f.network.graph
+        graph = f.network.structure
         ups = [(g, host_of(graph, g)) for g in f.ranks]
         yield from concurrent_flows(f, ups, nbytes)
         ring = hosts.ranks
@@ -253,10 +254,11 @@ class CollectiveLibrary:
         """Bytes/s of a GPU's link to its NVSwitch, as the library achieves it (0: none)."""
         gpu = self.fabric.ranks[0]
         switch = self._switch_of(gpu)
-        return self.fabric.network.graph.edges[gpu, switch]["bandwidth"] if switch is not None else 0.0
+        net = self.fabric.network
+        return float(net.capacity[net.edge_index[gpu, switch]]) if switch is not None else 0.0
 
     def _switch_of(self, gpu: Node) -> Node | None:
-        graph = self.fabric.network.graph
+        graph = self.fabric.network.structure
         return next((v for v in graph.successors(gpu) if graph.nodes[v].get("kind") == "nvswitch"), None)
 
     def _nvls_usage(self) -> EdgeUsage:

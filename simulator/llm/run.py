@@ -67,7 +67,7 @@ def _comm_times(scenario: Scenario, network: Network, gpus: list[Node], node_of:
     and one MoE all-to-all over the expert-parallel group."""
     precision = scenario.workload.precision
     env = CountingEnvironment()
-    scratch = Network(env, network.graph)
+    scratch = Network(env, network.structure, network.links.scale)
     times: dict[str, float] = {}
 
     def timed(key: str, program: Program) -> None:
