@@ -90,9 +90,6 @@ def predict_all(backend: str, overrides: dict | None = None) -> list[float]:
 
     base = get_backend(backend)
     if overrides:
-        achievable = dict(base.achievable)
-        if "network" in overrides:
-            achievable["network"] = overrides["network"]
         by_transport = {**base.network_by_transport, **{
             transport: overrides[key] for transport, key in NETWORK_KEYS.items() if key in overrides}}
         nvls = base.nvls
@@ -101,7 +98,6 @@ def predict_all(backend: str, overrides: dict | None = None) -> list[float]:
         patched = base.model_copy(update={
             "call_overhead_us": overrides.get("call_overhead_us", base.call_overhead_us),
             "host_staging_gbytes_s": overrides.get("host_staging_gbytes_s", base.host_staging_gbytes_s),
-            "achievable": achievable,
             "network_by_transport": by_transport,
             "nvls": nvls,
             "step_overhead_us": {**base.step_overhead_us, **{

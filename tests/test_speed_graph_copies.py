@@ -14,7 +14,7 @@ import simpy
 import topologies.cluster as cluster_module
 from simulator import load_scenario
 from simulator.build import _shared_cluster, build, forget_shared_clusters
-from simulator.collectives.channels import achievable_graph, achievable_scale, link_class
+from simulator.collectives.channels import achievable_scale, link_class
 from simulator.hardware import fabric_params, server_params
 from simulator.network import Network
 from simulator.resolved import resolve
@@ -75,12 +75,13 @@ def test_graph_copies_are_networkx_copies(name):
     backend = build(scenario).context.collectives
     if backend is not None:
         library = backend.backend
-        assert same_graph(achievable_graph(graph, library, "volta"), _slow_achievable_graph(graph, library, "volta"))
+        scaled = achievable_scale(library, "Volta").graph(graph)
+        assert same_graph(scaled, _slow_achievable_graph(graph, library, "Volta"))
 
 
 def _slow_achievable_graph(graph, backend, architecture):
-    """achievable_graph as it was written before the fast copy: networkx's copy, each
-    edge scaled by its link class's fraction."""
+    """The library's scaled graph as it was written before the fast copy: networkx's
+    copy, each edge scaled by its link class's fraction."""
     out = graph.copy()
     for _u, _v, data in out.edges(data=True):
         if data.get("link") is not None:
@@ -98,9 +99,9 @@ def test_scaled_networks_are_networks_over_the_scaled_copy(name):
     if library is None:
         pytest.skip("no collective library")
     graph = library.fabric.network.structure
-    copied = achievable_graph(graph, library.backend, "volta")
+    copied = _slow_achievable_graph(graph, library.backend, "Volta")
     env = simpy.Environment()
-    scaled, plain = Network(env, graph, achievable_scale(library.backend, "volta")), Network(env, copied)
+    scaled, plain = Network(env, graph, achievable_scale(library.backend, "Volta")), Network(env, copied)
     assert scaled.capacity.tobytes() == plain.capacity.tobytes()
     assert scaled.links.capacity_list == plain.links.capacity_list
     assert (scaled.latency.tobytes(), scaled.link_of, list(scaled.edges)) == (

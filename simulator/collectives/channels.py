@@ -6,7 +6,7 @@ host memory where there is no peer-to-peer path (across CPU sockets, GeForce car
 and it runs several rings in parallel, one per channel, found by searching the server
 graph for rings over NVLink only (what NCCL's topology search does on a DGX-1) and
 rotated across nodes so that every NIC carries its own channels. This module holds
-those graph-side answers (:func:`achievable_graph`, :func:`achievable_scale`, :func:`link_class`,
+those graph-side answers (:func:`achievable_scale`, :func:`link_class`,
 :func:`nvlink_rings`, :func:`channel_rings`; whether a route is staged through host
 memory is read per edge, :attr:`simulator.graph_links.GraphLinks.into_cpu`); the figures come
 from :mod:`simulator.collectives.backend` and the costs built on them are in
@@ -19,8 +19,6 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import networkx as nx
 
-from topologies.graph import copy_graph
-
 from ..graph_links import BandwidthScale
 from ..server_shapes import graph_dicts
 from .backend import Backend
@@ -28,19 +26,10 @@ from .backend import Backend
 Node = Hashable
 
 
-def achievable_graph(graph: nx.DiGraph[Node], backend: Backend, architecture: str) -> nx.DiGraph[Node]:
-    """A copy of ``graph`` whose link bandwidths are what the library achieves on them:
-    each link class scaled by its achievable fraction. Copied straight into networkx's
-    dicts (what ``graph.copy()`` gives, in the same order) and scaled in the same walk,
-    each link class's fraction looked up once: at 65,536 GPUs networkx's own copy took
-    over a second."""
-    return copy_graph(graph, _Fractions(backend, architecture))
-
-
 def achievable_scale(backend: Backend, architecture: str) -> BandwidthScale:
-    """What :func:`achievable_graph` scales, for a network to read off the graph itself
-    (no copy): each link class's achievable fraction, keyed by the backend's content and
-    the architecture."""
+    """The graph's bandwidths as the library achieves them: each link class scaled by its
+    achievable fraction, keyed by the backend's content and the architecture. A network
+    reads it off the graph itself (no copy); ``.graph(graph)`` gives the scaled copy."""
     return BandwidthScale((backend.model_dump_json(), architecture), _Fractions(backend, architecture))
 
 

@@ -147,13 +147,13 @@ def llm_case_scenario(case: MeasuredCase, overrides: list[str] | tuple[str, ...]
             parallelism[flag] = getattr(case, flag)
     if case.global_batch is None:
         raise ValueError("global_batch not given: the step cannot be simulated")
+    network = NETWORK_KINDS[case.network or "infiniband"]
     data = {
         "name": case.case_id,
         "cluster": {"nodes": case.nodes, "gpus_per_node": case.gpus_per_node, "gpu": gpu_name,
                     "server": {"layout": layout},
-                    "nic": {"bandwidth_gbps": (gbps or 1600.0) / nics,
-                            "latency_us": NETWORK_KINDS[case.network or "infiniband"].latency_us,
-                            "transport": NETWORK_KINDS[case.network or "infiniband"].transport}},
+                    "nic": {"bandwidth_gbps": (gbps or 1600.0) / nics, "latency_us": network.latency_us,
+                            "transport": network.transport}},
         # the row ran, so it fit: the memory estimate is reported, not enforced
         "workload": {"model": spec.name, "precision": _precision(case, gpu.architecture),
                      "sequence_length": case.seq_len, "check_memory": False},
