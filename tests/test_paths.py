@@ -77,9 +77,15 @@ def test_calibration_inside_the_folder_and_the_shipped_profile_are_accepted(tree
 
 
 def test_the_shipped_measured_run_scenarios_keep_their_shipped_profile():
-    path = next((REPO_ROOT / "scenarios" / "validation" / "measured_here").glob("*.yaml"))
-    assert "calibration: ../../../calibration/profiles/" in path.read_text()
-    assert os.path.realpath(load_scenario(path).calibration) == os.path.realpath(PROFILE)
+    shipped = {os.path.realpath(p) for p in (REPO_ROOT / "calibration" / "profiles").glob("*.json")}
+    paths = sorted((REPO_ROOT / "scenarios" / "validation" / "measured_here").glob("*.yaml"))
+    assert len(paths) >= 32
+    for path in paths:  # each run's profile was probed on that day's machine, just before it
+        assert "calibration: ../../../calibration/profiles/" in path.read_text()
+        profile = os.path.realpath(load_scenario(path).calibration)
+        assert profile in shipped
+        day_profile = "cpu-intel-xeon-2core.json" if "20261202T" in path.name else "cpu-amd-epyc-2core.json"
+        assert profile == os.path.realpath(PROFILE.with_name(day_profile))
 
 
 def test_allow_outside_paths_flag_and_environment(capsys, tree, monkeypatch):

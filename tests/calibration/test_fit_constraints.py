@@ -204,6 +204,28 @@ def test_collectives_with_two_sizes_get_no_pieces():
     assert fit.time_s(4096) == pytest.approx(synthetic.ALPHA_S + 4096 / synthetic.BETA)
 
 
+def _dump(part):
+    return part.model_dump() if hasattr(part, "model_dump") else [p.model_dump() for p in part]
+
+
+def _same_to_rounding(a, b, rel=1e-9) -> bool:
+    """Equal structures whose floats agree to ``rel`` (booleans and counts exactly)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=rel, abs_tol=1e-300)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_to_rounding(a[k], b[k], rel) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_to_rounding(x, y, rel) for x, y in zip(a, b))
+    return a == b
+
+
+def test_same_to_rounding_tells_a_last_bit_from_a_real_change():
+    assert _same_to_rounding({"a": [0.1 + 0.2, 2]}, {"a": [0.3, 2]})
+    assert not _same_to_rounding({"a": [0.3001, 2]}, {"a": [0.3, 2]})
+    assert not _same_to_rounding({"a": [0.3, 3]}, {"a": [0.3, 2]})
+    assert not _same_to_rounding({"exact": True}, {"exact": False})
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_every_fit_of_a_shipped_profile_is_trusted_and_current(path):
     profile = load_profile(path)
@@ -218,10 +240,11 @@ def test_every_fit_of_a_shipped_profile_is_trusted_and_current(path):
     for f in layer_fits:  # exact fits report 0, the others a real miss: no 1e-16 "errors"
         assert (f.exact and f.max_rel_error == 0.0 and f.points == 2) or (not f.exact and f.max_rel_error > 1e-9)
     assert all(f.overhead_s >= 0 for f in profile.efficiency.fits)
-    # the committed fits are what today's fitter makes of the committed samples
+    # the committed fits are what today's fitter makes of the committed samples, up to the
+    # last bits a least-squares solve may differ in between CPUs (AMD and Intel hosts differ)
     fitted = refit(profile)
-    assert fitted.collectives == profile.collectives and fitted.models == profile.models
-    assert fitted.efficiency == profile.efficiency
+    for part in ("collectives", "models", "efficiency"):
+        assert _same_to_rounding(_dump(getattr(fitted, part)), _dump(getattr(profile, part))), part
     assert "Fits recomputed from the raw samples on " in profile.provenance.notes
 
 
