@@ -313,7 +313,10 @@ def _on_the_wire(scenario: Scenario, costs: ComputeCosts) -> ComputeCosts:
     wire = scenario.training.gradient_precision
     if wire is None:
         return costs
-    ratio = PARAMETER_BYTES[wire] / PARAMETER_BYTES[scenario.workload.precision]
+    precision = scenario.workload.precision
+    if wire == "compute":  # amp keeps fp32 parameters but computes in fp16; the others compute as stored
+        wire = "fp16" if precision == "amp" else precision
+    ratio = PARAMETER_BYTES[wire] / PARAMETER_BYTES[precision]
     return costs if ratio == 1 else dataclasses.replace(costs, gradient_bytes=costs.gradient_bytes * ratio)
 
 

@@ -529,10 +529,12 @@ class TrainingSpec(_Strict):
         description="Cap of the first gradient bucket (the last layers' gradients) in MiB, ddp_buckets only "
         "(PyTorch DDP: 1 MiB, so communication starts early); default: bucket_size_mib.",
     )
-    gradient_precision: Literal["fp32", "fp16"] | None = Field(
+    gradient_precision: Literal["fp32", "fp16", "compute"] | None = Field(
         default=None,
         description="Precision gradients travel in; default: the workload's (fp32 for fp32/tf32/amp, whose "
-        "gradients are fp32; fp16 for fp16/bf16).",
+        "gradients are fp32; fp16 for fp16/bf16). compute: the precision the layers compute in, fp16 under amp "
+        "and the workload's own otherwise (TensorFlow tf_cnn_benchmarks' replicated mode casts gradients to "
+        "fp16 for the all-reduce when it runs in fp16: --compact_gradient_transfer, on by default).",
     )
     launch_overhead_us: float = Field(
         default=0.0,

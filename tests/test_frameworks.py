@@ -69,6 +69,23 @@ def test_fp16_gradients_halve_the_bytes_on_the_wire():
     assert sum(b for _, b in fp16.buckets) == pytest.approx(25_557_032 * 2)
 
 
+@pytest.mark.parametrize("precision, bytes_per_gradient", [("amp", 2), ("fp32", 4), ("fp16", 2), ("tf32", 4)])
+def test_compute_precision_on_the_wire_casts_only_amp_gradients(precision, bytes_per_gradient):
+    # tf_cnn_benchmarks' replicated mode all-reduces fp16 gradients when the model runs in
+    # fp16 (amp here: fp32 parameters, fp16 compute) and fp32 ones otherwise.
+    gpu = ["cluster.gpu=A100-SXM4-40GB"] if precision == "tf32" else []
+    sim = build(load_scenario(None, [f"workload.precision={precision}", "training.gradient_precision=compute", *gpu]))
+    assert sum(b for _, b in sim.buckets) == pytest.approx(25_557_032 * bytes_per_gradient)
+
+
+def test_tensorflow_replicated_preset_sends_fp16_gradients_under_amp():
+    tf = ["training.framework=tensorflow_replicated_nccl"]
+    amp = build(load_scenario(None, [*tf, "workload.precision=amp"]))
+    fp32 = build(load_scenario(None, [*tf, "workload.precision=fp32"]))
+    assert sum(b for _, b in amp.buckets) == pytest.approx(25_557_032 * 2)
+    assert sum(b for _, b in fp32.buckets) == pytest.approx(25_557_032 * 4)
+
+
 def test_framework_thread_launches_buckets_one_after_another():
     class T:  # the two training fields the function reads
         launch_overhead_us = 50_000.0
