@@ -310,11 +310,12 @@ def _buckets(scenario: Scenario, costs: ComputeCosts) -> list[tuple[float, float
 
 def _on_the_wire(scenario: Scenario, costs: ComputeCosts) -> ComputeCosts:
     """Gradient bytes in ``training.gradient_precision`` (unchanged when not set)."""
-    wire = scenario.training.gradient_precision
-    if wire is None:
+    asked = scenario.training.gradient_precision
+    if asked is None:
         return costs
     precision = scenario.workload.precision
-    if wire == "compute":  # amp keeps fp32 parameters but computes in fp16; the others compute as stored
+    wire: str = asked
+    if asked == "compute":  # amp keeps fp32 parameters but computes in fp16; the others compute as stored
         wire = "fp16" if precision == "amp" else precision
     ratio = PARAMETER_BYTES[wire] / PARAMETER_BYTES[precision]
     return costs if ratio == 1 else dataclasses.replace(costs, gradient_bytes=costs.gradient_bytes * ratio)
