@@ -4,7 +4,8 @@ ends, not with per-pair searches: :func:`compose_pairs` (any sequence of pairs, 
 a ring's neighbours: each route shape composed once and translated per server) and
 :func:`compose_product` (every (source, destination) pair of two sets of ends: each
 source's way to its switch once per destination it reaches, the switch paths between
-switches, and so on)."""
+switches, and so on; over a leaf-spine per switch and spine, not per pair of switches:
+:mod:`simulator.spine_product`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from .flows import Node, Route
 from .routing import Router
 from .server_shapes import SWITCH, ShapeTemplate
 from .server_templates import ServerTemplates
+from .spine_product import ThroughSpines, common_spines, crc32_continued
 
 # Fewer pairs than this are routed one by one: numpy's set-up would cost more.
 COMPOSE_PAIRS = 64
@@ -290,40 +292,65 @@ def compose_product(router: Router, edge_id: EdgeNumbers, latency: list[float],
             found_route = route(s, d)
             add(found_route.edges, s_count[s] * d_count[d])
             worst = max(worst, found_route.latency_s)
-    # Between switches: one switch path per pair of switches, or equal-cost ones that
-    # each pair's hash picks among.
-    paths: dict[tuple[Node, Node], list[list[int]]] = {}
-    for d_switch in d_at_switch:
-        for s_switch in s_at_switch:
-            found = templates.switch_paths(s_switch, d_switch)
-            if not found or (len(found) > 1 and not router.ecmp):
-                return None  # a search would break the tie
-            paths[(s_switch, d_switch)] = [edges_of(p) for p in found]
-            if len({tuple(lat[e] for e in edges) for edges in paths[(s_switch, d_switch)]}) > 1:
-                return None  # equal-cost paths of unequal latency: the worst needs every pair
-    for key, times in _pairs_per_switch_path(paths, s_count, s_info, d_count, d_info, s_at_switch, d_at_switch):
-        add(key, times)
-    # Worst latency: per destination (switch, server), the slowest head from another
-    # server plus the switch path (each of equal latency), then the destination's tail.
     heads = {s: fold(0, edges) for s, (_, _, edges) in s_info.items()}
     slowest_at: dict[Node, list[tuple[float, object]]] = {}  # switch -> (head, server), slowest first
     for s, (server, switch, _) in s_info.items():
         slowest_at.setdefault(switch, []).append((heads[s], server))
     for members in slowest_at.values():
         members.sort(key=lambda hs: -hs[0])
-    worst_into: dict[tuple[Node, object], float] = {}
-    for d_server, d_switch, tail in d_info.values():
-        into = worst_into.get((d_switch, d_server))
-        if into is None:
+    # Between switches: per switch where they all hang off the same spines, else per pair of switches.
+    spines = common_spines(templates.switch_links, [*s_at_switch, *d_at_switch])
+    through = None if spines is None else ThroughSpines(spines, eid, lat, s_info, s_count, d_info, d_count)
+    if through is not None and through.exact(heads.values()):
+        if not through.composable(router.ecmp):
+            return None
+        for edges, times in through.usage():
+            add(edges, times)
+        into_switch = through.into_switch(slowest_at)
+    else:
+        found_paths = _switch_paths(router, templates, s_at_switch, d_at_switch, edges_of, lat)
+        if found_paths is None:
+            return None
+        paths = found_paths  # (narrowed for the closure)
+        for key, times in _pairs_per_switch_path(paths, s_count, s_info, d_count, d_info, s_at_switch,
+                                                 d_at_switch):
+            add(key, times)
+
+        def into_switch(d_switch: Node, d_server: object) -> float:
             into = -1.0
             for s_switch, members in slowest_at.items():
                 head = next((h for h, server in members if server != d_server), None)
                 if head is not None:
                     into = max(into, fold(head, paths[(s_switch, d_switch)][0]))
-            worst_into[(d_switch, d_server)] = into
+            return into
+    # Worst latency: per destination (switch, server), the slowest head from another
+    # server plus the switch path (each of equal latency), then the destination's tail.
+    worst_into: dict[tuple[Node, object], float] = {}
+    for d_server, d_switch, tail in d_info.values():
+        into = worst_into.get((d_switch, d_server))
+        if into is None:
+            into = worst_into[(d_switch, d_server)] = into_switch(d_switch, d_server)
         if into >= 0:
             worst = max(worst, fold(into, tail))
     return mapping, worst
+
+
+def _switch_paths(router: Router, templates: ServerTemplates, s_at_switch: dict[Node, int],
+                  d_at_switch: dict[Node, int], edges_of: Callable[[list[Node]], list[int]], lat: list[float]
+                  ) -> dict[tuple[Node, Node], list[list[int]]] | None:
+    """The edges of the switch paths from every source switch to every destination switch:
+    one, or equal-cost ones that each pair's hash picks among; None where a search would
+    break a tie, or equal-cost paths differ in latency (the worst would need every pair)."""
+    paths: dict[tuple[Node, Node], list[list[int]]] = {}
+    for d_switch in d_at_switch:
+        for s_switch in s_at_switch:
+            found = templates.switch_paths(s_switch, d_switch)
+            if not found or (len(found) > 1 and not router.ecmp):
+                return None
+            paths[(s_switch, d_switch)] = [edges_of(p) for p in found]
+            if len({tuple(lat[e] for e in edges) for edges in paths[(s_switch, d_switch)]}) > 1:
+                return None
+    return paths
 
 
 def _pairs_per_switch_path(paths: dict[tuple[Node, Node], list[list[int]]], s_count: dict[Node, int],
@@ -351,7 +378,7 @@ def _pairs_per_switch_path(paths: dict[tuple[Node, Node], list[list[int]]], s_co
     for d, (_, d_switch, _) in d_info.items():
         if d_switch not in widths:
             continue
-        crc = _crc32_continued(str(d).encode(), starts)
+        crc = crc32_continued(str(d).encode(), starts)
         for n in widths[d_switch]:
             counted = np.bincount(where * n + (crc % n).astype(np.int64), weights=weights,
                                   minlength=len(row_of) * n) * d_count[d]
@@ -362,25 +389,3 @@ def _pairs_per_switch_path(paths: dict[tuple[Node, Node], list[list[int]]], s_co
         n, row = len(choices), row_of[s_switch]
         for middle, times in zip(choices, taken[(d_switch, n)][row * n:(row + 1) * n]):
             yield middle, int(times)
-
-
-def _crc32_table() -> np.ndarray:
-    """The byte table of CRC-32 (reflected polynomial 0xEDB88320, zlib's)."""
-    table = []
-    for byte in range(256):
-        c = byte
-        for _ in range(8):
-            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
-        table.append(c)
-    return np.array(table, dtype=np.uint32)
-
-
-_CRC32 = _crc32_table()
-
-
-def _crc32_continued(data: bytes, starts: np.ndarray) -> np.ndarray:
-    """``zlib.crc32(data, start)`` for every start (uint32), vectorized over starts."""
-    c = starts ^ np.uint32(0xFFFFFFFF)
-    for byte in data:
-        c = _CRC32[(c ^ np.uint32(byte)) & np.uint32(0xFF)] ^ (c >> np.uint32(8))
-    return c ^ np.uint32(0xFFFFFFFF)

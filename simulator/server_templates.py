@@ -85,7 +85,7 @@ class ServerTemplates:
             return
         self.members: dict[object, list[str]] = members  # server -> its nodes (named "{server}.{local}")
         self._exits = fabric.exits  # server -> the switches its NICs hang off
-        self._succ = fabric.succ  # switch -> switches it links to
+        self.switch_links = fabric.succ  # switch -> switches it links to
         self._nics = fabric.nics  # server nodes linked to a switch
         switch_names = [str(n) for n, srv in server.items() if srv is None]  # members are named already
         if len(set(switch_names)) != len(switch_names) or any(server.get(name) is not None for name in switch_names):
@@ -377,7 +377,7 @@ class ServerTemplates:
         key = (a, b)
         paths = self._fabric.get(key)
         if paths is None:
-            succ = self._succ
+            succ = self.switch_links
             if a == b:
                 paths = [[a]]
             elif b in succ.get(a, ()):

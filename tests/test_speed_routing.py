@@ -91,10 +91,10 @@ def test_the_vectorized_hash_is_zlibs_crc32():
 
     import numpy as np
 
-    from simulator.route_product import _crc32_continued
+    from simulator.spine_product import crc32_continued
 
     sources = [f"n{i}.gpu{i % 8}" for i in range(300)]
     starts = np.array([zlib.crc32(f"{s}->".encode()) for s in sources], dtype=np.uint32)
     for destination in ("ps0.cpu", "n17.cpu1", "x"):
-        got = _crc32_continued(destination.encode(), starts)
+        got = crc32_continued(destination.encode(), starts)
         assert [int(c) for c in got] == [zlib.crc32(f"{s}->{destination}".encode()) for s in sources]
