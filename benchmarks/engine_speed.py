@@ -93,7 +93,7 @@ MUST_HOLD = {
 SIZES = {
     "ring, fast": ((1024, 4096, 16384, 65536), {65536: 2.0}),
     "parameter servers, fast": ((1024, 4096, 16384), {4096: 2.0}),
-    "leaf-spine 4:1, parameter servers": ((1024, 4096), {1024: 1.0}),
+    "leaf-spine 4:1, parameter servers": ((1024, 4096, 16384), {1024: 1.0}),
     "strategy: auto": ((1024, 4096, 16384), {1024: 0.5}),
     "ring, jitter + stragglers": ((1024, 4096, 16384), {1024: 1.0, 16384: 30.0}),
 }
