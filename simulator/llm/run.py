@@ -151,9 +151,9 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
         layout = check_layout(p, spec, total_gpus=c.total_gpus, seq_len=seq_len)
     except ValueError as exc:
         raise ScenarioError(str(exc)) from None
-    per_op = 0  # DeepSpeed 0.3-0.5's ZeRO-3: an all-gather and a reduce-scatter per tensor of each block
+    per_op = 0  # DeepSpeed 0.3-0.5's ZeRO-3: all-gathers (two in a recomputed backward) and a reduce-scatter
     if p.zero_stage == 3 and p.zero3_gather == "parameter":
-        per_op = 2 * len(block_tensors(spec)) * -(-spec.layers // (layout.pipeline * layout.virtual_stages))
+        per_op = (3 if p.recompute == "full" else 2) * len(block_tensors(spec)) * -(-spec.layers // (layout.pipeline * layout.virtual_stages))
     check_pipeline_work(layout.pipeline, layout.micro_batches, layout.virtual_stages, collectives_per_op=per_op)
     view = resolve(scenario)
     gpu = view.gpu
@@ -219,6 +219,7 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
         overlap_grad_reduce=p.overlap_grad_reduce,
         overlap_param_gather=p.overlap_param_gather,
         tensor_shares=_tensor_shares(spec) if p.zero_stage == 3 and p.zero3_gather == "parameter" else (),
+        regather_for_recompute=p.zero_stage == 3 and p.zero3_gather == "parameter" and p.recompute == "full",
     )
     sim = StepSimulation(env, network, libraries, plan, replicas)
     step_s = sim.run()

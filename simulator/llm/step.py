@@ -25,7 +25,8 @@ What is simulated, and how (``simulator.llm`` package docstring for the whole mo
   parameters before each forward and backward (prefetched during the previous
   operation) and reduce-scatters its gradients after each backward; as DeepSpeed 0.3-0.5
   ran it (``zero3_gather: parameter``), one parameter tensor at a time, block by block,
-  with no gather overlapping compute.
+  with no gather overlapping compute, and with full recomputation once more for the
+  recomputed forward inside backward (three gathers of every tensor per step).
 
 The step ends when the last stage has finished its optimizer step and parameter gather.
 """
@@ -97,6 +98,9 @@ class StepPlan:
     # ZeRO-3 gathering one parameter tensor at a time, none overlapping compute (DeepSpeed < 0.6):
     # each tensor's share of a block's parameters; empty: a chunk's gather, prefetched
     tensor_shares: tuple[float, ...] = ()
+    # ...and with full recomputation, the recomputed forward inside backward fetches each tensor
+    # again and releases it (DeepSpeed's forward hooks fire again), before backward fetches it anew
+    regather_for_recompute: bool = False
 
 
 class StepSimulation:
@@ -227,12 +231,19 @@ class StepSimulation:
         plan, rec = self.plan, self.records[s]
         blocks = plan.blocks_per_chunk[s][chunk]
         params, grads = plan.param_bytes[s][chunk] / blocks, plan.grad_bytes[s][chunk] / blocks
+        # each part of the operation's time gathers the block's tensors first: the
+        # recomputed forward, then backward proper (one part without recomputation)
+        _, backward, recompute = plan.compute_s[s][chunk]
+        parts = [1.0]
+        if kind == "B" and plan.regather_for_recompute and 0 < recompute < backward:
+            parts = [recompute / backward, 1 - recompute / backward]
         for _ in range(blocks):
-            waited = self.env.now
-            for share in plan.tensor_shares:
-                yield from self._dp(s, "allgather", params * share)
-            rec.fsdp_wait_s += self.env.now - waited
-            yield self.env.timeout(duration / blocks)
+            for fraction in parts:
+                waited = self.env.now
+                for share in plan.tensor_shares:
+                    yield from self._dp(s, "allgather", params * share)
+                rec.fsdp_wait_s += self.env.now - waited
+                yield self.env.timeout(duration * fraction / blocks)
             if kind == "B":
                 for share in plan.tensor_shares:
                     self._pending[s].append(self.env.process(self._dp(s, "reduce_scatter", grads * share)))

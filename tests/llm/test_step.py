@@ -209,3 +209,23 @@ def test_deepspeed_2021_gathers_every_parameter_tensor_with_the_gpu_idle():
     with pytest.raises(ScenarioError, match="zero3_gather: says how ZeRO stage 3 gathers parameters; set zero_stage"):
         scenario(zero_stage=1, zero3_gather="parameter")
 
+
+
+def test_deepspeed_2021_gathers_every_tensor_again_for_the_recomputed_forward():
+    # DeepSpeed's ZeRO-3 fetches a module's parameters in a forward hook and releases them
+    # after it; recomputation runs the forward again inside backward, so with full
+    # recomputation every tensor is gathered three times a step (4 Psi moved against 3 Psi)
+    kw = dict(model="gpt3_1.3b", seq=2048, tensor=1, global_batch=16, nic=100, zero_stage=3)
+    plain = simulate(scenario(**kw, zero3_gather="parameter"))
+    full = simulate(scenario(**kw, zero3_gather="parameter", recompute="full"))
+    block_full = simulate(scenario(**kw, recompute="full"))  # FSDP-style: one gather for backward
+    moved = [r.extra["llm"]["data_parallel_bytes_per_gpu"][0] for r in (plain, full, block_full)]
+    assert moved[1] == pytest.approx(moved[0] * 4 / 3, rel=1e-9)
+    assert moved[2] == pytest.approx(moved[0], rel=1e-9)
+    # three gather rounds where there were two, the GPU idle during each (not exactly 1.5x the
+    # wait: backward's gathers share the links with the previous block's reduce-scatters)
+    assert 1.35 * plain.breakdown["fsdp_gather_wait_s"] < full.breakdown["fsdp_gather_wait_s"] \
+        <= 1.5 * plain.breakdown["fsdp_gather_wait_s"]
+    assert full.iteration_time_s == pytest.approx(
+        full.breakdown["compute_s"] + full.breakdown["recompute_s"] + full.breakdown["fsdp_gather_wait_s"]
+        + full.breakdown["dp_exposed_s"] + full.breakdown["optimizer_s"], rel=1e-9)
