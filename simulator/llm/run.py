@@ -153,7 +153,8 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
         raise ScenarioError(str(exc)) from None
     per_op = 0  # DeepSpeed 0.3-0.5's ZeRO-3: all-gathers (two in a recomputed backward) and a reduce-scatter
     if p.zero_stage == 3 and p.zero3_gather == "parameter":
-        per_op = (3 if p.recompute == "full" else 2) * len(block_tensors(spec)) * -(-spec.layers // (layout.pipeline * layout.virtual_stages))
+        per_tensor = 3 if p.recompute == "full" else 2
+        per_op = per_tensor * len(block_tensors(spec)) * -(-spec.layers // (layout.pipeline * layout.virtual_stages))
     check_pipeline_work(layout.pipeline, layout.micro_batches, layout.virtual_stages, collectives_per_op=per_op)
     view = resolve(scenario)
     gpu = view.gpu
