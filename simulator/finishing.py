@@ -11,6 +11,8 @@ changed since) are computed afresh.
 
 from __future__ import annotations
 
+import math
+
 from .flows import FlowGroup
 
 # How far a group's reckoned finish (``finish_at``) may be from the one its bytes left
@@ -26,7 +28,7 @@ def reckon(group: FlowGroup, now: float) -> float:
     """Time until the group's lead finishes (its bytes left over its rate, exactly as
     the network computes it), noting when that is and the time before which no member
     can be done (its tolerance and the margin before the finish)."""
-    inf = float("inf")
+    inf = math.inf
     rate = group.rate
     if not rate > 0:
         group.finish_at, group.done_by = inf, -inf
@@ -49,15 +51,15 @@ def soonest_finish(groups: list[FlowGroup], now: float) -> float:
     the same number as computing it for every group: the groups whose reckoned finish is
     beyond the margin of the soonest cannot hold the minimum, so only the few near it
     (and those not reckoned since their rate or lead changed) are computed afresh."""
-    reckoned = {group: reckon(group, now) for group in groups if group.finish_at == -float("inf")}
-    soonest = min([group.finish_at for group in groups], default=float("inf"))
-    if soonest == float("inf"):
+    unreckoned, inf = -math.inf, math.inf
+    reckoned = {group: reckon(group, now) for group in groups if group.finish_at == unreckoned}
+    soonest = min([group.finish_at for group in groups], default=inf)
+    if soonest == inf:
         return soonest
     bound = soonest + FINISH_MARGIN * (abs(soonest) + abs(now))
-    best = float("inf")
-    for group in groups:
-        if group.finish_at <= bound:
-            delay = reckoned[group] if group in reckoned else reckon(group, now)
-            if delay < best:
-                best = delay
+    best = inf
+    for group in [group for group in groups if group.finish_at <= bound]:
+        delay = reckoned[group] if group in reckoned else reckon(group, now)
+        if delay < best:
+            best = delay
     return best

@@ -13,12 +13,18 @@ import simpy
 from .maxmin import EdgeUsage
 
 Node = Hashable
+# Max-min rates of groups, the edges they load with the load on each, and the most
+# loaded edge's score and edge (:meth:`simulator.graph_links.GraphLinks.solve`).
+Solution = tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]
 
 # A flow is finished when fewer than this fraction of its bytes remain (float round-off).
 _RELATIVE_TOLERANCE = 1e-9
 # Up to this many edges a network's advance adds bytes to every edge at once, cheaper
 # than gathering the loaded ones.
 WHOLE_ARRAY_EDGES = 4096
+# A group keeps its last component alone, taken back when it is alone again with as
+# many members (see component_of).
+KEEP_ALONE = True
 
 
 @dataclass(frozen=True)
@@ -88,13 +94,15 @@ class FlowGroup:
     leaves, and reuses it when a flow over the same usage comes again: a bundle over
     thousands of edges is indexed once, not at every start."""
 
-    __slots__ = ("usage", "flows", "rate", "component", "by_left", "tolerance", "steps", "finish_at", "done_by")
+    __slots__ = ("usage", "flows", "rate", "component", "alone", "by_left", "tolerance", "steps", "finish_at",
+                 "done_by")
 
     def __init__(self, usage: EdgeUsage):
         self.usage = usage
         self.flows: list[Flow] = []
         self.rate = 0.0
         self.component: Component | None = None
+        self.alone: tuple[int, Component] | None = None  # its last component alone, and its members then
         # Members lose the same bytes at every step, and subtracting the same number
         # never reverses the order of two floats: sorted by bytes left once, they stay
         # sorted, and the first (the lead) finishes first. And the largest of the
@@ -196,6 +204,19 @@ class Component:
         self.edges = edges  # the edges it loads, and their load in bytes/s
         self.loads = loads
         self.best = best  # (load / capacity + tie break, edge) of its most loaded edge
+
+
+def component_of(members: list[FlowGroup], solve: Callable[[list[FlowGroup]], Solution]) -> Component:
+    """The component of ``members`` (in order) with its max-min solution. A group alone
+    again with as many members as when last alone takes that component back: the same
+    solution, without asking for it (most components are one group, over and over)."""
+    alone = members[0] if len(members) == 1 and KEEP_ALONE else None
+    if alone is not None and alone.alone is not None and alone.alone[0] == len(alone.flows):
+        return alone.alone[1]
+    component = Component(members, *solve(members))
+    if alone is not None:
+        alone.alone = (len(alone.flows), component)
+    return component
 
 
 def levels_apart(components: set[Component]) -> bool:

@@ -326,7 +326,7 @@ class Network:
         made = []
         for members in fresh:
             members.sort(key=oldest)
-            component = Component(members, *self.links.solve(members))
+            component = flows.component_of(members, self.links.solve)
             for group in members:
                 group.component = component
             self._components.add(component)

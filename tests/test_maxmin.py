@@ -71,20 +71,24 @@ def twins(n: int) -> nx.DiGraph:
 
 def finish_times(starts, graph: nx.DiGraph, small_entries: int, whole: bool = False, steps_kept: int = 64,
                  memo: bool = False, pairwise: bool = False, every_finish: bool = False,
-                 gathered: bool = False) -> list[str]:
+                 gathered: bool = False, fresh_components: bool = False) -> list[str]:
     """Finish times, bottleneck log and edge bytes of a run. ``small_entries`` -1: every
     recomputation in numpy (one group alone too); ``memo``: max-min solutions kept per
     graph (off: solved afresh every time); ``pairwise``: components found by testing
     pairs of groups (off: by walking edges); ``every_finish``: every group's finish
     computed afresh at every recomputation and every group asked at every timer (off:
     only those near the soonest, :mod:`simulator.finishing`); ``gathered``: bytes added
-    only to the loaded edges (off: to every edge of these small graphs at once)."""
+    only to the loaded edges (off: to every edge of these small graphs at once);
+    ``fresh_components``: a group alone solved afresh every time (off: its last
+    component alone taken back when it has as many members)."""
     with pytest.MonkeyPatch.context() as patch:
         if every_finish:
             patch.setattr(finishing, "FINISH_MARGIN", 1e300)
             patch.setattr(network_module, "RECKONED_ADVANCES", 1)
         if gathered:
             patch.setattr(flows, "WHOLE_ARRAY_EDGES", -1)
+        if fresh_components:
+            patch.setattr(flows, "KEEP_ALONE", False)
         patch.setattr(maxmin, "SMALL_ENTRIES", small_entries)
         patch.setattr(maxmin, "SINGLE_GROUP_PYTHON", small_entries >= 0)
         patch.setattr(network_module, "_STEPS_KEPT", steps_kept)
@@ -130,9 +134,11 @@ def _finish_times(starts, graph: nx.DiGraph) -> list[str]:
 )
 def test_network_runs_identically_on_either_core_and_incrementally(starts):
     for graph in (chain(6), twins(6)):
-        reference = finish_times(starts, graph, -1, whole=True, every_finish=True)  # numpy, every flow, every time
+        # numpy, every flow, every finish, every time
+        reference = finish_times(starts, graph, -1, whole=True, every_finish=True, fresh_components=True)
         assert finish_times(starts, graph, -1, whole=True, gathered=True) == reference
         assert finish_times(starts, graph, 10**9, every_finish=True, gathered=True) == reference
+        assert finish_times(starts, graph, 10**9, fresh_components=True) == reference
         assert finish_times(starts, graph, 10**9, whole=True) == reference
         assert finish_times(starts, graph, 10**9) == reference
         assert finish_times(starts, graph, 10**9, steps_kept=1) == reference  # progress applied at once
