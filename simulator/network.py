@@ -325,7 +325,8 @@ class Network:
             self._counters.edge_load[joined([component.edges for component in stale])] = 0.0
         made = []
         for members in fresh:
-            members.sort(key=oldest)
+            if len(members) > 1:
+                members.sort(key=oldest)
             component = flows.component_of(members, self.links.solve)
             for group in members:
                 group.component = component
