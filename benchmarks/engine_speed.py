@@ -10,6 +10,7 @@ point-to-point flow (slow by design; capped at ``--detailed-max`` GPUs).
     python benchmarks/engine_speed.py --must-hold [--repeats 3] [--max-gpus 65536] [--sweep]
     python benchmarks/engine_speed.py --must-hold --case 'ring, fast' --gpus 65536 [--repeats 3]
     python benchmarks/engine_speed.py --transformer [--repeats 3] [--gpus 4096 16384]
+    python benchmarks/engine_speed.py --events-ratio [--repeats 5]
 
 ``--must-hold`` prints instead every figure of issue 19's "Must hold", each against its
 limit (CPU seconds of build + run + collect, medians of ``--repeats``, one process):
@@ -19,7 +20,7 @@ limit (CPU seconds of build + run + collect, medians of ``--repeats``, one proce
   and the fitted exponent of time against GPUs from 1,024 to the largest size measured;
 * the peak memory of parameter servers at 4,096 GPUs (a fresh process, its max RSS);
 * the detailed path's events per second against a bare SimPy timeout loop measured in
-  the same process;
+  the same process (alone: ``--events-ratio``);
 * ``clustersim --version`` and an 8-GPU ``clustersim simulate`` (wall seconds of the
   command, medians);
 * with ``--sweep``, the 1,000-configuration sweep of ``benchmarks/sweep_speed.py``
@@ -132,6 +133,16 @@ def verdict(value: float, limit: float) -> str:
     return f"{'ok' if value <= limit else 'MISSED'} (limit {limit:g})"
 
 
+def print_events_ratio(repeats: int) -> None:
+    """The detailed path's events per CPU second against a bare SimPy timeout loop."""
+    bare = bare_simpy_events_per_s()
+    r = measure(64, "", "ring_allreduce", repeats, ["simulation.mode=detailed"])
+    ratio = r["events"] / r["wall_s"] / bare
+    print(f"detailed path, ring, 64 GPUs: {r['events'] / r['wall_s']:,.0f} events/s; bare SimPy timeouts "
+          f"{bare:,.0f} events/s; ratio {ratio:.1%} (measured in this run)  "
+          f"{'ok' if ratio >= EVENTS_RATIO else 'MISSED'} (at least {EVENTS_RATIO:.0%})")
+
+
 def must_hold(repeats: int, max_gpus: int, budget_s: float, with_sweep: bool, case: str | None = None,
               gpus_only: list[int] | None = None) -> None:
     """Print the figures of issue 19's "Must hold"; with ``case``, only that path's times
@@ -165,12 +176,7 @@ def must_hold(repeats: int, max_gpus: int, budget_s: float, with_sweep: bool, ca
         peak = peak_rss_mb("parameter servers, fast", gpus)
         print(f"  peak memory, parameter servers, fast, {gpus} GPUs (fresh process): {peak:.0f} MB  "
               f"{verdict(peak, limit_mb)}")
-    bare = bare_simpy_events_per_s()
-    r = measure(64, "", "ring_allreduce", repeats, ["simulation.mode=detailed"])
-    ratio = r["events"] / r["wall_s"] / bare
-    print(f"detailed path, ring, 64 GPUs: {r['events'] / r['wall_s']:,.0f} events/s; bare SimPy timeouts "
-          f"{bare:,.0f} events/s; ratio {ratio:.1%} (measured in this run)  "
-          f"{'ok' if ratio >= EVENTS_RATIO else 'MISSED'} (at least {EVENTS_RATIO:.0%})")
+    print_events_ratio(repeats)
     print(f"command line, wall seconds, median of {max(repeats, 5)}")
     for label, seconds in cli_wall_s(max(repeats, 5)).items():
         print(f"  {label:<36} {seconds:.3f} s  {verdict(seconds, CLI_LIMITS[label])}")
@@ -290,11 +296,16 @@ def main() -> None:
     parser.add_argument("--case", choices=list(MUST_HOLD), default=None,
                         help="with --must-hold: only this path (at --gpus where given), e.g. --case 'ring, fast' "
                              "--gpus 65536")
+    parser.add_argument("--events-ratio", action="store_true",
+                        help="print only the detailed path's events per second against bare SimPy (a few seconds)")
     parser.add_argument("--transformer", action="store_true",
                         help="time the transformer-parallel step instead (--gpus: 4096 16384 unless given)")
     args = parser.parse_args()
     if args.transformer:
         transformer(args.gpus or [4096, 16384], args.repeats)
+        return
+    if args.events_ratio:
+        print_events_ratio(args.repeats)
         return
     if args.must_hold:
         must_hold(args.repeats, args.max_gpus, args.budget, args.sweep, args.case, args.gpus if args.case else None)

@@ -3,7 +3,7 @@ flows that share a rate and the components of groups joined by shared edges."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -13,9 +13,18 @@ import simpy
 from .maxmin import EdgeUsage
 
 Node = Hashable
+# Max-min rates of groups, the edges they load with the load on each, and the most
+# loaded edge's score and edge (:meth:`simulator.graph_links.GraphLinks.solve`).
+Solution = tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]
 
 # A flow is finished when fewer than this fraction of its bytes remain (float round-off).
 _RELATIVE_TOLERANCE = 1e-9
+# Up to this many edges a network's advance adds bytes to every edge at once, cheaper
+# than gathering the loaded ones.
+WHOLE_ARRAY_EDGES = 4096
+# A group keeps its last component alone, taken back when it is alone again with as
+# many members (see component_of).
+KEEP_ALONE = True
 
 
 @dataclass(frozen=True)
@@ -85,13 +94,15 @@ class FlowGroup:
     leaves, and reuses it when a flow over the same usage comes again: a bundle over
     thousands of edges is indexed once, not at every start."""
 
-    __slots__ = ("usage", "flows", "rate", "component", "by_left", "tolerance", "steps")
+    __slots__ = ("usage", "flows", "rate", "component", "alone", "by_left", "tolerance", "steps", "finish_at",
+                 "done_by")
 
     def __init__(self, usage: EdgeUsage):
         self.usage = usage
         self.flows: list[Flow] = []
         self.rate = 0.0
         self.component: Component | None = None
+        self.alone: tuple[int, Component] | None = None  # its last component alone, and its members then
         # Members lose the same bytes at every step, and subtracting the same number
         # never reverses the order of two floats: sorted by bytes left once, they stay
         # sorted, and the first (the lead) finishes first. And the largest of the
@@ -101,12 +112,26 @@ class FlowGroup:
         # Bytes every member has lost at each advance of the network, applied to a
         # member when it is looked at (the same subtractions in the same order).
         self.steps: list[float] = []
+        # When the lead will finish at this rate (inf: never), as last reckoned, and a
+        # time before which no member can be done (-inf, -inf: to reckon again, as the
+        # rate or the lead changed); see :mod:`simulator.finishing`.
+        self.finish_at = -float("inf")
+        self.done_by = -float("inf")
+
+    def set_rate(self, rate: float) -> None:
+        if rate != self.rate:
+            self.rate = rate
+            self.forget_finish()
+
+    def forget_finish(self) -> None:
+        self.finish_at = self.done_by = -float("inf")
 
     @property
     def lead(self) -> Flow:
         return self.by_left[0]
 
     def join(self, flow: Flow) -> None:
+        self.forget_finish()
         self.flows.append(flow)
         flow.group = self
         flow.applied = len(self.steps)
@@ -140,6 +165,7 @@ class FlowGroup:
             scanned += 1
         if not done:
             return done
+        self.forget_finish()
         if len(done) == len(self.flows):
             self.flows, self.by_left = [], []
             self.reset()
@@ -154,6 +180,7 @@ class FlowGroup:
         self.rate = 0.0
         self.tolerance = 0.0
         self.steps = []
+        self.forget_finish()
 
 
 class Component:
@@ -165,21 +192,49 @@ class Component:
     then fix both in one round); see :meth:`simulator.network.Network._share`.
     """
 
-    __slots__ = ("groups", "rates", "levels", "edges", "loads", "best")
+    __slots__ = ("groups", "rates", "levels", "ordered", "edges", "loads", "best")
 
     def __init__(self, groups: list[FlowGroup], rates: list[float], edges: np.ndarray, loads: np.ndarray,
                  best: tuple[float, int]):
         self.groups = groups
         self.rates = rates
         self.levels = set(rates)
+        total = sum(rates)
+        self.ordered = total == total  # no NaN level (levels can be ordered)
         self.edges = edges  # the edges it loads, and their load in bytes/s
         self.loads = loads
         self.best = best  # (load / capacity + tie break, edge) of its most loaded edge
 
 
+def component_of(members: list[FlowGroup], solve: Callable[[list[FlowGroup]], Solution]) -> Component:
+    """The component of ``members`` (in order) with its max-min solution. A group alone
+    again with as many members as when last alone takes that component back: the same
+    solution, without asking for it (most components are one group, over and over)."""
+    alone = members[0] if len(members) == 1 and KEEP_ALONE else None
+    if alone is not None and alone.alone is not None and alone.alone[0] == len(alone.flows):
+        return alone.alone[1]
+    component = Component(members, *solve(members))
+    if alone is not None:
+        alone.alone = (len(alone.flows), component)
+    return component
+
+
 def levels_apart(components: set[Component]) -> bool:
     """Whether no level of one component lies above a level of another within the
     1e-12 tolerance of progressive filling (equal levels are fine)."""
+    if len(components) < 2:
+        return True
+    # Only distinct levels within the tolerance of each other can break it: where none
+    # are (the rule), the answer needs no owners. (A NaN level has no order: asked in full.)
+    levels = sorted({level for component in components for level in component.levels})
+    total = sum(levels)
+    if total == total and not any(upper <= lower * (1 + 1e-12) for lower, upper in zip(levels, levels[1:])):
+        return True
+    return levels_apart_by_owner(components)
+
+
+def levels_apart_by_owner(components: set[Component]) -> bool:
+    """:func:`levels_apart` level by level, with the components owning each."""
     if len(components) < 2:
         return True
     owners: dict[float, set[int]] = {}
@@ -196,6 +251,65 @@ def levels_apart(components: set[Component]) -> bool:
                 return False
             j -= 1
     return True
+
+
+class ActiveComponents:
+    """The active components, and what is kept about them from one recomputation to the
+    next: whether their levels were apart, and their most loaded edge."""
+
+    def __init__(self) -> None:
+        self.all: set[Component] = set()
+        self.apart = True  # (at the last recomputation)
+        self.unordered = 0  # components with a NaN level
+        self._best: tuple[float, int] = (-float("inf"), -1)  # score and edge,
+        self._best_owner: Component | None = None  # and the component it belongs to
+
+    def __iter__(self) -> Iterator[Component]:
+        return iter(self.all)
+
+    def __len__(self) -> int:
+        return len(self.all)
+
+    def add(self, component: Component) -> None:
+        self.all.add(component)
+        self.unordered += not component.ordered
+
+    def discard(self, component: Component) -> None:
+        if component in self.all:
+            self.all.remove(component)
+            self.unordered -= not component.ordered
+
+    def need_levels_checked(self, made: list[Component]) -> bool:
+        """Levels apart stay apart as components go (a clash needs two distinct levels
+        within the tolerance, so it would have been there already): only new components
+        (or NaN levels, which have no order) call for a check."""
+        return bool(made) or not self.apart or bool(self.unordered)
+
+    def edges_loaded(self, edge_count: int) -> np.ndarray | None:
+        """The edges a network's advances add bytes to: every edge of a small network
+        (None), else the components' edges. (An edge at load 0 gains 0.0 bytes either way.)"""
+        if edge_count <= WHOLE_ARRAY_EDGES:
+            return None
+        return joined([component.edges for component in self.all])
+
+    def forget_most_loaded(self) -> None:
+        self._best_owner = None
+
+    def most_loaded(self, made: list[Component]) -> tuple[float, int]:
+        """The most loaded edge of the components, with its score: that of the last
+        recomputation while the component holding it stays, compared with the new ones
+        (the same edge as looking at every component: largest score, lowest edge)."""
+        components: Iterable[Component] = made
+        best, edge = self._best
+        if self._best_owner not in self.all:
+            components, best, edge = self.all, -float("inf"), -1
+            self._best_owner = None
+        for component in components:
+            value, e = component.best
+            if value > best or (value == best and e < edge):
+                best, edge, self._best_owner = value, e, component
+        self._best = best, edge
+        return best, edge
 
 
 def edge_neighbours(edge_groups: dict[int, dict[FlowGroup, None]]) -> Callable[[FlowGroup], Iterable[FlowGroup]]:
@@ -256,6 +370,14 @@ def pairwise_neighbours(group: FlowGroup, groups: dict[int, FlowGroup],
         if shared:
             found.append(other)
     return found
+
+
+def joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """The arrays end to end (one alone as it is: numpy's calls cost more than small
+    arrays' work)."""
+    if len(arrays) == 1:
+        return arrays[0]
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
 
 
 def admission(flow: Flow) -> int:

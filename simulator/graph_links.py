@@ -17,16 +17,12 @@ from topologies.arrays import EdgeNumbers, GraphArrays
 from topologies.graph import copy_graph
 
 from . import maxmin
-from .flows import FlowGroup, Node, Route
+from .flows import FlowGroup, Node, Route, Solution
 from .gc_policy import gc_paused
 from .maxmin import EdgeUsage
 from .route_product import COMPOSE_PAIRS, ComposedRoutes, compose_pairs, compose_product
 from .routing import Router
 from .server_shapes import graph_dicts
-
-# A max-min solution (see GraphLinks.solve): rates, loaded edges, their loads, and the
-# most loaded edge's (score, edge).
-Solution = tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]
 
 # Solved sets of groups kept per graph, counted in (group, edge) entries: the same
 # groups with the same member counts get the same rates, and a strategy (a fast-path

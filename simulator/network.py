@@ -4,7 +4,8 @@ This is the SimGrid model of a network, not a packet simulator. A *flow* moves a
 of bytes over a set of directed edges; while flows are active, every edge's capacity is
 shared among the flows crossing it by weighted max-min fairness (:mod:`simulator.maxmin`).
 Rates change only when a flow starts or ends; changes at the same simulated instant are
-coalesced into one recomputation, and one timer wakes the network at the next completion.
+coalesced into one recomputation, and one timer wakes the network at the next completion
+(found without asking every group afresh: :mod:`simulator.finishing`).
 
 Recomputation is incremental and exact: flows over the same edges share one rate (a
 group, :mod:`simulator.flows`); groups joined by shared edges form components, and only
@@ -27,25 +28,16 @@ whose rate is set by the slowest of them, just as a pipelined ring is.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
 import simpy
 
-from .flows import (
-    Component,
-    Flow,
-    FlowGroup,
-    GroupsByEdge,
-    Node,
-    Route,
-    admission,
-    levels_apart,
-    oldest,
-    pairwise_neighbours,
-)
+from . import flows
+from .finishing import RECKONED_ADVANCES, soonest_finish
+from .flows import ActiveComponents, Component, Flow, FlowGroup, Node, Route, admission, joined, levels_apart, oldest
 from .graph_links import BandwidthScale, GraphLinks
 from .maxmin import EdgeUsage, Usage, max_min_rates, max_min_rates_numpy, max_min_rates_of, max_min_rates_python
 
@@ -101,15 +93,16 @@ class Network:
         # the groups whose flows changed and the components that lost a group since the
         # last recomputation, and whether the rates in force came from one computation
         # over every group (components within the tolerance of each other).
-        self._components: set[Component] = set()
-        self._edge_groups = GroupsByEdge()
+        self._components = ActiveComponents()
+        self._edge_groups = flows.GroupsByEdge()
         self._touched: dict[FlowGroup, None] = {}
         self._stale: set[Component] = set()
         self._whole = False
         self._admitted = 0
-        self._loaded = np.zeros(0, dtype=np.int64)  # the edges the last recomputation loaded
+        self._loaded = self._components.edges_loaded(len(self.edges))  # (by the last recomputation; None: all)
         self._recompute_pending = False
         self._timer_generation = 0
+        self._advances = 0  # advances that moved time (the clock groups reckon their finish by)
         self._counters = _Counters(np.zeros(len(self.edges)), np.zeros(len(self.edges)))
         self.flows_started = 0
         # (time, most loaded edge or -1 when idle), appended when it changes: which
@@ -196,6 +189,10 @@ class Network:
         dt = now - counters.last_time
         if dt <= 0:
             return
+        self._advances += 1
+        if self._advances % RECKONED_ADVANCES == 0:  # (see simulator.finishing)
+            for group in self._groups.values():
+                group.forget_finish()
         for group in self._groups.values():
             steps = group.steps
             steps.append(group.rate * dt)
@@ -209,7 +206,9 @@ class Network:
                 steps.clear()
         # (Pending flows move at rate 0; edges without load gain nothing.)
         loaded = self._loaded
-        if len(loaded):
+        if loaded is None:
+            counters.edge_bytes += counters.edge_load * dt
+        elif len(loaded):
             counters.edge_bytes[loaded] += counters.edge_load[loaded] * dt
         counters.last_time = now
 
@@ -240,13 +239,7 @@ class Network:
             self._share()
         # Rates depend only on which flows are active: unchanged, they are kept. In a
         # group the lead finishes first.
-        next_finish = float("inf")
-        for group in self._groups.values():
-            rate = group.rate
-            if rate > 0:
-                finish = group.by_left[0].remaining_bytes / rate
-                if finish < next_finish:
-                    next_finish = finish
+        next_finish = soonest_finish(list(self._groups.values()), self.env.now)
         self._timer_generation += 1
         if next_finish < float("inf"):
             generation = self._timer_generation
@@ -265,44 +258,37 @@ class Network:
         whose groups changed are recomputed; where that condition fails, every group is
         recomputed together, as the definition says.
         """
-        self._update_components()
-        if levels_apart(self._components):
+        made = self._update_components()
+        components = self._components
+        if components.need_levels_checked(made):
+            components.apart = levels_apart(components.all)
+        if components.apart:
             if self._whole:  # the rates in force came from one whole computation
                 self._counters.edge_load[:] = 0.0
-                for component in self._components:
-                    self._apply(component)
+                self._apply(components.all)
                 self._whole = False
-            # The edges the components load (an edge of theirs at load 0 gains 0.0 bytes
-            # per advance, as an edge outside them does).
-            components = self._components
-            if not components:
-                self._loaded = np.zeros(0, dtype=np.int64)
-            elif len(components) == 1:
-                self._loaded = next(iter(components)).edges
-            else:
-                self._loaded = np.concatenate([component.edges for component in components])
-            best, edge = -float("inf"), -1
-            for component in self._components:
-                value, e = component.best
-                if value > best or (value == best and e < edge):
-                    best, edge = value, e
+                components.forget_most_loaded()
+            self._loaded = components.edges_loaded(len(self.edges))
+            best, edge = components.most_loaded(made)
             if not (self._groups and self._positive_capacity and best > self._max_tie_break):
                 edge = self._most_loaded(None)
             self._note_bottleneck(edge)
             return
         self._whole = True
+        self._components.forget_most_loaded()
         members = sorted(self._groups.values(), key=oldest)
         rates, edges, loads, _ = self.links.solve(members)
         edge_load = self._counters.edge_load
         edge_load[:] = 0.0
         edge_load[edges] = loads
         for group, rate in zip(members, rates):
-            group.rate = rate
-        self._loaded = np.flatnonzero(edge_load)
+            group.set_rate(rate)
+        self._loaded = None if len(edge_load) <= flows.WHOLE_ARRAY_EDGES else np.flatnonzero(edge_load)
         self._note_bottleneck(self._most_loaded(None))
 
-    def _update_components(self) -> None:
-        """Recompute the components the groups that changed belong to (or now join)."""
+    def _update_components(self) -> list[Component]:
+        """Recompute the components the groups that changed belong to (or now join);
+        returns the new ones."""
         stale, touched, groups = self._stale, self._touched, self._groups
         self._stale, self._touched = set(), {}
         seeds: list[FlowGroup] = [group for group in touched if groups.get(id(group.usage)) is group]
@@ -313,7 +299,7 @@ class Network:
             seeds += [group for group in component.groups if group.component is component]
         neighbours: Callable[[FlowGroup], Iterable[FlowGroup]]
         if len(groups) <= PAIRWISE_GROUPS:
-            neighbours = functools.partial(pairwise_neighbours, groups=groups, overlaps=self.links.overlaps)
+            neighbours = functools.partial(flows.pairwise_neighbours, groups=groups, overlaps=self.links.overlaps)
         else:
             neighbours = self._edge_groups.neighbours()
         seen: set[FlowGroup] = set()
@@ -333,26 +319,32 @@ class Network:
                         seen.add(other)
                         stack.append(other)
             fresh.append(members)
-        edge_load = self._counters.edge_load
         for component in stale:
             self._components.discard(component)
-            if not self._whole:
-                edge_load[component.edges] = 0.0
+        if stale and not self._whole:  # (their edges cleared at once, then the new loads set)
+            self._counters.edge_load[joined([component.edges for component in stale])] = 0.0
+        made = []
         for members in fresh:
-            members.sort(key=oldest)
-            rates, edges, loads, best = self.links.solve(members)
-            component = Component(members, rates, edges, loads, best)
+            if len(members) > 1:
+                members.sort(key=oldest)
+            component = flows.component_of(members, self.links.solve)
             for group in members:
                 group.component = component
             self._components.add(component)
-            if not self._whole:
-                self._apply(component)
+            made.append(component)
+        if not self._whole:
+            self._apply(made)
+        return made
 
-    def _apply(self, component: Component) -> None:
-        """Put a component's rates and load in force."""
-        for group, rate in zip(component.groups, component.rates):
-            group.rate = rate
-        self._counters.edge_load[component.edges] = component.loads
+    def _apply(self, components: Collection[Component]) -> None:
+        """Put components' rates and load in force (their edges set at once)."""
+        if not components:
+            return
+        for component in components:
+            for group, rate in zip(component.groups, component.rates):
+                group.set_rate(rate)
+        edges = joined([component.edges for component in components])
+        self._counters.edge_load[edges] = joined([component.loads for component in components])
 
     def _most_loaded(self, load: dict[int, float] | None) -> int:
         """The edge whose load is the largest fraction of its capacity (first of equals,
@@ -372,7 +364,8 @@ class Network:
         finished: list[Flow] = []
         now = self.env.now
         groups = self._groups
-        for key, group in list(groups.items()):
+        # (A group whose reckoned finish is still ahead has no member done: not asked.)
+        for key, group in [(key, group) for key, group in groups.items() if group.done_by <= now]:
             done = group.take_finished(now)
             if not done:
                 continue

@@ -11,7 +11,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator import graph_links, maxmin
+from simulator import finishing, flows, graph_links, maxmin
 from simulator import network as network_module
 from simulator.network import EdgeUsage, Network, max_min_rates_numpy, max_min_rates_python
 from topologies import add_duplex_link
@@ -70,12 +70,25 @@ def twins(n: int) -> nx.DiGraph:
 
 
 def finish_times(starts, graph: nx.DiGraph, small_entries: int, whole: bool = False, steps_kept: int = 64,
-                 memo: bool = False, pairwise: bool = False) -> list[str]:
+                 memo: bool = False, pairwise: bool = False, every_finish: bool = False,
+                 gathered: bool = False, fresh_components: bool = False) -> list[str]:
     """Finish times, bottleneck log and edge bytes of a run. ``small_entries`` -1: every
     recomputation in numpy (one group alone too); ``memo``: max-min solutions kept per
     graph (off: solved afresh every time); ``pairwise``: components found by testing
-    pairs of groups (off: by walking edges)."""
+    pairs of groups (off: by walking edges); ``every_finish``: every group's finish
+    computed afresh at every recomputation and every group asked at every timer (off:
+    only those near the soonest, :mod:`simulator.finishing`); ``gathered``: bytes added
+    only to the loaded edges (off: to every edge of these small graphs at once);
+    ``fresh_components``: a group alone solved afresh every time (off: its last
+    component alone taken back when it has as many members)."""
     with pytest.MonkeyPatch.context() as patch:
+        if every_finish:
+            patch.setattr(finishing, "FINISH_MARGIN", 1e300)
+            patch.setattr(network_module, "RECKONED_ADVANCES", 1)
+        if gathered:
+            patch.setattr(flows, "WHOLE_ARRAY_EDGES", -1)
+        if fresh_components:
+            patch.setattr(flows, "KEEP_ALONE", False)
         patch.setattr(maxmin, "SMALL_ENTRIES", small_entries)
         patch.setattr(maxmin, "SINGLE_GROUP_PYTHON", small_entries >= 0)
         patch.setattr(network_module, "_STEPS_KEPT", steps_kept)
@@ -121,7 +134,11 @@ def _finish_times(starts, graph: nx.DiGraph) -> list[str]:
 )
 def test_network_runs_identically_on_either_core_and_incrementally(starts):
     for graph in (chain(6), twins(6)):
-        reference = finish_times(starts, graph, -1, whole=True)  # numpy, every flow, every time
+        # numpy, every flow, every finish, every time
+        reference = finish_times(starts, graph, -1, whole=True, every_finish=True, fresh_components=True)
+        assert finish_times(starts, graph, -1, whole=True, gathered=True) == reference
+        assert finish_times(starts, graph, 10**9, every_finish=True, gathered=True) == reference
+        assert finish_times(starts, graph, 10**9, fresh_components=True) == reference
         assert finish_times(starts, graph, 10**9, whole=True) == reference
         assert finish_times(starts, graph, 10**9) == reference
         assert finish_times(starts, graph, 10**9, steps_kept=1) == reference  # progress applied at once
@@ -165,3 +182,32 @@ def test_kept_solutions_belong_to_their_graph_and_are_not_changed():
 
 def _one_transfer(env, net, src, dst, nbytes):
     yield net.transfer(src, dst, nbytes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lefts=st.lists(st.sampled_from([1e3, 5e8, 1e9, 1e9 * (1 + 3e-10), 2e9, 3.3e9]), min_size=1, max_size=8),
+    rates=st.lists(st.sampled_from([0.0, 1e9, 2e9, 2e9 * (1 + 4e-13), 12.5e9]), min_size=8, max_size=8),
+    advances=st.lists(st.sampled_from([1e-9, 0.01, 0.1, 0.123456789]), max_size=6),
+    start=st.sampled_from([0.0, 1.0, 12345.678]),
+)
+def test_the_soonest_finish_is_that_of_every_group_computed_afresh(lefts, rates, advances, start):
+    # Groups reckoned at ``start``, then moved on by a few advances (steps of rate x dt,
+    # as the network takes them): the soonest finish and the groups that may be done
+    # agree with asking every group its bytes left over its rate.
+    groups = []
+    for i, left in enumerate(lefts):
+        group = flows.FlowGroup(EdgeUsage({i: 1}))
+        group.join(flows.Flow(group.usage, left, left, simpy.Environment().event(), ""))
+        group.set_rate(rates[i])
+        groups.append(group)
+    now = start
+    for dt in [0.0, *advances]:
+        for group in groups:
+            group.steps.append(group.rate * dt)
+        now += dt
+        delays = [group.lead.remaining_bytes / group.rate for group in groups if group.rate > 0]
+        assert bits([finishing.soonest_finish(groups, now)]) == bits([min(delays, default=float("inf"))])
+        for group in groups:
+            if group.done_by > now:  # not asked at a timer now: none of it is done
+                assert group.take_finished(now) == []
