@@ -254,7 +254,8 @@ class WorkloadSpec(_Strict):
         le=1,
         description="Fraction of the GPU's peak FLOP/s that large, well-shaped conv/matmul kernels reach (smaller "
         "and ragged shapes lose more: `simulator.kernel_efficiency`); default 0.75 on CUDA cores (fp32), 0.50 on "
-        "tensor cores (tf32, fp16, bf16, amp).",
+        "tensor cores (tf32, fp16, bf16, amp); for a transformer step (training.parallelism), a fitted share of the card's "
+        "measured maximum achievable matmul rate (the catalog's matmul_efficiency).",
     )
     memory_efficiency: float = Field(
         default=0.8, gt=0, le=1, description="Fraction of the GPU's memory bandwidth that memory-bound kernels reach."

@@ -49,6 +49,11 @@ def test_list_gpus_shows_sms_clocks_and_the_fitted_rates(capsys):
     assert "SMs" in out and "GEMM fp32" in out and "eff. GB/s" in out
     assert "clock x 1.18 for RTX-2080Ti: TechPowerUp" in out
     lines = [line for line in out.splitlines() if line.strip().startswith("V100-SXM2-16GB")]
-    assert len(lines) == 2  # datasheet table, then the model's rates
+    assert len(lines) == 3  # datasheet table, the model's rates, the transformer step's
     # 80 SMs; a large fp32 GEMM at 15.7 x 0.75 = 11.8 TFLOP/s; 900 GB/s x 0.8 = 720
     assert " 80 " in lines[0] and "11.8" in lines[1] and " 720" in lines[1]
+    # no measured matmul ceiling: 125 x 0.78 x the measured cards' mean 0.83 = 81
+    assert lines[2].split()[1:] == ["-", "81"]
+    a100 = [line for line in out.splitlines() if line.strip().startswith("A100-SXM4-80GB")][2]
+    assert a100.split()[1:] == ["0.869", "211"]  # 312 x 0.78 x 0.869
+    assert "matmul max 0.869 for A100-SXM4-80GB: Stas Bekman" in out

@@ -64,6 +64,11 @@ class GPUSpec:
     # GPU peer-to-peer over PCIe between two of these cards (off: copies staged through
     # host memory); the default of a scenario's ``cluster.server.p2p``.
     pcie_p2p: bool = True
+    # Measured maximum achievable dense matrix-multiply rate (bf16) over the datasheet
+    # peak: power and clock limits cap it below 1, differently per card (A100 SXM 0.87,
+    # H100 SXM 0.80). None where no measurement is recorded; needs a ``matmul_source``.
+    matmul_efficiency: float | None = None
+    matmul_source: str = ""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -105,6 +110,12 @@ class GPUSpec:
                              f"got {self.sustained_clock_ratio!r}")
         if self.sustained_clock_ratio != 1.0 and not self.clock_source.strip():
             raise ValueError(f"GPU {self.name!r}: a sustained_clock_ratio needs a clock_source")
+        if self.matmul_efficiency is not None:
+            if not 0.3 <= self.matmul_efficiency <= 1.0:
+                raise ValueError(f"GPU {self.name!r}: matmul_efficiency must be in [0.3, 1], "
+                                 f"got {self.matmul_efficiency!r}")
+            if not self.matmul_source.strip():
+                raise ValueError(f"GPU {self.name!r}: a matmul_efficiency needs a matmul_source")
         if not self.source.strip():
             raise ValueError(f"GPU {self.name!r}: every entry needs a source")
         # Freeze the mapping so a shared catalog entry cannot be mutated by a caller.

@@ -38,12 +38,16 @@ def schema(kind: str) -> None:
 
 def _print_gpus(console: Console) -> None:
     """Datasheet figures and the layer-time model's parameters per GPU, with sources."""
+    from ..llm.run import TRANSFORMER_MATMUL_SHARE, llm_compute_efficiency
+
     eff_cuda, eff_tc = compute.DEFAULT_EFFICIENCY["cuda_cores"], compute.DEFAULT_EFFICIENCY["tensor_cores"]
     w = WorkloadSpec()
     sheet = Table("name", "arch", "SMs", "fp32 TF", "fp16 TF", "mem GiB", "GB/s", "PCIe", box=box.SIMPLE_HEAD,
                   pad_edge=False, title="datasheet")
     model = Table("name", "clock x", "GEMM fp32 TF", "GEMM fp16 TF", "eff. GB/s", box=box.SIMPLE_HEAD,
                   pad_edge=False, title="layer-time model (shipped defaults)")
+    transformer_table = Table("name", "matmul max", "transformer TF", box=box.SIMPLE_HEAD, pad_edge=False,
+                              title="transformer step (shipped defaults)")
     for name in catalog.list_gpus():
         g = catalog.get_gpu(name)
         fp16 = g.peak_tflops.get("fp16", float("nan"))
@@ -51,22 +55,32 @@ def _print_gpus(console: Console) -> None:
         tensor = max(fp16 * eff_tc, g.peak_tflops["fp32"] * eff_cuda) * clock
         sheet.add_row(name, g.architecture, str(g.sm_count or "-"), f"{g.peak_tflops['fp32']:g}", f"{fp16:g}",
                       f"{g.memory_gib:g}", f"{g.memory_bandwidth_gbytes_s:g}", f"gen{g.pcie_gen}")
+        half = g.peak_tflops.get("bf16", g.peak_tflops.get("fp16"))
+        transformer = f"{half * llm_compute_efficiency(g, None):.0f}" if half and half > g.peak_tflops["fp32"] else "-"
         model.add_row(name, f"{clock:g}", f"{g.peak_tflops['fp32'] * eff_cuda * clock:.1f}", f"{tensor:.1f}",
                       f"{g.memory_bandwidth_gbytes_s * w.memory_efficiency:.0f}")
+        transformer_table.add_row(name, f"{g.matmul_efficiency:g}" if g.matmul_efficiency is not None else "-",
+                                  transformer)
     console.print(sheet)
     console.print(model)
+    console.print(transformer_table)
     console.print(
         f"GEMM = TFLOP/s of a large, tile-aligned product: peak x sustained clock x compute efficiency "
         f"({eff_cuda:g} on CUDA cores, {eff_tc:g} on tensor cores); smaller and ragged shapes lose more to tile, "
         f"wave and k quantization on the SMs (simulator/kernel_efficiency.py). eff. GB/s = bandwidth x memory "
         f"efficiency {w.memory_efficiency:g}; every kernel costs {w.layer_overhead_us:g} us; overlap loss "
         f"{kernel_efficiency.OVERLAP_LOSS:g}. Fitted on 92 published one-GPU points, cross-validated leaving one GPU "
-        "out: benchmarks/accuracy_single_gpu.py --cv. Datasheet sources: catalog entries "
+        "out: benchmarks/accuracy_single_gpu.py --cv. matmul max = measured maximum achievable bf16 matmul "
+        "rate over the peak (sources below); transformer TF = the transformer step's large products (simulator/llm): "
+        f"{TRANSFORMER_MATMUL_SHARE:g} x matmul max x the bf16/fp16 peak (the measured cards' mean where a card "
+        "has none), fitted on the LLM dev set: benchmarks/accuracy_llm.py. Datasheet sources: catalog entries "
         "(simulator/catalog/gpus.py).", soft_wrap=False)
     for name in catalog.list_gpus():
         g = catalog.get_gpu(name)
         if g.sustained_clock_ratio != 1.0:
             console.print(f"clock x {g.sustained_clock_ratio:g} for {name}: {g.clock_source}")
+        if g.matmul_efficiency is not None:
+            console.print(f"matmul max {g.matmul_efficiency:g} for {name}: {g.matmul_source}")
 
 
 @click.command(name="list")

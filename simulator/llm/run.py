@@ -27,14 +27,30 @@ from .spec import TransformerSpec, block_tensors, get_spec, model_flops_per_toke
 from .step import Node, Program, StepPlan, StepSimulation, groups_by_node, library_for
 
 PARAM_GATHER_BYTES = 2  # bf16/fp16 parameters all-gathered after the step (ZeRO >= 1)
-# The share of the dense tensor-core peak a transformer's large matrix products sustain
-# when workload.compute_efficiency is not set: fitted on the LLM dev set
-# (benchmarks/accuracy_llm.py): leave-one-source-out folds chose 0.65-0.7 (0.05 steps; 0.7
-# in every fold on 0.1 steps); in-sample 0.7 has the better median (7.9% against 9.6%),
-# 0.65 the better p90 (22.7% against 23.2%). (The
-# data-parallel default, 0.5, comes from the one-GPU CNN set: convolutions and small
-# products; cuBLAS reaches a larger share on a transformer's large ones.)
-LLM_COMPUTE_EFFICIENCY = 0.7
+# The share of a GPU's measured maximum achievable matmul rate (the catalog's
+# matmul_efficiency x its dense peak) a transformer step's large products sustain when
+# workload.compute_efficiency is not set. Fitted on the LLM dev set
+# (benchmarks/accuracy_llm.py, which prints the leave-one-source-out folds' choices).
+# The card's own ceiling comes first because it differs by card: an A100 SXM reaches
+# 87% of its peak, an H100 SXM 80% (power-limited clocks), and one share of the peak
+# for both left the A100 rows too slow and the H100 rows too fast.
+TRANSFORMER_MATMUL_SHARE = 0.78
+# matmul_efficiency for a card without a measurement: the mean of the measured NVIDIA
+# cards of the catalog's source table (A100 SXM 0.869, GH200 0.836, A100 PCIe 0.811,
+# H100 SXM 0.803).
+MEASURED_MATMUL_MEAN = 0.83
+
+
+def llm_compute_efficiency(gpu: GPUSpec, explicit: float | None) -> float:
+    """The share of ``gpu``'s dense peak the step's matrix products run at: the
+    scenario's ``workload.compute_efficiency`` when given, else the fitted share of the
+    card's measured matmul ceiling. (The data-parallel default, 0.5, comes from the
+    one-GPU CNN set: convolutions and small products; cuBLAS reaches a larger share on
+    a transformer's large ones.)"""
+    if explicit is not None:
+        return explicit
+    ceiling = gpu.matmul_efficiency if gpu.matmul_efficiency is not None else MEASURED_MATMUL_MEAN
+    return TRANSFORMER_MATMUL_SHARE * ceiling
 GRAD_REDUCE_BYTES = 2  # gradients reduced in the compute precision (Megatron-core's default)
 
 
@@ -167,7 +183,7 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
     chunk_list = [chunk_costs(spec, layout, gpu, chunk_index=k, precision=w.precision, recompute=p.recompute,
                               flash_attention=p.flash_attention, optimizer=p.optimizer,
                               memory_efficiency=w.memory_efficiency, layer_overhead_s=view.layer_overhead_s,
-                              compute_efficiency=w.compute_efficiency or LLM_COMPUTE_EFFICIENCY, tp_time=tp_time)
+                              compute_efficiency=llm_compute_efficiency(gpu, w.compute_efficiency), tp_time=tp_time)
                   for k in range(stages * v)]
     # GPU of stage s holds virtual stages s, s + p, s + 2p, ...
     held = [[chunk_list[k * stages + s] for k in range(v)] for s in range(stages)]

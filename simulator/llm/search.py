@@ -30,7 +30,7 @@ from ..errors import ScenarioError
 from ..scenario import Scenario
 from .memory import GIB, stage_memory
 from .parallel import Layout, ParallelismSpec, bubble_fraction, check_layout
-from .run import LLM_COMPUTE_EFFICIENCY, simulate_llm, transformer_of
+from .run import llm_compute_efficiency, simulate_llm, transformer_of
 from .schedule import in_flight, stage_ops
 from .spec import TransformerSpec, embedding_params, head_params, model_flops_per_token, parameter_count
 
@@ -102,7 +102,7 @@ def candidates(scenario: Scenario) -> tuple[list[Candidate], int]:
     c, w = scenario.cluster, scenario.workload
     gpu = catalog.get_gpu(c.gpu)
     seq = w.sequence_length or 2048
-    peak = gpu.peak_flops(w.precision) * (w.compute_efficiency or LLM_COMPUTE_EFFICIENCY)
+    peak = gpu.peak_flops(w.precision) * llm_compute_efficiency(gpu, w.compute_efficiency)
     flops = model_flops_per_token(spec, seq) * base.global_batch * seq
     tensors = [t for t in (1, 2, 4, 8, 16) if t <= c.gpus_per_node and spec.heads % t == 0
                and spec.query_groups % t == 0]

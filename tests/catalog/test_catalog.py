@@ -381,6 +381,8 @@ def test_spec_validation() -> None:
         ({"source": " "}, "every entry needs a source"),
         ({"architecture": "Blackwell"}, "unknown architecture 'Blackwell'"),
         ({"memory_gib": 0.0}, "memory_gib must be positive"),
+        ({"matmul_efficiency": 1.2, "matmul_source": "doc"}, "matmul_efficiency must be in [0.3, 1], got 1.2"),
+        ({"matmul_efficiency": 0.8}, "a matmul_efficiency needs a matmul_source"),
     ):
         with pytest.raises(ValueError, match=re.escape(f"GPU 'X': {message}")):
             GPUSpec(**{**good, **bad})
