@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..catalog import GPUSpec
-from ..compute import ACTIVATION_BYTES, ComputeCosts, default_compute_efficiency, roofline_costs
+from ..compute import ACTIVATION_BYTES, ComputeCosts, roofline_costs
 from ..zoo import Model
 from .parallel import Layout
 from .spec import TransformerSpec
@@ -50,7 +50,7 @@ def _attention_indices(model: Model) -> list[int]:
 
 def chunk_costs(spec: TransformerSpec, layout: Layout, gpu: GPUSpec, *, chunk_index: int, precision: str,
                 recompute: str, flash_attention: bool, optimizer: str, memory_efficiency: float,
-                layer_overhead_s: float, compute_efficiency: float | None,
+                layer_overhead_s: float, compute_efficiency: float,
                 tp_time: dict[str, float]) -> ChunkCosts:
     """Costs of virtual stage ``chunk_index`` (``0 .. pipeline x virtual_stages - 1``).
     ``tp_time`` maps a tensor-parallel collective name to its time for one micro-batch's
@@ -70,7 +70,7 @@ def chunk_costs(spec: TransformerSpec, layout: Layout, gpu: GPUSpec, *, chunk_in
                         embedding=first, head=last, sequence_parallel=layout.sequence_parallel,
                         flash_attention=flash_attention, context=layout.context, expert=layout.expert)
     costs = roofline_costs(model, gpu, precision=precision, batch=layout.micro_batch,
-                           compute_efficiency=compute_efficiency or default_compute_efficiency(precision),
+                           compute_efficiency=compute_efficiency,
                            memory_efficiency=memory_efficiency, layer_overhead_s=layer_overhead_s,
                            optimizer=optimizer)
     forward = float(costs.forward_s.sum())

@@ -27,6 +27,7 @@ from .spec import TransformerSpec, block_tensors, get_spec, model_flops_per_toke
 from .step import Node, Program, StepPlan, StepSimulation, groups_by_node, library_for
 
 PARAM_GATHER_BYTES = 2  # bf16/fp16 parameters all-gathered after the step (ZeRO >= 1)
+GRAD_REDUCE_BYTES = 2  # gradients reduced in the compute precision (Megatron-core's default)
 # The share of a GPU's measured maximum achievable matmul rate (the catalog's
 # matmul_efficiency x its dense peak) a transformer step's large products sustain when
 # workload.compute_efficiency is not set. Fitted on the LLM dev set
@@ -51,7 +52,6 @@ def llm_compute_efficiency(gpu: GPUSpec, explicit: float | None) -> float:
         return explicit
     ceiling = gpu.matmul_efficiency if gpu.matmul_efficiency is not None else MEASURED_MATMUL_MEAN
     return TRANSFORMER_MATMUL_SHARE * ceiling
-GRAD_REDUCE_BYTES = 2  # gradients reduced in the compute precision (Megatron-core's default)
 
 
 def transformer_of(scenario: Scenario) -> TransformerSpec:
