@@ -69,6 +69,21 @@ class ParallelismSpec(_Strict):
         "each after a device synchronize, so none overlaps compute (DeepSpeed 0.3-0.5, 2021: "
         "partition_parameters._allgather_param), and one reduce-scatter per tensor after each block's backward.",
     )
+    # What DeepSpeed 0.3-0.5's per-tensor gather costs the host per rank of the group
+    # (benchmarks/zero3_gather_host_cost.py measures the Python and dispatch parts).
+    zero3_gather_view_us: float = Field(
+        2.5, ge=0, le=1000, description="zero3_gather: parameter only. Host time per rank of the group before "
+        "each tensor's all-gather, the GPU idle (it was synchronized): DeepSpeed's _allgather_param builds the "
+        "output as one narrow() view per rank in a Python loop that also calls get_rank() "
+        "(benchmarks/zero3_gather_host_cost.py: 2.4-3.6 us per rank with torch 2.13 on an AMD EPYC host).",
+    )
+    zero3_gather_copy_us: float = Field(
+        5.0, ge=0, le=1000, description="zero3_gather: parameter only. Host time per rank to launch the copies of "
+        "the list form of torch.distributed.all_gather, which copies each rank's piece out of a flat buffer one "
+        "copy_ at a time after the NCCL kernel; the launches run while the collective does, the GPU resumes when "
+        "both are done. About 1 us of dispatch (0.9-1.4 us measured by the same script) + 4 us per CUDA launch "
+        "(3.3 us per kernel in CUDA.jl's graphs documentation, 4-6 us in a 2026 RTX 5070 Ti measurement).",
+    )
     shard_group: Literal["data", "node"] = Field(
         "data", description="Where ZeRO shards: over the whole data-parallel group, or over its ranks in one node "
         "with the replicas in other nodes all-reducing their gradient shards (PyTorch FSDP HYBRID_SHARD).",
@@ -98,6 +113,12 @@ class ParallelismSpec(_Strict):
         if self.zero3_gather != "block" and self.zero_stage != 3:
             raise ValueError("training.parallelism.zero3_gather: says how ZeRO stage 3 gathers parameters; "
                              "set zero_stage: 3")
+        # (compared with the defaults, not the fields set: layouts are rebuilt from full dumps)
+        changed = [name for name in ("zero3_gather_view_us", "zero3_gather_copy_us")
+                   if getattr(self, name) != type(self).model_fields[name].default]
+        if changed and self.zero3_gather != "parameter":
+            raise ValueError(f"training.parallelism.{changed[0]}: a host cost of the per-tensor gather; "
+                             "set zero3_gather: parameter")
         if self.overlap_param_gather and self.zero_stage not in (1, 2):
             raise ValueError("training.parallelism.overlap_param_gather: only ZeRO stages 1 and 2 gather "
                              "parameters once per step (stage 3 gathers them before every use)")

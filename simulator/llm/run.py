@@ -237,6 +237,8 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
         overlap_param_gather=p.overlap_param_gather,
         tensor_shares=_tensor_shares(spec) if p.zero_stage == 3 and p.zero3_gather == "parameter" else (),
         regather_for_recompute=p.zero_stage == 3 and p.zero3_gather == "parameter" and p.recompute == "full",
+        gather_view_s=p.zero3_gather_view_us * 1e-6 if p.zero3_gather == "parameter" else 0.0,
+        gather_copy_s=p.zero3_gather_copy_us * 1e-6 if p.zero3_gather == "parameter" else 0.0,
     )
     sim = StepSimulation(env, network, libraries, plan, replicas)
     step_s = sim.run()

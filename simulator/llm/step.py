@@ -26,7 +26,9 @@ What is simulated, and how (``simulator.llm`` package docstring for the whole mo
   operation) and reduce-scatters its gradients after each backward; as DeepSpeed 0.3-0.5
   ran it (``zero3_gather: parameter``), one parameter tensor at a time, block by block,
   with no gather overlapping compute, and with full recomputation once more for the
-  recomputed forward inside backward (three gathers of every tensor per step).
+  recomputed forward inside backward (three gathers of every tensor per step); each
+  gather also costs the host a view per rank before it and a copy launch per rank during
+  it (the list form of ``all_gather``), so the step grows with the group at a fixed batch.
 
 The step ends when the last stage has finished its optimizer step and parameter gather.
 """
@@ -101,6 +103,10 @@ class StepPlan:
     # ...and with full recomputation, the recomputed forward inside backward fetches each tensor
     # again and releases it (DeepSpeed's forward hooks fire again), before backward fetches it anew
     regather_for_recompute: bool = False
+    # ...and per rank of the group, the host's time before each tensor's gather (the GPU idle)
+    # and to launch the copies of its pieces (during the collective)
+    gather_view_s: float = 0.0
+    gather_copy_s: float = 0.0
 
 
 class StepSimulation:
@@ -241,12 +247,27 @@ class StepSimulation:
             for fraction in parts:
                 waited = self.env.now
                 for share in plan.tensor_shares:
-                    yield from self._dp(s, "allgather", params * share)
+                    yield from self._gather_tensor(s, params * share)
                 rec.fsdp_wait_s += self.env.now - waited
                 yield self.env.timeout(duration * fraction / blocks)
             if kind == "B":
                 for share in plan.tensor_shares:
                     self._pending[s].append(self.env.process(self._dp(s, "reduce_scatter", grads * share)))
+
+    def _gather_tensor(self, s: int, nbytes: float) -> Program:
+        """One tensor's gather as DeepSpeed 0.3-0.5 ran it: a Python loop makes one view
+        per rank of the output (the GPU idle), then the list form of all_gather launches
+        the NCCL kernel and, one per rank, the copies of the pieces out of its flat buffer;
+        the GPU goes on once the collective is done and the last copy launched."""
+        plan = self.plan
+        ranks = len(plan.dp_groups[s][0])
+        if plan.gather_view_s:
+            yield self.env.timeout(ranks * plan.gather_view_s)
+        gather = self.env.process(self._dp(s, "allgather", nbytes))
+        if plan.gather_copy_s:
+            yield simpy.AllOf(self.env, [gather, self.env.timeout(ranks * plan.gather_copy_s)])
+        else:
+            yield gather
 
     def _gather(self, s: int, chunk: int) -> Program:
         yield from self._dp(s, "allgather", self.plan.param_bytes[s][chunk])

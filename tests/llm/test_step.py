@@ -211,6 +211,30 @@ def test_deepspeed_2021_gathers_every_parameter_tensor_with_the_gpu_idle():
 
 
 
+def test_deepspeed_2021_gather_host_costs_grow_with_the_group():
+    # gpt3_1.3b: 24 blocks x 12 tensors, gathered before forward and before backward, one
+    # micro-batch: 576 gathers a step, over a group of 16 ranks
+    kw = dict(model="gpt3_1.3b", seq=2048, tensor=1, global_batch=16, nic=100, zero_stage=3,
+              zero3_gather="parameter")
+    gathers, ranks = 24 * 12 * 2, 16
+    free = simulate(scenario(**kw, zero3_gather_view_us=0, zero3_gather_copy_us=0))
+    # copy launches shorter than every tensor's collective hide behind it
+    hidden = simulate(scenario(**kw, zero3_gather_view_us=0, zero3_gather_copy_us=1))
+    assert hidden.iteration_time_s == free.iteration_time_s
+    # launches longer than every collective: each gather takes ranks x (view + copy), exactly
+    for view, copy in ((0, 100), (10, 100), (10, 200)):
+        r = simulate(scenario(**kw, zero3_gather_view_us=view, zero3_gather_copy_us=copy))
+        assert r.breakdown["fsdp_gather_wait_s"] == pytest.approx(gathers * ranks * (view + copy) * 1e-6, rel=1e-9)
+    # the view loop is paid before the collective starts: never hidden
+    viewed = simulate(scenario(**kw, zero3_gather_view_us=10, zero3_gather_copy_us=0))
+    assert viewed.iteration_time_s > free.iteration_time_s + 0.5 * gathers * ranks * 10e-6
+    # the defaults are the measured and cited host costs
+    defaults = scenario(**kw).training.parallelism
+    assert (defaults.zero3_gather_view_us, defaults.zero3_gather_copy_us) == (2.5, 5.0)
+    with pytest.raises(ScenarioError, match="zero3_gather_copy_us: a host cost of the per-tensor gather"):
+        scenario(zero_stage=3, zero3_gather_copy_us=4)
+
+
 def test_deepspeed_2021_gathers_every_tensor_again_for_the_recomputed_forward():
     # DeepSpeed's ZeRO-3 fetches a module's parameters in a forward hook and releases them
     # after it; recomputation runs the forward again inside backward, so with full
