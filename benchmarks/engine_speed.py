@@ -11,6 +11,7 @@ point-to-point flow (slow by design; capped at ``--detailed-max`` GPUs).
     python benchmarks/engine_speed.py --must-hold --case 'ring, fast' --gpus 65536 [--repeats 3]
     python benchmarks/engine_speed.py --transformer [--repeats 3] [--gpus 4096 16384]
     python benchmarks/engine_speed.py --events-ratio [--repeats 5]
+    python benchmarks/engine_speed.py --advise [--repeats 3]
 
 ``--must-hold`` prints instead every figure of issue 19's "Must hold", each against its
 limit (CPU seconds of build + run + collect, medians of ``--repeats``, one process):
@@ -258,6 +259,28 @@ def transformer(sizes: list[int], repeats: int) -> None:
               f"(iteration {result.iteration_time_s:.6f} s)")
 
 
+def advise(repeats: int) -> None:
+    """``advise parallelism`` for Llama-2-70B (4,096 tokens, global batch 1,024) on 1,024
+    H100s (issue 20: a full search in under 60 s on this machine)."""
+    from simulator.llm.search import advise_parallelism
+
+    s = load_scenario({
+        "cluster": {"nodes": 128, "gpus_per_node": 8, "gpu": "H100-SXM5-80GB", "server": {"layout": "nvswitch"},
+                    "nic": {"bandwidth_gbps": 3200}},
+        "workload": {"model": "llama2_70b", "precision": "bf16", "sequence_length": 4096},
+        "training": {"parallelism": {"global_batch": 1024}}})
+    cpu, advice = [], None
+    for _ in range(repeats):
+        forget_shared_clusters()
+        t0 = time.process_time()
+        advice = advise_parallelism(s)
+        cpu.append(time.process_time() - t0)
+    assert advice is not None
+    print(f"advise parallelism, llama2_70b on 1,024 H100s: {advice.considered} layouts, {advice.fit} fit, "
+          f"{len(advice.simulated)} simulated; CPU {statistics.median(cpu):.2f} s (median of {repeats}; limit 60 s)")
+    print("  best: " + advice.lines()[1].strip())
+
+
 def measure(gpus: int, mode: str, strategy: str, repeats: int, extra: list[str] | None = None) -> dict:
     s = scenario(gpus, mode, strategy) if extra is None else load_scenario(None, base_overrides(gpus, strategy) + extra)
     walls = []
@@ -300,7 +323,12 @@ def main() -> None:
                         help="print only the detailed path's events per second against bare SimPy (a few seconds)")
     parser.add_argument("--transformer", action="store_true",
                         help="time the transformer-parallel step instead (--gpus: 4096 16384 unless given)")
+    parser.add_argument("--advise", action="store_true",
+                        help="time `advise parallelism` for Llama-2-70B on 1,024 H100s instead")
     args = parser.parse_args()
+    if args.advise:
+        advise(args.repeats)
+        return
     if args.transformer:
         transformer(args.gpus or [4096, 16384], args.repeats)
         return

@@ -11,7 +11,7 @@ from ..results import SimResult
 BREAKDOWN_LABELS = {
     "compute_s": "compute",
     "recompute_s": "recomputation",
-    "tp_communication_s": "tensor-parallel collectives",
+    "tp_communication_s": "tensor, context and expert-parallel communication",
     "pipeline_wait_s": "pipeline bubble + transfers",
     "fsdp_gather_wait_s": "ZeRO-3 parameter gathers (exposed)",
     "dp_exposed_s": "data-parallel reduce (exposed)",

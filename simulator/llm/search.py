@@ -1,11 +1,13 @@
 """``clustersim advise parallelism``: the fastest transformer-parallel layout that fits.
 
 Searched: tensor parallel degree (powers of two dividing the heads, inside one node),
-pipeline stages (every count the GPUs allow, up to the layers), micro-batch (1, 2, 4,
-8), recomputation (none, selective — the same as none with flash attention —, full),
-ZeRO stage (1, 3), and for pipelines of more than one stage the interleaved schedule
-with 2 virtual stages beside 1F1B. The global batch, sequence, cluster and model are
-the scenario's.
+pipeline stages (every count the GPUs allow, up to the layers), context parallel degree
+(powers of two up to 16 whose 2 x c chunks split the sequence; flash attention only),
+expert parallel degree (MoE models: powers of two dividing the experts), micro-batch
+(1, 2, 4, 8), recomputation (none, selective — the same as none with flash attention —,
+full), ZeRO stage (1, 3), and for pipelines of more than one stage the interleaved
+schedule with 2 virtual stages beside 1F1B. The global batch, sequence, cluster and
+model are the scenario's.
 
 Two steps, so a 1,024-GPU search takes seconds, not hours:
 
@@ -32,10 +34,17 @@ from .memory import GIB, stage_memory
 from .parallel import Layout, ParallelismSpec, bubble_fraction, check_layout
 from .run import llm_compute_efficiency, simulate_llm, transformer_of
 from .schedule import in_flight, stage_ops
-from .spec import TransformerSpec, embedding_params, head_params, model_flops_per_token, parameter_count
+from .spec import (
+    TransformerSpec,
+    block_params,
+    embedding_params,
+    expert_params,
+    head_params,
+    model_flops_per_token,
+)
 
 LIMIT_LABELS = {
-    "tp_communication_s": "tensor-parallel collectives",
+    "tp_communication_s": "tensor, context and expert-parallel communication",
     "pipeline_wait_s": "pipeline bubble and transfers",
     "fsdp_gather_wait_s": "ZeRO-3 parameter gathers",
     "dp_exposed_s": "data-parallel reduce",
@@ -77,21 +86,49 @@ class ParallelismAdvice:
             p = c.parallelism
             out.append(f"{rank_:2d}. tensor {p['tensor']} x pipeline {p['pipeline']} ({p['schedule']}"
                        + (f", v={p['virtual_stages']}" if p["virtual_stages"] > 1 else "")
-                       + f"), micro-batch {p['micro_batch']}, recompute {p['recompute']}, ZeRO {p['zero_stage']}:"
+                       + f"){_context_expert(p)}, micro-batch {p['micro_batch']}, recompute {p['recompute']}, "
+                       f"ZeRO {p['zero_stage']}:"
                        f" step {c.step_s:.3f} s, MFU {c.mfu:.1%}, {c.memory_gib:.0f} GiB; limited by {c.limit}")
         return out
 
 
+def _context_expert(p: dict[str, Any]) -> str:
+    parts = [f"context {p['context']}"] * (p["context"] > 1) + [f"expert {p['expert']}"] * (p["expert"] > 1)
+    return "".join(f" x {part}" for part in parts)
+
+
 def _stage_memory_gib(spec: TransformerSpec, p: ParallelismSpec, layout: Layout) -> float:
-    """The busiest stage's memory (stage 0, with the embedding), from the parameter
-    count in closed form instead of its built layers: :func:`.memory.stage_memory`."""
-    blocks = max(layout.chunk_layers) * layout.virtual_stages
-    block = (parameter_count(spec) - embedding_params(spec) - head_params(spec)) / spec.layers
-    held = in_flight(stage_ops(p.schedule, 0, layout.pipeline, layout.micro_batches, layout.virtual_stages))
-    use = stage_memory(spec, layout, params=(blocks * block + embedding_params(spec)) / layout.tensor,
-                       in_flight_chunks=held, blocks=max(layout.chunk_layers), last=False, zero_stage=p.zero_stage,
-                       recompute=p.recompute, flash_attention=p.flash_attention, optimizer=p.optimizer)
-    return use.total / GIB
+    """The busiest stage's memory in closed form (:func:`.memory.stage_memory` from
+    parameter counts instead of built layers): the most of the first stage (with the
+    embedding), the last (with the LM head and the logits; with one stage, the same
+    GPU) and the middle stage with the most blocks, counted as holding as many
+    micro-batches as the first. A MoE block holds ``experts / expert`` of its experts."""
+    pp, v = layout.pipeline, layout.virtual_stages
+    block = float(block_params(spec))
+    if spec.moe:
+        block -= expert_params(spec) * spec.experts * (1 - 1 / layout.expert)
+
+    def blocks_of(s: int) -> list[int]:
+        return [layout.chunk_layers[k * pp + s] for k in range(v)]
+
+    def held(s: int) -> int:
+        return in_flight(stage_ops(p.schedule, s, pp, layout.micro_batches, v))
+
+    stages = {0: held(0)}
+    if pp > 1:
+        stages[pp - 1] = held(pp - 1)
+    if pp > 2:
+        stages[max(range(1, pp - 1), key=lambda s: sum(blocks_of(s)))] = stages[0]
+    # a last stage apart from the embedding holds its own copy of a tied LM head (Megatron)
+    head = head_params(spec) + (spec.vocab * spec.hidden if spec.tied_embeddings and pp > 1 else 0)
+    most = 0.0
+    for s, in_flight_chunks in stages.items():
+        params = sum(blocks_of(s)) * block + (embedding_params(spec) if s == 0 else 0) + (head if s == pp - 1 else 0)
+        use = stage_memory(spec, layout, params=params / layout.tensor, in_flight_chunks=in_flight_chunks,
+                           blocks=max(blocks_of(s)), last=s == pp - 1, zero_stage=p.zero_stage,
+                           recompute=p.recompute, flash_attention=p.flash_attention, optimizer=p.optimizer)
+        most = max(most, use.total / GIB)
+    return most
 
 
 def candidates(scenario: Scenario) -> tuple[list[Candidate], int]:
@@ -107,15 +144,21 @@ def candidates(scenario: Scenario) -> tuple[list[Candidate], int]:
     tensors = [t for t in (1, 2, 4, 8, 16) if t <= c.gpus_per_node and spec.heads % t == 0
                and spec.query_groups % t == 0]
     pipes = [p for p in range(1, spec.layers + 1) if c.total_gpus % p == 0]
+    # ring attention needs fused attention and 2 x c chunks of the sequence
+    contexts = [1] + [cp for cp in (2, 4, 8, 16) if base.flash_attention and seq % (2 * cp) == 0]
+    experts = [1] + [ep for ep in (2, 4, 8, 16, 32, 64) if spec.moe and spec.experts % ep == 0]
     out, considered = [], 0
     # with flash attention selective recomputation stores and costs what none does
     recomputes = ("none", "full") if base.flash_attention else ("none", "selective", "full")
-    for t, pp, mb, recompute, zero in itertools.product(tensors, pipes, (1, 2, 4, 8), recomputes, (1, 3)):
+    for t, pp, cp, ep, mb, recompute, zero in itertools.product(tensors, pipes, contexts, experts, (1, 2, 4, 8),
+                                                                 recomputes, (1, 3)):
+        if c.total_gpus % (t * pp * cp) or (c.total_gpus // (t * pp * cp)) % ep:
+            continue  # the groups do not tile the GPUs (not counted as a layout)
         for schedule, v in (("1f1b", 1), ("interleaved", 2)) if pp > 1 else (("1f1b", 1),):
             considered += 1
-            data = {**base.model_dump(exclude={"data"}), "tensor": t, "pipeline": pp, "micro_batch": mb,
-                    "recompute": recompute, "zero_stage": zero, "schedule": schedule, "virtual_stages": v,
-                    "sequence_parallel": None, "shard_group": "data"}
+            data = {**base.model_dump(exclude={"data"}), "tensor": t, "pipeline": pp, "context": cp, "expert": ep,
+                    "micro_batch": mb, "recompute": recompute, "zero_stage": zero, "schedule": schedule,
+                    "virtual_stages": v, "sequence_parallel": None, "shard_group": "data"}
             try:
                 p = ParallelismSpec.model_validate(data)
                 layout = check_layout(p, spec, total_gpus=c.total_gpus, seq_len=seq)
@@ -129,9 +172,11 @@ def candidates(scenario: Scenario) -> tuple[list[Candidate], int]:
             bound = flops * recompute_factor / (c.total_gpus * peak) / (1 - bubble)
             out.append(Candidate(parallelism=p.model_dump(), bound_s=bound, memory_gib=memory))
     # Among equal bounds, the one that communicates least first: less tensor parallelism,
-    # less sharding, fewer pipeline stages, larger micro-batches.
+    # less sharding, fewer pipeline stages, no ring attention or expert all-to-all, larger
+    # micro-batches.
     return sorted(out, key=lambda x: (round(x.bound_s, 9), x.parallelism["tensor"], x.parallelism["zero_stage"],
-                                      x.parallelism["pipeline"], -x.parallelism["micro_batch"])), considered
+                                      x.parallelism["pipeline"], x.parallelism["context"], x.parallelism["expert"],
+                                      -x.parallelism["micro_batch"])), considered
 
 
 def advise_parallelism(scenario: Scenario, simulate: int = 6) -> ParallelismAdvice:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
-from simulator import load_scenario
+from simulator import load_scenario, simulate
 from simulator.llm.search import advise_parallelism, candidates
+from simulator.scenario import Scenario
 
 from ..test_cli import run_main
 
@@ -32,6 +34,56 @@ def test_every_kept_layout_fits_and_the_best_is_the_fastest_simulated():
     # one GPU's whole model without ZeRO-3 (4 + 12/16 bytes x 13B = 62 GB) cannot fit 40 GB: never proposed
     assert not any(c.parallelism["tensor"] == 1 and c.parallelism["pipeline"] == 1 and c.parallelism["zero_stage"] == 1
                    for c in found)
+
+
+def _simulated_memory_gib(scenario, parallelism):
+    data = scenario.model_dump()
+    data["training"]["parallelism"] = parallelism
+    data["workload"]["check_memory"] = False
+    stages = simulate(Scenario.model_validate(data)).extra["llm"]["memory_gib_per_stage"]
+    return max(stage["total"] for stage in stages)
+
+
+def test_moe_layouts_spread_the_experts_and_the_closed_form_memory_matches_the_built_stages():
+    scenario = load_scenario({
+        "cluster": {"nodes": 4, "gpus_per_node": 8, "gpu": "H100-SXM5-80GB", "server": {"layout": "nvswitch"},
+                    "nic": {"bandwidth_gbps": 3200}},
+        "workload": {"model": "mixtral_8x7b", "precision": "bf16", "sequence_length": 4096},
+        "training": {"parallelism": {"global_batch": 128}}})
+    found, _ = candidates(scenario)
+    by_expert = {}
+    for c in found:
+        p = c.parallelism
+        if (p["tensor"], p["pipeline"], p["context"], p["micro_batch"], p["recompute"], p["zero_stage"]) == \
+                (1, 1, 1, 1, "none", 1):
+            by_expert[p["expert"]] = c
+    # 8 experts of 46.7B parameters: with ZeRO-1 one GPU cannot hold them all; 4 or 8 ranks can
+    assert set(by_expert) == {4, 8}
+    assert by_expert[8].memory_gib < by_expert[4].memory_gib
+    for c in list(by_expert.values()) + [c for c in found if c.parallelism["pipeline"] > 1][:3]:
+        assert c.memory_gib == pytest.approx(_simulated_memory_gib(scenario, c.parallelism), rel=0.03)
+    assert advise_parallelism(scenario, simulate=2).best.parallelism["expert"] > 1
+
+
+def test_long_sequences_may_take_context_parallelism():
+    scenario = load_scenario({
+        "cluster": {"nodes": 2, "gpus_per_node": 8, "gpu": "A100-SXM4-80GB", "server": {"layout": "nvswitch"},
+                    "nic": {"bandwidth_gbps": 1600}},
+        "workload": {"model": "llama2_7b", "precision": "bf16", "sequence_length": 65536},
+        "training": {"parallelism": {"global_batch": 16}}})
+    found, _ = candidates(scenario)
+    key = ("tensor", "pipeline", "micro_batch", "recompute", "zero_stage", "schedule")
+    by_context = {}
+    for c in found:
+        by_context.setdefault(tuple(c.parallelism[k] for k in key), {})[c.parallelism["context"]] = c
+    pairs = [(v[1], v[2]) for v in by_context.values() if 1 in v and 2 in v]
+    assert pairs
+    for one, two in pairs:  # half the tokens per GPU: less activation memory
+        assert two.memory_gib < one.memory_gib
+    # ring attention needs 2 x context chunks of the sequence: 16 is the largest searched
+    assert max(c.parallelism["context"] for c in found) == 16
+    c = next(c for c in found if c.parallelism["context"] > 1)
+    assert c.memory_gib == pytest.approx(_simulated_memory_gib(scenario, c.parallelism), rel=0.03)
 
 
 def test_cli_prints_and_writes_strict_json(capsys, tmp_path):
