@@ -70,7 +70,7 @@ def simulate(scenario: Scenario, *, with_baseline: bool = True, record_timeline:
     if scenario.training.parallelism is not None:  # a transformer step as Megatron-LM / FSDP run it
         from .llm.run import simulate_llm
 
-        return simulate_llm(scenario)
+        return simulate_llm(scenario, record_timeline=record_timeline)
     baseline_throughput = None
     if with_baseline and scenario.cluster.total_gpus > 1:
         baseline_throughput = _baseline_throughput(scenario.single_gpu())

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from .built import BuiltSimulation
     from .maxmin import EdgeUsage, Usage
+    from .network import Network
     from .results import SimResult
     from .sync import Key
 
@@ -52,31 +53,44 @@ class _ChooseHook(Protocol):
     choose: Callable[[float], str]
 
 
+def record_flows(network: Network) -> list[dict[str, Any]]:
+    """Wrap ``network.start_flow`` (that instance only) to note every flow: the list it
+    fills, one entry per flow as ``flows`` of the timeline describes."""
+    flows: list[dict[str, Any]] = []
+    hooks = cast(_NetworkHooks, network)
+    start_flow = hooks.start_flow
+    env = network.env
+    names = [f"{u}->{v}" for u, v in network.edges]
+
+    def recording_start_flow(usage: EdgeUsage | Usage, nbytes: float, latency_s: float,
+                             label: str = "") -> simpy.Event:
+        done = start_flow(usage, nbytes, latency_s, label)
+        mapping = usage.mapping if hasattr(usage, "mapping") else dict(usage)
+        entry = {
+            "label": label,
+            "start": float(env.now),
+            "end": None,
+            "bytes": float(nbytes),
+            "links": [names[e] for e in sorted(mapping)],
+            "members": [int(mapping[e]) for e in sorted(mapping)],
+        }
+        flows.append(entry)
+        done.callbacks.append(lambda _ev: entry.__setitem__("end", float(env.now)))
+        return done
+
+    hooks.start_flow = recording_start_flow
+    return flows
+
+
+def link_capacities(network: Network) -> dict[str, float]:
+    """Capacity (bytes/s per direction) of every link, by name ``"u->v"``."""
+    return {f"{u}->{v}": float(network.capacity[i]) for i, (u, v) in enumerate(network.edges)}
+
+
 class TimelineRecorder:
     def __init__(self, sim: BuiltSimulation):
         self.sim = sim
-        self.flows: list[dict[str, Any]] = []
-        network = cast(_NetworkHooks, sim.network)
-        start_flow = network.start_flow
-        names = [f"{u}->{v}" for u, v in sim.network.edges]
-
-        def recording_start_flow(usage: EdgeUsage | Usage, nbytes: float, latency_s: float,
-                                 label: str = "") -> simpy.Event:
-            done = start_flow(usage, nbytes, latency_s, label)
-            mapping = usage.mapping if hasattr(usage, "mapping") else dict(usage)
-            entry = {
-                "label": label,
-                "start": float(sim.env.now),
-                "end": None,
-                "bytes": float(nbytes),
-                "links": [names[e] for e in sorted(mapping)],
-                "members": [int(mapping[e]) for e in sorted(mapping)],
-            }
-            self.flows.append(entry)
-            done.callbacks.append(lambda _ev: entry.__setitem__("end", float(sim.env.now)))
-            return done
-
-        network.start_flow = recording_start_flow  # this instance only
+        self.flows = record_flows(sim.network)
         self._record_buckets(sim)
 
     def _record_buckets(self, sim: BuiltSimulation) -> None:
@@ -146,7 +160,7 @@ class TimelineRecorder:
             "version": __version__,
             "strategy": sim.strategy_name,
             "mode": "detailed" if sim.detailed else "fast",
-            "links": {f"{u}->{v}": float(network.capacity[i]) for i, (u, v) in enumerate(network.edges)},
+            "links": link_capacities(network),
             "buckets": self.buckets,
             "iterations": [[float(a), float(b)] for a, b in zip(tl0.iteration_start, tl0.iteration_end)],
             "warmup_iterations": sim.resolved.warmup_iterations,

@@ -4,7 +4,9 @@ recorded timeline (``simulate(..., record_timeline=True)``). Timestamps are micr
 What it holds, grouped so that a run of any size stays a short list of processes:
 
 * process **GPUs (simulated ranks)**: per rank, a ``compute`` track (forward, backward,
-  sync wait, optimizer) and a ``gradient buckets`` track: one slice per bucket's
+  sync wait, optimizer; for a transformer step one rank per pipeline stage, each
+  forward and backward named by its micro-batch, with its model chunk) and a
+  ``gradient buckets`` track: one slice per bucket's
   synchronization, from its collective's start to its end, with ``bytes``,
   ``algorithm``, ``iteration`` and how long it queued (``queued_ms``). A flow arrow
   goes from the moment backward made the bucket's gradients ready (on the compute
@@ -175,6 +177,9 @@ def chrome_trace(timeline: dict[str, Any]) -> dict[str, Any]:
         comm: list[_Slice] = []
         for iv in rank["intervals"]:
             info = {"name": iv["kind"], "iteration": iv["iteration"]}
+            if "micro_batch" in iv:  # a pipeline stage's operation (transformer step)
+                info.update(name=f"{iv['kind']} mb {iv['micro_batch']}", micro_batch=iv["micro_batch"],
+                            chunk=iv["chunk"])
             (comm if iv["kind"] == "communication" else compute).append((iv["start"], iv["end"], info))
         compute_tid = b.track(_GPUS_PID, f"{name} compute")
         b.slices(_GPUS_PID, f"{name} compute", compute)

@@ -4,7 +4,9 @@ the time went)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from .._version import __version__
 from ..build import cluster_network
@@ -19,6 +21,7 @@ from ..resolved import resolve
 from ..results import SimResult, Utilization
 from ..run_budget import check_pipeline_work
 from ..scenario import Scenario
+from ..timeline import link_capacities, record_flows
 from .costs import ChunkCosts, activation_bytes, all_to_all_bytes, chunk_costs, kv_ring_bytes, tp_message_bytes
 from .memory import GIB, MemoryUse, stage_memory
 from .parallel import Layout, bubble_fraction, check_layout, rank
@@ -152,12 +155,14 @@ def _own_rails(groups: list[list[Node]], rails: dict[Node, Node]) -> bool:
     return len(first) > 1 and all(g in rails for g in first) and len({rails[g] for g in first}) == len(first)
 
 
-def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResult:
+def simulate_llm(scenario: Scenario, *, representative: bool = True, record_timeline: bool = False) -> SimResult:
     """One step of ``scenario`` (with ``training.parallelism``). ``representative``
     (the default) lets the transfers of replicas that share nothing with replica 0
     and, on rail-aligned servers, one tensor rank's data-parallel group stand for the
     others; False moves every one of them (a check at small scale: same answer on a
-    non-blocking fabric)."""
+    non-blocking fabric). ``record_timeline`` adds ``extra["timeline"]``: each pipeline
+    stage's operations by micro-batch and chunk, its step tail, and every flow
+    (:func:`step_timeline`)."""
     p = scenario.training.parallelism
     assert p is not None
     spec = transformer_of(scenario)
@@ -176,6 +181,7 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
     gpu = view.gpu
     env = CountingEnvironment()
     cluster, network, backend = cluster_network(view, env)
+    flows = record_flows(network) if record_timeline else None
     gpus: list[Node] = list(cluster.gpus)
     node_of: dict[Node, int] = {g: i // c.gpus_per_node for i, g in enumerate(gpus)}
     tp_time = _comm_times(scenario, network, gpus, node_of, backend, layout, spec, gpu.architecture)
@@ -246,7 +252,39 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True) -> SimResul
     flops = model_flops_per_token(spec, seq_len) * tokens
     step = LLMStep(layout=layout, step_s=step_s, tokens_per_step=tokens, model_flops_per_step=flops, memory=memory,
                    chunks=chunk_list, tp_collective_s=tp_time)
-    return _result(scenario, spec, step, sim, gpu, env.events_processed)
+    result = _result(scenario, spec, step, sim, gpu, env.events_processed)
+    if flows is not None:
+        stage_gpus = [str(gpus[rank(layout, stage=s)]) for s in range(stages)]
+        timeline = step_timeline(sim, stage_gpus, flows, link_capacities(network), scenario.name)
+        result = dataclasses.replace(result, extra={**result.extra, "timeline": timeline})
+    return result
+
+
+def step_timeline(sim: StepSimulation, stage_gpus: list[str], flows: list[dict[str, Any]],
+                  links: dict[str, float], name: str) -> dict[str, Any]:
+    """The step as the data-parallel timeline describes an iteration (one iteration, no
+    warm-up): one "rank" per pipeline stage (its first GPU; the others of the stage do
+    the same), whose intervals are its forward and backward operations with their
+    ``micro_batch`` and ``chunk``, then its exposed gradient reduce (``sync wait``), its
+    optimizer and its parameter gather; and every flow of the step."""
+    ranks = []
+    for s, rec in enumerate(sim.records):
+        intervals: list[dict[str, Any]] = [
+            {"kind": "forward" if kind == "F" else "backward", "iteration": 0, "micro_batch": mb, "chunk": chunk,
+             "start": float(start), "end": float(end)}
+            for kind, chunk, mb, start, end in rec.ops]
+        at = rec.ops_end
+        for kind, seconds in (("sync wait", rec.dp_exposed_s), ("optimizer", rec.optimizer_s),
+                              ("parameter gather", rec.gather_s)):
+            if seconds > 0:
+                intervals.append({"kind": kind, "iteration": 0, "start": float(at), "end": float(at + seconds)})
+            at += seconds
+        ranks.append({"rank": s, "gpu": f"stage {s} ({stage_gpus[s]})", "intervals": intervals})
+    return {
+        "scenario": name, "version": __version__, "strategy": "transformer parallel", "mode": "llm",
+        "links": links, "buckets": [], "iterations": [[0.0, float(max(rec.end for rec in sim.records))]],
+        "warmup_iterations": 0, "ranks": ranks, "flows": flows, "servers": [],
+    }
 
 
 #: MFU of an fp8 run is counted against the bf16 peak, as MLPerf and Megatron reports

@@ -253,3 +253,26 @@ def test_deepspeed_2021_gathers_every_tensor_again_for_the_recomputed_forward():
     assert full.iteration_time_s == pytest.approx(
         full.breakdown["compute_s"] + full.breakdown["recompute_s"] + full.breakdown["fsdp_gather_wait_s"]
         + full.breakdown["dp_exposed_s"] + full.breakdown["optimizer_s"], rel=1e-9)
+
+
+def test_the_timeline_and_trace_show_every_stage_and_micro_batch(capsys, tmp_path):
+    r = simulate(scenario(tensor=8, pipeline=2, global_batch=8), record_timeline=True)
+    timeline = r.extra["timeline"]
+    assert [rank["rank"] for rank in timeline["ranks"]] == [0, 1]
+    for rank in timeline["ranks"]:
+        ops = [iv for iv in rank["intervals"] if iv["kind"] in ("forward", "backward")]
+        for kind in ("forward", "backward"):
+            assert sorted(iv["micro_batch"] for iv in ops if iv["kind"] == kind) == list(range(8))
+        spans = sorted((iv["start"], iv["end"]) for iv in rank["intervals"])
+        assert all(a[1] <= b[0] + 1e-12 for a, b in zip(spans, spans[1:]))  # one GPU does one thing at a time
+    # 1F1B on 2 stages: stage 0 runs two forwards before its first backward
+    first = [(iv["kind"], iv["micro_batch"]) for iv in timeline["ranks"][0]["intervals"][:3]]
+    assert first == [("forward", 0), ("forward", 1), ("backward", 0)]
+    assert max(iv["end"] for rank in timeline["ranks"] for iv in rank["intervals"]) == pytest.approx(
+        r.iteration_time_s, rel=1e-9)
+    assert any(flow["label"] == "pp act" for flow in timeline["flows"])
+    path = tmp_path / "trace.json"
+    code, _, err = run_main(capsys, "simulate", "scenarios/llm_llama2_7b_32xa100.yaml", "-q", "--trace", str(path))
+    assert code == 0, err
+    names = {e["name"] for e in json.loads(path.read_text())["traceEvents"] if e.get("ph") == "X"}
+    assert {"forward mb 0", "backward mb 0"} <= names
