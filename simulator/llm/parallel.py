@@ -25,6 +25,10 @@ from pydantic import Field, model_validator
 from ..schema_base import _Strict
 from .spec import TransformerSpec
 
+#: Megatron-LM's rank order (its ``--order tp-cp-ep-dp-pp`` without the expert ranks,
+#: which reuse the data and context ranks): tensor fastest, pipeline slowest.
+DEFAULT_ORDER = ("tp", "cp", "dp", "pp")
+
 
 class ParallelismSpec(_Strict):
     """Tensor, pipeline, data, context and expert parallelism of a transformer job."""
@@ -101,6 +105,13 @@ class ParallelismSpec(_Strict):
         "userbuffers); needs sequence_parallel.",
     )
     optimizer: Literal["adam", "sgd", "momentum"] = Field("adam", description="Optimizer (state bytes and step time).")
+    order: str = Field(
+        "-".join(DEFAULT_ORDER), description="How ranks are numbered, hence where each group sits: the four "
+        "group kinds tp, cp, dp, pp, fastest-varying first (consecutive ranks share a node). Megatron-LM's "
+        "default, tp-cp-dp-pp, keeps tensor (then context) groups inside a node and puts pipeline stages "
+        "outermost, across nodes; tp-cp-pp-dp keeps a replica's stages together and spreads data parallelism "
+        "across nodes instead. Expert-parallel groups are carved from the data ranks.",
+    )
 
     @model_validator(mode="after")
     def _schedule(self) -> ParallelismSpec:
@@ -119,6 +130,9 @@ class ParallelismSpec(_Strict):
         if changed and self.zero3_gather != "parameter":
             raise ValueError(f"training.parallelism.{changed[0]}: a host cost of the per-tensor gather; "
                              "set zero3_gather: parameter")
+        if sorted(self.order.split("-")) != sorted(DEFAULT_ORDER):
+            raise ValueError(f"training.parallelism.order: {self.order!r} is not an order of tp, cp, dp and pp "
+                             "joined by '-' (e.g. tp-cp-dp-pp)")
         if self.overlap_param_gather and self.zero_stage not in (1, 2):
             raise ValueError("training.parallelism.overlap_param_gather: only ZeRO stages 1 and 2 gather "
                              "parameters once per step (stage 3 gathers them before every use)")
@@ -145,6 +159,7 @@ class Layout:
     seq_len: int  # tokens of one sequence
     sequence_parallel: bool
     tp_comm_overlap: bool = False
+    order: tuple[str, ...] = DEFAULT_ORDER  # rank coordinates, fastest-varying first
 
     @property
     def gpus(self) -> int:
@@ -209,7 +224,8 @@ def check_layout(p: ParallelismSpec, spec: TransformerSpec, *, total_gpus: int, 
             _fail("expert", f"{p.expert} does not divide data x context = {data * c}")
     return Layout(tensor=t, pipeline=pp, data=data, context=c, expert=p.expert, micro_batch=p.micro_batch,
                   micro_batches=micro_batches, virtual_stages=v, chunk_layers=split_layers(spec.layers, pp * v),
-                  seq_len=seq_len, sequence_parallel=p.sp, tp_comm_overlap=p.tp_comm_overlap)
+                  seq_len=seq_len, sequence_parallel=p.sp, tp_comm_overlap=p.tp_comm_overlap,
+                  order=tuple(p.order.split("-")))
 
 
 def split_layers(layers: int, chunks: int) -> tuple[int, ...]:
@@ -232,8 +248,17 @@ def split_layers(layers: int, chunks: int) -> tuple[int, ...]:
 
 
 def rank(layout: Layout, *, tp: int = 0, cp: int = 0, dp: int = 0, stage: int = 0) -> int:
-    """Global rank of a GPU by its coordinates (Megatron order: tp fastest, pp slowest)."""
-    return tp + layout.tensor * (cp + layout.context * (dp + layout.data * stage))
+    """Global rank of a GPU by its coordinates, in the layout's order (Megatron's by
+    default: tp fastest, pp slowest)."""
+    if layout.order == DEFAULT_ORDER:
+        return tp + layout.tensor * (cp + layout.context * (dp + layout.data * stage))
+    coordinate = {"tp": tp, "cp": cp, "dp": dp, "pp": stage}
+    size = {"tp": layout.tensor, "cp": layout.context, "dp": layout.data, "pp": layout.pipeline}
+    out, stride = 0, 1
+    for name in layout.order:
+        out += coordinate[name] * stride
+        stride *= size[name]
+    return out
 
 
 def bubble_fraction(schedule: str, stages: int, micro_batches: int, virtual_stages: int = 1) -> float:

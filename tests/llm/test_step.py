@@ -276,3 +276,29 @@ def test_the_timeline_and_trace_show_every_stage_and_micro_batch(capsys, tmp_pat
     assert code == 0, err
     names = {e["name"] for e in json.loads(path.read_text())["traceEvents"] if e.get("ph") == "X"}
     assert {"forward mb 0", "backward mb 0"} <= names
+
+
+def test_the_rank_order_decides_which_groups_cross_the_network():
+    from simulator.llm.parallel import check_layout, rank
+    from simulator.llm.run import simulate_llm
+    from simulator.llm.spec import get_spec
+
+    kw = dict(tensor=4, pipeline=2, global_batch=16, nic=10)  # 2 nodes of 8: data 2
+    default, stages_inside = scenario(**kw), scenario(**kw, order="tp-cp-pp-dp")
+    layouts = [check_layout(s.training.parallelism, get_spec("llama2_7b"), total_gpus=16, seq_len=2048)
+               for s in (default, stages_inside)]
+    # Megatron's order puts stage 1 eight ranks on (the other node); tp-cp-pp-dp four (this node)
+    assert [rank(layout, stage=1) for layout in layouts] == [8, 4]
+    assert [rank(layout, dp=1) for layout in layouts] == [4, 8]
+    a, b = simulate(default), simulate(stages_inside)
+    # at 10 Gb/s: the order that sends the data-parallel reduce and gather over the NIC waits for them,
+    # the one that sends the activations over it waits in the pipeline instead
+    assert b.breakdown["dp_exposed_s"] + b.breakdown["param_gather_s"] > \
+        10 * (a.breakdown["dp_exposed_s"] + a.breakdown["param_gather_s"])
+    assert a.breakdown["pipeline_wait_s"] > b.breakdown["pipeline_wait_s"]
+    # the representative transfers stand for every replica's in either order (non-blocking fabric)
+    for s in (default, stages_inside):
+        assert simulate_llm(s, representative=False).iteration_time_s == pytest.approx(
+            simulate_llm(s).iteration_time_s, rel=1e-12)
+    with pytest.raises(ScenarioError, match="training.parallelism.order: 'tp-dp-pp' is not an order"):
+        scenario(order="tp-dp-pp")
