@@ -11,6 +11,7 @@ here: they run live in :mod:`simulator.llm.step`, on the shared network.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ..catalog import GPUSpec
@@ -28,11 +29,13 @@ class ChunkCosts:
     forward_compute_s: float
     backward_compute_s: float  # recomputation included
     recompute_s: float  # of which recomputation
-    tp_forward_s: float  # tensor-parallel (and expert all-to-all, exposed ring-attention) communication
+    tp_forward_s: float  # communication on the critical path: tensor-parallel, exposed ring attention, all-to-all
     tp_backward_s: float
     params: int  # parameters this GPU holds for the chunk
     blocks: int  # transformer blocks in the chunk
     optimizer_s: float  # the optimizer step over this chunk's (unsharded) parameters
+    # tp_forward_s and tp_backward_s by kind: "tp", "cp" (ring attention), "ep" (all-to-all) -> (forward, backward)
+    comm_parts: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def forward_s(self) -> float:
@@ -62,7 +65,8 @@ def chunk_costs(spec: TransformerSpec, layout: Layout, gpu: GPUSpec, *, chunk_in
     Megatron-core's context parallelism): only what the kernel does not cover is
     exposed, twice in backward (keys/values and their gradients). MoE dispatch and
     combine are on the critical path: two all-to-alls per MoE block forward, two
-    backward."""
+    backward. (Before 2026-12-02 backward also repeated forward's ring-attention and
+    all-to-all time, counting them three and four times.)"""
     chunks = layout.pipeline * layout.virtual_stages
     first, last = chunk_index == 0, chunk_index == chunks - 1
     model = stage_model(spec, seq_len=layout.chunk_seq, tp=layout.tensor,
@@ -78,37 +82,38 @@ def chunk_costs(spec: TransformerSpec, layout: Layout, gpu: GPUSpec, *, chunk_in
     collectives = tp_collectives(blocks, embedding=first, head=last,
                                  sequence_parallel=layout.sequence_parallel) if layout.tensor > 1 else {}
     tp_forward = sum(count * tp_time[name] for name, count in collectives.items())
-    tp_overlapped_backward = None
+    tp_backward = tp_forward  # backward's collectives mirror forward's (all-reduce <-> identity, AG <-> RS)
     if layout.tp_comm_overlap and collectives:
-        tp_forward, tp_overlapped_backward = _overlapped_tp(model, costs, tp_time, layout.tensor,
-                                                            int(first) + int(last))
+        tp_forward, tp_backward = _overlapped_tp(model, costs, tp_time, layout.tensor, int(first) + int(last))
+    cp_forward = cp_backward = ep_forward = ep_backward = 0.0
     if layout.context > 1:
         attention = [float(costs.forward_s[i]) for i in _attention_indices(model)]
         per_block = sum(attention) / blocks
-        tp_forward += blocks * max(0.0, tp_time["ring_attention"] - per_block)
-        tp_extra_backward = blocks * max(0.0, 2 * tp_time["ring_attention"] - 2 * per_block)
-    else:
-        tp_extra_backward = 0.0
+        cp_forward = blocks * max(0.0, tp_time["ring_attention"] - per_block)
+        cp_backward = blocks * max(0.0, 2 * tp_time["ring_attention"] - 2 * per_block)
     if spec.moe and layout.expert > 1:
-        tp_forward += blocks * 2 * tp_time["all_to_all"]
-        tp_extra_backward += blocks * 2 * tp_time["all_to_all"]
-    own_backward = tp_forward if tp_overlapped_backward is None else tp_overlapped_backward
+        ep_forward = ep_backward = blocks * 2 * tp_time["all_to_all"]
+    comm_forward = tp_forward + cp_forward + ep_forward
+    parts = {"tp": (tp_forward, tp_backward), "cp": (cp_forward, cp_backward), "ep": (ep_forward, ep_backward)}
     if recompute == "full":  # every block's forward again, its collectives included
-        recompute_s, tp_backward = forward, tp_forward + own_backward + tp_extra_backward
+        recompute_s = forward
+        comm_backward = comm_forward + tp_backward + cp_backward + ep_backward
+        parts = {kind: (f, f + b) for kind, (f, b) in parts.items()}
     elif recompute == "selective" and not flash_attention:  # the attention core again
         recompute_s = float(costs.forward_s[_attention_indices(model)].sum())
-        tp_backward = own_backward + tp_extra_backward
+        comm_backward = tp_backward + cp_backward + ep_backward
     else:  # nothing stored is recomputed (flash attention recomputes its own scores inside its kernel)
-        recompute_s, tp_backward = 0.0, own_backward + tp_extra_backward
+        recompute_s, comm_backward = 0.0, tp_backward + cp_backward + ep_backward
     return ChunkCosts(
         forward_compute_s=forward,
         backward_compute_s=float(costs.backward_s.sum()) + recompute_s,
         recompute_s=recompute_s,
-        tp_forward_s=tp_forward,
-        tp_backward_s=tp_backward,
+        tp_forward_s=comm_forward,
+        tp_backward_s=comm_backward,
         params=model.total_params,
         blocks=blocks,
         optimizer_s=costs.optimizer_s,
+        comm_parts=parts,
     )
 
 

@@ -11,7 +11,9 @@ from ..results import SimResult
 BREAKDOWN_LABELS = {
     "compute_s": "compute",
     "recompute_s": "recomputation",
-    "tp_communication_s": "tensor, context and expert-parallel communication",
+    "tp_communication_s": "tensor-parallel collectives",
+    "cp_communication_s": "ring attention (exposed)",
+    "ep_communication_s": "expert all-to-all",
     "pipeline_wait_s": "pipeline bubble + transfers",
     "fsdp_gather_wait_s": "ZeRO-3 parameter gathers (exposed)",
     "dp_exposed_s": "data-parallel reduce (exposed)",

@@ -229,6 +229,7 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True, record_time
         compute_s=[[(ch.forward_compute_s, ch.backward_compute_s, ch.recompute_s) for ch in held[s]]
                    for s in range(stages)],
         tp_s=[[(ch.tp_forward_s, ch.tp_backward_s) for ch in held[s]] for s in range(stages)],
+        comm_parts=[[ch.comm_parts for ch in held[s]] for s in range(stages)],
         activation_bytes=activation_bytes(spec, layout, w.precision),
         p2p_pairs=pairs,
         dp_groups=shard_of,
@@ -314,7 +315,9 @@ def _result(scenario: Scenario, spec: TransformerSpec, step: LLMStep, sim: StepS
     breakdown = {key: float(value) for key, value in {
         "compute_s": rec.compute_s,
         "recompute_s": rec.recompute_s,
-        "tp_communication_s": rec.tp_s,
+        "tp_communication_s": rec.comm["tp"],
+        "cp_communication_s": rec.comm["cp"],
+        "ep_communication_s": rec.comm["ep"],
         "pipeline_wait_s": rec.wait_s,
         "fsdp_gather_wait_s": rec.fsdp_wait_s,
         "dp_exposed_s": max(r.dp_exposed_s for r in sim.records),

@@ -44,7 +44,9 @@ from .spec import (
 )
 
 LIMIT_LABELS = {
-    "tp_communication_s": "tensor, context and expert-parallel communication",
+    "tp_communication_s": "tensor-parallel collectives",
+    "cp_communication_s": "ring attention",
+    "ep_communication_s": "expert all-to-all",
     "pipeline_wait_s": "pipeline bubble and transfers",
     "fsdp_gather_wait_s": "ZeRO-3 parameter gathers",
     "dp_exposed_s": "data-parallel reduce",

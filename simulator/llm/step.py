@@ -63,7 +63,8 @@ class StageRecord:
 
     compute_s: float = 0.0
     recompute_s: float = 0.0
-    tp_s: float = 0.0
+    tp_s: float = 0.0  # all communication on the critical path; by kind in comm
+    comm: dict[str, float] = field(default_factory=lambda: {"tp": 0.0, "cp": 0.0, "ep": 0.0})
     wait_s: float = 0.0  # idle before an operation: bubble and pipeline transfers
     fsdp_wait_s: float = 0.0  # idle for a ZeRO-3 parameter gather
     ops_end: float = 0.0
@@ -85,7 +86,7 @@ class StepPlan:
     forward_s: list[list[float]]  # [stage][chunk]: compute + TP collectives
     backward_s: list[list[float]]
     compute_s: list[list[tuple[float, float, float]]]  # forward, backward, recompute compute only
-    tp_s: list[list[tuple[float, float]]]
+    tp_s: list[list[tuple[float, float]]]  # [stage][chunk] (forward, backward) communication on the critical path
     activation_bytes: float
     p2p_pairs: dict[tuple[int, int], tuple[tuple[Node, Node], ...]]  # (from stage, to stage) -> pairs
     dp_groups: list[list[list[Node]]]  # [stage][tensor rank] -> the GPUs ZeRO shards over (rank order)
@@ -107,6 +108,8 @@ class StepPlan:
     # and to launch the copies of its pieces (during the collective)
     gather_view_s: float = 0.0
     gather_copy_s: float = 0.0
+    # [stage][chunk] tp_s by kind: "tp", "cp" (ring attention), "ep" (all-to-all) -> (forward, backward)
+    comm_parts: list[list[dict[str, tuple[float, float]]]] = field(default_factory=list)
 
 
 class StepSimulation:
@@ -186,6 +189,7 @@ class StepSimulation:
             if kind == "F":
                 rec.compute_s += forward
                 rec.tp_s += tp_forward
+                self._count_comm(s, chunk, 0)
                 target = self._next(s, chunk)
                 if target is None:  # the loss: this micro-batch's backward may start
                     self._event("grad", s, chunk, mb).succeed()
@@ -201,6 +205,7 @@ class StepSimulation:
                 rec.compute_s += backward - recompute
                 rec.recompute_s += recompute
                 rec.tp_s += tp_backward
+                self._count_comm(s, chunk, 1)
                 target = self._previous(s, chunk)
                 if target is not None:
                     self.env.process(self._send("grad", s, target, mb))
@@ -208,6 +213,12 @@ class StepSimulation:
                     self._pending[s].append(self.env.process(self._dp(s, "reduce_scatter", plan.grad_bytes[s][chunk])))
             rec.ops.append((kind, chunk, mb, start, self.env.now))
         rec.ops_end = self.env.now
+
+    def _count_comm(self, s: int, chunk: int, backward: int) -> None:
+        if self.plan.comm_parts:
+            comm = self.records[s].comm
+            for kind, times in self.plan.comm_parts[s][chunk].items():
+                comm[kind] += times[backward]
 
     # -- data parallelism ----------------------------------------------------------
 

@@ -302,3 +302,20 @@ def test_the_rank_order_decides_which_groups_cross_the_network():
             simulate_llm(s).iteration_time_s, rel=1e-12)
     with pytest.raises(ScenarioError, match="training.parallelism.order: 'tp-dp-pp' is not an order"):
         scenario(order="tp-dp-pp")
+
+
+def test_expert_all_to_alls_are_counted_twice_forward_and_twice_backward():
+    def run(recompute):
+        return simulate(load_scenario({
+            "cluster": {"nodes": 1, "gpus_per_node": 8, "gpu": "H100-SXM5-80GB", "server": {"layout": "nvswitch"}},
+            "workload": {"model": "mixtral_8x7b", "precision": "bf16", "sequence_length": 4096,
+                         "check_memory": False},
+            "training": {"parallelism": {"global_batch": 16, "expert": 8, "zero_stage": 3, "recompute": recompute}}}))
+
+    plain, full = run("none"), run("full")
+    all_to_all = plain.extra["llm"]["tp_collective_s"]["all_to_all"]
+    blocks, micro_batches = 32, 2  # 16 sequences over 8 data ranks, one per micro-batch
+    # dispatch + combine forward, their gradients backward; full recomputation runs the forward's again
+    assert plain.breakdown["ep_communication_s"] == pytest.approx(4 * blocks * micro_batches * all_to_all, rel=1e-9)
+    assert full.breakdown["ep_communication_s"] == pytest.approx(6 * blocks * micro_batches * all_to_all, rel=1e-9)
+    assert plain.breakdown["tp_communication_s"] == plain.breakdown["cp_communication_s"] == 0.0
