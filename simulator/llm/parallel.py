@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..schema_base import _Strict
 from .spec import TransformerSpec
@@ -113,6 +113,13 @@ class ParallelismSpec(_Strict):
         "across nodes instead. Expert-parallel groups are carved from the data ranks.",
     )
 
+    @field_validator("order")
+    @classmethod
+    def _order(cls, value: str) -> str:
+        if sorted(value.split("-")) != sorted(DEFAULT_ORDER):
+            raise ValueError("not an order of tp, cp, dp and pp joined by '-' (e.g. tp-cp-dp-pp)")
+        return value
+
     @model_validator(mode="after")
     def _schedule(self) -> ParallelismSpec:
         if self.schedule == "interleaved" and self.virtual_stages < 2:
@@ -130,9 +137,6 @@ class ParallelismSpec(_Strict):
         if changed and self.zero3_gather != "parameter":
             raise ValueError(f"training.parallelism.{changed[0]}: a host cost of the per-tensor gather; "
                              "set zero3_gather: parameter")
-        if sorted(self.order.split("-")) != sorted(DEFAULT_ORDER):
-            raise ValueError(f"training.parallelism.order: {self.order!r} is not an order of tp, cp, dp and pp "
-                             "joined by '-' (e.g. tp-cp-dp-pp)")
         if self.overlap_param_gather and self.zero_stage not in (1, 2):
             raise ValueError("training.parallelism.overlap_param_gather: only ZeRO stages 1 and 2 gather "
                              "parameters once per step (stage 3 gathers them before every use)")

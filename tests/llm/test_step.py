@@ -300,7 +300,7 @@ def test_the_rank_order_decides_which_groups_cross_the_network():
     for s in (default, stages_inside):
         assert simulate_llm(s, representative=False).iteration_time_s == pytest.approx(
             simulate_llm(s).iteration_time_s, rel=1e-12)
-    with pytest.raises(ScenarioError, match="training.parallelism.order: 'tp-dp-pp' is not an order"):
+    with pytest.raises(ScenarioError, match="training.parallelism.order: not an order of tp, cp, dp and pp"):
         scenario(order="tp-dp-pp")
 
 
