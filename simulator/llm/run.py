@@ -253,7 +253,7 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True, record_time
     flops = model_flops_per_token(spec, seq_len) * tokens
     step = LLMStep(layout=layout, step_s=step_s, tokens_per_step=tokens, model_flops_per_step=flops, memory=memory,
                    chunks=chunk_list, tp_collective_s=tp_time)
-    result = _result(scenario, spec, step, sim, gpu, env.events_processed)
+    result = _result(scenario, spec, step, sim, gpu, env.events_processed, network.flows_started)
     if flows is not None:
         stage_gpus = [str(gpus[rank(layout, stage=s)]) for s in range(stages)]
         timeline = step_timeline(sim, stage_gpus, flows, link_capacities(network), scenario.name)
@@ -306,7 +306,7 @@ def mfu_peak_flops(gpu: GPUSpec, precision: str) -> float:
 
 
 def _result(scenario: Scenario, spec: TransformerSpec, step: LLMStep, sim: StepSimulation, gpu: GPUSpec,
-            events: int) -> SimResult:
+            events: int, flows: int) -> SimResult:
     p, c, layout = scenario.training.parallelism, scenario.cluster, step.layout
     assert p is not None
     peak = mfu_peak_flops(gpu, scenario.workload.precision)
@@ -360,6 +360,6 @@ def _result(scenario: Scenario, spec: TransformerSpec, step: LLMStep, sim: StepS
         iteration_time_s=step.step_s, throughput_samples_per_s=p.global_batch / step.step_s,
         speedup=efficiency * c.total_gpus, scaling_efficiency=efficiency, breakdown=breakdown,
         bottleneck=Utilization(resource="gpu compute (stage 0)", kind="gpu", utilization=busy / step.step_s),
-        utilization=[], iteration_times_s=[step.step_s], simulated_events=events, flows=0,
+        utilization=[], iteration_times_s=[step.step_s], simulated_events=events, flows=flows,
         extra={"llm": llm},
     )

@@ -271,6 +271,7 @@ def test_the_timeline_and_trace_show_every_stage_and_micro_batch(capsys, tmp_pat
     assert max(iv["end"] for rank in timeline["ranks"] for iv in rank["intervals"]) == pytest.approx(
         r.iteration_time_s, rel=1e-9)
     assert any(flow["label"] == "pp act" for flow in timeline["flows"])
+    assert r.flows == len(timeline["flows"]) > 0  # the result counts the step's flows
     path = tmp_path / "trace.json"
     code, _, err = run_main(capsys, "simulate", "scenarios/llm_llama2_7b_32xa100.yaml", "-q", "--trace", str(path))
     assert code == 0, err
