@@ -155,9 +155,10 @@ class GraphLinks:
     @functools.cached_property
     def into_cpu(self) -> list[bool]:
         """Whether each edge ends at a CPU: a GPU-to-GPU route is staged through host
-        memory (no peer-to-peer: GeForce cards, ``p2p: false``; or across the socket
-        link, where NCCL copies through host memory, its SHM transport) where an edge
-        other than its last does. Read per edge, not per node through the graph's views."""
+        memory where an edge other than its last does: no peer-to-peer (GeForce cards,
+        ``p2p: false``), or a path through a root complex (GPUs under different PCIe
+        switches or sockets), where NCCL's default P2P level copies through host
+        memory, its SHM transport. Read per edge, not per node through the graph's views."""
         return self.into_cpu_mask.tolist()  # type: ignore[no-any-return]
 
     @functools.cached_property
