@@ -44,12 +44,16 @@ def _simulated_memory_gib(scenario, parallelism):
     return max(stage["total"] for stage in stages)
 
 
+def _job(nodes, gpu, nic_gbps, model, seq, global_batch):
+    return load_scenario({
+        "cluster": {"nodes": nodes, "gpus_per_node": 8, "gpu": gpu, "server": {"layout": "nvswitch"},
+                    "nic": {"bandwidth_gbps": nic_gbps}},
+        "workload": {"model": model, "precision": "bf16", "sequence_length": seq},
+        "training": {"parallelism": {"global_batch": global_batch}}})
+
+
 def test_moe_layouts_spread_the_experts_and_the_closed_form_memory_matches_the_built_stages():
-    scenario = load_scenario({
-        "cluster": {"nodes": 4, "gpus_per_node": 8, "gpu": "H100-SXM5-80GB", "server": {"layout": "nvswitch"},
-                    "nic": {"bandwidth_gbps": 3200}},
-        "workload": {"model": "mixtral_8x7b", "precision": "bf16", "sequence_length": 4096},
-        "training": {"parallelism": {"global_batch": 128}}})
+    scenario = _job(4, "H100-SXM5-80GB", 3200, "mixtral_8x7b", 4096, 128)
     found, _ = candidates(scenario)
     by_expert = {}
     for c in found:
@@ -66,11 +70,7 @@ def test_moe_layouts_spread_the_experts_and_the_closed_form_memory_matches_the_b
 
 
 def test_long_sequences_may_take_context_parallelism():
-    scenario = load_scenario({
-        "cluster": {"nodes": 2, "gpus_per_node": 8, "gpu": "A100-SXM4-80GB", "server": {"layout": "nvswitch"},
-                    "nic": {"bandwidth_gbps": 1600}},
-        "workload": {"model": "llama2_7b", "precision": "bf16", "sequence_length": 65536},
-        "training": {"parallelism": {"global_batch": 16}}})
+    scenario = _job(2, "A100-SXM4-80GB", 1600, "llama2_7b", 65536, 16)
     found, _ = candidates(scenario)
     key = ("tensor", "pipeline", "micro_batch", "recompute", "zero_stage", "schedule")
     by_context = {}
