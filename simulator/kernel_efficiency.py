@@ -178,6 +178,7 @@ ELEMENTWISE_PASSES: dict[str, tuple[tuple[float, float, int], tuple[float, float
     "add": ((1, 1, 1), (0, 0, 0)),  # input counts both operands; bwd aliases dy
     "concat": ((1, 1, 1), (1, 1, 1)),  # bwd slices the gradient back into copies
     "embedding": ((0, 2, 1), (0, 2, 1)),  # gather rows / scatter-add them back
+    "permute": ((1, 1, 1), (1, 1, 1)),  # MoE token (un)permutation: gather rows; bwd scatters the gradient back
 }
 DEFAULT_PASSES = ((1, 1, 1), (1, 2, 1))
 

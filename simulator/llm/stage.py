@@ -88,8 +88,10 @@ def _block(b: NetBuilder, i: int, spec: TransformerSpec, seq: int, tp: int, sp: 
     b.shape = (seq, h)
     if spec.moe:
         b.linear(f"{p}.mlp.router", spec.experts, bias=False)
-        # each token's top_k experts: top_k MLPs' work per token on this GPU's share
-        b.shape = (seq * spec.top_k, h)
+        # each token's top_k experts: top_k MLPs' work per token on this GPU's share, its
+        # rows first gathered into expert order (Megatron-core's token permutation)
+        b.shape = (seq, h)
+        b.emit(f"{p}.mlp.permute", "permute", output_shape=(seq * spec.top_k, h), flops=0)
     copies = expert_copies if spec.moe else 1
     _linear(b, f"{p}.mlp.fc1", spec.mlp_in_out // tp, bias=spec.bias, copies=copies)
     if spec.activation == "swiglu":
@@ -98,6 +100,8 @@ def _block(b: NetBuilder, i: int, spec: TransformerSpec, seq: int, tp: int, sp: 
     else:
         b.gelu(f"{p}.mlp.gelu")
     _linear(b, f"{p}.mlp.fc2", h, bias=spec.bias, copies=copies)
+    if spec.moe:  # and scattered back to token order, the top_k outputs summed by the router's weights
+        b.emit(f"{p}.mlp.unpermute", "permute", output_shape=(seq, h), flops=0)
     b.shape = (tokens, h)
     b.dropout(f"{p}.mlp.dropout")
     b.add(f"{p}.mlp.residual", [(tokens, h), (tokens, h)])

@@ -35,6 +35,7 @@ LAYER_KINDS: frozenset[str] = frozenset(
         "embedding",
         "dropout",
         "lrn",
+        "permute",  # MoE tokens gathered into expert order and back (memory-bound)
         "other",  # a user's layer given by numbers that is none of the above (timed as element-wise)
     }
 )

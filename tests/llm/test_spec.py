@@ -97,3 +97,31 @@ def test_presets_are_zoo_models():
     assert zoo.get_model("llama3_8b").input_shape == (8192,)
     with pytest.raises(ValueError, match="positions"):
         zoo.get_model("gpt3_1.3b", sequence_length=4096)
+
+
+def test_moe_tokens_are_permuted_into_expert_order_and_back_at_memory_speed():
+    from simulator.catalog import get_gpu
+    from simulator.compute import device_rates, roofline_costs
+    from simulator.kernel_efficiency import elementwise_traffic
+
+    spec, seq = PRESETS["mixtral_8x7b"], 4096
+    model = stage_model(spec, seq_len=seq, tp=1, first_layer=0, layers=1, embedding=False, head=False,
+                        sequence_parallel=False, flash_attention=True, expert=8)
+    layers = {layer.name: layer for layer in model.layers}
+    permute, unpermute = layers["layers.0.mlp.permute"], layers["layers.0.mlp.unpermute"]
+    h, k = spec.hidden, spec.top_k
+    # gather each token's row once per chosen expert, then scatter the top_k outputs back
+    assert (permute.input_elements, permute.output_elements) == (seq * h, seq * k * h)
+    assert (unpermute.input_elements, unpermute.output_elements) == (seq * k * h, seq * h)
+    assert permute.forward_flops == unpermute.forward_flops == 0
+    # forward and backward each read one side and write the other: (1 + top_k) rows per token, one kernel
+    for layer in (permute, unpermute):
+        for backward in (False, True):
+            assert elementwise_traffic(layer, backward) == (seq * h * (1 + k), 1)
+    # its time: one launch plus the bytes at the achievable memory bandwidth
+    gpu = get_gpu("H100-SXM5-80GB")
+    costs = roofline_costs(model, gpu, precision="bf16", batch=1, compute_efficiency=0.5, memory_efficiency=0.8,
+                           layer_overhead_s=20e-6, optimizer="adam")
+    rates = device_rates(gpu, "bf16", 0.5, 0.8, 20e-6)
+    index = model.layers.index(permute)
+    assert costs.forward_s[index] == pytest.approx(20e-6 + seq * h * (1 + k) * 2 / rates.bytes_s, rel=1e-9)
