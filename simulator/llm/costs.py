@@ -34,6 +34,7 @@ class ChunkCosts:
     params: int  # parameters this GPU holds for the chunk
     blocks: int  # transformer blocks in the chunk
     optimizer_s: float  # the optimizer step over this chunk's (unsharded) parameters
+    expert_params: int = 0  # of which MoE experts' weights
     # tp_forward_s and tp_backward_s by kind: "tp", "cp" (ring attention), "ep" (all-to-all) -> (forward, backward)
     comm_parts: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
@@ -44,6 +45,11 @@ class ChunkCosts:
     @property
     def backward_s(self) -> float:
         return self.backward_compute_s + self.tp_backward_s
+
+
+def _is_expert(name: str) -> bool:
+    """An expert MLP's weights (a MoE block's fc1 and fc2 hold one set per local expert)."""
+    return name.endswith((".mlp.fc1", ".mlp.fc2"))
 
 
 def _attention_indices(model: Model) -> list[int]:
@@ -111,6 +117,7 @@ def chunk_costs(spec: TransformerSpec, layout: Layout, gpu: GPUSpec, *, chunk_in
         tp_forward_s=comm_forward,
         tp_backward_s=comm_backward,
         params=model.total_params,
+        expert_params=sum(layer.params for layer in model.layers if spec.moe and _is_expert(layer.name)),
         blocks=blocks,
         optimizer_s=costs.optimizer_s,
         comm_parts=parts,

@@ -85,16 +85,23 @@ class MemoryUse:
 
 def stage_memory(spec: TransformerSpec, layout: Layout, *, params: float, in_flight_chunks: int, blocks: int,
                  last: bool, zero_stage: int, recompute: str, flash_attention: bool, optimizer: str = "adam",
-                 shards: int | None = None) -> MemoryUse:
+                 shards: int | None = None, expert_params: float = 0.0) -> MemoryUse:
     """Memory of one GPU holding ``params`` parameters and ``in_flight_chunks``
-    micro-batch chunks of (at most) ``blocks`` blocks each."""
+    micro-batch chunks of (at most) ``blocks`` blocks each. ``expert_params`` of the
+    ``params`` are MoE experts, sharded over their own data-parallel group (the
+    ``expert`` ranks holding different experts share none of them: ``shards / expert``
+    ranks, Megatron-LM's expert-data-parallel group)."""
     if shards is None:  # the data-parallel group (context-parallel ranks hold the same weights)
         shards = layout.data * layout.context
+    expert_shards = max(1, shards // layout.expert)
     per_block = block_activation_bytes(spec, layout, recompute=recompute, flash_attention=flash_attention)
     logits = 4 * layout.chunk_seq * layout.micro_batch * spec.vocab / layout.tensor if last else 0.0
+    states = model_state_bytes(params - expert_params, zero_stage=zero_stage, shards=shards, optimizer=optimizer)
+    if expert_params:
+        states += model_state_bytes(expert_params, zero_stage=zero_stage, shards=expert_shards, optimizer=optimizer)
     return MemoryUse(
         parameters=params,
-        model_states=model_state_bytes(params, zero_stage=zero_stage, shards=shards, optimizer=optimizer),
+        model_states=states,
         activations=per_block * blocks * in_flight_chunks,
         logits=logits,
         workspace=WORKSPACE_BYTES,

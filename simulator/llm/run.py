@@ -200,6 +200,7 @@ def simulate_llm(scenario: Scenario, *, representative: bool = True, record_time
     shard_of = [[_in_first_node(group, node_of) for group in groups] for groups in dp_groups] if hybrid else dp_groups
     shards = len(shard_of[0][0])
     memory = [stage_memory(spec, layout, params=sum(ch.params for ch in held[s]), in_flight_chunks=in_flight(ops[s]),
+                           expert_params=sum(ch.expert_params for ch in held[s]),
                            blocks=max(ch.blocks for ch in held[s]), last=s == stages - 1, zero_stage=p.zero_stage,
                            recompute=p.recompute, flash_attention=p.flash_attention, optimizer=p.optimizer,
                            shards=shards)

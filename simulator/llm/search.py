@@ -107,8 +107,9 @@ def _stage_memory_gib(spec: TransformerSpec, p: ParallelismSpec, layout: Layout)
     micro-batches as the first. A MoE block holds ``experts / expert`` of its experts."""
     pp, v = layout.pipeline, layout.virtual_stages
     block = float(block_params(spec))
+    experts = expert_params(spec) * spec.experts / layout.expert if spec.moe else 0.0  # one block's, this GPU's
     if spec.moe:
-        block -= expert_params(spec) * spec.experts * (1 - 1 / layout.expert)
+        block -= expert_params(spec) * spec.experts - experts
 
     def blocks_of(s: int) -> list[int]:
         return [layout.chunk_layers[k * pp + s] for k in range(v)]
@@ -127,6 +128,7 @@ def _stage_memory_gib(spec: TransformerSpec, p: ParallelismSpec, layout: Layout)
     for s, in_flight_chunks in stages.items():
         params = sum(blocks_of(s)) * block + (embedding_params(spec) if s == 0 else 0) + (head if s == pp - 1 else 0)
         use = stage_memory(spec, layout, params=params / layout.tensor, in_flight_chunks=in_flight_chunks,
+                           expert_params=sum(blocks_of(s)) * experts / layout.tensor,
                            blocks=max(blocks_of(s)), last=s == pp - 1, zero_stage=p.zero_stage,
                            recompute=p.recompute, flash_attention=p.flash_attention, optimizer=p.optimizer)
         most = max(most, use.total / GIB)

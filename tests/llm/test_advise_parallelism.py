@@ -55,16 +55,20 @@ def _job(nodes, gpu, nic_gbps, model, seq, global_batch):
 def test_moe_layouts_spread_the_experts_and_the_closed_form_memory_matches_the_built_stages():
     scenario = _job(4, "H100-SXM5-80GB", 3200, "mixtral_8x7b", 4096, 128)
     found, _ = candidates(scenario)
-    by_expert = {}
+    by_expert: dict[int, dict[int, object]] = {1: {}, 3: {}}
     for c in found:
         p = c.parallelism
-        if (p["tensor"], p["pipeline"], p["context"], p["micro_batch"], p["recompute"], p["zero_stage"]) == \
-                (1, 1, 1, 1, "none", 1):
-            by_expert[p["expert"]] = c
-    # 8 experts of 46.7B parameters: with ZeRO-1 one GPU cannot hold them all; 4 or 8 ranks can
-    assert set(by_expert) == {4, 8}
-    assert by_expert[8].memory_gib < by_expert[4].memory_gib
-    for c in list(by_expert.values()) + [c for c in found if c.parallelism["pipeline"] > 1][:3]:
+        if (p["tensor"], p["pipeline"], p["context"], p["micro_batch"], p["recompute"]) == (1, 1, 1, 1, "none"):
+            by_expert[p["zero_stage"]][p["expert"]] = c
+    # 8 experts of 46.7B parameters over 32 GPUs. ZeRO-1: each GPU keeps the weights and gradients
+    # of its experts and a 1/(32/expert) share of their optimizer states (their own data-parallel
+    # group): only one expert per GPU fits 80 GB
+    assert set(by_expert[1]) == {8}
+    # ZeRO-3 shards everything: an expert's states over its 32/expert replicas, 1/expert of the
+    # experts per GPU - the same bytes whatever the expert degree
+    zero3 = [c.memory_gib for c in by_expert[3].values()]
+    assert len(zero3) == 4 and max(zero3) == pytest.approx(min(zero3), rel=1e-12)
+    for c in [by_expert[1][8], by_expert[3][4]] + [c for c in found if c.parallelism["pipeline"] > 1][:3]:
         assert c.memory_gib == pytest.approx(_simulated_memory_gib(scenario, c.parallelism), rel=0.03)
     assert advise_parallelism(scenario, simulate=2).best.parallelism["expert"] > 1
 

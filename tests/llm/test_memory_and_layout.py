@@ -19,6 +19,22 @@ def test_model_states_are_the_zero_papers_figure_1(stage, gigabytes):
     assert model_state_bytes(7.5e9, zero_stage=stage, shards=64) / 1e9 == pytest.approx(gigabytes, abs=0.06)
 
 
+def test_expert_states_shard_over_the_expert_data_parallel_group():
+    from dataclasses import replace
+
+    from simulator.llm.memory import stage_memory
+
+    # 64 data ranks, experts spread over 8 of them: an expert's states shard over 64 / 8 = 8 replicas
+    spec = PRESETS["mixtral_8x7b"]
+    moe = replace(layout(), data=64, expert=8)
+    dense, experts = 1.5e9, 5.6e9
+    for stage in (1, 2, 3):
+        use = stage_memory(spec, moe, params=dense + experts, expert_params=experts, in_flight_chunks=1, blocks=1,
+                           last=False, zero_stage=stage, recompute="full", flash_attention=True)
+        assert use.model_states == pytest.approx(model_state_bytes(dense, zero_stage=stage, shards=64)
+                                                 + model_state_bytes(experts, zero_stage=stage, shards=8), rel=1e-12)
+
+
 def layout(t: int = 1, sp: bool = False, b: int = 1, s: int = 2048) -> Layout:
     return Layout(tensor=t, pipeline=1, data=1, context=1, expert=1, micro_batch=b, micro_batches=1,
                   virtual_stages=1, chunk_layers=(1,), seq_len=s, sequence_parallel=sp)
