@@ -113,8 +113,20 @@ def test_nvls_on_hopper_nvswitch_moves_each_buffer_once_each_way():
     size = 4e9
     e = estimate(s, size)
     assert e.algorithm == "nvls"
-    expected = (NCCL.call_overhead_us + NCCL.nvls.latency_us) * 1e-6 + 7 / 8 * size / nvls_link_rate()
-    assert e.time_s == pytest.approx(expected, rel=1e-6)
+    latency = (NCCL.call_overhead_us + NCCL.nvls.latency_us + NCCL.nvls.run_overhead_us) * 1e-6
+    assert e.time_s == pytest.approx(latency + 7 / 8 * size / nvls_link_rate(), rel=1e-6)
+
+
+def test_nvls_run_overhead_is_paid_by_the_run_but_not_seen_by_the_choice():
+    topo = flat_topology(ranks=8, intra_class="nvlink", architecture="Hopper", switch_bw=450e9 * 0.82)
+    slow = NCCL.model_copy(update={"nvls": NCCL.nvls.model_copy(update={"run_overhead_us": 40.0})})
+    none = NCCL.model_copy(update={"nvls": NCCL.nvls.model_copy(update={"run_overhead_us": 0.0})})
+    for size in (1e6, 1e8, 4e9):
+        a, b = plan(slow, topo, "allreduce", size), plan(none, topo, "allreduce", size)
+        assert (a.algorithm, a.protocol, a.estimate_s) == (b.algorithm, b.protocol, b.estimate_s)
+        if a.algorithm == "nvls":
+            assert a.latency_s - b.latency_s == pytest.approx(40e-6, rel=1e-9)
+    assert plan(none, topo, "allreduce", 4e9).algorithm == "nvls"
 
 
 def hopper_pair(nics: int):
@@ -138,7 +150,7 @@ def test_nvls_tree_across_hopper_nodes_runs_at_the_slower_of_nvls_and_the_node_t
     assert e2.time_s - e1.time_s == pytest.approx(size / algbw, rel=1e-6)
     latency = e1.time_s - size / algbw
     nvls = NCCL.nvls
-    floor = (NCCL.call_overhead_us + nvls.latency_us + 2 * nvls.tree_net_latency_us) * 1e-6
+    floor = (NCCL.call_overhead_us + nvls.latency_us + nvls.run_overhead_us + 2 * nvls.tree_net_latency_us) * 1e-6
     fabric = build(s).context.collectives.topology.network_latency_s
     assert 0 < fabric < 5e-6
     # + the fabric's own latency, twice per tree step (Simple flushes), up and down
@@ -238,6 +250,17 @@ def test_step_overhead_is_paid_on_every_ring_step_but_not_in_the_choice():
         a, b = plan(slow, topo, "allreduce", size), plan(none, topo, "allreduce", size)
         assert (a.algorithm, a.protocol, a.estimate_s) == (b.algorithm, b.protocol, b.estimate_s)
         assert a.latency_s - b.latency_s == pytest.approx(2 * 3 * 10e-6, rel=1e-9)  # 2(N-1) ring steps
+
+
+def test_step_overhead_is_the_protocols_own():
+    # NVLink, 8 ranks: each protocol's run pays its own per-step overhead, 14 ring steps.
+    topo = flat_topology(ranks=8, channels=8, intra_class="nvlink")
+    by_protocol = NCCL.model_copy(update={"step_overhead_us": {"LL": 1.0, "LL128": 3.0, "Simple": 5.0}})
+    none = NCCL.model_copy(update={"step_overhead_us": {}})
+    for protocol, overhead in (("LL", 1.0), ("LL128", 3.0), ("Simple", 5.0)):
+        a = plan(by_protocol, topo, "allreduce", 1e6, algorithm="ring", protocol=protocol)
+        b = plan(none, topo, "allreduce", 1e6, algorithm="ring", protocol=protocol)
+        assert a.latency_s - b.latency_s == pytest.approx(14 * overhead * 1e-6, rel=1e-9)
 
 
 def test_measured_host_staging_and_network_efficiency_override_the_fitted_figures():

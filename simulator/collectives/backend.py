@@ -37,6 +37,9 @@ class NvlsSpec(_Frozen):
     achieved: dict[str, float] = Field(default_factory=dict)  # what runs reach, if measured otherwise
     channels: int = Field(ge=2)
     latency_us: float = Field(ge=0)
+    # What an NVLS call costs a run beyond ``latency_us`` (the library's own figure, on
+    # which it chooses; the run pays both), microseconds.
+    run_overhead_us: float = Field(0.0, ge=0)
     # NVLS tree (several nodes): NVLS inside each node, a tree of nodes over the NICs.
     tree_net_latency_us: float | None = Field(None, ge=0)
     tree_per_channel_gbytes_s: dict[str, list[float]] = Field(default_factory=dict)

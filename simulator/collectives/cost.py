@@ -193,13 +193,14 @@ def nvls_plan(backend: Backend, topo: Topology, nbytes: float) -> CollectivePlan
     """NVLink SHARP allreduce on one NVSwitch node (Hopper and later), or None where
     NCCL would not offer it. The flows: every GPU sends the buffer to the switch and
     receives the result, at the link's rate x NVLS efficiency x (channels-1)/channels
-    (NCCL's efficiency for the choice, the achieved one for the run)."""
+    (NCCL's efficiency for the choice, the achieved one for the run). The run's latency
+    adds the backend's ``run_overhead_us`` to NCCL's own, which the choice does not see."""
     spec = backend.nvls
     if spec is None or topo.nodes != 1 or topo.switch_bw <= 0 or topo.architecture not in spec.efficiency:
         return None
     lat = (backend.call_overhead_us + spec.latency_us) * 1e-6
     moved = nbytes * (topo.ranks - 1) / topo.ranks
-    return CollectivePlan("nvls", "Simple", spec.channels, lat, 1.0,
+    return CollectivePlan("nvls", "Simple", spec.channels, lat + spec.run_overhead_us * 1e-6, 1.0,
                           1.0 / nvls_efficiency(spec, topo.architecture, achieved=True),
                           lat + moved / (topo.switch_bw * nvls_efficiency(spec, topo.architecture)))
 
@@ -234,8 +235,8 @@ def nvls_tree_plan(backend: Backend, topo: Topology, nbytes: float) -> Collectiv
     inter = spec.tree_net_latency_us + 2 * topo.network_latency_s * 1e6  # Simple pays the flush twice
     lat = (backend.call_overhead_us + spec.latency_us + 2 * math.log2(topo.nodes) * inter) * 1e-6
     # The run's flows go at their own rates; only the library's ceiling slows them further.
-    return CollectivePlan("nvls_tree", "Simple", spec.channels, lat, 1.0, flows(True) / min(flows(True), cap),
-                          lat + nbytes / min(flows(False), cap))
+    return CollectivePlan("nvls_tree", "Simple", spec.channels, lat + spec.run_overhead_us * 1e-6, 1.0,
+                          flows(True) / min(flows(True), cap), lat + nbytes / min(flows(False), cap))
 
 
 def _tree_correction(backend: Backend, collective: str, algorithm: str, protocol: str, nbytes: float) -> float:
