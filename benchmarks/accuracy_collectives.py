@@ -32,7 +32,7 @@ Rows whose system reduces in the network (InfiniBand SHARP / CollNet) measure a
 mechanism the simulator does not model; they are reported on their own line and kept
 out of the headline figures.
 
-    python benchmarks/accuracy_collectives.py            # about 6 minutes on 2 busy cores
+    python benchmarks/accuracy_collectives.py            # about 4 minutes on 2 busy cores
     python benchmarks/accuracy_collectives.py --quick    # defaults only (no CV), ~30 s
 """
 
