@@ -1,10 +1,11 @@
 """The README's examples work as written: its `clustersim plot` commands on the sweep
 the README runs before them (scenarios/sweeps/ring_vs_ps.yaml) draw their figure instead
-of refusing to average over columns the command leaves off the plot, and each of its
-Python examples runs."""
+of refusing to average over columns the command leaves off the plot, each of its
+Python examples runs, and each `$ clustersim ...` example prints what the README shows."""
 
 from __future__ import annotations
 
+import re
 import shlex
 
 import pytest
@@ -73,3 +74,44 @@ def test_a_readme_python_example_runs_as_written(index, tmp_path):
     code = _readme_python_blocks()[index]
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# A `$ clustersim ...` example is a fenced block whose lines starting with
+# "$ clustersim" are commands; the lines after each, up to the next command, are its
+# output. The README's figures drift silently when the model changes (the collectives
+# and advise examples had), so each command is re-run, in-process from the repository
+# root, and its output compared line by line (trailing blank lines ignored).
+FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+
+
+def _readme_shell_examples() -> list[tuple[str, str]]:
+    """(command, expected output) of every ``$ clustersim`` line of the README."""
+    examples = []
+    for block in FENCE.findall((REPO_ROOT / "README.md").read_text()):
+        command, output = None, []
+        for line in block.splitlines() + ["$ "]:
+            if line.startswith("$ "):
+                if command is not None:
+                    examples.append((command, "\n".join(output).rstrip()))
+                command = line[2:] if line.startswith("$ clustersim ") else None
+                output = []
+            elif command is not None:
+                output.append(line)
+    return examples
+
+
+SHELL_EXAMPLES = _readme_shell_examples()
+
+
+def test_the_readme_has_shell_examples_to_check():
+    commands = [c.split()[:2] for c, _ in SHELL_EXAMPLES]
+    assert ["clustersim", "collectives"] in commands and ["clustersim", "advise"] in commands
+
+
+@pytest.mark.parametrize("command, expected", SHELL_EXAMPLES, ids=[c for c, _ in SHELL_EXAMPLES])
+def test_a_readme_shell_example_prints_what_the_readme_shows(command, expected, capsys, monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    code, out, err = run_main(capsys, *shlex.split(command)[1:])
+    assert code == 0, err
+    assert out.rstrip().splitlines() == expected.splitlines(), (
+        f"README example drifted: re-run `{command}` and paste its output into README.md")
