@@ -37,9 +37,16 @@ class CountingEnvironment(simpy.Environment):
         super().__init__()
         self.events_processed = 0
 
+    # SimPy's step, uncounted: the run budget's step counts itself and calls it (one call less an
+    # event; a subclass that overrides step sets this to None).
+    uncounted_step = simpy.Environment.step
+
     def step(self) -> None:
         self.events_processed += 1
-        super().step()
+        _simpy_step(self)  # (not through super(): one lookup less for every event)
+
+
+_simpy_step = simpy.Environment.step
 
 
 @dataclass

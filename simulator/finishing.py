@@ -12,6 +12,7 @@ changed since) are computed afresh.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from .flows import FlowGroup
 
@@ -31,9 +32,10 @@ def reckon(group: FlowGroup, now: float) -> float:
     inf = math.inf
     rate = group.rate
     if not rate > 0:
-        group.finish_at, group.done_by = inf, -inf
+        group.finish_at, group.done_by, group.delay, group.reckoned_now = inf, -inf, inf, now
         return inf
     delay = group.by_left[0].remaining_bytes / rate
+    group.delay, group.reckoned_now = delay, now  # (kept for another look at this time)
     finish_at = now + delay
     if finish_at != finish_at:  # NaN: never the soonest, always looked at
         group.finish_at, group.done_by = inf, -inf
@@ -46,20 +48,28 @@ def reckon(group: FlowGroup, now: float) -> float:
     return delay
 
 
-def soonest_finish(groups: list[FlowGroup], now: float) -> float:
+def soonest_finish(groups: Iterable[FlowGroup], now: float) -> float:
     """The smallest time until a lead finishes among the groups moving (inf if none),
     the same number as computing it for every group: the groups whose reckoned finish is
     beyond the margin of the soonest cannot hold the minimum, so only the few near it
-    (and those not reckoned since their rate or lead changed) are computed afresh."""
+    (and those not reckoned since their rate or lead changed) are computed afresh; one
+    reckoned at this very time keeps its delay (its bytes left move only with the clock)."""
     unreckoned, inf = -math.inf, math.inf
-    reckoned = {group: reckon(group, now) for group in groups if group.finish_at == unreckoned}
-    soonest = min([group.finish_at for group in groups], default=inf)
+    soonest = inf
+    for group in groups:
+        finish_at = group.finish_at
+        if finish_at == unreckoned:
+            reckon(group, now)
+            finish_at = group.finish_at
+        if finish_at < soonest:
+            soonest = finish_at
     if soonest == inf:
         return soonest
     bound = soonest + FINISH_MARGIN * (abs(soonest) + abs(now))
     best = inf
-    for group in [group for group in groups if group.finish_at <= bound]:
-        delay = reckoned[group] if group in reckoned else reckon(group, now)
-        if delay < best:
-            best = delay
+    for group in groups:
+        if group.finish_at <= bound:
+            delay = group.delay if group.reckoned_now == now else reckon(group, now)
+            if delay < best:
+                best = delay
     return best

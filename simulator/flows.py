@@ -3,14 +3,14 @@ flows that share a rate and the components of groups joined by shared edges."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import simpy
 
-from .maxmin import EdgeUsage
+from .maxmin import EdgeUsage, level_sets_apart
 
 Node = Hashable
 # Max-min rates of groups, the edges they load with the load on each, and the most
@@ -19,6 +19,9 @@ Solution = tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]
 
 # A flow is finished when fewer than this fraction of its bytes remain (float round-off).
 _RELATIVE_TOLERANCE = 1e-9
+# Tuples of components whose joined arrays are kept (then all forgotten), and the most edges kept for one.
+JOINED_KEPT, JOINED_EDGES_KEPT = 1024, 256
+_UNRECKONED = -float("inf")  # (a group's finish, not reckoned since it changed)
 # Up to this many edges a network's advance adds bytes to every edge at once, cheaper
 # than gathering the loaded ones.
 WHOLE_ARRAY_EDGES = 4096
@@ -61,7 +64,7 @@ class Flow:
         self.seq = -1  # admission order
         self.group: FlowGroup | None = None
         # Bytes left below which it counts as finished (float round-off).
-        self.tolerance = _RELATIVE_TOLERANCE * max(total_bytes, 1.0)
+        self.tolerance = _RELATIVE_TOLERANCE * (1.0 if 1.0 > total_bytes else total_bytes)  # (max, inlined)
 
     @property
     def remaining_bytes(self) -> float:
@@ -95,7 +98,7 @@ class FlowGroup:
     thousands of edges is indexed once, not at every start."""
 
     __slots__ = ("usage", "flows", "rate", "component", "alone", "by_left", "tolerance", "steps", "finish_at",
-                 "done_by")
+                 "done_by", "delay", "reckoned_now")
 
     def __init__(self, usage: EdgeUsage):
         self.usage = usage
@@ -117,6 +120,7 @@ class FlowGroup:
         # rate or the lead changed); see :mod:`simulator.finishing`.
         self.finish_at = -float("inf")
         self.done_by = -float("inf")
+        self.delay, self.reckoned_now = float("inf"), float("nan")  # (the last reckoning's, and when)
 
     def set_rate(self, rate: float) -> None:
         if rate != self.rate:
@@ -124,7 +128,7 @@ class FlowGroup:
             self.forget_finish()
 
     def forget_finish(self) -> None:
-        self.finish_at = self.done_by = -float("inf")
+        self.finish_at = self.done_by = _UNRECKONED
 
     @property
     def lead(self) -> Flow:
@@ -219,38 +223,18 @@ def component_of(members: list[FlowGroup], solve: Callable[[list[FlowGroup]], So
     return component
 
 
-def levels_apart(components: set[Component]) -> bool:
+def levels_apart(components: ActiveComponents) -> bool:
     """Whether no level of one component lies above a level of another within the
     1e-12 tolerance of progressive filling (equal levels are fine)."""
-    if len(components) < 2:
+    if len(components.all) < 2:
         return True
     # Only distinct levels within the tolerance of each other can break it: where none
     # are (the rule), the answer needs no owners. (A NaN level has no order: asked in full.)
-    levels = sorted({level for component in components for level in component.levels})
+    levels = sorted(components.levels)
     total = sum(levels)
     if total == total and not any(upper <= lower * (1 + 1e-12) for lower, upper in zip(levels, levels[1:])):
         return True
-    return levels_apart_by_owner(components)
-
-
-def levels_apart_by_owner(components: set[Component]) -> bool:
-    """:func:`levels_apart` level by level, with the components owning each."""
-    if len(components) < 2:
-        return True
-    owners: dict[float, set[int]] = {}
-    for component in components:
-        for level in component.levels:
-            owners.setdefault(level, set()).add(id(component))
-    levels = sorted(owners)
-    for i in range(1, len(levels)):
-        level = levels[i]
-        j = i - 1
-        while j >= 0 and level <= levels[j] * (1 + 1e-12):
-            mine, theirs = owners[level], owners[levels[j]]
-            if len(mine) > 1 or mine != theirs:
-                return False
-            j -= 1
-    return True
+    return level_sets_apart([component.levels for component in components.all])
 
 
 class ActiveComponents:
@@ -259,25 +243,29 @@ class ActiveComponents:
 
     def __init__(self) -> None:
         self.all: set[Component] = set()
+        self.levels: dict[float, int] = {}  # every distinct level, with how many components fix it
         self.apart = True  # (at the last recomputation)
         self.unordered = 0  # components with a NaN level
         self._best: tuple[float, int] = (-float("inf"), -1)  # score and edge,
         self._best_owner: Component | None = None  # and the component it belongs to
 
-    def __iter__(self) -> Iterator[Component]:
-        return iter(self.all)
-
-    def __len__(self) -> int:
-        return len(self.all)
-
     def add(self, component: Component) -> None:
         self.all.add(component)
         self.unordered += not component.ordered
+        levels = self.levels
+        for level in component.levels:
+            levels[level] = levels.get(level, 0) + 1
 
     def discard(self, component: Component) -> None:
         if component in self.all:
             self.all.remove(component)
             self.unordered -= not component.ordered
+            levels = self.levels
+            for level in component.levels:  # (a NaN level is found as the same object)
+                if levels[level] == 1:
+                    del levels[level]
+                else:
+                    levels[level] -= 1
 
     def need_levels_checked(self, made: list[Component]) -> bool:
         """Levels apart stay apart as components go (a clash needs two distinct levels
@@ -317,13 +305,15 @@ def edge_neighbours(edge_groups: dict[int, dict[FlowGroup, None]]) -> Callable[[
     once per recomputation): the way for many small groups."""
     crossed: set[int] = set()
 
-    def neighbours(group: FlowGroup) -> Iterable[FlowGroup]:
+    def neighbours(group: FlowGroup) -> list[FlowGroup]:
+        found: list[FlowGroup] = []
         for e in group.usage.edges:
             if e not in crossed:
                 crossed.add(e)
                 for other in edge_groups[e]:
                     if other.flows:  # (groups without flows stay indexed)
-                        yield other
+                        found.append(other)
+        return found
 
     return neighbours
 
@@ -370,6 +360,25 @@ def pairwise_neighbours(group: FlowGroup, groups: dict[int, FlowGroup],
         if shared:
             found.append(other)
     return found
+
+
+class JoinedArrays:
+    """Components' edges and loads end to end, kept per tuple of components while small: the
+    same few come and go together again and again, and a lookup costs less than concatenating."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[Component, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    def of(self, components: Iterable[Component]) -> tuple[np.ndarray, np.ndarray]:
+        key = tuple(components)
+        found = self._kept.get(key)
+        if found is None:
+            found = joined([component.edges for component in key]), joined([component.loads for component in key])
+            if len(found[0]) <= JOINED_EDGES_KEPT:
+                if len(self._kept) >= JOINED_KEPT:
+                    self._kept.clear()
+                self._kept[key] = found
+        return found
 
 
 def joined(arrays: list[np.ndarray]) -> np.ndarray:

@@ -197,3 +197,23 @@ def max_min_rates_python(usages: Sequence[EdgeUsage], capacity: Sequence[float],
             w = weight[j] = weight[j] - lightened[j]
             share[j] = (s if not s <= 0.0 else 0.0) / w if w > 1e-12 else inf
     return rates
+
+
+def level_sets_apart(level_sets: Sequence[set[float]]) -> bool:
+    """Whether no level of one set (the levels a component fixes alone) lies above a
+    level of another within the 1e-12 tolerance of progressive filling (equal levels
+    are fine): level by level, with the sets owning each."""
+    owners: dict[float, set[int]] = {}
+    for owner, levels in enumerate(level_sets):
+        for level in levels:
+            owners.setdefault(level, set()).add(owner)
+    ordered = sorted(owners)
+    for i in range(1, len(ordered)):
+        level = ordered[i]
+        j = i - 1
+        while j >= 0 and level <= ordered[j] * (1 + 1e-12):
+            mine, theirs = owners[level], owners[ordered[j]]
+            if len(mine) > 1 or mine != theirs:
+                return False
+            j -= 1
+    return True

@@ -34,10 +34,11 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 import simpy
+from simpy.events import Event, Timeout
 
 from . import flows
 from .finishing import RECKONED_ADVANCES, soonest_finish
-from .flows import ActiveComponents, Component, Flow, FlowGroup, Node, Route, admission, joined, levels_apart, oldest
+from .flows import ActiveComponents, Component, Flow, FlowGroup, Node, Route, admission, levels_apart, oldest
 from .graph_links import BandwidthScale, GraphLinks
 from .maxmin import EdgeUsage, Usage, max_min_rates, max_min_rates_numpy, max_min_rates_of, max_min_rates_python
 
@@ -95,14 +96,16 @@ class Network:
         # over every group (components within the tolerance of each other).
         self._components = ActiveComponents()
         self._edge_groups = flows.GroupsByEdge()
+        self._joined = flows.JoinedArrays()
         self._touched: dict[FlowGroup, None] = {}
         self._stale: set[Component] = set()
         self._whole = False
         self._admitted = 0
         self._loaded = self._components.edges_loaded(len(self.edges))  # (by the last recomputation; None: all)
         self._recompute_pending = False
-        self._timer_generation = 0
+        self._timer: simpy.Event | None = None  # the one set by the last recomputation
         self._advances = 0  # advances that moved time (the clock groups reckon their finish by)
+        self._recompute_callback, self._timer_callback = self._recompute, self._on_timer  # (made once)
         self._counters = _Counters(np.zeros(len(self.edges)), np.zeros(len(self.edges)))
         self.flows_started = 0
         # (time, most loaded edge or -1 when idle), appended when it changes: which
@@ -150,9 +153,9 @@ class Network:
         if not isinstance(usage, EdgeUsage):
             usage = EdgeUsage(usage)
         self.flows_started += 1
-        flow = Flow(usage, float(nbytes), float(nbytes), self.env.event(), label)
+        flow = Flow(usage, float(nbytes), float(nbytes), Event(self.env), label)
         if latency_s > 0:
-            self.env.timeout(latency_s).callbacks.append(lambda _ev: self._admit(flow))
+            Timeout(self.env, latency_s).callbacks.append(lambda _ev: self._admit(flow))
         else:
             self._admit(flow)
         return flow.done
@@ -176,11 +179,14 @@ class Network:
         if flow.total_bytes == 0 or not flow.usage.mapping:
             flow.done.succeed()
             return
-        self._advance()
+        if self.env.now > self._counters.last_time:
+            self._advance()
         flow.seq = self._admitted
         self._admitted += 1
         self._pending.append(flow)
-        self._schedule_recompute()
+        if not self._recompute_pending:  # (one recomputation an instant, after its admissions)
+            self._recompute_pending = True
+            Timeout(self.env, 0).callbacks.append(self._recompute_callback)
 
     def _advance(self) -> None:
         """Bring every flow's remaining bytes and the edge counters up to now."""
@@ -212,15 +218,10 @@ class Network:
             counters.edge_bytes[loaded] += counters.edge_load[loaded] * dt
         counters.last_time = now
 
-    def _schedule_recompute(self) -> None:
-        if self._recompute_pending:
-            return
-        self._recompute_pending = True
-        self.env.timeout(0).callbacks.append(self._recompute)
-
     def _recompute(self, _event: simpy.Event | None = None) -> None:
         self._recompute_pending = False
-        self._advance()
+        if self.env.now > self._counters.last_time:
+            self._advance()
         if self._pending or self._changed:
             groups, touched, edge_groups = self._groups, self._touched, self._edge_groups
             known = self._known
@@ -239,12 +240,11 @@ class Network:
             self._share()
         # Rates depend only on which flows are active: unchanged, they are kept. In a
         # group the lead finishes first.
-        next_finish = soonest_finish(list(self._groups.values()), self.env.now)
-        self._timer_generation += 1
+        next_finish = soonest_finish(self._groups.values(), self.env.now)
+        self._timer = None  # (a timer set before is stale: rates may have changed)
         if next_finish < float("inf"):
-            generation = self._timer_generation
-            timer = self.env.timeout(max(next_finish, 0.0))
-            timer.callbacks.append(lambda _ev: self._on_timer(generation))
+            self._timer = Timeout(self.env, max(next_finish, 0.0))
+            self._timer.callbacks.append(self._timer_callback)
 
     def _share(self) -> None:
         """Max-min rates of the active groups, the load they put on each edge, and the
@@ -261,7 +261,7 @@ class Network:
         made = self._update_components()
         components = self._components
         if components.need_levels_checked(made):
-            components.apart = levels_apart(components.all)
+            components.apart = levels_apart(components)
         if components.apart:
             if self._whole:  # the rates in force came from one whole computation
                 self._counters.edge_load[:] = 0.0
@@ -297,9 +297,31 @@ class Network:
                 stale.add(group.component)
         for component in stale:
             seeds += [group for group in component.groups if group.component is component]
+        fresh = self._connected(seeds, stale) if seeds else []  # (none when groups only left)
+        for component in stale:
+            self._components.discard(component)
+        if stale and not self._whole:  # (their edges cleared at once, then the new loads set)
+            self._counters.edge_load[self._joined.of(stale)[0]] = 0.0
+        made = []
+        for members in fresh:
+            if len(members) > 1:
+                members.sort(key=oldest)
+            component = flows.component_of(members, self.links.solve)
+            for group in members:
+                group.component = component
+            self._components.add(component)
+            made.append(component)
+        if not self._whole:
+            self._apply(made)
+        return made
+
+    def _connected(self, seeds: list[FlowGroup], stale: set[Component]) -> list[list[FlowGroup]]:
+        """The groups joined to the seeds by shared edges, a list per component (the
+        components they were in noted as stale)."""
         neighbours: Callable[[FlowGroup], Iterable[FlowGroup]]
-        if len(groups) <= PAIRWISE_GROUPS:
-            neighbours = functools.partial(flows.pairwise_neighbours, groups=groups, overlaps=self.links.overlaps)
+        if len(self._groups) <= PAIRWISE_GROUPS:
+            neighbours = functools.partial(flows.pairwise_neighbours, groups=self._groups,
+                                           overlaps=self.links.overlaps)
         else:
             neighbours = self._edge_groups.neighbours()
         seen: set[FlowGroup] = set()
@@ -319,22 +341,7 @@ class Network:
                         seen.add(other)
                         stack.append(other)
             fresh.append(members)
-        for component in stale:
-            self._components.discard(component)
-        if stale and not self._whole:  # (their edges cleared at once, then the new loads set)
-            self._counters.edge_load[joined([component.edges for component in stale])] = 0.0
-        made = []
-        for members in fresh:
-            if len(members) > 1:
-                members.sort(key=oldest)
-            component = flows.component_of(members, self.links.solve)
-            for group in members:
-                group.component = component
-            self._components.add(component)
-            made.append(component)
-        if not self._whole:
-            self._apply(made)
-        return made
+        return fresh
 
     def _apply(self, components: Collection[Component]) -> None:
         """Put components' rates and load in force (their edges set at once)."""
@@ -343,8 +350,8 @@ class Network:
         for component in components:
             for group, rate in zip(component.groups, component.rates):
                 group.set_rate(rate)
-        edges = joined([component.edges for component in components])
-        self._counters.edge_load[edges] = joined([component.loads for component in components])
+        edges, loads = self._joined.of(components)
+        self._counters.edge_load[edges] = loads
 
     def _most_loaded(self, load: dict[int, float] | None) -> int:
         """The edge whose load is the largest fraction of its capacity (first of equals,
@@ -357,8 +364,8 @@ class Network:
         if not self.bottleneck_log or self.bottleneck_log[-1][1] != edge:
             self.bottleneck_log.append((self.env.now, edge))
 
-    def _on_timer(self, generation: int) -> None:
-        if generation != self._timer_generation:
+    def _on_timer(self, timer: simpy.Event) -> None:
+        if timer is not self._timer:
             return  # rates changed since this timer was set
         self._advance()
         finished: list[Flow] = []
@@ -389,5 +396,5 @@ class Network:
         self._recompute()
         for flow in finished:
             flow.group = None
-            flow.remaining_bytes = 0.0
+            flow.left = 0.0  # (its remaining bytes, out of any group)
             flow.done.succeed()

@@ -211,3 +211,37 @@ def test_the_soonest_finish_is_that_of_every_group_computed_afresh(lefts, rates,
         for group in groups:
             if group.done_by > now:  # not asked at a timer now: none of it is done
                 assert group.take_finished(now) == []
+
+
+def test_kept_bookkeeping_is_what_it_stands_for():
+    # Levels counted per active component are the distinct levels of the components
+    # (NaN levels, each its own object, included); joined arrays kept per tuple of
+    # components are their concatenation, whether kept or made afresh.
+    import numpy as np
+
+    nan = float("nan")
+    rates = [[1e9], [1e9, 2e9], [nan], [2e9 * (1 + 4e-13)], [nan, 1e9], [0.0], [-0.0]]
+    made = [flows.Component([], r, np.arange(i, i + 3), np.full(3, float(i)), (0.0, i)) for i, r in enumerate(rates)]
+    active = flows.ActiveComponents()
+    for step, component in enumerate(made * 2):  # each added, then each taken away
+        (active.discard if step >= len(made) else active.add)(component)
+        expected = {level for c in active.all for level in c.levels}
+        assert len(active.levels) == len(expected) and all(level in expected for level in active.levels)
+        assert flows.levels_apart(active) == _levels_apart_by_set(active.all)
+    joined = flows.JoinedArrays()
+    for components in (made[:1], made[:3], made[2:5], made[:3], made[::-1]):
+        for _ in range(2):
+            edges, loads = joined.of(components)
+            assert edges.tolist() == np.concatenate([c.edges for c in components]).tolist()
+            assert loads.tolist() == np.concatenate([c.loads for c in components]).tolist()
+
+
+def _levels_apart_by_set(components) -> bool:
+    """Levels apart as before levels were counted: from the set of every component's levels."""
+    if len(components) < 2:
+        return True
+    levels = sorted({level for component in components for level in component.levels})
+    total = sum(levels)
+    if total == total and not any(upper <= lower * (1 + 1e-12) for lower, upper in zip(levels, levels[1:])):
+        return True
+    return maxmin.level_sets_apart([component.levels for component in components])

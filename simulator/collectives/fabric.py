@@ -85,21 +85,21 @@ def ring_steps(f: Fabric, rings: Sequence[Sequence[Node]], chunk: float, steps: 
         yield net.start_flow(usage, steps * chunk, steps * latency if route_latency else 0.0, label="ring")
         return
     programs: list[simpy.Process] = []
+    labels = [f"ring step {k}" for k in range(steps)]  # (made once, not per flow)
     for ring in (r for r in rings if len(r) > 1):
         n = len(ring)
         received = [[f.env.event() for _ in range(steps)] for _ in range(n)]
 
         def member(r: int, ring: Sequence[Node] = ring, n: int = n,
                    received: list[list[simpy.Event]] = received) -> Program:
+            mine, successors = received[r], received[(r + 1) % n]
+            route = net.route(ring[r], ring[(r + 1) % n])  # (the same at every step: routes are cached)
+            latency = route.latency_s if route_latency else 0.0
             for k in range(steps):
                 if k > 0:
-                    yield received[r][k - 1]
-                if route_latency:
-                    yield net.transfer(ring[r], ring[(r + 1) % n], chunk, label=f"ring step {k}")
-                else:
-                    route = net.route(ring[r], ring[(r + 1) % n])
-                    yield net.start_flow(route.usage, chunk, 0.0, label=f"ring step {k}")
-                received[(r + 1) % n][k].succeed()
+                    yield mine[k - 1]
+                yield net.start_flow(route.usage, chunk, latency, label=labels[k])
+                successors[k].succeed()
 
         programs.extend(f.env.process(member(r)) for r in range(n))
     yield simpy.AllOf(f.env, programs)
