@@ -135,6 +135,16 @@ GPU_MAP: dict[str, str | None] = {
     "Maxwell Titan X": "TitanX-Maxwell",
     "GeForce GTX Titan X (Maxwell)": "TitanX-Maxwell",
     "K80 (single GPU die)": "K80",
+    # Added from their datasheets without refitting anything (#14): GPUs the model was
+    # never fitted on. Lambda's "RTX 8000" is the Quadro card (the catalog entry is the
+    # actively cooled one; the passive server card is rated about 9% lower).
+    "GTX 1080": "GTX-1080",
+    "RTX 3080": "RTX-3080",
+    "RTX A6000": "RTX-A6000",
+    "RTX 8000": "Quadro-RTX-8000",
+    # Left out on purpose: the laptop Max-Q cards ("RTX 2080 SUPER MAX-Q", "RTX 2070
+    # MAX-Q", "RTX 2080 MAX-Q") are power-limited parts whose clocks (and so peaks)
+    # depend on the laptop's power and cooling design, so no datasheet figure applies.
     # Ambiguous: PCIe (14 TFLOPS) or SXM2 (15.7) not stated.
     "V100 32GB": None,
     # Ambiguous: P100 PCIe 12 GB (549 GB/s) or 16 GB (732 GB/s) not stated.
@@ -589,7 +599,8 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
     if CV_RESULTS.exists():
         recorded = json.loads(CV_RESULTS.read_text())
         for key, label in (("before", "Before (one efficiency per family, implicit GEMM, {model})"),
-                           ("previous", "Previous ({model})")):
+                           ("previous", "Previous ({model})"),
+                           ("before_new_gpus", "Same model, fewer GPUs ({model})")):
             earlier = recorded.get(key)
             if not earlier:
                 continue

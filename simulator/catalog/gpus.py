@@ -187,22 +187,31 @@ def list_gpus() -> list[str]:
 # systems: an H100 SXM5 reports "NVIDIA H100 80GB HBM3" (the PCIe card "NVIDIA H100
 # PCIe", with HBM2e), so the words alone tie SXM5 and PCIe.
 DEVICE_NAME_ALIASES = {"NVIDIA H100 80GB HBM3": "H100-SXM5-80GB"}
+# Words naming another card than the one without them ("GTX 1080 Ti" is not a GTX 1080,
+# an "RTX 3080 Laptop GPU" not an RTX 3080): an entry must account for them to match.
+VARIANT_WORDS = frozenset({"TI", "SUPER", "LAPTOP", "MOBILE", "MAX"})
 
 
 def match_device_name(device_name: str) -> str | None:
     """The catalog GPU a CUDA device name is, e.g. 'NVIDIA A100-SXM4-80GB' ->
     'A100-SXM4-80GB', 'NVIDIA H100 80GB HBM3' -> 'H100-SXM5-80GB' (an alias): the entry
-    sharing the most name parts with it (its first part, the chip, required); None
-    when none or several match equally."""
+    sharing the most name parts with it (its first part, the chip, required; a part
+    may join two words, '1080Ti' = '1080 Ti'), and accounting for every variant word
+    (Ti, Super, Laptop, ...); None when none or several match equally."""
     alias = DEVICE_NAME_ALIASES.get(" ".join(device_name.split()))
     if alias is not None:
         return alias
-    words = set(device_name.upper().replace("-", " ").split())
+    words = device_name.upper().replace("-", " ").split()
+    pairs = {a + b: (a, b) for a, b in zip(words, words[1:])}
     scored = []
     for name in list_gpus():
         parts = name.upper().split("-")
-        if parts[0] in words:
-            scored.append((sum(part in words for part in parts), name))
+        covered = {word for part in parts for word in ((part,) if part in words else pairs.get(part, ()))}
+        if parts[0] not in words and parts[0] not in pairs:
+            continue
+        if any(word in VARIANT_WORDS and word not in covered for word in words):
+            continue  # another card: the name says what this entry does not
+        scored.append((sum(part in words or part in pairs for part in parts), name))
     if not scored:
         return None
     best = max(score for score, _ in scored)

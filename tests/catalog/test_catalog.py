@@ -418,6 +418,15 @@ def test_roce_is_rdma_framing_and_latency_over_ethernet(name: str, gbps: float) 
     ("NVIDIA H100 80GB HBM3", "H100-SXM5-80GB"),  # the SXM5's own name ties SXM5 and PCIe on words alone
     ("NVIDIA H100 PCIe", "H100-PCIe-80GB"),
     ("NVIDIA GeForce RTX 4090", None),
+    # a variant word names another card: a 1080 Ti is not a 1080, a 3080 Ti or laptop 3080 no 3080
+    ("NVIDIA GeForce GTX 1080 Ti", "GTX-1080Ti"),
+    ("NVIDIA GeForce GTX 1080", "GTX-1080"),
+    ("NVIDIA GeForce RTX 2080 Ti", "RTX-2080Ti"),
+    ("NVIDIA GeForce RTX 3080", "RTX-3080"),
+    ("NVIDIA GeForce RTX 3080 Ti", None),
+    ("NVIDIA GeForce RTX 3080 Laptop GPU", None),
+    ("NVIDIA RTX A6000", "RTX-A6000"),
+    ("Quadro RTX 8000", "Quadro-RTX-8000"),
 ])
 def test_cuda_device_names_map_to_catalog_gpus(device_name, gpu):
     assert match_device_name(device_name) == gpu

@@ -1,0 +1,102 @@
+"""Closed-form checks of the GPUs added from their datasheets for the one-GPU dev set
+(#14): GTX 1080, RTX 3080, RTX A6000, Quadro RTX 8000. Each peak is the product of the
+unit counts and the rated boost clock, and each bandwidth the bus width times the data
+rate, so a mistyped figure fails here."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+from simulator.catalog import get_gpu
+
+from .conftest import REPO_ROOT
+
+# name: (CUDA cores, rated boost MHz, SMs, bus bits, memory Gb/s per pin, GiB)
+CARDS = {
+    "GTX-1080": (2560, 1733, 20, 256, 10.0, 8),
+    "RTX-3080": (8704, 1710, 68, 320, 19.0, 10),
+    "RTX-A6000": (10752, 1800, 84, 384, 16.0, 48),
+    "Quadro-RTX-8000": (4608, 1770, 72, 384, 14.0, 48),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CARDS))
+def test_fp32_peak_is_two_flops_per_core_per_boost_clock(name):
+    cores, boost_mhz, sms, *_ = CARDS[name]
+    spec = get_gpu(name)
+    # 2 FLOP (one FMA) per CUDA core per clock, rounded to 0.1 TFLOPS in the datasheets.
+    assert spec.peak_flops("fp32") == pytest.approx(2 * cores * boost_mhz * 1e6, abs=0.05e12)
+    assert spec.sm_count == sms
+    # GP104 and GA102 SMs hold 128 FP32 cores, TU102's 64.
+    assert cores == sms * (64 if spec.architecture == "Turing" else 128)
+
+
+@pytest.mark.parametrize("name", sorted(CARDS))
+def test_bandwidth_is_bus_width_times_data_rate(name):
+    _, _, _, bits, gbps, gib = CARDS[name]
+    spec = get_gpu(name)
+    assert spec.memory_bandwidth_gbytes_s == pytest.approx(bits * gbps / 8)
+    assert spec.memory_gib == gib
+
+
+def test_gtx1080_has_no_fast_fp16():
+    # GP104 runs native fp16 at 1/64 rate: frameworks compute in fp32.
+    gtx = get_gpu("GTX-1080")
+    assert gtx.peak_flops("fp16") == gtx.peak_flops("fp32") == pytest.approx(8.9e12)
+    assert not gtx.supports("tf32") and not gtx.supports("bf16")
+
+
+def test_geforce_ampere_halves_fp32_accumulate_tensor_rate():
+    # GA102 SM: 1024 dense fp16 tensor FLOP per clock with fp16 accumulate; GeForce runs
+    # fp32 accumulate (what AMP uses) at half that: 68 x 1024 x 1.71 GHz / 2 = 59.5.
+    rtx = get_gpu("RTX-3080")
+    fp16_accumulate = 68 * 1024 * 1710e6
+    assert fp16_accumulate == pytest.approx(119.0e12, abs=0.1e12)
+    assert rtx.peak_flops("amp") == pytest.approx(fp16_accumulate / 2, abs=0.05e12)
+    assert rtx.peak_flops("bf16") == rtx.peak_flops("fp16")
+    # TF32 tensor math runs at the (doubled) CUDA-core fp32 rate on GeForce Ampere.
+    for name in ("RTX-3080", "RTX-3090"):
+        assert get_gpu(name).peak_flops("tf32") == get_gpu(name).peak_flops("fp32")
+        assert get_gpu(name).peak_flops("amp") == pytest.approx(2 * get_gpu(name).peak_flops("fp32"), rel=0.01)
+
+
+def test_professional_cards_run_fp32_accumulate_at_full_rate():
+    # RTX A6000: 84 x 1024 x 1.8 GHz = 154.8, 4x its fp32; TF32 is half of fp16.
+    a6000 = get_gpu("RTX-A6000")
+    assert a6000.peak_flops("amp") == pytest.approx(84 * 1024 * 1800e6, abs=0.05e12)
+    assert a6000.peak_flops("amp") == pytest.approx(4 * a6000.peak_flops("fp32"))
+    assert a6000.peak_flops("tf32") == pytest.approx(a6000.peak_flops("amp") / 2)
+    # Quadro RTX 8000: 576 tensor cores x 64 FMA x 2 x 1.77 GHz = 130.5 = 8x fp32, where
+    # the GeForce RTX 2080 Ti (same TU102) gets 4x with fp32 accumulate.
+    quadro = get_gpu("Quadro-RTX-8000")
+    assert quadro.peak_flops("amp") == pytest.approx(576 * 64 * 2 * 1770e6, abs=0.05e12)
+    assert quadro.peak_flops("amp") / quadro.peak_flops("fp32") == pytest.approx(8, rel=0.01)
+    rtx2080ti = get_gpu("RTX-2080Ti")
+    assert rtx2080ti.peak_flops("amp") / rtx2080ti.peak_flops("fp32") == pytest.approx(4, rel=0.01)
+
+
+def test_interconnect_flags():
+    # GeForce Ampere offers no PCIe peer-to-peer; the professional cards do. None of the
+    # four has NVLink built in (the A6000 and RTX 8000 bridges are optional).
+    assert get_gpu("RTX-3080").pcie_p2p is False
+    assert get_gpu("RTX-A6000").pcie_p2p is True and get_gpu("Quadro-RTX-8000").pcie_p2p is True
+    assert [get_gpu(n).pcie_gen for n in sorted(CARDS)] == [3, 3, 4, 4]
+    assert all(get_gpu(n).nvlink_gbytes_s is None for n in CARDS)
+
+
+def test_dev_set_names_map_to_the_new_entries():
+    spec = importlib.util.spec_from_file_location(
+        "accuracy_single_gpu", REPO_ROOT / "benchmarks" / "accuracy_single_gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    assert {k: module.GPU_MAP[k] for k in ("GTX 1080", "RTX 3080", "RTX A6000", "RTX 8000")} == {
+        "GTX 1080": "GTX-1080", "RTX 3080": "RTX-3080", "RTX A6000": "RTX-A6000", "RTX 8000": "Quadro-RTX-8000"}
+    # The laptop Max-Q cards stay out: their clocks depend on the laptop.
+    assert not any("MAX-Q" in k.upper() for k in module.GPU_MAP)
