@@ -207,10 +207,13 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
         if base is None:
             continue
         scenario = None
+        # the row's name: its case id ends in "gpu", its scenario file's does not
+        stem = (f"{src}-{zoo_model}{'-s' + str(seq) if seq not in (None, 128) else ''}"
+                f"{'-nvlinkbridge' if scenario_layout else ''}-{gpu}-{precision}-b{int(batch)}"
+                f"-{r['nodes']}x{r['gpus_per_node']}")
         if seq not in (None, 128) or scenario_layout is not None:
             scenario = write_scenario(
-                f"{src}-{zoo_model}{'-s' + str(seq) if seq not in (None, 128) else ''}"
-                f"{'-nvlinkbridge' if scenario_layout else ''}-{gpu}-{precision}-b{int(batch)}-{r['nodes']}x{r['gpus_per_node']}",
+                stem,
                 nodes=int(r["nodes"]), gpus_per_node=int(r["gpus_per_node"]), gpu=gpu,
                 layout="bridge2" if scenario_layout else LAYOUT_OF[intra], network=network, gbps=gbps,
                 model=zoo_model, batch=int(batch), precision=precision, seq=seq if seq not in (None, 128) else None,
@@ -220,9 +223,7 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
             if seq not in (None, 128):
                 notes.append(f"sequence length {seq}: scenario file sets workload.sequence_length")
         rows.append(row(
-            case_id=(f"{src}-{zoo_model}{'-s' + str(seq) if seq not in (None, 128) else ''}"
-                     f"{'-nvlinkbridge' if scenario_layout else ''}-{gpu}-{precision}-b{int(batch)}"
-                     f"-{r['nodes']}x{r['gpus_per_node']}gpu"),
+            case_id=f"{stem}gpu",
             source=src, model=zoo_model, gpu=gpu, nodes=int(r["nodes"]), gpus_per_node=int(r["gpus_per_node"]),
             intra_node=intra, network_gbps=gbps, network=network, strategy=strategy,
             batch_per_gpu=int(batch), precision=precision, metric="throughput_samples_per_s",

@@ -30,6 +30,9 @@ if TYPE_CHECKING:  # the calibration machinery (and its profile schema) loads on
 MIB = 1024 * 1024
 
 
+_simpy_step = simpy.Environment.step
+
+
 class CountingEnvironment(simpy.Environment):
     """A SimPy environment that counts the events it processes (for benchmarks)."""
 
@@ -39,14 +42,11 @@ class CountingEnvironment(simpy.Environment):
 
     # SimPy's step, uncounted: the run budget's step counts itself and calls it (one call less an
     # event; a subclass that overrides step sets this to None).
-    uncounted_step = simpy.Environment.step
+    uncounted_step = _simpy_step
 
     def step(self) -> None:
         self.events_processed += 1
         _simpy_step(self)  # (not through super(): one lookup less for every event)
-
-
-_simpy_step = simpy.Environment.step
 
 
 @dataclass
