@@ -9,9 +9,10 @@ multi-GPU throughput row carries the source's own one-GPU throughput of the same
 GPU, per-GPU batch and framework as ``baseline_throughput_samples_per_s``.
 
 Selection (what is in, and why):
-- Lambda tf_cnn_benchmarks, RTX 2080 Ti PCIe servers, 2/4/8 GPUs, fp32 and fp16
-  (PCIe allreduce, one node), and two RTX 2080 Ti joined by an NVLink bridge (2 GPUs;
-  the one-GPU run is the unbridged card's); A100 PCIe fp16 (fp32 rows are TF32-ambiguous).
+- Lambda tf_cnn_benchmarks, RTX 2080 Ti and Quadro RTX 8000 PCIe servers, 2/4/8 GPUs,
+  fp32 and fp16 (PCIe allreduce, one node), and two of either card joined by an NVLink
+  bridge (2 GPUs; the one-GPU run is the unbridged card's); A100 PCIe and RTX A6000
+  (2/4/8 GPUs), RTX 3090 (2/3) and RTX 3080 (2) fp16 (Ampere fp32 rows are TF32-ambiguous).
 - NVIDIA DLE MXNet ResNet-50 on DGX-1 (NVLink) and DGX-2 (NVSwitch), 2-16 GPUs.
 - NVIDIA DLE PyTorch BERT-large: DGX-1 single node and multi-node pretraining on
   DGX-1 with 4x EDR (network from the DGX-1 spec, not the source: flagged in notes).
@@ -83,7 +84,9 @@ def short(source: str) -> str:
 
 # Multi-GPU rows whose one-GPU run is listed under another name: the same card (one GPU
 # has no bridge to use, so the source lists no bridged one-GPU row).
-ONE_GPU_ROW_OF = {"RTX 2080Ti NVLink": "RTX 2080Ti"}
+ONE_GPU_ROW_OF = {"RTX 2080Ti NVLink": "RTX 2080Ti", "RTX 8000 NVLink": "RTX 8000"}
+# Lambda's PCIe servers whose card the catalog has (the GPU as the source writes it).
+PCIE_LAMBDA_GPUS = ("RTX 2080Ti", "A100 40GB PCIe", "RTX 3090", "RTX 3080", "RTX 8000", "RTX A6000")
 
 
 def baseline(df: pd.DataFrame, r: pd.Series) -> float | None:
@@ -150,18 +153,36 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
         scenario_layout = None  # set when the row needs a scenario file
         if src == "Lambda":
             intra, network, gbps, strategy = "pcie", None, None, "ring_allreduce"
-            if r["gpu"] in ("RTX 2080Ti", "A100 40GB PCIe", "RTX 3090") and r["intra_node"] == "PCIe":
-                if r["gpu"] == "RTX 3090":
-                    notes.append("RTX 3090 PCIe server: GeForce, no PCIe P2P (simulated host-staged)")
+            if r["gpu"] in PCIE_LAMBDA_GPUS and r["intra_node"] == "PCIe":
+                if r["gpu"] in ("RTX 3090", "RTX 3080"):
+                    notes.append(f"{r['gpu']} PCIe server: GeForce, no PCIe P2P (simulated host-staged)")
+                elif r["gpu"] in ("RTX 8000", "RTX A6000"):
+                    notes.append(f"{r['gpu']} PCIe server: professional card, PCIe P2P on (the catalog's default)")
             elif r["gpu"] == "V100 32GB" and r["total_gpus"] == "8":
-                gpu, intra = "V100-SXM2-32GB", "nvlink"
-                notes.append("ASSUMED: Lambda's 8x V100 32GB server is SXM2 with the DGX-1 style hybrid cube mesh "
-                             "(form factor and topology not stated by the source); the one-GPU baseline is the "
-                             "source's own V100 32GB row, so only the topology assumption matters")
+                gpu, intra = "V100-SXM2-32GB", "nvswitch"
+                notes.append("the run's own log (same repository, logs/Platinum-Tesla_V100-SXM3-32GB_HP16_TF2_2.logs: "
+                             "the 1- and 8-GPU figures are these rows' values) lists 16x Tesla V100-SXM3-32GB, TF "
+                             "2.2.0, driver 440.33.01: a Hyperplane-16 server, GPUs on NVSwitch (DGX-2 style); "
+                             "V100-SXM2-32GB (same GV100 peaks) stands in for the SXM3 card, and the one-GPU "
+                             "baseline is the same server's, so only the topology matters; the same logs show "
+                             "tf_cnn_benchmarks --use_fp16 without XLA scaling ResNet/Inception to 0.46-0.60 at 8 "
+                             "GPUs on four servers (V100 SXM3, A100 SXM4, Quadro RTX 8000, RTX 2080 Ti) where the "
+                             "XLA runs of the same servers reach 0.90-0.98 (AlexNet and VGG-16 0.95+ either way): a "
+                             "host-side cost of one process driving every GPU that the simulator does not model")
             elif r["gpu"] == "RTX 2080Ti NVLink" and r["total_gpus"] == "2":
                 gpu, scenario_layout = "RTX-2080Ti", "bridge2"
                 notes.append("two RTX 2080 Ti joined by an NVLink bridge (50 GB/s each way): scenario file uses a "
                              "2-GPU nvswitch layout at the bridge's bandwidth (same direct path); 4- and 8-GPU "
+                             "bridged-pairs servers cannot be described and are left out; NOT KNOWN whether the "
+                             "run could use the bridge: Lambda's 2020 logs of two bridged 8x 2080 Ti servers (same "
+                             "repository, Gold_6230-GeForce_RTX_2080_Ti_NVLink_trt[2]_TF1_15) show TensorFlow's "
+                             "peer-access matrix N on one (2-GPU throughput equal to the unbridged server's, VGG-16 "
+                             "fp32 290 vs 291 img/s) and Y on the other (+8% VGG-16, +10% AlexNet and ResNet-152 "
+                             "over unbridged); these rows measure the unbridged card's throughput to within 0.6%")
+            elif r["gpu"] == "RTX 8000 NVLink" and r["total_gpus"] == "2":
+                gpu, scenario_layout = "Quadro-RTX-8000", "bridge2"
+                notes.append("two Quadro RTX 8000 joined by an NVLink bridge (2 links, 50 GB/s each way): scenario "
+                             "file uses a 2-GPU nvswitch layout at the bridge's bandwidth; 4- and 8-GPU "
                              "bridged-pairs servers cannot be described and are left out")
             else:
                 continue
