@@ -11,7 +11,8 @@ GPU, per-GPU batch and framework as ``baseline_throughput_samples_per_s``.
 Selection (what is in, and why):
 - Lambda tf_cnn_benchmarks, RTX 2080 Ti and Quadro RTX 8000 PCIe servers, 2/4/8 GPUs,
   fp32 and fp16 (PCIe allreduce, one node), and two of either card joined by an NVLink
-  bridge (2 GPUs; the one-GPU run is the unbridged card's); A100 PCIe and RTX A6000
+  bridge (2 GPUs; the one-GPU run is the unbridged card's; the 2080 Ti pairs are simulated
+  without the bridge, which their runs most likely could not use: see their notes); A100 PCIe and RTX A6000
   (2/4/8 GPUs), RTX 3090 (2/3) and RTX 3080 (2) fp16 (Ampere fp32 rows are TF32-ambiguous).
 - NVIDIA DLE MXNet ResNet-50 on DGX-1 (NVLink) and DGX-2 (NVSwitch), 2-16 GPUs.
 - NVIDIA DLE PyTorch BERT-large: DGX-1 single node and multi-node pretraining on
@@ -151,6 +152,7 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
         model = MODEL_MAP.get(r["model"].strip())
         notes = [f"raw row {idx}: {r['notes']}"]
         scenario_layout = None  # set when the row needs a scenario file
+        bridged = False  # two cards joined by an NVLink bridge (named so in the case id)
         if src == "Lambda":
             intra, network, gbps, strategy = "pcie", None, None, "ring_allreduce"
             if r["gpu"] in PCIE_LAMBDA_GPUS and r["intra_node"] == "PCIe":
@@ -170,17 +172,20 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                              "XLA runs of the same servers reach 0.90-0.98 (AlexNet and VGG-16 0.95+ either way): a "
                              "host-side cost of one process driving every GPU that the simulator does not model")
             elif r["gpu"] == "RTX 2080Ti NVLink" and r["total_gpus"] == "2":
-                gpu, scenario_layout = "RTX-2080Ti", "bridge2"
-                notes.append("two RTX 2080 Ti joined by an NVLink bridge (50 GB/s each way): scenario file uses a "
-                             "2-GPU nvswitch layout at the bridge's bandwidth (same direct path); 4- and 8-GPU "
-                             "bridged-pairs servers cannot be described and are left out; NOT KNOWN whether the "
-                             "run could use the bridge: Lambda's 2020 logs of two bridged 8x 2080 Ti servers (same "
-                             "repository, Gold_6230-GeForce_RTX_2080_Ti_NVLink_trt[2]_TF1_15) show TensorFlow's "
-                             "peer-access matrix N on one (2-GPU throughput equal to the unbridged server's, VGG-16 "
-                             "fp32 290 vs 291 img/s) and Y on the other (+8% VGG-16, +10% AlexNet and ResNet-152 "
-                             "over unbridged); these rows measure the unbridged card's throughput to within 0.6%")
+                # Simulated without the bridge: the run most likely could not use it (notes).
+                gpu, bridged = "RTX-2080Ti", True
+                notes.append("two RTX 2080 Ti joined by an NVLink bridge, simulated as the unbridged pair (GeForce, "
+                             "no P2P: NCCL stages through host memory): the source does not say whether the run "
+                             "could use the bridge, and the evidence says it did not: these rows measure the "
+                             "unbridged pair's throughput to within 0.6% (VGG-16 fp32 275 vs 275 img/s), and "
+                             "Lambda's 2020 logs of its two bridged 8x 2080 Ti servers (same repository, "
+                             "logs/Gold_6230-GeForce_RTX_2080_Ti_NVLink_trt[2]_TF1_15.logs) show TensorFlow's "
+                             "peer-access matrix N between GPUs 0 and 1 on one server (its 2-GPU runs equal the "
+                             "unbridged server's, VGG-16 fp32 290 vs 291 img/s) and Y on the other (+8% VGG-16, "
+                             "+10% AlexNet and ResNet-152 over its unbridged sibling); 4- and 8-GPU bridged-pairs "
+                             "servers cannot be described and are left out")
             elif r["gpu"] == "RTX 8000 NVLink" and r["total_gpus"] == "2":
-                gpu, scenario_layout = "Quadro-RTX-8000", "bridge2"
+                gpu, scenario_layout, bridged = "Quadro-RTX-8000", "bridge2", True
                 notes.append("two Quadro RTX 8000 joined by an NVLink bridge (2 links, 50 GB/s each way): scenario "
                              "file uses a 2-GPU nvswitch layout at the bridge's bandwidth; 4- and 8-GPU "
                              "bridged-pairs servers cannot be described and are left out")
@@ -230,7 +235,7 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
         scenario = None
         # the row's name: its case id ends in "gpu", its scenario file's does not
         stem = (f"{src}-{zoo_model}{'-s' + str(seq) if seq not in (None, 128) else ''}"
-                f"{'-nvlinkbridge' if scenario_layout else ''}-{gpu}-{precision}-b{int(batch)}"
+                f"{'-nvlinkbridge' if bridged else ''}-{gpu}-{precision}-b{int(batch)}"
                 f"-{r['nodes']}x{r['gpus_per_node']}")
         if seq not in (None, 128) or scenario_layout is not None:
             scenario = write_scenario(
