@@ -167,10 +167,11 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                              "2.2.0, driver 440.33.01: a Hyperplane-16 server, GPUs on NVSwitch (DGX-2 style); "
                              "V100-SXM2-32GB (same GV100 peaks) stands in for the SXM3 card, and the one-GPU "
                              "baseline is the same server's, so only the topology matters; the same logs show "
-                             "tf_cnn_benchmarks --use_fp16 without XLA scaling ResNet/Inception to 0.46-0.60 at 8 "
+                             "tf_cnn_benchmarks --use_fp16 without XLA scaling ResNet/Inception to 0.44-0.60 at 8 "
                              "GPUs on four servers (V100 SXM3, A100 SXM4, Quadro RTX 8000, RTX 2080 Ti) where the "
-                             "XLA runs of the same servers reach 0.90-0.98 (AlexNet and VGG-16 0.95+ either way): a "
-                             "host-side cost of one process driving every GPU that the simulator does not model")
+                             "XLA runs of the A100 and Quadro servers reach 0.91-0.98 (AlexNet and VGG-16 0.92-1.09 "
+                             "without XLA): a host-side cost of one process driving every GPU that the simulator "
+                             "does not model")
             elif r["gpu"] == "RTX 2080Ti NVLink" and r["total_gpus"] == "2":
                 # Simulated without the bridge: the run most likely could not use it (notes).
                 gpu, bridged = "RTX-2080Ti", True
