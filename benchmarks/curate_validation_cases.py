@@ -11,9 +11,10 @@ GPU, per-GPU batch and framework as ``baseline_throughput_samples_per_s``.
 Selection (what is in, and why):
 - Lambda tf_cnn_benchmarks, RTX 2080 Ti and Quadro RTX 8000 PCIe servers, 2/4/8 GPUs,
   fp32 and fp16 (PCIe allreduce, one node), and two of either card joined by an NVLink
-  bridge (2 GPUs; the one-GPU run is the unbridged card's; the 2080 Ti pairs are simulated
-  without the bridge, which their runs most likely could not use: see their notes); A100 PCIe and RTX A6000
-  (2/4/8 GPUs), RTX 3090 (2/3) and RTX 3080 (2) fp16 (Ampere fp32 rows are TF32-ambiguous).
+  bridge (2 GPUs; the one-GPU run is the unbridged card's; the 2080 Ti pairs are
+  simulated without the bridge, which their runs most likely could not use: see their
+  notes); A100 PCIe and RTX A6000 (2/4/8 GPUs), RTX 3090 (2/3) and RTX 3080 (2) fp16
+  (Ampere fp32 rows are TF32-ambiguous).
 - NVIDIA DLE MXNet ResNet-50 on DGX-1 (NVLink) and DGX-2 (NVSwitch), 2-16 GPUs.
 - NVIDIA DLE PyTorch BERT-large: DGX-1 single node and multi-node pretraining on
   DGX-1 with 4x EDR (network from the DGX-1 spec, not the source: flagged in notes).
