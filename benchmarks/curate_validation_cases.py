@@ -14,7 +14,10 @@ Selection (what is in, and why):
   bridge (2 GPUs; the one-GPU run is the unbridged card's; the 2080 Ti pairs are
   simulated without the bridge, which their runs most likely could not use: see their
   notes); A100 PCIe and RTX A6000 (2/4/8 GPUs), RTX 3090 (2/3) and RTX 3080 (2) fp16
-  (Ampere fp32 rows are TF32-ambiguous).
+  (Ampere fp32 rows are TF32-ambiguous). Every one of these cards' figures is an XLA
+  run (``LAMBDA_XLA_LOGS``): their framework text says so, which gives them the
+  ``tensorflow_replicated_nccl_xla`` preset; the Xeon Gold 6230 servers' 4- and 8-GPU
+  rows get scenario files with the wiring their logs show.
 - NVIDIA DLE MXNet ResNet-50 on DGX-1 (NVLink) and DGX-2 (NVSwitch), 2-16 GPUs.
 - NVIDIA DLE PyTorch BERT-large: DGX-1 single node and multi-node pretraining on
   DGX-1 with 4x EDR (network from the DGX-1 spec, not the source: flagged in notes).
@@ -89,6 +92,26 @@ def short(source: str) -> str:
 ONE_GPU_ROW_OF = {"RTX 2080Ti NVLink": "RTX 2080Ti", "RTX 8000 NVLink": "RTX 8000"}
 # Lambda's PCIe servers whose card the catalog has (the GPU as the source writes it).
 PCIE_LAMBDA_GPUS = ("RTX 2080Ti", "A100 40GB PCIe", "RTX 3090", "RTX 3080", "RTX 8000", "RTX A6000")
+# The run set behind each card's summary figures: the logs in the same repository
+# (LambdaColdStorage/lambda-tensorflow-benchmark, logs/<name>.logs) whose throughputs
+# equal the summary table's to the unit at every GPU count. Every one of them prints
+# "Compiled cluster using XLA!" (TF_XLA_FLAGS=--tf_xla_auto_jit=2, the repository's
+# documented command); the V100 32GB runs (Platinum-Tesla_V100-SXM3-32GB_HP16_TF2_2)
+# print nothing of the kind and are left out of this table.
+LAMBDA_XLA_LOGS = {
+    "RTX 2080Ti": "Gold_6230-GeForce_RTX_2080_Ti_XLA_trt_TF1_15",
+    "RTX 2080Ti NVLink": "Gold_6230-GeForce_RTX_2080_Ti_NVLink_XLA_trt_TF1_15",
+    "RTX 8000": "Gold_6230-Quadro_RTX_8000_XLA_trt_TF1_15",
+    "RTX 8000 NVLink": "Gold_6230-Quadro_RTX_8000_NVLink_XLA_trt_TF1_15",
+    "RTX 3080": "3960X-GeForce_RTX_3080_XLA",
+    "RTX 3090": "3970X-GeForce_RTX_3090_XLA",
+    "RTX A6000": "7502-RTX_A6000_XLA_TF1_15",
+    "A100 40GB PCIe": "7502-A100-PCIE-40GB",
+}
+# The Xeon Gold 6230 servers' GPUs in those logs sit at PCI buses 1a/1b, 3d/3e, 88/89
+# and b1/b2: pairs behind four PCIe switches, two per socket (buses below 0x80 are the
+# first socket's). An n-GPU run uses GPUs 0..n-1.
+GOLD_6230_CARDS = ("RTX 2080Ti", "RTX 8000")
 
 
 def baseline(df: pd.DataFrame, r: pd.Series) -> float | None:
@@ -109,12 +132,13 @@ LATENCY_US = {"ethernet": 20.0, "infiniband": 1.1}
 
 def write_scenario(name: str, *, nodes: int, gpus_per_node: int, gpu: str, layout: str, network: str | None,
                    gbps: float | None, model: str, batch: int, precision: str, seq: int | None = None,
-                   framework: str | None = None) -> str:
+                   framework: str | None = None, pcie: dict | None = None) -> str:
     """Write a scenario file for a row the CSV columns cannot describe; its path relative to the CSV.
-    ``framework``: the ``training.framework`` preset (a scenario row gets none from its text)."""
+    ``framework``: the ``training.framework`` preset (a scenario row gets none from its text);
+    ``pcie``: PCIe tree fields (switches, sockets) of a server whose wiring is known."""
     import yaml
 
-    server: dict = {"layout": "nvswitch" if layout == "bridge2" else layout}
+    server: dict = {"layout": "nvswitch" if layout == "bridge2" else layout, **(pcie or {})}
     if layout == "bridge2":  # a 2-card NVLink bridge: 2 NVLink 2 links, 50 GB/s each way
         server["nvlink_bandwidth_gbytes_s"] = 50
     nics = {"dgx1": 4, "nvswitch": gpus_per_node}.get(server["layout"], 1)
@@ -154,8 +178,26 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
         notes = [f"raw row {idx}: {r['notes']}"]
         scenario_layout = None  # set when the row needs a scenario file
         bridged = False  # two cards joined by an NVLink bridge (named so in the case id)
+        framework = r["framework"]
+        preset = None  # the preset of a row written as a scenario file
+        pcie = None  # PCIe tree fields of a server whose wiring its logs show
         if src == "Lambda":
             intra, network, gbps, strategy = "pcie", None, None, "ring_allreduce"
+            preset = "tensorflow_replicated_nccl"
+            if r["gpu"] in LAMBDA_XLA_LOGS:
+                framework = f"{framework}; XLA auto-clustering (TF_XLA_FLAGS=--tf_xla_auto_jit=2)"
+                preset = "tensorflow_replicated_nccl_xla"
+                notes.append(f"run set: logs/{LAMBDA_XLA_LOGS[r['gpu']]}.logs in Lambda's repository "
+                             "(LambdaColdStorage/lambda-tensorflow-benchmark): its throughputs equal the summary "
+                             "table's at every GPU count, and each log prints 'Compiled cluster using XLA!': XLA "
+                             "auto-clustering, so each gradient's all-reduce starts after backward")
+            n_gpus = int(r["total_gpus"])
+            if r["gpu"] in GOLD_6230_CARDS and n_gpus >= 4:
+                scenario_layout = "pcie_tree"
+                pcie = {"pcie_switches": n_gpus // 2, "sockets": 2 if n_gpus == 8 else 1}
+                notes.append("server wiring from the run's logs (GPU PCI buses 1a/1b, 3d/3e, 88/89, b1/b2 on a "
+                             f"dual Xeon Gold 6230): two GPUs per PCIe switch, {pcie['pcie_switches']} switches on "
+                             f"{pcie['sockets']} socket(s) for GPUs 0-{n_gpus - 1} (scenario file)")
             if r["gpu"] in PCIE_LAMBDA_GPUS and r["intra_node"] == "PCIe":
                 if r["gpu"] in ("RTX 3090", "RTX 3080"):
                     notes.append(f"{r['gpu']} PCIe server: GeForce, no PCIe P2P (simulated host-staged)")
@@ -243,10 +285,10 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
             scenario = write_scenario(
                 stem,
                 nodes=int(r["nodes"]), gpus_per_node=int(r["gpus_per_node"]), gpu=gpu,
-                layout="bridge2" if scenario_layout else LAYOUT_OF[intra], network=network, gbps=gbps,
+                layout=scenario_layout or LAYOUT_OF[intra], network=network, gbps=gbps,
                 model=zoo_model, batch=int(batch), precision=precision, seq=seq if seq not in (None, 128) else None,
-                # the bridged Lambda rows run the preset their unbridged siblings get from the same text
-                framework="tensorflow_replicated_nccl" if scenario_layout else None,
+                # a scenario file's row runs the preset its siblings get from the same text
+                framework=preset if scenario_layout else None, pcie=pcie,
             )
             if seq not in (None, 128):
                 notes.append(f"sequence length {seq}: scenario file sets workload.sequence_length")
@@ -255,7 +297,7 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
             source=src, model=zoo_model, gpu=gpu, nodes=int(r["nodes"]), gpus_per_node=int(r["gpus_per_node"]),
             intra_node=intra, network_gbps=gbps, network=network, strategy=strategy,
             batch_per_gpu=int(batch), precision=precision, metric="throughput_samples_per_s",
-            value=float(r["value"]), baseline_throughput_samples_per_s=base, framework=r["framework"],
+            value=float(r["value"]), baseline_throughput_samples_per_s=base, framework=framework,
             scenario=scenario, notes="; ".join(notes),
         ))
     return rows
