@@ -110,8 +110,17 @@ LAMBDA_XLA_LOGS = {
 }
 # The Xeon Gold 6230 servers' GPUs in those logs sit at PCI buses 1a/1b, 3d/3e, 88/89
 # and b1/b2: pairs behind four PCIe switches, two per socket (buses below 0x80 are the
-# first socket's). An n-GPU run uses GPUs 0..n-1.
+# first socket's). An n-GPU run uses GPUs 0..n-1. Their runs load CUDA 10.0: Google's
+# TensorFlow 1.15 build (its workspace of late 2019 pins NCCL 2.4.7), and NCCL 2.4 copies
+# peer to peer only between GPUs below one root bus (p2pLevel PATH_NODE,
+# src/transport/p2p.cc), here a switch's pair: the collective library's default (PXB).
 GOLD_6230_CARDS = ("RTX 2080Ti", "RTX 8000")
+# The EPYC 7502 servers' GPUs sit at buses 01, 25, 41, 61 (first socket) and 81, a1, c1,
+# e1: each on its own root port, four per socket. Their runs load CUDA 11.0 (the logs'
+# libcudart.so.11.0), so TensorFlow 1.15 was NVIDIA's build, whose NCCL (2.7/2.8) lets
+# GPUs on AMD CPUs copy peer to peer at any distance (p2pLevel PATH_SYS: src/graph/
+# paths.cc of those releases; 2.23 stopped it for more than two GPUs).
+EPYC_7502_CARDS = ("A100 40GB PCIe", "RTX A6000")
 
 
 def baseline(df: pd.DataFrame, r: pd.Series) -> float | None:
@@ -132,10 +141,11 @@ LATENCY_US = {"ethernet": 20.0, "infiniband": 1.1}
 
 def write_scenario(name: str, *, nodes: int, gpus_per_node: int, gpu: str, layout: str, network: str | None,
                    gbps: float | None, model: str, batch: int, precision: str, seq: int | None = None,
-                   framework: str | None = None, pcie: dict | None = None) -> str:
+                   framework: str | None = None, pcie: dict | None = None, p2p_level: str | None = None) -> str:
     """Write a scenario file for a row the CSV columns cannot describe; its path relative to the CSV.
     ``framework``: the ``training.framework`` preset (a scenario row gets none from its text);
-    ``pcie``: PCIe tree fields (switches, sockets) of a server whose wiring is known."""
+    ``pcie``: PCIe tree fields (switches, sockets) of a server whose wiring is known;
+    ``p2p_level``: the collective library's NCCL_P2P_LEVEL where the run's NCCL had another default."""
     import yaml
 
     server: dict = {"layout": "nvswitch" if layout == "bridge2" else layout, **(pcie or {})}
@@ -151,6 +161,8 @@ def write_scenario(name: str, *, nodes: int, gpus_per_node: int, gpu: str, layou
     training: dict = {"strategy": "ring_allreduce"}
     if framework:
         training["framework"] = framework
+    if p2p_level:
+        training["collectives"] = {"p2p_level": p2p_level}
     data = {"name": name, "cluster": cluster, "workload": workload, "training": training}
     SYSTEMS.mkdir(parents=True, exist_ok=True)
     path = SYSTEMS / f"{name}.yaml"
@@ -181,6 +193,7 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
         framework = r["framework"]
         preset = None  # the preset of a row written as a scenario file
         pcie = None  # PCIe tree fields of a server whose wiring its logs show
+        p2p_level = None  # NCCL_P2P_LEVEL of a run whose NCCL had another default
         if src == "Lambda":
             intra, network, gbps, strategy = "pcie", None, None, "ring_allreduce"
             preset = "tensorflow_replicated_nccl"
@@ -192,6 +205,13 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                              "table's at every GPU count, and each log prints 'Compiled cluster using XLA!': XLA "
                              "auto-clustering, so each gradient's all-reduce starts after backward")
             n_gpus = int(r["total_gpus"])
+            if r["gpu"] in EPYC_7502_CARDS:
+                scenario_layout, p2p_level = "pcie_tree", "SYS"
+                pcie = {"pcie_switches": n_gpus, "sockets": 2 if n_gpus == 8 else 1}
+                notes.append("server wiring from the run's logs (GPU PCI buses 01, 25, 41, 61, 81, a1, c1, e1 on a "
+                             "dual EPYC 7502): every GPU on its own root port, four per socket (scenario file); the "
+                             "logs load CUDA 11.0, so TensorFlow 1.15 was NVIDIA's build, whose NCCL 2.7/2.8 copies "
+                             "peer to peer between GPUs on AMD CPUs at any distance (p2p_level SYS)")
             if r["gpu"] in GOLD_6230_CARDS and n_gpus >= 4:
                 scenario_layout = "pcie_tree"
                 pcie = {"pcie_switches": n_gpus // 2, "sockets": 2 if n_gpus == 8 else 1}
@@ -288,7 +308,7 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                 layout=scenario_layout or LAYOUT_OF[intra], network=network, gbps=gbps,
                 model=zoo_model, batch=int(batch), precision=precision, seq=seq if seq not in (None, 128) else None,
                 # a scenario file's row runs the preset its siblings get from the same text
-                framework=preset if scenario_layout else None, pcie=pcie,
+                framework=preset if scenario_layout else None, pcie=pcie, p2p_level=p2p_level,
             )
             if seq not in (None, 128):
                 notes.append(f"sequence length {seq}: scenario file sets workload.sequence_length")

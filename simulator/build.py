@@ -146,7 +146,8 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
     if strategy_name not in ("none", "parameter_server"):
         wanted = t.collectives
         backend = with_measured(get_backend(wanted.backend), wanted.host_staging_gbytes_s, wanted.network_efficiency,
-                                wanted.net_connection_gbps, wanted.compute_interference, view.nic_transport)
+                                wanted.net_connection_gbps, wanted.compute_interference, view.nic_transport,
+                                wanted.p2p_level)
     network = Network(env, cluster.graph, None if backend is None else achievable_scale(backend, gpu.architecture))
     costs, calibration, _ = rank_compute_costs(view)
     costs = _on_the_wire(scenario, costs)
@@ -245,7 +246,8 @@ def cluster_network(scenario: Scenario | Resolved, env: simpy.Environment) -> tu
     except (KeyError, ValueError) as exc:
         raise TopologyError(f"cluster: cannot build the topology: {exc}") from None
     backend = with_measured(get_backend(wanted.backend), wanted.host_staging_gbytes_s, wanted.network_efficiency,
-                            wanted.net_connection_gbps, wanted.compute_interference, view.nic_transport)
+                            wanted.net_connection_gbps, wanted.compute_interference, view.nic_transport,
+                            wanted.p2p_level)
     return cluster, Network(env, cluster.graph, achievable_scale(backend, view.gpu.architecture)), backend
 
 

@@ -440,6 +440,13 @@ class CollectivesSpec(_Strict):
         default=None, gt=0, le=1000, description="GPU-to-GPU bandwidth (GB/s) of a hop through host memory (no P2P, or "
         "across the socket link) as measured on this machine; default: the backend's fitted figure.",
     )
+    p2p_level: Literal["PXB", "PHB", "SYS"] | None = Field(
+        default=None, description="How far apart two GPUs may be and still copy peer to peer (NCCL_P2P_LEVEL): PXB "
+        "through PCIe switches only, PHB also through one CPU's root complex, SYS also across the socket link; "
+        "hops beyond it are staged through host memory. Default: the backend's (nccl: PXB, NCCL's own default on "
+        "Intel since 2.9 and on AMD with more than two GPUs since 2.23; NCCL 2.7-2.8 used PHB on Intel Skylake "
+        "and later, 2.7-2.22 SYS on AMD). GPUs without PCIe P2P (GeForce) stage every such hop whatever the level.",
+    )
     network_efficiency: float | None = Field(
         default=None, gt=0, le=1, description="Fraction of the NICs' catalog bandwidth the library achieves on this "
         "fabric (nccl-tests busbw / line rate); default: the backend's fitted figure.",

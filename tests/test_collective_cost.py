@@ -92,6 +92,40 @@ def test_two_socket_ring_step_is_bounded_by_host_staging():
     assert estimate(s, size).time_s == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.parametrize("level, staged", [("PXB", True), ("PHB", False), ("SYS", False)])
+def test_p2p_level_lets_peer_copies_through_one_cpu_from_phb(level, staged):
+    # Two GPUs, each under its own switch of one socket: the ring's hops go through the
+    # CPU's root complex. Below PHB NCCL stages them in host memory; from PHB on they are
+    # peer copies that only the PCIe links bound (each uplink carries one flow each way).
+    s = scenario({"nodes": 1, "gpus_per_node": 2, "gpu": "V100-PCIe-16GB",
+                  "server": {"layout": "pcie_tree", "pcie_switches": 2, "sockets": 1}},
+                 protocol="Simple", p2p_level=level)
+    size = 256e6
+    links = PCIE_X16_GEN3 * NCCL.achievable["pcie"] * NCCL.protocols["Simple"].wire_efficiency
+    rate = NCCL.host_staging_gbytes_s * 1e9 if staged else links
+    expected = launch("ring", "Simple") + 2 * step("pci", "Simple") + size / rate
+    assert estimate(s, size).time_s == pytest.approx(expected, rel=1e-6)
+
+
+def test_p2p_level_crosses_the_socket_link_only_at_sys_and_never_without_p2p():
+    two_sockets = {"nodes": 1, "gpus_per_node": 2, "server": {"layout": "pcie_tree", "pcie_switches": 2, "sockets": 2}}
+    size = 256e6
+
+    def time(gpu, level):
+        return estimate(scenario({**two_sockets, "gpu": gpu}, protocol="Simple", p2p_level=level), size).time_s
+
+    # V100 PCIe: P2P capable; one GPU per socket, so PHB still stages what SYS does not.
+    assert time("V100-PCIe-16GB", "PHB") == time("V100-PCIe-16GB", "PXB")
+    assert time("V100-PCIe-16GB", "SYS") < 0.5 * time("V100-PCIe-16GB", "PXB")
+    # A GeForce card cannot copy peer to peer at all: every level stages.
+    assert time("RTX-2080Ti", "SYS") == time("RTX-2080Ti", "PXB")
+
+
+def test_bad_p2p_level_is_refused():
+    with pytest.raises(ScenarioError, match="p2p_level"):
+        scenario(PCIE_4, p2p_level="NODE")
+
+
 def test_nccl_picks_ll_then_ll128_then_simple_on_nvlink_and_never_ll128_on_pcie():
     dgx1 = scenario({"nodes": 1, "gpus_per_node": 8, "gpu": "V100-SXM2-16GB", "server": {"layout": "dgx1"}})
     protocols = [estimate(dgx1, size).protocol for size in (4e3, 4e6, 1e9)]

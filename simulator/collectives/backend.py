@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,6 +76,11 @@ class Backend(_Frozen):
     # the figure for a NIC given by bandwidth alone.
     network_by_transport: dict[str, float] = Field(default_factory=dict)
     host_staging_gbytes_s: float | None = Field(None, gt=0)
+    # How far apart two GPUs may be and still copy peer to peer (NCCL_P2P_LEVEL): PXB,
+    # through PCIe switches only (a hop through a CPU is staged in host memory); PHB,
+    # also through one CPU's root complex; SYS, also across the socket link. Only GPUs
+    # that can do P2P at all (catalog ``pcie_p2p``, ``cluster.server.p2p``) use it.
+    p2p_level: Literal["PXB", "PHB", "SYS"] = "PXB"
     # The most one channel's connection across the network moves (None: no limit): a
     # single TCP stream where the transport opens one socket per connection (NCCL's
     # socket transport before 2.4.8) and the network caps a flow (a cloud's per-flow
@@ -114,7 +120,8 @@ class Backend(_Frozen):
 
 def with_measured(backend: Backend, host_staging_gbytes_s: float | None = None,
                   network_efficiency: float | None = None, net_connection_gbps: float | None = None,
-                  compute_interference: float | None = None, transport: str = "") -> Backend:
+                  compute_interference: float | None = None, transport: str = "",
+                  p2p_level: str | None = None) -> Backend:
     """``backend`` with the figures a user measured on their machine in place of its
     fitted ones (unchanged where a figure is None), and its network fraction for the
     NICs' ``transport`` (rdma, socket; "" or one the backend does not list: its
@@ -128,6 +135,8 @@ def with_measured(backend: Backend, host_staging_gbytes_s: float | None = None,
         update["connection_gbytes_s"] = net_connection_gbps / 8
     if host_staging_gbytes_s is not None:
         update["host_staging_gbytes_s"] = host_staging_gbytes_s
+    if p2p_level is not None:
+        update["p2p_level"] = p2p_level
     if network_efficiency is not None:
         update["achievable"] = {**backend.achievable, "network": network_efficiency}
     return backend.model_copy(update=update) if update else backend

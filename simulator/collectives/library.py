@@ -124,7 +124,8 @@ class CollectiveLibrary:
                 sums += np.where(network[column], links.latency[column], 0.0)
             if len(sums):
                 worst = max(worst, float(sums.max()))
-            staged = staged or bool(into_cpu[edges[:, :-1]].any())
+            cpu_hops = into_cpu[edges[:, :-1]].sum(axis=1)
+            staged = staged or bool(((cpu_hops > 0) & ~((cpu_hops <= self._p2p_cpu_hops) & ~net_rows)).any())
         if not worst > 0:
             return None
         cap, connection = self.backend.host_staging_gbytes_s, self.backend.connection_gbytes_s
@@ -198,11 +199,25 @@ class CollectiveLibrary:
         if not cap:
             return math.inf
         # A route is staged where one of its interior nodes (the heads of every edge but
-        # the last) is a CPU.
-        into_cpu = self.fabric.network.links.into_cpu
-        if not any(into_cpu[e] for route in routes.values() for e in route.edges[:-1]):
-            return math.inf
-        return cap * 1e9
+        # the last) is a CPU, unless it stays inside the node and crosses no more CPUs
+        # than the P2P level lets peer copies through.
+        into_cpu, link_of = self.fabric.network.links.into_cpu, self.fabric.network.link_of
+        for route in routes.values():
+            cpu_hops = sum(1 for e in route.edges[:-1] if into_cpu[e])
+            if cpu_hops and (cpu_hops > self._p2p_cpu_hops or _class_of(route.edges, link_of) == "net"):
+                return cap * 1e9
+        return math.inf
+
+    @functools.cached_property
+    def _p2p_cpu_hops(self) -> float:
+        """How many CPUs a GPU-to-GPU route inside a node may pass through and still be
+        a peer-to-peer copy (the backend's ``p2p_level``); 0 where the GPUs cannot do
+        P2P at all (then every hop through a CPU is staged in host memory)."""
+        hops = {"PXB": 0, "PHB": 1, "SYS": math.inf}[self.backend.p2p_level]
+        graph = self.fabric.network.structure
+        if hops and not all(graph.nodes[g].get("p2p", True) for g in self.fabric.ranks):
+            return 0
+        return hops
 
     def _connection_rate(self, routes: dict[tuple[Node, Node], Route]) -> float:
         """The most a hop across the network moves: one connection of the transport,
