@@ -41,6 +41,7 @@ import csv
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
@@ -48,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_single_gpu import GPU_MAP, MODEL_MAP, infer_precision  # noqa: E402
 
 from simulator.validation.cases import DATA_PARALLEL_COLUMNS as COLUMNS  # noqa: E402
+from simulator.validation.run import framework_preset  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW = REPO_ROOT / ".." / "shared" / "measured" / "published_cases.csv"
@@ -171,6 +173,13 @@ def write_scenario(name: str, *, nodes: int, gpus_per_node: int, gpu: str, layou
     return f"training_systems/{path.name}"
 
 
+def text_preset(framework: str, strategy: str) -> str | None:
+    """The ``training.framework`` preset a row of this framework text and strategy gets
+    when it has no scenario file: a generated scenario file names it, so a row does not
+    lose its preset by needing a file."""
+    return framework_preset(SimpleNamespace(framework=framework, strategy=strategy))
+
+
 def row(**kw) -> dict[str, str]:
     out = dict.fromkeys(COLUMNS, "")
     for k, v in kw.items():
@@ -191,15 +200,12 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
         scenario_layout = None  # set when the row needs a scenario file
         bridged = False  # two cards joined by an NVLink bridge (named so in the case id)
         framework = r["framework"]
-        preset = None  # the preset of a row written as a scenario file
         pcie = None  # PCIe tree fields of a server whose wiring its logs show
         p2p_level = None  # NCCL_P2P_LEVEL of a run whose NCCL had another default
         if src == "Lambda":
             intra, network, gbps, strategy = "pcie", None, None, "ring_allreduce"
-            preset = "tensorflow_replicated_nccl"
             if r["gpu"] in LAMBDA_XLA_LOGS:
                 framework = f"{framework}; XLA auto-clustering (TF_XLA_FLAGS=--tf_xla_auto_jit=2)"
-                preset = "tensorflow_replicated_nccl_xla"
                 notes.append(f"run set: logs/{LAMBDA_XLA_LOGS[r['gpu']]}.logs in Lambda's repository "
                              "(LambdaColdStorage/lambda-tensorflow-benchmark): its throughputs equal the summary "
                              "table's at every GPU count, and each log prints 'Compiled cluster using XLA!': XLA "
@@ -307,8 +313,7 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                 nodes=int(r["nodes"]), gpus_per_node=int(r["gpus_per_node"]), gpu=gpu,
                 layout=scenario_layout or LAYOUT_OF[intra], network=network, gbps=gbps,
                 model=zoo_model, batch=int(batch), precision=precision, seq=seq if seq not in (None, 128) else None,
-                # a scenario file's row runs the preset its siblings get from the same text
-                framework=preset if scenario_layout else None, pcie=pcie, p2p_level=p2p_level,
+                framework=text_preset(framework, strategy), pcie=pcie, p2p_level=p2p_level,
             )
             if seq not in (None, 128):
                 notes.append(f"sequence length {seq}: scenario file sets workload.sequence_length")
@@ -437,7 +442,8 @@ def headline_rows(df: pd.DataFrame) -> list[dict[str, str]]:
         n = int(r["nodes"])
         scen = write_scenario(f"Dell-C4140M-resnet50-amp-b256-{n}x4", nodes=n, gpus_per_node=4,
                               gpu="V100-SXM2-16GB", layout="nvswitch", network="infiniband", gbps=100.0,
-                              model="resnet50", batch=256, precision="amp")
+                              model="resnet50", batch=256, precision="amp",
+                              framework=text_preset(r["framework"], "ring_allreduce"))
         rows.append(row(
             case_id=f"Dell-C4140M-resnet50-{n}x4-speedup", source="Dell-C4140M-whitepaper", model="resnet50",
             gpu="V100-SXM2-16GB", nodes=n, gpus_per_node=4, intra_node="nvswitch",
