@@ -15,9 +15,8 @@ Selection (what is in, and why):
   simulated without the bridge, which their runs most likely could not use: see their
   notes); A100 PCIe and RTX A6000 (2/4/8 GPUs), RTX 3090 (2/3) and RTX 3080 (2) fp16
   (Ampere fp32 rows are TF32-ambiguous). Every one of these cards' figures is an XLA
-  run (``LAMBDA_XLA_LOGS``): their framework text says so, which gives them the
-  ``tensorflow_replicated_nccl_xla`` preset; the Xeon Gold 6230 servers' 4- and 8-GPU
-  rows get scenario files with the wiring their logs show.
+  run (``LAMBDA_XLA_LOGS``; their framework text and notes say so); the Xeon Gold 6230
+  and EPYC 7502 servers' rows get scenario files with the wiring their logs show.
 - NVIDIA DLE MXNet ResNet-50 on DGX-1 (NVLink) and DGX-2 (NVSwitch), 2-16 GPUs.
 - NVIDIA DLE PyTorch BERT-large: DGX-1 single node and multi-node pretraining on
   DGX-1 with 4x EDR (network from the DGX-1 spec, not the source: flagged in notes).
@@ -209,7 +208,8 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                 notes.append(f"run set: logs/{LAMBDA_XLA_LOGS[r['gpu']]}.logs in Lambda's repository "
                              "(LambdaColdStorage/lambda-tensorflow-benchmark): its throughputs equal the summary "
                              "table's at every GPU count, and each log prints 'Compiled cluster using XLA!': XLA "
-                             "auto-clustering, so each gradient's all-reduce starts after backward")
+                             "auto-clustering, which the simulator does not model (on Lambda's 2080 Ti server it "
+                             "costs scaling, on its Quadro RTX 8000 server not: README)")
             n_gpus = int(r["total_gpus"])
             if r["gpu"] in EPYC_7502_CARDS:
                 scenario_layout, p2p_level = "pcie_tree", "SYS"

@@ -11,8 +11,7 @@ from simulator.frameworks import get_preset, list_frameworks
 
 from .test_cli import run_main
 
-EXPECTED = {"none", "tensorflow_ps", "tensorflow_replicated_nccl", "tensorflow_replicated_nccl_xla",
-            "tensorflow_collective", "horovod", "pytorch_ddp",
+EXPECTED = {"none", "tensorflow_ps", "tensorflow_replicated_nccl", "tensorflow_collective", "horovod", "pytorch_ddp",
             "mxnet_kvstore_device", "mxnet_dist_sync", "paddle", "deepspeed", "tf_cnn_benchmarks_ps"}
 
 
@@ -162,40 +161,3 @@ def test_one_gpu_pays_no_framework_launch_or_negotiation_cost():
         plain, with_costs = simulate(load_scenario(base)), simulate(load_scenario(costly))
         assert with_costs.iteration_time_s == pytest.approx(plain.iteration_time_s, rel=1e-12)
         assert with_costs.iteration_time_s == pytest.approx(with_costs.breakdown["compute_s"], rel=1e-12)
-
-
-def _alexnet_pair(framework: str):
-    # Two GeForce cards without P2P: every all-reduce is staged through host memory at
-    # the nccl backend's host_staging_gbytes_s (4 GB/s), so the closed form is simple.
-    return simulate(load_scenario({
-        "cluster": {"nodes": 1, "gpus_per_node": 2, "gpu": "RTX-2080Ti", "server": {"layout": "pcie_tree"}},
-        "workload": {"model": "alexnet", "batch_per_gpu": 512, "precision": "fp32"},
-        "training": {"framework": framework},
-    }), with_baseline=False)
-
-
-def test_xla_preset_exposes_every_all_reduce_after_backward():
-    # Two ranks: a ring all-reduce moves S = 61,100,840 x 4 bytes each way; at 4 GB/s
-    # that is 61.1 ms, plus 16 per-tensor calls' latency. Under XLA it all follows
-    # backward; the dataflow preset hides nearly all of it behind backward.
-    bandwidth_term = 61_100_840 * 4 / 4.0e9
-    xla = _alexnet_pair("tensorflow_replicated_nccl_xla").breakdown
-    dataflow = _alexnet_pair("tensorflow_replicated_nccl").breakdown
-    assert bandwidth_term <= xla["communication_s"] <= bandwidth_term + 1e-3
-    assert xla["exposed_communication_s"] == pytest.approx(xla["communication_s"], rel=1e-9)
-    assert dataflow["exposed_communication_s"] < 1e-3
-    assert xla["compute_s"] == pytest.approx(dataflow["compute_s"], rel=1e-12)
-
-
-@pytest.mark.parametrize("text, preset", [
-    ("TensorFlow 1.15 tf_cnn_benchmarks, XLA auto-clustering", "tensorflow_replicated_nccl_xla"),
-    ("TensorFlow tf_cnn_benchmarks (replicated, NCCL)", "tensorflow_replicated_nccl"),
-])
-def test_a_validation_row_naming_xla_gets_the_xla_preset(text, preset):
-    from simulator.validation.cases import MeasuredCase
-    from simulator.validation.run import framework_preset
-
-    case = MeasuredCase(case_id="x", source="s", model="alexnet", gpu="RTX-2080Ti", gpus_per_node=2,
-                        batch_per_gpu=512, strategy="ring_allreduce", metric="throughput_samples_per_s", value=1.0,
-                        framework=text)
-    assert framework_preset(case) == preset

@@ -100,8 +100,7 @@ def framework_preset(case: MeasuredCase) -> str | None:
 
     Read by keyword, most specific first: Horovod (whatever it runs inside), PyTorch
     DDP, PaddlePaddle, DeepSpeed, then TensorFlow and MXNet by the row's strategy
-    (parameter servers or not; a replicated TensorFlow run that names XLA gets the XLA
-    preset). BytePS, Caffe and unnamed stacks get no preset."""
+    (parameter servers or not). BytePS, Caffe and unnamed stacks get no preset."""
     text = (case.framework or "").lower()
     ps = case.strategy == "parameter_server"
     if not text or "byteps" in text or "caffe" in text:
@@ -114,9 +113,7 @@ def framework_preset(case: MeasuredCase) -> str | None:
     if ps and "tf_cnn_benchmarks" in text:
         return "tf_cnn_benchmarks_ps"
     if "tensorflow" in text or "tf_cnn" in text:
-        if ps:
-            return "tensorflow_ps"
-        return "tensorflow_replicated_nccl_xla" if "xla" in text else "tensorflow_replicated_nccl"
+        return "tensorflow_ps" if ps else "tensorflow_replicated_nccl"
     if "mxnet" in text:
         return "mxnet_dist_sync" if ps else "mxnet_kvstore_device"
     return None
