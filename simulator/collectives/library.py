@@ -124,8 +124,7 @@ class CollectiveLibrary:
                 sums += np.where(network[column], links.latency[column], 0.0)
             if len(sums):
                 worst = max(worst, float(sums.max()))
-            cpu_hops = into_cpu[edges[:, :-1]].sum(axis=1)
-            staged = staged or bool(((cpu_hops > 0) & ~((cpu_hops <= self._p2p_cpu_hops) & ~net_rows)).any())
+            staged = staged or bool(self._staged(into_cpu[edges[:, :-1]].sum(axis=1), net_rows).any())
         if not worst > 0:
             return None
         cap, connection = self.backend.host_staging_gbytes_s, self.backend.connection_gbytes_s
@@ -202,11 +201,14 @@ class CollectiveLibrary:
         # the last) is a CPU, unless it stays inside the node and crosses no more CPUs
         # than the P2P level lets peer copies through.
         into_cpu, link_of = self.fabric.network.links.into_cpu, self.fabric.network.link_of
-        for route in routes.values():
-            cpu_hops = sum(1 for e in route.edges[:-1] if into_cpu[e])
-            if cpu_hops and (cpu_hops > self._p2p_cpu_hops or _class_of(route.edges, link_of) == "net"):
-                return cap * 1e9
-        return math.inf
+        cpu_hops = np.array([sum(1 for e in route.edges[:-1] if into_cpu[e]) for route in routes.values()])
+        leaves = np.array([_class_of(route.edges, link_of) == "net" for route in routes.values()], dtype=bool)
+        return cap * 1e9 if self._staged(cpu_hops, leaves).any() else math.inf
+
+    def _staged(self, cpu_hops: np.ndarray, leaves_node: np.ndarray) -> np.ndarray:
+        """Per route, whether it goes through host memory: it passes a CPU, and either
+        leaves the node or passes more CPUs than the P2P level lets peer copies through."""
+        return (cpu_hops > 0) & (leaves_node | (cpu_hops > self._p2p_cpu_hops))
 
     @functools.cached_property
     def _p2p_cpu_hops(self) -> float:

@@ -96,13 +96,19 @@ class Prediction:
 
 
 def framework_preset(case: MeasuredCase) -> str | None:
-    """The ``training.framework`` preset a row's free-text ``framework`` names, or None.
+    """The ``training.framework`` preset a row's free-text ``framework`` names, or None
+    (:func:`preset_for_text`)."""
+    return preset_for_text(case.framework, case.strategy)
+
+
+def preset_for_text(framework: str | None, strategy: str) -> str | None:
+    """The preset a free-text ``framework`` names for a run of ``strategy``, or None.
 
     Read by keyword, most specific first: Horovod (whatever it runs inside), PyTorch
-    DDP, PaddlePaddle, DeepSpeed, then TensorFlow and MXNet by the row's strategy
-    (parameter servers or not). BytePS, Caffe and unnamed stacks get no preset."""
-    text = (case.framework or "").lower()
-    ps = case.strategy == "parameter_server"
+    DDP, PaddlePaddle, DeepSpeed, then TensorFlow and MXNet by the strategy (parameter
+    servers or not). BytePS, Caffe and unnamed stacks get no preset."""
+    text = (framework or "").lower()
+    ps = strategy == "parameter_server"
     if not text or "byteps" in text or "caffe" in text:
         return None
     if "horovod" in text:
