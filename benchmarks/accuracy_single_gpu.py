@@ -68,6 +68,7 @@ from simulator.catalog import get_gpu
 from simulator.compute import TENSOR_CORE_PRECISIONS, default_compute_efficiency
 from simulator.engine import build
 from simulator.errors import ClusterSimError
+from simulator.validation.run import kernel_fusion_for_text
 from simulator.zoo import get_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -151,6 +152,32 @@ GPU_MAP: dict[str, str | None] = {
     "P100-PCIe (Dell PowerEdge C4130)": None,
 }
 
+# The run set behind each card's summary figures: the logs in the same repository
+# (LambdaColdStorage/lambda-tensorflow-benchmark, logs/<name>.logs) whose throughputs
+# equal the summary table's to the unit at every GPU count. Every one of them prints
+# "Compiled cluster using XLA!" (TF_XLA_FLAGS=--tf_xla_auto_jit=2, the repository's
+# documented command); the V100 32GB runs (Platinum-Tesla_V100-SXM3-32GB_HP16_TF2_2)
+# print nothing of the kind and are left out of this table.
+LAMBDA_XLA_LOGS = {
+    "RTX 2080Ti": "Gold_6230-GeForce_RTX_2080_Ti_XLA_trt_TF1_15",
+    "RTX 2080Ti NVLink": "Gold_6230-GeForce_RTX_2080_Ti_NVLink_XLA_trt_TF1_15",
+    "RTX 8000": "Gold_6230-Quadro_RTX_8000_XLA_trt_TF1_15",
+    "RTX 8000 NVLink": "Gold_6230-Quadro_RTX_8000_NVLink_XLA_trt_TF1_15",
+    "RTX 3080": "3960X-GeForce_RTX_3080_XLA",
+    "RTX 3090": "3970X-GeForce_RTX_3090_XLA",
+    "RTX A6000": "7502-RTX_A6000_XLA_TF1_15",
+    "A100 40GB PCIe": "7502-A100-PCIE-40GB",
+}
+XLA_TEXT = "XLA auto-clustering (TF_XLA_FLAGS=--tf_xla_auto_jit=2)"
+
+
+def run_framework(source: str, framework: str, gpu_text: str) -> str:
+    """A row's framework text with what the runs' own logs add: Lambda's XLA runs say so."""
+    if re.search(r"Lambda", source) and gpu_text.strip() in LAMBDA_XLA_LOGS:
+        return f"{framework}; {XLA_TEXT}"
+    return framework
+
+
 TENSOR_CORE_ARCHS = frozenset({"Volta", "Turing", "Ampere", "Hopper"})
 NON_CUDNN = re.compile(r"caffe native kernels", re.I)
 
@@ -225,6 +252,7 @@ class Case:
     metric: str
     measured: float
     optimizer: str
+    kernel_fusion: str = "none"  # workload.kernel_fusion the run's framework implies (kernel_fusion_for_text)
 
 
 def select_cases(df: pd.DataFrame, include_approx: bool, ampere_fp32: str) -> tuple[list[Case], pd.DataFrame]:
@@ -270,8 +298,9 @@ def select_cases(df: pd.DataFrame, include_approx: bool, ampere_fp32: str) -> tu
             skip(idx, r, "value not numeric", str(r["value"]))
             continue
         optimizer = "adam" if model.startswith("bert") else "momentum"  # LAMB / Adam state
+        kernel_fusion = kernel_fusion_for_text(run_framework(str(r["source"]), framework, gpu_text), precision)
         cases.append(Case(idx, short_source(str(r["source"]), framework), model_text, gpu_text,
-                          model, seq, gpu, precision, int(batch), r["metric"], float(value), optimizer))
+                          model, seq, gpu, precision, int(batch), r["metric"], float(value), optimizer, kernel_fusion))
     return cases, pd.DataFrame(skipped, columns=["row", "reason", "detail", "metric"])
 
 
@@ -286,7 +315,7 @@ class Predictor:
 
     def scenario(self, c: Case):
         workload: dict[str, Any] = {"model": c.model, "batch_per_gpu": c.batch,
-                                    "precision": c.precision, "optimizer": c.optimizer}
+                                    "precision": c.precision, "optimizer": c.optimizer, "kernel_fusion": c.kernel_fusion}
         if c.seq is not None:
             workload["sequence_length"] = c.seq
         data = {
@@ -298,7 +327,7 @@ class Predictor:
         return load_scenario(data, [*self.overrides, *self.family_overrides.get(family_of(c.precision), [])])
 
     def predict(self, c: Case) -> dict[str, float]:
-        key = (c.model, c.seq, c.gpu, c.precision, c.batch, c.optimizer)
+        key = (c.model, c.seq, c.gpu, c.precision, c.batch, c.optimizer, c.kernel_fusion)
         if key not in self._cache:
             sc = self.scenario(c)
             costs = build(sc).costs
@@ -600,7 +629,8 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
         recorded = json.loads(CV_RESULTS.read_text())
         for key, label in (("before", "Before (one efficiency per family, implicit GEMM, {model})"),
                            ("previous", "Previous ({model})"),
-                           ("before_new_gpus", "Same model, fewer GPUs ({model})")):
+                           ("before_new_gpus", "Same model, fewer GPUs ({model})"),
+                           ("before_fusion", "Before workload.kernel_fusion ({model})")):
             earlier = recorded.get(key)
             if not earlier:
                 continue

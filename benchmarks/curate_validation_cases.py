@@ -44,10 +44,10 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy_single_gpu import GPU_MAP, MODEL_MAP, infer_precision  # noqa: E402
+from accuracy_single_gpu import GPU_MAP, LAMBDA_XLA_LOGS, MODEL_MAP, infer_precision, run_framework  # noqa: E402
 
 from simulator.validation.cases import DATA_PARALLEL_COLUMNS as COLUMNS  # noqa: E402
-from simulator.validation.run import preset_for_text  # noqa: E402
+from simulator.validation.run import kernel_fusion_for_text, preset_for_text  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW = REPO_ROOT / ".." / "shared" / "measured" / "published_cases.csv"
@@ -92,22 +92,6 @@ def short(source: str) -> str:
 ONE_GPU_ROW_OF = {"RTX 2080Ti NVLink": "RTX 2080Ti", "RTX 8000 NVLink": "RTX 8000"}
 # Lambda's PCIe servers whose card the catalog has (the GPU as the source writes it).
 PCIE_LAMBDA_GPUS = ("RTX 2080Ti", "A100 40GB PCIe", "RTX 3090", "RTX 3080", "RTX 8000", "RTX A6000")
-# The run set behind each card's summary figures: the logs in the same repository
-# (LambdaColdStorage/lambda-tensorflow-benchmark, logs/<name>.logs) whose throughputs
-# equal the summary table's to the unit at every GPU count. Every one of them prints
-# "Compiled cluster using XLA!" (TF_XLA_FLAGS=--tf_xla_auto_jit=2, the repository's
-# documented command); the V100 32GB runs (Platinum-Tesla_V100-SXM3-32GB_HP16_TF2_2)
-# print nothing of the kind and are left out of this table.
-LAMBDA_XLA_LOGS = {
-    "RTX 2080Ti": "Gold_6230-GeForce_RTX_2080_Ti_XLA_trt_TF1_15",
-    "RTX 2080Ti NVLink": "Gold_6230-GeForce_RTX_2080_Ti_NVLink_XLA_trt_TF1_15",
-    "RTX 8000": "Gold_6230-Quadro_RTX_8000_XLA_trt_TF1_15",
-    "RTX 8000 NVLink": "Gold_6230-Quadro_RTX_8000_NVLink_XLA_trt_TF1_15",
-    "RTX 3080": "3960X-GeForce_RTX_3080_XLA",
-    "RTX 3090": "3970X-GeForce_RTX_3090_XLA",
-    "RTX A6000": "7502-RTX_A6000_XLA_TF1_15",
-    "A100 40GB PCIe": "7502-A100-PCIE-40GB",
-}
 # The Xeon Gold 6230 servers' GPUs in those logs sit at PCI buses 1a/1b, 3d/3e, 88/89
 # and b1/b2: pairs behind four PCIe switches, two per socket (buses below 0x80 are the
 # first socket's). An n-GPU run uses GPUs 0..n-1. Their runs load CUDA 10.0: Google's
@@ -141,11 +125,13 @@ LATENCY_US = {"ethernet": 20.0, "infiniband": 1.1}
 
 def write_scenario(name: str, *, nodes: int, gpus_per_node: int, gpu: str, layout: str, network: str | None,
                    gbps: float | None, model: str, batch: int, precision: str, seq: int | None = None,
-                   framework: str | None = None, pcie: dict | None = None, p2p_level: str | None = None) -> str:
+                   framework: str | None = None, pcie: dict | None = None, p2p_level: str | None = None,
+                   kernel_fusion: str = "none") -> str:
     """Write a scenario file for a row the CSV columns cannot describe; its path relative to the CSV.
     ``framework``: the ``training.framework`` preset (a scenario row gets none from its text);
     ``pcie``: PCIe tree fields (switches, sockets) of a server whose wiring is known;
-    ``p2p_level``: the collective library's NCCL_P2P_LEVEL where the run's NCCL had another default."""
+    ``p2p_level``: the collective library's NCCL_P2P_LEVEL where the run's NCCL had another default;
+    ``kernel_fusion``: the ``workload.kernel_fusion`` the row's framework text implies (as a row without a file gets it)."""
     import yaml
 
     server: dict = {"layout": "nvswitch" if layout == "bridge2" else layout, **(pcie or {})}
@@ -158,6 +144,8 @@ def write_scenario(name: str, *, nodes: int, gpus_per_node: int, gpu: str, layou
     workload: dict = {"model": model, "batch_per_gpu": batch, "precision": precision}
     if seq:
         workload["sequence_length"] = seq
+    if kernel_fusion != "none":
+        workload["kernel_fusion"] = kernel_fusion
     training: dict = {"strategy": "ring_allreduce"}
     if framework:
         training["framework"] = framework
@@ -195,13 +183,14 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
         p2p_level = None  # NCCL_P2P_LEVEL of a run whose NCCL had another default
         if src == "Lambda":
             intra, network, gbps, strategy = "pcie", None, None, "ring_allreduce"
+            framework = run_framework(r["source"], framework, r["gpu"])
             if r["gpu"] in LAMBDA_XLA_LOGS:
-                framework = f"{framework}; XLA auto-clustering (TF_XLA_FLAGS=--tf_xla_auto_jit=2)"
                 notes.append(f"run set: logs/{LAMBDA_XLA_LOGS[r['gpu']]}.logs in Lambda's repository "
                              "(LambdaColdStorage/lambda-tensorflow-benchmark): its throughputs equal the summary "
                              "table's at every GPU count, and each log prints 'Compiled cluster using XLA!': XLA "
-                             "auto-clustering, which the simulator does not model (on Lambda's 2080 Ti server it "
-                             "costs scaling, on its Quadro RTX 8000 server not: README)")
+                             "auto-clustering (simulated as workload.kernel_fusion norm_activation; what it does to scaling is not "
+                             "modelled: on Lambda's 2080 Ti server it costs scaling, on its Quadro RTX 8000 server not: "
+                             "README)")
             n_gpus = int(r["total_gpus"])
             if r["gpu"] in EPYC_7502_CARDS:
                 scenario_layout, p2p_level = "pcie_tree", "SYS"
@@ -307,6 +296,7 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                 model=zoo_model, batch=int(batch), precision=precision, seq=seq if seq not in (None, 128) else None,
                 # the preset the row's text names, as a row without a file gets it
                 framework=preset_for_text(framework, strategy), pcie=pcie, p2p_level=p2p_level,
+                kernel_fusion=kernel_fusion_for_text(framework, precision),
             )
             if seq not in (None, 128):
                 notes.append(f"sequence length {seq}: scenario file sets workload.sequence_length")
@@ -436,7 +426,8 @@ def headline_rows(df: pd.DataFrame) -> list[dict[str, str]]:
         scen = write_scenario(f"Dell-C4140M-resnet50-amp-b256-{n}x4", nodes=n, gpus_per_node=4,
                               gpu="V100-SXM2-16GB", layout="nvswitch", network="infiniband", gbps=100.0,
                               model="resnet50", batch=256, precision="amp",
-                              framework=preset_for_text(r["framework"], "ring_allreduce"))
+                              framework=preset_for_text(r["framework"], "ring_allreduce"),
+                              kernel_fusion=kernel_fusion_for_text(r["framework"], "amp"))
         rows.append(row(
             case_id=f"Dell-C4140M-resnet50-{n}x4-speedup", source="Dell-C4140M-whitepaper", model="resnet50",
             gpu="V100-SXM2-16GB", nodes=n, gpus_per_node=4, intra_node="nvswitch",

@@ -102,6 +102,9 @@ def single_gpu_table() -> str:
     if grown:  # the same model on the points the dev set had before cards were added
         lines.append(row(f"shape-aware model, leave one GPU out, the {grown['leave_one_gpu_out']['n']} points "
                          "before four cards were added", grown["leave_one_gpu_out"]))
+    unfused = data.get("before_fusion")
+    if unfused:  # before the runs that fused their norm, add and ReLU kernels were simulated so
+        lines.append(row("shape-aware model, every run unfused, leave one GPU out", unfused["leave_one_gpu_out"]))
     lines.append(row("shape-aware model, leave one GPU out", data["leave_one_gpu_out"]))
     lines.append(row("shape-aware model, leave one generation out", data["leave_one_generation_out"]))
     lines.append(row("shape-aware model, leave one source out", data["leave_one_source_out"]))

@@ -392,7 +392,7 @@ def _roofline_on_profiled_device(view: Resolved, profile: Profile, path: str) ->
     return roofline_costs(
         view.model, device, precision=w.precision, batch=view.batch_per_gpu,  # type: ignore[arg-type]
         compute_efficiency=1.0, memory_efficiency=1.0, layer_overhead_s=view.layer_overhead_s, optimizer=w.optimizer,
-    )
+        kernel_fusion=w.kernel_fusion)
 
 
 def layer_times(costs: ComputeCosts) -> np.ndarray:

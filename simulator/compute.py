@@ -12,7 +12,10 @@ Without a calibration profile each layer is timed from its shape
   unhidden share (``kernel_efficiency.OVERLAP_LOSS``) of the shorter of the two;
 * memory-bound layers move the bytes their kernels really read and write, at
   ``bandwidth x memory_efficiency``;
-* every kernel costs ``layer_overhead`` (launch and framework dispatch).
+* every kernel costs ``layer_overhead`` (launch and framework dispatch);
+* with ``workload.kernel_fusion: norm_activation`` a residual add and a ReLU that follow a
+  batch norm run inside the norm's kernels: no launch of their own, and only the
+  traffic the fused kernel still needs (:func:`kernel_efficiency.fused_traffic`).
 
 ``peak`` is the GPU's dense peak for the precision on matrix layers (tensor cores
 where the precision uses them) and the fp32 peak elsewhere; matrix layers never run
@@ -132,13 +135,16 @@ def roofline_costs(
     layer_overhead_s: float,
     optimizer: str,
     conv_algorithms: Sequence[str | None] | None = None,
+    kernel_fusion: str = "none",
 ) -> ComputeCosts:
     """Every layer's forward and backward time (see the module docstring).
 
     ``conv_algorithms`` names, per layer in forward order, the convolution algorithm
     of each conv layer (:mod:`simulator.algorithms`): Winograd is timed as its
     products and transforms, precomputed GEMM and FFT by their time factors, FFT and
-    Winograd on CUDA cores. None means implicit GEMM everywhere."""
+    Winograd on CUDA cores. None means implicit GEMM everywhere. ``kernel_fusion``
+    (:data:`kernel_efficiency.KERNEL_FUSIONS`) says which memory-bound layers run inside
+    their neighbour's kernels."""
     rates = device_rates(gpu, precision, compute_efficiency, memory_efficiency, layer_overhead_s)
     # fp8 speeds up the dense layers' GEMMs only; everything else runs as bf16
     other_rates = device_rates(gpu, "bf16", compute_efficiency, memory_efficiency, layer_overhead_s) \
@@ -156,6 +162,10 @@ def roofline_costs(
             fp8 = layer.kind == "linear" and not layer.name.endswith(FP8_EXCLUDED_SUFFIXES)
             forward[i], backward[i] = layer_times(layer, batch, rates if fp8 else other_rates, weights, algorithm,
                                                   input_gradient=i != first_weighted or layer.params == 0)
+        elif kernel_efficiency.fused_into_norm(model.layers, i, kernel_fusion):
+            for pass_index, out in ((0, forward), (1, backward)):
+                elements = kernel_efficiency.fused_traffic(model.layers, i, backward=bool(pass_index))
+                out[i] = elements * batch * rates.act_bytes / rates.bytes_s
         else:
             for pass_index, out in ((0, forward), (1, backward)):
                 elements, kernels = kernel_efficiency.elementwise_traffic(layer, backward=bool(pass_index))

@@ -60,6 +60,7 @@ needs no gradient).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .zoo import GemmShape, Layer
@@ -188,6 +189,43 @@ def elementwise_traffic(layer: Layer, backward: bool) -> tuple[float, int]:
     fwd, bwd = ELEMENTWISE_PASSES.get(layer.kind, DEFAULT_PASSES)
     reads_in, reads_out, kernels = bwd if backward else fwd
     return reads_in * layer.input_elements + reads_out * layer.output_elements, kernels
+
+
+#: ``workload.kernel_fusion`` values: ``none`` runs every layer as its own kernels (eager
+#: frameworks: PyTorch, TensorFlow without XLA, Caffe, Torch7); ``norm_activation``
+#: runs a residual add and a ReLU that follow a batch norm inside the norm's kernels,
+#: as cuDNN's and MXNet's fused BN-add-ReLU (NVIDIA's MXNet ResNet-50 in fp16), XLA's
+#: auto-clustering and compilers that fuse elementwise epilogues do.
+KERNEL_FUSIONS = ("none", "norm_activation")
+FUSABLE_KINDS = frozenset({"relu", "add"})
+
+
+def fused_into_norm(layers: Sequence[Layer], index: int, kernel_fusion: str) -> bool:
+    """Whether ``layers[index]`` runs inside the batch norm before it (directly, or
+    through a residual add that does): a ReLU or add right after a batch norm, or a
+    ReLU right after such an add."""
+    if kernel_fusion == "none" or layers[index].kind not in FUSABLE_KINDS:
+        return False
+    back = index - 1
+    if back >= 0 and layers[back].kind == "add" and layers[index].kind == "relu":
+        back -= 1
+    return back >= 0 and layers[back].kind == "batchnorm"
+
+
+def fused_traffic(layers: Sequence[Layer], index: int, backward: bool) -> float:
+    """Elements per sample a layer fused into a batch norm (:func:`fused_into_norm`)
+    still moves; it launches no kernel. Forward, an add reads its other operand (half
+    its input counts both) and nothing is written: the norm's kernel writes the
+    result once, as it would have anyway. Backward, the norm's kernel reads the ReLU's
+    output for its mask, and writes the residual branch's gradient where an add was
+    fused (unfused, the ReLU's backward wrote it and the add aliased it)."""
+    layer = layers[index]
+    if not backward:
+        return 0.5 * layer.input_elements if layer.kind == "add" else 0.0
+    if layer.kind == "add":
+        return 0.0
+    after_add = index > 0 and layers[index - 1].kind == "add"
+    return (2.0 if after_add else 1.0) * layer.output_elements
 
 
 @dataclass(frozen=True)

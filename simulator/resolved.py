@@ -80,6 +80,7 @@ class Resolved:
             layer_overhead_s=self.layer_overhead_s,
             optimizer=w.optimizer,
             conv_algorithms=conv_algorithms,
+            kernel_fusion=w.kernel_fusion,
         )
 
 

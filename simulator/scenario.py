@@ -265,6 +265,13 @@ class WorkloadSpec(_Strict):
         description="Fixed cost per kernel launched (launch and framework dispatch), microseconds; a matrix layer "
         "launches one kernel forward and two backward.",
     )
+    kernel_fusion: Literal["none", "norm_activation"] = Field(
+        default="none",
+        description="Kernel fusion of the framework: none = every layer launches its own kernels (PyTorch eager, "
+        "TensorFlow without XLA, Caffe, Torch7); norm_activation = a residual add and a ReLU that follow a batch "
+        "norm run inside the norm's kernels (XLA, NVIDIA's MXNet ResNet-50 in fp16 with fused BN-add-ReLU): no "
+        "launches and no write and read-back of their tensors.",
+    )
     conv_algorithm: Literal["implicit_gemm", "precomputed_gemm", "fft", "winograd", "auto"] = Field(
         default="auto",
         description="Convolution algorithm of every conv layer (`simulator.algorithms`); a layer that cannot run it "

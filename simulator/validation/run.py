@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -125,6 +126,22 @@ def preset_for_text(framework: str | None, strategy: str) -> str | None:
     return None
 
 
+def kernel_fusion_for_text(framework: str | None, precision: str) -> str:
+    """The ``workload.kernel_fusion`` a free-text ``framework`` implies for a run in ``precision``.
+
+    XLA (TensorFlow's auto-clustering, ``XLA on`` in NVIDIA's tables) fuses a batch norm
+    with the add and ReLU after it; so does NVIDIA's MXNet ResNet-50 in fp16, whose
+    runner passes ``--fuse-bn-relu 1 --fuse-bn-add-relu 1`` for float16 only
+    (DeepLearningExamples ``MxNet/Classification/RN50v1.5/runner``): an NGC MXNet
+    container in mixed precision. Everything else runs unfused."""
+    text = (framework or "").lower()
+    if re.search(r"\bxla\b", text) and "without xla" not in text:
+        return "norm_activation"
+    if "mxnet" in text and "ngc" in text and precision in ("amp", "fp16"):
+        return "norm_activation"
+    return "none"
+
+
 def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
                   overrides: Sequence[str] = ()) -> tuple[Scenario, str]:
     """The scenario a row describes, and a note on any assumption made."""
@@ -153,7 +170,8 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
     nic["latency_us"] = kind.latency_us
     if kind.transport:
         nic["transport"] = kind.transport
-    workload: dict[str, Any] = {"precision": case.precision}
+    workload: dict[str, Any] = {"precision": case.precision,
+                                "kernel_fusion": kernel_fusion_for_text(case.framework, case.precision)}
     if case.model:
         workload["model"] = case.model
     if case.batch_per_gpu:
