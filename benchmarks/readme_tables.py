@@ -11,6 +11,7 @@ between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers.
     python benchmarks/accuracy_collectives.py --json benchmarks/results/collectives_cv.json
     python benchmarks/accuracy_training.py --json benchmarks/results/training_cv.json
     python benchmarks/accuracy_llm.py --json benchmarks/results/llm_cv.json
+    python benchmarks/heldout_lambda_non_xla.py --json benchmarks/results/heldout_lambda.json
     python benchmarks/readme_tables.py                            # rewrite README.md
     python benchmarks/readme_tables.py --check                    # exit 1 if stale
 """
@@ -146,9 +147,19 @@ def llm_table() -> str:
     return "\n".join(lines + _fitted(data["fitted"]))
 
 
+def heldout_lambda_table() -> str:
+    rows = json.loads((RESULTS / "heldout_lambda.json").read_text())
+    names = {"fp16, batch-norm models": "fp16, ResNet-50/152 and Inception-v3"}
+    lines = ["| held out, Lambda without XLA | n | median | p90 | one-GPU x GPUs median | one-GPU x GPUs p90 |",
+             "|---|--:|--:|--:|--:|--:|"]
+    lines += [f"| {names.get(r['group'], r['group'])} | {int(r['n'])} | {_num(r['median %'])} | {_num(r['p90 %'])} | "
+              f"{_num(r['reference median %'])} | {_num(r['reference p90 %'])} |" for r in rows]
+    return "\n".join(lines)
+
+
 TABLES = {"single-gpu-cv": single_gpu_table, "measured-here": measured_here_table, "dev-set": dev_set_table,
           "collectives-cv": collectives_table,
-          "training-cv": training_table, "llm-cv": llm_table}
+          "training-cv": training_table, "llm-cv": llm_table, "heldout-lambda": heldout_lambda_table}
 
 
 def render(text: str) -> str:
