@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..catalog.datafile import SAFE_LOADER
 
 PROTOCOLS = ("LL", "LL128", "Simple")
+#: NCCL_P2P_LEVEL values the model knows (``Backend.p2p_level``).
+P2PLevel = Literal["PXB", "PHB", "SYS"]
 
 
 class _Frozen(BaseModel):
@@ -80,7 +82,7 @@ class Backend(_Frozen):
     # through PCIe switches only (a hop through a CPU is staged in host memory); PHB,
     # also through one CPU's root complex; SYS, also across the socket link. Only GPUs
     # that can do P2P at all (catalog ``pcie_p2p``, ``cluster.server.p2p``) use it.
-    p2p_level: Literal["PXB", "PHB", "SYS"] = "PXB"
+    p2p_level: P2PLevel = "PXB"
     # The most one channel's connection across the network moves (None: no limit): a
     # single TCP stream where the transport opens one socket per connection (NCCL's
     # socket transport before 2.4.8) and the network caps a flow (a cloud's per-flow
@@ -121,7 +123,7 @@ class Backend(_Frozen):
 def with_measured(backend: Backend, host_staging_gbytes_s: float | None = None,
                   network_efficiency: float | None = None, net_connection_gbps: float | None = None,
                   compute_interference: float | None = None, transport: str = "",
-                  p2p_level: str | None = None) -> Backend:
+                  p2p_level: P2PLevel | None = None) -> Backend:
     """``backend`` with the figures a user measured on their machine in place of its
     fitted ones (unchanged where a figure is None), and its network fraction for the
     NICs' ``transport`` (rdma, socket; "" or one the backend does not list: its
