@@ -97,6 +97,15 @@ def install(sim: BuiltSimulation, limit: int | None = None) -> None:
         return
     check_fusion_cycle(sim)
     env = sim.env
+    if hasattr(env, "over_limit"):  # a CountingEnvironment: its own run loop checks (no call an event)
+
+        def over_limit(upcoming: float, beyond_horizon: bool) -> WorkBudgetExceeded:
+            if beyond_horizon:
+                return WorkBudgetExceeded(beyond_horizon_message(sim, upcoming))
+            return WorkBudgetExceeded(over_budget_message(sim, limit))
+
+        env.event_limit, env.horizon, env.over_limit = limit, MAX_SIMULATED_S, over_limit
+        return
     step, peek, horizon, inf = type(env).step, env.peek, MAX_SIMULATED_S, math.inf  # (looked up once)
     # The environment's count made here where it can be (one call less for every event).
     uncounted = getattr(type(env), "uncounted_step", None)
