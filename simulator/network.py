@@ -34,9 +34,10 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 import simpy
-from simpy.events import Event, Timeout
+from simpy.events import Event, EventPriority, Timeout
 
 from . import flows
+from .connected import connected
 from .finishing import RECKONED_ADVANCES, soonest_finish
 from .flows import ActiveComponents, Component, Flow, FlowGroup, Node, Route, admission, levels_apart, oldest
 from .graph_links import BandwidthScale, GraphLinks
@@ -48,6 +49,7 @@ __all__ = ["EdgeUsage", "Flow", "Network", "Route", "Usage", "max_min_rates", "m
 
 # Advances of the network a group keeps before bringing all its members up to date.
 _STEPS_KEPT = 64
+_AFTER_NORMAL = EventPriority(2)  # (SimPy's priorities: URGENT 0, NORMAL 1)
 # Up to this many active groups, components are found by testing pairs of groups for a
 # shared edge (cached per pair of usages) instead of walking every edge of every group.
 PAIRWISE_GROUPS = 12
@@ -218,7 +220,7 @@ class Network:
             counters.edge_bytes[loaded] += counters.edge_load[loaded] * dt
         counters.last_time = now
 
-    def _recompute(self, _event: simpy.Event | None = None) -> None:
+    def _recompute(self, _event: simpy.Event | None = None, timer_later: bool = False) -> None:
         self._recompute_pending = False
         if self.env.now > self._counters.last_time:
             self._advance()
@@ -238,10 +240,17 @@ class Network:
             self._pending = []
             self._changed = False
             self._share()
-        # Rates depend only on which flows are active: unchanged, they are kept. In a
-        # group the lead finishes first.
-        next_finish = soonest_finish(self._groups.values(), self.env.now)
         self._timer = None  # (a timer set before is stale: rates may have changed)
+        if not timer_later:
+            self._set_timer()
+
+    def _set_timer(self, _event: simpy.Event | None = None) -> None:
+        """Wake the network when the next flow finishes, unless a recomputation since
+        has (or is due at this instant and will). Rates depend only on which flows are
+        active: unchanged, they are kept. In a group the lead finishes first."""
+        if self._recompute_pending or self._timer is not None:
+            return
+        next_finish = soonest_finish(self._groups.values(), self.env.now)
         if next_finish < float("inf"):
             self._timer = Timeout(self.env, max(next_finish, 0.0))
             self._timer.callbacks.append(self._timer_callback)
@@ -324,24 +333,7 @@ class Network:
                                            overlaps=self.links.overlaps)
         else:
             neighbours = self._edge_groups.neighbours()
-        seen: set[FlowGroup] = set()
-        fresh: list[list[FlowGroup]] = []
-        for seed in seeds:
-            if seed in seen:
-                continue
-            seen.add(seed)
-            members, stack = [], [seed]
-            while stack:
-                group = stack.pop()
-                members.append(group)
-                if group.component is not None:
-                    stale.add(group.component)
-                for other in neighbours(group):
-                    if other not in seen:
-                        seen.add(other)
-                        stack.append(other)
-            fresh.append(members)
-        return fresh
+        return connected(seeds, stale, neighbours)
 
     def _apply(self, components: Collection[Component]) -> None:
         """Put components' rates and load in force (their edges set at once)."""
@@ -392,9 +384,15 @@ class Network:
         if finished:
             self._changed = True
             finished.sort(key=admission)
-        # Rates must be recomputed before anyone reacts to the completions.
-        self._recompute()
+        # Rates must be recomputed before anyone reacts to the completions; the timer is set
+        # once they have (most start flows at once: the recomputation for those sets it),
+        # by the instant's last event if nothing else has.
+        self._recompute(timer_later=bool(finished))
         for flow in finished:
             flow.group = None
             flow.left = 0.0  # (its remaining bytes, out of any group)
             flow.done.succeed()
+        if finished:  # (after every event of this instant: the last of the instant)
+            last = Event(self.env)
+            last._ok, last._value, last.callbacks = True, None, [self._set_timer]
+            self.env.schedule(last, _AFTER_NORMAL)
