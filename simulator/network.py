@@ -364,13 +364,13 @@ class Network:
         now = self.env.now
         groups = self._groups
         # (A group whose reckoned finish is still ahead has no member done: not asked.)
-        for key, group in [(key, group) for key, group in groups.items() if group.done_by <= now]:
+        for group in [group for group in groups.values() if group.done_by <= now]:
             done = group.take_finished(now)
             if not done:
                 continue
             finished += done
             if not group.flows:  # its last member left
-                del groups[key]
+                del groups[id(group.usage)]  # (its key)
                 if group.component is not None:
                     self._stale.add(group.component)
                     group.component = None
