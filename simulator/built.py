@@ -68,9 +68,8 @@ class CountingEnvironment(simpy.Environment):
         if until is not None or "step" in self.__dict__ or type(self).step is not CountingEnvironment.step:
             return super().run(until)
         queue, pop = self._queue, heapq.heappop
-        limit, horizon, over_limit, inf = self.event_limit, self.horizon, self.over_limit, math.inf
-        if limit is None:
-            limit = inf
+        horizon, over_limit, inf = self.horizon, self.over_limit, math.inf
+        limit: float = inf if self.event_limit is None else self.event_limit
         while True:  # (simpy.Environment.step, the count and the budget's checks inlined)
             if over_limit is not None:
                 upcoming = queue[0][0] if queue else inf
@@ -83,7 +82,7 @@ class CountingEnvironment(simpy.Environment):
             # (A numpy delay makes a numpy time: the same double as a float, made one again,
             # or every sum and comparison with the clock after it goes through numpy.)
             self._now = now if type(now) is not _float64 else float(now)
-            callbacks, event.callbacks = event.callbacks, None
+            callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]  # (as SimPy's step)
             try:
                 for callback in callbacks:
                     callback(event)

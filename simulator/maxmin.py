@@ -10,7 +10,8 @@ are the same to the last bit (``tests/test_maxmin.py``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -217,3 +218,29 @@ def level_sets_apart(level_sets: Sequence[set[float]]) -> bool:
                 return False
             j -= 1
     return True
+
+
+def connected(seeds: list[Any], stale: set[Any], neighbours: Callable[[Any], Iterable[Any]]) -> list[list[Any]]:
+    """The flow groups whose max-min rates are computed together with the seeds': those
+    joined to them by shared edges (``neighbours`` of a group: the active groups sharing
+    an edge with it), a list per component, each in the order found; the components they
+    were in are noted in ``stale`` (see :meth:`simulator.network.Network._update_components`)."""
+    # (Groups and components of simulator.flows, which imports this module: not named here.)
+    seen: set[Any] = set()
+    fresh: list[list[Any]] = []
+    for seed in seeds:
+        if seed in seen:
+            continue
+        seen.add(seed)
+        members, stack = [], [seed]
+        while stack:
+            group = stack.pop()
+            members.append(group)
+            if group.component is not None:
+                stale.add(group.component)
+            for other in neighbours(group):
+                if other not in seen:
+                    seen.add(other)
+                    stack.append(other)
+        fresh.append(members)
+    return fresh

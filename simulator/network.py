@@ -37,11 +37,11 @@ import simpy
 from simpy.events import Event, EventPriority, Timeout
 
 from . import flows
-from .connected import connected
 from .finishing import RECKONED_ADVANCES, soonest_finish
 from .flows import ActiveComponents, Component, Flow, FlowGroup, Node, Route, admission, levels_apart, oldest
 from .graph_links import BandwidthScale, GraphLinks
 from .maxmin import EdgeUsage, Usage, max_min_rates, max_min_rates_numpy, max_min_rates_of, max_min_rates_python
+from .maxmin import connected as connected_groups
 
 # Re-exported: the max-min core and the flow types lived here before they had modules.
 __all__ = ["EdgeUsage", "Flow", "Network", "Route", "Usage", "max_min_rates", "max_min_rates_numpy",
@@ -333,7 +333,7 @@ class Network:
                                            overlaps=self.links.overlaps)
         else:
             neighbours = self._edge_groups.neighbours()
-        return connected(seeds, stale, neighbours)
+        return connected_groups(seeds, stale, neighbours)
 
     def _apply(self, components: Collection[Component]) -> None:
         """Put components' rates and load in force (their edges set at once)."""
