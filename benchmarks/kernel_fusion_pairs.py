@@ -2,7 +2,7 @@
 
 Lambda's tf_cnn_benchmarks logs (LambdaColdStorage/lambda-tensorflow-benchmark at commit
 e086e0e, ``logs/``) time the same one-GPU runs twice on the same servers: plain and with
-XLA auto-clustering. ``scenarios/validation/kernel_fusion_pairs.csv`` holds those pairs
+XLA auto-clustering. ``benchmarks/data/kernel_fusion_pairs.csv`` holds those pairs
 (70: RTX 2080 Ti and Quadro RTX 8000 under TensorFlow 1.15 and 2.2, A100 SXM4 under
 TensorFlow 2.3; AlexNet, VGG-16, ResNet-50/152, Inception-v3; synthetic data, NCHW; fp32
 runs on the A100 read as TF32, cuDNN 8's default for fp32 convolutions there). None of
@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-PAIRS = ROOT / "scenarios" / "validation" / "kernel_fusion_pairs.csv"
+PAIRS = ROOT / "benchmarks" / "data" / "kernel_fusion_pairs.csv"
 BATCH_NORM_MODELS = ("resnet50", "resnet152", "inception_v3")
 
 
