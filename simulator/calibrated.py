@@ -76,6 +76,7 @@ import numpy as np
 from .calibrated_run import CPU_COMM_INTERFERENCE, CPU_COMPUTE_INTERFERENCE, CalibratedAllreduce, Overlap
 from .compute import ComputeCosts, roofline_costs
 from .errors import CalibrationError, excerpt
+from .kernel_efficiency import fused_into_norm
 from .profile import ModelProfile, Profile, ThreadTimings, Timing, estimated_fields, load_profile
 from .resolved import Resolved
 from .scenario import Scenario
@@ -212,7 +213,8 @@ def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str) -> tup
         fits = timings.fit_table()
         for i, layer in enumerate(model.layers):
             fwd, bwd = fits.get((layer.name, "forward")), fits.get((layer.name, "backward"))
-            if fwd is None or bwd is None:
+            # (a layer the run fuses keeps its fused estimate, not the probe's eager kernels)
+            if fwd is None or bwd is None or fused_into_norm(model.layers, i, w.kernel_fusion):
                 estimated_layers.append(layer.name)
                 continue
             forward[i] = max(fwd(batch), 0.0) * stretch * correction
@@ -229,8 +231,7 @@ def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str) -> tup
         estimated_layers = [layer.name for layer in model.layers]
 
     cal.report.update({
-        "profile": path,
-        "device": device,
+        "profile": path, "device": device,
         "layers_calibrated": len(calibrated_layers),
         "layers_estimated": len(estimated_layers),
         "estimated_layer_names": estimated_layers[:MAX_LISTED_LAYERS] if calibrated_layers else [],
@@ -389,10 +390,9 @@ def _roofline_on_profiled_device(view: Resolved, profile: Profile, path: str) ->
     device = ProfiledDevice(profile.environment.device_name, fit.peak_flops_per_s,
                             eff.memory_bandwidth_bytes_per_s / 1e9)
     w = view.scenario.workload
-    return roofline_costs(
-        view.model, device, precision=w.precision, batch=view.batch_per_gpu,  # type: ignore[arg-type]
-        compute_efficiency=1.0, memory_efficiency=1.0, layer_overhead_s=view.layer_overhead_s, optimizer=w.optimizer,
-        kernel_fusion=w.kernel_fusion)
+    return roofline_costs(view.model, device, precision=w.precision, batch=view.batch_per_gpu,  # type: ignore[arg-type]
+                          compute_efficiency=1.0, memory_efficiency=1.0, layer_overhead_s=view.layer_overhead_s,
+                          optimizer=w.optimizer, kernel_fusion=w.kernel_fusion)
 
 
 def layer_times(costs: ComputeCosts) -> np.ndarray:

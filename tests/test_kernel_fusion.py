@@ -122,3 +122,31 @@ def test_the_fused_speedup_matches_runs_that_differ_only_in_xla():
     bn_fp32 = pairs[pairs.batch_norm & (pairs.precision != "amp")]
     assert len(bn_fp32) == 21
     assert bn_fp32["error_%"].abs().median() < 5.0
+
+
+def test_a_profile_does_not_charge_fused_layers_their_eager_timings():
+    """With a calibration profile (eager torch timings per layer), the layers the run
+    fuses keep the fused estimate; every other layer keeps its measured time."""
+    from pathlib import Path
+
+    profile = Path(__file__).resolve().parents[1] / "calibration" / "profiles" / "cpu-intel-xeon-2core.json"
+
+    def costs(kernel_fusion: str):
+        scenario = load_scenario({"cluster": {"nodes": 1, "gpus_per_node": 1},
+                                  "workload": {"model": "resnet50", "precision": "fp32", "batch_per_gpu": 8,
+                                               "kernel_fusion": kernel_fusion},
+                                  "calibration": str(profile)}, [])
+        return build(scenario)
+
+    plain, fused = costs("none"), costs("norm_activation")
+    layers = get_model("resnet50").layers
+    touched = [i for i in range(len(layers)) if ke.fused_into_norm(layers, i, "norm_activation")]
+    others = [i for i in range(len(layers)) if i not in touched]
+    assert (fused.costs.forward_s[others] == plain.costs.forward_s[others]).all()
+    relus = [i for i in touched if layers[i].kind == "relu"]
+    assert (fused.costs.forward_s[relus] == 0.0).all()  # a fused ReLU's forward moves nothing
+    fused_time = fused.costs.forward_s[touched] + fused.costs.backward_s[touched]
+    eager_time = plain.costs.forward_s[touched] + plain.costs.backward_s[touched]
+    assert (fused_time < eager_time).all()
+    assert plain.calibration.report["layers_calibrated"] == len(layers)
+    assert fused.calibration.report["layers_calibrated"] == len(layers) - len(touched)
