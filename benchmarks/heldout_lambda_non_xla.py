@@ -35,7 +35,7 @@ def results() -> pd.DataFrame:
     from simulator.validation.cases import read_cases
 
     cases, _ = read_cases(CASES)
-    frame = validate(CASES, overrides=["workload.kernel_fusion=none"])
+    frame = validate(cases, base_dir=CASES.parent, overrides=["workload.kernel_fusion=none"])
     meta = pd.DataFrame({"case_id": [c.case_id for c in cases], "model": [c.model for c in cases],
                          "gpu": [c.gpu for c in cases], "precision": [c.precision for c in cases]})
     frame = frame.merge(meta, on="case_id")

@@ -34,13 +34,7 @@ def reckon(group: FlowGroup, now: float) -> float:
     if not rate > 0:
         group.finish_at, group.done_by, group.delay, group.reckoned_now = inf, -inf, inf, now
         return inf
-    lead, steps = group.by_left[0], group.steps
-    if lead.applied < len(steps):  # (its remaining bytes, as Flow.remaining_bytes brings them up to date)
-        left = lead.left
-        for step in steps[lead.applied:]:
-            left -= step
-        lead.left, lead.applied = left, len(steps)
-    delay = lead.left / rate
+    delay = group.by_left[0].remaining_bytes / rate
     group.delay, group.reckoned_now = delay, now  # (kept for another look at this time)
     finish_at = now + delay
     if finish_at != finish_at:  # NaN: never the soonest, always looked at
