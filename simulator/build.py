@@ -144,10 +144,7 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
     env = CountingEnvironment()
     backend = None
     if strategy_name not in ("none", "parameter_server"):
-        wanted = t.collectives
-        backend = with_measured(get_backend(wanted.backend), wanted.host_staging_gbytes_s, wanted.network_efficiency,
-                                wanted.net_connection_gbps, wanted.compute_interference, view.nic_transport,
-                                wanted.p2p_level)
+        backend = scenario_backend(view)
     network = Network(env, cluster.graph, None if backend is None else achievable_scale(backend, gpu.architecture))
     costs, calibration, _ = rank_compute_costs(view)
     costs = _on_the_wire(scenario, costs)
@@ -235,7 +232,7 @@ def cluster_network(scenario: Scenario | Resolved, env: simpy.Environment) -> tu
     data parallelism (:mod:`simulator.llm`) runs its transfers and collectives on."""
     view = resolved(scenario)
     scenario = view.scenario
-    c, wanted = scenario.cluster, scenario.training.collectives
+    c = scenario.cluster
     try:
         cluster = _shared_cluster(
             nodes=c.nodes, gpus_per_node=c.gpus_per_node, server_layout=c.server.layout,
@@ -245,10 +242,17 @@ def cluster_network(scenario: Scenario | Resolved, env: simpy.Environment) -> tu
         )
     except (KeyError, ValueError) as exc:
         raise TopologyError(f"cluster: cannot build the topology: {exc}") from None
-    backend = with_measured(get_backend(wanted.backend), wanted.host_staging_gbytes_s, wanted.network_efficiency,
-                            wanted.net_connection_gbps, wanted.compute_interference, view.nic_transport,
-                            wanted.p2p_level)
+    backend = scenario_backend(view)
     return cluster, Network(env, cluster.graph, achievable_scale(backend, view.gpu.architecture)), backend
+
+
+def scenario_backend(view: Resolved) -> Backend:
+    """The scenario's collective backend with what ``training.collectives`` sets in place
+    of the backend file's figures (:func:`with_measured`)."""
+    wanted = view.scenario.training.collectives
+    return with_measured(get_backend(wanted.backend), wanted.host_staging_gbytes_s, wanted.network_efficiency,
+                         wanted.net_connection_gbps, wanted.compute_interference, view.nic_transport,
+                         wanted.p2p_level)
 
 
 def _shared_cluster(**parameters: Any) -> ClusterGraph:
