@@ -124,13 +124,39 @@ def main(argv: list[str] | None = None) -> None:
         from .runner import run_group
 
     run_group(cli, argv, "clustersim")
+    if argv is None:
+        _end_process()
+
+
+def _end_process() -> None:
+    """The console script's command is done: its exit handlers run and the process ends
+    without the interpreter's teardown, which only frees, one by one, every object of
+    the modules and the finished run (a fiftieth of `clustersim simulate`). Not where
+    another thread still runs or the output cannot be flushed (a closed pipe): those
+    end as Python ends them."""
+    import atexit
+    import threading
+
+    if threading.active_count() > 1:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    atexit._run_exitfuncs()  # (what the interpreter would run before its teardown)
+    os._exit(0)
 
 
 def _own_process() -> None:
     """OpenBLAS without a thread pool unless asked for (OPENBLAS_NUM_THREADS set): the
     simulator makes no BLAS call (no matrix product, no linear algebra), yet numpy's
     OpenBLAS starts a thread per core when numpy loads, which spins a core at start-up
-    (set before numpy loads; inherited by sweep workers). And the collector's exit rule
+    (set before numpy loads; inherited by sweep workers). No pydantic plugins unless asked
+    for (PYDANTIC_DISABLE_PLUGINS set): the schema needs none, and looking for them reads
+    every installed package's entry points when the first model is built (a fiftieth of
+    `clustersim simulate`). And the collector's exit rule
     (:func:`simulator.gc_policy.freeze_at_exit`)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     freeze_at_exit()

@@ -48,7 +48,7 @@ def simulate(
     # per-layer rows of a data-parallel rank (a transformer-parallel step reports its own)
     rows = [] if loaded.training.parallelism is not None else located(source, layer_rows, loaded)
     # Always serialized, so a non-finite result is an error, never a table or invalid JSON.
-    text = strict_json({**result.to_dict(), "layers": rows}, sort_keys=True, indent=2)  # SimResult + per-layer times
+    text = json_text({**result.to_dict(), "layers": rows}, needed=json_out is not None)  # SimResult + per-layer times
     if trace_out:
         from ..trace import chrome_trace  # only with --trace
 
@@ -67,6 +67,20 @@ def simulate(
             from rich.console import Console
 
             print_layers(Console(), rows, layers_shown)
+
+
+def json_text(data: dict[str, Any], needed: bool) -> str:
+    """The result as JSON (sorted keys, indented), or, when ``needed`` is false, the
+    check alone that it can be written (no NaN or infinity), by the C encoder (which
+    json uses only without indentation) first: on any error the full serialization runs and raises
+    the same error as ever; without one, "" (nothing will be written)."""
+    if not needed:
+        try:
+            strict_json(data, sort_keys=True)
+            return ""
+        except Exception:  # noqa: BLE001 - the full form below raises it as it always did
+            pass
+    return strict_json(data, sort_keys=True, indent=2)
 
 
 def print_layers(console: Console, rows: list[dict[str, Any]], shown: int) -> None:
@@ -179,8 +193,9 @@ def print_report(result: SimResult, source: str) -> None:
 
 def print_calibration(console: Console, report: dict[str, Any] | None) -> None:
     """Which numbers came from the calibration profile and which are estimates."""
-    if report is None:
-        console.print("calibration: none - every number is a roofline/network estimate")
+    if report is None:  # (highlighting only colours: off a colour terminal it is skipped, saving its regexes)
+        console.print("calibration: none - every number is a roofline/network estimate",
+                      highlight=console.color_system is not None)
         return
     from rich.table import Table
 
