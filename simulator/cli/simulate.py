@@ -18,6 +18,7 @@ from ..errors import ClusterSimError, check_output_path, figure_format, save_fig
 from ..layer_report import by_kind, layer_rows
 from ..loading import DEFAULT_SCENARIO_NAME, load_scenario
 from ..results import SimResult, resource_label
+from .plain import Block, Grid, Line, print_blocks
 from .runner import located
 
 if TYPE_CHECKING:  # rich is imported where a report is printed: `simulate -q` and --json runs skip it
@@ -125,35 +126,33 @@ def topology(scenario: Path | None, overrides: tuple[str, ...], png: str) -> Non
 
 
 def print_report(result: SimResult, source: str) -> None:
-    from rich.console import Console  # rich takes ~50 ms to import: only when a report is printed
-    from rich.table import Table
-    from rich.text import Text
-
-    console = Console()
     if "llm" in result.extra:
+        from rich.console import Console
+
         from ..llm.report import print_llm_report
 
-        print_llm_report(console, result, source)
+        print_llm_report(Console(), result, source)
         return
+    print_blocks(report_blocks(result, source))
+
+
+def report_blocks(result: SimResult, source: str) -> list[Block]:
+    """The report: the headline numbers, where an iteration's time goes, the most utilized
+    resources, where the lost speedup goes, the bottleneck and what was calibrated."""
     unit = result.sample_unit
     # The title on its own line: a table title wraps to the table's width.
-    console.print(Text(f"clustersim {result.version} - {result.scenario} ({source})", style="bold"), soft_wrap=True)
-    head = Table(show_header=False)
-    head.add_column(style="bold")
-    head.add_column(justify="right")
-    head.add_row("cluster", f"{result.nodes} x {result.gpus_per_node} {result.gpu} = {result.total_gpus} GPUs")
-    head.add_row("workload", f"{result.model}, batch {result.batch_per_gpu}/GPU ({result.global_batch} global)")
-    head.add_row("strategy", f"{result.strategy} ({result.mode} path)")
-    head.add_row("iteration time", f"{result.iteration_time_s * 1e3:.2f} ms")
-    head.add_row("throughput", f"{result.throughput_samples_per_s:,.1f} {unit}/s")
-    head.add_row("speedup over 1 GPU", f"{result.speedup:.2f}x")
-    head.add_row("scaling efficiency", f"{result.scaling_efficiency:.1%}")
-    console.print(head)
+    blocks: list[Block] = [Line([(f"clustersim {result.version} - {result.scenario} ({source})", True)])]
+    blocks.append(Grid([("", "left"), ("", "right")], [
+        ("cluster", f"{result.nodes} x {result.gpus_per_node} {result.gpu} = {result.total_gpus} GPUs"),
+        ("workload", f"{result.model}, batch {result.batch_per_gpu}/GPU ({result.global_batch} global)"),
+        ("strategy", f"{result.strategy} ({result.mode} path)"),
+        ("iteration time", f"{result.iteration_time_s * 1e3:.2f} ms"),
+        ("throughput", f"{result.throughput_samples_per_s:,.1f} {unit}/s"),
+        ("speedup over 1 GPU", f"{result.speedup:.2f}x"),
+        ("scaling efficiency", f"{result.scaling_efficiency:.1%}"),
+    ], show_header=False, bold_first=True))
 
-    parts = Table(title="where one iteration's time goes")
-    parts.add_column("part")
-    parts.add_column("ms", justify="right")
-    parts.add_column("share", justify="right")
+    parts = Grid([("part", "left"), ("ms", "right"), ("share", "right")], title="where one iteration's time goes")
     labels = {"compute_s": "compute", "interference_s": "compute slowed by collectives",
               "exposed_communication_s": "exposed communication", "input_wait_s": "input pipeline wait",
               "idle_s": "idle"}
@@ -161,52 +160,40 @@ def print_report(result: SimResult, source: str) -> None:
         if key not in result.breakdown:  # (the optional parts, where they occur)
             continue
         value = result.breakdown[key]
-        parts.add_row(label, f"{value * 1e3:.2f}", f"{value / result.iteration_time_s:.1%}")
-    parts.add_row(
-        "(communication in flight, overlapped or not)", f"{result.breakdown['communication_s'] * 1e3:.2f}", ""
+        parts.rows.append((label, f"{value * 1e3:.2f}", f"{value / result.iteration_time_s:.1%}"))
+    parts.rows.append(
+        ("(communication in flight, overlapped or not)", f"{result.breakdown['communication_s'] * 1e3:.2f}", "")
     )
-    console.print(parts)
+    blocks.append(parts)
 
-    util = Table(title="most utilized resources")
-    util.add_column("resource")
-    util.add_column("kind")
-    util.add_column("utilization", justify="right")
-    for u in result.utilization:
-        util.add_row(u.resource, u.kind, f"{u.utilization:.1%}")
-    console.print(util)
+    blocks.append(Grid([("resource", "left"), ("kind", "left"), ("utilization", "right")],
+                       [(u.resource, u.kind, f"{u.utilization:.1%}") for u in result.utilization],
+                       title="most utilized resources"))
     if result.attribution:
         lost_speedup = result.attribution["lost_speedup"]
-        lost = Table(title=f"where the lost speedup goes ({lost_speedup:.2f} of {result.total_gpus})")
-        lost.add_column("cause")
-        lost.add_column("ms / iteration", justify="right")
-        lost.add_column("speedup lost", justify="right")
+        lost = Grid([("cause", "left"), ("ms / iteration", "right"), ("speedup lost", "right")],
+                    title=f"where the lost speedup goes ({lost_speedup:.2f} of {result.total_gpus})")
         for cause, value in result.attribution["seconds"].items():
             if abs(value) > 1e-9:
-                lost.add_row(cause.replace("_", " "), f"{value * 1e3:.2f}",
-                             f"{result.attribution['speedup'][cause]:.2f}")
-        console.print(lost)
+                lost.rows.append((cause.replace("_", " "), f"{value * 1e3:.2f}",
+                                  f"{result.attribution['speedup'][cause]:.2f}"))
+        blocks.append(lost)
     b = result.bottleneck
-    console.print(Text.assemble("bottleneck: ", (resource_label(b.resource, b.kind), "bold"),
-                                f" at {b.utilization:.1%} utilization"), soft_wrap=True)
-    print_calibration(console, result.extra.get("calibration"))
+    blocks.append(Line([("bottleneck: ", False), (resource_label(b.resource, b.kind), True),
+                        (f" at {b.utilization:.1%} utilization", False)]))
+    blocks += calibration_blocks(result.extra.get("calibration"))
+    return blocks
 
 
-def print_calibration(console: Console, report: dict[str, Any] | None) -> None:
+def calibration_blocks(report: dict[str, Any] | None) -> list[Block]:
     """Which numbers came from the calibration profile and which are estimates."""
-    if report is None:  # (highlighting only colours: off a colour terminal it is skipped, saving its regexes)
-        console.print("calibration: none - every number is a roofline/network estimate",
-                      highlight=console.color_system is not None)
-        return
-    from rich.table import Table
-
-    table = Table(title=f"calibrated vs estimated ({report['profile']})", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
+    if report is None:
+        return [Line([("calibration: none - every number is a roofline/network estimate", False)], markup=True)]
     layers = (f"{report['layers_calibrated']} calibrated ({report['layer_times']}), "
               f"{report['layers_estimated']} estimated")
     if report["estimated_layer_names"]:
         layers += ": " + ", ".join(report["estimated_layer_names"])
-    for label, value in (("device", report["device"]), ("layer times", layers),
-                         ("optimizer step", report["optimizer_step"]), ("communication", report["communication"])):
-        table.add_row(label, value)
-    console.print(table)
+    return [Grid([("", "left"), ("", "left")], [
+        ("device", report["device"]), ("layer times", layers), ("optimizer step", report["optimizer_step"]),
+        ("communication", report["communication"])], title=f"calibrated vs estimated ({report['profile']})",
+        show_header=False, bold_first=True)]
