@@ -70,30 +70,36 @@ class CountingEnvironment(simpy.Environment):
         queue, pop = self._queue, heapq.heappop
         horizon, over_limit, inf = self.horizon, self.over_limit, math.inf
         limit: float = inf if self.event_limit is None else self.event_limit
-        while True:  # (simpy.Environment.step, the count and the budget's checks inlined)
-            if over_limit is not None:
-                upcoming = queue[0][0] if queue else inf
-                if upcoming != inf and (upcoming > horizon or self.events_processed >= limit):
-                    raise over_limit(upcoming, upcoming > horizon)
-            self.events_processed += 1
-            if not queue:
-                return None  # (SimPy's EmptySchedule, counted as its step counts it)
-            now, _, _, event = pop(queue)
-            # (A numpy delay makes a numpy time: the same double as a float, made one again,
-            # or every sum and comparison with the clock after it goes through numpy.)
-            self._now = now if type(now) is not _float64 else float(now)
-            callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]  # (as SimPy's step)
-            try:
-                for callback in callbacks:
-                    callback(event)
-            except StopSimulation:  # as SimPy's step: the rest of the callbacks run when resumed
-                event.callbacks = callbacks[callbacks.index(callback) + 1:]
-                self.schedule(event, EventPriority(-1))
-                raise
-            if not event._ok and not hasattr(event, "_defused"):
-                exc = type(event._value)(*event._value.args)
-                exc.__cause__ = event._value
-                raise exc
+        # The count kept in a local and stored whenever the loop is left (no callback reads it).
+        count = self.events_processed
+        try:
+            while True:  # (simpy.Environment.step, the count and the budget's checks inlined)
+                if over_limit is not None:
+                    upcoming = queue[0][0] if queue else inf
+                    if upcoming != inf and (upcoming > horizon or count >= limit):
+                        self.events_processed = count
+                        raise over_limit(upcoming, upcoming > horizon)
+                count += 1
+                if not queue:
+                    return None  # (SimPy's EmptySchedule, counted as its step counts it)
+                now, _, _, event = pop(queue)
+                # (A numpy delay makes a numpy time: the same double as a float, made one again,
+                # or every sum and comparison with the clock after it goes through numpy.)
+                self._now = now if type(now) is not _float64 else float(now)
+                callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]  # (as SimPy's step)
+                try:
+                    for callback in callbacks:
+                        callback(event)
+                except StopSimulation:  # as SimPy's step: the rest of the callbacks run when resumed
+                    event.callbacks = callbacks[callbacks.index(callback) + 1:]
+                    self.schedule(event, EventPriority(-1))
+                    raise
+                if not event._ok and not hasattr(event, "_defused"):
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    raise exc
+        finally:
+            self.events_processed = count
 
 
 @dataclass

@@ -7,13 +7,14 @@ Rates change only when a flow starts or ends; changes at the same simulated inst
 coalesced into one recomputation, and one timer wakes the network at the next completion
 (found without asking every group afresh: :mod:`simulator.finishing`).
 
-Recomputation is incremental and exact: flows over the same edges share one rate (a
-group, :mod:`simulator.flows`); groups joined by shared edges form components, and only
-the components whose flows changed are recomputed, unless two components fix levels
-within the tolerance of each other, where every group is recomputed together as
-progressive filling over the whole network would: the rates are those of the whole
-computation to the last bit (``tests/test_maxmin.py``). Routes, bundles and solved sets
-of groups are the graph's, shared by every network over it (:mod:`simulator.graph_links`).
+Recomputation is incremental and exact (:mod:`simulator.network_sharing`): flows over
+the same edges share one rate (a group, :mod:`simulator.flows`); groups joined by shared
+edges form components, and only the components whose flows changed are recomputed,
+unless two components fix levels within the tolerance of each other, where every group
+is recomputed together as progressive filling over the whole network would: the rates
+are those of the whole computation to the last bit (``tests/test_maxmin.py``). Routes,
+bundles and solved sets of groups are the graph's, shared by every network over it
+(:mod:`simulator.graph_links`).
 
 A flow pays its route's latency once, before it starts moving bytes, so one flow over
 one link takes ``latency + bytes / bandwidth``.
@@ -27,9 +28,7 @@ whose rate is set by the slowest of them, just as a pipelined ring is.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 
 import networkx as nx
 import numpy as np
@@ -38,33 +37,22 @@ from simpy.events import Event, EventPriority, Timeout
 
 from . import flows
 from .finishing import RECKONED_ADVANCES, soonest_finish
-from .flows import ActiveComponents, Component, Flow, FlowGroup, Node, Route, admission, levels_apart, oldest
+from .flows import ActiveComponents, Component, Flow, FlowGroup, Node, Route, admission
 from .graph_links import BandwidthScale, GraphLinks
 from .maxmin import EdgeUsage, Usage, max_min_rates, max_min_rates_numpy, max_min_rates_of, max_min_rates_python
-from .maxmin import connected as connected_groups
+from .network_sharing import ComponentSharing, EdgeCounters
 
 # Re-exported: the max-min core and the flow types lived here before they had modules.
 __all__ = ["EdgeUsage", "Flow", "Network", "Route", "Usage", "max_min_rates", "max_min_rates_numpy",
            "max_min_rates_of", "max_min_rates_python"]
 
-# Advances of the network a group keeps before bringing all its members up to date.
-_STEPS_KEPT = 64
+# Advances of the network a group keeps before bringing all its members up to date,
+# looked at every _FLUSH_EVERY advances.
+_STEPS_KEPT, _FLUSH_EVERY = 64, 16
 _AFTER_NORMAL = EventPriority(2)  # (SimPy's priorities: URGENT 0, NORMAL 1)
-# Up to this many active groups, components are found by testing pairs of groups for a
-# shared edge (cached per pair of usages) instead of walking every edge of every group.
-PAIRWISE_GROUPS = 12
 
 
-@dataclass
-class _Counters:
-    """Per-edge bytes moved, integrated as flows progress."""
-
-    edge_bytes: np.ndarray
-    edge_load: np.ndarray  # bytes/s currently crossing each edge
-    last_time: float = 0.0
-
-
-class Network:
+class Network(ComponentSharing):
     """The links of a topology graph, shared by flows.
 
     ``graph``: a networkx DiGraph whose edges carry ``bandwidth`` (bytes/s; times ``bandwidth_scale``
@@ -108,7 +96,7 @@ class Network:
         self._timer: simpy.Event | None = None  # the one set by the last recomputation
         self._advances = 0  # advances that moved time (the clock groups reckon their finish by)
         self._recompute_callback, self._timer_callback = self._recompute, self._on_timer  # (made once)
-        self._counters = _Counters(np.zeros(len(self.edges)), np.zeros(len(self.edges)))
+        self._counters = EdgeCounters(np.zeros(len(self.edges)), np.zeros(len(self.edges)))
         self.flows_started = 0
         # (time, most loaded edge or -1 when idle), appended when it changes: which
         # resource was limiting communication when (see results.attribution).
@@ -155,7 +143,8 @@ class Network:
         if not isinstance(usage, EdgeUsage):
             usage = EdgeUsage(usage)
         self.flows_started += 1
-        flow = Flow(usage, float(nbytes), float(nbytes), Event(self.env), label)
+        nbytes = float(nbytes)
+        flow = Flow(usage, nbytes, nbytes, Event(self.env), label)
         if latency_s > 0:
             Timeout(self.env, latency_s).callbacks.append(lambda _ev: self._admit(flow))
         else:
@@ -181,7 +170,7 @@ class Network:
         if flow.total_bytes == 0 or not flow.usage.mapping:
             flow.done.succeed()
             return
-        if self.env.now > self._counters.last_time:
+        if self.env._now > self._counters.last_time:  # (the clock itself, not its property: read per flow)
             self._advance()
         flow.seq = self._admitted
         self._admitted += 1
@@ -193,7 +182,7 @@ class Network:
     def _advance(self) -> None:
         """Bring every flow's remaining bytes and the edge counters up to now."""
         counters = self._counters
-        now = self.env.now
+        now = self.env._now
         dt = now - counters.last_time
         if dt <= 0:
             return
@@ -201,17 +190,20 @@ class Network:
         if self._advances % RECKONED_ADVANCES == 0:  # (see simulator.finishing)
             for group in self._groups.values():
                 group.forget_finish()
-        for group in self._groups.values():
-            steps = group.steps
-            steps.append(group.rate * dt)
-            if len(steps) >= _STEPS_KEPT:  # bring every member up to date and start afresh
-                for flow in group.flows:
-                    left = flow.left
-                    for step in steps[flow.applied:]:
-                        left -= step
-                    flow.left = left
-                    flow.applied = 0
-                steps.clear()
+        groups = self._groups.values()
+        for group in groups:
+            group.steps.append(group.rate * dt)
+        if self._advances % _FLUSH_EVERY == 0:  # (looked at in batches: the same subtractions, in order)
+            for group in groups:
+                steps = group.steps
+                if len(steps) >= _STEPS_KEPT:  # bring every member up to date and start afresh
+                    for flow in group.flows:
+                        left = flow.left
+                        for step in steps[flow.applied:]:
+                            left -= step
+                        flow.left = left
+                        flow.applied = 0
+                    steps.clear()
         # (Pending flows move at rate 0; edges without load gain nothing.)
         loaded = self._loaded
         if loaded is None:
@@ -222,7 +214,7 @@ class Network:
 
     def _recompute(self, _event: simpy.Event | None = None, timer_later: bool = False) -> None:
         self._recompute_pending = False
-        if self.env.now > self._counters.last_time:
+        if self.env._now > self._counters.last_time:
             self._advance()
         if self._pending or self._changed:
             groups, touched, edge_groups = self._groups, self._touched, self._edge_groups
@@ -250,118 +242,17 @@ class Network:
         active: unchanged, they are kept. In a group the lead finishes first."""
         if self._recompute_pending or self._timer is not None:
             return
-        next_finish = soonest_finish(self._groups.values(), self.env.now)
+        next_finish = soonest_finish(self._groups.values(), self.env._now)
         if next_finish < float("inf"):
             self._timer = Timeout(self.env, max(next_finish, 0.0))
             self._timer.callbacks.append(self._timer_callback)
-
-    def _share(self) -> None:
-        """Max-min rates of the active groups, the load they put on each edge, and the
-        bottleneck.
-
-        Progressive filling over every group (ordered by their oldest flow's admission,
-        as per-edge sums depend on the order) gives the same rates as running it on
-        each component alone as long as no two components fix levels within the 1e-12
-        tolerance of each other: each round then involves one level, and on every edge
-        only the groups of one component, in the same order. So only the components
-        whose groups changed are recomputed; where that condition fails, every group is
-        recomputed together, as the definition says.
-        """
-        made = self._update_components()
-        components = self._components
-        if components.need_levels_checked(made):
-            components.apart = levels_apart(components)
-        if components.apart:
-            if self._whole:  # the rates in force came from one whole computation
-                self._counters.edge_load[:] = 0.0
-                self._apply(components.all)
-                self._whole = False
-                components.forget_most_loaded()
-            self._loaded = components.edges_loaded(len(self.edges))
-            best, edge = components.most_loaded(made)
-            if not (self._groups and self._positive_capacity and best > self._max_tie_break):
-                edge = self._most_loaded(None)
-            self._note_bottleneck(edge)
-            return
-        self._whole = True
-        self._components.forget_most_loaded()
-        members = sorted(self._groups.values(), key=oldest)
-        rates, edges, loads, _ = self.links.solve(members)
-        edge_load = self._counters.edge_load
-        edge_load[:] = 0.0
-        edge_load[edges] = loads
-        for group, rate in zip(members, rates):
-            group.set_rate(rate)
-        self._loaded = None if len(edge_load) <= flows.WHOLE_ARRAY_EDGES else np.flatnonzero(edge_load)
-        self._note_bottleneck(self._most_loaded(None))
-
-    def _update_components(self) -> list[Component]:
-        """Recompute the components the groups that changed belong to (or now join);
-        returns the new ones."""
-        stale, touched, groups = self._stale, self._touched, self._groups
-        self._stale, self._touched = set(), {}
-        seeds: list[FlowGroup] = [group for group in touched if groups.get(id(group.usage)) is group]
-        for group in seeds:
-            if group.component is not None:
-                stale.add(group.component)
-        for component in stale:
-            seeds += [group for group in component.groups if group.component is component]
-        fresh = self._connected(seeds, stale) if seeds else []  # (none when groups only left)
-        for component in stale:
-            self._components.discard(component)
-        if stale and not self._whole:  # (their edges cleared at once, then the new loads set)
-            self._counters.edge_load[self._joined.of(stale)[0]] = 0.0
-        made = []
-        for members in fresh:
-            if len(members) > 1:
-                members.sort(key=oldest)
-            component = flows.component_of(members, self.links.solve)
-            for group in members:
-                group.component = component
-            self._components.add(component)
-            made.append(component)
-        if not self._whole:
-            self._apply(made)
-        return made
-
-    def _connected(self, seeds: list[FlowGroup], stale: set[Component]) -> list[list[FlowGroup]]:
-        """The groups joined to the seeds by shared edges, a list per component (the
-        components they were in noted as stale)."""
-        neighbours: Callable[[FlowGroup], Iterable[FlowGroup]]
-        if len(self._groups) <= PAIRWISE_GROUPS:
-            neighbours = functools.partial(flows.pairwise_neighbours, groups=self._groups,
-                                           overlaps=self.links.overlaps)
-        else:
-            neighbours = self._edge_groups.neighbours()
-        return connected_groups(seeds, stale, neighbours)
-
-    def _apply(self, components: Collection[Component]) -> None:
-        """Put components' rates and load in force (their edges set at once)."""
-        if not components:
-            return
-        for component in components:
-            for group, rate in zip(component.groups, component.rates):
-                group.set_rate(rate)
-        edges, loads = self._joined.of(components)
-        self._counters.edge_load[edges] = loads
-
-    def _most_loaded(self, load: dict[int, float] | None) -> int:
-        """The edge whose load is the largest fraction of its capacity (first of equals,
-        ties broken by link kind), or -1 when idle."""
-        if not self._groups:
-            return -1
-        return int(np.argmax(self._counters.edge_load / self.capacity + self._tie_break))
-
-    def _note_bottleneck(self, edge: int) -> None:
-        if not self.bottleneck_log or self.bottleneck_log[-1][1] != edge:
-            self.bottleneck_log.append((self.env.now, edge))
 
     def _on_timer(self, timer: simpy.Event) -> None:
         if timer is not self._timer:
             return  # rates changed since this timer was set
         self._advance()
         finished: list[Flow] = []
-        now = self.env.now
+        now = self.env._now
         groups = self._groups
         # (A group whose reckoned finish is still ahead has no member done: not asked.)
         for group in [group for group in groups.values() if group.done_by <= now]:

@@ -11,7 +11,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator import finishing, flows, graph_links, maxmin
+from simulator import finishing, flows, graph_links, maxmin, network_sharing
 from simulator import network as network_module
 from simulator.network import EdgeUsage, Network, max_min_rates_numpy, max_min_rates_python
 from topologies import add_duplex_link
@@ -92,10 +92,11 @@ def finish_times(starts, graph: nx.DiGraph, small_entries: int, whole: bool = Fa
         patch.setattr(maxmin, "SMALL_ENTRIES", small_entries)
         patch.setattr(maxmin, "SINGLE_GROUP_PYTHON", small_entries >= 0)
         patch.setattr(network_module, "_STEPS_KEPT", steps_kept)
+        patch.setattr(network_module, "_FLUSH_EVERY", 1 if steps_kept < 64 else 16)
         patch.setattr(graph_links, "SOLVED_ENTRIES_KEPT", 1_000_000 if memo else 0)
-        patch.setattr(network_module, "PAIRWISE_GROUPS", 10**9 if pairwise else -1)
+        patch.setattr(network_sharing, "PAIRWISE_GROUPS", 10**9 if pairwise else -1)
         if whole:
-            patch.setattr(network_module, "levels_apart", lambda components: False)
+            patch.setattr(network_sharing, "levels_apart", lambda components: False)
         return _finish_times(starts, graph)
 
 
