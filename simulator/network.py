@@ -220,13 +220,14 @@ class Network(ComponentSharing):
             groups, touched, edge_groups = self._groups, self._touched, self._edge_groups
             known = self._known
             for flow in self._pending:
-                group = groups.get(id(flow.usage))
+                key = id(flow.usage)
+                group = groups.get(key)
                 if group is None:
-                    group = known.get(id(flow.usage))  # (it holds its usage: the id is not reused)
+                    group = known.get(key)  # (it holds its usage: the id is not reused)
                     if group is None:
-                        group = known[id(flow.usage)] = FlowGroup(flow.usage)
+                        group = known[key] = FlowGroup(flow.usage)
                         edge_groups.add(group)
-                    groups[id(flow.usage)] = group
+                    groups[key] = group
                 group.join(flow)
                 touched[group] = None
             self._pending = []

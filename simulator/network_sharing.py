@@ -106,25 +106,31 @@ class ComponentSharing:
         returns the new ones."""
         stale, touched, groups = self._stale, self._touched, self._groups
         self._stale, self._touched = set(), {}
-        seeds: list[FlowGroup] = [group for group in touched if groups.get(id(group.usage)) is group]
-        for group in seeds:
-            if group.component is not None:
-                stale.add(group.component)
-        for component in stale:
-            seeds += [group for group in component.groups if group.component is component]
+        seeds: list[FlowGroup] = []
+        for group in touched:
+            if groups.get(id(group.usage)) is group:  # (still active)
+                seeds.append(group)
+                if group.component is not None:
+                    stale.add(group.component)
+        for component in stale:  # (its groups still in it; loops, not comprehensions: one call less each)
+            for group in component.groups:
+                if group.component is component:
+                    seeds.append(group)
         fresh = self._connected(seeds, stale) if seeds else []  # (none when groups only left)
+        components = self._components
         for component in stale:
-            self._components.discard(component)
+            components.discard(component)
         if stale and not self._whole:  # (their edges cleared at once, then the new loads set)
             self._counters.edge_load[self._joined.of(stale)[0]] = 0.0
         made = []
+        solve = self.links.solve
         for members in fresh:
             if len(members) > 1:
                 members.sort(key=oldest)
-            component = flows.component_of(members, self.links.solve)
+            component = flows.component_of(members, solve)
             for group in members:
                 group.component = component
-            self._components.add(component)
+            components.add(component)
             made.append(component)
         if not self._whole:
             self._apply(made)
