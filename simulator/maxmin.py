@@ -220,11 +220,14 @@ def level_sets_apart(level_sets: Sequence[set[float]]) -> bool:
     return True
 
 
-def connected(seeds: list[Any], stale: set[Any], neighbours: Callable[[Any], Iterable[Any]]) -> list[list[Any]]:
+def connected(seeds: list[Any], stale: set[Any], neighbours: Callable[[Any], Iterable[Any]],
+              alone: Callable[[Any], bool] | None = None) -> list[list[Any]]:
     """The flow groups whose max-min rates are computed together with the seeds': those
     joined to them by shared edges (``neighbours`` of a group: the active groups sharing
     an edge with it), a list per component, each in the order found; the components they
-    were in are noted in ``stale`` (see :meth:`simulator.network.Network._update_components`)."""
+    were in are noted in ``stale`` (see :meth:`simulator.network_sharing.ComponentSharing`).
+    A seed for which ``alone`` holds shares no edge with any group: a component of its own,
+    its neighbours not asked for."""
     # (Groups and components of simulator.flows, which imports this module: not named here.)
     seen: set[Any] = set()
     fresh: list[list[Any]] = []
@@ -232,6 +235,11 @@ def connected(seeds: list[Any], stale: set[Any], neighbours: Callable[[Any], Ite
         if seed in seen:
             continue
         seen.add(seed)
+        if alone is not None and alone(seed):  # (what the walk below finds for it, without the walk)
+            if seed.component is not None:
+                stale.add(seed.component)
+            fresh.append([seed])
+            continue
         members, stack = [], [seed]
         while stack:
             group = stack.pop()

@@ -86,6 +86,9 @@ class Network(ComponentSharing):
         # over every group (components within the tolerance of each other).
         self._components = ActiveComponents()
         self._edge_groups = flows.GroupsByEdge()
+        self._edge_user: dict[int, FlowGroup | None] = {}  # see ComponentSharing._alone
+        self._alone: dict[FlowGroup, bool] = {}
+        self._unindexed: list[FlowGroup] = []
         self._joined = flows.JoinedArrays()
         self._touched: dict[FlowGroup, None] = {}
         self._stale: set[Component] = set()
@@ -227,6 +230,7 @@ class Network(ComponentSharing):
                     if group is None:
                         group = known[key] = FlowGroup(flow.usage)
                         edge_groups.add(group)
+                        self._unindexed.append(group)
                     groups[key] = group
                 group.join(flow)
                 touched[group] = None

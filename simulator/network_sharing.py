@@ -51,6 +51,9 @@ class ComponentSharing:
     _groups: dict[int, FlowGroup]
     _components: ActiveComponents
     _edge_groups: flows.GroupsByEdge
+    _edge_user: dict[int, FlowGroup | None]
+    _alone: dict[FlowGroup, bool]
+    _unindexed: list[FlowGroup]
     _joined: flows.JoinedArrays
     _touched: dict[FlowGroup, None]
     _stale: set[Component]
@@ -143,9 +146,27 @@ class ComponentSharing:
         if len(self._groups) <= PAIRWISE_GROUPS:
             neighbours = functools.partial(flows.pairwise_neighbours, groups=self._groups,
                                            overlaps=self.links.overlaps)
-        else:
-            neighbours = self._edge_groups.neighbours()
-        return connected_groups(seeds, stale, neighbours)
+            return connected_groups(seeds, stale, neighbours)
+        return connected_groups(seeds, stale, self._edge_groups.neighbours(), self._alone_of)
+
+    def _alone_of(self, group: FlowGroup) -> bool:
+        """Whether no other group made so far crosses an edge of ``group``'s: then none
+        can share a component with it, and walking its edges can be skipped (a detailed
+        ring's flows, each over links of its own). Found from the one group made over
+        each edge (None: several), indexed when asked; the answers kept until another
+        group is indexed."""
+        if self._unindexed:
+            users = self._edge_user
+            for made in self._unindexed:
+                for e in made.usage.edges:
+                    users[e] = made if users.get(e, made) is made else None
+            self._unindexed = []
+            self._alone.clear()
+        alone = self._alone.get(group)
+        if alone is None:
+            users = self._edge_user
+            alone = self._alone[group] = all(users[e] is group for e in group.usage.edges)
+        return alone
 
     def _apply(self, components: Collection[Component]) -> None:
         """Put components' rates and load in force (their edges set at once)."""

@@ -246,3 +246,31 @@ def _levels_apart_by_set(components) -> bool:
     if total == total and not any(upper <= lower * (1 + 1e-12) for lower, upper in zip(levels, levels[1:])):
         return True
     return maxmin.level_sets_apart([component.levels for component in components])
+
+
+def test_a_group_alone_on_its_edges_is_a_component_of_its_own_as_the_walk_finds_it():
+    """maxmin.connected with ``alone`` (groups no other crosses, as the network knows
+    them) gives the components and stale set of the walk over edges."""
+
+    class Group:
+        def __init__(self, name, edges, component=None):
+            self.name, self.edges, self.component = name, edges, component
+
+        def __repr__(self):
+            return self.name
+
+    a, b, c, d = Group("a", {1, 2}, "old-a"), Group("b", {3}), Group("c", {3, 4}, "old-c"), Group("d", {5})
+    groups = [a, b, c, d]
+
+    def neighbours(group):
+        return [other for other in groups if other.edges & group.edges]
+
+    def alone(group):
+        return all(other is group or not (other.edges & group.edges) for other in groups)
+
+    for seeds in ([a, b, d], [c, a], [d, c, b, a]):
+        walked, stale_walked = maxmin.connected(seeds, set(), neighbours), set()
+        maxmin.connected(seeds, stale_walked, neighbours)
+        stale_skipped = set()
+        assert maxmin.connected(seeds, stale_skipped, neighbours, alone) == walked
+        assert stale_skipped == stale_walked
