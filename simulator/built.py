@@ -70,19 +70,25 @@ class CountingEnvironment(simpy.Environment):
         queue, pop = self._queue, heapq.heappop
         horizon, over_limit, inf = self.horizon, self.over_limit, math.inf
         limit: float = inf if self.event_limit is None else self.event_limit
+        if over_limit is None:
+            horizon = limit = inf
         # The count kept in a local and stored whenever the loop is left (no callback reads it).
         count = self.events_processed
         try:
             while True:  # (simpy.Environment.step, the count and the budget's checks inlined)
-                if over_limit is not None:
-                    upcoming = queue[0][0] if queue else inf
-                    if upcoming != inf and (upcoming > horizon or count >= limit):
-                        self.events_processed = count
-                        raise over_limit(upcoming, upcoming > horizon)
-                count += 1
                 if not queue:
+                    count += 1
                     return None  # (SimPy's EmptySchedule, counted as its step counts it)
-                now, _, _, event = pop(queue)
+                if count >= limit and queue[0][0] != inf:  # more to do, none left to do it with
+                    assert over_limit is not None  # (the limits are infinite without it)
+                    raise over_limit(queue[0][0], queue[0][0] > horizon)
+                item = pop(queue)
+                now, _, _, event = item
+                if now > horizon and now != inf:  # (put back: the run stops before it, as ever)
+                    heapq.heappush(queue, item)
+                    assert over_limit is not None
+                    raise over_limit(now, True)
+                count += 1
                 # (A numpy delay makes a numpy time: the same double as a float, made one again,
                 # or every sum and comparison with the clock after it goes through numpy.)
                 self._now = now if type(now) is not _float64 else float(now)

@@ -284,10 +284,13 @@ class Network(ComponentSharing):
         # once they have (most start flows at once: the recomputation for those sets it),
         # by the instant's last event if nothing else has.
         self._recompute(timer_later=bool(finished))
+        schedule = self.env.schedule
         for flow in finished:
             flow.group = None
             flow.left = 0.0  # (its remaining bytes, out of any group)
-            flow.done.succeed()
+            event = flow.done  # (triggered here alone: SimPy's succeed() written out)
+            event._ok, event._value = True, None
+            schedule(event)
         if finished:  # (after every event of this instant: the last of the instant)
             last = Event(self.env)
             last._ok, last._value, last.callbacks = True, None, [self._set_timer]
