@@ -28,6 +28,7 @@ whose rate is set by the slowest of them, just as a pipelined ring is.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 
 import networkx as nx
@@ -50,6 +51,7 @@ __all__ = ["EdgeUsage", "Flow", "Network", "Route", "Usage", "max_min_rates", "m
 # looked at every _FLUSH_EVERY advances.
 _STEPS_KEPT, _FLUSH_EVERY = 64, 16
 _AFTER_NORMAL = EventPriority(2)  # (SimPy's priorities: URGENT 0, NORMAL 1)
+_ADMISSION = operator.attrgetter("seq")  # (flows.admission without a Python call per flow)
 
 
 class Network(ComponentSharing):
@@ -279,7 +281,8 @@ class Network(ComponentSharing):
                 self._pending = waiting
         if finished:
             self._changed = True
-            finished.sort(key=admission)
+            if len(finished) > 1:
+                finished.sort(key=_ADMISSION)
         # Rates must be recomputed before anyone reacts to the completions; the timer is set
         # once they have (most start flows at once: the recomputation for those sets it),
         # by the instant's last event if nothing else has.
