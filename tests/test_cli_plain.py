@@ -81,6 +81,8 @@ def test_markup_emoji_and_wide_text_go_to_rich():
 
 
 def test_the_width_is_the_one_rich_finds(monkeypatch, capsys):
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
     for columns in ("57", "120"):
         monkeypatch.setenv("COLUMNS", columns)
         assert plain_width() == Console().width == int(columns)
@@ -91,6 +93,8 @@ def test_the_width_is_the_one_rich_finds(monkeypatch, capsys):
 
 
 def test_printed_blocks_are_written_once_whole(reports, capsys, monkeypatch):
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COLUMNS", "80")
     print_blocks(reports["example"])
     assert capsys.readouterr().out == rich_text(reports["example"], 80)

@@ -12,6 +12,7 @@ codes, characters outside printable ASCII, and anything wider than the console.
 
 from __future__ import annotations
 
+import builtins
 import os
 import sys
 from dataclasses import dataclass, field
@@ -92,8 +93,8 @@ def plain_width() -> int | None:
     COLUMNS, else the first standard stream that is a terminal, else 80), or None where
     rich would style its output or its environment is not the plain one."""
     env = os.environ
-    if sys.platform == "win32" or "FORCE_COLOR" in env or "TTY_COMPATIBLE" in env or "IPython" in sys.modules:
-        return None
+    if sys.platform == "win32" or "FORCE_COLOR" in env or "TTY_COMPATIBLE" in env or hasattr(builtins, "get_ipython"):
+        return None  # (Windows consoles, forced colour, an IPython shell or Jupyter: rich's own ways)
     out = sys.stdout
     try:
         if out is None or out.isatty() or not (getattr(out, "encoding", None) or "utf-8").lower().startswith("utf"):
