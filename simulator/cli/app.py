@@ -152,11 +152,7 @@ def _own_process() -> None:
     """OpenBLAS without a thread pool unless asked for (OPENBLAS_NUM_THREADS set): the
     simulator makes no BLAS call (no matrix product, no linear algebra), yet numpy's
     OpenBLAS starts a thread per core when numpy loads, which spins a core at start-up
-    (set before numpy loads; inherited by sweep workers). No pydantic plugins unless asked
-    for (PYDANTIC_DISABLE_PLUGINS set): the schema needs none, and looking for them reads
-    every installed package's entry points when the first model is built (a fiftieth of
-    `clustersim simulate`). And the collector's exit rule
+    (set before numpy loads; inherited by sweep workers). And the collector's exit rule
     (:func:`simulator.gc_policy.freeze_at_exit`)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     freeze_at_exit()
