@@ -21,6 +21,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from ._version import __version__
+from .compiled import enable as _enable_compiled_core
+
+# Before any engine module loads: the compiled core where a build matches the sources
+# (`clustersim accelerate`; simulator.compiled), else the sources.
+ENGINE = _enable_compiled_core()
 
 # Public name -> the module that defines it. Loaded on first use (PEP 562), so that
 # ``clustersim --version`` and ``import simulator.errors`` do not pay for the engine,

@@ -1,18 +1,19 @@
-"""What moves on a :class:`simulator.network.Network`: routes, flows, the groups of
-flows that share a rate and the components of groups joined by shared edges."""
+"""What moves on a :class:`simulator.network.Network`: flows (over the routes of
+:mod:`simulator.route`), the groups of flows that share a rate and the components of
+groups joined by shared edges."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import simpy
 
 from .maxmin import EdgeUsage, level_sets_apart
+from .route import Node as Node
+from .route import Route as Route  # (re-exported: it lived here)
 
-Node = Hashable
 # Max-min rates of groups, the edges they load with the load on each, and the most
 # loaded edge's score and edge (:meth:`simulator.graph_links.GraphLinks.solve`).
 Solution = tuple[list[float], np.ndarray, np.ndarray, tuple[float, int]]
@@ -28,20 +29,6 @@ WHOLE_ARRAY_EDGES = 4096
 # A group keeps its last component alone, taken back when it is alone again with as
 # many members (see component_of).
 KEEP_ALONE = True
-
-
-@dataclass(frozen=True)
-class Route:
-    """The directed edges a flow crosses from ``src`` to ``dst``."""
-
-    src: Node
-    dst: Node
-    edges: tuple[int, ...]
-    latency_s: float
-
-    @cached_property
-    def usage(self) -> EdgeUsage:
-        return EdgeUsage({e: 1 for e in self.edges})
 
 
 class Flow:
@@ -202,7 +189,9 @@ class Component:
                  best: tuple[float, int]):
         self.groups = groups
         self.rates = rates
-        self.levels = set(rates)
+        # (Levels held as the objects they are, Any: a NaN level is found by identity, and a
+        # compiled core would make a new float object of a value typed float.)
+        self.levels: set[Any] = set(rates)
         total = sum(rates)
         self.ordered = total == total  # no NaN level (levels can be ordered)
         self.edges = edges  # the edges it loads, and their load in bytes/s
@@ -243,7 +232,7 @@ class ActiveComponents:
 
     def __init__(self) -> None:
         self.all: set[Component] = set()
-        self.levels: dict[float, int] = {}  # every distinct level, with how many components fix it
+        self.levels: dict[Any, int] = {}  # every distinct level, with how many components fix it (Any: above)
         self.apart = True  # (at the last recomputation)
         self.unordered = 0  # components with a NaN level
         self._best: tuple[float, int] = (-float("inf"), -1)  # score and edge,

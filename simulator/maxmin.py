@@ -91,14 +91,14 @@ def max_min_rates_numpy(usages: Sequence[EdgeUsage], capacity: Sequence[float] |
     sizes = [len(u.index) for u in usages]
     if sum(sizes) == 0:
         return rates
-    flow_of = np.repeat(np.arange(n), sizes)
+    flow_of: np.ndarray = np.repeat(np.arange(n), sizes)
     edge_of = np.concatenate([u.index for u in usages])
     weight_of = np.concatenate([u.multiplicity for u in usages]) * np.asarray(counts, dtype=float)[flow_of]
     # Renumber the edges in use 0..k-1 so per-round work is O(entries), not O(all edges).
     used_edges, local_edge = np.unique(edge_of, return_inverse=True)
     spare = np.asarray(capacity, dtype=float)[used_edges].copy()
     weight = np.bincount(local_edge, weight_of, minlength=len(used_edges))
-    active = np.ones(len(flow_of), dtype=bool)
+    active: np.ndarray = np.ones(len(flow_of), dtype=bool)
     while active.any():
         loaded = weight > 1e-12
         share = np.full(len(used_edges), np.inf)
@@ -200,11 +200,11 @@ def max_min_rates_python(usages: Sequence[EdgeUsage], capacity: Sequence[float],
     return rates
 
 
-def level_sets_apart(level_sets: Sequence[set[float]]) -> bool:
+def level_sets_apart(level_sets: Sequence[set[Any]]) -> bool:
     """Whether no level of one set (the levels a component fixes alone) lies above a
     level of another within the 1e-12 tolerance of progressive filling (equal levels
     are fine): level by level, with the sets owning each."""
-    owners: dict[float, set[int]] = {}
+    owners: dict[Any, set[int]] = {}  # (Any: a NaN level is found by identity; see flows.Component)
     for owner, levels in enumerate(level_sets):
         for level in levels:
             owners.setdefault(level, set()).add(owner)

@@ -29,7 +29,7 @@ whose rate is set by the slowest of them, just as a pipelined ring is.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import networkx as nx
 import numpy as np
@@ -52,6 +52,8 @@ __all__ = ["EdgeUsage", "Flow", "Network", "Route", "Usage", "max_min_rates", "m
 _STEPS_KEPT, _FLUSH_EVERY = 64, 16
 _AFTER_NORMAL = EventPriority(2)  # (SimPy's priorities: URGENT 0, NORMAL 1)
 _ADMISSION = operator.attrgetter("seq")  # (flows.admission without a Python call per flow)
+# Usage, bytes (a float), latency, label and completion event of a flow that starts.
+FlowObserver = Callable[[EdgeUsage, float, float, str, simpy.Event], None]
 
 
 class Network(ComponentSharing):
@@ -103,6 +105,9 @@ class Network(ComponentSharing):
         self._recompute_callback, self._timer_callback = self._recompute, self._on_timer  # (made once)
         self._counters = EdgeCounters(np.zeros(len(self.edges)), np.zeros(len(self.edges)))
         self.flows_started = 0
+        # Told of every flow started (its usage, bytes, latency, label and completion event),
+        # as it starts: how a timeline or trace records flows (simulator.timeline).
+        self.flow_observer: FlowObserver | None = None
         # (time, most loaded edge or -1 when idle), appended when it changes: which
         # resource was limiting communication when (see results.attribution).
         self.bottleneck_log: list[tuple[float, int]] = []
@@ -154,6 +159,8 @@ class Network(ComponentSharing):
             Timeout(self.env, latency_s).callbacks.append(lambda _ev: self._admit(flow))
         else:
             self._admit(flow)
+        if self.flow_observer is not None:
+            self.flow_observer(usage, nbytes, latency_s, label, flow.done)
         return flow.done
 
     # -- observation ----------------------------------------------------------------
@@ -175,7 +182,8 @@ class Network(ComponentSharing):
         if flow.total_bytes == 0 or not flow.usage.mapping:
             flow.done.succeed()
             return
-        if self.env._now > self._counters.last_time:  # (the clock itself, not its property: read per flow)
+        now: float = self.env._now  # (the clock itself, not its property: read per flow; float: see _advance)
+        if now > self._counters.last_time:
             self._advance()
         flow.seq = self._admitted
         self._admitted += 1
@@ -187,7 +195,9 @@ class Network(ComponentSharing):
     def _advance(self) -> None:
         """Bring every flow's remaining bytes and the edge counters up to now."""
         counters = self._counters
-        now = self.env._now
+        # (Declared a float: SimPy's own loop, where a caller runs it, may keep a numpy clock,
+        # which a compiled core would not compare or subtract as a float.)
+        now: float = self.env._now
         dt = now - counters.last_time
         if dt <= 0:
             return
@@ -219,7 +229,8 @@ class Network(ComponentSharing):
 
     def _recompute(self, _event: simpy.Event | None = None, timer_later: bool = False) -> None:
         self._recompute_pending = False
-        if self.env._now > self._counters.last_time:
+        now: float = self.env._now  # (float: see _advance)
+        if now > self._counters.last_time:
             self._advance()
         if self._pending or self._changed:
             groups, touched, edge_groups = self._groups, self._touched, self._edge_groups
@@ -259,7 +270,7 @@ class Network(ComponentSharing):
             return  # rates changed since this timer was set
         self._advance()
         finished: list[Flow] = []
-        now = self.env._now
+        now: float = self.env._now  # (float: see _advance)
         groups = self._groups
         # (A group whose reckoned finish is still ahead has no member done: not asked.)
         for group in [group for group in groups.values() if group.done_by <= now]:

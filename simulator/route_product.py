@@ -59,7 +59,7 @@ class ComposedRoutes:
 
     def worst_latency(self, latency: np.ndarray) -> float:
         """The largest route latency, each summed edge after edge from its source as
-        :class:`simulator.flows.Route`'s (so to the same bits)."""
+        :class:`simulator.route.Route`'s (so to the same bits)."""
         worst = 0.0
         for edges in self.rows():
             sums = np.zeros(len(edges))

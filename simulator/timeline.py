@@ -33,18 +33,14 @@ if TYPE_CHECKING:
     import simpy
 
     from .built import BuiltSimulation
-    from .maxmin import EdgeUsage, Usage
+    from .maxmin import EdgeUsage
     from .network import Network
     from .results import SimResult
     from .sync import Key
 
 
-# The methods the recorder wraps on one network and one synchronizer instance: it
-# assigns them, so they are attributes here.
-class _NetworkHooks(Protocol):
-    start_flow: Callable[[EdgeUsage | Usage, float, float, str], simpy.Event]
-
-
+# The methods the recorder wraps on one synchronizer instance: it assigns them, so they
+# are attributes here.
 class _SyncHooks(Protocol):
     ready: Callable[[int, Key, float], simpy.Event]
 
@@ -54,18 +50,14 @@ class _ChooseHook(Protocol):
 
 
 def record_flows(network: Network) -> list[dict[str, Any]]:
-    """Wrap ``network.start_flow`` (that instance only) to note every flow: the list it
-    fills, one entry per flow as ``flows`` of the timeline describes."""
+    """Note every flow ``network`` starts (its flow observer): the list it fills, one
+    entry per flow as ``flows`` of the timeline describes."""
     flows: list[dict[str, Any]] = []
-    hooks = cast(_NetworkHooks, network)
-    start_flow = hooks.start_flow
     env = network.env
     names = [f"{u}->{v}" for u, v in network.edges]
 
-    def recording_start_flow(usage: EdgeUsage | Usage, nbytes: float, latency_s: float,
-                             label: str = "") -> simpy.Event:
-        done = start_flow(usage, nbytes, latency_s, label)
-        mapping = usage.mapping if hasattr(usage, "mapping") else dict(usage)
+    def record(usage: EdgeUsage, nbytes: float, latency_s: float, label: str, done: simpy.Event) -> None:
+        mapping = usage.mapping
         entry = {
             "label": label,
             "start": float(env.now),
@@ -76,9 +68,8 @@ def record_flows(network: Network) -> list[dict[str, Any]]:
         }
         flows.append(entry)
         done.callbacks.append(lambda _ev: entry.__setitem__("end", float(env.now)))
-        return done
 
-    hooks.start_flow = recording_start_flow
+    network.flow_observer = record
     return flows
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# The suite tests the sources, whatever `clustersim accelerate` built on this machine
+# (tests/test_compiled.py checks a build against the golden results); set it to 0 to
+# run the suite on a matching build. Set before anything imports simulator.
+os.environ.setdefault("CLUSTERSIM_PURE_PYTHON", "1")
 
 import networkx as nx
 import pytest

@@ -37,6 +37,7 @@ COMMANDS = {
     "validate": (".validate", "validate"),
     "collectives": ("..collectives_report", "collectives"),
     "import-model": (".import_model", "import_model"),
+    "accelerate": (".accelerate", "accelerate"),
 }
 PLUGIN_GROUP = "clustersim.commands"
 

@@ -19,9 +19,10 @@ from itertools import chain
 from typing import TYPE_CHECKING
 
 import simpy
-from simpy.events import URGENT, Event
+from simpy.events import Event
 
-from ..network import EdgeUsage, Network
+from ..network import Network
+from .ring_member import RingMember
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -92,58 +93,10 @@ def ring_steps(f: Fabric, rings: Sequence[Sequence[Node]], chunk: float, steps: 
         received = [[Event(f.env) for _ in range(steps)] for _ in range(n)]  # (not env.event(): a call less each)
         for r in range(n):
             route = net.route(ring[r], ring[(r + 1) % n])  # (the same at every step: routes are cached)
-            member = _RingMember(net, route.usage, chunk, route.latency_s if route_latency else 0.0, labels,
+            member = RingMember(net, route.usage, chunk, route.latency_s if route_latency else 0.0, labels,
                                  received[r], received[(r + 1) % n])
             members.append(member.finished)
     yield simpy.AllOf(f.env, members)
-
-
-class _RingMember:
-    """One member of a ring on the detailed path: sends step k once its step k-1 has
-    arrived and its own step k-1 is through, then tells its successor.
-
-    Callbacks on the flows' events rather than a SimPy process: the same flows started
-    in the same order and the same events scheduled in the same order as the process
-
-        for k in range(steps):
-            if k > 0:
-                yield mine[k - 1]
-            yield net.start_flow(usage, chunk, latency, label=labels[k])
-            successors[k].succeed()
-
-    would (started by an urgent event as a process is, done with an event as a process
-    ends), without resuming a generator for every flow."""
-
-    __slots__ = ("net", "usage", "chunk", "latency", "labels", "mine", "successors", "k", "finished")
-
-    def __init__(self, net: Network, usage: EdgeUsage, chunk: float, latency: float, labels: list[str],
-                 mine: list[simpy.Event], successors: list[simpy.Event]):
-        self.net, self.usage, self.chunk, self.latency, self.labels = net, usage, chunk, latency, labels
-        self.mine, self.successors, self.k = mine, successors, 0
-        env = net.env
-        self.finished = simpy.Event(env)
-        start = simpy.Event(env)  # (as a process's Initialize: urgent, already ok)
-        start._ok, start._value, start.callbacks = True, None, [self.start]
-        env.schedule(start, URGENT)
-
-    def start(self, _event: simpy.Event) -> None:
-        k = self.k
-        self.net.start_flow(self.usage, self.chunk, self.latency, self.labels[k]).callbacks.append(self.sent)
-
-    def sent(self, _event: simpy.Event) -> None:
-        k = self.k
-        told = self.successors[k]  # (triggered here alone: SimPy's succeed() written out)
-        told._ok, told._value = True, None
-        self.net.env.schedule(told)
-        k = self.k = k + 1
-        if k == len(self.labels):
-            self.finished.succeed()
-            return
-        arrived = self.mine[k - 1]
-        if arrived.callbacks is None:  # (processed already: a process would go on at once)
-            self.start(arrived)
-        else:
-            arrived.callbacks.append(self.start)
 
 
 def concurrent_flows(f: Fabric, pairs: Sequence[tuple[Node, Node]], nbytes: float,
