@@ -11,6 +11,7 @@ point-to-point flow (slow by design; capped at ``--detailed-max`` GPUs).
     python benchmarks/engine_speed.py --must-hold --case 'ring, fast' --gpus 65536 [--repeats 3]
     python benchmarks/engine_speed.py --transformer [--repeats 3] [--gpus 4096 16384]
     python benchmarks/engine_speed.py --events-ratio [--repeats 5]
+    python benchmarks/engine_speed.py --events-ratio --both-engines [--rounds 3] [--repeats 3]
     python benchmarks/engine_speed.py --advise [--repeats 3]
 
 ``--must-hold`` prints instead every figure of issue 19's "Must hold", each against its
@@ -21,7 +22,10 @@ limit (CPU seconds of build + run + collect, medians of ``--repeats``, one proce
   and the fitted exponent of time against GPUs from 1,024 to the largest size measured;
 * the peak memory of parameter servers at 4,096 GPUs (a fresh process, its max RSS);
 * the detailed path's events per second against a bare SimPy timeout loop measured in
-  the same process (alone: ``--events-ratio``);
+  the same process (alone: ``--events-ratio``), with whichever engine core this process
+  runs (``simulator.compiled``: the sources, or the build of ``clustersim accelerate``);
+  ``--both-engines`` runs it in fresh processes with the sources and with the compiled
+  core in turn (``--rounds`` times each) and prints every line and the medians;
 * ``clustersim --version`` and an 8-GPU ``clustersim simulate`` (wall seconds of the
   command, medians);
 * with ``--sweep``, the 1,000-configuration sweep of ``benchmarks/sweep_speed.py``
@@ -136,12 +140,36 @@ def verdict(value: float, limit: float) -> str:
 
 def print_events_ratio(repeats: int) -> None:
     """The detailed path's events per CPU second against a bare SimPy timeout loop."""
+    from simulator.compiled import in_use
+
     bare = bare_simpy_events_per_s()
     r = measure(64, "", "ring_allreduce", repeats, ["simulation.mode=detailed"])
     ratio = r["events"] / r["wall_s"] / bare
-    print(f"detailed path, ring, 64 GPUs: {r['events'] / r['wall_s']:,.0f} events/s; bare SimPy timeouts "
-          f"{bare:,.0f} events/s; ratio {ratio:.1%} (measured in this run)  "
+    engine = "compiled core" if in_use() else "sources"
+    print(f"detailed path, ring, 64 GPUs ({engine}): {r['events'] / r['wall_s']:,.0f} events/s; bare SimPy "
+          f"timeouts {bare:,.0f} events/s; ratio {ratio:.1%} (measured in this run)  "
           f"{'ok' if ratio >= EVENTS_RATIO else 'MISSED'} (at least {EVENTS_RATIO:.0%})")
+
+
+def events_ratio_both_engines(rounds: int, repeats: int) -> None:
+    """:func:`print_events_ratio` in fresh processes, the sources and the compiled core in
+    turn (alternated, so both see the same load), and the median ratio of each."""
+    from simulator.compiled import enable
+
+    if not enable().startswith("compiled"):
+        sys.exit("no compiled build of these sources: run `clustersim accelerate` first")
+    ratios: dict[str, list[float]] = {"sources": [], "compiled core": []}
+    for _ in range(rounds):
+        for engine, pure in (("sources", "1"), ("compiled core", "0")):
+            out = subprocess.run([sys.executable, __file__, "--events-ratio", "--repeats", str(repeats)],
+                                 env={**os.environ, "CLUSTERSIM_PURE_PYTHON": pure}, capture_output=True,
+                                 text=True, check=True).stdout.strip()
+            print(out)
+            ratios[engine].append(float(out.split("ratio ")[1].split("%")[0]))
+    for engine, values in ratios.items():
+        median = statistics.median(values)
+        print(f"median over {rounds} processes, {engine}: {median:.1f}%  "
+              f"{'ok' if median >= EVENTS_RATIO * 100 else 'MISSED'} (at least {EVENTS_RATIO:.0%})")
 
 
 def must_hold(repeats: int, max_gpus: int, budget_s: float, with_sweep: bool, case: str | None = None,
@@ -321,6 +349,9 @@ def main() -> None:
                              "--gpus 65536")
     parser.add_argument("--events-ratio", action="store_true",
                         help="print only the detailed path's events per second against bare SimPy (a few seconds)")
+    parser.add_argument("--both-engines", action="store_true",
+                        help="with --events-ratio: the sources and the compiled core in turn, fresh processes")
+    parser.add_argument("--rounds", type=int, default=3, help="with --both-engines: processes per engine")
     parser.add_argument("--transformer", action="store_true",
                         help="time the transformer-parallel step instead (--gpus: 4096 16384 unless given)")
     parser.add_argument("--advise", action="store_true",
@@ -333,7 +364,10 @@ def main() -> None:
         transformer(args.gpus or [4096, 16384], args.repeats)
         return
     if args.events_ratio:
-        print_events_ratio(args.repeats)
+        if args.both_engines:
+            events_ratio_both_engines(args.rounds, args.repeats)
+        else:
+            print_events_ratio(args.repeats)
         return
     if args.must_hold:
         must_hold(args.repeats, args.max_gpus, args.budget, args.sweep, args.case, args.gpus if args.case else None)
