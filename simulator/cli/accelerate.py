@@ -28,6 +28,4 @@ def accelerate(status: bool, remove: bool) -> None:
         except compiled.CompileError as exc:
             raise ClusterSimError(f"clustersim accelerate: {exc}") from None
         click.echo(f"compiled engine core written to {folder}")
-    engine = compiled.enable()
-    click.echo(f"engine: {engine}" + ("" if status or engine.startswith("compiled") else
-                                      " (this process loaded the sources before the build)"))
+    click.echo(f"engine: {compiled.enable()}")
