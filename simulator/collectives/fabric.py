@@ -94,7 +94,7 @@ def ring_steps(f: Fabric, rings: Sequence[Sequence[Node]], chunk: float, steps: 
         for r in range(n):
             route = net.route(ring[r], ring[(r + 1) % n])  # (the same at every step: routes are cached)
             member = RingMember(net, route.usage, chunk, route.latency_s if route_latency else 0.0, labels,
-                                 received[r], received[(r + 1) % n])
+                                received[r], received[(r + 1) % n])
             members.append(member.finished)
     yield simpy.AllOf(f.env, members)
 
