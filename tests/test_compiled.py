@@ -79,10 +79,11 @@ def test_accelerate_without_mypyc_exits_2_with_one_line(tmp_path):
 
 def _can_compile() -> bool:
     return (importlib.util.find_spec("mypyc") is not None and importlib.util.find_spec("setuptools") is not None
-            and shutil.which(str(sysconfig.get_config_var("CC") or "cc").split()[0]) is not None)
+            and shutil.which(str(sysconfig.get_config_var("CC") or "cc").split()[0]) is not None
+            and (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file())
 
 
-@pytest.mark.skipif(not _can_compile(), reason="needs mypy (mypyc), setuptools and a C compiler")
+@pytest.mark.skipif(not _can_compile(), reason="needs mypy (mypyc), setuptools, a C compiler and Python's headers")
 def test_the_compiled_core_gives_the_golden_results_byte_for_byte(tmp_path):
     """Builds the core (about half a minute on two cores), then runs the stored golden results of
     the example scenarios and the probe scenarios (detailed paths among them) with it."""
