@@ -35,6 +35,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from .user_cache import user_cache_root
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -61,9 +63,10 @@ class CompileError(RuntimeError):
 
 
 def cache_root() -> Path:
-    """Where builds are kept: ``$CLUSTERSIM_COMPILED_DIR``, else ``~/.cache/clustersim/compiled``."""
+    """Where builds are kept: ``$CLUSTERSIM_COMPILED_DIR``, else ``compiled`` in the user's
+    clustersim cache (``~/.cache/clustersim`` unless ``$XDG_CACHE_HOME`` says otherwise)."""
     configured = os.environ.get(FOLDER_ENV)
-    return Path(configured) if configured else Path.home() / ".cache" / "clustersim" / "compiled"
+    return Path(configured) if configured else user_cache_root() / "compiled"
 
 
 def source_of(module: str, root: Path = _PACKAGE_ROOT) -> Path:

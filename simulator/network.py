@@ -91,7 +91,7 @@ class Network(ComponentSharing):
         # over every group (components within the tolerance of each other).
         self._components = ActiveComponents()
         self._edge_groups = flows.GroupsByEdge()
-        self._edge_user: dict[int, FlowGroup | None] = {}  # see ComponentSharing._alone
+        self._edge_user: dict[int, FlowGroup | None] = {}  # see ComponentSharing._alone_of
         self._alone: dict[FlowGroup, bool] = {}
         self._unindexed: list[FlowGroup] = []
         self._joined = flows.JoinedArrays()

@@ -89,7 +89,7 @@ class ComponentSharing:
             self._loaded = components.edges_loaded(len(self.edges))
             best, edge = components.most_loaded(made)
             if not (self._groups and self._positive_capacity and best > self._max_tie_break):
-                edge = self._most_loaded(None)
+                edge = self._most_loaded()
             self._note_bottleneck(edge)
             return
         self._whole = True
@@ -102,7 +102,7 @@ class ComponentSharing:
         for group, rate in zip(members, rates):
             group.set_rate(rate)
         self._loaded = None if len(edge_load) <= flows.WHOLE_ARRAY_EDGES else np.flatnonzero(edge_load)
-        self._note_bottleneck(self._most_loaded(None))
+        self._note_bottleneck(self._most_loaded())
 
     def _update_components(self) -> list[Component]:
         """Recompute the components the groups that changed belong to (or now join);
@@ -178,7 +178,7 @@ class ComponentSharing:
         edges, loads = self._joined.of(components)
         self._counters.edge_load[edges] = loads
 
-    def _most_loaded(self, load: dict[int, float] | None) -> int:
+    def _most_loaded(self) -> int:
         """The edge whose load is the largest fraction of its capacity (first of equals,
         ties broken by link kind), or -1 when idle."""
         if not self._groups:

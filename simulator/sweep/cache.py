@@ -24,14 +24,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..user_cache import user_cache_root
+
 ENV_VAR = "CLUSTERSIM_CACHE_DIR"
 
 
 def default_cache_dir() -> Path:
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR])
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "clustersim" / "results"
+    return user_cache_root() / "results"
 
 
 class ResultCache:
