@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Sequence
-from heapq import heappush
 
 import networkx as nx
 import numpy as np
 import simpy
-from simpy.events import NORMAL, Event, EventPriority, Timeout
+from simpy.events import Event, EventPriority, Timeout
 
 from . import flows
+from .event_loop import trigger_now
 from .finishing import RECKONED_ADVANCES, soonest_finish
 from .flows import ActiveComponents, Component, Flow, FlowGroup, Node, Route, admission
 from .graph_links import BandwidthScale, GraphLinks
@@ -300,13 +300,10 @@ class Network(ComponentSharing):
         # by the instant's last event if nothing else has.
         self._recompute(timer_later=bool(finished))
         env = self.env
-        queue, eid = env._queue, env._eid
         for flow in finished:
             flow.group = None
             flow.left = 0.0  # (its remaining bytes, out of any group)
-            event = flow.done  # (triggered here alone: SimPy's succeed() and schedule() written out,
-            event._ok, event._value = True, None  # the same entry pushed: a call less for each flow)
-            heappush(queue, (env._now + 0, NORMAL, next(eid), event))
+            trigger_now(env, flow.done)  # (triggered here alone: succeed()'s checks and calls left out)
         if finished:  # (after every event of this instant: the last of the instant)
             last = Event(self.env)
             last._ok, last._value, last.callbacks = True, None, [self._set_timer]
