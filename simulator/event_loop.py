@@ -108,7 +108,11 @@ class CountingEnvironment(simpy.Environment):
                         raise over_limit(now, True)
                     self._now = now
                 count += 1
-                callbacks, event.callbacks = event.callbacks, None  # (as SimPy's step)
+                if isinstance(event, Signal):  # (typed: no attribute looked up by name)
+                    callbacks: Any = event.callbacks
+                    event.callbacks = None
+                else:
+                    callbacks, event.callbacks = event.callbacks, None  # (as SimPy's step)
                 try:
                     for callback in callbacks:
                         callback(event)
@@ -134,11 +138,28 @@ class CountingEnvironment(simpy.Environment):
         return super().peek()
 
 
+class Signal:
+    """An event of the engine core's own, for its own callbacks (a detailed ring's flow
+    finishing, a ring member's step arriving): what SimPy's loops read of an event
+    (``callbacks``, ``_ok``, ``_value``) and nothing more, without a ``simpy.Event``'s
+    Python ``__init__`` and instance dictionary (compiled, a native object). SimPy's processes
+    and conditions wait on real events; these are never yielded. Triggered by
+    :func:`trigger_now` only, so ok with value None once triggered."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[Any], None]] | None = []
+        self._ok = False
+        self._value: object = None
+
+
 def trigger_now(env: simpy.Environment, event: Any) -> None:
     """``event.succeed()`` (value None, normal priority) without its checks and calls, for
     the engine core's own events: into :class:`CountingEnvironment`'s list of this instant's
     events while its loop runs, else onto SimPy's heap as ``schedule()`` puts it."""
-    event._ok, event._value = True, None
+    if isinstance(event, Signal):
+        event._ok = True  # (its value None already)
+    else:
+        event._ok, event._value = True, None
     if isinstance(env, CountingEnvironment) and env.looping:
         env.instant.append((next(env._eid), event))
     else:

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
-import simpy
 
 from .maxmin import EdgeUsage, level_sets_apart
 from .route import Node as Node
@@ -41,7 +40,7 @@ class Flow:
 
     __slots__ = ("usage", "total_bytes", "left", "applied", "done", "label", "seq", "group", "tolerance")
 
-    def __init__(self, usage: EdgeUsage, total_bytes: float, remaining_bytes: float, done: simpy.Event, label: str):
+    def __init__(self, usage: EdgeUsage, total_bytes: float, remaining_bytes: float, done: Any, label: str):
         self.usage = usage
         self.total_bytes = total_bytes
         self.left = remaining_bytes  # before the group's steps from ``applied`` on

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -37,7 +38,7 @@ import simpy
 from simpy.events import Event, EventPriority, Timeout
 
 from . import flows
-from .event_loop import trigger_now
+from .event_loop import Signal, trigger_now
 from .finishing import RECKONED_ADVANCES, soonest_finish
 from .flows import ActiveComponents, Component, Flow, FlowGroup, Node, Route, admission
 from .graph_links import BandwidthScale, GraphLinks
@@ -54,7 +55,7 @@ _STEPS_KEPT, _FLUSH_EVERY = 64, 16
 _AFTER_NORMAL = EventPriority(2)  # (SimPy's priorities: URGENT 0, NORMAL 1)
 _ADMISSION = operator.attrgetter("seq")  # (flows.admission without a Python call per flow)
 # Usage, bytes (a float), latency, label and completion event of a flow that starts.
-FlowObserver = Callable[[EdgeUsage, float, float, str, simpy.Event], None]
+FlowObserver = Callable[[EdgeUsage, float, float, str, Any], None]  # (done: an event or a Signal)
 
 
 class Network(ComponentSharing):
@@ -149,20 +150,32 @@ class Network(ComponentSharing):
 
     def start_flow(self, usage: EdgeUsage | Usage, nbytes: float, latency_s: float, label: str = "") -> simpy.Event:
         """Start a flow with an explicit edge usage; returns its completion event."""
+        done: simpy.Event = Event(self.env)
+        self._start(usage, nbytes, latency_s, label, done)
+        return done
+
+    def start_signalled_flow(self, usage: EdgeUsage, nbytes: float, latency_s: float, label: str) -> Signal:
+        """:meth:`start_flow` with a :class:`~simulator.event_loop.Signal` for its completion,
+        for the engine core's own callbacks (a detailed ring's members): the same flow, and
+        its completion processed at the same place in the schedule."""
+        done = Signal()
+        self._start(usage, nbytes, latency_s, label, done)
+        return done
+
+    def _start(self, usage: EdgeUsage | Usage, nbytes: float, latency_s: float, label: str, done: Any) -> None:
         if nbytes < 0 or latency_s < 0:
             raise ValueError(f"flow {label!r}: bytes and latency must be >= 0")
         if not isinstance(usage, EdgeUsage):
             usage = EdgeUsage(usage)
         self.flows_started += 1
         nbytes = float(nbytes)
-        flow = Flow(usage, nbytes, nbytes, Event(self.env), label)
+        flow = Flow(usage, nbytes, nbytes, done, label)
         if latency_s > 0:
             Timeout(self.env, latency_s).callbacks.append(lambda _ev: self._admit(flow))
         else:
             self._admit(flow)
         if self.flow_observer is not None:
-            self.flow_observer(usage, nbytes, latency_s, label, flow.done)
-        return flow.done
+            self.flow_observer(usage, nbytes, latency_s, label, done)
 
     # -- observation ----------------------------------------------------------------
 
@@ -181,7 +194,7 @@ class Network(ComponentSharing):
 
     def _admit(self, flow: Flow) -> None:
         if flow.total_bytes == 0 or not flow.usage.mapping:
-            flow.done.succeed()
+            trigger_now(self.env, flow.done)  # (as succeed(): at this instant, normal priority)
             return
         now: float = self.env._now  # (the clock itself, not its property: read per flow; float: see _advance)
         if now > self._counters.last_time:

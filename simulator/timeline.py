@@ -56,7 +56,7 @@ def record_flows(network: Network) -> list[dict[str, Any]]:
     env = network.env
     names = [f"{u}->{v}" for u, v in network.edges]
 
-    def record(usage: EdgeUsage, nbytes: float, latency_s: float, label: str, done: simpy.Event) -> None:
+    def record(usage: EdgeUsage, nbytes: float, latency_s: float, label: str, done: Any) -> None:
         mapping = usage.mapping
         entry = {
             "label": label,

@@ -99,20 +99,19 @@ def _uneven_graph(seed: int) -> nx.DiGraph:
     return graph
 
 
+@pytest.mark.parametrize("environment", [simpy.Environment, CountingEnvironment])
 @pytest.mark.parametrize("seed", range(4))
-@sources_only
-def test_callback_ring_members_start_the_flows_a_process_would(seed):
+def test_callback_ring_members_start_the_flows_a_process_would(seed, environment):
     def trace(program):
-        env = simpy.Environment()
+        env = environment()
         net = Network(env, _uneven_graph(seed))
         starts = []
-        start_flow = net.start_flow
 
-        def recording(usage, nbytes, latency, label=""):
+        def recording(usage, nbytes, latency, label, done):
             starts.append((env.now, tuple(usage.edges), label))
-            return start_flow(usage, nbytes, latency, label)
+            done.callbacks.append(lambda _event: starts.append((env.now, "done", label)))
 
-        net.start_flow = recording  # type: ignore[method-assign]
+        net.flow_observer = recording
         fabric = Fabric(env, net, [["g0", "g1", "g2"], ["g3", "g4", "g5"]], detailed=True)
         rings = [["g0", "g1", "g2", "g3", "g4", "g5"], ["g5", "g3", "g1"]]
         done = []

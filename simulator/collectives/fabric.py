@@ -19,8 +19,8 @@ from itertools import chain
 from typing import TYPE_CHECKING
 
 import simpy
-from simpy.events import Event
 
+from ..event_loop import Signal
 from ..network import Network
 from .ring_member import RingMember
 
@@ -90,7 +90,7 @@ def ring_steps(f: Fabric, rings: Sequence[Sequence[Node]], chunk: float, steps: 
     labels = [f"ring step {k}" for k in range(steps)]  # (made once, not per flow)
     for ring in (r for r in rings if len(r) > 1):
         n = len(ring)
-        received = [[Event(f.env) for _ in range(steps)] for _ in range(n)]  # (not env.event(): a call less each)
+        received = [[Signal() for _ in range(steps)] for _ in range(n)]  # (the members' own events)
         for r in range(n):
             route = net.route(ring[r], ring[(r + 1) % n])  # (the same at every step: routes are cached)
             member = RingMember(net, route.usage, chunk, route.latency_s if route_latency else 0.0, labels,

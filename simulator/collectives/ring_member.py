@@ -11,7 +11,7 @@ from typing import Any
 import simpy
 from simpy.events import URGENT
 
-from ..event_loop import trigger_now
+from ..event_loop import Signal, trigger_now
 from ..network import EdgeUsage, Network
 
 
@@ -34,7 +34,7 @@ class RingMember:
     __slots__ = ("net", "usage", "chunk", "latency", "labels", "mine", "successors", "k", "finished")
 
     def __init__(self, net: Network, usage: EdgeUsage, chunk: float, latency: float, labels: list[str],
-                 mine: list[simpy.Event], successors: list[simpy.Event]):
+                 mine: list[Signal], successors: list[Signal]):
         self.net, self.usage, self.chunk, self.latency, self.labels = net, usage, chunk, latency, labels
         self.mine, self.successors, self.k = mine, successors, 0
         env = net.env
@@ -43,19 +43,23 @@ class RingMember:
         start._ok, start._value, start.callbacks = True, None, [self.start]
         env.schedule(start, URGENT)
 
-    def start(self, _event: simpy.Event) -> None:
+    def start(self, _event: Any) -> None:
         k = self.k
-        self.net.start_flow(self.usage, self.chunk, self.latency, self.labels[k]).callbacks.append(self.sent)
+        done = self.net.start_signalled_flow(self.usage, self.chunk, self.latency, self.labels[k])
+        callbacks = done.callbacks
+        assert callbacks is not None  # (just made)
+        callbacks.append(self.sent)
 
-    def sent(self, _event: simpy.Event) -> None:
+    def sent(self, _event: Any) -> None:
         k = self.k
         trigger_now(self.net.env, self.successors[k])  # (triggered here alone: succeed()'s checks left out)
         k = self.k = k + 1
         if k == len(self.labels):
             self.finished.succeed()
             return
-        arrived: Any = self.mine[k - 1]  # (its callbacks None once processed: not what SimPy's types say)
-        if arrived.callbacks is None:  # (processed already: a process would go on at once)
+        arrived = self.mine[k - 1]
+        callbacks = arrived.callbacks
+        if callbacks is None:  # (processed already: a process would go on at once)
             self.start(arrived)
         else:
-            arrived.callbacks.append(self.start)
+            callbacks.append(self.start)
