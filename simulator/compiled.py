@@ -169,7 +169,7 @@ def build(say: Callable[[str], None] = print) -> Path:
         import setuptools  # noqa: F401
     except ImportError as exc:
         raise CompileError(f"compiling the engine core needs mypy (with mypyc) and setuptools: "
-                           f"pip install mypy setuptools ({exc})") from None
+                           f"pip install 'clustersim[fast]' (mypy and setuptools) ({exc})") from None
     key = build_key()
     folder = cache_root() / key
     with tempfile.TemporaryDirectory(prefix="clustersim-compile-") as tmp:
