@@ -21,7 +21,9 @@ compute-time variation: synchronous steps wait for the slowest of N),
 an NCCL collective runs on it), ``training.negotiation_us_per_tensor`` (framework
 CPU time per tensor before a bucket launches: Horovod's negotiation) and the nccl
 backend's ``network_by_transport.rdma`` (the fraction of InfiniBand / RoCE NICs'
-bandwidth NCCL's verbs transport achieves). The parameter servers' per-tensor CPU time
+bandwidth NCCL's verbs transport achieves) and ``training.xla_release_points`` (the points
+of backward at which XLA's compiled clusters release gradients; only rows with
+``workload.graph_compiler: xla`` read it). The parameter servers' per-tensor CPU time
 (``training.parameter_servers.tensor_us``) left the grid: every fold chose 0 of (0,
 500) us; iteration_cv 0.08 and 0.1 and compute_interference 1.5 left it too: no fold
 chose them. Reported: median, p90 and hard-case (measured
@@ -52,6 +54,8 @@ GRID = {
     "variability.iteration_cv": [0.02, 0.04, 0.06],
     "training.collectives.compute_interference": [1.0, 1.15, 1.3],
     "training.negotiation_us_per_tensor": [0.0, 100.0],
+    # (only runs under workload.graph_compiler xla read it)
+    "training.xla_release_points": [1, 2, 4],
     # a figure of the nccl backend file, not a scenario field: patched in (see _combo)
     "nccl.network_by_transport.rdma": [0.65, 0.8, 0.95],
 }

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_single_gpu import GPU_MAP, LAMBDA_XLA_LOGS, MODEL_MAP, infer_precision, run_framework  # noqa: E402
 
 from simulator.validation.cases import DATA_PARALLEL_COLUMNS as COLUMNS  # noqa: E402
-from simulator.validation.run import kernel_fusion_for_text, preset_for_text  # noqa: E402
+from simulator.validation.run import graph_compiler_for_text, kernel_fusion_for_text, preset_for_text  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW = REPO_ROOT / ".." / "shared" / "measured" / "published_cases.csv"
@@ -126,12 +126,13 @@ LATENCY_US = {"ethernet": 20.0, "infiniband": 1.1}
 def write_scenario(name: str, *, nodes: int, gpus_per_node: int, gpu: str, layout: str, network: str | None,
                    gbps: float | None, model: str, batch: int, precision: str, seq: int | None = None,
                    framework: str | None = None, pcie: dict | None = None, p2p_level: str | None = None,
-                   kernel_fusion: str = "none") -> str:
+                   kernel_fusion: str = "none", graph_compiler: str = "none") -> str:
     """Write a scenario file for a row the CSV columns cannot describe; its path relative to the CSV.
     ``framework``: the ``training.framework`` preset (a scenario row gets none from its text);
     ``pcie``: PCIe tree fields (switches, sockets) of a server whose wiring is known;
     ``p2p_level``: the collective library's NCCL_P2P_LEVEL where the run's NCCL had another default;
-    ``kernel_fusion``: the ``workload.kernel_fusion`` the row's framework text implies (as a row without a file gets it)."""
+    ``kernel_fusion``, ``graph_compiler``: the ``workload`` fields the row's framework text implies (as a row
+    without a file gets them)."""
     import yaml
 
     server: dict = {"layout": "nvswitch" if layout == "bridge2" else layout, **(pcie or {})}
@@ -146,6 +147,8 @@ def write_scenario(name: str, *, nodes: int, gpus_per_node: int, gpu: str, layou
         workload["sequence_length"] = seq
     if kernel_fusion != "none":
         workload["kernel_fusion"] = kernel_fusion
+    if graph_compiler != "none":
+        workload["graph_compiler"] = graph_compiler
     training: dict = {"strategy": "ring_allreduce"}
     if framework:
         training["framework"] = framework
@@ -188,9 +191,9 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                 notes.append(f"run set: logs/{LAMBDA_XLA_LOGS[r['gpu']]}.logs in Lambda's repository "
                              "(LambdaColdStorage/lambda-tensorflow-benchmark): its throughputs equal the summary "
                              "table's at every GPU count, and each log prints 'Compiled cluster using XLA!': XLA "
-                             "auto-clustering (simulated as workload.kernel_fusion norm_activation; what it does to scaling is not "
-                             "modelled: on Lambda's 2080 Ti server it costs scaling, on its Quadro RTX 8000 server not: "
-                             "README)")
+                             "auto-clustering (simulated as workload.kernel_fusion norm_activation and "
+                             "workload.graph_compiler xla: gradients leave backward at training.xla_release_points "
+                             "points, not as each is ready)")
             n_gpus = int(r["total_gpus"])
             if r["gpu"] in EPYC_7502_CARDS:
                 scenario_layout, p2p_level = "pcie_tree", "SYS"
@@ -297,6 +300,7 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                 # the preset the row's text names, as a row without a file gets it
                 framework=preset_for_text(framework, strategy), pcie=pcie, p2p_level=p2p_level,
                 kernel_fusion=kernel_fusion_for_text(framework, precision),
+                graph_compiler=graph_compiler_for_text(framework),
             )
             if seq not in (None, 128):
                 notes.append(f"sequence length {seq}: scenario file sets workload.sequence_length")
@@ -427,7 +431,8 @@ def headline_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                               gpu="V100-SXM2-16GB", layout="nvswitch", network="infiniband", gbps=100.0,
                               model="resnet50", batch=256, precision="amp",
                               framework=preset_for_text(r["framework"], "ring_allreduce"),
-                              kernel_fusion=kernel_fusion_for_text(r["framework"], "amp"))
+                              kernel_fusion=kernel_fusion_for_text(r["framework"], "amp"),
+                              graph_compiler=graph_compiler_for_text(r["framework"]))
         rows.append(row(
             case_id=f"Dell-C4140M-resnet50-{n}x4-speedup", source="Dell-C4140M-whitepaper", model="resnet50",
             gpu="V100-SXM2-16GB", nodes=n, gpus_per_node=4, intra_node="nvswitch",

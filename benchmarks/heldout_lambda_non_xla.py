@@ -5,8 +5,8 @@
 TensorFlow 1.15 twins of the dev set's XLA rows on Lambda's RTX 2080 Ti (host-staged, no
 P2P) and Quadro RTX 8000 (P2P) servers, with and without NVLink bridges, at 2, 4 and 8
 GPUs. Each row carries its own one-GPU baseline, so only scaling is predicted; they are
-simulated unfused (``workload.kernel_fusion=none``) with the dev set's server wiring and
-the shipped defaults, nothing refitted.
+simulated without XLA (``workload.kernel_fusion=none``, ``workload.graph_compiler=none``)
+with the dev set's server wiring and the shipped defaults, nothing refitted.
 
 Printed: every row, then median / p90 APE of the simulator and of the trivial reference
 "one-GPU x GPUs" per group, and the measured scaling efficiency of the fp16 runs of the
@@ -35,7 +35,8 @@ def results() -> pd.DataFrame:
     from simulator.validation.cases import read_cases
 
     cases, _ = read_cases(CASES)
-    frame = validate(cases, base_dir=CASES.parent, overrides=["workload.kernel_fusion=none"])
+    frame = validate(cases, base_dir=CASES.parent, overrides=["workload.kernel_fusion=none",
+                                                                     "workload.graph_compiler=none"])
     meta = pd.DataFrame({"case_id": [c.case_id for c in cases], "model": [c.model for c in cases],
                          "gpu": [c.gpu for c in cases], "precision": [c.precision for c in cases]})
     frame = frame.merge(meta, on="case_id")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -205,7 +205,7 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
             f"approximate: {inexact} (simulation.mode=fast as set; auto runs the detailed path)" if forced_fast
             else f"not taken: {inexact} (ran detailed)"
         ),
-        fusion_tensors=fusion_tensors(costs.gradient_bytes, costs.backward_s)
+        fusion_tensors=fusion_tensors(costs.gradient_bytes, costs.backward_s, release_of(scenario, costs))
         if _fusion_loop(scenario, strategy_name) else None,
         launch_after_backward=[
             0.0 if strategy_name == "none" else (t.launch_overhead_us + t.negotiation_us_per_tensor * n) * 1e-6
@@ -305,13 +305,41 @@ def _buckets(scenario: Scenario, costs: ComputeCosts) -> list[tuple[float, float
     t = scenario.training
     cap = t.resolved_bucket_size_mib * MIB
     if t.fusion.startswith("horovod") and t.strategy != "parameter_server":
-        return fusion_buckets(costs.gradient_bytes, costs.backward_s, t.fusion_cycle_ms * 1e-3, cap)
+        return fusion_buckets(costs.gradient_bytes, costs.backward_s, t.fusion_cycle_ms * 1e-3, cap,
+                              release_of(scenario, costs))
     done = np.cumsum(costs.backward_s[::-1])  # backward time to finish layers n-1..i
     last = len(costs.backward_s) - 1
     first = None if t.first_bucket_mib is None else t.first_bucket_mib * MIB
-    return [
+    return released(scenario, costs, [
         (float(done[last - trigger]), nbytes) for trigger, nbytes in gradient_buckets(costs.gradient_bytes, cap, first)
-    ]
+    ])
+
+
+def released(scenario: Scenario, costs: ComputeCosts, ready: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(offset, bytes) of gradients ready ``offset`` into backward, moved to when they
+    leave it (:func:`release_of`)."""
+    release = release_of(scenario, costs)
+    return ready if release is None else [(release(offset), nbytes) for offset, nbytes in ready]
+
+
+def release_of(scenario: Scenario, costs: ComputeCosts) -> Callable[[float], float] | None:
+    """When a gradient ready ``offset`` into backward leaves it: under XLA
+    (``workload.graph_compiler``) at the next of ``training.xla_release_points`` evenly
+    spaced points of backward (the end of the compiled cluster that made it); None
+    (as soon as it is ready) otherwise."""
+    if scenario.workload.graph_compiler != "xla":
+        return None
+    total = float(np.sum(costs.backward_s))
+    if total <= 0:
+        return None
+    points = scenario.training.xla_release_points
+    step = total / points
+
+    def release(offset: float) -> float:
+        k = math.ceil(offset / step * (1 - 1e-12))  # (a gradient ready at a point leaves at it)
+        return total if k >= points else k * step
+
+    return release
 
 
 def _on_the_wire(scenario: Scenario, costs: ComputeCosts) -> ComputeCosts:

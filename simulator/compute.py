@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -236,12 +236,14 @@ def bucket_tensor_counts(gradient_bytes: np.ndarray, bucket_bytes: list[float]) 
 
 
 def fusion_buckets(
-    gradient_bytes: np.ndarray, backward_s: np.ndarray, cycle_s: float, cap_bytes: float
+    gradient_bytes: np.ndarray, backward_s: np.ndarray, cycle_s: float, cap_bytes: float,
+    release: Callable[[float], float] | None = None,
 ) -> list[tuple[float, float]]:
     """Horovod tensor fusion: every ``cycle_s`` from the start of backward, the
     gradients that became ready since the last cycle are packed, in the order they
     became ready, into fusion buffers of at most ``cap_bytes`` (a larger tensor goes
-    alone) and each buffer is allreduced.
+    alone) and each buffer is allreduced. ``release``: when a gradient ready at an offset
+    leaves backward (XLA's clusters: :func:`simulator.build.release_of`), if not at once.
 
     Returns ``(ready offset from the start of backward in seconds, bytes)`` per buffer,
     in launch order; the offset is the cycle tick at which the buffer is launched.
@@ -254,7 +256,8 @@ def fusion_buckets(
         ready += float(backward_s[i])
         if gradient_bytes[i] <= 0:
             continue
-        this_tick = max(math.ceil(ready / cycle_s - 1e-9), 1) * cycle_s
+        leaves = ready if release is None else release(ready)
+        this_tick = max(math.ceil(leaves / cycle_s - 1e-9), 1) * cycle_s
         size = float(gradient_bytes[i])
         if tick is not None and (this_tick != tick or filled + size > cap_bytes):
             buckets.append((tick, filled))
@@ -266,16 +269,18 @@ def fusion_buckets(
     return buckets
 
 
-def fusion_tensors(gradient_bytes: np.ndarray, backward_s: np.ndarray) -> list[tuple[float, float]]:
+def fusion_tensors(gradient_bytes: np.ndarray, backward_s: np.ndarray,
+                   release: Callable[[float], float] | None = None) -> list[tuple[float, float]]:
     """The gradients Horovod's background loop fuses, in the order backward makes them
     ready: ``(ready offset from the start of backward in seconds, bytes)`` per layer
-    with parameters (reverse layer order)."""
+    with parameters (reverse layer order); the offset is when it leaves backward under
+    ``release`` (as :func:`fusion_buckets`)."""
     out: list[tuple[float, float]] = []
     ready = 0.0
     for i in range(len(gradient_bytes) - 1, -1, -1):
         ready += float(backward_s[i])
         if gradient_bytes[i] > 0:
-            out.append((ready, float(gradient_bytes[i])))
+            out.append((ready if release is None else release(ready), float(gradient_bytes[i])))
     return out
 
 

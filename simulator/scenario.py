@@ -272,6 +272,14 @@ class WorkloadSpec(_Strict):
         "norm run inside the norm's kernels (XLA, NVIDIA's MXNet ResNet-50 in fp16 with fused BN-add-ReLU): no "
         "launches and no write and read-back of their tensors.",
     )
+    graph_compiler: Literal["none", "xla"] = Field(
+        default="none",
+        description="Whole-graph compiler: xla = TensorFlow's XLA auto-clustering (TF_XLA_FLAGS=--tf_xla_auto_jit=2, "
+        "'XLA on' in NVIDIA's tables): backward runs as compiled clusters whose gradients leave only when a cluster "
+        "ends, so their synchronization cannot start layer by layer (training.xla_release_points; "
+        "NVIDIA/DeepLearningExamples#156 profiles no compute-communication overlap with XLA); none = gradients "
+        "leave as backward produces them. Its kernel fusion is workload.kernel_fusion.",
+    )
     conv_algorithm: Literal["implicit_gemm", "precomputed_gemm", "fft", "winograd", "auto"] = Field(
         default="auto",
         description="Convolution algorithm of every conv layer (`simulator.algorithms`); a layer that cannot run it "
@@ -505,6 +513,15 @@ class TrainingSpec(_Strict):
     )
     overlap: bool = Field(
         default=True, description="Start synchronizing a bucket as soon as its gradients are ready during backward."
+    )
+    xla_release_points: int = Field(
+        default=4,
+        ge=1,
+        le=1024,
+        description="Under workload.graph_compiler xla: the evenly spaced points of backward at which gradients leave "
+        "the compiled clusters (a bucket ready earlier waits for the next point; 1 = all at the end of backward, no "
+        "overlap). Default: the value fitted on every source of the dev set (benchmarks/accuracy_training.py; "
+        "cross-validated by leaving one source out).",
     )
     bucket_size_mib: float | None = Field(
         default=None,

@@ -142,6 +142,14 @@ def kernel_fusion_for_text(framework: str | None, precision: str) -> str:
     return "none"
 
 
+def graph_compiler_for_text(framework: str | None) -> str:
+    """The ``workload.graph_compiler`` a free-text ``framework`` implies: ``xla`` where
+    TensorFlow's XLA is on (its auto-clustering: ``XLA on`` in NVIDIA's tables, Lambda's
+    ``TF_XLA_FLAGS=--tf_xla_auto_jit=2`` runs), ``none`` otherwise."""
+    text = (framework or "").lower()
+    return "xla" if re.search(r"\bxla\b", text) and "without xla" not in text else "none"
+
+
 def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
                   overrides: Sequence[str] = ()) -> tuple[Scenario, str]:
     """The scenario a row describes, and a note on any assumption made."""
@@ -171,7 +179,8 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
     if kind.transport:
         nic["transport"] = kind.transport
     workload: dict[str, Any] = {"precision": case.precision,
-                                "kernel_fusion": kernel_fusion_for_text(case.framework, case.precision)}
+                                "kernel_fusion": kernel_fusion_for_text(case.framework, case.precision),
+                                "graph_compiler": graph_compiler_for_text(case.framework)}
     if case.model:
         workload["model"] = case.model
     if case.batch_per_gpu:
