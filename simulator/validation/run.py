@@ -135,7 +135,7 @@ def kernel_fusion_for_text(framework: str | None, precision: str) -> str:
     (DeepLearningExamples ``MxNet/Classification/RN50v1.5/runner``): an NGC MXNet
     container in mixed precision. Everything else runs unfused."""
     text = (framework or "").lower()
-    if re.search(r"\bxla\b", text) and "without xla" not in text:
+    if graph_compiler_for_text(framework) == "xla":
         return "norm_activation"
     if "mxnet" in text and "ngc" in text and precision in ("amp", "fp16"):
         return "norm_activation"
