@@ -1,5 +1,6 @@
-"""The engine core, compiled to C with mypyc: optional, same results, about twice the
-events per second on the detailed path.
+"""The engine core, compiled to C with mypyc: optional, same results, two to three times
+the events per second on the detailed path (``benchmarks/engine_speed.py --events-ratio
+--both-engines``).
 
 Every flow of a detailed run passes through a handful of modules (:data:`CORE`: the
 max-min core, flows and their groups, finishing times, the network and its sharing, the
