@@ -175,7 +175,7 @@ XLA_TEXT = "XLA auto-clustering (TF_XLA_FLAGS=--tf_xla_auto_jit=2)"
 # summary table come from logs/3970X-GeForce_RTX_3090_XLA.logs (TF 1.15, Nov 2020),
 # whose fp16 ResNet-50 (400 img/s, batch 96) is slower than the same run set's fp32
 # (554, batch 112) and whose fp16 is 0.72-1.56x its fp32 where every other Ampere run
-# set of the repository measures 1.5-2.5x. Lambda's rerun of the card
+# set of the repository measures 1.4-2.5x. Lambda's rerun of the card
 # (logs/7662-GeForce_RTX_3090.logs, TF 2.4, Feb 2021) agrees with the old run's fp32
 # within 3-9% (ResNet-50 568 vs 554, ResNet-152 212 vs 195, VGG-16 325 vs 311,
 # Inception-v3 380 vs 350) and measures fp16 at 1.69-2.21x its fp32: its fp16 rows
