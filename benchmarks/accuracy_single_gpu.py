@@ -196,6 +196,11 @@ def run_framework(source: str, framework: str, gpu_text: str) -> str:
     return framework
 
 
+def read_rows(path: Path) -> pd.DataFrame:
+    """A published-cases CSV as text columns (empty cells NaN, nothing else parsed)."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+
+
 def superseded(source: str, gpu_text: str, framework: str) -> str | None:
     """Why a row is left out as a broken run (SUPERSEDED), or None."""
     for source_pat, gpu, framework_pat, reason in SUPERSEDED:
@@ -708,14 +713,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     csv = args.csv.resolve()
     try:
-        df = pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""])
+        df = read_rows(csv)
     except OSError as exc:
         print(f"error: --csv {csv}: {exc}", file=sys.stderr)
         return 2
     if not args.no_extra:
         # appended after the shared rows, so their row numbers stay the file's
-        df = pd.concat([df] + [pd.read_csv(extra, dtype=str, keep_default_na=False, na_values=[""])
-                               for extra in EXTRA_CSVS], ignore_index=True)
+        df = pd.concat([df, *map(read_rows, EXTRA_CSVS)], ignore_index=True)
     cases, skipped = select_cases(df, args.include_approx, args.ampere_fp32)
     if args.family:
         cases = [c for c in cases if (c.precision == "fp32") == (args.family == "fp32")]

@@ -87,7 +87,8 @@ def test_interconnect_flags():
     assert all(get_gpu(n).nvlink_gbytes_s is None for n in CARDS)
 
 
-def test_dev_set_names_map_to_the_new_entries():
+def _single_gpu_benchmark():
+    """benchmarks/accuracy_single_gpu.py, imported from its file."""
     spec = importlib.util.spec_from_file_location(
         "accuracy_single_gpu", REPO_ROOT / "benchmarks" / "accuracy_single_gpu.py")
     module = importlib.util.module_from_spec(spec)
@@ -96,22 +97,15 @@ def test_dev_set_names_map_to_the_new_entries():
         spec.loader.exec_module(module)
     finally:
         del sys.modules[spec.name]
+    return module
+
+
+def test_dev_set_names_map_to_the_new_entries():
+    module = _single_gpu_benchmark()
     assert {k: module.GPU_MAP[k] for k in ("GTX 1080", "RTX 3080", "RTX A6000", "RTX 8000")} == {
         "GTX 1080": "GTX-1080", "RTX 3080": "RTX-3080", "RTX A6000": "RTX-A6000", "RTX 8000": "Quadro-RTX-8000"}
     # The laptop Max-Q cards stay out: their clocks depend on the laptop.
     assert not any("MAX-Q" in k.upper() for k in module.GPU_MAP)
-
-
-def _single_gpu_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "accuracy_single_gpu", REPO_ROOT / "benchmarks" / "accuracy_single_gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    return module
 
 
 def test_broken_rtx3090_fp16_run_gives_way_to_lambdas_rerun():
@@ -128,8 +122,7 @@ def test_broken_rtx3090_fp16_run_gives_way_to_lambdas_rerun():
          "framework": f"TensorFlow tf_cnn_benchmarks, {precision}", "notes": "", "batch_per_gpu": batch,
          "value": value}
         for precision, batch, value in (("fp16", "96", "400"), ("fp32", "112", "554"))])
-    extra = pd.concat([pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-                       for path in bench.EXTRA_CSVS], ignore_index=True)
+    extra = pd.concat(map(bench.read_rows, bench.EXTRA_CSVS), ignore_index=True)
     cases, skipped = bench.select_cases(pd.concat([old, extra], ignore_index=True), False, "skip")
     assert skipped[skipped["reason"].str.startswith("superseded")]["row"].tolist() == [0]
     amp = {c.model: c.measured for c in cases if c.gpu == "RTX-3090" and c.precision == "amp"}
