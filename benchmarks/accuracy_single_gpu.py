@@ -529,7 +529,8 @@ def sweep(cases: list[Case], overrides: list[str], family_overrides: dict[str, l
 FIT_FAMILY_GRID: dict[str, dict[str, list[float]]] = {
     "fp32": {"compute_efficiency": [0.7, 0.75, 0.8, 0.85, 0.9]},
     "tensor-core": {"compute_efficiency": [0.4, 0.45, 0.5, 0.55, 0.6],
-                    "kernel_efficiency.TF32_EFFICIENCY": [1.0, 0.85, 0.7]},
+                    "kernel_efficiency.TF32_EFFICIENCY": [1.0, 0.85, 0.7],
+                    "kernel_efficiency.CONV_STAGING_FLOPS_PER_SM_CLOCK": [1024.0, 4096.0, 2048.0, 768.0, 512.0]},
 }
 #: memory_efficiency and layer_overhead_us are held at the scenario defaults (0.8, 20 us;
 #: fitted with this grid when the shape-aware model came in): the workload fields are
@@ -638,7 +639,8 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
     n_points = len(list(itertools.product(*FIT_SHARED_GRID.values()))) * sum(
         len(_family_points(f)) for f in FIT_FAMILY_GRID)
     print(f"\nGrid: {n_points} evaluations ({time.perf_counter() - t0:.0f} s); fitted: "
-          + ", ".join([*FIT_SHARED_GRID, "compute_efficiency per family", "TF32_EFFICIENCY"]))
+          + ", ".join([*FIT_SHARED_GRID, "compute_efficiency per family", "TF32_EFFICIENCY",
+                       "CONV_STAGING_FLOPS_PER_SM_CLOCK"]))
     report: dict[str, Any] = {"grid": {**FIT_SHARED_GRID, **{
         (f"{k} {family}" if k == "compute_efficiency" else k): v
         for family, grid in FIT_FAMILY_GRID.items() for k, v in grid.items()}}}
@@ -665,7 +667,8 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
         for key, label in (("before", "Before (one efficiency per family, implicit GEMM, {model})"),
                            ("previous", "Previous ({model})"),
                            ("before_new_gpus", "Same model, fewer GPUs ({model})"),
-                           ("before_fusion", "Before workload.kernel_fusion ({model})")):
+                           ("before_fusion", "Before workload.kernel_fusion ({model})"),
+                           ("before_conv_staging", "Before the convolutions' staging cost ({model})")):
             earlier = recorded.get(key)
             if not earlier:
                 continue

@@ -106,6 +106,10 @@ def single_gpu_table() -> str:
     unfused = data.get("before_fusion")
     if unfused:  # before the runs that fused their norm, add and ReLU kernels were simulated so
         lines.append(row("shape-aware model, every run unfused, leave one GPU out", unfused["leave_one_gpu_out"]))
+    flat = data.get("before_conv_staging")
+    if flat:  # before convolutions' share of peak depended on the tensor cores' width per SM
+        lines.append(row("shape-aware model, one tensor-core efficiency for every width, leave one GPU out",
+                         flat["leave_one_gpu_out"]))
     lines.append(row("shape-aware model, leave one GPU out", data["leave_one_gpu_out"]))
     lines.append(row("shape-aware model, leave one generation out", data["leave_one_generation_out"]))
     lines.append(row("shape-aware model, leave one source out", data["leave_one_source_out"]))

@@ -59,6 +59,8 @@ from .zoo import Layer, Model
 
 MATRIX_KINDS = frozenset({"conv", "linear", "attention"})
 TENSOR_CORE_PRECISIONS = frozenset({"tf32", "fp16", "bf16", "amp", "fp8"})
+#: GPUs whose matrix layers run on tensor cores (conv_staging_factor applies to them).
+TENSOR_CORE_ARCHITECTURES = frozenset({"Volta", "Turing", "Ampere", "Hopper"})
 DEFAULT_EFFICIENCY = {"cuda_cores": 0.75, "tensor_cores": 0.50}
 
 # Bytes per activation element and per weight/gradient element, by precision.
@@ -82,8 +84,12 @@ def device_rates(gpu: GPUSpec, precision: str, compute_efficiency: float, memory
     matrix = gpu.peak_flops(precision) * compute_efficiency * clock
     if precision == "tf32":  # 4-byte operands: twice the operand traffic per FLOP of fp16
         matrix *= kernel_efficiency.TF32_EFFICIENCY
+    conv = matrix
+    if precision in TENSOR_CORE_PRECISIONS and gpu.architecture in TENSOR_CORE_ARCHITECTURES:
+        conv *= kernel_efficiency.conv_staging_factor(gpu.flops_per_sm_clock(precision))
     return kernel_efficiency.DeviceRates(
         matrix_flops_s=max(matrix, scalar),
+        conv_flops_s=max(conv, scalar),
         scalar_flops_s=scalar,
         bytes_s=gpu.memory_bandwidth_gbytes_s * 1e9 * memory_efficiency,
         sm_count=getattr(gpu, "sm_count", None),

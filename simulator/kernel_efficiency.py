@@ -51,6 +51,23 @@ kernel moves twice the shared-memory and register traffic and reaches a smaller 
 of its (half as high) peak: the large-GEMM rate in TF32 is the fp16 share times
 :data:`TF32_EFFICIENCY`, one fitted number.
 
+**Convolutions on tensor cores** reach a smaller share of the peak the wider the
+tensor cores are per SM. An implicit-GEMM convolution spends, besides its MMAs, SM
+issue slots on staging operands: the im2col address arithmetic and predicated loads
+of the activation tile, the copies into shared memory, the epilogue. That work runs at
+a rate per SM per clock that did not grow with the tensor cores, which doubled per SM
+and clock from Volta/Turing (1024 dense fp16 FLOP) to GA100 (2048) and again to GH100
+(4096), while GeForce Turing/Ampere run fp32-accumulate MMAs at half width (512). With
+the MMAs at a width ``W`` per SM per clock and the staging at
+:data:`CONV_STAGING_FLOPS_PER_SM_CLOCK` (``Q``), a convolution's time per FLOP is
+``1/W + 1/Q`` SM-clocks, so its share of peak scales by
+``(1 + W_ref/Q) / (1 + W/Q)`` relative to a Volta SM (``W_ref`` =
+:data:`REFERENCE_MMA_WIDTH`, where ``compute_efficiency`` was fitted):
+:func:`conv_staging_factor`. Same SMs x clock, an A100 PCIe runs the Lambda ResNet-50
+amp benchmark 1.48x as fast as an RTX A6000, not the 2.0x of their peaks. Dense and
+attention products (cuBLAS GEMMs, no im2col) are left at ``compute_efficiency``: large
+GEMMs reach 70-90% of peak on A100 and H100 (the catalog's ``matmul_efficiency``).
+
 **Launches**: every kernel costs ``layer_overhead`` (launch plus framework dispatch),
 so small batches come out latency-bound: a matrix layer launches one kernel forward
 and two backward (data and weight gradients; one for the first layer, whose input
@@ -95,6 +112,22 @@ WGRAD_FACTOR = 1.0
 #: (twice the operand bytes per FLOP). Fitted on the one-GPU points (0.7 in every
 #: fold that has a tf32 row; A100 tf32 ResNet-50 was 18-28% too fast at 1.0).
 TF32_EFFICIENCY = 0.7
+#: Dense FLOP per SM per clock at which an implicit-GEMM convolution stages its
+#: operands (None: no staging cost, every width at ``compute_efficiency``). Fitted on
+#: the one-GPU points with leave-one-GPU-out (``benchmarks/accuracy_single_gpu.py --cv``).
+CONV_STAGING_FLOPS_PER_SM_CLOCK: float | None = 1024.0
+#: Tensor-core width (dense fp16 FLOP per SM per clock) of the SMs the tensor-core
+#: ``compute_efficiency`` is stated for: Volta's, as in the V100 and T4 rows it was fit on.
+REFERENCE_MMA_WIDTH = 1024.0
+
+
+def conv_staging_factor(mma_width: float | None) -> float:
+    """Share of the reference SM's convolution efficiency that an SM whose tensor cores
+    complete ``mma_width`` dense FLOP per clock reaches (1 at the reference width)."""
+    q = CONV_STAGING_FLOPS_PER_SM_CLOCK
+    if q is None or mma_width is None:
+        return 1.0
+    return (1 + REFERENCE_MMA_WIDTH / q) / (1 + mma_width / q)
 
 
 @dataclass(frozen=True)
@@ -239,6 +272,7 @@ class DeviceRates:
     overhead_s: float  # per kernel launched
     act_bytes: int  # bytes per activation element
     overlap_loss: float = 0.0  # share of the shorter of compute and memory time not hidden
+    conv_flops_s: float | None = None  # convolutions' large-GEMM rate (None: matrix_flops_s)
 
     def roofline(self, compute_s: float, memory_s: float) -> float:
         return max(compute_s, memory_s) + self.overlap_loss * min(compute_s, memory_s)
@@ -277,8 +311,12 @@ def matrix_layer_times(layer: Layer, batch: int, rates: DeviceRates, *, weight_b
     """(forward, backward) seconds of a conv / linear / attention layer."""
     shape = layer.gemm
     assert shape is not None
-    flops_s = rates.scalar_flops_s if (cuda_core_only or layer.kind not in ("conv", "linear", "attention")) \
-        else rates.matrix_flops_s
+    if cuda_core_only or layer.kind not in ("conv", "linear", "attention"):
+        flops_s = rates.scalar_flops_s
+    elif layer.kind == "conv" and rates.conv_flops_s is not None:
+        flops_s = rates.conv_flops_s
+    else:
+        flops_s = rates.matrix_flops_s
     activations = (layer.input_elements + layer.output_elements) * batch * rates.act_bytes
     fwd = forward_gemm(shape, batch)
     bwd = backward_gemms(shape, batch, input_gradient)

@@ -46,14 +46,20 @@ def test_simulate_json_carries_the_layers_and_the_table_shows_the_top_ones(capsy
 def test_list_gpus_shows_sms_clocks_and_the_fitted_rates(capsys):
     code, out, _ = run_main(capsys, "list", "gpus")
     assert code == 0
-    assert "SMs" in out and "GEMM fp32" in out and "eff. GB/s" in out
+    assert "SMs" in out and "GEMM" in out and "conv" in out and "eff." in out
     assert "clock x 1.18 for RTX-2080Ti: TechPowerUp" in out
     lines = [line for line in out.splitlines() if line.strip().startswith("V100-SXM2-16GB")]
     assert len(lines) == 3  # datasheet table, the model's rates, the transformer step's
     # 80 SMs; a large fp32 GEMM at 15.7 x 0.75 = 11.8 TFLOP/s; 900 GB/s x 0.8 = 720
     assert " 80 " in lines[0] and "11.8" in lines[1] and " 720" in lines[1]
+    # 1530 MHz; 125 TF / (80 SMs x 1530 MHz) = 1024 FLOP per SM per clock, where the
+    # convolutions' staging factor is 1: conv = GEMM = 125 x 0.5
+    assert " 1530 " in lines[0] and lines[1].split()[1:3] == ["1", "1024"]
+    assert lines[1].split()[4:6] == ["62.5", "62.5"]
     # no measured matmul ceiling: 125 x 0.78 x the measured cards' mean 0.83 = 81
     assert lines[2].split()[1:] == ["-", "81"]
-    a100 = [line for line in out.splitlines() if line.strip().startswith("A100-SXM4-80GB")][2]
-    assert a100.split()[1:] == ["0.869", "211"]  # 312 x 0.78 x 0.869
+    a100s = [line for line in out.splitlines() if line.strip().startswith("A100-SXM4-80GB")]
+    assert a100s[2].split()[1:] == ["0.869", "211"]  # 312 x 0.78 x 0.869
+    # 2048 wide: convolutions at 312 x 0.5 x (1 + 1024/1024) / (1 + 2048/1024) = 104
+    assert a100s[1].split()[2:6] == ["2048", "14.6", "156.0", "104.0"]
     assert "matmul max 0.869 for A100-SXM4-80GB: Stas Bekman" in out

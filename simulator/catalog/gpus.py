@@ -12,6 +12,7 @@ A missing ``peak_tflops`` key means the precision is not supported; asking for i
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping
 from dataclasses import field
 from types import MappingProxyType
@@ -69,6 +70,11 @@ class GPUSpec:
     # H100 SXM 0.80). None where no measurement is recorded; needs a ``matmul_source``.
     matmul_efficiency: float | None = None
     matmul_source: str = ""
+    # The clock (MHz) the datasheet's peak figures are quoted at (peak = SMs x FLOP per
+    # SM per clock x this clock): with sm_count it gives the tensor cores' width per SM,
+    # which sets how much of the peak an implicit-GEMM convolution reaches
+    # (kernel_efficiency.conv_staging_factor). None where not recorded.
+    peak_clock_mhz: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -110,6 +116,9 @@ class GPUSpec:
                              f"got {self.sustained_clock_ratio!r}")
         if self.sustained_clock_ratio != 1.0 and not self.clock_source.strip():
             raise ValueError(f"GPU {self.name!r}: a sustained_clock_ratio needs a clock_source")
+        if self.peak_clock_mhz is not None and not 100 <= self.peak_clock_mhz <= 3000:
+            raise ValueError(f"GPU {self.name!r}: peak_clock_mhz must be in [100, 3000], "
+                             f"got {self.peak_clock_mhz!r}")
         if self.matmul_efficiency is not None:
             if not 0.3 <= self.matmul_efficiency <= 1.0:
                 raise ValueError(f"GPU {self.name!r}: matmul_efficiency must be in [0.3, 1], "
@@ -122,6 +131,16 @@ class GPUSpec:
         object.__setattr__(
             self, "peak_tflops", MappingProxyType(dict(self.peak_tflops))
         )
+
+    def flops_per_sm_clock(self, precision: str) -> float | None:
+        """Dense peak FLOP one SM completes per clock in ``precision`` (a V100's tensor
+        cores: 1024 in fp16), the power of two the datasheet figures give (their peaks
+        are rounded: 125 TFLOPS / (80 SMs x 1530 MHz) is 1021); None without
+        ``sm_count`` and ``peak_clock_mhz``."""
+        if self.sm_count is None or self.peak_clock_mhz is None:
+            return None
+        ratio = self.peak_flops(precision) / (self.sm_count * self.peak_clock_mhz * 1e6)
+        return float(2 ** round(math.log2(ratio)))
 
     def supports(self, precision: str) -> bool:
         """Whether :meth:`peak_flops` would succeed for ``precision``."""

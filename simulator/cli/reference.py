@@ -12,7 +12,7 @@ import re
 import click
 from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from topologies import FABRICS, SERVER_LAYOUTS
 
@@ -42,34 +42,47 @@ def _print_gpus(console: Console) -> None:
 
     eff_cuda, eff_tc = compute.DEFAULT_EFFICIENCY["cuda_cores"], compute.DEFAULT_EFFICIENCY["tensor_cores"]
     w = WorkloadSpec()
-    sheet = Table("name", "arch", "SMs", "fp32 TF", "fp16 TF", "mem GiB", "GB/s", "PCIe", box=box.SIMPLE_HEAD,
-                  pad_edge=False, title="datasheet")
-    model = Table("name", "clock x", "GEMM fp32 TF", "GEMM fp16 TF", "eff. GB/s", box=box.SIMPLE_HEAD,
-                  pad_edge=False, title="layer-time model (shipped defaults)")
+    # names are what users type: never cut (the narrower columns wrap instead)
+    widest = max(map(len, catalog.list_gpus()))
+    sheet = Table(Column("name", no_wrap=True, min_width=widest), "arch", "SMs", "MHz", "fp32 TF", "fp16 TF",
+                  "mem GiB", "GB/s", "PCIe", box=box.SIMPLE_HEAD, pad_edge=False, title="datasheet")
+    model = Table(Column("name", no_wrap=True, min_width=widest), "clock x", "MMA width", "GEMM fp32 TF",
+                  "GEMM fp16 TF", "conv fp16 TF", "eff. GB/s", box=box.SIMPLE_HEAD, pad_edge=False,
+                  title="layer-time model (shipped defaults)")
     transformer_table = Table("name", "matmul max", "transformer TF", box=box.SIMPLE_HEAD, pad_edge=False,
                               title="transformer step (shipped defaults)")
     for name in catalog.list_gpus():
         g = catalog.get_gpu(name)
         fp16 = g.peak_tflops.get("fp16", float("nan"))
         clock = g.sustained_clock_ratio
-        tensor = max(fp16 * eff_tc, g.peak_tflops["fp32"] * eff_cuda) * clock
-        sheet.add_row(name, g.architecture, str(g.sm_count or "-"), f"{g.peak_tflops['fp32']:g}", f"{fp16:g}",
-                      f"{g.memory_gib:g}", f"{g.memory_bandwidth_gbytes_s:g}", f"gen{g.pcie_gen}")
+        scalar = g.peak_tflops["fp32"] * eff_cuda * clock
+        tensor = max(fp16 * eff_tc * clock, scalar)
+        width = g.flops_per_sm_clock("fp16") if g.architecture in compute.TENSOR_CORE_ARCHITECTURES else None
+        conv = max(fp16 * eff_tc * clock * kernel_efficiency.conv_staging_factor(width), scalar) if width else tensor
+        mhz = f"{g.peak_clock_mhz:g}" if g.peak_clock_mhz else "-"
+        sheet.add_row(name, g.architecture, str(g.sm_count or "-"), mhz, f"{g.peak_tflops['fp32']:g}",
+                      f"{fp16:g}", f"{g.memory_gib:g}", f"{g.memory_bandwidth_gbytes_s:g}", f"gen{g.pcie_gen}")
         half = g.peak_tflops.get("bf16", g.peak_tflops.get("fp16"))
         transformer = f"{half * llm_compute_efficiency(g, None):.0f}" if half and half > g.peak_tflops["fp32"] else "-"
-        model.add_row(name, f"{clock:g}", f"{g.peak_tflops['fp32'] * eff_cuda * clock:.1f}", f"{tensor:.1f}",
-                      f"{g.memory_bandwidth_gbytes_s * w.memory_efficiency:.0f}")
+        model.add_row(name, f"{clock:g}", f"{width:.0f}" if width else "-", f"{scalar:.1f}", f"{tensor:.1f}",
+                      f"{conv:.1f}", f"{g.memory_bandwidth_gbytes_s * w.memory_efficiency:.0f}")
         transformer_table.add_row(name, f"{g.matmul_efficiency:g}" if g.matmul_efficiency is not None else "-",
                                   transformer)
+    q, ref = kernel_efficiency.CONV_STAGING_FLOPS_PER_SM_CLOCK, kernel_efficiency.REFERENCE_MMA_WIDTH
+    staging = "conv = GEMM (no staging cost)" if q is None else (
+        "conv = the same for implicit-GEMM convolutions on tensor cores, whose operand staging runs at "
+        f"Q = {q:g} FLOP per SM per clock: x (1 + {ref:g}/Q) / (1 + MMA width / Q), MMA width = dense fp16 "
+        "tensor-core FLOP per SM per clock (MHz: the clock the datasheet peaks are quoted at)")
     console.print(sheet)
     console.print(model)
     console.print(transformer_table)
     console.print(
         f"GEMM = TFLOP/s of a large, tile-aligned product: peak x sustained clock x compute efficiency "
         f"({eff_cuda:g} on CUDA cores, {eff_tc:g} on tensor cores); smaller and ragged shapes lose more to tile, "
-        f"wave and k quantization on the SMs (simulator/kernel_efficiency.py). eff. GB/s = bandwidth x memory "
+        f"wave and k quantization on the SMs (simulator/kernel_efficiency.py). {staging}. "
+        f"eff. GB/s = bandwidth x memory "
         f"efficiency {w.memory_efficiency:g}; every kernel costs {w.layer_overhead_us:g} us; overlap loss "
-        f"{kernel_efficiency.OVERLAP_LOSS:g}. Fitted on 92 published one-GPU points, cross-validated leaving one GPU "
+        f"{kernel_efficiency.OVERLAP_LOSS:g}. Fitted on 115 published one-GPU points, cross-validated leaving one GPU "
         "out: benchmarks/accuracy_single_gpu.py --cv. matmul max = measured maximum achievable bf16 matmul "
         "rate over the peak (sources below); transformer TF = the transformer step's large products (simulator/llm): "
         f"{TRANSFORMER_MATMUL_SHARE:g} x matmul max x the bf16/fp16 peak (the measured cards' mean where a card "
