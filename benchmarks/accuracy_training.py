@@ -120,6 +120,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="defaults and references only, no cross-validation")
     parser.add_argument("-j", "--jobs", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write the figures (and fitted values) here")
+    parser.add_argument("--save-grid", type=Path, metavar="NPZ",
+                        help="also write every grid point's predictions (combo x case, with the case ids, sources, "
+                             "measured values and the grid) for looking at the folds' choices afterwards")
     args = parser.parse_args()
     frame = run(())
     failed = frame["error"].notna()
@@ -138,6 +141,10 @@ def main() -> int:
             table = np.array(list(pool.map(_combo, combos)))[:, ~failed.to_numpy()]  # combo x case
         cv, fitted = leave_one_source_out(table, frame["measured"].to_numpy(), frame.source.to_numpy(), list(GRID),
                                           combos)
+        if args.save_grid:
+            np.savez_compressed(args.save_grid, table=table, combos=np.array(combos), names=np.array(list(GRID)),
+                                case_id=frame.case_id.to_numpy(), source=frame.source.to_numpy(),
+                                measured=frame.measured.to_numpy())
         predictors["clustersim (LOSO)"] = cv
     rows = []
     for name, predicted in predictors.items():

@@ -33,11 +33,15 @@ layer (the first layer with weights needs no data gradient).
 
 TF32 matrix layers reach ``kernel_efficiency.TF32_EFFICIENCY`` (0.7) of the tensor-core
 efficiency (4-byte operands); weight-gradient products take
-``kernel_efficiency.WGRAD_FACTOR`` times a forward product's time.
+``kernel_efficiency.WGRAD_FACTOR`` times a forward product's time. Convolutions on
+tensor cores run at ``kernel_efficiency.conv_staging_factor`` of that rate, by the
+tensor cores' width per SM (the A100's at 2/3 of a V100's share of peak, GeForce
+Turing/Ampere's half-width fp32-accumulate MMAs at 4/3).
 
 Defaults (compute efficiency 0.75 on CUDA cores, 0.50 on tensor cores; memory
 efficiency 0.8; 20 us per kernel; overlap loss 0.5; TF32 share 0.7; weight-gradient
-factor 1.0) come from the grid of ``benchmarks/accuracy_single_gpu.py --cv`` over the
+factor 1.0; convolution staging 1024 FLOP per SM per clock, fitted on the 115 points of
+2026-12-03) come from the grid of ``benchmarks/accuracy_single_gpu.py --cv`` over the
 92 one-GPU points of the published measurements; its in-sample best differs only in
 0.85 on CUDA cores with a weight-gradient factor of 1.25, kept out of the defaults
 because they move the multi-GPU dev set's figures the wrong way (see
@@ -85,7 +89,8 @@ def device_rates(gpu: GPUSpec, precision: str, compute_efficiency: float, memory
     if precision == "tf32":  # 4-byte operands: twice the operand traffic per FLOP of fp16
         matrix *= kernel_efficiency.TF32_EFFICIENCY
     conv = matrix
-    if precision in TENSOR_CORE_PRECISIONS and gpu.architecture in TENSOR_CORE_ARCHITECTURES:
+    # (a profiled stand-in device, calibrated.ProfiledDevice, has no architecture: no factor)
+    if precision in TENSOR_CORE_PRECISIONS and getattr(gpu, "architecture", None) in TENSOR_CORE_ARCHITECTURES:
         conv *= kernel_efficiency.conv_staging_factor(gpu.flops_per_sm_clock(precision))
     return kernel_efficiency.DeviceRates(
         matrix_flops_s=max(matrix, scalar),

@@ -117,7 +117,7 @@ TF32_EFFICIENCY = 0.7
 #: the one-GPU points with leave-one-GPU-out (``benchmarks/accuracy_single_gpu.py --cv``).
 CONV_STAGING_FLOPS_PER_SM_CLOCK: float | None = 1024.0
 #: Tensor-core width (dense fp16 FLOP per SM per clock) of the SMs the tensor-core
-#: ``compute_efficiency`` is stated for: Volta's, as in the V100 and T4 rows it was fit on.
+#: ``compute_efficiency`` is stated for: a Volta SM (the V100 rows the tensor-core fit began with).
 REFERENCE_MMA_WIDTH = 1024.0
 
 
