@@ -522,14 +522,15 @@ def sweep(cases: list[Case], overrides: list[str], family_overrides: dict[str, l
 
 # -- Cross-validation of the efficiency model's fitted parameters ---------------------
 #: The fitted parameters and the grid searched for each. Per precision family: the
-#: compute efficiency (CUDA cores / tensor cores) and, on tensor cores, TF32's share of
-#: it (it only moves tf32 rows, so it is searched with that family alone); the others
-#: are shared. The first value of each list is the one a fold falls back on when its
-#: training points cannot tell values apart (no tf32 row left in).
+#: compute efficiency (CUDA cores / tensor cores) and, on tensor cores, the
+#: convolutions' staging rate (which also gives TF32 convolutions their share: 4-byte
+#: operands; ``kernel_efficiency.TF32_EFFICIENCY`` is no longer searched, since it now
+#: moves only TF32 dense layers and the dev set has none); the others are shared. The
+#: first value of each list is the one a fold falls back on when its training points
+#: cannot tell values apart.
 FIT_FAMILY_GRID: dict[str, dict[str, list[float]]] = {
     "fp32": {"compute_efficiency": [0.7, 0.75, 0.8, 0.85, 0.9]},
     "tensor-core": {"compute_efficiency": [0.4, 0.45, 0.5, 0.55, 0.6],
-                    "kernel_efficiency.TF32_EFFICIENCY": [1.0, 0.85, 0.7],
                     "kernel_efficiency.CONV_STAGING_FLOPS_PER_SM_CLOCK": [1024.0, 4096.0, 2048.0, 768.0, 512.0]},
 }
 #: memory_efficiency and layer_overhead_us are held at the scenario defaults (0.8, 20 us;
@@ -639,8 +640,7 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
     n_points = len(list(itertools.product(*FIT_SHARED_GRID.values()))) * sum(
         len(_family_points(f)) for f in FIT_FAMILY_GRID)
     print(f"\nGrid: {n_points} evaluations ({time.perf_counter() - t0:.0f} s); fitted: "
-          + ", ".join([*FIT_SHARED_GRID, "compute_efficiency per family", "TF32_EFFICIENCY",
-                       "CONV_STAGING_FLOPS_PER_SM_CLOCK"]))
+          + ", ".join([*FIT_SHARED_GRID, "compute_efficiency per family", "CONV_STAGING_FLOPS_PER_SM_CLOCK"]))
     report: dict[str, Any] = {"grid": {**FIT_SHARED_GRID, **{
         (f"{k} {family}" if k == "compute_efficiency" else k): v
         for family, grid in FIT_FAMILY_GRID.items() for k, v in grid.items()}}}

@@ -31,20 +31,23 @@ scaling are not costed: a known optimism).
 The backward pass runs the data-gradient and weight-gradient products of each matrix
 layer (the first layer with weights needs no data gradient).
 
-TF32 matrix layers reach ``kernel_efficiency.TF32_EFFICIENCY`` (0.7) of the tensor-core
-efficiency (4-byte operands); weight-gradient products take
+TF32 dense and attention layers reach ``kernel_efficiency.TF32_EFFICIENCY`` (0.7) of the
+tensor-core efficiency (4-byte operands); weight-gradient products take
 ``kernel_efficiency.WGRAD_FACTOR`` times a forward product's time. Convolutions on
 tensor cores run at ``kernel_efficiency.conv_staging_factor`` of that rate, by the
-tensor cores' width per SM (the A100's at 2/3 of a V100's share of peak, GeForce
-Turing/Ampere's half-width fp32-accumulate MMAs at 4/3).
+tensor cores' width per SM and their operands' bytes (at the fitted 512 FLOP per SM per
+clock: the A100's fp16 at 0.6 of a V100's share of peak, GeForce Turing/Ampere's
+half-width fp32-accumulate MMAs at 1.5, an A100's TF32 convolutions, whose 4-byte operands
+stage at half the rate, at 0.6).
 
 Defaults (compute efficiency 0.75 on CUDA cores, 0.50 on tensor cores; memory
 efficiency 0.8; 20 us per kernel; overlap loss 0.5; TF32 share 0.7; weight-gradient
-factor 1.0; convolution staging 1024 FLOP per SM per clock, fitted on the 115 points of
-2026-12-03) come from the grid of ``benchmarks/accuracy_single_gpu.py --cv`` over the
-92 one-GPU points of the published measurements; its in-sample best differs only in
-0.85 on CUDA cores with a weight-gradient factor of 1.25, kept out of the defaults
-because they move the multi-GPU dev set's figures the wrong way (see
+factor 1.0; convolution staging 512 FLOP per SM per clock, chosen by 12 of 15
+leave-one-GPU-out folds on the 115 points of 2026-12-03) come from the grid of
+``benchmarks/accuracy_single_gpu.py --cv`` over the 92 one-GPU points of the published
+measurements; its in-sample best differs only in 0.85 on CUDA cores with a
+weight-gradient factor of 1.25 (and, on the 115 points, 0.55 on tensor cores), kept out
+of the defaults because they move the multi-GPU dev set's figures the wrong way (see
 ``benchmarks/README.md``).
 """
 
@@ -86,12 +89,16 @@ def device_rates(gpu: GPUSpec, precision: str, compute_efficiency: float, memory
     clock = getattr(gpu, "sustained_clock_ratio", 1.0)
     scalar = gpu.peak_flops("fp32") * compute_efficiency * clock
     matrix = gpu.peak_flops(precision) * compute_efficiency * clock
+    conv = matrix
     if precision == "tf32":  # 4-byte operands: twice the operand traffic per FLOP of fp16
         matrix *= kernel_efficiency.TF32_EFFICIENCY
-    conv = matrix
     # (a profiled stand-in device, calibrated.ProfiledDevice, has no architecture: no factor)
     if precision in TENSOR_CORE_PRECISIONS and getattr(gpu, "architecture", None) in TENSOR_CORE_ARCHITECTURES:
-        conv *= kernel_efficiency.conv_staging_factor(gpu.flops_per_sm_clock(precision))
+        # convolutions pay for their 4-byte TF32 operands in the staging factor itself
+        conv *= kernel_efficiency.conv_staging_factor(gpu.flops_per_sm_clock(precision),
+                                                      ACTIVATION_BYTES[precision])
+    elif precision == "tf32":
+        conv = matrix
     return kernel_efficiency.DeviceRates(
         matrix_flops_s=max(matrix, scalar),
         conv_flops_s=max(conv, scalar),

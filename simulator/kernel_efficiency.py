@@ -48,8 +48,8 @@ of the same FLOPs: their time is multiplied by :data:`WGRAD_FACTOR`, one fitted 
 **Tensor-core precisions**: a TF32 tensor-core instruction multiplies 4-byte operands
 (m16n8k8) where fp16/bf16 ones multiply 2-byte operands (m16n8k16), so per FLOP a TF32
 kernel moves twice the shared-memory and register traffic and reaches a smaller share
-of its (half as high) peak: the large-GEMM rate in TF32 is the fp16 share times
-:data:`TF32_EFFICIENCY`, one fitted number.
+of its (half as high) peak: a convolution pays it in its operand staging (below), a
+dense product's large-GEMM rate in TF32 is the fp16 share times :data:`TF32_EFFICIENCY`.
 
 **Convolutions on tensor cores** reach a smaller share of the peak the wider the
 tensor cores are per SM. An implicit-GEMM convolution spends, besides its MMAs, SM
@@ -61,7 +61,10 @@ and clock from Volta/Turing (1024 dense fp16 FLOP) to GA100 (2048) and again to 
 the MMAs at a width ``W`` per SM per clock and the staging at
 :data:`CONV_STAGING_FLOPS_PER_SM_CLOCK` (``Q``), a convolution's time per FLOP is
 ``1/W + 1/Q`` SM-clocks, so its share of peak scales by
-``(1 + W_ref/Q) / (1 + W/Q)`` relative to a Volta SM (``W_ref`` =
+``(1 + W_ref/Q) / (1 + W/Q)`` relative to a Volta SM (staging moves bytes, so 4-byte
+TF32 operands halve ``Q``: at the fitted Q an A100's TF32 convolutions, W = 1024, come
+out at 0.6 of a V100's share, where the separately fitted TF32 share of the earlier model
+was 0.7) (``W_ref`` =
 :data:`REFERENCE_MMA_WIDTH`, where ``compute_efficiency`` was fitted):
 :func:`conv_staging_factor`. Same SMs x clock, an A100 PCIe runs the Lambda ResNet-50
 amp benchmark 1.48x as fast as an RTX A6000, not the 2.0x of their peaks. Dense and
@@ -108,26 +111,32 @@ OVERLAP_LOSS = 0.5
 #: leave-one-GPU-out fold; the default stays 1.0 (a forward GEMM's speed) because 1.25
 #: moves the multi-GPU dev set's p90 or hard-case median the wrong way.
 WGRAD_FACTOR = 1.0
-#: Share of the fp16/bf16 tensor-core efficiency that TF32 tensor-core kernels reach
-#: (twice the operand bytes per FLOP). Fitted on the one-GPU points (0.7 in every
-#: fold that has a tf32 row; A100 tf32 ResNet-50 was 18-28% too fast at 1.0).
+#: Share of the fp16/bf16 tensor-core efficiency that TF32 dense and attention products
+#: reach (twice the operand bytes per FLOP). Fitted on the one-GPU points when it also
+#: covered convolutions (0.7 in every fold that had a tf32 row; A100 tf32 ResNet-50 was
+#: 18-28% too fast at 1.0); convolutions now pay for 4-byte operands in
+#: :func:`conv_staging_factor` (2/3 on an A100), and the dev set has no TF32 dense rows
+#: to refit this on.
 TF32_EFFICIENCY = 0.7
 #: Dense FLOP per SM per clock at which an implicit-GEMM convolution stages its
 #: operands (None: no staging cost, every width at ``compute_efficiency``). Fitted on
-#: the one-GPU points with leave-one-GPU-out (``benchmarks/accuracy_single_gpu.py --cv``).
-CONV_STAGING_FLOPS_PER_SM_CLOCK: float | None = 1024.0
+#: the one-GPU points (``benchmarks/accuracy_single_gpu.py --cv``: 12 of 15
+#: leave-one-GPU-out folds choose 512 among 512-4096).
+CONV_STAGING_FLOPS_PER_SM_CLOCK: float | None = 512.0
 #: Tensor-core width (dense fp16 FLOP per SM per clock) of the SMs the tensor-core
 #: ``compute_efficiency`` is stated for: a Volta SM (the V100 rows the tensor-core fit began with).
 REFERENCE_MMA_WIDTH = 1024.0
 
 
-def conv_staging_factor(mma_width: float | None) -> float:
+def conv_staging_factor(mma_width: float | None, operand_bytes: int = 2) -> float:
     """Share of the reference SM's convolution efficiency that an SM whose tensor cores
-    complete ``mma_width`` dense FLOP per clock reaches (1 at the reference width)."""
+    complete ``mma_width`` dense FLOP per clock reaches (1 at the reference width, in
+    2-byte operands). Staging moves bytes: 4-byte TF32 operands stage half the FLOP per
+    clock that fp16/bf16 ones do."""
     q = CONV_STAGING_FLOPS_PER_SM_CLOCK
     if q is None or mma_width is None:
         return 1.0
-    return (1 + REFERENCE_MMA_WIDTH / q) / (1 + mma_width / q)
+    return (1 + REFERENCE_MMA_WIDTH / q) / (1 + mma_width * operand_bytes / 2 / q)
 
 
 @dataclass(frozen=True)

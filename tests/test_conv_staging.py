@@ -45,6 +45,12 @@ def test_convolutions_on_tensor_cores_get_the_factor_and_gemms_do_not(q1024):
     # a GeForce card's half-width fp32-accumulate MMAs lose less to staging
     rtx = compute.device_rates(get_gpu("RTX-3090"), "amp", 0.5, 0.8, 0.0)
     assert rtx.conv_flops_s / rtx.matrix_flops_s == pytest.approx(4 / 3)
+    # TF32 convolutions stage 4-byte operands at half the FLOP rate: 2 / (1 + 1024 x 2 / 1024)
+    # of the tensor-core efficiency, with no separate TF32 share; dense TF32 products keep it
+    tf32 = compute.device_rates(get_gpu("A100-SXM4-80GB"), "tf32", 0.5, 0.8, 0.0)
+    assert ke.conv_staging_factor(1024.0, 4) == pytest.approx(2 / 3)
+    assert tf32.conv_flops_s == pytest.approx(156e12 * 0.5 * 2 / 3)
+    assert tf32.matrix_flops_s == pytest.approx(156e12 * 0.5 * ke.TF32_EFFICIENCY)
     # CUDA-core precisions and GPUs without tensor cores are untouched
     for gpu, precision in (("A100-SXM4-80GB", "fp32"), ("P100-SXM2-16GB", "fp16"), ("K80", "fp32")):
         r = compute.device_rates(get_gpu(gpu), precision, 0.5, 0.8, 0.0)

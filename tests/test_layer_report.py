@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from simulator import kernel_efficiency as ke
 from simulator import load_scenario
 from simulator.engine import build
 from simulator.layer_report import by_kind, layer_rows
@@ -60,6 +61,8 @@ def test_list_gpus_shows_sms_clocks_and_the_fitted_rates(capsys):
     assert lines[2].split()[1:] == ["-", "81"]
     a100s = [line for line in out.splitlines() if line.strip().startswith("A100-SXM4-80GB")]
     assert a100s[2].split()[1:] == ["0.869", "211"]  # 312 x 0.78 x 0.869
-    # 2048 wide: convolutions at 312 x 0.5 x (1 + 1024/1024) / (1 + 2048/1024) = 104
-    assert a100s[1].split()[2:6] == ["2048", "14.6", "156.0", "104.0"]
+    # 2048 wide: convolutions at 312 x 0.5 x (1 + 1024/Q) / (1 + 2048/Q)
+    q = ke.CONV_STAGING_FLOPS_PER_SM_CLOCK
+    conv = 312 * 0.5 * (1 + 1024 / q) / (1 + 2048 / q)
+    assert a100s[1].split()[2:6] == ["2048", "14.6", "156.0", f"{conv:.1f}"] and conv < 156 * 0.7
     assert "matmul max 0.869 for A100-SXM4-80GB: Stas Bekman" in out
