@@ -88,17 +88,15 @@ def device_rates(gpu: GPUSpec, precision: str, compute_efficiency: float, memory
     layers never run slower than they would on CUDA cores."""
     clock = getattr(gpu, "sustained_clock_ratio", 1.0)
     scalar = gpu.peak_flops("fp32") * compute_efficiency * clock
-    matrix = gpu.peak_flops(precision) * compute_efficiency * clock
+    peak = gpu.peak_flops(precision) * compute_efficiency * clock
+    # 4-byte TF32 operands: twice the operand traffic per FLOP of fp16
+    matrix = peak * kernel_efficiency.TF32_EFFICIENCY if precision == "tf32" else peak
     conv = matrix
-    if precision == "tf32":  # 4-byte operands: twice the operand traffic per FLOP of fp16
-        matrix *= kernel_efficiency.TF32_EFFICIENCY
     # (a profiled stand-in device, calibrated.ProfiledDevice, has no architecture: no factor)
     if precision in TENSOR_CORE_PRECISIONS and getattr(gpu, "architecture", None) in TENSOR_CORE_ARCHITECTURES:
         # convolutions pay for their 4-byte TF32 operands in the staging factor itself
-        conv *= kernel_efficiency.conv_staging_factor(gpu.flops_per_sm_clock(precision),
-                                                      ACTIVATION_BYTES[precision])
-    elif precision == "tf32":
-        conv = matrix
+        conv = peak * kernel_efficiency.conv_staging_factor(gpu.flops_per_sm_clock(precision),
+                                                            ACTIVATION_BYTES[precision])
     return kernel_efficiency.DeviceRates(
         matrix_flops_s=max(matrix, scalar),
         conv_flops_s=max(conv, scalar),

@@ -61,15 +61,15 @@ and clock from Volta/Turing (1024 dense fp16 FLOP) to GA100 (2048) and again to 
 the MMAs at a width ``W`` per SM per clock and the staging at
 :data:`CONV_STAGING_FLOPS_PER_SM_CLOCK` (``Q``), a convolution's time per FLOP is
 ``1/W + 1/Q`` SM-clocks, so its share of peak scales by
-``(1 + W_ref/Q) / (1 + W/Q)`` relative to a Volta SM (staging moves bytes, so 4-byte
-TF32 operands halve ``Q``: at the fitted Q an A100's TF32 convolutions, W = 1024, come
-out at 0.6 of a V100's share, where the separately fitted TF32 share of the earlier model
-was 0.7) (``W_ref`` =
+``(1 + W_ref/Q) / (1 + W/Q)`` relative to a Volta SM (``W_ref`` =
 :data:`REFERENCE_MMA_WIDTH`, where ``compute_efficiency`` was fitted):
-:func:`conv_staging_factor`. Same SMs x clock, an A100 PCIe runs the Lambda ResNet-50
-amp benchmark 1.48x as fast as an RTX A6000, not the 2.0x of their peaks. Dense and
-attention products (cuBLAS GEMMs, no im2col) are left at ``compute_efficiency``: large
-GEMMs reach 70-90% of peak on A100 and H100 (the catalog's ``matmul_efficiency``).
+:func:`conv_staging_factor`. Staging moves bytes, so 4-byte TF32 operands halve ``Q``:
+at the fitted ``Q`` an A100's TF32 convolutions (W = 1024) come out at 0.6 of a V100's
+share, where the separately fitted TF32 share of the earlier model was 0.7. Same SMs x
+clock, an A100 PCIe runs the Lambda ResNet-50 amp benchmark 1.48x as fast as an RTX
+A6000, not the 2.0x of their peaks. Dense and attention products (cuBLAS GEMMs, no
+im2col) are left at ``compute_efficiency``: large GEMMs reach 70-90% of peak on A100
+and H100 (the catalog's ``matmul_efficiency``).
 
 **Launches**: every kernel costs ``layer_overhead`` (launch plus framework dispatch),
 so small batches come out latency-bound: a matrix layer launches one kernel forward
@@ -115,7 +115,7 @@ WGRAD_FACTOR = 1.0
 #: reach (twice the operand bytes per FLOP). Fitted on the one-GPU points when it also
 #: covered convolutions (0.7 in every fold that had a tf32 row; A100 tf32 ResNet-50 was
 #: 18-28% too fast at 1.0); convolutions now pay for 4-byte operands in
-#: :func:`conv_staging_factor` (2/3 on an A100), and the dev set has no TF32 dense rows
+#: :func:`conv_staging_factor` (0.6 on an A100), and the dev set has no TF32 dense rows
 #: to refit this on.
 TF32_EFFICIENCY = 0.7
 #: Dense FLOP per SM per clock at which an implicit-GEMM convolution stages its
@@ -283,6 +283,11 @@ class DeviceRates:
     overlap_loss: float = 0.0  # share of the shorter of compute and memory time not hidden
     conv_flops_s: float | None = None  # convolutions' large-GEMM rate (None: matrix_flops_s)
 
+    @property
+    def convolution_flops_s(self) -> float:
+        """The large-GEMM rate convolutions run at."""
+        return self.matrix_flops_s if self.conv_flops_s is None else self.conv_flops_s
+
     def roofline(self, compute_s: float, memory_s: float) -> float:
         return max(compute_s, memory_s) + self.overlap_loss * min(compute_s, memory_s)
 
@@ -322,8 +327,8 @@ def matrix_layer_times(layer: Layer, batch: int, rates: DeviceRates, *, weight_b
     assert shape is not None
     if cuda_core_only or layer.kind not in ("conv", "linear", "attention"):
         flops_s = rates.scalar_flops_s
-    elif layer.kind == "conv" and rates.conv_flops_s is not None:
-        flops_s = rates.conv_flops_s
+    elif layer.kind == "conv":
+        flops_s = rates.convolution_flops_s
     else:
         flops_s = rates.matrix_flops_s
     activations = (layer.input_elements + layer.output_elements) * batch * rates.act_bytes
