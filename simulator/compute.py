@@ -121,9 +121,14 @@ def layer_times(layer: Layer, batch: int, rates: kernel_efficiency.DeviceRates, 
         input_gradient=input_gradient, cuda_core_only=cuda_only, time_factor=factor)
 
 
-def default_compute_efficiency(precision: str) -> float:
-    key = "tensor_cores" if precision in TENSOR_CORE_PRECISIONS else "cuda_cores"
-    return DEFAULT_EFFICIENCY[key]
+def default_compute_efficiency(precision: str, architecture: str | None = None) -> float:
+    """The default share of peak for ``precision`` on a GPU of ``architecture``: the
+    tensor-core figure only where tensor cores run it. fp16 on a Pascal or older card
+    (half2 or fp32 arithmetic) runs on its CUDA cores, at their figure. ``None`` (a
+    profiled stand-in device): by precision alone."""
+    on_tensor_cores = precision in TENSOR_CORE_PRECISIONS and (
+        architecture is None or architecture in TENSOR_CORE_ARCHITECTURES)
+    return DEFAULT_EFFICIENCY["tensor_cores" if on_tensor_cores else "cuda_cores"]
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ def resolve(scenario: Scenario) -> Resolved:
         warmup_iterations=sim.warmup_iterations,
         iterations=sim.iterations,
         strategy_name=running_strategy(scenario),
-        compute_efficiency=w.compute_efficiency or default_compute_efficiency(w.precision),
+        compute_efficiency=w.compute_efficiency or default_compute_efficiency(w.precision, gpu.architecture),
         layer_overhead_s=w.layer_overhead_us * 1e-6,
         nic_bandwidth=c.nic.resolved_bandwidth_gbps * 1e9 / 8,
         nic_latency=c.nic.resolved_latency_us * 1e-6,

@@ -253,8 +253,8 @@ class WorkloadSpec(_Strict):
         gt=0,
         le=1,
         description="Fraction of the GPU's peak FLOP/s that large, well-shaped conv/matmul kernels reach (smaller "
-        "and ragged shapes lose more: `simulator.kernel_efficiency`); default 0.75 on CUDA cores (fp32), 0.50 on "
-        "tensor cores (tf32, fp16, bf16, amp); for a transformer step (training.parallelism), a fitted share of the card's "
+        "and ragged shapes lose more: `simulator.kernel_efficiency`); default 0.75 on CUDA cores (fp32, and fp16 "
+        "on cards without tensor cores), 0.50 on tensor cores (tf32, fp16, bf16, amp); for a transformer step (training.parallelism), a fitted share of the card's "
         "measured maximum achievable matmul rate (the catalog's matmul_efficiency).",
     )
     memory_efficiency: float = Field(

@@ -132,3 +132,25 @@ def test_horovod_fusion_packs_what_is_ready_at_each_cycle():
     # A cycle shorter than any layer sends each gradient at the first tick after it is ready.
     assert fusion_buckets(grads, backward, 0.4, 1e9) == [(pytest.approx(1.2), 40.0), (pytest.approx(2.0), 30.0),
                                                          (pytest.approx(3.2), 20.0), (pytest.approx(4.0), 10.0)]
+
+
+def test_fp16_on_a_card_without_tensor_cores_defaults_to_the_cuda_core_efficiency():
+    """A P100's fp16 runs as half2 arithmetic on its CUDA cores: the default share of
+    peak is the CUDA cores' 0.75, not the tensor cores' 0.5 (which a V100 gets)."""
+    from simulator.compute import DEFAULT_EFFICIENCY, default_compute_efficiency, device_rates
+    from simulator.resolved import resolve
+    from simulator.loading import load_scenario
+
+    assert DEFAULT_EFFICIENCY == {"cuda_cores": 0.75, "tensor_cores": 0.5}
+    assert default_compute_efficiency("fp16", "Pascal") == 0.75
+    assert default_compute_efficiency("amp", "Volta") == 0.5
+    assert default_compute_efficiency("fp16") == 0.5  # a profiled device: by precision alone
+    assert default_compute_efficiency("fp32", "Volta") == 0.75
+    for gpu, expected in (("P100-SXM2-16GB", 0.75), ("V100-SXM2-16GB", 0.5)):
+        scenario = load_scenario({"cluster": {"gpu": gpu}, "workload": {"model": "resnet50", "precision": "fp16"}})
+        assert resolve(scenario).compute_efficiency == expected
+    p100 = catalog.get_gpu("P100-SXM2-16GB")
+    rates = device_rates(p100, "fp16", 0.75, 1.0, 0.0)
+    # 21.2 TFLOP/s of half2 peak x 0.75 = 15.9, twice its fp32 GEMM rate
+    assert rates.matrix_flops_s == pytest.approx(p100.peak_flops("fp16") * 0.75)
+    assert rates.matrix_flops_s / 1e12 == pytest.approx(15.9, abs=0.05)

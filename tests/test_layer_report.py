@@ -66,3 +66,11 @@ def test_list_gpus_shows_sms_clocks_and_the_fitted_rates(capsys):
     conv = 312 * 0.5 * (1 + 1024 / q) / (1 + 2048 / q)
     assert a100s[1].split()[2:6] == ["2048", "14.6", "156.0", f"{conv:.1f}"] and conv < 156 * 0.7
     assert "matmul max 0.869 for A100-SXM4-80GB: Stas Bekman" in out
+
+
+def test_list_gpus_shows_the_fp16_rate_the_simulator_runs_on_cards_without_tensor_cores(capsys):
+    code, out, _ = run_main(capsys, "list", "gpus")
+    assert code == 0
+    p100 = [line for line in out.splitlines() if line.strip().startswith("P100-SXM2-16GB")]
+    # no tensor cores: fp16 (half2) at the CUDA cores' 0.75: 21.2 x 0.75 = 15.9, fp32 10.6 x 0.75 = 7.9
+    assert p100[1].split()[1:6] == ["1", "-", "7.9", "15.9", "15.9"]

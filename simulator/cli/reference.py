@@ -56,10 +56,10 @@ def _print_gpus(console: Console) -> None:
         fp16 = g.peak_tflops.get("fp16", float("nan"))
         clock = g.sustained_clock_ratio
         scalar = g.peak_tflops["fp32"] * eff_cuda * clock
-        tensor = max(fp16 * eff_tc * clock, scalar)
         width = g.flops_per_sm_clock("fp16") if g.architecture in compute.TENSOR_CORE_ARCHITECTURES else None
-        # the simulator's own rate (a tensor-core card's fp16 convolutions stay far above any CUDA-core floor)
-        conv = compute.device_rates(g, "fp16", eff_tc, 1.0, 0.0).convolution_flops_s / 1e12 if width else tensor
+        # the simulator's own rates, at the default efficiency an fp16 run on this card gets
+        half = compute.device_rates(g, "fp16", compute.default_compute_efficiency("fp16", g.architecture), 1.0, 0.0)
+        tensor, conv = half.matrix_flops_s / 1e12, half.convolution_flops_s / 1e12
         mhz = f"{g.peak_clock_mhz:g}" if g.peak_clock_mhz else "-"
         sheet.add_row(name, g.architecture, str(g.sm_count or "-"), mhz, f"{g.peak_tflops['fp32']:g}",
                       f"{fp16:g}", f"{g.memory_gib:g}", f"{g.memory_bandwidth_gbytes_s:g}", f"gen{g.pcie_gen}")
