@@ -138,8 +138,8 @@ def test_fp16_on_a_card_without_tensor_cores_defaults_to_the_cuda_core_efficienc
     """A P100's fp16 runs as half2 arithmetic on its CUDA cores: the default share of
     peak is the CUDA cores' 0.75, not the tensor cores' 0.5 (which a V100 gets)."""
     from simulator.compute import DEFAULT_EFFICIENCY, default_compute_efficiency, device_rates
-    from simulator.resolved import resolve
     from simulator.loading import load_scenario
+    from simulator.resolved import resolve
 
     assert DEFAULT_EFFICIENCY == {"cuda_cores": 0.75, "tensor_cores": 0.5}
     assert default_compute_efficiency("fp16", "Pascal") == 0.75
