@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from loso import leave_one_source_out
+from loso import close_calls, leave_one_source_out, print_close_calls
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = [ROOT / "scenarios/validation/collectives/cases.csv", ROOT / "scenarios/validation/published_cases.csv"]
@@ -198,6 +198,8 @@ def main() -> int:
         print(fits.to_string())
         print("\nspread across folds: " + ", ".join(
             f"{k} {fits[k].iloc[:-1].min():g}..{fits[k].iloc[:-1].max():g}" for k in GRID))
+        print_close_calls(close_calls(predictions, measured, frame.source.to_numpy(), list(GRID), combos,
+                                      trainable=frame.modelled.to_numpy()))
     if args.json:
         args.json.write_text(json.dumps({"table": out.to_dict(orient="records"), "fitted": fitted}, indent=1) + "\n")
     return 0

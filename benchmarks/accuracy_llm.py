@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from loso import leave_one_source_out
+from loso import close_calls, leave_one_source_out, print_close_calls
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "scenarios/validation/llm_cases.csv"
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nmedian |error| % per source (fitted: the matmul share chosen on the other sources)")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
     print(f"\nfitted on all sources: {fitted['(all sources)']}")
+    print_close_calls(close_calls(grid, measured, frame["source"].to_numpy(), list(GRID), combos))
     if args.json:
         args.json.write_text(json.dumps({"summary": rows, "per_source": per_source, "fitted": fitted,
                                          "not_simulated": int((~ok).sum())}, indent=1, sort_keys=True) + "\n")

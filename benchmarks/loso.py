@@ -49,3 +49,65 @@ def leave_one_source_out(predictions: np.ndarray, measured: np.ndarray, sources:
     best_all = int(np.argmin(_objective(logerr, trainable, sources, weighting)))
     fitted["(all sources)"] = dict(zip(names, combos[best_all]))
     return cv, fitted
+
+
+def close_calls(predictions: np.ndarray, measured: np.ndarray, sources: np.ndarray, names: Sequence[str],
+                combos: Sequence[tuple], trainable: np.ndarray | None = None, weighting: str = "source",
+                within: float = 0.01) -> list[dict]:
+    """The folds a near-tie decided: per held-out source, the best grid point that predicts
+    that source differently from the chosen one (the runner-up; points that differ only in
+    parameters the source does not read predict it the same and do not count), when its
+    objective over the other sources is within ``within`` (relative) of the chosen one's.
+    Each entry gives both objectives, the parameters on which they differ, and the
+    held-out source's mean |log error| under each: how much of a held-out figure a
+    hair's difference on the other sources decided."""
+    logerr = np.abs(np.log(predictions / measured))
+    trainable = np.ones(len(measured), dtype=bool) if trainable is None else trainable
+    calls = []
+    for source in sorted(set(sources)):
+        held = sources == source
+        objective = _objective(logerr, ~held & trainable, sources, weighting)
+        best = int(np.argmin(objective))
+        differs = ~np.all(np.isclose(predictions[:, held], predictions[best, held], rtol=1e-9), axis=1)
+        if not differs.any():
+            continue
+        runner_up = int(np.flatnonzero(differs)[np.argmin(objective[differs])])
+        margin = (objective[runner_up] - objective[best]) / objective[best]
+        if margin > within:
+            continue
+        calls.append({
+            "source": source, "chosen": dict(zip(names, combos[best])),
+            "runner_up": {n: v for n, v, w in zip(names, combos[runner_up], combos[best]) if v != w},
+            "objective": float(objective[best]), "runner_up_objective": float(objective[runner_up]),
+            "margin": float(margin), "held_out_logerr": float(logerr[best, held].mean()),
+            "runner_up_held_out_logerr": float(logerr[runner_up, held].mean()),
+        })
+    return calls
+
+
+def print_close_calls(calls: list[dict], within: float = 0.01) -> None:
+    """Print :func:`close_calls`' folds, one line each (nothing when there are none)."""
+    if not calls:
+        print(f"\nno fold's choice was within {100 * within:g}% of its runner-up")
+        return
+    print(f"\nfolds decided by less than {100 * within:g}% of the objective over the other sources "
+          "(held-out mean |log error| with the choice -> with the runner-up):")
+    for c in calls:
+        changed = ", ".join(f"{k} {c['chosen'][k]:g} over {v:g}" for k, v in c["runner_up"].items())
+        print(f"  {c['source']}: {changed} by {100 * c['margin']:.2f}% "
+              f"({c['objective']:.5f} vs {c['runner_up_objective']:.5f}); held out "
+              f"{c['held_out_logerr']:.4f} -> {c['runner_up_held_out_logerr']:.4f}")
+
+
+def with_runners_up(predictions: np.ndarray, cv: np.ndarray, sources: np.ndarray, names: Sequence[str],
+                    combos: Sequence[tuple], calls: list[dict]) -> np.ndarray:
+    """The cross-validated predictions had every fold in ``calls`` (:func:`close_calls`)
+    gone to its runner-up: how far the held-out figures move on choices that the other
+    sources barely made."""
+    alt = cv.copy()
+    for call in calls:
+        point = {**call["chosen"], **call["runner_up"]}
+        i = list(combos).index(tuple(point[n] for n in names))
+        held = sources == call["source"]
+        alt[held] = predictions[i, held]
+    return alt

@@ -80,7 +80,22 @@ def training_table() -> str:
                      f"{row['hard n']} | {_num(row['hard median %'])} | "
                      f"{'-' if row['spearman'] != row['spearman'] else format(row['spearman'], '.2f')} |")
     lines += _fitted(data["fitted"])
+    lines += _close_calls(data.get("close_calls", []))
     return "\n".join(lines)
+
+
+def _close_calls(calls: list[dict]) -> list[str]:
+    """One line: the folds whose choice a near-tie decided (accuracy_training.CLOSE_CALL)."""
+    if not calls:
+        return []
+
+    def call(c: dict) -> str:
+        changed = ", ".join(f"`{k}` {c['chosen'][k]:g} over {v:g}" for k, v in c["runner_up"].items())
+        return f"{c['source']} ({changed}, {100 * c['margin']:.2f}%)"
+
+    return ["", f"Close calls ({len(calls)} folds whose choice beat the runner-up by under 0.5% of the objective "
+            "over the other sources; the `flipped` row decides each the other way): "
+            + "; ".join(call(c) for c in calls) + "."]
 
 
 def single_gpu_table() -> str:
