@@ -58,8 +58,9 @@ def _print_gpus(console: Console) -> None:
         scalar = g.peak_tflops["fp32"] * eff_cuda * clock
         width = g.flops_per_sm_clock("fp16") if g.architecture in compute.TENSOR_CORE_ARCHITECTURES else None
         # the simulator's own rates, at the default efficiency an fp16 run on this card gets
-        half = compute.device_rates(g, "fp16", compute.default_compute_efficiency("fp16", g.architecture), 1.0, 0.0)
-        tensor, conv = half.matrix_flops_s / 1e12, half.convolution_flops_s / 1e12
+        fp16_rates = compute.device_rates(g, "fp16", compute.default_compute_efficiency("fp16", g.architecture), 1.0,
+                                          0.0)
+        tensor, conv = fp16_rates.matrix_flops_s / 1e12, fp16_rates.convolution_flops_s / 1e12
         mhz = f"{g.peak_clock_mhz:g}" if g.peak_clock_mhz else "-"
         sheet.add_row(name, g.architecture, str(g.sm_count or "-"), mhz, f"{g.peak_tflops['fp32']:g}",
                       f"{fp16:g}", f"{g.memory_gib:g}", f"{g.memory_bandwidth_gbytes_s:g}", f"gen{g.pcie_gen}")
