@@ -67,7 +67,7 @@ from .zoo import Layer, Model
 MATRIX_KINDS = frozenset({"conv", "linear", "attention"})
 TENSOR_CORE_PRECISIONS = frozenset({"tf32", "fp16", "bf16", "amp", "fp8"})
 #: GPUs whose matrix layers run on tensor cores (conv_staging_factor applies to them).
-TENSOR_CORE_ARCHITECTURES = frozenset({"Volta", "Turing", "Ampere", "Hopper"})
+TENSOR_CORE_ARCHITECTURES = frozenset({"Volta", "Turing", "Ampere", "Ada", "Hopper"})
 DEFAULT_EFFICIENCY = {"cuda_cores": 0.75, "tensor_cores": 0.50}
 
 # Bytes per activation element and per weight/gradient element, by precision.

@@ -74,7 +74,7 @@ class ServerSpec(_Strict):
         description=f"Inter-socket link bandwidth per direction, GB/s; default {PcieTreeParams.qpi_bandwidth / 1e9:g} "
         "(two QPI 9.6 GT/s links).",
     )
-    p2p: bool | None = Field(default=None, description="GPU peer-to-peer over PCIe; off: GPU-to-GPU copies are staged through host memory. Default: the GPU's (the catalog's pcie_p2p: off on GeForce RTX 2080 Ti and 3090).")
+    p2p: bool | None = Field(default=None, description="GPU peer-to-peer over PCIe; off: GPU-to-GPU copies are staged through host memory. Default: the GPU's (the catalog's pcie_p2p: off on the GeForce RTX 2080 Ti, 3080, 3090 and 4090).")
     gpudirect_rdma: bool = Field(default=True, description="GPUDirect RDMA; off: NIC traffic is staged through host memory.")
     nics: int | None = Field(
         default=None, ge=1, description=f"NICs per node (rails); default {PcieTreeParams.nics} (dgx1: {Dgx1Params.nics}, nvswitch: one "

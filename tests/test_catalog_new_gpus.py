@@ -1,5 +1,6 @@
 """Closed-form checks of the GPUs added from their datasheets for the one-GPU dev set
-(#14): GTX 1080, RTX 3080, RTX A6000, Quadro RTX 8000. Each peak is the product of the
+(#14): GTX 1080, RTX 3080, RTX A6000, Quadro RTX 8000, and the RTX 4090 of the
+collectives dev set. Each peak is the product of the
 unit counts and the rated boost clock, and each bandwidth the bus width times the data
 rate, so a mistyped figure fails here."""
 
@@ -20,6 +21,7 @@ CARDS = {
     "RTX-3080": (8704, 1710, 68, 320, 19.0, 10),
     "RTX-A6000": (10752, 1800, 84, 384, 16.0, 48),
     "Quadro-RTX-8000": (4608, 1770, 72, 384, 14.0, 48),
+    "RTX-4090": (16384, 2520, 128, 384, 21.0, 24),
 }
 
 
@@ -30,7 +32,7 @@ def test_fp32_peak_is_two_flops_per_core_per_boost_clock(name):
     # 2 FLOP (one FMA) per CUDA core per clock, rounded to 0.1 TFLOPS in the datasheets.
     assert spec.peak_flops("fp32") == pytest.approx(2 * cores * boost_mhz * 1e6, abs=0.05e12)
     assert spec.sm_count == sms
-    # GP104 and GA102 SMs hold 128 FP32 cores, TU102's 64.
+    # GP104, GA102 and AD102 SMs hold 128 FP32 cores, TU102's 64.
     assert cores == sms * (64 if spec.architecture == "Turing" else 128)
 
 
@@ -79,11 +81,11 @@ def test_professional_cards_run_fp32_accumulate_at_full_rate():
 
 
 def test_interconnect_flags():
-    # GeForce Ampere offers no PCIe peer-to-peer; the professional cards do. None of the
-    # four has NVLink built in (the A6000 and RTX 8000 bridges are optional).
-    assert get_gpu("RTX-3080").pcie_p2p is False
+    # GeForce Ampere and Ada offer no PCIe peer-to-peer; the professional cards do. None
+    # of the five has NVLink built in (the A6000 and RTX 8000 bridges are optional).
+    assert get_gpu("RTX-3080").pcie_p2p is False and get_gpu("RTX-4090").pcie_p2p is False
     assert get_gpu("RTX-A6000").pcie_p2p is True and get_gpu("Quadro-RTX-8000").pcie_p2p is True
-    assert [get_gpu(n).pcie_gen for n in sorted(CARDS)] == [3, 3, 4, 4]
+    assert [get_gpu(n).pcie_gen for n in sorted(CARDS)] == [3, 3, 4, 4, 4]
     assert all(get_gpu(n).nvlink_gbytes_s is None for n in CARDS)
 
 
@@ -130,3 +132,19 @@ def test_broken_rtx3090_fp16_run_gives_way_to_lambdas_rerun():
     assert amp["resnet50"] > 554 > 400
     # the rerun's rows are XLA runs, simulated fused as the old Lambda rows are
     assert {c.kernel_fusion for c in cases if c.gpu == "RTX-3090"} == {"norm_activation"}
+
+
+def test_geforce_ada_runs_fp32_accumulate_mmas_at_half_width_and_has_no_peer_to_peer():
+    # AD102 SM: 1024 dense fp16 tensor FLOP per clock with fp16 accumulate, half that with
+    # fp32 accumulate on GeForce: 128 x 512 x 2.52 GHz = 165.2 TFLOPS, twice the fp32 rate.
+    from simulator.collectives.cost import ARCH_ORDER
+    from simulator.compute import TENSOR_CORE_ARCHITECTURES, default_compute_efficiency
+
+    rtx = get_gpu("RTX-4090")
+    assert rtx.architecture == "Ada" and rtx.flops_per_sm_clock("fp16") == pytest.approx(512, rel=0.01)
+    assert rtx.peak_flops("amp") == pytest.approx(128 * 512 * 2520e6, abs=0.05e12)
+    assert rtx.peak_flops("tf32") == rtx.peak_flops("fp32")
+    assert rtx.pcie_p2p is False and rtx.nvlink_gbytes_s is None
+    assert "Ada" in TENSOR_CORE_ARCHITECTURES and default_compute_efficiency("amp", "Ada") == 0.5
+    # NCCL's tuning indexes compute capability 8.9 as Ampere: Ada falls back to Ampere's entries
+    assert ARCH_ORDER.index("Ampere") + 1 == ARCH_ORDER.index("Ada") < ARCH_ORDER.index("Hopper")

@@ -29,7 +29,7 @@ PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "amp", "fp8")
 # Precisions that may appear as keys of ``peak_tflops``; "amp" is an alias of fp16.
 _STORED_PRECISIONS = frozenset(PRECISIONS) - {"amp"}
 _ARCHITECTURES = frozenset(
-    {"Kepler", "Maxwell", "Pascal", "Volta", "Turing", "Ampere", "Hopper"}
+    {"Kepler", "Maxwell", "Pascal", "Volta", "Turing", "Ampere", "Ada", "Hopper"}
 )
 
 

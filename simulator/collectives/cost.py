@@ -30,7 +30,9 @@ from typing import cast
 
 from .backend import Backend, NvlsSpec
 
-ARCH_ORDER = ("Kepler", "Maxwell", "Pascal", "Volta", "Turing", "Ampere", "Hopper")
+# Ada (sm_89) after Ampere: NCCL's tuning tables index compute capability 8.x as Ampere,
+# which the architecture-keyed tables' fallback to the nearest older entry gives it.
+ARCH_ORDER = ("Kepler", "Maxwell", "Pascal", "Volta", "Turing", "Ampere", "Ada", "Hopper")
 
 
 @dataclass(frozen=True)
