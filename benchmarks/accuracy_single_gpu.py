@@ -368,8 +368,8 @@ class Predictor:
             costs = build(sc).costs
             throughput = (c.batch / costs.total_s) if self.fast else simulate(sc).throughput_samples_per_s
             w = sc.workload
-            eff = w.compute_efficiency or default_compute_efficiency(w.precision)
             spec = get_gpu(sc.cluster.gpu)
+            eff = w.compute_efficiency or default_compute_efficiency(w.precision, spec.architecture)
             flops = get_model(w.model, sequence_length=w.sequence_length).total_forward_flops * w.batch_per_gpu
             ref_fwd = flops / (spec.peak_flops(w.precision) * eff)
             fwd, bwd = float(costs.forward_s.sum()), float(costs.backward_s.sum())

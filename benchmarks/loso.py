@@ -72,7 +72,8 @@ def close_calls(predictions: np.ndarray, measured: np.ndarray, sources: np.ndarr
         if not differs.any():
             continue
         runner_up = int(np.flatnonzero(differs)[np.argmin(objective[differs])])
-        margin = (objective[runner_up] - objective[best]) / objective[best]
+        gap = objective[runner_up] - objective[best]
+        margin = gap / objective[best] if objective[best] > 0 else (0.0 if gap == 0 else np.inf)
         if margin > within:
             continue
         calls.append({
