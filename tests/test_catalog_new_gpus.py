@@ -137,7 +137,8 @@ def test_broken_rtx3090_fp16_run_gives_way_to_lambdas_rerun():
 def test_geforce_ada_runs_fp32_accumulate_mmas_at_half_width_and_has_no_peer_to_peer():
     # AD102 SM: 1024 dense fp16 tensor FLOP per clock with fp16 accumulate, half that with
     # fp32 accumulate on GeForce: 128 x 512 x 2.52 GHz = 165.2 TFLOPS, twice the fp32 rate.
-    from simulator.collectives.cost import ARCH_ORDER
+    from simulator.collectives.backend import get_backend
+    from simulator.collectives.cost import _arch_key
     from simulator.compute import TENSOR_CORE_ARCHITECTURES, default_compute_efficiency
 
     rtx = get_gpu("RTX-4090")
@@ -146,5 +147,8 @@ def test_geforce_ada_runs_fp32_accumulate_mmas_at_half_width_and_has_no_peer_to_
     assert rtx.peak_flops("tf32") == rtx.peak_flops("fp32")
     assert rtx.pcie_p2p is False and rtx.nvlink_gbytes_s is None
     assert "Ada" in TENSOR_CORE_ARCHITECTURES and default_compute_efficiency("amp", "Ada") == 0.5
-    # NCCL's tuning indexes compute capability 8.9 as Ampere: Ada falls back to Ampere's entries
-    assert ARCH_ORDER.index("Ampere") + 1 == ARCH_ORDER.index("Ada") < ARCH_ORDER.index("Hopper")
+    # NCCL's tuning indexes compute capability 8.9 as Ampere: Ada reads Ampere's entries of
+    # the backend's architecture tables (24 NVSwitch channels, not Hopper's)
+    nccl = get_backend("nccl")
+    assert _arch_key("Ada", nccl.nvswitch_channels) == "Ampere" and nccl.nvswitch_channels["Ampere"] == 24
+    assert _arch_key("Hopper", nccl.nvswitch_channels) == "Hopper"

@@ -30,8 +30,8 @@ from typing import cast
 
 from .backend import Backend, NvlsSpec
 
-# Ada (sm_89) after Ampere: NCCL's tuning tables index compute capability 8.x as Ampere,
-# which the architecture-keyed tables' fallback to the nearest older entry gives it.
+# Ada (sm_89) after Ampere: NCCL's tuning indexes compute capability 8.0-8.9 as Ampere
+# (tuning.cc's compCapIndex), which the tables' fallback to the nearest older entry gives.
 ARCH_ORDER = ("Kepler", "Maxwell", "Pascal", "Volta", "Turing", "Ampere", "Ada", "Hopper")
 
 
