@@ -148,7 +148,7 @@ def test_geforce_ada_runs_fp32_accumulate_mmas_at_half_width_and_has_no_peer_to_
     assert rtx.pcie_p2p is False and rtx.nvlink_gbytes_s is None
     assert "Ada" in TENSOR_CORE_ARCHITECTURES and default_compute_efficiency("amp", "Ada") == 0.5
     # NCCL's tuning indexes compute capability 8.9 as Ampere: Ada reads Ampere's entries of
-    # the backend's architecture tables (24 NVSwitch channels, not Hopper's)
+    # the backend's architecture-keyed tables (here its NVSwitch channel count, 24)
     nccl = get_backend("nccl")
     assert _arch_key("Ada", nccl.nvswitch_channels) == "Ampere" and nccl.nvswitch_channels["Ampere"] == 24
     assert _arch_key("Hopper", nccl.nvswitch_channels) == "Hopper"
