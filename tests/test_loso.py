@@ -58,35 +58,35 @@ def test_an_unknown_weighting_is_refused(loso):
         loso.leave_one_source_out(PREDICTIONS, MEASURED, SOURCES, ["p"], COMBOS, weighting="rows")
 
 
+# Two parameters; q only moves source "c". Without "c", points (0, 0) and (1, 0) cost
+# 0.100 and 0.101 over "a" and "b" (the runner-up 1% behind); c is predicted exactly by
+# p = 1 and e^0.4 off by p = 0.
+TIE_MEASURED = np.ones(3)
+TIE_SOURCES = np.array(["a", "b", "c"])
+TIE_NAMES = ["p", "q"]
+TIE_COMBOS = [(0, 0), (0, 1), (1, 0), (1, 1)]
+_TIE_LOGERR = {0: [0.1, 0.1, 0.4], 1: [0.101, 0.101, 0.0]}
+TIE_PREDICTIONS = np.exp(np.array([_TIE_LOGERR[p] for p, _ in TIE_COMBOS]))
+
+
+def _tie_calls(loso, within):
+    return loso.close_calls(TIE_PREDICTIONS, TIE_MEASURED, TIE_SOURCES, TIE_NAMES, TIE_COMBOS, within=within)
+
+
 def test_a_fold_decided_by_a_hair_is_named_with_what_the_runner_up_would_have_predicted(loso):
-    # Two parameters; q only moves source "c". Without "c", points (0, 0) and (1, 0) cost
-    # 0.100 and 0.101 over "a" and "b" (the runner-up 1% behind); c is predicted exactly by
-    # p = 1 and e^0.4 off by p = 0.
-    measured = np.ones(3)
-    sources = np.array(["a", "b", "c"])
-    combos = [(0, 0), (0, 1), (1, 0), (1, 1)]
-    base = {0: [0.1, 0.1, 0.4], 1: [0.101, 0.101, 0.0]}
-    predictions = np.exp(np.array([base[p] for p, _ in combos]))
-    calls = loso.close_calls(predictions, measured, sources, ["p", "q"], combos, within=0.02)
-    [call] = [c for c in calls if c["source"] == "c"]
+    [call] = [c for c in _tie_calls(loso, 0.02) if c["source"] == "c"]
     assert call["chosen"] == {"p": 0, "q": 0}  # q does not move the other sources: the first point
     assert call["runner_up"] == {"p": 1}
     assert call["margin"] == pytest.approx(0.01)
     assert call["held_out_logerr"] == pytest.approx(0.4) and call["runner_up_held_out_logerr"] == pytest.approx(0.0)
     # a 0.5% tolerance no longer counts it; nor do folds whose runner-up is far behind
-    assert not [c for c in loso.close_calls(predictions, measured, sources, ["p", "q"], combos, within=0.005)
-                if c["source"] == "c"]
+    assert not [c for c in _tie_calls(loso, 0.005) if c["source"] == "c"]
 
 
 def test_flipping_the_close_calls_predicts_each_such_source_with_its_runner_up(loso):
-    measured = np.ones(3)
-    sources = np.array(["a", "b", "c"])
-    combos = [(0, 0), (0, 1), (1, 0), (1, 1)]
-    base = {0: [0.1, 0.1, 0.4], 1: [0.101, 0.101, 0.0]}
-    predictions = np.exp(np.array([base[p] for p, _ in combos]))
-    cv, _ = loso.leave_one_source_out(predictions, measured, sources, ["p", "q"], combos)
+    cv, _ = loso.leave_one_source_out(TIE_PREDICTIONS, TIE_MEASURED, TIE_SOURCES, TIE_NAMES, TIE_COMBOS)
     np.testing.assert_allclose(cv, np.exp([0.101, 0.101, 0.4]))  # a, b held out: p = 1 fits the rest
-    calls = loso.close_calls(predictions, measured, sources, ["p", "q"], combos, within=0.02)
+    calls = _tie_calls(loso, 0.02)
     assert [c["source"] for c in calls] == ["c"]
-    np.testing.assert_allclose(loso.with_runners_up(predictions, cv, sources, ["p", "q"], combos, calls),
+    np.testing.assert_allclose(loso.with_runners_up(TIE_PREDICTIONS, cv, TIE_SOURCES, TIE_NAMES, TIE_COMBOS, calls),
                                np.exp([0.101, 0.101, 0.0]))
