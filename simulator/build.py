@@ -20,6 +20,7 @@ from topologies import ClusterGraph, build_cluster
 from topologies.cluster import ClusterTooLarge
 
 from . import (
+    device_reduce,  # noqa: F401 - registers the device_reduce strategy
     parameter_servers,  # noqa: F401 - registers the parameter_server strategy
     zoo,
 )
@@ -183,6 +184,7 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
         bucket_tensors=tensors,
         aggregation_bytes_per_s=ps.aggregation_gbytes_per_s * 1e9,
         server_busy=[[] for _ in range(ps.count)],
+        device_sum_bytes_per_s=gpu.memory_bandwidth_gbytes_s * 1e9 * scenario.workload.memory_efficiency,
     )
     if backend is not None:
         fabric = Fabric(env, network, context.nodes, per_flow)

@@ -491,13 +491,14 @@ class TrainingSpec(_Strict):
 
     strategy: Literal[
         "ring_allreduce", "tree_allreduce", "halving_doubling_allreduce", "hierarchical_allreduce", "auto",
-        "fastest", "parameter_server",
+        "fastest", "parameter_server", "device_reduce",
     ] = Field(
         default="ring_allreduce",
         description="Gradient synchronization: an allreduce algorithm over all GPUs (ring, double binary tree, "
         "recursive halving-doubling, hierarchical; auto = per bucket size what the collective library picks "
         "itself (NCCL: ring or tree from its own cost model); fastest = per bucket size the fastest of them in "
-        "this simulator's model of the topology), or sharded parameter servers.",
+        "this simulator's model of the topology), or sharded parameter servers, or device_reduce (one node: "
+        "each gradient array summed on one GPU and copied back, MXNet's kvstore 'device').",
     )
     collectives: CollectivesSpec = Field(
         default_factory=lambda: CollectivesSpec(), description="Collective library of the allreduce strategies."
@@ -762,6 +763,9 @@ class Scenario(_Strict):
                 raise ValueError(f"workload.sequence_length: {exc}") from None
         if self.training.parallelism is not None:
             self._check_parallelism(self.training.parallelism)
+        if self.training.strategy == "device_reduce" and self.cluster.nodes > 1:
+            raise ValueError(f"training.strategy: device_reduce sums on the GPUs of one node (MXNet kvstore "
+                             f"'device'), not across {self.cluster.nodes} nodes; use parameter_server")
         return self
 
     def _check_parallelism(self, parallelism: ParallelismSpec) -> None:

@@ -58,6 +58,7 @@ class SyncContext:
     ps_tensor_s: float = 0.0  # server CPU time per tensor in a request
     ps_transport_bytes_per_s: float = math.inf  # payload bytes per second one request handler moves
     ps_connection_bytes_per_s: float = math.inf  # the most one worker-server connection carries
+    device_sum_bytes_per_s: float = 0.0  # device_reduce: the owner GPU's memory bandwidth for its sums
     bucket_tensors: Sequence[int] = ()  # tensors in each bucket
     # The collective library allreduce strategies run on (None: the plain flow programs).
     collectives: CollectiveLibrary | None = None

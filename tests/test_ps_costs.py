@@ -10,6 +10,7 @@ import pytest
 
 from simulator import load_scenario, simulate
 from simulator.engine import build, run
+from simulator.errors import ClusterSimError
 from simulator.scenario import TrainingSpec
 
 # Four one-GPU workers, one dedicated server, a network (PCIe gen5, 1 Pb/s NICs: the schema's bound) and a
@@ -149,6 +150,11 @@ PS_VARIANTS = [
 @pytest.mark.parametrize("cluster", GRID, ids=["1x4-10GbE", "2x2-EDR", "4x1-100GbE"])
 def test_speedup_never_exceeds_the_gpu_count(strategy, cluster):
     variants = PS_VARIANTS if strategy == "parameter_server" else [[]]
+    if strategy == "device_reduce" and cluster[0] != "cluster.nodes=1":  # one node only: refused, not run
+        with pytest.raises(ClusterSimError, match="device_reduce sums on the GPUs of one node"):
+            load_scenario(None, cluster + [f"training.strategy={strategy}", "cluster.server.pcie_switches=1",
+                                           "cluster.server.gpus_per_switch=null"])
+        return
     for variant in variants:
         for model, cv in (("resnet50", 0.0), ("vgg16", 0.0), ("resnet50", 0.05)):
             s = load_scenario(None, cluster + variant + [

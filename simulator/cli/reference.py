@@ -17,6 +17,8 @@ from rich.table import Column, Table
 from topologies import FABRICS, SERVER_LAYOUTS
 
 from .. import catalog, compute, kernel_efficiency, zoo
+from .. import device_reduce as _device_reduce  # noqa: F401 - registers its strategy for `list strategies`
+from .. import parameter_servers as _parameter_servers  # noqa: F401 - the same
 from ..collectives.backend import get_backend, list_backends
 from ..editor_schema import schema_text
 from ..frameworks import get_preset, list_frameworks

@@ -116,7 +116,7 @@ class MeasuredCase(BaseModel):
     network: Literal["ethernet", "roce", "infiniband", "aries", "loopback", "omnipath", "efa"] | None = None
     strategy: Literal[
         "parameter_server", "ring_allreduce", "hierarchical_allreduce", "tree_allreduce",
-        "halving_doubling_allreduce", "auto",
+        "halving_doubling_allreduce", "auto", "device_reduce",
     ] = "ring_allreduce"
     num_ps: int | None = Field(None, ge=1, le=4_096)
     ps_placement: Literal["dedicated", "colocated"] | None = None
