@@ -180,13 +180,27 @@ XLA_TEXT = "XLA auto-clustering (TF_XLA_FLAGS=--tf_xla_auto_jit=2)"
 # within 3-9% (ResNet-50 568 vs 554, ResNet-152 212 vs 195, VGG-16 325 vs 311,
 # Inception-v3 380 vs 350) and measures fp16 at 1.69-2.21x its fp32: its fp16 rows
 # (EXTRA_CSVS) take the old ones' place.
+#
+# The K80 rows of MXNet's image-classification README "Speed and Memory Footprint" table
+# (under "Pre-trained Models": ResNet-18 ... ResNet-152, Inception-BN at batch 32) are
+# not training throughputs, though the shared file reads them so: the memory column
+# (548-897 MB at batch 32) is an inference footprint (training Inception-v3 at batch 64
+# takes 10 GB, the same README's FAQ says), and the same README's training table
+# ("Scalability Results", one K80 of a p2.16xlarge, batch 32) gives ResNet-152 20.08
+# images/s where this one gives 57: the same 1.3-1.4 TFLOP/s counted once (forward)
+# or three times (training). The training rows (benchmarks/data/mxnet_p2_one_gpu.csv)
+# take their place.
 SUPERSEDED = (
     (r"Lambda Labs lambda-tensorflow-benchmark summary", "RTX 3090", r"\bfp16\b",
      "superseded: the 3970X run's fp16 path is broken (fp16 ResNet-50 below its fp32); Lambda's TF 2.4 rerun "
      "is used (benchmarks/data/lambda_rtx3090_tf24.csv)"),
+    (r"Speed and Memory Footprint", "K80 (single GPU die)", r"MXNet",
+     "misread: an inference table (548-897 MB at batch 32; the README's training table is 2.8x slower on "
+     "ResNet-152); its training rows are used (benchmarks/data/mxnet_p2_one_gpu.csv)"),
 )
 # One-GPU rows kept here rather than in the shared file, read after it (see SUPERSEDED).
-EXTRA_CSVS = (REPO_ROOT / "benchmarks" / "data" / "lambda_rtx3090_tf24.csv",)
+EXTRA_CSVS = (REPO_ROOT / "benchmarks" / "data" / "lambda_rtx3090_tf24.csv",
+              REPO_ROOT / "benchmarks" / "data" / "mxnet_p2_one_gpu.csv")
 
 
 def run_framework(source: str, framework: str, gpu_text: str) -> str:
@@ -202,7 +216,7 @@ def read_rows(path: Path) -> pd.DataFrame:
 
 
 def superseded(source: str, gpu_text: str, framework: str) -> str | None:
-    """Why a row is left out as a broken run (SUPERSEDED), or None."""
+    """Why a row is left out as a broken or misread run (SUPERSEDED), or None."""
     for source_pat, gpu, framework_pat, reason in SUPERSEDED:
         if gpu_text == gpu and re.search(source_pat, source) and re.search(framework_pat, framework):
             return reason

@@ -260,11 +260,81 @@ def byteps_29_horovod_system() -> str:
     })
 
 
+MXNET_P2_URL = ("https://github.com/apache/mxnet/blob/a2195610db76704125f94acefe66f223fdb260b1/example/"
+                "image-classification/README.md ('Scalability Results')")
+# images/s per GPU count: alexnet (batch 512/GPU, 224x224), inception-v3 (32, 299x299), resnet-152 (32, 224x224)
+MXNET_P2_TABLE = {
+    1: (457.07, 30.4, 20.08), 2: (870.43, 59.61, 38.76), 4: (1514.8, 117.9, 77.01), 8: (2852.5, 233.39, 153.07),
+    16: (4244.18, 447.61, 298.03), 32: (7945.57, 882.57, 595.53), 64: (15840.52, 1761.24, 1179.86),
+    128: (31334.88, 3416.2, 2333.47), 256: (61938.36, 6660.98, 4630.42),
+}
+MXNET_P2_MODELS = (("alexnet", 512, "mxnet_example_alexnet.yml"), ("inception_v3", 32, None), ("resnet152", 32, None))
+MXNET_P2_SETUP = (
+    "stated: 16 AWS p2.16xlarge (16 K80 dies each, 256 GPUs), AWS Deep Learning AMI with CUDA 7.5 and cuDNN 5.1, "
+    "batch per GPU fixed (alexnet 512, inception-v3 32, resnet-152 32), model sizes 203 / 95 / 240 MB, one-GPU "
+    "throughput from the same table. The README's benchmark.py (the procedure it describes): synthetic data "
+    "(--benchmark 1), one node runs kvstore 'device' with 1-16 GPUs, several nodes run 'dist_sync_device' with "
+    "launch.py -s 2 x nodes servers (two per node: colocated), throughput = sum of the workers' speeds. "
+    "p2.16xlarge as documented elsewhere: 20 Gb/s network, two groups of 8 GPUs with peer access inside a group "
+    "only (tensorflow/tensorflow#5789, #5362: CUDA's 8-peer limit on this instance). ASSUMED: each group of 8 "
+    "under one PCIe switch on its own CPU socket (pcie_tree, 2 switches, 2 sockets; 1-8 GPUs in one group); "
+    "AlexNet is MXNet's example symbol (model file mxnet_example_alexnet.yml: 50.8 M parameters = the stated "
+    "203 MB); Ethernet latency 20 us; no cap on one TCP connection (placement group not stated)"
+)
+
+
+def mxnet_p2_scalability() -> list[dict[str, str]]:
+    """MXNet's image-classification README: weak scaling of three CNNs on 1-256 K80
+    dies (16 p2.16xlarge), kvstore device on one node, ps-lite servers across nodes."""
+    rows = []
+    for gpus, values in MXNET_P2_TABLE.items():
+        if gpus == 1:
+            continue
+        nodes, per_node = max(1, gpus // 16), min(gpus, 16)
+        for (model, batch, model_file), value, base in zip(MXNET_P2_MODELS, values, MXNET_P2_TABLE[1]):
+            case_id = f"MXNet-P2-{model}-K80-b{batch}-{nodes}x{per_node}"
+            ps = nodes > 1
+            rows.append(row(
+                case_id=case_id, source="MXNet-README-P2", model=model, gpu="K80", nodes=nodes,
+                gpus_per_node=per_node, intra_node="pcie", network="ethernet" if ps else None,
+                network_gbps=20.0 if ps else None, strategy="parameter_server" if ps else "ring_allreduce",
+                num_ps=2 * nodes if ps else None, ps_placement="colocated" if ps else None, batch_per_gpu=batch,
+                precision="fp32", metric="throughput_samples_per_s", value=value,
+                baseline_throughput_samples_per_s=base,
+                scenario=mxnet_p2_system(case_id, model, model_file, batch, nodes, per_node),
+                framework="MXNet (late 2016) example train_imagenet.py, kvstore " + (
+                    "dist_sync_device" if ps else "device"),
+                notes=f"{MXNET_P2_URL}; {MXNET_P2_SETUP}",
+            ))
+    return rows
+
+
+def mxnet_p2_system(case_id: str, model: str, model_file: str | None, batch: int, nodes: int, per_node: int) -> str:
+    two_groups = per_node > 8
+    workload: dict = {"model": model, "batch_per_gpu": batch, "precision": "fp32"}
+    if model_file:
+        workload = {"model_file": model_file, "batch_per_gpu": batch, "precision": "fp32"}
+    training: dict = {"framework": "mxnet_kvstore_device"}
+    if nodes > 1:
+        training = {"strategy": "parameter_server", "framework": "mxnet_dist_sync",
+                    "parameter_servers": {"count": 2 * nodes, "placement": "colocated"}}
+    return write_system(case_id, {
+        "name": case_id,
+        "cluster": {"nodes": nodes, "gpus_per_node": per_node, "gpu": "K80",
+                    "server": {"layout": "pcie_tree", "sockets": 2 if two_groups else 1,
+                               "pcie_switches": 2 if two_groups else 1},
+                    "nic": {"bandwidth_gbps": 20.0, "latency_us": 20.0}},
+        "workload": workload,
+        "training": training,
+    })
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-o", "--output", type=Path, default=OUT)
     args = ap.parse_args(argv)
     rows = horovod_readme_2017() + horovod_416() + horovod_779() + aws_samples_2() + horovod_396() + byteps_29()
+    rows += mxnet_p2_scalability()
     ids = [r["case_id"] for r in rows]
     assert len(ids) == len(set(ids)), "duplicate case_id"
     args.output.parent.mkdir(parents=True, exist_ok=True)

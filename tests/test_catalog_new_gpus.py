@@ -134,6 +134,25 @@ def test_broken_rtx3090_fp16_run_gives_way_to_lambdas_rerun():
     assert {c.kernel_fusion for c in cases if c.gpu == "RTX-3090"} == {"norm_activation"}
 
 
+def test_mxnet_k80_inference_table_gives_way_to_its_training_table():
+    """The K80 rows of MXNet's "Speed and Memory Footprint" table (an inference table:
+    548-897 MB at batch 32) are left out as misread; the README's training table stands
+    in: ResNet-152 at 20.08 images/s where the inference table says 57."""
+    import pandas as pd
+
+    bench = _single_gpu_benchmark()
+    source = ("Apache MXNet example/image-classification/README.md ('Speed and Memory Footprint' table)")
+    inference = pd.DataFrame([{"source": source, "model": "ResNet-152", "gpu": "K80 (single GPU die)",
+                               "total_gpus": "1", "metric": "images_per_sec", "batch_per_gpu": "32", "value": "57",
+                               "framework": "MXNet (2016-17 era, version not stated)", "notes": ""}])
+    extra = pd.concat(map(bench.read_rows, bench.EXTRA_CSVS), ignore_index=True)
+    cases, skipped = bench.select_cases(pd.concat([inference, extra], ignore_index=True), False, "skip")
+    assert skipped[skipped["reason"].str.startswith("misread")]["row"].tolist() == [0]
+    k80 = {(c.model, c.batch): c.measured for c in cases if c.gpu == "K80"}
+    assert k80 == {("inception_v3", 32): 30.4, ("resnet152", 32): 20.08}  # MXNet's AlexNet is not the zoo's
+    assert 57 / k80[("resnet152", 32)] == pytest.approx(2.84, abs=0.01)
+
+
 def test_geforce_ada_runs_fp32_accumulate_mmas_at_half_width_and_has_no_peer_to_peer():
     # AD102 SM: 1024 dense fp16 tensor FLOP per clock with fp16 accumulate, half that with
     # fp32 accumulate on GeForce: 128 x 512 x 2.52 GHz = 165.2 TFLOPS, twice the fp32 rate.
