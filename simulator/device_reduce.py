@@ -12,9 +12,10 @@ run side by side, sharing the links.
 So the bytes per GPU link are those of a ring allreduce on average, but one big array
 (AlexNet's and VGG's first fully connected layer, 100-400 MB) lands whole on one GPU:
 its (N-1) incoming and (N-1) outgoing copies all cross that GPU's own PCIe link. An
-NCCL ring spreads the same array over every link. This is the hot spot that makes
-MXNet's ``device`` kvstore lose on models with one dominant layer (the README's
-16-GPU AlexNet on a p2.16xlarge at 0.58 scaling efficiency, ResNet-152 at 0.93).
+NCCL ring spreads the same array over every link. Held against MXNet's own
+p2.16xlarge runs (dev set, source ``MXNet-README-P2``: 16-GPU AlexNet at 0.58 scaling
+efficiency) it does not by itself reproduce the loss: the owner's copies stay hidden
+under backward in the model (docs/accuracy-journal.md, 2026-12-04).
 
 Closed form for one key of S bytes on N GPUs whose owner link moves B bytes/s each way,
 alone on the network: 2 (N - 1) S / B plus two flow latencies plus the sum
