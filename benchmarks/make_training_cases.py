@@ -312,9 +312,8 @@ def mxnet_p2_scalability() -> list[dict[str, str]]:
 
 def mxnet_p2_system(case_id: str, model: str, model_file: str | None, batch: int, nodes: int, per_node: int) -> str:
     two_groups = per_node > 8
-    workload: dict = {"model": model, "batch_per_gpu": batch, "precision": "fp32"}
-    if model_file:
-        workload = {"model_file": model_file, "batch_per_gpu": batch, "precision": "fp32"}
+    workload: dict = {"model_file": model_file} if model_file else {"model": model}
+    workload.update(batch_per_gpu=batch, precision="fp32")
     training: dict = {"framework": "mxnet_kvstore_device"}
     if nodes > 1:
         training = {"strategy": "parameter_server", "framework": "mxnet_dist_sync",

@@ -56,7 +56,7 @@ class DeviceReduce(Synchronizer):
 
     def owner(self, bucket: int) -> int:
         """Rank whose GPU sums ``bucket``."""
-        return self._owner[bucket] if bucket < len(self._owner) else bucket % self.n
+        return self._owner[bucket]
 
     def ready(self, rank: int, key: Key, nbytes: float) -> simpy.Event:
         start = self.env.now
