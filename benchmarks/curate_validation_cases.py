@@ -20,6 +20,9 @@ Selection (what is in, and why):
 - NVIDIA DLE MXNet ResNet-50 on DGX-1 (NVLink) and DGX-2 (NVSwitch), 2-16 GPUs.
 - NVIDIA DLE PyTorch BERT-large: DGX-1 single node and multi-node pretraining on
   DGX-1 with 4x EDR (network from the DGX-1 spec, not the source: flagged in notes).
+- NVIDIA DLE TensorFlow BERT-large SQuAD fine-tuning (README of 12c7bc2): DGX-1 16G and
+  32G, DGX-2, 4-16 GPUs, fp32 and TF-AMP; Horovod with XLA at sequence 384, as the same
+  commit's scripts run it (``TF_BERT_NOTE``).
 - PaddlePaddle report: MXNet ResNet-50 on 8x V100 SXM2 (DGX-1 style).
 - Dell P100 blog: NV-Caffe GoogLeNet on a 4-GPU PCIe server (one node) and MXNet
   GoogLeNet with parameter servers over 1-4 nodes (InfiniBand type unknown; per-GPU
@@ -76,6 +79,7 @@ def short(source: str) -> str:
     for pat, label in (
         (r"Lambda", "Lambda"), (r"DeepLearningExamples, MxNet", "NVIDIA-DLE-MXNet"),
         (r"PyTorch/LanguageModeling/BERT", "NVIDIA-DLE-PyTorch-BERT"), (r"PaddlePaddle", "Paddle-report"),
+        (r"TensorFlow/LanguageModeling/BERT", "NVIDIA-DLE-TF-BERT"),
         (r"Dell EMC HPC", "Dell-P100-blog"), (r"InfoWorld", "InfoWorld-MXNet"),
         (r"nccl-tests issue", "nccl-tests-#44"), (r"8x H200", "stas00-H200"),
         (r"MXNet tools/bandwidth", "MXNet-bandwidth-tool"),
@@ -117,6 +121,16 @@ def baseline(df: pd.DataFrame, r: pd.Series) -> float | None:
         return None
     return num(one.iloc[0]["value"])
 
+
+# What NVIDIA's TensorFlow BERT README table ran (DeepLearningExamples 12c7bc2, May 2019),
+# read in the same commit's scripts: run_squad.sh passes --max_seq_length=384, turns XLA
+# on by default (run_squad.py --use_xla: global_jit_level ON_1, auto-clustering) and runs
+# every GPU count under Horovod (mpirun); optimization.py wraps the optimizer in
+# hvd.DistributedOptimizer(compression=Compression.none), so the fp32 variables'
+# gradients are all-reduced in fp32 with TF-AMP too.
+TF_BERT_NOTE = ("scripts of the README's commit (12c7bc2): run_squad.sh --max_seq_length=384, XLA on by default "
+                "(run_squad.py --use_xla: global_jit_level ON_1), Horovod at every GPU count; optimization.py "
+                "hvd.DistributedOptimizer(compression=Compression.none): fp32 gradients on the wire with TF-AMP too")
 
 SYSTEMS = OUT.parent / "training_systems"
 LAYOUT_OF = {"pcie": "pcie_tree", "nvlink": "dgx1", "nvswitch": "nvswitch"}
@@ -262,6 +276,11 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                 network, gbps = "infiniband", 400.0
                 notes.append("network 4x100 Gb/s EDR from the DGX-1 spec, not stated by the source; "
                              "gradient accumulation not stated")
+        elif src == "NVIDIA-DLE-TF-BERT":
+            # One DGX-1 (NVLink) or DGX-2 (NVSwitch); Horovod and XLA come from the framework text.
+            intra = "nvswitch" if "DGX-2" in r["gpu"] else "nvlink"
+            network, gbps, strategy = None, None, "ring_allreduce"
+            notes.append(TF_BERT_NOTE)
         elif src == "Dell-P100-blog" and r["model"].startswith("GoogLeNet"):
             intra = "pcie"
             model = ("googlenet", None, "approx", "")
@@ -288,8 +307,10 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
             continue
         scenario = None
         # the row's name: its case id ends in "gpu", its scenario file's does not
+        # NVIDIA's TensorFlow BERT table ran the same card in a DGX-1 and a DGX-2: named apart
+        system = "-dgx2" if src == "NVIDIA-DLE-TF-BERT" and "DGX-2" in r["gpu"] else ""
         stem = (f"{src}-{zoo_model}{'-s' + str(seq) if seq not in (None, 128) else ''}"
-                f"{'-nvlinkbridge' if bridged else ''}-{gpu}-{precision}-b{int(batch)}"
+                f"{'-nvlinkbridge' if bridged else ''}{system}-{gpu}-{precision}-b{int(batch)}"
                 f"-{r['nodes']}x{r['gpus_per_node']}")
         if seq not in (None, 128) or scenario_layout is not None:
             scenario = write_scenario(

@@ -522,7 +522,8 @@ class TrainingSpec(_Strict):
         description="Under workload.graph_compiler xla: the evenly spaced points of backward at which gradients leave "
         "the compiled clusters (a bucket ready earlier waits for the next point; 1 = all at the end of backward, no "
         "overlap). Default: the value fitted on every source of the dev set (benchmarks/accuracy_training.py; "
-        "cross-validated by leaving one source out).",
+        "cross-validated by leaving one source out); the horovod preset sets 1 (its allreduces wait for backward "
+        "under XLA: NVIDIA/DeepLearningExamples#156).",
     )
     bucket_size_mib: float | None = Field(
         default=None,

@@ -70,6 +70,21 @@ def test_more_release_points_hide_more_of_the_allreduce():
     assert times[0] > times[1] > times[2] >= plain * (1 - 1e-9)
 
 
+def test_horovod_under_xla_starts_its_allreduces_after_backward():
+    # The horovod preset's sourced behaviour (DeepLearningExamples#156): one release point,
+    # i.e. the iteration of overlap off, give or take the wait for Horovod's next 5 ms cycle
+    # tick after backward; a scenario that sets the field keeps its value.
+    horovod = load_scenario(None, TWO_NODES + ["workload.graph_compiler=xla", "training.framework=horovod"])
+    assert horovod.training.xla_release_points == 1
+    assert load_scenario(None, ["training.framework=horovod", "training.xla_release_points=3"]) \
+        .training.xla_release_points == 3
+    assert load_scenario(None, ["workload.graph_compiler=xla"]).training.xla_release_points == 4
+    off = simulate(load_scenario(None, TWO_NODES + ["training.framework=horovod", "training.overlap=false"]))
+    assert 0 <= simulate(horovod).iteration_time_s - off.iteration_time_s <= 0.005
+    on = simulate(load_scenario(None, TWO_NODES + ["training.framework=horovod"]))
+    assert on.iteration_time_s < 0.95 * off.iteration_time_s  # (Horovod without XLA does overlap here)
+
+
 @pytest.mark.parametrize(("text", "compiler"), [
     ("TensorFlow 1.15 (NGC 20.06-tf1), Horovod/NCCL, XLA on, TF32", "xla"),
     ("TensorFlow tf_cnn_benchmarks; XLA auto-clustering (TF_XLA_FLAGS=--tf_xla_auto_jit=2)", "xla"),
