@@ -516,7 +516,7 @@ class TrainingSpec(_Strict):
         default=True, description="Start synchronizing a bucket as soon as its gradients are ready during backward."
     )
     xla_release_points: int = Field(
-        default=4,
+        default=2,
         ge=1,
         le=1024,
         description="Under workload.graph_compiler xla: the evenly spaced points of backward at which gradients leave "

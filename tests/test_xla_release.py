@@ -78,7 +78,7 @@ def test_horovod_under_xla_starts_its_allreduces_after_backward():
     assert horovod.training.xla_release_points == 1
     assert load_scenario(None, ["training.framework=horovod", "training.xla_release_points=3"]) \
         .training.xla_release_points == 3
-    assert load_scenario(None, ["workload.graph_compiler=xla"]).training.xla_release_points == 4
+    assert load_scenario(None, ["workload.graph_compiler=xla"]).training.xla_release_points == 2
     off = simulate(load_scenario(None, TWO_NODES + ["training.framework=horovod", "training.overlap=false"]))
     assert 0 <= simulate(horovod).iteration_time_s - off.iteration_time_s <= 0.005
     on = simulate(load_scenario(None, TWO_NODES + ["training.framework=horovod"]))
