@@ -119,7 +119,6 @@ MODEL_MAP: dict[str, tuple[str, int | None, str, str]] = {
                                            "convnet-benchmarks GoogLeNet; normalization differs from zoo"),
     "GoogLeNet (ILSVRC12)": ("googlenet", None, APPROX,
                              "Caffe bvlc_googlenet (LRN, auxiliary classifiers in training)"),
-
 }
 
 # -- GPU mapping: exact CSV text -> catalog name (None: known but ambiguous) -----------
