@@ -132,6 +132,16 @@ TF_BERT_NOTE = ("scripts of the README's commit (12c7bc2): run_squad.sh --max_se
                 "(run_squad.py --use_xla: global_jit_level ON_1), Horovod at every GPU count; optimization.py "
                 "hvd.DistributedOptimizer(compression=Compression.none): fp32 gradients on the wire with TF-AMP too")
 
+# The multi-node rows of NVIDIA's PyTorch BERT table accumulated gradients: the same
+# commit's configurations.yml names them DGX1_<nodes>x8x<batch>x<steps> (GRADIENT_STEPS 128,
+# 32, 256, 64 at 4 / 16 nodes, sequence 128 / 512), and run_pretraining.sh all-reduces after
+# accumulation in fp16 by default. The simulator has no accumulation field yet: simulated as
+# one all-reduce per micro-batch (docs/accuracy-journal.md).
+PYTORCH_BERT_ACCUMULATION = (
+    "gradient accumulation: configurations.yml of the README's commit (23a6382) runs these as "
+    "DGX1_4x8x16x128 / DGX1_16x8x16x32 / DGX1_4x8x4x256 / DGX1_16x8x4x64 (GRADIENT_STEPS 128 / 32 / 256 / 64; "
+    "run_pretraining.sh all-reduces after accumulation in fp16); simulated without accumulation (no such field yet)")
+
 SYSTEMS = OUT.parent / "training_systems"
 LAYOUT_OF = {"pcie": "pcie_tree", "nvlink": "dgx1", "nvswitch": "nvswitch"}
 LATENCY_US = {"ethernet": 20.0, "infiniband": 1.1}
@@ -275,7 +285,7 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
             if int(r["nodes"]) > 1:
                 network, gbps = "infiniband", 400.0
                 notes.append("network 4x100 Gb/s EDR from the DGX-1 spec, not stated by the source; "
-                             "gradient accumulation not stated")
+                             + PYTORCH_BERT_ACCUMULATION)
         elif src == "NVIDIA-DLE-TF-BERT":
             # One DGX-1 (NVLink) or DGX-2 (NVSwitch); Horovod and XLA come from the framework text.
             intra = "nvswitch" if "DGX-2" in r["gpu"] else "nvlink"
