@@ -59,15 +59,12 @@ class DeviceReduce(Synchronizer):
         return self._owner[bucket]
 
     def ready(self, rank: int, key: Key, nbytes: float) -> simpy.Event:
-        start = self.env.now
         if self.ctx.detailed and self.ctx.flows_detailed:
-            done = self._event("done", rank, key)
-            done.callbacks.append(lambda _ev: self.ctx.comm_intervals[rank].append((start, self.env.now)))
+            done = self._booked(rank, "done", rank, key)
             self.env.process(self._rank_push(rank, key, nbytes))
             return done
         # fast path, or every rank computing on its own but the copies bundled: go when all are ready
-        done = self._event("done", key)
-        done.callbacks.append(lambda _ev: self.ctx.comm_intervals[rank].append((start, self.env.now)))
+        done = self._booked(rank, "done", key)
         expected = self.n if self.ctx.detailed else 1
         self._arrived[key] = self._arrived.get(key, 0) + 1
         if self._arrived[key] == expected:

@@ -60,9 +60,7 @@ class ParameterServer(Synchronizer):
         self._streams: dict[tuple[str, int, int], simpy.Resource] = {}
 
     def ready(self, rank: int, key: Key, nbytes: float) -> simpy.Event:
-        start = self.env.now
-        done = self._event("done", rank, key)
-        done.callbacks.append(lambda _ev: self.ctx.comm_intervals[rank].append((start, self.env.now)))
+        done = self._booked(rank, "done", rank, key)
         shards = [(j, fraction * nbytes) for j, fraction in self._shards[key[1]]]
         if self.ctx.detailed:
             self.env.process(self._rank_sync(rank, key, nbytes, shards))

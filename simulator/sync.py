@@ -96,6 +96,13 @@ class Synchronizer:
             ev = self._events[key] = self.env.event()
         return ev
 
+    def _booked(self, rank: int, *key: object) -> simpy.Event:
+        """The event named ``key``, booking ``rank``'s communication from now until it fires."""
+        start = self.env.now
+        done = self._event(*key)
+        done.callbacks.append(lambda _ev: self.ctx.comm_intervals[rank].append((start, self.env.now)))
+        return done
+
 
 SYNC_STRATEGIES: dict[str, Callable[[SyncContext], Synchronizer]] = {}
 
