@@ -20,12 +20,27 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import sys
 from collections.abc import Iterator
 
 # Objects made while collection was paused, above which they are moved to the oldest
 # generation when it resumes (see gc_paused).
 PROMOTE_AFTER = 100_000
 RUN_GC_THRESHOLD = 1_000_000  # allocations between young collections during the run (Python's default: 700)
+# A build starts with a full collection where the objects alive at the last run's start
+# had grown this many times past those at the first run after the previous full one.
+HEAP_GROWTH = 2.0
+
+# gc.freeze() then gc.unfreeze() (run_phase, and _promote_young after a large build) puts
+# what they move into the oldest generation without counting it towards Python's next full
+# collection. A finished run is cyclic garbage (its environment, processes, cluster and the
+# graph's cached links refer to one another), by then in that generation: in a process that
+# runs many simulations (a sweep, a cross-validation) it piled up, never collected (33 MB
+# more at every pass over the dev set, until the kernel killed the process). So the heap is
+# measured at each run's start (the interpreter's allocated memory blocks: free to read) and
+# a full collection runs when it has grown HEAP_GROWTH times: garbage stays under what is alive.
+_heap_at_last_run = 0
+_heap_after_full = 0
 
 
 @contextlib.contextmanager
@@ -38,6 +53,8 @@ def gc_paused(promote_after: int | None = None) -> Iterator[None]:
     young collection (a quarter of a second at 65,536 GPUs). ``promote_after``: that
     threshold instead of PROMOTE_AFTER."""
     enabled = gc.isenabled()
+    if enabled:
+        _collect_finished_runs()
     gc.disable()
     try:
         yield
@@ -58,6 +75,16 @@ def _promote_young(at_least: int) -> None:
         gc.freeze()
     finally:
         gc.unfreeze()
+
+
+def _collect_finished_runs() -> None:
+    """A full collection where the heap at the last run's start had grown HEAP_GROWTH
+    times since the first run after the previous one (nothing before a process's second
+    build: one command, one run, pays nothing)."""
+    global _heap_after_full, _heap_at_last_run
+    if _heap_after_full and _heap_at_last_run > HEAP_GROWTH * _heap_after_full:
+        gc.collect()
+        _heap_after_full = 0  # measured again at the next run's start
 
 
 def loading_modules() -> contextlib.AbstractContextManager[None]:
@@ -92,6 +119,9 @@ def run_phase() -> Iterator[None]:
     thresholds = gc.get_threshold()
     if freeze:
         gc.freeze()
+        global _heap_at_last_run, _heap_after_full
+        _heap_at_last_run = sys.getallocatedblocks()  # O(1), where gc.get_freeze_count() walks the heap
+        _heap_after_full = _heap_after_full or _heap_at_last_run
         gc.set_threshold(max(thresholds[0], RUN_GC_THRESHOLD), *thresholds[1:])
     try:
         yield

@@ -5,7 +5,6 @@ and bundles of routes, and the max-min solutions of sets of flow groups."""
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from itertools import repeat
 from operator import eq, itemgetter, mul
@@ -114,8 +113,12 @@ class GraphLinks:
     node or edge count changed gets a fresh copy). With a :class:`BandwidthScale`,
     the capacities are the graph's bandwidths scaled (one object per graph and key)."""
 
-    _by_graph: weakref.WeakKeyDictionary[nx.DiGraph[Node], dict[Hashable, GraphLinks]] = \
-        weakref.WeakKeyDictionary()
+    #: Where a graph keeps its GraphLinks: an attribute of the graph object itself, so they
+    #: die with it (a weak-keyed table would keep every graph alive: the links hold the
+    #: graph they were made from). Not in ``graph.graph``, which copies and exports carry.
+    #: Graph and links then form a cycle, freed by the cyclic collector with the finished
+    #: run that held them (simulator.gc_policy).
+    _ATTRIBUTE = "_clustersim_graph_links"
 
     def __init__(self, graph: nx.DiGraph[Node], scale: BandwidthScale | None = None):
         self.size = _size(graph)
@@ -187,7 +190,7 @@ class GraphLinks:
 
     @classmethod
     def of(cls, graph: nx.DiGraph[Node], scale: BandwidthScale | None = None) -> GraphLinks:
-        made = cls._by_graph.setdefault(graph, {})
+        made: dict[Hashable, GraphLinks] = graph.__dict__.setdefault(cls._ATTRIBUTE, {})
         key = None if scale is None else (scale.key,)
         links = made.get(key)
         if links is None or links.size != _size(graph):
