@@ -56,6 +56,24 @@ def _union(intervals: Sequence[tuple[float, float]]) -> list[tuple[float, float]
     return merged
 
 
+def _minus(intervals: list[tuple[float, float]], removed: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """``intervals`` less ``removed`` (both sorted and disjoint, as :func:`_union` makes them)."""
+    out: list[tuple[float, float]] = []
+    j = 0
+    for a, b in intervals:
+        while j < len(removed) and removed[j][1] <= a:
+            j += 1
+        k = j
+        while k < len(removed) and removed[k][0] < b:
+            if removed[k][0] > a:
+                out.append((a, removed[k][0]))
+            a = max(a, removed[k][1])
+            k += 1
+        if b > a:
+            out.append((a, b))
+    return out
+
+
 def attribute(
     sim: BuiltSimulation,
     waits: Sequence[tuple[float, float]],
@@ -64,15 +82,18 @@ def attribute(
     iteration_s: float,
     single_gpu_iteration_s: float,
     interference_s: float = 0.0,
+    bucket_copy_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Seconds per iteration and share of the lost speedup of each category."""
+    """Seconds per iteration and share of the lost speedup of each category
+    (``bucket_copy_s``: the GPU copying gradient buckets, a cause of its own)."""
     seconds = dict.fromkeys(CATEGORIES, 0.0)
     seconds["compute"] = compute_s - single_gpu_iteration_s
     seconds["straggler_wait"] = idle_s
     log = sim.network.bottleneck_log
     times = [t for t, _ in log]
     busy_servers = _union([iv for busy in sim.context.server_busy for iv in busy])
-    comm = _union(sim.context.comm_intervals[0])
+    # what the GPU spent copying buckets is booked as bucket_copies, not as communication
+    comm = _minus(_union(sim.context.comm_intervals[0]), _union(sim.timelines[0].copy_intervals))
     for lo, hi in waits:
         for a, b in comm:
             a, b = max(a, lo), min(b, hi)
@@ -96,6 +117,8 @@ def attribute(
         seconds[key] /= n
     if interference_s > 0:
         seconds["interference"] = interference_s
+    if bucket_copy_s > 0:
+        seconds["bucket_copies"] = bucket_copy_s
     gpus = sim.resolved.total_gpus
     return {
         "lost_speedup": gpus * (iteration_s - single_gpu_iteration_s) / iteration_s,

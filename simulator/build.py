@@ -198,7 +198,7 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
         sync = calibration.synchronizer(view, strategy_name, context)
     else:
         sync = SYNC_STRATEGIES[strategy_name](context)
-    return BuiltSimulation(
+    built = BuiltSimulation(
         view, env, cluster, network, costs, buckets, sync, context, detailed,
         [RankTimeline() for _ in range(ranks)],
         RandomStreams(scenario.simulation.seed, replication),
@@ -213,7 +213,26 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
             0.0 if strategy_name == "none" else (t.launch_overhead_us + t.negotiation_us_per_tensor * n) * 1e-6
             for n in tensors
         ],
+        copy_s_per_byte=_copy_s_per_byte(scenario, strategy_name, context.device_sum_bytes_per_s),
+        bucket_copy_s=[0.0] * len(buckets),
     )
+    built.bucket_copy_s = [built.copy_s(nbytes, n) for (_, nbytes), n in zip(buckets, tensors)]
+    return built
+
+
+#: Strategies whose buckets frameworks pack into flat buffers (parameter servers push each
+#: tensor, MXNet's device kvstore reduces each key into its own merge buffer).
+_PACKING_STRATEGIES = frozenset({"ring_allreduce", "tree_allreduce", "halving_doubling_allreduce",
+                                 "hierarchical_allreduce"})
+
+
+def _copy_s_per_byte(scenario: Scenario, strategy_name: str, memory_bytes_per_s: float) -> float:
+    """Seconds one bucket copy (into the flat buffer, or back out) takes per byte: it reads
+    and writes every byte at the GPU's achievable memory bandwidth. 0 where nothing is
+    copied (training.bucket_copies off, one GPU, a strategy that does not pack)."""
+    if not scenario.training.bucket_copies or strategy_name not in _PACKING_STRATEGIES:
+        return 0.0
+    return 2.0 / memory_bytes_per_s
 
 
 # Built clusters by their parameters. Replications of a scenario, the candidates of

@@ -44,6 +44,9 @@ class RankTimeline:
     input_wait_s: list[float] = field(default_factory=list)  # waiting for the input pipeline (data: real)
     # compute slowed by a collective on the same device, per iteration (only when it can be)
     interference_s: list[float] = field(default_factory=list)
+    # the GPU copying gradient buckets in and out of flat buffers (training.bucket_copies), per iteration
+    copy_s: list[float] = field(default_factory=list)
+    copy_intervals: list[tuple[float, float]] = field(default_factory=list)  # when it copied
     waiting_for: str = "not started"
 
 
@@ -82,6 +85,10 @@ class BuiltSimulation:
     fusion_tensors: list[tuple[float, float]] | None = None
     # What the loop launched: per iteration, (cycle start, bytes, tensors) per buffer.
     fusion_buffers: dict[int, list[tuple[float, float, int]]] = field(default_factory=dict)
+    # training.bucket_copies: seconds per byte of one copy of a packed bucket (into its flat
+    # buffer, or back out; 0: nothing is copied), and each static bucket's one copy.
+    copy_s_per_byte: float = 0.0
+    bucket_copy_s: list[float] = field(default_factory=list)
 
     @property
     def scenario(self) -> Scenario:
@@ -95,6 +102,11 @@ class BuiltSimulation:
     def strategy_name(self) -> str:
         """The strategy that runs ("none" on one GPU, except under parameter servers)."""
         return self.resolved.strategy_name
+
+    def copy_s(self, nbytes: float, tensors: int) -> float:
+        """Seconds one copy of a bucket of ``tensors`` gradients takes (0 for a single
+        tensor, reduced in place)."""
+        return nbytes * self.copy_s_per_byte if tensors > 1 else 0.0
 
     def iteration_finished(self, it: int) -> simpy.Event:
         if it not in self.all_finished:

@@ -61,6 +61,7 @@ __all__ = ["PLOTS", "DisplayFigure", "PlotError", "as_frame", "breakdown_plot", 
 _PARTS = {
     "compute_s": ("compute", "tab:blue"),
     "interference_s": ("compute slowed by collectives", "tab:purple"),
+    "bucket_copy_s": ("gradient bucket copies", "tab:olive"),
     "exposed_communication_s": ("exposed communication", "tab:orange"),
     "input_wait_s": ("input pipeline wait", "tab:gray"),
     "idle_s": ("idle (waiting for others)", "tab:red"),
@@ -71,6 +72,7 @@ _PHASE_COLORS = {
     "sync wait": "tab:red",
     "optimizer": "tab:purple",
     "communication": "tab:orange",
+    "bucket copy": "tab:olive",
 }
 _LINK_COLOR, _SERVER_COLOR = "tab:green", "tab:brown"
 _NOT_LISTED = "#d9d9d9"
@@ -276,7 +278,7 @@ def timeline_plot(result: SimResult, iteration: int | None = None, max_links: in
 
     rows: list[tuple[str, list[tuple[float, float]], str]] = []
     for rank in timeline["ranks"]:
-        for kind in ("forward", "backward", "sync wait", "optimizer"):
+        for kind in ("forward", "backward", "sync wait", "optimizer", "bucket copy"):  # (copies drawn over them)
             clipped = [clip(i["start"], i["end"]) for i in rank["intervals"] if i["kind"] == kind]
             rows.append((f"{rank['gpu']} compute", [s for s in clipped if s], _PHASE_COLORS[kind]))
         clipped = [clip(i["start"], i["end"]) for i in rank["intervals"] if i["kind"] == "communication"]

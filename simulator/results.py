@@ -12,6 +12,9 @@ fast path). The breakdown splits one iteration into
 * ``interference_s`` (only where a collective slows compute on its device) - how much
   longer compute took beside the collectives than alone;
 
+* ``bucket_copy_s`` (only under ``training.bucket_copies`` where buckets are packed) -
+  the GPU copying gradient buckets into their flat buffers and back out;
+
 and these add up to ``iteration_time_s``. Utilization of a link is the bytes it
 carried over its capacity times the window; of a GPU, its compute time over the
 window; of a parameter server, its aggregation time over the window.
@@ -172,7 +175,12 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
     compute_per_iter = float(np.mean(tl.compute_s[warmup:]))
     waits = list(zip(tl.backward_end[warmup:], tl.sync_end[warmup:]))
     waiting = sum(e - b for b, e in waits) / len(waits)
-    exposed = sum(covered_time(sim.context.comm_intervals[0], b, e) for b, e in waits) / len(waits)
+    comm = sim.context.comm_intervals[0]
+    exposed = sum(covered_time(comm, b, e) for b, e in waits) / len(waits)
+    if tl.copy_intervals:  # bucket copies between backward and the end of sync: GPU work, not waiting
+        copying = sum(covered_time(tl.copy_intervals, b, e) for b, e in waits) / len(waits)
+        covered = sum(covered_time(comm + tl.copy_intervals, b, e) for b, e in waits) / len(waits)
+        exposed, waiting = covered - copying, waiting - copying
     comm_total = covered_time(sim.context.comm_intervals[0], window_lo, window_hi) / len(times)
     breakdown = {
         "compute_s": compute_per_iter,
@@ -184,6 +192,9 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
         slowed = float(np.mean(tl.interference_s[warmup:]))
         if slowed > 0:
             breakdown["interference_s"] = slowed
+    copies = float(np.mean(tl.copy_s[warmup:])) if tl.copy_s else 0.0
+    if copies > 0:  # the GPU packing and unpacking gradient buckets
+        breakdown["bucket_copy_s"] = copies
     input_wait = None
     if tl.input_wait_s:  # workload.data: real - the GPU waiting for its next batch
         input_wait = float(np.mean(tl.input_wait_s[warmup:]))
@@ -192,13 +203,13 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
     single_gpu_s = iteration_time if baseline_throughput is None else batch_per_gpu / baseline_throughput
     attribution = attribute(
         sim, waits, compute_per_iter, breakdown["idle_s"], iteration_time, single_gpu_s,
-        breakdown.get("interference_s", 0.0),
+        breakdown.get("interference_s", 0.0), copies,
     ) if total_gpus > 1 and baseline_throughput is not None else {}
     if attribution and input_wait is not None:
         attribution["seconds"]["input_pipeline"] = input_wait
         attribution["speedup"]["input_pipeline"] = total_gpus * input_wait / iteration_time
 
-    resources = [Utilization("gpu compute (every GPU)", "gpu", compute_per_iter / iteration_time)]
+    resources = [Utilization("gpu compute (every GPU)", "gpu", (compute_per_iter + copies) / iteration_time)]
     resources += _busiest_links(sim, window)
     for j, busy in enumerate(sim.context.server_busy):
         if busy:

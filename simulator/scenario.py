@@ -586,6 +586,15 @@ class TrainingSpec(_Strict):
         description="Framework CPU time per gradient tensor before its bucket can launch, microseconds (Horovod's "
         "readiness negotiation through rank 0); a zoo layer's parameters count as one tensor.",
     )
+    bucket_copies: bool = Field(
+        default=True,
+        description="An allreduce bucket of two or more gradient tensors is copied into one flat buffer before "
+        "its collective and back out after it, on the GPU: PyTorch DDP (without gradient_as_bucket_view), apex "
+        "DDP, Horovod's fusion buffer, DeepSpeed. Each copy reads and writes the bucket's bytes at the GPU's "
+        "achievable memory bandwidth (workload.memory_efficiency); the copy in delays the bucket's launch and "
+        "takes the GPU from backward, the copies out run before the optimizer step. false: gradients are "
+        "reduced in place (one tensor per bucket, or a framework that reduces bucket views).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -9,7 +9,9 @@ recording goes into ``SimResult.extra["timeline"]`` as plain data:
 * ``iterations``: ``[start, end]`` of each iteration of rank 0;
 * ``ranks``: per simulated rank (rank 0 only on the fast path, where every rank is
   identical), intervals of ``forward``, ``backward``, ``sync wait`` and ``optimizer``
-  plus ``communication`` (its gradient sync in flight), with their iteration;
+  plus ``communication`` (its gradient sync in flight) and ``bucket copy`` (its GPU
+  copying gradient buckets into their flat buffers or back out: training.bucket_copies,
+  inside backward, sync wait or optimizer), with their iteration;
 * ``flows``: ``start`` (when issued, so latency included), ``end``, ``bytes`` (per member
   of a bundle), ``label``, the ``links`` it crossed (``"u->v"``) and ``members``, how
   many members of the bundle cross each of those links (1 for a plain flow);
@@ -138,9 +140,11 @@ class TimelineRecorder:
                 ):
                     if hi > lo:
                         intervals.append({"kind": kind, "iteration": it, "start": float(lo), "end": float(hi)})
-            for lo, hi in sim.context.comm_intervals[rank]:
-                it = _iteration_of(lo, tl.iteration_start)
-                intervals.append({"kind": "communication", "iteration": it, "start": float(lo), "end": float(hi)})
+            overlays = (("communication", sim.context.comm_intervals[rank]), ("bucket copy", tl.copy_intervals))
+            for kind, spans in overlays:
+                for lo, hi in spans:
+                    it = _iteration_of(lo, tl.iteration_start)
+                    intervals.append({"kind": kind, "iteration": it, "start": float(lo), "end": float(hi)})
             ranks.append({"rank": rank, "gpu": str(sim.cluster.gpus[rank]), "intervals": intervals})
         tl0 = sim.timelines[0]
         network = sim.network

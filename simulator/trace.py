@@ -175,14 +175,18 @@ def chrome_trace(timeline: dict[str, Any]) -> dict[str, Any]:
         name = f"rank {rank['rank']} {rank['gpu']}"
         compute: list[_Slice] = []
         comm: list[_Slice] = []
+        copies: list[_Slice] = []  # training.bucket_copies: over the compute phases, a track of their own
         for iv in rank["intervals"]:
             info = {"name": iv["kind"], "iteration": iv["iteration"]}
             if "micro_batch" in iv:  # a pipeline stage's operation (transformer step)
                 info.update(name=f"{iv['kind']} mb {iv['micro_batch']}", micro_batch=iv["micro_batch"],
                             chunk=iv["chunk"])
-            (comm if iv["kind"] == "communication" else compute).append((iv["start"], iv["end"], info))
+            track = {"communication": comm, "bucket copy": copies}.get(iv["kind"], compute)
+            track.append((iv["start"], iv["end"], info))
         compute_tid = b.track(_GPUS_PID, f"{name} compute")
         b.slices(_GPUS_PID, f"{name} compute", compute)
+        if copies:
+            b.slices(_GPUS_PID, f"{name} bucket copies", copies)
         own = buckets_by_rank.get(rank["rank"])
         if own is None:  # no bucket record (older timelines): the sync intervals as they are
             b.slices(_GPUS_PID, f"{name} gradient sync", comm)

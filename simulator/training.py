@@ -77,6 +77,16 @@ def _computing(sim: BuiltSimulation, rank: int, seconds: float) -> Generator[sim
     return max(sim.env.now - start - seconds, 0.0)  # the slowdown
 
 
+def _copying(sim: BuiltSimulation, rank: int, seconds: float) -> Generator[simpy.Event, object, None]:
+    """Process: ``rank``'s GPU copies gradient buckets (training.bucket_copies): ``seconds``
+    alone, longer beside a collective (as compute). Booked apart from compute, as it took
+    (``copy_s``), with its interval: the breakdown tells it from waiting."""
+    timeline, start = sim.timelines[rank], sim.env.now
+    yield from _computing(sim, rank, seconds)
+    timeline.copy_s[-1] += sim.env.now - start
+    timeline.copy_intervals.append((start, sim.env.now))
+
+
 def _sharing(sim: BuiltSimulation) -> DeviceSharing | None:
     """What slows a rank's compute beside a collective on its device (None: nothing)."""
     if sim.calibration is not None and sim.calibration.overlap is not None:
@@ -118,6 +128,8 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
         if rank == 0 and it == warmup:
             sim.edge_bytes_at_window_start = sim.network.edge_bytes()
         timeline.iteration_start.append(env.now)
+        if sim.copy_s_per_byte > 0:
+            timeline.copy_s.append(0.0)
         if prepare_s > 0:
             # Prefetch of one batch: batch it+1 is prepared once batch it is taken.
             timeline.waiting_for = f"the input pipeline (batch of iteration {it})"
@@ -157,6 +169,8 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
             yield from backward_until(offset)
             if done_s == backward_s and len(timeline.backward_end) == it:
                 timeline.backward_end.append(env.now - extra)
+            if overlap and sim.bucket_copy_s[b] > 0:  # packed into its flat buffer, on the GPU
+                yield from _copying(sim, rank, sim.bucket_copy_s[b])
             if overlap and offset > done_s:
                 # Horovod: the next fusion cycle ticks after backward has ended. The
                 # wait is the fusion machinery's, so it counts as communication.
@@ -177,10 +191,14 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
                     start = env.now
                     yield env.timeout(launch)
                     sim.context.comm_intervals[rank].append((start, env.now))
+                if sim.bucket_copy_s[b] > 0:  # packed into its flat buffer, on the GPU
+                    yield from _copying(sim, rank, sim.bucket_copy_s[b])
                 pending.append(sim.sync.ready(rank, (it, b), nbytes))
         timeline.waiting_for = f"gradient synchronization of iteration {it} ({len(pending)} buckets)"
         yield simpy.AllOf(env, pending)
         timeline.sync_end.append(env.now)
+        if loop is None and sum(sim.bucket_copy_s) > 0:  # the reduced buckets copied back out
+            yield from _copying(sim, rank, sum(sim.bucket_copy_s))
         if sim.strategy_name != "parameter_server":  # servers apply the update themselves
             timeline.waiting_for = f"optimizer step of iteration {it}"
             segment = costs.optimizer_s * slow * variation.jitter()
@@ -312,6 +330,12 @@ class _FusionLoop:
             for rank in range(self.ranks):
                 self.sim.context.comm_intervals[rank].append((lo, self.env.now))
 
+    def _busy(self, it: int, seconds: float) -> Generator[simpy.Event, object, None]:
+        """The fusion machinery working for ``seconds`` (communication once backward is over)."""
+        start = self.env.now
+        yield self.env.timeout(seconds)
+        self._fusion_wait(it, start)
+
     def run(self, iterations: int) -> Generator[simpy.Event, object, None]:
         env, sim = self.env, self.sim
         for it in range(iterations):
@@ -330,14 +354,19 @@ class _FusionLoop:
                     self._fusion_wait(it, wait_from)
                     events: list[simpy.Event] = []
                     for nbytes, tensors in pack_fusion_buffers(self.sizes[launched:ready], self.cap):
-                        launch_s = (self.launch_us[0] + self.launch_us[1] * tensors) * 1e-6
-                        if launch_s > 0:  # the framework's own launch work, one buffer after another
-                            start = env.now
-                            yield env.timeout(launch_s)
-                            self._fusion_wait(it, start)
+                        # The framework's own launch work, one buffer after another; with
+                        # training.bucket_copies, the copy into the fusion buffer, its allreduce
+                        # and the copy back out run in turn on Horovod's one GPU stream.
+                        copy_s = sim.copy_s(nbytes, tensors)
+                        launch_s = (self.launch_us[0] + self.launch_us[1] * tensors) * 1e-6 + copy_s
+                        if launch_s > 0:
+                            yield from self._busy(it, launch_s)
                         buffers.append((cycle_start, nbytes, tensors))
                         events.extend(sim.sync.ready(r, (it, b), nbytes) for r in range(self.ranks))
                         b += 1
+                        if copy_s > 0:
+                            yield simpy.AllOf(env, events)
+                            yield from self._busy(it, copy_s)
                     launched = ready
                     yield simpy.AllOf(env, events)
                 next_cycle = cycle_start + self.cycle_s

@@ -31,7 +31,8 @@ def test_a_half_speed_gpu_makes_every_rank_wait_for_it():
     assert slow.breakdown["compute_s"] == pytest.approx(compute, rel=1e-9)
     waited = slow.breakdown["idle_s"] + slow.breakdown["exposed_communication_s"]
     slowed = slow.breakdown.get("interference_s", 0.0)  # compute slowed beside the collectives
-    assert waited == pytest.approx(slow.iteration_time_s - compute - slowed, rel=1e-9)
+    copies = slow.breakdown.get("bucket_copy_s", 0.0)  # the GPU copying gradient buckets
+    assert waited == pytest.approx(slow.iteration_time_s - compute - slowed - copies, rel=1e-9)
     assert slow.breakdown["idle_s"] > 0.5 * compute
 
 

@@ -154,6 +154,7 @@ def report_blocks(result: SimResult, source: str) -> list[Block]:
 
     parts = Grid([("part", "left"), ("ms", "right"), ("share", "right")], title="where one iteration's time goes")
     labels = {"compute_s": "compute", "interference_s": "compute slowed by collectives",
+              "bucket_copy_s": "gradient bucket copies",
               "exposed_communication_s": "exposed communication", "input_wait_s": "input pipeline wait",
               "idle_s": "idle"}
     for key, label in labels.items():

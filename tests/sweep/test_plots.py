@@ -43,7 +43,8 @@ def test_breakdown_bars_stack_to_the_iteration_time(table):
     fig = plots.breakdown_plot(table, by=["cluster.nodes", "training.strategy"])
     ax = fig.axes[0]
     n = len(table)
-    parts = [c for c in ("compute_s", "interference_s", "exposed_communication_s", "input_wait_s", "idle_s")
+    parts = [c for c in ("compute_s", "interference_s", "bucket_copy_s", "exposed_communication_s", "input_wait_s",
+                         "idle_s")
              if f"breakdown.{c}" in table]
     assert len(ax.patches) == len(parts) * n  # horizontal bars, one row per configuration
     ends = [max(p.get_x() + p.get_width() for p in ax.patches if abs(p.get_y() + p.get_height() / 2 - i) < 0.1)

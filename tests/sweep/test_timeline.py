@@ -22,12 +22,19 @@ def test_timeline_phases_add_up_to_each_iteration():
     assert len(tl["iterations"]) == 2 and len(tl["ranks"]) == 1  # fast path: rank 0 only
     intervals = tl["ranks"][0]["intervals"]
     for it, (lo, hi) in enumerate(tl["iterations"]):
-        phases = [i for i in intervals if i["iteration"] == it and i["kind"] != "communication"]
+        phases = [i for i in intervals if i["iteration"] == it and i["kind"] not in ("communication", "bucket copy")]
         assert phases[0]["start"] == lo and phases[-1]["end"] == pytest.approx(hi)
         assert sum(i["end"] - i["start"] for i in phases) == pytest.approx(hi - lo)
         compute = sum(i["end"] - i["start"] for i in phases if i["kind"] in ("forward", "backward", "optimizer"))
-        # the compute phases last their compute plus what collectives beside them slowed it
-        assert compute == pytest.approx(result.breakdown["compute_s"] + result.breakdown.get("interference_s", 0.0))
+        waits = [(i["start"], i["end"]) for i in phases if i["kind"] == "sync wait"]
+        copies_waiting = sum(max(0.0, min(c["end"], e) - max(c["start"], s)) for c in intervals
+                             if c["kind"] == "bucket copy" for s, e in waits)
+        # the compute phases last their compute plus what collectives beside them slowed it,
+        # and the bucket copies (in during backward or in the sync wait, out before the optimizer)
+        assert compute + copies_waiting == pytest.approx(
+            result.breakdown["compute_s"] + result.breakdown.get("interference_s", 0.0)
+            + result.breakdown.get("bucket_copy_s", 0.0))
+        assert copies_waiting > 0 and result.breakdown["bucket_copy_s"] > copies_waiting
 
 
 def test_flows_are_recorded_with_their_links_and_bytes():
