@@ -27,16 +27,17 @@ from collections.abc import Iterator
 # generation when it resumes (see gc_paused).
 PROMOTE_AFTER = 100_000
 RUN_GC_THRESHOLD = 1_000_000  # allocations between young collections during the run (Python's default: 700)
-# A build starts with a full collection where the objects alive at the last run's start
-# had grown this many times past those at the first run after the previous full one.
+# A build starts with a full collection where the heap at the last run's start (the
+# interpreter's allocated memory blocks) had grown this many times past the heap at the
+# first run after the previous full collection.
 HEAP_GROWTH = 2.0
 
 # gc.freeze() then gc.unfreeze() (run_phase, and _promote_young after a large build) puts
 # what they move into the oldest generation without counting it towards Python's next full
 # collection. A finished run is cyclic garbage (its environment, processes, cluster and the
 # graph's cached links refer to one another), by then in that generation: in a process that
-# runs many simulations (a sweep, a cross-validation) it piled up, never collected (33 MB
-# more at every pass over the dev set, until the kernel killed the process). So the heap is
+# runs many simulations (a sweep, a cross-validation) it piled up, never collected (about
+# 150 MB more at every pass over the dev set, until the kernel killed the process). So the heap is
 # measured at each run's start (the interpreter's allocated memory blocks: free to read) and
 # a full collection runs when it has grown HEAP_GROWTH times: garbage stays under what is alive.
 _heap_at_last_run = 0
