@@ -198,7 +198,7 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
         sync = calibration.synchronizer(view, strategy_name, context)
     else:
         sync = SYNC_STRATEGIES[strategy_name](context)
-    built = BuiltSimulation(
+    return BuiltSimulation(
         view, env, cluster, network, costs, buckets, sync, context, detailed,
         [RankTimeline() for _ in range(ranks)],
         RandomStreams(scenario.simulation.seed, replication),
@@ -214,10 +214,7 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
             for n in tensors
         ],
         copy_s_per_byte=_copy_s_per_byte(scenario, strategy_name, context.device_sum_bytes_per_s),
-        bucket_copy_s=[0.0] * len(buckets),
     )
-    built.bucket_copy_s = [built.copy_s(nbytes, n) for (_, nbytes), n in zip(buckets, tensors)]
-    return built
 
 
 #: Strategies whose buckets frameworks pack into flat buffers (parameter servers push each

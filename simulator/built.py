@@ -8,6 +8,7 @@ that make and run it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -86,9 +87,8 @@ class BuiltSimulation:
     # What the loop launched: per iteration, (cycle start, bytes, tensors) per buffer.
     fusion_buffers: dict[int, list[tuple[float, float, int]]] = field(default_factory=dict)
     # training.bucket_copies: seconds per byte of one copy of a packed bucket (into its flat
-    # buffer, or back out; 0: nothing is copied), and each static bucket's one copy.
+    # buffer, or back out; 0: nothing is copied).
     copy_s_per_byte: float = 0.0
-    bucket_copy_s: list[float] = field(default_factory=list)
 
     @property
     def scenario(self) -> Scenario:
@@ -107,6 +107,16 @@ class BuiltSimulation:
         """Seconds one copy of a bucket of ``tensors`` gradients takes (0 for a single
         tensor, reduced in place)."""
         return nbytes * self.copy_s_per_byte if tensors > 1 else 0.0
+
+    @functools.cached_property
+    def bucket_copy_s(self) -> list[float]:
+        """Each static bucket's one copy, in seconds (:meth:`copy_s`)."""
+        return [self.copy_s(nbytes, n) for (_, nbytes), n in zip(self.buckets, self.context.bucket_tensors)]
+
+    @functools.cached_property
+    def bucket_copies_out_s(self) -> float:
+        """Copying every reduced static bucket back out, in seconds (0: nothing is copied)."""
+        return sum(self.bucket_copy_s)
 
     def iteration_finished(self, it: int) -> simpy.Event:
         if it not in self.all_finished:

@@ -197,8 +197,8 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
         timeline.waiting_for = f"gradient synchronization of iteration {it} ({len(pending)} buckets)"
         yield simpy.AllOf(env, pending)
         timeline.sync_end.append(env.now)
-        if loop is None and sum(sim.bucket_copy_s) > 0:  # the reduced buckets copied back out
-            yield from _copying(sim, rank, sum(sim.bucket_copy_s))
+        if loop is None and sim.bucket_copies_out_s > 0:  # the reduced buckets copied back out
+            yield from _copying(sim, rank, sim.bucket_copies_out_s)
         if sim.strategy_name != "parameter_server":  # servers apply the update themselves
             timeline.waiting_for = f"optimizer step of iteration {it}"
             segment = costs.optimizer_s * slow * variation.jitter()
