@@ -87,13 +87,18 @@ def device_rates(gpu: GPUSpec, precision: str, compute_efficiency: float, memory
     """The rates the layer-time model runs at on ``gpu`` in ``precision``. Matrix
     layers never run slower than they would on CUDA cores."""
     clock = getattr(gpu, "sustained_clock_ratio", 1.0)
-    scalar = gpu.peak_flops("fp32") * compute_efficiency * clock
-    peak = gpu.peak_flops(precision) * compute_efficiency * clock
+    # Kepler's schedulers cannot feed all its CUDA cores (GPUSpec.cuda_core_issue_share);
+    # tensor cores are fed by their own MMA instructions
+    issue = getattr(gpu, "cuda_core_issue_share", 1.0)
+    on_tensor_cores = (precision in TENSOR_CORE_PRECISIONS
+                       and getattr(gpu, "architecture", None) in TENSOR_CORE_ARCHITECTURES)
+    scalar = gpu.peak_flops("fp32") * compute_efficiency * clock * issue
+    peak = gpu.peak_flops(precision) * compute_efficiency * clock * (1.0 if on_tensor_cores else issue)
     # 4-byte TF32 operands: twice the operand traffic per FLOP of fp16
     matrix = peak * kernel_efficiency.TF32_EFFICIENCY if precision == "tf32" else peak
     conv = matrix
     # (a profiled stand-in device, calibrated.ProfiledDevice, has no architecture: no factor)
-    if precision in TENSOR_CORE_PRECISIONS and getattr(gpu, "architecture", None) in TENSOR_CORE_ARCHITECTURES:
+    if on_tensor_cores:
         # convolutions pay for their 4-byte TF32 operands in the staging factor itself
         conv = peak * kernel_efficiency.conv_staging_factor(gpu.flops_per_sm_clock(precision),
                                                             ACTIVATION_BYTES[precision])

@@ -228,3 +228,35 @@ def test_tf32_tensor_cores_reach_their_share_of_the_fp16_efficiency(monkeypatch)
     # never slower than CUDA cores: an RTX 3090's tf32 peak equals its fp32 peak
     rtx = compute.device_rates(get_gpu("RTX-3090"), "tf32", 0.5, 0.8, 0.0)
     assert rtx.matrix_flops_s == pytest.approx(rtx.scalar_flops_s)
+
+
+def test_kepler_cuda_cores_run_at_the_share_its_schedulers_can_issue():
+    # GK210: 4 schedulers x 32 lanes feed 192 cores per SMX without dual issue
+    k80 = get_gpu("K80")
+    assert k80.cuda_core_issue_share == pytest.approx(128 / 192, abs=0.001)
+    assert "Lai & Seznec" in k80.issue_source
+    rates = compute.device_rates(k80, "fp32", 0.8, 0.8, 0.0)
+    assert rates.scalar_flops_s == pytest.approx(4.37e12 * 0.8 * k80.cuda_core_issue_share, rel=1e-12)
+    assert rates.matrix_flops_s == pytest.approx(rates.scalar_flops_s, rel=1e-12)
+    # memory-bound work is not issue-limited
+    assert rates.bytes_s == pytest.approx(240e9 * 0.8, rel=1e-12)
+    # from Maxwell on every scheduler has its own 32 lanes: the datasheet rate
+    for name in ("TitanX-Maxwell", "V100-SXM2-16GB"):
+        spec = get_gpu(name)
+        assert spec.cuda_core_issue_share == 1.0
+        assert compute.device_rates(spec, "fp32", 0.8, 0.8, 0.0).scalar_flops_s == pytest.approx(
+            spec.peak_flops("fp32") * 0.8 * spec.sustained_clock_ratio, rel=1e-12)
+
+
+def test_an_issue_share_needs_a_source_and_a_sane_value():
+    import dataclasses
+
+    from simulator.catalog.gpus import GPUSpec
+
+    m40 = get_gpu("M40")
+    base = {f.name: getattr(m40, f.name) for f in dataclasses.fields(m40)}
+    base["peak_tflops"] = dict(m40.peak_tflops)
+    with pytest.raises(ValueError, match="needs an issue_source"):
+        GPUSpec(**{**base, "cuda_core_issue_share": 0.667})
+    with pytest.raises(ValueError, match=r"must be in \[0.3, 1\]"):
+        GPUSpec(**{**base, "cuda_core_issue_share": 1.5, "issue_source": "x"})

@@ -55,8 +55,8 @@ def test_list_gpus_shows_sms_clocks_and_the_fitted_rates(capsys):
     assert " 80 " in lines[0] and "11.8" in lines[1] and " 720" in lines[1]
     # 1530 MHz; 125 TF / (80 SMs x 1530 MHz) = 1024 FLOP per SM per clock, where the
     # convolutions' staging factor is 1: conv = GEMM = 125 x 0.5
-    assert " 1530 " in lines[0] and lines[1].split()[1:3] == ["1", "1024"]
-    assert lines[1].split()[4:6] == ["62.5", "62.5"]
+    assert " 1530 " in lines[0] and lines[1].split()[1:4] == ["1", "1", "1024"]
+    assert lines[1].split()[5:7] == ["62.5", "62.5"]
     # no measured matmul ceiling: 125 x 0.78 x the measured cards' mean 0.83 = 81
     assert lines[2].split()[1:] == ["-", "81"]
     a100s = [line for line in out.splitlines() if line.strip().startswith("A100-SXM4-80GB")]
@@ -64,7 +64,7 @@ def test_list_gpus_shows_sms_clocks_and_the_fitted_rates(capsys):
     # 2048 wide: convolutions at 312 x 0.5 x (1 + 1024/Q) / (1 + 2048/Q)
     q = ke.CONV_STAGING_FLOPS_PER_SM_CLOCK
     conv = 312 * 0.5 * (1 + 1024 / q) / (1 + 2048 / q)
-    assert a100s[1].split()[2:6] == ["2048", "14.6", "156.0", f"{conv:.1f}"] and conv < 156 * 0.7
+    assert a100s[1].split()[3:7] == ["2048", "14.6", "156.0", f"{conv:.1f}"] and conv < 156 * 0.7
     assert "matmul max 0.869 for A100-SXM4-80GB: Stas Bekman" in out
 
 
@@ -73,4 +73,8 @@ def test_list_gpus_shows_the_fp16_rate_the_simulator_runs_on_cards_without_tenso
     assert code == 0
     p100 = [line for line in out.splitlines() if line.strip().startswith("P100-SXM2-16GB")]
     # no tensor cores: fp16 (half2) at the CUDA cores' 0.75: 21.2 x 0.75 = 15.9, fp32 10.6 x 0.75 = 7.9
-    assert p100[1].split()[1:6] == ["1", "-", "7.9", "15.9", "15.9"]
+    assert p100[1].split()[1:7] == ["1", "1", "-", "7.9", "15.9", "15.9"]
+    # Kepler: two thirds of the CUDA cores issue without dual issue: 4.37 x 0.75 x 0.667 = 2.2
+    k80 = [line for line in out.splitlines() if line.strip().startswith("K80")]
+    assert k80[1].split()[1:5] == ["1", "0.667", "-", "2.2"]
+    assert "issue x 0.667 for K80: NVIDIA Kepler" in out

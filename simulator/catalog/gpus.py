@@ -62,6 +62,14 @@ class GPUSpec:
     # when power and temperature allow; 1.0 where no measurement is recorded.
     sustained_clock_ratio: float = 1.0
     clock_source: str = ""
+    # Share of the CUDA cores the SM's warp schedulers can keep busy each clock without
+    # dual issue. Kepler's SMX feeds 192 fp32 cores from four schedulers that each issue
+    # one 32-wide warp instruction per clock: the last third works only when the
+    # scheduler finds a second independent instruction, which matrix kernels rarely do
+    # (so Kepler SGEMM tops out near 60% of its peak). 1.0 from Maxwell on (one 32-lane
+    # partition per scheduler); needs an ``issue_source`` otherwise.
+    cuda_core_issue_share: float = 1.0
+    issue_source: str = ""
     # GPU peer-to-peer over PCIe between two of these cards (off: copies staged through
     # host memory); the default of a scenario's ``cluster.server.p2p``.
     pcie_p2p: bool = True
@@ -116,6 +124,11 @@ class GPUSpec:
                              f"got {self.sustained_clock_ratio!r}")
         if self.sustained_clock_ratio != 1.0 and not self.clock_source.strip():
             raise ValueError(f"GPU {self.name!r}: a sustained_clock_ratio needs a clock_source")
+        if not 0.3 <= self.cuda_core_issue_share <= 1.0:
+            raise ValueError(f"GPU {self.name!r}: cuda_core_issue_share must be in [0.3, 1], "
+                             f"got {self.cuda_core_issue_share!r}")
+        if self.cuda_core_issue_share != 1.0 and not self.issue_source.strip():
+            raise ValueError(f"GPU {self.name!r}: a cuda_core_issue_share needs an issue_source")
         if self.peak_clock_mhz is not None and not 100 <= self.peak_clock_mhz <= 3000:
             raise ValueError(f"GPU {self.name!r}: peak_clock_mhz must be in [100, 3000], "
                              f"got {self.peak_clock_mhz!r}")

@@ -48,7 +48,7 @@ def _print_gpus(console: Console) -> None:
     widest = max(map(len, catalog.list_gpus()))
     sheet = Table(Column("name", no_wrap=True, min_width=widest), "arch", "SMs", "MHz", "fp32 TF", "fp16 TF",
                   "mem GiB", "GB/s", "PCIe", box=box.SIMPLE_HEAD, pad_edge=False, title="datasheet")
-    model = Table(Column("name", no_wrap=True, min_width=widest), "clock x", "MMA width", "GEMM fp32 TF",
+    model = Table(Column("name", no_wrap=True, min_width=widest), "clock x", "issue", "MMA width", "GEMM fp32 TF",
                   "GEMM fp16 TF", "conv fp16 TF", "eff. GB/s", box=box.SIMPLE_HEAD, pad_edge=False,
                   title="layer-time model (shipped defaults)")
     transformer_table = Table("name", "matmul max", "transformer TF", box=box.SIMPLE_HEAD, pad_edge=False,
@@ -57,7 +57,7 @@ def _print_gpus(console: Console) -> None:
         g = catalog.get_gpu(name)
         fp16 = g.peak_tflops.get("fp16", float("nan"))
         clock = g.sustained_clock_ratio
-        scalar = g.peak_tflops["fp32"] * eff_cuda * clock
+        scalar = g.peak_tflops["fp32"] * eff_cuda * clock * g.cuda_core_issue_share
         width = g.flops_per_sm_clock("fp16") if g.architecture in compute.TENSOR_CORE_ARCHITECTURES else None
         # the simulator's own rates, at the default efficiency an fp16 run on this card gets
         fp16_rates = compute.device_rates(g, "fp16", compute.default_compute_efficiency("fp16", g.architecture), 1.0,
@@ -68,7 +68,7 @@ def _print_gpus(console: Console) -> None:
                       f"{fp16:g}", f"{g.memory_gib:g}", f"{g.memory_bandwidth_gbytes_s:g}", f"gen{g.pcie_gen}")
         half = g.peak_tflops.get("bf16", g.peak_tflops.get("fp16"))
         transformer = f"{half * llm_compute_efficiency(g, None):.0f}" if half and half > g.peak_tflops["fp32"] else "-"
-        model.add_row(name, f"{clock:g}", f"{width:.0f}" if width else "-", f"{scalar:.1f}", f"{tensor:.1f}",
+        model.add_row(name, f"{clock:g}", f"{g.cuda_core_issue_share:g}", f"{width:.0f}" if width else "-", f"{scalar:.1f}", f"{tensor:.1f}",
                       f"{conv:.1f}", f"{g.memory_bandwidth_gbytes_s * w.memory_efficiency:.0f}")
         transformer_table.add_row(name, f"{g.matmul_efficiency:g}" if g.matmul_efficiency is not None else "-",
                                   transformer)
@@ -82,6 +82,7 @@ def _print_gpus(console: Console) -> None:
     console.print(transformer_table)
     console.print(
         f"GEMM = TFLOP/s of a large, tile-aligned product: peak x sustained clock x compute efficiency "
+        f"(x issue, the share of the CUDA cores the schedulers can feed: Kepler's two thirds) "
         f"({eff_cuda:g} on CUDA cores, {eff_tc:g} on tensor cores); smaller and ragged shapes lose more to tile, "
         f"wave and k quantization on the SMs (simulator/kernel_efficiency.py). {staging}. "
         f"eff. GB/s = bandwidth x memory "
@@ -96,6 +97,8 @@ def _print_gpus(console: Console) -> None:
         g = catalog.get_gpu(name)
         if g.sustained_clock_ratio != 1.0:
             console.print(f"clock x {g.sustained_clock_ratio:g} for {name}: {g.clock_source}")
+        if g.cuda_core_issue_share != 1.0:
+            console.print(f"issue x {g.cuda_core_issue_share:g} for {name}: {g.issue_source}")
         if g.matmul_efficiency is not None:
             console.print(f"matmul max {g.matmul_efficiency:g} for {name}: {g.matmul_source}")
 
