@@ -12,6 +12,7 @@ between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers.
     python benchmarks/accuracy_training.py --json benchmarks/results/training_cv.json
     python benchmarks/accuracy_llm.py --json benchmarks/results/llm_cv.json
     python benchmarks/heldout_lambda_non_xla.py --json benchmarks/results/heldout_lambda.json
+    python benchmarks/untimed_layers.py --json benchmarks/results/untimed_layers.json
     python benchmarks/readme_tables.py                            # rewrite README.md
     python benchmarks/readme_tables.py --check                    # exit 1 if stale
 """
@@ -176,9 +177,20 @@ def heldout_lambda_table() -> str:
     return "\n".join(lines)
 
 
+def untimed_layers_table() -> str:
+    data = json.loads((RESULTS / "untimed_layers.json").read_text())
+    names = {"fitted": "parameters fitted on the other models", "before": "unfitted (efficiency 1, 20 us per kernel)"}
+    lines = ["| untimed layers, one model left out | model-batches | median | max | layers' mean abs log error |",
+             "|---|--:|--:|--:|--:|"]
+    lines += [f"| {names[k]} | {v['n']} | {_num(v['median_%'])} | {_num(v['max_%'])} | "
+              f"{v['layer_log_error_median']:.2f} |" for k, v in data["summary"].items()]
+    return "\n".join(lines)
+
+
 TABLES = {"single-gpu-cv": single_gpu_table, "measured-here": measured_here_table, "dev-set": dev_set_table,
           "collectives-cv": collectives_table,
-          "training-cv": training_table, "llm-cv": llm_table, "heldout-lambda": heldout_lambda_table}
+          "training-cv": training_table, "llm-cv": llm_table, "heldout-lambda": heldout_lambda_table,
+          "untimed-layers": untimed_layers_table}
 
 
 def render(text: str) -> str:

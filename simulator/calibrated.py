@@ -5,7 +5,10 @@ A scenario that names a profile (``calibration: path``) gets, in the build phase
 * **per-layer forward and backward times** from the profile's fit ``t = a + b x batch``
   of every layer the probe timed for the scenario's model, at the scenario's
   ``batch_per_gpu`` (linear extrapolation outside the measured batches, flagged in the
-  report); layers the probe did not time keep the roofline estimate;
+  report); layers the probe did not time keep the layer-time model's estimate, with its
+  device parameters (compute and memory efficiency, per-kernel overhead) fitted on every
+  layer the profile did time (:mod:`simulator.layer_fit`; a parameter the scenario sets
+  is held);
 * **the optimizer step** measured by the probe, when the optimizer matches;
 * **allreduce** time per bucket (any allreduce strategy: the backend's own algorithm
   was measured) from the profile's alpha-beta fit for the same world size and node
@@ -73,13 +76,19 @@ from typing import Any, cast
 
 import numpy as np
 
+from .calibrated_layers import (
+    HostShare,
+    profiled_device,
+    roofline_on,
+    timings_at,
+    untimed_layer_estimate,
+)
 from .calibrated_run import CPU_COMM_INTERFERENCE, CPU_COMPUTE_INTERFERENCE, CalibratedAllreduce, Overlap
-from .compute import ComputeCosts, roofline_costs
+from .compute import ComputeCosts
 from .errors import CalibrationError, excerpt
 from .kernel_efficiency import fused_into_norm
-from .profile import ModelProfile, Profile, ThreadTimings, Timing, estimated_fields, load_profile
+from .profile import Profile, ThreadTimings, Timing, estimated_fields, load_profile
 from .resolved import Resolved
-from .scenario import Scenario
 from .sync import SYNC_STRATEGIES, SyncContext, Synchronizer
 from .zoo import Model
 
@@ -88,36 +97,6 @@ MAX_LISTED_LAYERS = 20
 #: Relative disagreement of the layer sum and the whole model above which the layers
 #: are scaled to the whole model.
 WHOLE_MODEL_TOLERANCE = 0.05
-
-@dataclass(frozen=True)
-class ProfiledDevice:
-    """The profiled device as the roofline sees it (duck-types ``GPUSpec``)."""
-
-    name: str
-    peak_flops_per_s: float
-    memory_bandwidth_gbytes_s: float
-
-    def peak_flops(self, precision: str) -> float:
-        return self.peak_flops_per_s
-
-
-@dataclass(frozen=True)
-class HostShare:
-    """How one node's ranks share a CPU host's cores."""
-
-    cores: int
-    ranks: int
-    threads: int  # torch threads per rank
-    oversubscription: float  # ranks x threads / cores when above 1, else 1: time-shared cores
-
-    @classmethod
-    def of(cls, scenario: Scenario, profile: Profile) -> HostShare:
-        c = scenario.cluster
-        cores = c.host_cores if c.host_cores is not None else profile.environment.cpu_count
-        ranks = c.gpus_per_node
-        threads = max(1, cores // ranks)
-        return cls(cores, ranks, threads, max(1.0, ranks * threads / cores))
-
 
 def is_allreduce(strategy: str) -> bool:
     """Strategies that allreduce every bucket (any algorithm)."""
@@ -183,8 +162,9 @@ def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str) -> tup
     if w.precision != "fp32":
         raise CalibrationError(f"{path}: the profile holds fp32 timings; the scenario asks for {w.precision}")
 
-    if env.catalog_gpu is None:
-        estimated = _roofline_on_profiled_device(view, profile, path)
+    stand_in = profiled_device(profile, path) if env.catalog_gpu is None else None
+    if stand_in is not None:
+        estimated = roofline_on(view, stand_in, 1.0, 1.0, view.layer_overhead_s)
         device = f"profiled {profile.device_label} (stands in for cluster.gpu {c.gpu})"
     else:
         device = f"profiled {profile.device_label} = catalog {env.catalog_gpu}"
@@ -194,6 +174,8 @@ def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str) -> tup
     measured = profile.model(model.name)
     calibrated_layers: list[str] = []
     estimated_layers: list[str] = []
+    estimated_index: list[int] = []
+    eager: dict[int, tuple[float, float]] = {}  # measured eager times of the layers the run fuses
     optimizer = "estimated (roofline)"
     batch_note = ""
     share = HostShare.of(scenario, profile) if env.device_kind == "cpu" else None
@@ -201,7 +183,7 @@ def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str) -> tup
     timings = None
     correction = 1.0
     if measured is not None:
-        timings, scale, threads_note = _timings_at(measured, share, env.torch_threads)
+        timings, scale, threads_note = timings_at(measured, share, env.torch_threads)
         stretch = scale * (share.oversubscription if share is not None else 1.0)
         correction, whole_note = _whole_model_correction(timings, model, batch)
         w_strategy = scenario.training.strategy
@@ -216,6 +198,10 @@ def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str) -> tup
             # (a layer the run fuses keeps its fused estimate, not the probe's eager kernels)
             if fwd is None or bwd is None or fused_into_norm(model.layers, i, w.kernel_fusion):
                 estimated_layers.append(layer.name)
+                estimated_index.append(i)
+                if fwd is not None and bwd is not None:  # fused: never slower than its eager kernels
+                    eager[i] = (max(fwd(batch), 0.0) * stretch * correction,
+                                max(bwd(batch), 0.0) * stretch * correction)
                 continue
             forward[i] = max(fwd(batch), 0.0) * stretch * correction
             backward[i] = max(bwd(batch), 0.0) * stretch * correction
@@ -229,6 +215,22 @@ def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str) -> tup
     else:
         batch_note = f"the profile has no per-layer timings of {model.name}"
         estimated_layers = [layer.name for layer in model.layers]
+        estimated_index = list(range(len(model.layers)))
+
+    untimed_note = None
+    if estimated_index:
+        refit = untimed_layer_estimate(view, profile, stand_in, share)
+        if refit is None:
+            untimed_note = "layer-time model at its defaults: the profile times too few layers to fit it"
+        else:
+            costs_fit, fit, fitted = refit
+            for i in estimated_index:
+                forward[i], backward[i] = costs_fit.forward_s[i], costs_fit.backward_s[i]
+                if i in eager:
+                    forward[i], backward[i] = min(forward[i], eager[i][0]), min(backward[i], eager[i][1])
+            if optimizer.startswith("estimated"):
+                optimizer_s = costs_fit.optimizer_s
+            untimed_note = "layer-time model with " + fit.describe(fitted)
 
     cal.report.update({
         "profile": path, "device": device,
@@ -239,6 +241,8 @@ def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str) -> tup
         "optimizer_step": optimizer,
         "communication": "none (one GPU)",
     })
+    if untimed_note is not None:
+        cal.report["untimed_layers"] = untimed_note
     if share is not None:
         cal.report["host_share"] = (
             f"{share.ranks} rank(s) on {share.cores} core(s): {share.threads} torch thread(s) each"
@@ -277,42 +281,6 @@ def _interference(profile: Profile) -> tuple[float, float, str]:
             f"default (not in the profile): compute x{CPU_COMPUTE_INTERFERENCE:g} beside an allreduce, allreduce "
             f"x{CPU_COMM_INTERFERENCE:g} beside compute (measured on this project's 2-core machine)")
     return 1.0, 1.0, "none: the profile has no interference measurement (GPU default: no slowdown)"
-
-
-def _timings_at(measured: ModelProfile, share: HostShare | None, default_threads: int) -> tuple[ThreadTimings, float, str | None]:
-    """The model's timings at the rank's thread count, a factor on them, and a note.
-
-    Without a host share (GPUs) the main timings, unscaled. With one: the timings
-    measured at ``share.threads`` if the profile has them, else the nearest measured
-    thread count scaled by ``(nearest / threads) ** alpha``: ``alpha`` from the whole
-    model's times at two measured thread counts (the largest common batch), else 1."""
-    main = measured.at_threads(measured.threads or default_threads, default_threads)
-    assert main is not None
-    if share is None:
-        return main, 1.0, None
-    want = share.threads
-    exact = measured.at_threads(want, default_threads)
-    if exact is not None:
-        how = "alone" if exact.processes == 1 else f"{exact.processes} processes timing at once"
-        return exact, 1.0, f"layer times measured at {want} thread(s) ({how})"
-    counts = measured.measured_threads(default_threads)
-    nearest = min(counts, key=lambda t: (abs(t - want), -t))
-    base = cast(ThreadTimings, measured.at_threads(nearest, default_threads))  # a measured count: never None
-    alpha, source = 1.0, "linear in threads"
-    if len(counts) >= 2:
-        lo = cast(ThreadTimings, measured.at_threads(counts[0], default_threads))  # measured counts: never None
-        hi = cast(ThreadTimings, measured.at_threads(counts[-1], default_threads))
-        whole_lo = {s.batch: s.timing.median_s for s in lo.whole_model}
-        whole_hi = {s.batch: s.timing.median_s for s in hi.whole_model}
-        common = sorted(set(whole_lo) & set(whole_hi))
-        if common and counts[-1] > counts[0]:
-            b = common[-1]
-            alpha = float(np.log(whole_lo[b] / whole_hi[b]) / np.log(counts[-1] / counts[0]))
-            alpha = min(max(alpha, 0.0), 1.0)
-            source = f"whole-model thread scaling {counts[0]}->{counts[-1]} threads, alpha {alpha:.2f}"
-    scale = (nearest / want) ** alpha
-    return base, scale, (f"estimated: not measured at {want} thread(s); the {nearest}-thread times x{scale:.3g} "
-                         f"({source})")
 
 
 def _layer_sums(timings: ThreadTimings, model: Model) -> dict[int, float]:
@@ -377,22 +345,6 @@ def _training_step_correction(timings: ThreadTimings, model: Model, batch: int, 
     return ratio, (f"layer times scaled x{ratio:.3f} at batch {batch} so that layers + optimizer step make the "
                    f"training iteration measured as a job runs it ({how}; (iteration - optimizer) / layer sum per "
                    f"batch {per_batch})")
-
-
-def _roofline_on_profiled_device(view: Resolved, profile: Profile, path: str) -> ComputeCosts:
-    eff = profile.efficiency
-    fit = eff.fit("matmul") or eff.fit("conv")
-    if fit is None or eff.memory_bandwidth_bytes_per_s is None:
-        raise CalibrationError(
-            f"{path}: efficiency: the profile has no matmul/conv fit or memory bandwidth, needed to estimate "
-            "the layers it did not time on the profiled device"
-        )
-    device = ProfiledDevice(profile.environment.device_name, fit.peak_flops_per_s,
-                            eff.memory_bandwidth_bytes_per_s / 1e9)
-    w = view.scenario.workload
-    return roofline_costs(view.model, device, precision=w.precision, batch=view.batch_per_gpu,  # type: ignore[arg-type]
-                          compute_efficiency=1.0, memory_efficiency=1.0, layer_overhead_s=view.layer_overhead_s,
-                          optimizer=w.optimizer, kernel_fusion=w.kernel_fusion)
 
 
 def layer_times(costs: ComputeCosts) -> np.ndarray:

@@ -97,7 +97,7 @@ def device_rates(gpu: GPUSpec, precision: str, compute_efficiency: float, memory
     # 4-byte TF32 operands: twice the operand traffic per FLOP of fp16
     matrix = peak * kernel_efficiency.TF32_EFFICIENCY if precision == "tf32" else peak
     conv = matrix
-    # (a profiled stand-in device, calibrated.ProfiledDevice, has no architecture: no factor)
+    # (a profiled stand-in device, calibrated_layers.ProfiledDevice, has no architecture: no factor)
     if on_tensor_cores:
         # convolutions pay for their 4-byte TF32 operands in the staging factor itself
         conv = peak * kernel_efficiency.conv_staging_factor(gpu.flops_per_sm_clock(precision),

@@ -68,7 +68,8 @@ def _print_gpus(console: Console) -> None:
                       f"{fp16:g}", f"{g.memory_gib:g}", f"{g.memory_bandwidth_gbytes_s:g}", f"gen{g.pcie_gen}")
         half = g.peak_tflops.get("bf16", g.peak_tflops.get("fp16"))
         transformer = f"{half * llm_compute_efficiency(g, None):.0f}" if half and half > g.peak_tflops["fp32"] else "-"
-        model.add_row(name, f"{clock:g}", f"{g.cuda_core_issue_share:g}", f"{width:.0f}" if width else "-", f"{scalar:.1f}", f"{tensor:.1f}",
+        model.add_row(name, f"{clock:g}", f"{g.cuda_core_issue_share:g}", f"{width:.0f}" if width else "-",
+                      f"{scalar:.1f}", f"{tensor:.1f}",
                       f"{conv:.1f}", f"{g.memory_bandwidth_gbytes_s * w.memory_efficiency:.0f}")
         transformer_table.add_row(name, f"{g.matmul_efficiency:g}" if g.matmul_efficiency is not None else "-",
                                   transformer)
