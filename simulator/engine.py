@@ -23,8 +23,8 @@ from .results import SimResult, collect, combine_replications
 from .run_budget import install as install_budget
 from .scenario import Scenario
 from .timeline import TimelineRecorder
-from .training import ComputeVariation
 from .training import run as _run
+from .variation import ComputeVariation
 
 __all__ = [
     "MIB", "BuiltSimulation", "ComputeVariation", "CountingEnvironment", "RankTimeline", "_framework_launch_times",

@@ -18,7 +18,7 @@ from simulator import load_scenario
 from simulator.build import build
 from simulator.interference import DeviceSharing
 from simulator.rng import RandomStreams
-from simulator.training import ComputeVariation
+from simulator.variation import ComputeVariation
 
 
 @pytest.mark.parametrize(("seed", "replication"), [(0, 0), (7, 3), (2**32 - 1, 1), (2**32, 0), (2**70 + 5, 2**33)])
