@@ -13,6 +13,7 @@ between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers.
     python benchmarks/accuracy_llm.py --json benchmarks/results/llm_cv.json
     python benchmarks/heldout_lambda_non_xla.py --json benchmarks/results/heldout_lambda.json
     python benchmarks/untimed_layers.py --json benchmarks/results/untimed_layers.json
+    python benchmarks/accumulation_timm1659.py --json benchmarks/results/accumulation_timm1659.json
     python benchmarks/readme_tables.py                            # rewrite README.md
     python benchmarks/readme_tables.py --check                    # exit 1 if stale
 """
@@ -187,10 +188,20 @@ def untimed_layers_table() -> str:
     return "\n".join(lines)
 
 
+def accumulation_table() -> str:
+    rows = json.loads((RESULTS / "accumulation_timm1659.json").read_text())
+    names = {"timm-1659-1-node-x-3-gpus": "1 node x 3 GPUs", "timm-1659-3-nodes-x-1-gpu": "3 nodes x 1 GPU, 10 Gb/s"}
+    lines = ["| pytorch-image-models#1659, MaxViT-L batch 8 | micro-batches | measured | predicted | error |",
+             "|---|--:|--:|--:|--:|"]
+    lines += [f"| {names.get(r['configuration'], r['configuration'])} | {r['micro_batches']} | {r['measured']:.1f} | "
+              f"{r['predicted']:.1f} | {(r['predicted'] / r['measured'] - 1) * 100:+.1f}% |" for r in rows]
+    return "\n".join(lines)
+
+
 TABLES = {"single-gpu-cv": single_gpu_table, "measured-here": measured_here_table, "dev-set": dev_set_table,
           "collectives-cv": collectives_table,
           "training-cv": training_table, "llm-cv": llm_table, "heldout-lambda": heldout_lambda_table,
-          "untimed-layers": untimed_layers_table}
+          "untimed-layers": untimed_layers_table, "accumulation": accumulation_table}
 
 
 def render(text: str) -> str:

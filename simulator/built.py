@@ -37,6 +37,7 @@ class RankTimeline:
     """What one rank did, iteration by iteration."""
 
     iteration_start: list[float] = field(default_factory=list)
+    accumulation_end: list[float] = field(default_factory=list)  # end of the summed-only micro-batches (if any)
     forward_end: list[float] = field(default_factory=list)
     backward_end: list[float] = field(default_factory=list)
     sync_end: list[float] = field(default_factory=list)

@@ -67,6 +67,7 @@ _PARTS = {
     "idle_s": ("idle (waiting for others)", "tab:red"),
 }
 _PHASE_COLORS = {
+    "accumulation": "tab:gray",  # micro-batches whose gradients are only summed
     "forward": "tab:blue",
     "backward": "tab:cyan",
     "sync wait": "tab:red",
@@ -278,7 +279,8 @@ def timeline_plot(result: SimResult, iteration: int | None = None, max_links: in
 
     rows: list[tuple[str, list[tuple[float, float]], str]] = []
     for rank in timeline["ranks"]:
-        for kind in ("forward", "backward", "sync wait", "optimizer", "bucket copy"):  # (copies drawn over them)
+        for kind in ("accumulation", "forward", "backward", "sync wait", "optimizer",
+                     "bucket copy"):  # (copies drawn over them)
             clipped = [clip(i["start"], i["end"]) for i in rank["intervals"] if i["kind"] == kind]
             rows.append((f"{rank['gpu']} compute", [s for s in clipped if s], _PHASE_COLORS[kind]))
         clipped = [clip(i["start"], i["end"]) for i in rank["intervals"] if i["kind"] == "communication"]

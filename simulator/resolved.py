@@ -41,7 +41,7 @@ class Resolved:
     gpu: GPUSpec
     total_gpus: int
     batch_per_gpu: int
-    global_batch: int  # samples per iteration over all GPUs
+    global_batch: int  # samples per iteration over all GPUs (every accumulated micro-batch)
     warmup_iterations: int
     iterations: int  # measured ones, after the warm-up
     strategy_name: str  # what runs (see running_strategy)
@@ -96,7 +96,7 @@ def resolve(scenario: Scenario) -> Resolved:
         gpu=gpu,
         total_gpus=c.total_gpus,
         batch_per_gpu=w.batch_per_gpu,
-        global_batch=c.total_gpus * w.batch_per_gpu,
+        global_batch=c.total_gpus * w.batch_per_gpu * scenario.training.gradient_accumulation_steps,
         warmup_iterations=sim.warmup_iterations,
         iterations=sim.iterations,
         strategy_name=running_strategy(scenario),

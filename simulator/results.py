@@ -165,7 +165,8 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
     paces = [
         float(np.mean(np.subtract(r.iteration_end[warmup:], r.iteration_start[warmup:]))) for r in sim.timelines
     ]
-    per_rank = batch_per_gpu * total_gpus / len(paces)
+    samples_per_gpu = view.global_batch / total_gpus  # batch_per_gpu x accumulated micro-batches
+    per_rank = samples_per_gpu * total_gpus / len(paces)
     throughput = float(sum(per_rank / pace for pace in paces))
     if baseline_throughput is None:  # one GPU: it is its own baseline
         speedup = 1.0 if total_gpus == 1 else float("nan")
@@ -200,7 +201,7 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
         input_wait = float(np.mean(tl.input_wait_s[warmup:]))
         breakdown["input_wait_s"] = input_wait
 
-    single_gpu_s = iteration_time if baseline_throughput is None else batch_per_gpu / baseline_throughput
+    single_gpu_s = iteration_time if baseline_throughput is None else samples_per_gpu / baseline_throughput
     attribution = attribute(
         sim, waits, compute_per_iter, breakdown["idle_s"], iteration_time, single_gpu_s,
         breakdown.get("interference_s", 0.0), copies,

@@ -515,6 +515,17 @@ class TrainingSpec(_Strict):
     overlap: bool = Field(
         default=True, description="Start synchronizing a bucket as soon as its gradients are ready during backward."
     )
+    gradient_accumulation_steps: int = Field(
+        default=1,
+        ge=1,
+        le=4096,
+        description="Micro-batches of workload.batch_per_gpu each rank runs per iteration, summing gradients, "
+        "before they are synchronized once and the optimizer steps once (PyTorch DDP's no_sync, Horovod's "
+        "backward_passes_per_step, DeepSpeed's gradient_accumulation_steps): the first n-1 run forward and "
+        "backward without communication, the last one's backward synchronizes as usual. An iteration takes "
+        "n x batch_per_gpu samples per GPU; memory is that of one micro-batch. Transformer parallelism "
+        "(training.parallelism) sets its micro-batches through its global_batch instead.",
+    )
     xla_release_points: int = Field(
         default=2,
         ge=1,
@@ -612,6 +623,14 @@ class TrainingSpec(_Strict):
             return apply_preset(data)
         except ValueError as exc:
             raise ValueError(f"framework: {exc}") from None
+
+    @model_validator(mode="after")
+    def _accumulation_is_data_parallel(self) -> TrainingSpec:
+        if self.gradient_accumulation_steps > 1 and self.parallelism is not None:
+            raise ValueError(
+                "gradient_accumulation_steps applies to plain data parallelism; with training.parallelism the "
+                "micro-batches follow from parallelism.global_batch and parallelism.micro_batch")
+        return self
 
     @property
     def resolved_bucket_size_mib(self) -> float:

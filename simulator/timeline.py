@@ -132,8 +132,11 @@ class TimelineRecorder:
             for it, (start, forward_end, back_end, sync_end, end) in enumerate(
                 zip(tl.iteration_start, tl.forward_end, tl.backward_end, tl.sync_end, tl.iteration_end)
             ):
+                # gradient accumulation: the micro-batches before the last, then its forward
+                accumulated = tl.accumulation_end[it] if tl.accumulation_end else start
                 for kind, lo, hi in (
-                    ("forward", start, forward_end),
+                    ("accumulation", start, accumulated),
+                    ("forward", accumulated, forward_end),
                     ("backward", forward_end, back_end),
                     ("sync wait", back_end, sync_end),
                     ("optimizer", sync_end, end),

@@ -29,19 +29,22 @@ def _synchronous_ranks(sim: BuiltSimulation) -> int:
 
 def _slowest_rank_stretch(sim: BuiltSimulation, forward_s: float, backward_s: float) -> float:
     """Fast path: the factor on forward and backward that makes the representative rank
-    as late as the slowest of N, whose whole iteration's compute (optimizer step
-    included where the GPU runs it) is expected to take ``slowest_of(N, cv)`` times the
-    nominal. 1 on the detailed path, which draws every rank's factor instead."""
+    as late as the slowest of N, whose whole iteration's compute (every accumulated
+    micro-batch, and the optimizer step where the GPU runs it) is expected to take
+    ``slowest_of(N, cv)`` times the nominal. 1 on the detailed path, which draws every
+    rank's factor instead."""
     cv = sim.scenario.variability.iteration_cv
     if cv == 0 or sim.detailed or forward_s + backward_s <= 0:
         return 1.0
     factor = slowest_of(_synchronous_ranks(sim), cv)
     optimizer_s = 0.0 if sim.strategy_name == "parameter_server" else sim.costs.optimizer_s
-    return 1.0 + (factor - 1.0) * (forward_s + backward_s + optimizer_s) / (forward_s + backward_s)
+    passes = (forward_s + backward_s) * sim.scenario.training.gradient_accumulation_steps
+    return 1.0 + (factor - 1.0) * (passes + optimizer_s) / passes
 
 
 def _input_batch_s(sim: BuiltSimulation, rank: int) -> float:
-    """Seconds the input pipeline of ``rank`` needs for one batch (0: synthetic data).
+    """Seconds the input pipeline of ``rank`` needs for one iteration's batches (0:
+    synthetic data).
 
     The node's host cores (``cluster.host_cores``, default 5 per GPU) less those taken
     by parameter servers colocated on it (``cores`` each, leaving at least one) are
@@ -61,7 +64,8 @@ def _input_batch_s(sim: BuiltSimulation, rank: int) -> float:
         node = rank // c.gpus_per_node if sim.detailed else 0
         servers_here = len(range(node, ps.count, c.nodes))
         host = max(host - servers_here * ps.cores, 1)
-    return sim.resolved.batch_per_gpu * per_sample_ms * 1e-3 * c.gpus_per_node / host
+    samples = sim.resolved.batch_per_gpu * s.training.gradient_accumulation_steps  # every micro-batch
+    return samples * per_sample_ms * 1e-3 * c.gpus_per_node / host
 
 
 def _computing(sim: BuiltSimulation, rank: int, seconds: float) -> Generator[simpy.Event, object, float]:
@@ -115,6 +119,7 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
     forward_s, backward_s = totals or _compute_totals(sim)
     variation = variation if variation is not None else ComputeVariation(sim, rank)
     staleness = sim.staleness_bound()
+    accumulation = sim.scenario.training.gradient_accumulation_steps
     # Fast path under iteration_cv: the representative rank runs at the pace of the
     # slowest of N (forward and backward stretched so their sum carries the expected
     # extra time of the whole iteration) but books only its own compute; the rest
@@ -139,11 +144,22 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
                 yield env.timeout(waited)
             timeline.input_wait_s.append(waited)
             batch_ready = env.now + prepare_s
-        timeline.waiting_for = f"forward of iteration {it}"
         slow = variation.iteration_factor()
-        computed = forward_s * slow * variation.jitter()
-        slowed = yield from _computing(sim, rank, computed * stretch)
-        extra = computed * (stretch - 1)
+        computed = slowed = extra = 0.0
+        for micro in range(1, accumulation):  # micro-batches whose gradients are only summed
+            timeline.waiting_for = f"micro-batch {micro} of {accumulation} of iteration {it}"
+            for seconds in (forward_s, backward_s):
+                segment = seconds * slow * variation.jitter()
+                computed += segment
+                extra += segment * (stretch - 1)
+                slowed += yield from _computing(sim, rank, segment * stretch)
+        if accumulation > 1:
+            timeline.accumulation_end.append(env.now)
+        timeline.waiting_for = f"forward of iteration {it}"
+        segment = forward_s * slow * variation.jitter()
+        computed += segment
+        slowed += yield from _computing(sim, rank, segment * stretch)
+        extra += segment * (stretch - 1)
         timeline.forward_end.append(env.now)
         timeline.waiting_for = f"backward of iteration {it}"
         pending: list[simpy.Event] = []

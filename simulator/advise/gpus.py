@@ -30,7 +30,9 @@ def _gpu_formula(scenario: Scenario) -> list[str]:
                                    "cluster.server.pcie_switches": None, "cluster.server.gpus_per_switch": None,
                                    "cluster.server.sockets": None}))
     S = float(sim.costs.gradient_bytes.sum())
-    t_c = sim.costs.total_s
+    # every accumulated micro-batch computes; only the last one's backward overlaps sync
+    steps = scenario.training.gradient_accumulation_steps
+    t_c = sim.costs.total_s + (steps - 1) * float(sim.costs.forward_s.sum() + sim.costs.backward_s.sum())
     t_b = float(sim.costs.backward_s.sum())
     c, t = scenario.cluster, scenario.training
     B = sim.resolved.nic_bandwidth

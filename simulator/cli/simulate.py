@@ -136,6 +136,12 @@ def print_report(result: SimResult, source: str) -> None:
     print_blocks(report_blocks(result, source))
 
 
+def _accumulated(result: SimResult) -> str:
+    """' x N accumulated' where each iteration sums N micro-batches per GPU."""
+    steps = result.global_batch // max(result.total_gpus * result.batch_per_gpu, 1)
+    return f" x {steps} accumulated" if steps > 1 else ""
+
+
 def report_blocks(result: SimResult, source: str) -> list[Block]:
     """The report: the headline numbers, where an iteration's time goes, the most utilized
     resources, where the lost speedup goes, the bottleneck and what was calibrated."""
@@ -144,7 +150,8 @@ def report_blocks(result: SimResult, source: str) -> list[Block]:
     blocks: list[Block] = [Line([(f"clustersim {result.version} - {result.scenario} ({source})", True)])]
     blocks.append(Grid([("", "left"), ("", "right")], [
         ("cluster", f"{result.nodes} x {result.gpus_per_node} {result.gpu} = {result.total_gpus} GPUs"),
-        ("workload", f"{result.model}, batch {result.batch_per_gpu}/GPU ({result.global_batch} global)"),
+        ("workload", f"{result.model}, batch {result.batch_per_gpu}/GPU{_accumulated(result)} "
+                     f"({result.global_batch} global)"),
         ("strategy", f"{result.strategy} ({result.mode} path)"),
         ("iteration time", f"{result.iteration_time_s * 1e3:.2f} ms"),
         ("throughput", f"{result.throughput_samples_per_s:,.1f} {unit}/s"),
