@@ -94,3 +94,41 @@ def test_accumulation_with_transformer_parallelism_is_refused(capsys):
     code, out, err = run_main(capsys, "simulate", "scenarios/llm_llama2_7b_32xa100.yaml",
                               "--set", "training.gradient_accumulation_steps=4")
     assert_one_error(code, out, err, "parallelism.global_batch")
+
+
+def test_advise_accumulation_finds_the_fewest_micro_batches_that_reach_the_target():
+    from simulator.advise import advise_accumulation
+
+    scenario = load_scenario(None, [*TWO_NODES, "cluster.nic.bandwidth_gbps=1"])
+    answer = advise_accumulation(scenario, target_efficiency=0.9)
+    passes, optimizer = _passes(scenario)
+    assert answer.micro_batch_s == pytest.approx(passes, rel=1e-12)
+    assert answer.slowdown == pytest.approx(1.0, rel=1e-9)  # no variability: nobody waits for a straggler
+    n = answer.steps_closed_form
+    assert n is not None and n > 1
+    # the closed form: n x T + o >= 0.9 x (n x T + o + E), and not with n - 1
+    e = answer.exposed_s
+    assert (n * passes + optimizer) / (n * passes + optimizer + e) >= 0.9
+    assert ((n - 1) * passes + optimizer) / ((n - 1) * passes + optimizer + e) < 0.9
+    # ... agrees with the simulation
+    assert answer.steps == n
+    assert answer.simulated[n]["scaling_efficiency"] >= 0.9 > answer.simulated[n - 1]["scaling_efficiency"]
+    assert answer.simulated[n]["global_batch"] == 2 * n * scenario.workload.batch_per_gpu
+
+
+def test_advise_accumulation_says_when_stragglers_cap_the_efficiency(capsys):
+    code, out, _ = run_main(capsys, "advise", "accumulation", "scenarios/ring_4x4_ib100.yaml",
+                            "--target-efficiency", "0.99", "--set", "variability.iteration_cv=0.05")
+    assert code == 0
+    assert "no number of micro-batches reaches 0.99" in out
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["cluster.nodes=1", "cluster.gpus_per_node=1", "cluster.server.pcie_switches=1",
+      "cluster.server.gpus_per_switch=1"], "at least 2 GPUs"),
+    (["training.gradient_accumulation_steps=0"], "gradient_accumulation_steps"),
+])
+def test_advise_accumulation_refuses_what_it_cannot_answer(capsys, overrides, needle):
+    args = [a for o in overrides for a in ("--set", o)]
+    code, out, err = run_main(capsys, "advise", "accumulation", "scenarios/ring_4x4_ib100.yaml", *args)
+    assert_one_error(code, out, err, needle)

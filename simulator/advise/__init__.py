@@ -9,19 +9,23 @@
   by simulating k-1, k and k+1.
 * :func:`advise_gpus` (:mod:`.gpus`) - the largest GPU count whose scaling efficiency
   stays at or above a target, what breaks it beyond, and what would move the limit.
+* :func:`advise_accumulation` (:mod:`.accumulation`) - the fewest gradient-accumulation
+  micro-batches per iteration at which scaling efficiency reaches a target.
 
 Each returns a dataclass (:mod:`.answers`) with ``.to_dict()`` and ``.lines()`` (the
 printed report: formula with the scenario's numbers, the simulated confirmation, the
 next bottleneck).
 """
 
-from .answers import BatchAdvice, BatchChoice, GPUAdvice, PSAdvice
+from .accumulation import advise_accumulation
+from .answers import AccumulationAdvice, BatchAdvice, BatchChoice, GPUAdvice, PSAdvice
 from .batch import BATCH_GRID, TIE, advise_batch, choose_algorithms
 from .common import resource_label
 from .gpus import NODE_GRID, advise_gpus
 from .ps import advise_ps
 
 __all__ = [
+    "AccumulationAdvice",
     "BATCH_GRID",
     "NODE_GRID",
     "TIE",
@@ -29,6 +33,7 @@ __all__ = [
     "BatchChoice",
     "GPUAdvice",
     "PSAdvice",
+    "advise_accumulation",
     "advise_batch",
     "advise_gpus",
     "advise_ps",

@@ -162,3 +162,51 @@ class GPUAdvice:
             out.append(f"  what would move it: {w['change']} -> {f['gpus'] if f else '?'} GPUs at efficiency "
                        f"{w['scaling_efficiency']:.3f}")
         return out
+
+
+@dataclass
+class AccumulationAdvice:
+    scenario: str
+    target_efficiency: float
+    gpus: int
+    batch_per_gpu: int
+    micro_batch_s: float  # T: one micro-batch's forward + backward
+    optimizer_s: float  # o (0 where parameter servers apply the update)
+    slowdown: float  # s: waiting for the slowest rank, on every compute second
+    exposed_s: float  # E: communication not hidden behind the last backward
+    efficiency_one: float  # simulated, one micro-batch
+    ceiling: float  # 1 / s: what no number of micro-batches passes
+    steps_closed_form: int | None  # None when the target is at or above the ceiling
+    simulated: dict[int, dict[str, Any]]  # n -> efficiency, throughput, iteration, global batch, bottleneck
+    steps: int | None  # fewest simulated n reaching the target
+    capped: bool = False  # the closed form asks for more than max_steps
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        t, o, e, s, eta = self.micro_batch_s, self.optimizer_s, self.exposed_s, self.slowdown, self.target_efficiency
+        out = [
+            f"one micro-batch: efficiency {self.efficiency_one:.3f} on {self.gpus} GPUs; an iteration of n "
+            f"micro-batches takes s x (n x T + o) + E",
+            f"  T = {t * 1e3:.2f} ms (forward + backward), o = {o * 1e3:.2f} ms (optimizer), s = {s:.3f} (waiting "
+            f"for the slowest rank), E = {e * 1e3:.2f} ms (communication not hidden)",
+            f"  efficiency(n) = (n x T + o) / (s x (n x T + o) + E), at most 1/s = {self.ceiling:.3f}",
+        ]
+        if self.steps_closed_form is None:
+            out.append(f"no number of micro-batches reaches {eta}: the ceiling 1/s = {self.ceiling:.3f} is below it "
+                       "(variability.iteration_cv: every rank waits for the slowest)")
+            return out
+        out.append(f"  n >= (target x E / (1 - target x s) - o) / T = ({eta} x {e * 1e3:.2f} / (1 - {eta} x {s:.3f}) - "
+                   f"{o * 1e3:.2f}) / {t * 1e3:.2f} -> n = {self.steps_closed_form}")
+        if self.capped:
+            out.append("  (more than --max-steps: not simulated)")
+        out.append("simulated:")
+        for n, r in sorted(self.simulated.items()):
+            out.append(f"  n={n}: efficiency {r['scaling_efficiency']:.3f}, {r['throughput_samples_per_s']:.1f} "
+                       f"samples/s, global batch {r['global_batch']}, bottleneck {r['bottleneck']}")
+        if self.steps is not None:
+            out.append(f"fewest micro-batches reaching {eta}: {self.steps} (training.gradient_accumulation_steps="
+                       f"{self.steps}: {self.steps * self.batch_per_gpu} samples per GPU per step; the learning-rate "
+                       "schedule must follow the larger batch)")
+        return out

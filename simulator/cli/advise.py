@@ -1,4 +1,4 @@
-"""``clustersim advise batch|ps|gpus|parallelism``: configuration guidelines from the command line.
+"""``clustersim advise batch|ps|gpus|accumulation|parallelism``: configuration guidelines from the command line.
 
 Registered on the main group by :mod:`simulator.cli.app`. Each command prints its formula
 with the scenario's numbers, the simulated confirmation and the next bottleneck; with
@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from ..advise.accumulation import advise_accumulation
 from ..advise.batch import advise_batch
 from ..advise.gpus import advise_gpus
 from ..advise.ps import advise_ps
@@ -54,7 +55,7 @@ def _emit(answer: Any, json_out: str | None) -> None:
 
 @click.group()
 def advise() -> None:
-    """Configuration guidelines: batch and conv algorithms, parameter servers, GPU count."""
+    """Configuration guidelines: batch and conv algorithms, parameter servers, GPU count, accumulation."""
 
 
 @advise.command("batch")
@@ -99,6 +100,21 @@ def gpus(scenario: Path, overrides: tuple[str, ...], json_out: str | None, targe
     finally:
         progress.close()
     _emit(answer, json_out)
+
+
+@advise.command("accumulation")
+@_scenario_arg
+@_set_opt
+@_json_opt
+@click.option("--target-efficiency", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9,
+              show_default=True)
+@click.option("--max-steps", type=click.IntRange(1, 4096), default=4096, show_default=True)
+def accumulation(scenario: Path, overrides: tuple[str, ...], json_out: str | None, target_efficiency: float,
+                 max_steps: int) -> None:
+    """The fewest gradient-accumulation micro-batches reaching the target scaling efficiency."""
+    check_output_path(json_out, "--json")
+    _emit(advise_accumulation(load_scenario(scenario, overrides), target_efficiency=target_efficiency,
+                              max_steps=max_steps), json_out)
 
 
 @advise.command("parallelism")
