@@ -73,6 +73,9 @@ class LayerModelFit:
                   "memory_efficiency": f"memory efficiency {self.memory_efficiency:.3g}",
                   "layer_overhead_s": f"per-kernel overhead {self.layer_overhead_s * 1e6:.3g} us"}
         held = [values[p] + " (scenario)" for p in PARAMETERS if p not in fitted]
+        # a value on the edge of its grid: the device is unlike what the model assumes
+        edge = [p for p in PARAMETERS if p in fitted and getattr(self, p) in (GRIDS[p][0], GRIDS[p][-1])]
+        values.update({p: values[p] + " (the edge of the search range)" for p in edge})
         return (", ".join([values[p] for p in PARAMETERS if p in fitted] + held)
                 + f", fitted on {self.passes} timed layer passes of {', '.join(self.models)} (time-weighted mean "
                 f"|log error| {self.error:.3f}, {self.start_error:.3f} before the fit)")

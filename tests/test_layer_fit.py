@@ -98,3 +98,20 @@ def test_a_fully_timed_model_is_not_refitted():
     built = _calibrated("resnet18")
     assert "untimed_layers" not in built.calibration.report
     assert built.calibration.report["layers_estimated"] == 0
+
+
+def test_a_fit_on_the_edge_of_its_range_says_so(tmp_path):
+    import json
+
+    # a CPU's layer times claimed for a V100: nothing in range explains them
+    data = json.loads((PROFILES / "cpu-intel-xeon-2core.json").read_text())
+    data["environment"].update(device_kind="cuda", catalog_gpu="V100-SXM2-16GB", device_name="Tesla V100-SXM2-16GB")
+    path = tmp_path / "claimed-v100.json"
+    path.write_text(json.dumps(data))
+    scenario = load_scenario({"calibration": str(path),
+                              "cluster": {"nodes": 1, "gpus_per_node": 1, "gpu": "V100-SXM2-16GB"},
+                              "workload": {"model": "vgg16", "batch_per_gpu": 8, "precision": "fp32",
+                                           "compute_efficiency": 0.7}}, [])
+    note = build(scenario).calibration.report["untimed_layers"]
+    assert "compute efficiency 0.7 (scenario)" in note  # set in the scenario: held
+    assert "the edge of the search range" in note
