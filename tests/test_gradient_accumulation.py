@@ -132,3 +132,15 @@ def test_advise_accumulation_refuses_what_it_cannot_answer(capsys, overrides, ne
     args = [a for o in overrides for a in ("--set", o)]
     code, out, err = run_main(capsys, "advise", "accumulation", "scenarios/ring_4x4_ib100.yaml", *args)
     assert_one_error(code, out, err, needle)
+
+
+def test_advise_accumulation_counts_what_the_one_gpu_baseline_waits_for_under_parameter_servers():
+    from simulator.advise import advise_accumulation
+
+    # one GPU pushing to its servers waits too (E1 > 0): the closed form must use it
+    scenario = load_scenario("scenarios/ps_4x4_10gbe.yaml", ["cluster.nodes=2", "cluster.nic.bandwidth_gbps=25"])
+    answer = advise_accumulation(scenario, target_efficiency=0.7)
+    assert answer.exposed_one_gpu_s > 0 and answer.optimizer_s == 0.0
+    n = answer.steps_closed_form
+    assert n is not None and answer.steps == n
+    assert answer.simulated[n]["scaling_efficiency"] >= 0.7 > answer.simulated[n - 1]["scaling_efficiency"]

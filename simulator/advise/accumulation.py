@@ -7,11 +7,13 @@ samples. Two simulations, at n = 1 and 2, give the iteration as
 ``t(n) = s x (n x T + o) + E``: ``s`` the slowdown of waiting for the slowest rank
 (``variability.iteration_cv``; 1 without it), ``o`` the optimizer step, ``E`` the
 communication not hidden behind the last micro-batch's backward (the same for every n).
-Efficiency is the one-GPU iteration over it, ``(n x T + o) / t(n)``, so
+Efficiency is the one-GPU iteration ``n x T + o + E1`` over it (``E1``: what the one-GPU
+baseline itself waits for, its parameter-server round trips; 0 under allreduce), so
 
-    efficiency >= target  <=>  n >= (target x E / (1 - target x s) - o) / T,
+    efficiency >= target  <=>  n >= ((target x E - E1) / (1 - target x s) - o) / T,
 
-reachable only below ``1 / s``. The answer is confirmed by simulating n - 1, n and n + 1.
+reachable only below ``1 / s``. The answer is confirmed by simulating n - 1, n and n + 1
+(and, where n - 1 already reaches the target, by bisecting below it).
 A larger accumulated batch changes the optimization as any larger batch does (the
 learning-rate schedule must follow it); this answers the throughput side only.
 """
@@ -50,26 +52,45 @@ def advise_accumulation(scenario: Scenario, *, target_efficiency: float = 0.8, m
     one, two = simulate(_at(scenario, 1)), simulate(_at(scenario, 2))
     slowdown = (two.iteration_time_s - one.iteration_time_s) / passes
     exposed = max(one.iteration_time_s - slowdown * (passes + optimizer), 0.0)
+    # the one-GPU baseline's own iteration (its samples at its throughput)
+    baseline_s = scenario.workload.batch_per_gpu / (one.throughput_samples_per_s / one.speedup)
+    exposed_one = max(baseline_s - passes - optimizer, 0.0)
     ceiling = 1 / slowdown
     needed = None
     if target_efficiency * slowdown < 1:
-        needed = max(1, math.ceil((target_efficiency * exposed / (1 - target_efficiency * slowdown) - optimizer)
-                                  / passes - 1e-9))
+        needed = max(1, math.ceil(((target_efficiency * exposed - exposed_one) / (1 - target_efficiency * slowdown)
+                                   - optimizer) / passes - 1e-9))
     simulated: dict[int, dict[str, float | str]] = {}
-    candidates = sorted({n for n in (needed - 1, needed, needed + 1) if 1 <= n <= max_steps}) if needed else []
-    for i, n in enumerate(candidates):
-        if on_step is not None:
-            on_step(i, len(candidates))
-        r = simulate(_at(scenario, n))
-        b = r.bottleneck
-        simulated[n] = {"scaling_efficiency": r.scaling_efficiency,
-                        "throughput_samples_per_s": r.throughput_samples_per_s,
-                        "iteration_time_s": r.iteration_time_s, "global_batch": r.global_batch,
-                        "bottleneck": f"{resource_label(b.resource, b.kind)} {b.utilization:.0%}"}
+
+    def run(n: int) -> bool:
+        """Simulate n micro-batches (once); whether they reach the target."""
+        if n not in simulated:
+            if on_step is not None:
+                on_step(len(simulated), len(simulated) + 1)
+            r = simulate(_at(scenario, n))
+            b = r.bottleneck
+            simulated[n] = {"scaling_efficiency": r.scaling_efficiency,
+                            "throughput_samples_per_s": r.throughput_samples_per_s,
+                            "iteration_time_s": r.iteration_time_s, "global_batch": r.global_batch,
+                            "bottleneck": f"{resource_label(b.resource, b.kind)} {b.utilization:.0%}"}
+        return float(simulated[n]["scaling_efficiency"]) >= target_efficiency
+
+    if needed is not None:
+        for n in (needed - 1, needed, needed + 1):
+            if 1 <= n <= max_steps:
+                run(n)
+        if needed - 1 >= 1 and run(needed - 1):  # the closed form asked too much: bisect below
+            lo, hi = 0, needed - 1  # hi reaches; lo does not (0: none)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if run(mid) else (mid, hi)
+            if hi > 1:
+                run(hi - 1)
     reaching = [n for n, r in simulated.items() if float(r["scaling_efficiency"]) >= target_efficiency]
     return AccumulationAdvice(
         scenario=scenario.name, target_efficiency=target_efficiency, gpus=scenario.cluster.total_gpus,
         batch_per_gpu=scenario.workload.batch_per_gpu, micro_batch_s=passes, optimizer_s=optimizer,
-        slowdown=slowdown, exposed_s=exposed, efficiency_one=one.scaling_efficiency, ceiling=ceiling,
+        slowdown=slowdown, exposed_s=exposed, exposed_one_gpu_s=exposed_one, efficiency_one=one.scaling_efficiency,
+        ceiling=ceiling,
         steps_closed_form=needed, simulated=simulated, steps=min(reaching) if reaching else None,
         capped=needed is not None and needed > max_steps)

@@ -174,6 +174,7 @@ class AccumulationAdvice:
     optimizer_s: float  # o (0 where parameter servers apply the update)
     slowdown: float  # s: waiting for the slowest rank, on every compute second
     exposed_s: float  # E: communication not hidden behind the last backward
+    exposed_one_gpu_s: float  # E1: what the one-GPU baseline waits for (parameter servers; 0 under allreduce)
     efficiency_one: float  # simulated, one micro-batch
     ceiling: float  # 1 / s: what no number of micro-batches passes
     steps_closed_form: int | None  # None when the target is at or above the ceiling
@@ -191,14 +192,17 @@ class AccumulationAdvice:
             f"micro-batches takes s x (n x T + o) + E",
             f"  T = {t * 1e3:.2f} ms (forward + backward), o = {o * 1e3:.2f} ms (optimizer), s = {s:.3f} (waiting "
             f"for the slowest rank), E = {e * 1e3:.2f} ms (communication not hidden)",
-            f"  efficiency(n) = (n x T + o) / (s x (n x T + o) + E), at most 1/s = {self.ceiling:.3f}",
+            f"  efficiency(n) = (n x T + o + E1) / (s x (n x T + o) + E), E1 = {self.exposed_one_gpu_s * 1e3:.2f} ms "
+            f"(what one GPU waits for alone), at most 1/s = {self.ceiling:.3f}",
         ]
         if self.steps_closed_form is None:
             out.append(f"no number of micro-batches reaches {eta}: the ceiling 1/s = {self.ceiling:.3f} is below it "
                        "(variability.iteration_cv: every rank waits for the slowest)")
             return out
-        out.append(f"  n >= (target x E / (1 - target x s) - o) / T = ({eta} x {e * 1e3:.2f} / (1 - {eta} x {s:.3f}) - "
-                   f"{o * 1e3:.2f}) / {t * 1e3:.2f} -> n = {self.steps_closed_form}")
+        e1 = self.exposed_one_gpu_s
+        out.append(f"  n >= ((target x E - E1) / (1 - target x s) - o) / T = (({eta} x {e * 1e3:.2f} - "
+                   f"{e1 * 1e3:.2f}) / (1 - {eta} x {s:.3f}) - {o * 1e3:.2f}) / {t * 1e3:.2f} -> "
+                   f"n = {self.steps_closed_form}")
         if self.capped:
             out.append("  (more than --max-steps: not simulated)")
         out.append("simulated:")
