@@ -220,8 +220,8 @@ def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str) -> tup
     untimed_note = None
     if estimated_index:
         refit = untimed_layer_estimate(view, profile, stand_in, share)
-        if refit is None:
-            untimed_note = "layer-time model at its defaults: the profile times too few layers to fit it"
+        if isinstance(refit, str):  # not fitted, and why
+            untimed_note = refit
         else:
             costs_fit, fit, fitted = refit
             for i in estimated_index:

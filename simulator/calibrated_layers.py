@@ -122,10 +122,11 @@ FITS_KEPT = 32
 
 
 def untimed_layer_estimate(view: Resolved, profile: Profile, stand_in: ProfiledDevice | None,
-                            share: HostShare | None) -> tuple[ComputeCosts, LayerModelFit, tuple[str, ...]] | None:
+                            share: HostShare | None) -> tuple[ComputeCosts, LayerModelFit, tuple[str, ...]] | str:
     """The scenario's model estimated with the layer-time model's device parameters
-    fitted on every layer the profile timed (None when it times too few), the fit, and
-    which parameters were fitted. Timings are taken as the rank runs them: at its thread
+    fitted on every layer the profile timed, the fit, and which parameters were fitted;
+    or, where nothing is fitted (the profile times too few layers, or the scenario sets
+    all three parameters), the report's line saying so. Timings are taken as the rank runs them: at its thread
     count on a shared CPU host, stretched where its cores are time-shared."""
     from . import memory
 
@@ -141,7 +142,7 @@ def untimed_layer_estimate(view: Resolved, profile: Profile, stand_in: ProfiledD
                  "layer_overhead_s": "layer_overhead_us"}
         fitted = tuple(p for p in PARAMETERS if named[p] not in w.model_fields_set)
         if not fitted:
-            return None
+            return "layer-time model with the scenario's own parameters (it sets all three)"
     key = (id(profile), getattr(device, "name", ""), share.threads if share else None,
            share.oversubscription if share else None, start, fitted, w.optimizer)
     if key not in _FITS:
@@ -173,7 +174,7 @@ def untimed_layer_estimate(view: Resolved, profile: Profile, stand_in: ProfiledD
             del _FITS[next(iter(_FITS))]
     fit = _FITS[key][1]
     if fit is None:
-        return None
+        return "layer-time model at its defaults: the profile times too few layers to fit it"
     if stand_in is not None:
         costs = roofline_on(view, stand_in, fit.compute_efficiency, fit.memory_efficiency, fit.layer_overhead_s)
     else:

@@ -115,3 +115,21 @@ def test_a_fit_on_the_edge_of_its_range_says_so(tmp_path):
     note = build(scenario).calibration.report["untimed_layers"]
     assert "compute efficiency 0.7 (scenario)" in note  # set in the scenario: held
     assert "the edge of the search range" in note
+
+
+def test_a_scenario_that_sets_every_parameter_keeps_them(tmp_path):
+    import json
+
+    data = json.loads((PROFILES / "cpu-intel-xeon-2core.json").read_text())
+    data["environment"].update(device_kind="cuda", catalog_gpu="V100-SXM2-16GB", device_name="Tesla V100-SXM2-16GB")
+    path = tmp_path / "claimed-v100.json"
+    path.write_text(json.dumps(data))
+    workload = {"model": "vgg16", "batch_per_gpu": 8, "precision": "fp32", "compute_efficiency": 0.7,
+                "memory_efficiency": 0.7, "layer_overhead_us": 10}
+    scenario = load_scenario({"calibration": str(path), "workload": workload,
+                              "cluster": {"nodes": 1, "gpus_per_node": 1, "gpu": "V100-SXM2-16GB"}}, [])
+    built = build(scenario)
+    assert "it sets all three" in built.calibration.report["untimed_layers"]
+    plain = build(load_scenario({"workload": workload,
+                                 "cluster": {"nodes": 1, "gpus_per_node": 1, "gpu": "V100-SXM2-16GB"}}, []))
+    assert built.costs.total_s == pytest.approx(plain.costs.total_s, rel=1e-12)
