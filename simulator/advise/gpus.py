@@ -118,6 +118,10 @@ def advise_gpus(scenario: Scenario, *, target_efficiency: float = 0.8, max_gpus:
                      capped)
 
 
+#: Causes of lost speedup that gradient accumulation spreads over more samples.
+COMMUNICATION_CAUSES = frozenset({"nic_saturation", "parameter_server", "pcie_contention", "latency", "nvlink"})
+
+
 def _what_if(scenario: Scenario, cause: str) -> list[dict[str, Any]]:
     c, t = scenario.cluster, scenario.training
     changes: list[tuple[str, dict[str, Any]]] = []
@@ -133,6 +137,11 @@ def _what_if(scenario: Scenario, cause: str) -> list[dict[str, Any]]:
         changes.append(("PCIe gen 4", {"cluster.server.pcie_generation": 4}))
     if t.strategy == "parameter_server" and cause != "parameter_server":
         changes.append(("ring allreduce instead of parameter servers", {"training.strategy": "ring_allreduce"}))
+    if cause in COMMUNICATION_CAUSES and t.parallelism is None:
+        # the same gradient bytes for four times the samples (a larger batch per step)
+        steps = 4 * t.gradient_accumulation_steps
+        changes.append((f"{steps} micro-batches per iteration (gradient accumulation; `clustersim advise "
+                        "accumulation` finds the fewest)", {"training.gradient_accumulation_steps": steps}))
     out = []
     for label, dotted in changes:
         try:

@@ -67,3 +67,13 @@ def test_cli_json(capsys):
     assert out["k_closed_form"] == 4
     main(["advise", "gpus", "scenarios/ring_4x4_ib100.yaml", "--set", "cluster.nic.link=10GbE"])
     assert "largest GPU count with efficiency >= 0.8: 4 GPUs" in capsys.readouterr().out
+
+
+def test_a_network_bound_limit_lists_gradient_accumulation_among_what_would_move_it():
+    s = load_scenario("scenarios/ring_4x4_ib100.yaml", ["cluster.nic.bandwidth_gbps=10"])
+    answer = advise_gpus(s, target_efficiency=0.8, max_gpus=8)
+    assert answer.first_failing is not None and answer.first_failing["component"] == "NIC"
+    accumulation = [w for w in answer.what_if if w["change"].startswith("4 micro-batches per iteration")]
+    assert len(accumulation) == 1
+    # the same bytes for four times the samples: well above the failing count's efficiency
+    assert accumulation[0]["scaling_efficiency"] > 2 * answer.first_failing["scaling_efficiency"]
