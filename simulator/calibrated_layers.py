@@ -159,7 +159,8 @@ def untimed_layer_estimate(view: Resolved, profile: Profile, stand_in: ProfiledD
                 data.append(timed)
                 if stand_in is None:  # the convolution algorithms the scenario's GPU would run
                     other = view.scenario.model_copy(update={"workload": w.model_copy(update={
-                        "model": model.name, "batch_per_gpu": timed.batch, "sequence_length": None})})
+                        "model": model.name, "model_file": None, "batch_per_gpu": timed.batch,
+                        "sequence_length": None})})
                     algorithms[(model.name, timed.batch)] = memory.scenario_algorithms(other)
 
         def estimate(model: Model, batch: int, ce: float, me: float, oh: float) -> tuple[np.ndarray, np.ndarray]:
