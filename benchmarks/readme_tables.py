@@ -14,6 +14,7 @@ between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers.
     python benchmarks/heldout_lambda_non_xla.py --json benchmarks/results/heldout_lambda.json
     python benchmarks/untimed_layers.py --json benchmarks/results/untimed_layers.json
     python benchmarks/accumulation_timm1659.py --json benchmarks/results/accumulation_timm1659.json
+    python benchmarks/kepler_vs_maxwell.py --json benchmarks/results/kepler_vs_maxwell.json
     python benchmarks/readme_tables.py                            # rewrite README.md
     python benchmarks/readme_tables.py --check                    # exit 1 if stale
 """
@@ -198,10 +199,26 @@ def accumulation_table() -> str:
     return "\n".join(lines)
 
 
+def kepler_table() -> str:
+    rows = json.loads((RESULTS / "kepler_vs_maxwell.json").read_text())
+    lines = ["| convnet-benchmarks, cuDNN R2, batch 128 | pass | Titan Black / Titan X measured | model | "
+             "model, issue share 1 |", "|---|---|--:|--:|--:|"]
+    lines += [f"| {r['workload']} | {r['pass']} | {r['measured_ratio']:.2f} | {r['model_ratio']:.2f} | "
+              f"{r['model_ratio_share_1']:.2f} |" for r in rows]
+    off = sorted(r["model_ratio"] / r["measured_ratio"] - 1 for r in rows)
+    off1 = sorted(r["model_ratio_share_1"] / r["measured_ratio"] - 1 for r in rows)
+    mid = len(off) // 2
+    lines += ["", f"Median model / measured ratio - 1 over the {len(rows)} passes: "
+              f"{100 * (off[mid - 1] + off[mid]) / 2:+.1f}% with the issue share, "
+              f"{100 * (off1[mid - 1] + off1[mid]) / 2:+.1f}% without it."]
+    return "\n".join(lines)
+
+
 TABLES = {"single-gpu-cv": single_gpu_table, "measured-here": measured_here_table, "dev-set": dev_set_table,
           "collectives-cv": collectives_table,
           "training-cv": training_table, "llm-cv": llm_table, "heldout-lambda": heldout_lambda_table,
-          "untimed-layers": untimed_layers_table, "accumulation": accumulation_table}
+          "untimed-layers": untimed_layers_table, "accumulation": accumulation_table,
+          "kepler-vs-maxwell": kepler_table}
 
 
 def render(text: str) -> str:

@@ -240,6 +240,8 @@ def test_kepler_cuda_cores_run_at_the_share_its_schedulers_can_issue():
     assert rates.matrix_flops_s == pytest.approx(rates.scalar_flops_s, rel=1e-12)
     # memory-bound work is not issue-limited
     assert rates.bytes_s == pytest.approx(240e9 * 0.8, rel=1e-12)
+    # the Titan Black's GK110B has the same SMX
+    assert get_gpu("GTX-Titan-Black").cuda_core_issue_share == k80.cuda_core_issue_share
     # from Maxwell on every scheduler has its own 32 lanes: the datasheet rate
     for name in ("TitanX-Maxwell", "V100-SXM2-16GB"):
         spec = get_gpu(name)

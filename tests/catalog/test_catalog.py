@@ -91,7 +91,7 @@ def test_gpu_entry_sane(spec: GPUSpec) -> None:
     assert spec.source.strip()
     assert spec.notes.strip()
     assert 2012 <= spec.year <= 2025
-    assert 8 <= spec.memory_gib <= 200
+    assert 6 <= spec.memory_gib <= 200  # the GTX Titan Black's 6 GB is the smallest
     assert 200 <= spec.memory_bandwidth_gbytes_s <= 6000
     assert spec.pcie_gen in (3, 4, 5)
     assert spec.nvlink_gbytes_s is None or 50 <= spec.nvlink_gbytes_s <= 500
@@ -307,6 +307,7 @@ def test_fp16_without_fast_half_uses_fp32_rate() -> None:
         ("A100-SXM4-80GB", 19.5, 2039, 80),
         ("M40", 7.0, 288, 24),
         ("TitanX-Maxwell", 6.6, 336.5, 12),
+        ("GTX-Titan-Black", 5.645, 336, 6),
         ("TitanX-Pascal", 11.0, 480, 12),
         ("GTX-1080Ti", 11.3, 484, 11),
         ("RTX-2080Ti", 13.4, 616, 11),
