@@ -115,7 +115,8 @@ def roofline_on(view: Resolved, device: ProfiledDevice, compute_efficiency: floa
                           layer_overhead_s=layer_overhead_s, optimizer=w.optimizer, kernel_fusion=w.kernel_fusion)
 
 
-#: Fits already made: (profile id, device, thread share, start, fitted) -> (profile, fit).
+#: Fits already made: (profile id, device, thread share, start, fitted, what the algorithms
+#: follow) -> (profile, fit).
 #: The profile is kept with its fit, so its id cannot be reused while the entry lives.
 _FITS: dict[tuple[Any, ...], tuple[Profile, LayerModelFit | None]] = {}
 FITS_KEPT = 32
@@ -126,8 +127,9 @@ def untimed_layer_estimate(view: Resolved, profile: Profile, stand_in: ProfiledD
     """The scenario's model estimated with the layer-time model's device parameters
     fitted on every layer the profile timed, the fit, and which parameters were fitted;
     or, where nothing is fitted (the profile times too few layers, or the scenario sets
-    all three parameters), the report's line saying so. Timings are taken as the rank runs them: at its thread
-    count on a shared CPU host, stretched where its cores are time-shared."""
+    all three parameters), the report's line saying so. Timings are taken as the rank
+    runs them: at its thread count on a shared CPU host, stretched where its cores are
+    time-shared."""
     from . import memory
 
     w = view.scenario.workload
@@ -143,8 +145,10 @@ def untimed_layer_estimate(view: Resolved, profile: Profile, stand_in: ProfiledD
         fitted = tuple(p for p in PARAMETERS if named[p] not in w.model_fields_set)
         if not fitted:
             return "layer-time model with the scenario's own parameters (it sets all three)"
+    # (the convolution algorithms a catalog GPU would run follow the workload's choice)
     key = (id(profile), getattr(device, "name", ""), share.threads if share else None,
-           share.oversubscription if share else None, start, fitted, w.optimizer)
+           share.oversubscription if share else None, start, fitted, w.optimizer, w.conv_algorithm, w.workspace,
+           tuple(sorted(w.conv_algorithms.items())))
     if key not in _FITS:
         data: list[TimedLayers] = []
         algorithms: dict[tuple[str, int], list[str | None] | None] = {}
