@@ -50,7 +50,8 @@ def advise_accumulation(scenario: Scenario, *, target_efficiency: float = 0.8, m
     passes = float(costs.forward_s.sum() + costs.backward_s.sum())
     optimizer = 0.0 if scenario.training.strategy == "parameter_server" else float(costs.optimizer_s)
     one, two = simulate(_at(scenario, 1)), simulate(_at(scenario, 2))
-    slowdown = (two.iteration_time_s - one.iteration_time_s) / passes
+    # waiting for others never speeds compute up (a jittery run can measure under 1)
+    slowdown = max((two.iteration_time_s - one.iteration_time_s) / passes, 1.0)
     exposed = max(one.iteration_time_s - slowdown * (passes + optimizer), 0.0)
     # the one-GPU baseline's own iteration (its samples at its throughput)
     baseline_s = scenario.workload.batch_per_gpu / (one.throughput_samples_per_s / one.speedup)
