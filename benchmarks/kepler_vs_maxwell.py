@@ -1,12 +1,14 @@
 """Kepler against Maxwell with the software held fixed: the architecture factor alone.
 
-soumith/convnet-benchmarks timed the same convolutions with the same library (cuDNN R2
-through Torch's cudnn.SpatialConvolution) on an NVIDIA GTX Titan Black (Kepler GK110B,
-README until commit 6468ba7, December 2014) and then on a GTX Titan X (Maxwell GM200,
-commit 0e3ec86, April 2015): AlexNet ("One Weird Trick", batch 128) and five single
-convolution layers L1-L5 (batch 128, forward, and backward = gradInput + gradWeight).
+soumith/convnet-benchmarks timed the same convolutions with the same libraries on an
+NVIDIA GTX Titan Black (Kepler GK110B, README until commit 6468ba7, December 2014) and then
+on a GTX Titan X (Maxwell GM200, commit 0e3ec86, April 2015): AlexNet ("One Weird Trick",
+batch 128), VGG model A ("OxfordNet", batch 32 on the Titan Black, 64 on the Titan X:
+compared per sample) and five single convolution layers L1-L5 (batch 128; backward =
+gradInput + gradWeight), each with cuDNN R2 (Torch's cudnn.SpatialConvolution) and with
+Torch's own im2col + cuBLAS kernel (nn.SpatialConvolutionMM).
 The two cards have the same memory bandwidth (336 GB/s) and datasheet fp32 peaks within
-17%, yet the Kepler card took 1.4-1.6 times as long. Whatever cuDNN R2 made of either
+17%, yet the Kepler card took 1.1-2.0 times as long (1.5 typically). Whatever cuDNN R2 made of either
 card cancels in the ratio, so the ratio tests what the catalog says about the
 architectures: the Kepler SMX feeds only 128 of its 192 cores per clock without dual
 issue (``cuda_core_issue_share`` 0.667). Absolute times are printed too: cuDNN R2 (2014)
@@ -38,30 +40,39 @@ from simulator.loading import load_model_file
 from simulator.zoo import get_model
 
 DATA = Path(__file__).resolve().parent / "data" / "convnet_benchmarks"
-BATCH = 128
-# (forward ms, backward ms) from the README tables, cuDNN R2 rows.
+CUDNN, TORCH = "cuDNN R2", "Torch MM"
+# (library, workload) -> {card: (batch, forward ms, backward ms)} from the README tables:
+# the Titan Black's at commit 6468ba7, the Titan X's at 0e3ec86.
 MEASURED = {
-    "AlexNet": {"GTX-Titan-Black": (100, 261), "TitanX-Maxwell": (70, 161)},
-    "L1": {"GTX-Titan-Black": (90, 189), "TitanX-Maxwell": (56, 139)},
-    "L2": {"GTX-Titan-Black": (218, 606), "TitanX-Maxwell": (143, 401)},
-    "L3": {"GTX-Titan-Black": (79, 230), "TitanX-Maxwell": (53, 159)},
-    "L4": {"GTX-Titan-Black": (9, 27), "TitanX-Maxwell": (6, 19)},
-    "L5": {"GTX-Titan-Black": (17, 47), "TitanX-Maxwell": (11, 32)},
+    (CUDNN, "AlexNet"): {"GTX-Titan-Black": (128, 100, 261), "TitanX-Maxwell": (128, 70, 161)},
+    (TORCH, "AlexNet"): {"GTX-Titan-Black": (128, 172, 306), "TitanX-Maxwell": (128, 132, 210)},
+    (CUDNN, "VGG-A"): {"GTX-Titan-Black": (32, 221, 581), "TitanX-Maxwell": (64, 342, 757)},
+    (TORCH, "VGG-A"): {"GTX-Titan-Black": (32, 262, 579), "TitanX-Maxwell": (64, 350, 755)},
+    (CUDNN, "L1"): {"GTX-Titan-Black": (128, 90, 189), "TitanX-Maxwell": (128, 56, 139)},
+    (CUDNN, "L2"): {"GTX-Titan-Black": (128, 218, 606), "TitanX-Maxwell": (128, 143, 401)},
+    (CUDNN, "L3"): {"GTX-Titan-Black": (128, 79, 230), "TitanX-Maxwell": (128, 53, 159)},
+    (CUDNN, "L4"): {"GTX-Titan-Black": (128, 9, 27), "TitanX-Maxwell": (128, 6, 19)},
+    (CUDNN, "L5"): {"GTX-Titan-Black": (128, 17, 47), "TitanX-Maxwell": (128, 11, 32)},
+    (TORCH, "L1"): {"GTX-Titan-Black": (128, 105, 301), "TitanX-Maxwell": (128, 94, 206)},
+    (TORCH, "L2"): {"GTX-Titan-Black": (128, 239, 673), "TitanX-Maxwell": (128, 149, 432)},
+    (TORCH, "L3"): {"GTX-Titan-Black": (128, 168, 270), "TitanX-Maxwell": (128, 123, 178)},
+    (TORCH, "L4"): {"GTX-Titan-Black": (128, 32, 47), "TitanX-Maxwell": (128, 24, 29)},
+    (TORCH, "L5"): {"GTX-Titan-Black": (128, 37, 64), "TitanX-Maxwell": (128, 28, 32)},
 }
 
 
-def predict(workload: str, gpu) -> tuple[float, float]:
+def predict(workload: str, gpu, batch: int) -> tuple[float, float]:
     """(forward, backward) ms by the layer-time model at the shipped defaults (implicit
-    GEMM: cuDNN R2 had neither FFT nor Winograd)."""
+    GEMM: cuDNN R2 had neither FFT nor Winograd, Torch's kernel is a GEMM)."""
     efficiency = compute.default_compute_efficiency("fp32", gpu.architecture)
-    if workload == "AlexNet":
-        costs = compute.roofline_costs(get_model("alexnet"), gpu, precision="fp32", batch=BATCH,
-                                       compute_efficiency=efficiency, memory_efficiency=0.8,
-                                       layer_overhead_s=20e-6, optimizer="momentum")
+    if workload in ("AlexNet", "VGG-A"):
+        model = get_model("alexnet") if workload == "AlexNet" else load_model_file(DATA / "vgg_a.yml", register=False)
+        costs = compute.roofline_costs(model, gpu, precision="fp32", batch=batch, compute_efficiency=efficiency,
+                                       memory_efficiency=0.8, layer_overhead_s=20e-6, optimizer="momentum")
         return 1e3 * float(np.sum(costs.forward_s)), 1e3 * float(np.sum(costs.backward_s))
     layer = load_model_file(DATA / f"layer_{workload}.yml", register=False).layers[0]
     rates = compute.device_rates(gpu, "fp32", efficiency, 0.8, 20e-6)
-    fwd, bwd = compute.layer_times(layer, BATCH, rates, layer.params * 4, None, input_gradient=True)
+    fwd, bwd = compute.layer_times(layer, batch, rates, layer.params * 4, None, input_gradient=True)
     return 1e3 * fwd, 1e3 * bwd
 
 
@@ -72,17 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     kepler, maxwell = get_gpu("GTX-Titan-Black"), get_gpu("TitanX-Maxwell")
     no_share = dataclasses.replace(kepler, cuda_core_issue_share=1.0, issue_source="")
     rows = []
-    print(f"{'workload':9s} {'pass':9s} {'measured':>9s} {'model':>7s} {'share 1':>8s}   "
+    print(f"{'library':9s} {'workload':9s} {'pass':9s} {'measured':>9s} {'model':>7s} {'share 1':>8s}   "
           f"{'Titan Black pred/meas':>21s} {'Titan X pred/meas':>17s}")
-    for workload, measured in MEASURED.items():
-        tb, tx, tb1 = predict(workload, kepler), predict(workload, maxwell), predict(workload, no_share)
+    for (library, workload), measured in MEASURED.items():
+        (b_tb, *m_tb), (b_tx, *m_tx) = measured["GTX-Titan-Black"], measured["TitanX-Maxwell"]
+        tb, tx = predict(workload, kepler, b_tb), predict(workload, maxwell, b_tx)
+        tb1 = predict(workload, no_share, b_tb)
+        per = b_tx / b_tb  # compared per sample where the batches differ
         for i, phase in enumerate(("forward", "backward")):
-            m_tb, m_tx = measured["GTX-Titan-Black"][i], measured["TitanX-Maxwell"][i]
-            row = {"workload": workload, "pass": phase, "measured_ratio": m_tb / m_tx,
-                   "model_ratio": tb[i] / tx[i], "model_ratio_share_1": tb1[i] / tx[i],
-                   "titan_black_pred_over_meas": tb[i] / m_tb, "titan_x_pred_over_meas": tx[i] / m_tx}
+            row = {"library": library, "workload": workload, "pass": phase,
+                   "measured_ratio": m_tb[i] / m_tx[i] * per, "model_ratio": tb[i] / tx[i] * per,
+                   "model_ratio_share_1": tb1[i] / tx[i] * per,
+                   "titan_black_pred_over_meas": tb[i] / m_tb[i], "titan_x_pred_over_meas": tx[i] / m_tx[i]}
             rows.append(row)
-            print(f"{workload:9s} {phase:9s} {row['measured_ratio']:9.2f} {row['model_ratio']:7.2f} "
+            print(f"{library:9s} {workload:9s} {phase:9s} {row['measured_ratio']:9.2f} {row['model_ratio']:7.2f} "
                   f"{row['model_ratio_share_1']:8.2f}   {row['titan_black_pred_over_meas']:21.2f} "
                   f"{row['titan_x_pred_over_meas']:17.2f}")
     err = np.array([r["model_ratio"] / r["measured_ratio"] - 1 for r in rows])
