@@ -146,34 +146,35 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
             batch_ready = env.now + prepare_s
         slow = variation.iteration_factor()
         computed = slowed = extra = 0.0
+
+        def compute(seconds: float, slow: float = slow) -> Generator[simpy.Event, object, None]:
+            """Compute ``seconds`` of nominal forward or backward work: this iteration's
+            factor and a jitter draw on it, the fast path's stretch booked as ``extra``."""
+            nonlocal computed, extra, slowed
+            segment = seconds * slow * variation.jitter()
+            computed += segment
+            extra += segment * (stretch - 1)
+            slowed += yield from _computing(sim, rank, segment * stretch)
+
         for micro in range(1, accumulation):  # micro-batches whose gradients are only summed
             timeline.waiting_for = f"micro-batch {micro} of {accumulation} of iteration {it}"
-            for seconds in (forward_s, backward_s):
-                segment = seconds * slow * variation.jitter()
-                computed += segment
-                extra += segment * (stretch - 1)
-                slowed += yield from _computing(sim, rank, segment * stretch)
+            yield from compute(forward_s)
+            yield from compute(backward_s)
         if accumulation > 1:
             timeline.accumulation_end.append(env.now)
         timeline.waiting_for = f"forward of iteration {it}"
-        segment = forward_s * slow * variation.jitter()
-        computed += segment
-        slowed += yield from _computing(sim, rank, segment * stretch)
-        extra += segment * (stretch - 1)
+        yield from compute(forward_s)
         timeline.forward_end.append(env.now)
         timeline.waiting_for = f"backward of iteration {it}"
         pending: list[simpy.Event] = []
         done_s = 0.0  # how far into the (nominal) backward pass this rank is
 
-        def backward_until(offset: float, slow: float = slow) -> Generator[simpy.Event, object, None]:
+        def backward_until(offset: float) -> Generator[simpy.Event, object, None]:
             """Compute backward up to ``offset`` (capped at its end), if not there yet."""
-            nonlocal computed, extra, done_s, slowed
+            nonlocal done_s
             compute_to = min(offset, backward_s)
             if compute_to > done_s:
-                segment = (compute_to - done_s) * slow * variation.jitter()
-                computed += segment
-                extra += segment * (stretch - 1)
-                slowed += yield from _computing(sim, rank, segment * stretch)
+                yield from compute(compute_to - done_s)
                 done_s = compute_to
 
         if loop is not None:
