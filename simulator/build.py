@@ -99,7 +99,7 @@ def _rank_compute_costs(view: Resolved) -> tuple[ComputeCosts, Calibration | Non
     if scenario.calibration is not None:
         from .calibrated import calibrate_compute
 
-        costs, calibration = calibrate_compute(view, costs, scenario.calibration)
+        costs, calibration = calibrate_compute(view, costs, scenario.calibration, chosen)
     if w.measured_throughput_samples_per_s is not None:
         batch, measured_batch = view.batch_per_gpu, w.measured_throughput_batch or view.batch_per_gpu
         if measured_batch == batch:

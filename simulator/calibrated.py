@@ -149,8 +149,10 @@ class Calibration:
         return CalibratedAllreduce(context, fit, measured, self.overlap)
 
 
-def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str) -> tuple[ComputeCosts, Calibration]:
-    """Replace estimated per-layer and optimizer times with the profile's (see module doc)."""
+def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str,
+                      conv_algorithms: list[str | None]) -> tuple[ComputeCosts, Calibration]:
+    """Replace estimated per-layer and optimizer times with the profile's (see module doc).
+    ``conv_algorithms``: what each layer of the run uses (the estimate's, for untimed layers)."""
     profile, scenario, model, batch = load_profile(path), view.scenario, view.model, view.batch_per_gpu
     env, w, c = profile.environment, scenario.workload, scenario.cluster
     cal = Calibration(path=path, profile=profile)
@@ -219,7 +221,7 @@ def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str) -> tup
 
     untimed_note = None
     if estimated_index:
-        refit = untimed_layer_estimate(view, profile, stand_in, share)
+        refit = untimed_layer_estimate(view, profile, stand_in, share, conv_algorithms)
         if isinstance(refit, str):  # not fitted, and why
             untimed_note = refit
         else:

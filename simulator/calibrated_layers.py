@@ -122,14 +122,16 @@ _FITS: dict[tuple[Any, ...], tuple[Profile, LayerModelFit | None]] = {}
 FITS_KEPT = 32
 
 
-def untimed_layer_estimate(view: Resolved, profile: Profile, stand_in: ProfiledDevice | None,
-                            share: HostShare | None) -> tuple[ComputeCosts, LayerModelFit, tuple[str, ...]] | str:
+def untimed_layer_estimate(
+    view: Resolved, profile: Profile, stand_in: ProfiledDevice | None, share: HostShare | None,
+    conv_algorithms: list[str | None],
+) -> tuple[ComputeCosts, LayerModelFit, tuple[str, ...]] | str:
     """The scenario's model estimated with the layer-time model's device parameters
     fitted on every layer the profile timed, the fit, and which parameters were fitted;
     or, where nothing is fitted (the profile times too few layers, or the scenario sets
     all three parameters), the report's line saying so. Timings are taken as the rank
     runs them: at its thread count on a shared CPU host, stretched where its cores are
-    time-shared."""
+    time-shared. ``conv_algorithms``: the run's per layer (a catalog GPU's estimate uses them)."""
     from . import memory
 
     w = view.scenario.workload
@@ -186,5 +188,5 @@ def untimed_layer_estimate(view: Resolved, profile: Profile, stand_in: ProfiledD
         costs = roofline_costs(view.model, view.gpu, precision=w.precision, batch=view.batch_per_gpu,
                                compute_efficiency=fit.compute_efficiency, memory_efficiency=fit.memory_efficiency,
                                layer_overhead_s=fit.layer_overhead_s, optimizer=w.optimizer,
-                               conv_algorithms=memory.scenario_algorithms(view), kernel_fusion=w.kernel_fusion)
+                               conv_algorithms=conv_algorithms, kernel_fusion=w.kernel_fusion)
     return costs, fit, fitted
