@@ -12,9 +12,12 @@ as nccl-tests' ``-b``/``-e``/``-f``), one row with nccl-tests' columns:
   (:data:`simulator.profile.BUS_FACTORS`; n = total GPUs), both in 1e9 bytes/s;
 - ``algo``, ``proto``, ``channels``: what the prediction chose, where the model says
   (blank otherwise);
-- with a calibration profile: ``meas_time_us`` (median of the repeats), ``meas_busbw_gbs``
-  and ``rel_error`` = (predicted - measured) / measured time, for the sizes the profile
-  measured at the scenario's world size (nothing is interpolated: blank elsewhere).
+- with a calibration profile or saved nccl-tests output (``--nccl-tests``, read by
+  :mod:`simulator.nccl_tests`: its out-of-place times): ``meas_time_us`` (the profile's
+  median of the repeats), ``meas_busbw_gbs`` and ``rel_error`` = (predicted - measured) /
+  measured time, for the sizes measured at the scenario's world size (nothing is
+  interpolated: blank elsewhere); :func:`error_summary` gives the median and largest
+  |rel_error| per collective and size class.
 
 Unlike nccl-tests, sizes are not rounded down to whole elements per rank.
 :func:`report` returns a DataFrame, :func:`format_report` renders it as text and
@@ -35,6 +38,7 @@ import pandas as pd
 
 from .errors import CalibrationError, ClusterSimError, ScenarioError
 from .loading import DEFAULT_SCENARIO_NAME, load_scenario
+from .nccl_tests import NcclTestsRun, read_nccl_tests
 from .profile import BUS_FACTORS, Profile, load_profile
 from .scenario import Scenario
 
@@ -153,6 +157,40 @@ def measured_samples(profile: Profile, world_size: int, nodes: int, source: str)
     return {key: t for key, (_, t) in found.items()}
 
 
+def check_runs(runs: list[NcclTestsRun], scenario: Scenario) -> list[str]:
+    """Refuse runs of another world size or host count than the scenario's (one
+    :class:`ScenarioError` naming the file); the warnings for runs that list no ranks."""
+    c = scenario.cluster
+    warnings = []
+    for run in runs:
+        if run.world_size is None:
+            warnings.append(f"{run.path}: lists no '# Rank' lines, so its world size is not checked against the "
+                            f"scenario's {c.total_gpus} GPUs")
+            continue
+        if run.world_size != c.total_gpus or (run.nodes is not None and run.nodes != c.nodes):
+            raise ScenarioError(
+                f"{run.path}: measured on {run.world_size} ranks on {run.nodes} host(s), the scenario has "
+                f"{c.total_gpus} GPUs on {c.nodes} node(s) ({c.nodes} x {c.gpus_per_node}); describe the measured "
+                f"cluster (--set cluster.nodes=... --set cluster.gpus_per_node=...)")
+    return warnings
+
+
+def nccl_tests_samples(runs: list[NcclTestsRun]) -> dict[tuple[str, int], float]:
+    """(op, bytes) -> out-of-place seconds of the runs (the median where several runs
+    measured the same collective and size)."""
+    times: dict[tuple[str, int], list[float]] = {}
+    for run in runs:
+        for size, t in run.times_s.items():
+            times.setdefault((run.op, size), []).append(t)
+    return {key: float(pd.Series(ts).median()) for key, ts in times.items()}
+
+
+def run_meta(run: NcclTestsRun) -> dict[str, Any]:
+    """What ``--json`` records of an nccl-tests run."""
+    return {"path": run.path, "op": run.op, "world_size": run.world_size, "nodes": run.nodes,
+            "devices": sorted(set(run.devices)), "versions": list(run.versions), "sizes": len(run.times_s)}
+
+
 # -- the table -------------------------------------------------------------------------
 
 
@@ -237,7 +275,33 @@ def format_report(df: pd.DataFrame, title: str = "") -> str:
                 f"# Avg bus bandwidth on the {len(measured)} measured sizes: predicted "
                 f"{measured['busbw_gbs'].mean():g}, measured {measured['meas_busbw_gbs'].mean():g}"
             )
+            summary = error_summary(block)[str(op)]
+            classes = ", ".join(f"{name} {c['median_abs_error_pct']:.1f}% ({c['n']})"
+                                for name, c in summary["by_size"].items())
+            out.append(f"# Time error |predicted / measured - 1|: median {summary['median_abs_error_pct']:.1f}%, "
+                       f"max {summary['max_abs_error_pct']:.1f}%; by size: {classes}")
     return "\n".join(out)
+
+
+#: The size classes accuracy is reported in (as benchmarks/accuracy_collectives.py).
+SIZE_CLASSES = (("< 1 MB", 0, 1e6), ("1-64 MB", 1e6, 64e6), ("> 64 MB", 64e6, math.inf))
+
+
+def error_summary(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per collective, over the rows with a measurement: how many, the median and max
+    |predicted / measured - 1| of the time in %, and the median per size class (classes
+    without a measured size left out)."""
+    out: dict[str, dict[str, Any]] = {}
+    for op, block in df.dropna(subset=["rel_error"]).groupby("op", sort=False):
+        err = block["rel_error"].abs() * 100
+        by_size = {}
+        for name, lo, hi in SIZE_CLASSES:
+            part = err[(block["size_bytes"] >= lo) & (block["size_bytes"] < hi)]
+            if len(part):
+                by_size[name] = {"n": int(len(part)), "median_abs_error_pct": float(part.median())}
+        out[str(op)] = {"n": int(len(err)), "median_abs_error_pct": float(err.median()),
+                        "max_abs_error_pct": float(err.max()), "by_size": by_size}
+    return out
 
 
 def to_json_dict(df: pd.DataFrame, **meta: Any) -> dict[str, Any]:
@@ -254,31 +318,49 @@ def to_json_dict(df: pd.DataFrame, **meta: Any) -> dict[str, Any]:
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a field, e.g. cluster.nodes=4.")
 @click.option("--op", "ops", default=",".join(OPS), show_default=True, metavar="OPS",
               help="Comma-separated collectives.")
-@click.option("--min-bytes", "-b", default="8", show_default=True, metavar="SIZE",
-              help="Smallest size (K/M/G suffixes).")
-@click.option("--max-bytes", "-e", default="1G", show_default=True, metavar="SIZE",
-              help="Largest size (K/M/G suffixes).")
-@click.option("--factor", "-f", default="2", show_default=True, metavar="N", help="Size multiplier between rows.")
+@click.option("--min-bytes", "-b", default=None, metavar="SIZE",
+              help="Smallest size (K/M/G suffixes).  [default: 8, or the sizes --nccl-tests measured]")
+@click.option("--max-bytes", "-e", default=None, metavar="SIZE",
+              help="Largest size (K/M/G suffixes).  [default: 1G, or the sizes --nccl-tests measured]")
+@click.option("--factor", "-f", default=None, metavar="N",
+              help="Size multiplier between rows.  [default: 2, or the sizes --nccl-tests measured]")
 @click.option("--profile", "profile_path", metavar="PROFILE.json",
               help="Calibration profile: add its measured collectives at the same world size.")
+@click.option("--nccl-tests", "nccl_tests", multiple=True, metavar="[OP=]FILE",
+              help="Saved nccl-tests output (all_reduce_perf ...): its out-of-place times beside the prediction, at "
+              "the sizes and collectives it measured. Repeat for several collectives; OP= names the collective "
+              "where neither the file nor its name says.")
 @click.option("--json", "json_out", metavar="FILE", help="Write the rows as JSON to FILE ('-' for stdout).")
-def collectives(scenario: Path | None, overrides: tuple[str, ...], ops: str, min_bytes: str, max_bytes: str,
-                factor: str, profile_path: str | None, json_out: str | None) -> None:
+@click.pass_context
+def collectives(ctx: click.Context, scenario: Path | None, overrides: tuple[str, ...], ops: str,
+                min_bytes: str | None, max_bytes: str | None, factor: str | None, profile_path: str | None,
+                nccl_tests: tuple[str, ...], json_out: str | None) -> None:
     """Predicted nccl-tests table (size, count, time, algbw, busbw) of SCENARIO's collectives."""
     op_list = parse_ops(ops)
-    sizes = size_list(parse_size(min_bytes, "--min-bytes"), parse_size(max_bytes, "--max-bytes"), parse_factor(factor))
+    runs = [read_nccl_tests(spec) for spec in nccl_tests]
     loaded = load_scenario(scenario, overrides)
     n = loaded.cluster.total_gpus
-    measured = None
+    measured: dict[tuple[str, int], float] = {}
     if profile_path:
-        measured = measured_samples(load_profile(profile_path), n, loaded.cluster.nodes, profile_path)
+        measured.update(measured_samples(load_profile(profile_path), n, loaded.cluster.nodes, profile_path))
+    if runs:
+        for warning in check_runs(runs, loaded):
+            click.echo(f"warning: {warning}", err=True)
+        measured.update(nccl_tests_samples(runs))
+    if runs and ctx.get_parameter_source("ops") == click.core.ParameterSource.DEFAULT:
+        op_list = list(dict.fromkeys(run.op for run in runs))
+    if runs and min_bytes is None and max_bytes is None and factor is None:
+        sizes = sorted({size for (op, size) in measured if op in op_list})
+    else:
+        sizes = size_list(parse_size(min_bytes or "8", "--min-bytes"), parse_size(max_bytes or "1G", "--max-bytes"),
+                          parse_factor(factor or "2"))
     source = str(scenario) if scenario else DEFAULT_SCENARIO_NAME
     try:
-        df = report(loaded, op_list, sizes, measured)
+        df = report(loaded, op_list, sizes, measured or None)
     except ScenarioError as exc:  # name the scenario file
         raise ScenarioError(f"{source}: {exc}") from None
     meta = {"scenario": loaded.name, "source": source, "total_gpus": n, "strategy": loaded.training.strategy,
-            "profile": profile_path}
+            "profile": profile_path, "nccl_tests": [run_meta(run) for run in runs], "accuracy": error_summary(df)}
     text = json.dumps(to_json_dict(df, **meta), indent=2)
     if json_out == "-":
         click.echo(text)
@@ -291,6 +373,7 @@ def collectives(scenario: Path | None, overrides: tuple[str, ...], ops: str, min
     title = (f"clustersim collectives - {loaded.name} ({source}): {n} GPUs "
              f"({loaded.cluster.nodes} x {loaded.cluster.gpus_per_node} {loaded.cluster.gpu}), "
              f"{loaded.training.strategy}, predicted")
-    if profile_path:
-        title += f"; measured: {profile_path}"
+    sources = ([profile_path] if profile_path else []) + [run.path for run in runs]
+    if sources:
+        title += f"; measured: {', '.join(sources)}"
     click.echo(format_report(df, title))
