@@ -15,6 +15,7 @@ between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers.
     python benchmarks/untimed_layers.py --json benchmarks/results/untimed_layers.json
     python benchmarks/accumulation_timm1659.py --json benchmarks/results/accumulation_timm1659.json
     python benchmarks/kepler_vs_maxwell.py --json benchmarks/results/kepler_vs_maxwell.json
+    python benchmarks/nccl_tests_fit.py --json benchmarks/results/nccl_tests_fit.json
     python benchmarks/readme_tables.py                            # rewrite README.md
     python benchmarks/readme_tables.py --check                    # exit 1 if stale
 """
@@ -214,11 +215,23 @@ def kepler_table() -> str:
     return "\n".join(lines)
 
 
+def nccl_tests_fit_table() -> str:
+    rows = json.loads((RESULTS / "nccl_tests_fit.json").read_text())["experiments"]
+    lines = ["| fitted on -> held out (same machine) | fitted | in-sample median, shipped -> fitted | "
+             "held-out median, shipped -> fitted |", "|---|---|--:|--:|"]
+    for r in rows:
+        fitted = ", ".join(f"`{k}` {v:.3g}" for k, v in r["fitted"].items()) or "-"
+        held = (f"{r['held_out_before_%']:.1f} -> {r['held_out_after_%']:.1f}" if "held_out_rows" in r else "-")
+        lines.append(f"| {r['experiment']} | {fitted} | {r['in_sample_before_%']:.1f} -> "
+                     f"{r['in_sample_after_%']:.1f} | {held} |")
+    return "\n".join(lines)
+
+
 TABLES = {"single-gpu-cv": single_gpu_table, "measured-here": measured_here_table, "dev-set": dev_set_table,
           "collectives-cv": collectives_table,
           "training-cv": training_table, "llm-cv": llm_table, "heldout-lambda": heldout_lambda_table,
           "untimed-layers": untimed_layers_table, "accumulation": accumulation_table,
-          "kepler-vs-maxwell": kepler_table}
+          "kepler-vs-maxwell": kepler_table, "nccl-tests-fit": nccl_tests_fit_table}
 
 
 def render(text: str) -> str:

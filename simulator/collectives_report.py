@@ -36,6 +36,7 @@ from typing import Any
 import click
 import pandas as pd
 
+from .collective_fit import CollectiveFitResult, fit_collective_fields, with_fields
 from .errors import CalibrationError, ClusterSimError, ScenarioError
 from .loading import DEFAULT_SCENARIO_NAME, load_scenario
 from .nccl_tests import NcclTestsRun, read_nccl_tests
@@ -191,6 +192,17 @@ def run_meta(run: NcclTestsRun) -> dict[str, Any]:
             "devices": sorted(set(run.devices)), "versions": list(run.versions), "sizes": len(run.times_s)}
 
 
+def fit_lines(fitted: CollectiveFitResult) -> str:
+    """The report's lines on a ``--fit``: what was fitted, how far it moved the error."""
+    values = ", ".join(f"training.collectives.{k} = {v:.4g}" for k, v in fitted.fitted.items()) or "nothing"
+    lines = [f"# fitted to the measured times (in-sample): {values}; mean |log(predicted / measured)| "
+             f"{fitted.before:.3f} -> {fitted.after:.3f}"]
+    lines += [f"# not fitted: {k}: {why}" for k, why in fitted.inapplicable.items()]
+    if fitted.fitted:
+        lines.append("# reuse: " + " ".join(f"--set {o}" for o in fitted.overrides()))
+    return "\n".join(lines)
+
+
 # -- the table -------------------------------------------------------------------------
 
 
@@ -330,11 +342,14 @@ def to_json_dict(df: pd.DataFrame, **meta: Any) -> dict[str, Any]:
               help="Saved nccl-tests output (all_reduce_perf ...): its out-of-place times beside the prediction, at "
               "the sizes and collectives it measured. Repeat for several collectives; OP= names the collective "
               "where neither the file nor its name says.")
+@click.option("--fit", "fit", is_flag=True,
+              help="Fit training.collectives.host_staging_gbytes_s and network_efficiency (where they move a "
+              "prediction) to the measured times, and predict with the fitted values.")
 @click.option("--json", "json_out", metavar="FILE", help="Write the rows as JSON to FILE ('-' for stdout).")
 @click.pass_context
 def collectives(ctx: click.Context, scenario: Path | None, overrides: tuple[str, ...], ops: str,
                 min_bytes: str | None, max_bytes: str | None, factor: str | None, profile_path: str | None,
-                nccl_tests: tuple[str, ...], json_out: str | None) -> None:
+                nccl_tests: tuple[str, ...], fit: bool, json_out: str | None) -> None:
     """Predicted nccl-tests table (size, count, time, algbw, busbw) of SCENARIO's collectives."""
     op_list = parse_ops(ops)
     runs = [read_nccl_tests(spec) for spec in nccl_tests]
@@ -355,12 +370,21 @@ def collectives(ctx: click.Context, scenario: Path | None, overrides: tuple[str,
         sizes = size_list(parse_size(min_bytes or "8", "--min-bytes"), parse_size(max_bytes or "1G", "--max-bytes"),
                           parse_factor(factor or "2"))
     source = str(scenario) if scenario else DEFAULT_SCENARIO_NAME
+    if fit and not measured:
+        raise ScenarioError("--fit: needs measured times (--nccl-tests FILE or --profile PROFILE.json)")
+    fitted = None
     try:
+        if fit:
+            fitted = fit_collective_fields(loaded, {k: v for k, v in measured.items() if k[0] in op_list})
+            loaded = with_fields(loaded, fitted.fitted)
         df = report(loaded, op_list, sizes, measured or None)
     except ScenarioError as exc:  # name the scenario file
         raise ScenarioError(f"{source}: {exc}") from None
     meta = {"scenario": loaded.name, "source": source, "total_gpus": n, "strategy": loaded.training.strategy,
-            "profile": profile_path, "nccl_tests": [run_meta(run) for run in runs], "accuracy": error_summary(df)}
+            "profile": profile_path, "nccl_tests": [run_meta(run) for run in runs], "accuracy": error_summary(df),
+            "fit": None if fitted is None else {
+                "fitted": fitted.fitted, "not_fitted": fitted.inapplicable,
+                "mean_abs_log_error_before": fitted.before, "mean_abs_log_error_after": fitted.after}}
     text = json.dumps(to_json_dict(df, **meta), indent=2)
     if json_out == "-":
         click.echo(text)
@@ -376,4 +400,6 @@ def collectives(ctx: click.Context, scenario: Path | None, overrides: tuple[str,
     sources = ([profile_path] if profile_path else []) + [run.path for run in runs]
     if sources:
         title += f"; measured: {', '.join(sources)}"
+    if fitted is not None:
+        title += "\n" + fit_lines(fitted)
     click.echo(format_report(df, title))

@@ -170,3 +170,50 @@ def test_a_run_on_another_world_size_is_refused_naming_the_file(capsys, tmp_path
 def test_an_unreadable_file_exits_2_with_one_line(capsys, tmp_path):
     code, out, err = run_main(capsys, "collectives", str(SCENARIO), "--nccl-tests", str(tmp_path / "missing.txt"))
     assert code == 2 and "missing.txt" in err and "Traceback" not in err
+
+
+# -- fitting the measured figures (simulator.collective_fit) ---------------------------
+
+def _measured_at(scenario, values, calls):
+    from simulator.collective_fit import _predictions, with_fields
+
+    return dict(zip(calls, _predictions(with_fields(scenario, values), calls)))
+
+
+def test_the_fit_recovers_the_host_staging_bandwidth_that_made_the_times():
+    from simulator.collective_fit import fit_collective_fields
+    from simulator.loading import load_scenario
+
+    scenario = load_scenario(SCENARIO)
+    calls = [("allreduce", 2**k) for k in range(10, 31, 4)]
+    result = fit_collective_fields(scenario, _measured_at(scenario, {"host_staging_gbytes_s": 3.0}, calls))
+    assert result.fitted["host_staging_gbytes_s"] == pytest.approx(3.0, rel=0.01)
+    assert "network_efficiency" in result.inapplicable  # one node: nothing crosses the network
+    assert result.after < 0.002 < result.before
+    staging = result.fitted["host_staging_gbytes_s"]
+    assert result.overrides() == [f"training.collectives.host_staging_gbytes_s={staging:.4g}"]
+
+
+def test_the_fit_recovers_the_network_efficiency_of_a_two_node_run():
+    from simulator.collective_fit import fit_collective_fields
+    from simulator.loading import load_scenario
+
+    scenario = load_scenario(REPO_ROOT / "scenarios/validation/collectives/systems/ndmv4-a100-2x1.yaml")
+    calls = [("allreduce", 2**k) for k in range(16, 31, 2)]
+    result = fit_collective_fields(scenario, _measured_at(scenario, {"network_efficiency": 0.5}, calls))
+    assert result.fitted == {"network_efficiency": pytest.approx(0.5, rel=0.01)}
+    assert "host_staging_gbytes_s" in result.inapplicable  # one GPU per node: no hop through host memory
+
+
+def test_fit_on_the_command_line_reports_the_values_and_predicts_with_them(capsys):
+    code, out, err = run_main(capsys, "collectives", str(SCENARIO), "--nccl-tests", str(SHIPPED), "--fit",
+                              "--json", "-")
+    assert code == 0, err
+    data = json.loads(out)
+    fit = data["fit"]
+    assert set(fit["fitted"]) == {"host_staging_gbytes_s"} and "network_efficiency" in fit["not_fitted"]
+    assert fit["mean_abs_log_error_after"] < fit["mean_abs_log_error_before"]
+    # the rows are predicted with the fitted figure: the largest size is within 2% of the measurement
+    assert abs(data["rows"][-1]["rel_error"]) < 0.02
+    code, out, err = run_main(capsys, "collectives", str(SCENARIO), "--fit")
+    assert code == 2 and "--fit: needs measured times" in err
