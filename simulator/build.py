@@ -43,6 +43,7 @@ from .fast_path import _collectives_bundled, _fast_path_plan, _fusion_loop, fast
 from .gc_policy import gc_paused
 from .hardware import fabric_params, server_params
 from .interference import DeviceSharing
+from .measured_collectives import measured_allreduce
 from .memory import check_fits
 from .network import Network
 from .resolved import Resolved, resolve, resolved
@@ -194,7 +195,11 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
     ranks = view.total_gpus if detailed else 1
     if backend is not None and backend.compute_interference > 1.0:
         context.sharing = DeviceSharing(env, ranks, backend.compute_interference)
-    if calibration is not None:  # a calibrated allreduce brings its own (measured) sharing
+    if t.collectives.measured is not None and strategy_name != "none":  # the user's nccl-tests run
+        sync = measured_allreduce(view, strategy_name, context)
+        if calibration is not None:
+            calibration.report["communication"] = f"measured: {t.collectives.measured} (training.collectives.measured)"
+    elif calibration is not None:  # a calibrated allreduce brings its own (measured) sharing
         sync = calibration.synchronizer(view, strategy_name, context)
     else:
         sync = SYNC_STRATEGIES[strategy_name](context)

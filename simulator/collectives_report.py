@@ -39,7 +39,7 @@ import pandas as pd
 from .collective_fit import CollectiveFitResult, fit_collective_fields, with_fields
 from .errors import CalibrationError, ClusterSimError, ScenarioError
 from .loading import DEFAULT_SCENARIO_NAME, load_scenario
-from .nccl_tests import NcclTestsRun, read_nccl_tests
+from .nccl_tests import check_runs, nccl_tests_samples, read_nccl_tests, run_meta
 from .profile import BUS_FACTORS, Profile, load_profile
 from .scenario import Scenario
 
@@ -156,40 +156,6 @@ def measured_samples(profile: Profile, world_size: int, nodes: int, source: str)
         if key not in found or (same_nodes and not found[key][0]):
             found[key] = (same_nodes, s.timing.median_s)
     return {key: t for key, (_, t) in found.items()}
-
-
-def check_runs(runs: list[NcclTestsRun], scenario: Scenario) -> list[str]:
-    """Refuse runs of another world size or host count than the scenario's (one
-    :class:`ScenarioError` naming the file); the warnings for runs that list no ranks."""
-    c = scenario.cluster
-    warnings = []
-    for run in runs:
-        if run.world_size is None:
-            warnings.append(f"{run.path}: lists no '# Rank' lines, so its world size is not checked against the "
-                            f"scenario's {c.total_gpus} GPUs")
-            continue
-        if run.world_size != c.total_gpus or (run.nodes is not None and run.nodes != c.nodes):
-            raise ScenarioError(
-                f"{run.path}: measured on {run.world_size} ranks on {run.nodes} host(s), the scenario has "
-                f"{c.total_gpus} GPUs on {c.nodes} node(s) ({c.nodes} x {c.gpus_per_node}); describe the measured "
-                f"cluster (--set cluster.nodes=... --set cluster.gpus_per_node=...)")
-    return warnings
-
-
-def nccl_tests_samples(runs: list[NcclTestsRun]) -> dict[tuple[str, int], float]:
-    """(op, bytes) -> out-of-place seconds of the runs (the median where several runs
-    measured the same collective and size)."""
-    times: dict[tuple[str, int], list[float]] = {}
-    for run in runs:
-        for size, t in run.times_s.items():
-            times.setdefault((run.op, size), []).append(t)
-    return {key: float(pd.Series(ts).median()) for key, ts in times.items()}
-
-
-def run_meta(run: NcclTestsRun) -> dict[str, Any]:
-    """What ``--json`` records of an nccl-tests run."""
-    return {"path": run.path, "op": run.op, "world_size": run.world_size, "nodes": run.nodes,
-            "devices": sorted(set(run.devices)), "versions": list(run.versions), "sizes": len(run.times_s)}
 
 
 def fit_lines(fitted: CollectiveFitResult) -> str:

@@ -19,6 +19,7 @@ import dataclasses
 from .build import _framework_launch_times, build, cacheable, rank_compute_costs
 from .built import MIB, BuiltSimulation, CountingEnvironment, RankTimeline
 from .fast_path import fast_path_inexact
+from .measured_collectives import MeasuredAllreduce
 from .results import SimResult, collect, combine_replications
 from .run_budget import install as install_budget
 from .scenario import Scenario
@@ -86,6 +87,8 @@ def simulate(scenario: Scenario, *, with_baseline: bool = True, record_timeline:
         result = dataclasses.replace(result, extra={**result.extra, "collectives": sim.context.collectives.describe()})
     if sim.fast_path_note is not None:  # the fast path was asked for and cannot be exact
         result = dataclasses.replace(result, extra={**result.extra, "fast_path": sim.fast_path_note})
+    if isinstance(sim.sync, MeasuredAllreduce):  # training.collectives.measured: where the allreduces' times came from
+        result = dataclasses.replace(result, extra={**result.extra, "measured_allreduce": sim.sync.describe()})
     if sim.calibration is not None:  # which numbers are measured and which estimated
         result = dataclasses.replace(result, extra={**result.extra, "calibration": dict(sim.calibration.report)})
     return result

@@ -237,7 +237,8 @@ def load_scenario(
 def resolve_calibration_path(
     data: dict[str, Any], folder: Path, *, source: str = "<scenario>", root: str | Path | None = None
 ) -> dict[str, Any]:
-    """Make a ``calibration:`` path (and a ``workload.model_file:``) named in a scenario
+    """Make a ``calibration:`` path (and a ``workload.model_file:``, a
+    ``training.collectives.measured:``) named in a scenario
     file relative to the file's folder, checked to lie under ``root`` (default that
     folder) or a shipped data folder unless outside paths are allowed (a ``--set
     calibration=...`` override is the user's own: it stays relative to the working
@@ -251,6 +252,13 @@ def resolve_calibration_path(
         resolved = resolve_input_path(workload["model_file"], folder, source=source, field="workload.model_file",
                                       root=root)
         data = {**data, "workload": {**workload, "model_file": str(resolved)}}
+    training = data.get("training")
+    if isinstance(training, dict):
+        collectives = training.get("collectives")
+        if isinstance(collectives, dict) and isinstance(collectives.get("measured"), str):
+            resolved = resolve_input_path(collectives["measured"], folder, source=source,
+                                          field="training.collectives.measured", root=root)
+            data = {**data, "training": {**training, "collectives": {**collectives, "measured": str(resolved)}}}
     return data
 
 

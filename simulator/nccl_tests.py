@@ -35,9 +35,13 @@ import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import ScenarioError, excerpt
 from .safe_input import read_text_file
+
+if TYPE_CHECKING:
+    from .scenario import Scenario
 
 #: A saved nccl-tests run is a few kB to a few hundred kB.
 MAX_OUTPUT_BYTES = 4 * 2**20
@@ -115,9 +119,10 @@ def _number(token: str) -> float | None:
     return value if value == value and value not in (float("inf"), float("-inf")) else None
 
 
-def parse_nccl_tests(text: str, source: str, op: str | None = None) -> NcclTestsRun:
+def parse_nccl_tests(text: str, source: str, op: str | None = None, default_op: str | None = None) -> NcclTestsRun:
     """An :class:`NcclTestsRun` from nccl-tests stdout ``text`` (``source`` names it in
-    errors; ``op`` overrides what the file says). Raises :class:`ScenarioError`."""
+    errors; ``op`` overrides what the file says; ``default_op`` is taken where it says
+    nothing). Raises :class:`ScenarioError`."""
     lines = [_PREFIX.sub("", line) for line in text.splitlines()]
     if op is None:
         for line in lines:
@@ -126,7 +131,7 @@ def parse_nccl_tests(text: str, source: str, op: str | None = None) -> NcclTests
                 op = _op_from_name(match.group(1), source)
                 break
     if op is None:
-        op = _op_from_name(Path(source).name, source)
+        op = _op_from_name(Path(source).name, source) or default_op
     if op is None:
         raise ScenarioError(
             f"{source}: cannot tell which collective this nccl-tests output measured (no 'Collective test "
@@ -193,3 +198,37 @@ def read_nccl_tests(spec: str) -> NcclTestsRun:
     op, path = split_op_prefix(spec)
     text = read_text_file(path, limit=MAX_OUTPUT_BYTES, what="--nccl-tests")
     return parse_nccl_tests(text, path, op)
+
+
+def check_runs(runs: list[NcclTestsRun], scenario: Scenario) -> list[str]:
+    """Refuse runs of another world size or host count than the scenario's (one
+    :class:`ScenarioError` naming the file); the warnings for runs that list no ranks."""
+    c = scenario.cluster
+    warnings = []
+    for run in runs:
+        if run.world_size is None:
+            warnings.append(f"{run.path}: lists no '# Rank' lines, so its world size is not checked against the "
+                            f"scenario's {c.total_gpus} GPUs")
+            continue
+        if run.world_size != c.total_gpus or (run.nodes is not None and run.nodes != c.nodes):
+            raise ScenarioError(
+                f"{run.path}: measured on {run.world_size} ranks on {run.nodes} host(s), the scenario has "
+                f"{c.total_gpus} GPUs on {c.nodes} node(s) ({c.nodes} x {c.gpus_per_node}); describe the measured "
+                f"cluster (--set cluster.nodes=... --set cluster.gpus_per_node=...)")
+    return warnings
+
+
+def nccl_tests_samples(runs: list[NcclTestsRun]) -> dict[tuple[str, int], float]:
+    """(op, bytes) -> out-of-place seconds of the runs (the median where several runs
+    measured the same collective and size)."""
+    times: dict[tuple[str, int], list[float]] = {}
+    for run in runs:
+        for size, t in run.times_s.items():
+            times.setdefault((run.op, size), []).append(t)
+    return {key: statistics.median(ts) for key, ts in times.items()}
+
+
+def run_meta(run: NcclTestsRun) -> dict[str, Any]:
+    """What ``--json`` records of an nccl-tests run."""
+    return {"path": run.path, "op": run.op, "world_size": run.world_size, "nodes": run.nodes,
+            "devices": sorted(set(run.devices)), "versions": list(run.versions), "sizes": len(run.times_s)}

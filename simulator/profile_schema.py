@@ -123,7 +123,7 @@ class LinearFit(_Frozen):
 class AlphaBetaFit(_Frozen):
     """``t = alpha_s + bytes / beta_bytes_per_s``, fitted on relative error over
     ``[min_bytes, max_bytes]`` with ``alpha_s >= 0`` and ``1 / beta >= 0``
-    (:func:`calibration.fit.fit_alpha_beta`). ``beta_bytes_per_s`` null: a latency-only
+    (:func:`simulator.alpha_beta.fit_alpha_beta`). ``beta_bytes_per_s`` null: a latency-only
     fit, the time does not grow measurably with size over the range (``t = alpha_s``).
     A piece of a :class:`CollectiveFit` spans at least 3 measured sizes. ``exact``: two
     sizes, two parameters: ``max_rel_error`` 0 by construction. Profiles written before

@@ -478,6 +478,21 @@ class CollectivesSpec(_Strict):
         "that caps a flow (AWS: 5 Gb/s per flow outside a cluster placement group, 10 inside); default: no limit.",
     )
 
+    measured: str | None = Field(
+        default=None, description="A saved nccl-tests all_reduce_perf output of this cluster (the job's world size "
+        "on its hosts; the file's '# Rank' lines are checked against cluster): each bucket's allreduce then takes "
+        "the measured out-of-place time, interpolated between measured sizes and alpha-beta fitted beyond them, in "
+        "place of the collective model (simulator/measured_collectives.py). Relative paths resolve against the "
+        "scenario file's folder. Allreduce strategies only.",
+    )
+
+    @field_validator("measured")
+    @classmethod
+    def _measured_path(cls, v: str | None) -> str | None:
+        if v is not None and ("\0" in v or not v.strip()):
+            raise ValueError("not a usable file path (empty, or with a NUL byte)")
+        return v
+
     @field_validator("backend")
     @classmethod
     def _backend_known(cls, v: str) -> str:

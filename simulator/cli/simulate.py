@@ -189,12 +189,17 @@ def report_blocks(result: SimResult, source: str) -> list[Block]:
     b = result.bottleneck
     blocks.append(Line([("bottleneck: ", False), (resource_label(b.resource, b.kind), True),
                         (f" at {b.utilization:.1%} utilization", False)]))
-    blocks += calibration_blocks(result.extra.get("calibration"))
+    blocks += calibration_blocks(result.extra.get("calibration"), result.extra.get("measured_allreduce"))
     return blocks
 
 
-def calibration_blocks(report: dict[str, Any] | None) -> list[Block]:
-    """Which numbers came from the calibration profile and which are estimates."""
+def calibration_blocks(report: dict[str, Any] | None, measured: dict[str, Any] | None = None) -> list[Block]:
+    """Which numbers came from the calibration profile (or a measured nccl-tests run) and
+    which are estimates."""
+    if report is None and measured is not None:
+        return [Line([("calibration: none - compute is a roofline estimate; allreduce times measured: ", False),
+                      (f"{measured['path']} ({measured['sizes']} sizes, training.collectives.measured)", True)],
+                     markup=True)]
     if report is None:
         return [Line([("calibration: none - every number is a roofline/network estimate", False)], markup=True)]
     layers = (f"{report['layers_calibrated']} calibrated ({report['layer_times']}), "
