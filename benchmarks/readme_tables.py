@@ -16,6 +16,7 @@ between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers.
     python benchmarks/accumulation_timm1659.py --json benchmarks/results/accumulation_timm1659.json
     python benchmarks/kepler_vs_maxwell.py --json benchmarks/results/kepler_vs_maxwell.json
     python benchmarks/nccl_tests_fit.py --json benchmarks/results/nccl_tests_fit.json
+    python benchmarks/measured_allreduce_dgx1.py --json benchmarks/results/measured_allreduce_dgx1.json
     python benchmarks/readme_tables.py                            # rewrite README.md
     python benchmarks/readme_tables.py --check                    # exit 1 if stale
 """
@@ -227,11 +228,25 @@ def nccl_tests_fit_table() -> str:
     return "\n".join(lines)
 
 
+def measured_allreduce_table() -> str:
+    data = json.loads((RESULTS / "measured_allreduce_dgx1.json").read_text())
+    lines = ["| source (8x V100-SXM2, one server) | rows | median, modelled allreduce | median, measured allreduce |",
+             "|---|--:|--:|--:|"]
+    lines += [f"| {r['source']} | {r['rows']} | {r['modelled_%']:.1f} | {r['measured_%']:.1f} |"
+              for r in data["per_source"]]
+    o = data["overall"]
+    lines.append(f"| all | {o['rows']} | {o['modelled_median_%']:.1f} | {o['measured_median_%']:.1f} |")
+    lines += ["", "Allreduce of 8 V100s, modelled / measured: " + ", ".join(
+        f"{b['bucket_mib']} MiB {b['modelled_us']:.0f} / {b['measured_us']:.0f} us" for b in data["buckets"]) + "."]
+    return "\n".join(lines)
+
+
 TABLES = {"single-gpu-cv": single_gpu_table, "measured-here": measured_here_table, "dev-set": dev_set_table,
           "collectives-cv": collectives_table,
           "training-cv": training_table, "llm-cv": llm_table, "heldout-lambda": heldout_lambda_table,
           "untimed-layers": untimed_layers_table, "accumulation": accumulation_table,
-          "kepler-vs-maxwell": kepler_table, "nccl-tests-fit": nccl_tests_fit_table}
+          "kepler-vs-maxwell": kepler_table, "nccl-tests-fit": nccl_tests_fit_table,
+          "measured-allreduce": measured_allreduce_table}
 
 
 def render(text: str) -> str:
