@@ -169,13 +169,13 @@ def parse_nccl_tests(text: str, source: str, op: str | None = None, default_op: 
             raise ScenarioError(f"{source}: line {number}: {excerpt(stripped, 60)} has {len(tokens)} columns, "
                                 f"the header names {len(columns)}")
         size = int(tokens[0])
+        if size < 1:
+            continue  # nccl-tests prints 0-byte rows for sizes below one element per rank
         times = [i for i, name in enumerate(columns) if name == "time"]
         values = [_number(tokens[i]) if i < len(tokens) else None for i in times]
         if values[0] is None or values[0] <= 0:
             raise ScenarioError(f"{source}: line {number}: out-of-place time {excerpt(tokens[times[0]])} is not "
                                 f"a positive number of microseconds")
-        if size < 1:
-            continue  # nccl-tests prints 0-byte rows for sizes below one element per rank
         out_of_place.setdefault(size, []).append(values[0] * 1e-6)
         if len(values) > 1 and values[1] is not None and values[1] > 0:
             in_place.setdefault(size, []).append(values[1] * 1e-6)

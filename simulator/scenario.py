@@ -645,6 +645,10 @@ class TrainingSpec(_Strict):
             raise ValueError(
                 "gradient_accumulation_steps applies to plain data parallelism; with training.parallelism the "
                 "micro-batches follow from parallelism.global_batch and parallelism.micro_batch")
+        if self.collectives.measured is not None and self.parallelism is not None:
+            raise ValueError(
+                "collectives.measured times plain data parallelism's bucket allreduces; training.parallelism "
+                "models its own collectives (tensor, pipeline, sharded data parallel)")
         return self
 
     @property

@@ -10,6 +10,7 @@ from simulator.errors import ScenarioError
 from simulator.loading import load_scenario
 from simulator.scenario import Scenario
 
+from .conftest import REPO_ROOT
 from .test_cli import run_main
 
 # An allreduce of 4 ranks on one host: t = 20 us + bytes / (2 GB/s), exact at every size.
@@ -127,3 +128,20 @@ def test_compute_beside_a_measured_allreduce_is_slowed_by_the_backends_interfere
     assert "interference_s" not in plain.breakdown
     assert slowed.breakdown["interference_s"] > 0
     assert slowed.iteration_time_s > plain.iteration_time_s
+
+
+def test_transformer_parallelism_refuses_a_measured_allreduce(tmp_path, capsys):
+    (tmp_path / "run.txt").write_text(_run_text(world=32))
+    code, out, err = run_main(capsys, "simulate", str(REPO_ROOT / "scenarios/llm_llama2_7b_32xa100.yaml"),
+                              "--set", f"training.collectives.measured={tmp_path / 'run.txt'}")
+    assert code == 2 and "collectives.measured" in err and "training.parallelism" in err
+
+
+def test_zero_byte_rows_are_skipped_whatever_their_time():
+    from simulator.nccl_tests import parse_nccl_tests
+
+    lines = _run_text().splitlines()
+    header = next(i for i, line in enumerate(lines) if "size" in line and "count" in line)
+    lines.insert(header + 1, "           0            0 float sum -1       0.00 0.0 0.0 0")
+    run = parse_nccl_tests("\n".join(lines), "all_reduce_perf.txt")
+    assert 0 not in run.times_s and len(run.times_s) == len(SIZES)

@@ -197,9 +197,10 @@ def calibration_blocks(report: dict[str, Any] | None, measured: dict[str, Any] |
     """Which numbers came from the calibration profile (or a measured nccl-tests run) and
     which are estimates."""
     if report is None and measured is not None:
+        unchecked = "" if measured["world_size_checked"] else "; its world size is not checked: it lists no ranks"
         return [Line([("calibration: none - compute is a roofline estimate; allreduce times measured: ", False),
-                      (f"{measured['path']} ({measured['sizes']} sizes, training.collectives.measured)", True)],
-                     markup=True)]
+                      (f"{measured['path']} ({measured['sizes']} sizes, training.collectives.measured{unchecked})",
+                       True)], markup=True)]
     if report is None:
         return [Line([("calibration: none - every number is a roofline/network estimate", False)], markup=True)]
     layers = (f"{report['layers_calibrated']} calibrated ({report['layer_times']}), "
