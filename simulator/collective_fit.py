@@ -93,6 +93,8 @@ def _golden(f: Callable[[float], float], lo: float, hi: float) -> float:
 def fit_collective_fields(scenario: Scenario, measured: Mapping[tuple[str, int], float],
                           fields: Mapping[str, tuple[float, float]] = FIELDS) -> CollectiveFitResult:
     """Fit ``fields`` of ``training.collectives`` to ``measured`` ((op, bytes) -> seconds)."""
+    if not measured:
+        raise ValueError("no measured times to fit")
     calls = sorted(measured)
     times = [measured[c] for c in calls]
     count = 0

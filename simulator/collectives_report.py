@@ -341,7 +341,11 @@ def collectives(ctx: click.Context, scenario: Path | None, overrides: tuple[str,
     fitted = None
     try:
         if fit:
-            fitted = fit_collective_fields(loaded, {k: v for k, v in measured.items() if k[0] in op_list})
+            shown = {k: v for k, v in measured.items() if k[0] in op_list}
+            if not shown:
+                raise ScenarioError(f"--fit: nothing measured for {', '.join(op_list)} (measured: "
+                                    f"{', '.join(sorted({op for op, _ in measured}))})")
+            fitted = fit_collective_fields(loaded, shown)
             loaded = with_fields(loaded, fitted.fitted)
         df = report(loaded, op_list, sizes, measured or None)
     except ScenarioError as exc:  # name the scenario file

@@ -217,3 +217,6 @@ def test_fit_on_the_command_line_reports_the_values_and_predicts_with_them(capsy
     assert abs(data["rows"][-1]["rel_error"]) < 0.02
     code, out, err = run_main(capsys, "collectives", str(SCENARIO), "--fit")
     assert code == 2 and "--fit: needs measured times" in err
+    code, out, err = run_main(capsys, "collectives", str(SCENARIO), "--nccl-tests", str(SHIPPED), "--fit",
+                              "--op", "broadcast")
+    assert code == 2 and "--fit: nothing measured for broadcast (measured: allreduce)" in err
