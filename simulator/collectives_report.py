@@ -312,10 +312,11 @@ def to_json_dict(df: pd.DataFrame, **meta: Any) -> dict[str, Any]:
               help="Fit training.collectives.host_staging_gbytes_s and network_efficiency (where they move a "
               "prediction) to the measured times, and predict with the fitted values.")
 @click.option("--json", "json_out", metavar="FILE", help="Write the rows as JSON to FILE ('-' for stdout).")
+@click.option("--plot", "plot_out", metavar="FILE.png", help="Also draw busbw against size, predicted and measured.")
 @click.pass_context
 def collectives(ctx: click.Context, scenario: Path | None, overrides: tuple[str, ...], ops: str,
                 min_bytes: str | None, max_bytes: str | None, factor: str | None, profile_path: str | None,
-                nccl_tests: tuple[str, ...], fit: bool, json_out: str | None) -> None:
+                nccl_tests: tuple[str, ...], fit: bool, json_out: str | None, plot_out: str | None) -> None:
     """Predicted nccl-tests table (size, count, time, algbw, busbw) of SCENARIO's collectives."""
     op_list = parse_ops(ops)
     runs = [read_nccl_tests(spec) for spec in nccl_tests]
@@ -355,6 +356,13 @@ def collectives(ctx: click.Context, scenario: Path | None, overrides: tuple[str,
             "fit": None if fitted is None else {
                 "fitted": fitted.fitted, "not_fitted": fitted.inapplicable,
                 "mean_abs_log_error_before": fitted.before, "mean_abs_log_error_after": fitted.after}}
+    if plot_out:
+        from .collectives_plot import collectives_plot
+
+        try:
+            collectives_plot(df, f"{loaded.name}: {n} GPUs").savefig(plot_out)
+        except OSError as exc:
+            raise ClusterSimError(f"--plot {plot_out}: cannot write: {exc}") from None
     text = json.dumps(to_json_dict(df, **meta), indent=2)
     if json_out == "-":
         click.echo(text)

@@ -220,3 +220,30 @@ def test_fit_on_the_command_line_reports_the_values_and_predicts_with_them(capsy
     code, out, err = run_main(capsys, "collectives", str(SCENARIO), "--nccl-tests", str(SHIPPED), "--fit",
                               "--op", "broadcast")
     assert code == 2 and "--fit: nothing measured for broadcast (measured: allreduce)" in err
+
+
+def test_plot_draws_predicted_and_measured_busbw(capsys, tmp_path):
+    code, out, err = run_main(capsys, "collectives", str(SCENARIO), "--nccl-tests", str(SHIPPED),
+                              "--plot", str(tmp_path / "c.png"))
+    assert code == 0, err
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    code, out, err = run_main(capsys, "collectives", str(SCENARIO), "--op", "allreduce", "-e", "1K",
+                              "--plot", str(tmp_path / "missing" / "c.png"))
+    assert code == 2 and "--plot" in err and "Traceback" not in err
+
+
+def test_the_plot_has_a_line_per_prediction_and_points_where_measured():
+    from simulator.collectives_plot import collectives_plot
+    from simulator.collectives_report import report
+    from simulator.loading import load_scenario
+
+    run = read_nccl_tests(str(SHIPPED))
+    scenario = load_scenario(SCENARIO)
+    sizes = sorted(run.times_s)[::4]
+    measured = {("allreduce", s): run.times_s[s] for s in sizes}
+    table = report(scenario, ["allreduce"], sizes, measured)
+    fig = collectives_plot(table, extra={"other": table})
+    (ax,) = fig.axes
+    assert [line.get_label() for line in ax.get_lines()] == ["predicted", "other"]
+    assert len(ax.collections[0].get_offsets()) == len(sizes)  # the measured points
+    assert "median" in ax.get_title()
