@@ -40,6 +40,9 @@ def dgx1_rows(frame):
 
 def bucket_times() -> list[dict]:
     """The modelled and the measured allreduce of 8 GPUs at typical bucket sizes."""
+    import numpy as np
+
+    from simulator.calibrated_run import measured_time_s
     from simulator.loading import load_scenario
     from simulator.measured_collectives import collective_fit, read_measured_allreduce
     from simulator.validation.run import collective_estimate
@@ -47,12 +50,11 @@ def bucket_times() -> list[dict]:
     scenario = load_scenario(SYSTEM)
     run = read_measured_allreduce(str(RUN), 8, 1)
     fit = collective_fit(run, 8, 1)
-    sizes = sorted(run.times_s)
+    sizes, times = np.array(list(run.times_s), dtype=float), np.array(list(run.times_s.values()))
     out = []
     for mib in (1, 25, 64, 128):
         nbytes = mib * 2**20
-        measured = (float(__import__("numpy").interp(nbytes, sizes, list(run.times_s.values())))
-                    if sizes[0] <= nbytes <= sizes[-1] else fit.time_s(nbytes))
+        measured = measured_time_s(sizes, times, fit, nbytes)
         out.append({"bucket_mib": mib, "modelled_us": 1e6 * collective_estimate(scenario, "allreduce", nbytes,
                                                                                   "auto").time_s,
                     "measured_us": 1e6 * measured})

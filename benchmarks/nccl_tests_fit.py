@@ -63,10 +63,10 @@ def rows_of(system: str, ops: set[str]):
 
 
 def median_error(scenario, measured) -> float:
-    from simulator.collective_fit import _predictions
+    from simulator.collective_fit import predicted_times
 
     calls = sorted(measured)
-    return 100 * statistics.median(abs(p / measured[c] - 1) for p, c in zip(_predictions(scenario, calls), calls))
+    return 100 * statistics.median(abs(p / measured[c] - 1) for p, c in zip(predicted_times(scenario, calls), calls))
 
 
 def run() -> list[dict]:

@@ -35,13 +35,16 @@ class CalibratedAllreduce(Synchronizer):
     median, interpolated linearly between the two nearest measured sizes (exact at
     measured sizes, noise and protocol steps included, and exact between them where
     time is affine in size, as alpha + bytes / beta is); outside them, the fitted
-    alpha-beta line ``fit.time_s(bytes)``."""
+    alpha-beta line ``fit.time_s(bytes)``. With ``shared`` (and no ``overlap``) the
+    ranks' compute is slowed while a bucket runs as ``ctx.sharing`` slows it beside the
+    modelled collectives."""
 
     def __init__(self, ctx: SyncContext, fit: CollectiveFit, measured: dict[int, float] | None = None,
-                 overlap: Overlap | None = None):
+                 overlap: Overlap | None = None, shared: bool = False):
         super().__init__(ctx)
         self.fit = fit
         self.overlap = overlap
+        self._sharing = ctx.sharing if shared and overlap is None else None
         points = sorted((measured or {}).items())
         self._sizes = np.array([b for b, _ in points], dtype=float)
         self._times = np.array([t for _, t in points], dtype=float)
@@ -60,21 +63,31 @@ class CalibratedAllreduce(Synchronizer):
         while True:
             key, nbytes = yield self._queue.get()
             start = self.env.now
+            ranks = range(self.n if self.ctx.detailed else 1)
             if self.n > 1 and nbytes > 0:
-                if self.overlap is None:
+                if self.overlap is not None:  # slower while the ranks compute beside it
+                    yield from self.overlap.communicate(ranks, self.time_s(nbytes))
+                elif self._sharing is not None:  # the ranks' compute slower beside it
+                    self._sharing.begin(ranks)
                     yield self.env.timeout(self.time_s(nbytes))
-                else:  # slower while the ranks compute beside it
-                    yield from self.overlap.communicate(range(self.n if self.ctx.detailed else 1), self.time_s(nbytes))
-            for rank in range(self.n if self.ctx.detailed else 1):
+                    self._sharing.end(ranks)
+                else:
+                    yield self.env.timeout(self.time_s(nbytes))
+            for rank in ranks:
                 self.ctx.comm_intervals[rank].append((start, self.env.now))
             self._event("done", key).succeed()
 
 
     def time_s(self, nbytes: float) -> float:
-        sizes = self._sizes
-        if len(sizes) >= 2 and sizes[0] <= nbytes <= sizes[-1]:
-            return float(np.interp(nbytes, sizes, self._times))
-        return self.fit.time_s(nbytes)
+        return measured_time_s(self._sizes, self._times, self.fit, nbytes)
+
+
+def measured_time_s(sizes: np.ndarray, times: np.ndarray, fit: CollectiveFit, nbytes: float) -> float:
+    """A collective's time from measurements (sizes ascending): interpolated linearly
+    between the two nearest measured sizes, the fitted alpha-beta line outside them."""
+    if len(sizes) >= 2 and sizes[0] <= nbytes <= sizes[-1]:
+        return float(np.interp(nbytes, sizes, times))
+    return fit.time_s(nbytes)
 
 
 class Overlap(DeviceSharing):

@@ -63,7 +63,8 @@ def with_fields(scenario: Scenario, values: Mapping[str, float]) -> Scenario:
     return Scenario.model_validate(data)
 
 
-def _predictions(scenario: Scenario, calls: list[tuple[str, int]]) -> list[float]:
+def predicted_times(scenario: Scenario, calls: list[tuple[str, int]]) -> list[float]:
+    """Predicted seconds of each (collective, bytes) call, alone on the idle cluster."""
     from .validation.run import collective_estimates
 
     return [e.time_s for e in collective_estimates(scenario, calls, scenario.training.strategy)]
@@ -102,13 +103,13 @@ def fit_collective_fields(scenario: Scenario, measured: Mapping[tuple[str, int],
     def objective(values: Mapping[str, float]) -> float:
         nonlocal count
         count += 1
-        return mean_log_error(_predictions(with_fields(scenario, values), calls), times)
+        return mean_log_error(predicted_times(with_fields(scenario, values), calls), times)
 
     before = objective({})
     inapplicable: dict[str, str] = {}
     free: dict[str, tuple[float, float]] = {}
     for name, (lo, hi) in fields.items():
-        low, high = (_predictions(with_fields(scenario, {name: v}), calls) for v in (lo, hi))
+        low, high = (predicted_times(with_fields(scenario, {name: v}), calls) for v in (lo, hi))
         count += 2
         if all(abs(a - b) <= 1e-9 * max(a, b) for a, b in zip(low, high)):
             inapplicable[name] = ("no measured size depends on it (nothing of this cluster is staged through host "

@@ -19,11 +19,6 @@ alternative that keeps the network model and fits its two machine figures instea
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any
-
-import simpy
-
 from .alpha_beta import fit_alpha_beta, fit_alpha_beta_pieces
 from .calibrated_run import CalibratedAllreduce
 from .errors import ScenarioError
@@ -66,23 +61,7 @@ class MeasuredAllreduce(CalibratedAllreduce):
 
     def __init__(self, ctx: SyncContext, run: NcclTestsRun, world_size: int, nodes: int):
         self.run = run
-        super().__init__(ctx, collective_fit(run, world_size, nodes), dict(run.times_s))
-
-    def _stream(self) -> Generator[simpy.Event, Any, None]:
-        sharing = self.ctx.sharing
-        while True:
-            key, nbytes = yield self._queue.get()
-            start = self.env.now
-            ranks = range(self.n if self.ctx.detailed else 1)
-            if self.n > 1 and nbytes > 0:
-                if sharing is not None:
-                    sharing.begin(ranks)
-                yield self.env.timeout(self.time_s(nbytes))
-                if sharing is not None:
-                    sharing.end(ranks)
-            for rank in ranks:
-                self.ctx.comm_intervals[rank].append((start, self.env.now))
-            self._event("done", key).succeed()
+        super().__init__(ctx, collective_fit(run, world_size, nodes), dict(run.times_s), shared=True)
 
     def describe(self) -> dict[str, object]:
         """What the results record of the measurement used."""

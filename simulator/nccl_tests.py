@@ -93,7 +93,7 @@ def _op_from_name(name: str, where: str) -> str | None:
     """The collective a binary or file name names (``all_reduce_perf``), else None."""
     stem = name.lower().replace("-", "_")
     for key in sorted(NCCL_TESTS_OPS, key=len, reverse=True):  # reduce_scatter before reduce
-        if "_" in key and key in stem or re.search(rf"(^|[^a-z]){key}([^a-z]|$)", stem):
+        if ("_" in key and key in stem) or re.search(rf"(^|[^a-z]){key}([^a-z]|$)", stem):
             return NCCL_TESTS_OPS[key]
     for other in UNMODELLED:
         if re.search(rf"(^|[^a-z]){other}(_perf)?([^a-z]|$)", stem):

@@ -432,6 +432,14 @@ class ParameterServerSpec(_Strict):
     )
 
 
+def _usable_path(v: str | None) -> str | None:
+    """A field naming another file: refused if empty or with a NUL byte (the file itself
+    is read, and its path resolved, when the scenario is loaded or built)."""
+    if v is not None and ("\0" in v or not v.strip()):
+        raise ValueError("not a usable file path (empty, or with a NUL byte)")
+    return v
+
+
 class CollectivesSpec(_Strict):
     """The collective library allreduce strategies run on (`simulator.collectives`)."""
 
@@ -489,9 +497,7 @@ class CollectivesSpec(_Strict):
     @field_validator("measured")
     @classmethod
     def _measured_path(cls, v: str | None) -> str | None:
-        if v is not None and ("\0" in v or not v.strip()):
-            raise ValueError("not a usable file path (empty, or with a NUL byte)")
-        return v
+        return _usable_path(v)
 
     @field_validator("backend")
     @classmethod
@@ -785,9 +791,7 @@ class Scenario(_Strict):
     @field_validator("calibration")
     @classmethod
     def _plain_path(cls, v: str | None) -> str | None:
-        if v is not None and ("\0" in v or not v.strip()):
-            raise ValueError("not a usable file path (empty, or with a NUL byte)")
-        return v
+        return _usable_path(v)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:

@@ -175,9 +175,9 @@ def test_an_unreadable_file_exits_2_with_one_line(capsys, tmp_path):
 # -- fitting the measured figures (simulator.collective_fit) ---------------------------
 
 def _measured_at(scenario, values, calls):
-    from simulator.collective_fit import _predictions, with_fields
+    from simulator.collective_fit import predicted_times, with_fields
 
-    return dict(zip(calls, _predictions(with_fields(scenario, values), calls)))
+    return dict(zip(calls, predicted_times(with_fields(scenario, values), calls)))
 
 
 def test_the_fit_recovers_the_host_staging_bandwidth_that_made_the_times():
