@@ -280,7 +280,15 @@ MXNET_P2_SETUP = (
     "per node, colocated with the workers; each group of 8 under one PCIe switch on its own CPU socket "
     "(pcie_tree, 2 switches, 2 sockets; 1-8 GPUs in one group); "
     "AlexNet is MXNet's example symbol (model file mxnet_example_alexnet.yml: 50.8 M parameters = the stated "
-    "203 MB); Ethernet latency 20 us; no cap on one TCP connection (placement group not stated)"
+    "203 MB); Ethernet latency 20 us; no cap on one TCP connection (placement group not stated). "
+    "The batch reaches the GPUs as MXNet's Module API of the time moved it: --benchmark 1 made the synthetic "
+    "batch once in pageable CPU memory (example common/data.py before apache/mxnet#7028 'Use pinned memory in "
+    "benchmark mode') and every step copies each GPU's slice into the executor's data array, which conv1's "
+    "backward reads, so nothing hides the copy (workload.input_copy: exposed). The socket link's rate for a "
+    "GPU reading the other socket's memory: 3.78 GB/s host to device, measured on a two-socket server with a "
+    "Tesla P100 PCIe (CUDA bandwidthTest with process and memory on the other socket, 12.15 GB/s from its own; "
+    "mpicbg-scicomp/gearshifft#82, March 2017), for the p2.16xlarge's two Broadwell sockets "
+    "(cluster.server.qpi_bandwidth_gbytes_s 3.78; 16-GPU nodes only)"
 )
 
 
@@ -313,7 +321,7 @@ def mxnet_p2_scalability() -> list[dict[str, str]]:
 def mxnet_p2_system(case_id: str, model: str, model_file: str | None, batch: int, nodes: int, per_node: int) -> str:
     two_groups = per_node > 8
     workload: dict = {"model_file": model_file} if model_file else {"model": model}
-    workload.update(batch_per_gpu=batch, precision="fp32")
+    workload.update(batch_per_gpu=batch, precision="fp32", input_copy="exposed")
     training: dict = {"framework": "mxnet_kvstore_device"}
     if nodes > 1:
         training = {"strategy": "parameter_server", "framework": "mxnet_dist_sync",
@@ -322,7 +330,8 @@ def mxnet_p2_system(case_id: str, model: str, model_file: str | None, batch: int
         "name": case_id,
         "cluster": {"nodes": nodes, "gpus_per_node": per_node, "gpu": "K80",
                     "server": {"layout": "pcie_tree", "sockets": 2 if two_groups else 1,
-                               "pcie_switches": 2 if two_groups else 1},
+                               "pcie_switches": 2 if two_groups else 1,
+                               **({"qpi_bandwidth_gbytes_s": 3.78} if two_groups else {})},
                     "nic": {"bandwidth_gbps": 20.0, "latency_us": 20.0}},
         "workload": workload,
         "training": training,

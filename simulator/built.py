@@ -44,6 +44,7 @@ class RankTimeline:
     iteration_end: list[float] = field(default_factory=list)
     compute_s: list[float] = field(default_factory=list)  # GPU busy time per iteration
     input_wait_s: list[float] = field(default_factory=list)  # waiting for the input pipeline (data: real)
+    input_copy_s: list[float] = field(default_factory=list)  # the batch copied from host (input_copy: exposed)
     # compute slowed by a collective on the same device, per iteration (only when it can be)
     interference_s: list[float] = field(default_factory=list)
     # the GPU copying gradient buckets in and out of flat buffers (training.bucket_copies), per iteration
@@ -90,6 +91,8 @@ class BuiltSimulation:
     # training.bucket_copies: seconds per byte of one copy of a packed bucket (into its flat
     # buffer, or back out; 0: nothing is copied).
     copy_s_per_byte: float = 0.0
+    # seconds each iteration waits for its batch to be copied from host memory (workload.input_copy)
+    input_copy_s: float = 0.0
 
     @property
     def scenario(self) -> Scenario:

@@ -64,6 +64,7 @@ _PARTS = {
     "bucket_copy_s": ("gradient bucket copies", "tab:olive"),
     "exposed_communication_s": ("exposed communication", "tab:orange"),
     "input_wait_s": ("input pipeline wait", "tab:gray"),
+    "input_copy_s": ("batch copied from host", "tab:pink"),
     "idle_s": ("idle (waiting for others)", "tab:red"),
 }
 _PHASE_COLORS = {

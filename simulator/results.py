@@ -200,6 +200,8 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
     if tl.input_wait_s:  # workload.data: real - the GPU waiting for its next batch
         input_wait = float(np.mean(tl.input_wait_s[warmup:]))
         breakdown["input_wait_s"] = input_wait
+    if tl.input_copy_s:  # workload.input_copy: exposed - the batch copied from host memory
+        breakdown["input_copy_s"] = float(np.mean(tl.input_copy_s[warmup:]))
 
     single_gpu_s = iteration_time if baseline_throughput is None else samples_per_gpu / baseline_throughput
     attribution = attribute(
@@ -209,6 +211,9 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
     if attribution and input_wait is not None:
         attribution["seconds"]["input_pipeline"] = input_wait
         attribution["speedup"]["input_pipeline"] = total_gpus * input_wait / iteration_time
+    if attribution and "input_copy_s" in breakdown:
+        attribution["seconds"]["input_copy"] = breakdown["input_copy_s"]
+        attribution["speedup"]["input_copy"] = total_gpus * breakdown["input_copy_s"] / iteration_time
 
     resources = [Utilization("gpu compute (every GPU)", "gpu", (compute_per_iter + copies) / iteration_time)]
     resources += _busiest_links(sim, window)

@@ -310,6 +310,14 @@ class WorkloadSpec(_Strict):
         "Default: 5.0 for image models (ImageNet JPEG decode + random-resized-crop + flip; see README), 0 for "
         "sequence models (pre-tokenized data).",
     )
+    input_copy: Literal["hidden", "exposed"] = Field(
+        default="hidden",
+        description="How the batch reaches the GPU. hidden: made on the GPU (synthetic data) or prefetched into a "
+        "second buffer while the GPU computes (tf.data prefetch_to_device, PyTorch's pinned DataLoader, DALI). "
+        "exposed: copied from the node's host memory into the buffer the previous step read, so it waits for "
+        "backward and forward waits for it; all GPUs of a node copy at once over the PCIe tree and socket link "
+        "(MXNet's Module API of 2016-17; simulator/input_copy.py).",
+    )
     measured_throughput_samples_per_s: float | None = Field(
         default=None,
         ge=1e-3,

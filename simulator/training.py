@@ -144,6 +144,10 @@ def _rank_process(sim: BuiltSimulation, rank: int, loop: _FusionLoop | None = No
                 yield env.timeout(waited)
             timeline.input_wait_s.append(waited)
             batch_ready = env.now + prepare_s
+        if sim.input_copy_s > 0:  # the batch copied from host memory, nothing to hide it (input_copy)
+            timeline.waiting_for = f"the batch of iteration {it} copied from host memory"
+            yield env.timeout(sim.input_copy_s)
+            timeline.input_copy_s.append(sim.input_copy_s)
         slow = variation.iteration_factor()
         computed = slowed = extra = 0.0
 

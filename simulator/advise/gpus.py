@@ -21,7 +21,7 @@ _CAUSE = {
     "nic_saturation": "NIC", "parameter_server": "parameter server", "pcie_contention": "PCIe uplink",
     "latency": "collective latency", "nvlink": "NVLink", "straggler_wait": "stragglers", "compute": "compute",
     "interference": "compute slowed by collectives", "input_pipeline": "input pipeline",
-    "bucket_copies": "gradient bucket copies",
+    "bucket_copies": "gradient bucket copies", "input_copy": "batch copied from host",
 }
 
 
