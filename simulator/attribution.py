@@ -83,9 +83,12 @@ def attribute(
     single_gpu_iteration_s: float,
     interference_s: float = 0.0,
     bucket_copy_s: float = 0.0,
+    input_copy_s: float = 0.0,
 ) -> dict[str, Any]:
     """Seconds per iteration and share of the lost speedup of each category
-    (``bucket_copy_s``: the GPU copying gradient buckets, a cause of its own)."""
+    (``bucket_copy_s``: the GPU copying gradient buckets, a cause of its own;
+    ``input_copy_s``: the batch copied from host memory, of which the one-GPU job paid
+    ``sim.input_copy_one_gpu_s`` too)."""
     seconds = dict.fromkeys(CATEGORIES, 0.0)
     seconds["compute"] = compute_s - single_gpu_iteration_s
     seconds["straggler_wait"] = idle_s
@@ -119,6 +122,9 @@ def attribute(
         seconds["interference"] = interference_s
     if bucket_copy_s > 0:
         seconds["bucket_copies"] = bucket_copy_s
+    if input_copy_s > 0:  # scaling loses only what the node's copies take beyond one GPU's
+        seconds["compute"] += sim.input_copy_one_gpu_s
+        seconds["input_copy"] = input_copy_s - sim.input_copy_one_gpu_s
     gpus = sim.resolved.total_gpus
     return {
         "lost_speedup": gpus * (iteration_s - single_gpu_iteration_s) / iteration_s,

@@ -42,7 +42,7 @@ from .errors import TopologyError
 from .fast_path import _collectives_bundled, _fast_path_plan, _fusion_loop, fast_path_inexact  # noqa: F401
 from .gc_policy import gc_paused
 from .hardware import fabric_params, server_params
-from .input_copy import input_copy_seconds, without_one_gpu_copy
+from .input_copy import input_copy_fields, without_one_gpu_copy
 from .interference import DeviceSharing
 from .measured_collectives import measured_allreduce
 from .memory import check_fits
@@ -221,7 +221,7 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
             for n in tensors
         ],
         copy_s_per_byte=_copy_s_per_byte(scenario, strategy_name, context.device_sum_bytes_per_s),
-        input_copy_s=input_copy_seconds(view, network, cluster.hosts[0], node_gpus),
+        **input_copy_fields(view, network, cluster.hosts[0], node_gpus),
     )
 
 

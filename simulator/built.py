@@ -93,6 +93,7 @@ class BuiltSimulation:
     copy_s_per_byte: float = 0.0
     # seconds each iteration waits for its batch to be copied from host memory (workload.input_copy)
     input_copy_s: float = 0.0
+    input_copy_one_gpu_s: float = 0.0  # the same copy by one GPU alone (the one-GPU job's)
 
     @property
     def scenario(self) -> Scenario:

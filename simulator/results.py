@@ -206,14 +206,11 @@ def collect(sim: BuiltSimulation, baseline_throughput: float | None) -> SimResul
     single_gpu_s = iteration_time if baseline_throughput is None else samples_per_gpu / baseline_throughput
     attribution = attribute(
         sim, waits, compute_per_iter, breakdown["idle_s"], iteration_time, single_gpu_s,
-        breakdown.get("interference_s", 0.0), copies,
+        breakdown.get("interference_s", 0.0), copies, breakdown.get("input_copy_s", 0.0),
     ) if total_gpus > 1 and baseline_throughput is not None else {}
     if attribution and input_wait is not None:
         attribution["seconds"]["input_pipeline"] = input_wait
         attribution["speedup"]["input_pipeline"] = total_gpus * input_wait / iteration_time
-    if attribution and "input_copy_s" in breakdown:
-        attribution["seconds"]["input_copy"] = breakdown["input_copy_s"]
-        attribution["speedup"]["input_copy"] = total_gpus * breakdown["input_copy_s"] / iteration_time
 
     resources = [Utilization("gpu compute (every GPU)", "gpu", (compute_per_iter + copies) / iteration_time)]
     resources += _busiest_links(sim, window)

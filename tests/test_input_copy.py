@@ -81,3 +81,13 @@ def test_fast_and_detailed_paths_agree():
     detailed = simulate(load_scenario(None, args + ["simulation.mode=detailed"]))
     assert detailed.iteration_time_s == pytest.approx(fast.iteration_time_s, rel=1e-9)
     assert detailed.breakdown["input_copy_s"] == pytest.approx(fast.breakdown["input_copy_s"], rel=1e-12)
+
+
+def test_scaling_loses_only_the_copies_beyond_one_gpus():
+    # The one-GPU job copies its own batch too: the lost speedup books the 4-GPU node's
+    # copy less one GPU's alone, and the causes still add up to the loss.
+    result = simulate(load_scenario(None, node(4, "variability.iteration_cv=0")))
+    one_copy = 64 * RESNET50_SAMPLE / PCIE3
+    lost = result.attribution
+    assert lost["seconds"]["input_copy"] == pytest.approx(3 * one_copy, abs=LATENCY_BOUND_S)
+    assert sum(lost["speedup"].values()) == pytest.approx(lost["lost_speedup"], rel=1e-9)

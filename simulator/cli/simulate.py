@@ -163,7 +163,7 @@ def report_blocks(result: SimResult, source: str) -> list[Block]:
     labels = {"compute_s": "compute", "interference_s": "compute slowed by collectives",
               "bucket_copy_s": "gradient bucket copies",
               "exposed_communication_s": "exposed communication", "input_wait_s": "input pipeline wait",
-              "idle_s": "idle"}
+              "input_copy_s": "batch copied from host", "idle_s": "idle"}
     for key, label in labels.items():
         if key not in result.breakdown:  # (the optional parts, where they occur)
             continue
