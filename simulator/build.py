@@ -42,7 +42,7 @@ from .errors import TopologyError
 from .fast_path import _collectives_bundled, _fast_path_plan, _fusion_loop, fast_path_inexact  # noqa: F401
 from .gc_policy import gc_paused
 from .hardware import fabric_params, server_params
-from .input_copy import input_copy_fields, without_one_gpu_copy
+from .input_copy import input_copy_times, without_one_gpu_copy
 from .interference import DeviceSharing
 from .measured_collectives import measured_allreduce
 from .memory import check_fits
@@ -152,6 +152,7 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
     costs, calibration, _ = rank_compute_costs(view)
     node_gpus = cluster.gpus[: c.gpus_per_node]  # the first node's, copying its batch from its host (input_copy)
     costs = _on_the_wire(scenario, without_one_gpu_copy(view, costs, network, cluster.hosts[0], node_gpus[0]))
+    copy_node_s, copy_one_s = input_copy_times(view, network, cluster.hosts[0], node_gpus)
     buckets = _buckets(scenario, costs)
     tensors = bucket_tensor_counts(costs.gradient_bytes, [nbytes for _, nbytes in buckets])
     if strategy_name != "none":  # one GPU launches no synchronization: no framework work to wait for
@@ -221,7 +222,7 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
             for n in tensors
         ],
         copy_s_per_byte=_copy_s_per_byte(scenario, strategy_name, context.device_sum_bytes_per_s),
-        **input_copy_fields(view, network, cluster.hosts[0], node_gpus),
+        input_copy_s=copy_node_s, input_copy_one_gpu_s=copy_one_s,
     )
 
 

@@ -56,12 +56,10 @@ def input_copy_seconds(view: Resolved, network: Network, host: Node, gpus: Seque
     return s.training.gradient_accumulation_steps * bundle_seconds(network, host, gpus, nbytes)
 
 
-def input_copy_fields(view: Resolved, network: Network, host: Node, gpus: Sequence[Node]) -> dict[str, float]:
-    """The built simulation's ``input_copy_s`` (a node's GPUs copying at once) and
-    ``input_copy_one_gpu_s`` (one GPU alone, as the one-GPU job copies: what scaling
-    does not lose)."""
-    return {"input_copy_s": input_copy_seconds(view, network, host, gpus),
-            "input_copy_one_gpu_s": input_copy_seconds(view, network, host, gpus[:1])}
+def input_copy_times(view: Resolved, network: Network, host: Node, gpus: Sequence[Node]) -> tuple[float, float]:
+    """(a node's GPUs copying at once, one GPU alone as the one-GPU job copies: what
+    scaling does not lose), exposed seconds per iteration."""
+    return input_copy_seconds(view, network, host, gpus), input_copy_seconds(view, network, host, gpus[:1])
 
 
 def without_one_gpu_copy(view: Resolved, costs: ComputeCosts, network: Network, host: Node,
