@@ -823,6 +823,9 @@ class Scenario(_Strict):
                 raise ValueError(f"workload.sequence_length: {exc}") from None
         if self.training.parallelism is not None:
             self._check_parallelism(self.training.parallelism)
+            if self.workload.input_copy == "exposed":
+                raise ValueError("workload.input_copy: exposed is a step of plain data parallelism (a batch copied "
+                                 "before forward); training.parallelism does not model the input")
         if self.training.strategy == "device_reduce" and self.cluster.nodes > 1:
             raise ValueError(f"training.strategy: device_reduce sums on the GPUs of one node (MXNet kvstore "
                              f"'device'), not across {self.cluster.nodes} nodes; use parameter_server")

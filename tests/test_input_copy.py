@@ -10,6 +10,9 @@ from simulator.build import build
 from simulator.catalog import pcie_link_for_gen
 from simulator.errors import ScenarioError
 
+from .conftest import REPO_ROOT
+from .test_cli import run_main
+
 PCIE3 = pcie_link_for_gen(3).bandwidth_bytes_per_s  # 126 Gb/s x 0.8: 12.6 GB/s
 RESNET50_SAMPLE = 3 * 224 * 224 * 4  # one fp32 image
 LATENCY_BOUND_S = 1e-4  # the routes' latencies: a few PCIe and socket-link hops
@@ -91,3 +94,9 @@ def test_scaling_loses_only_the_copies_beyond_one_gpus():
     lost = result.attribution
     assert lost["seconds"]["input_copy"] == pytest.approx(3 * one_copy, abs=LATENCY_BOUND_S)
     assert sum(lost["speedup"].values()) == pytest.approx(lost["lost_speedup"], rel=1e-9)
+
+
+def test_refused_with_transformer_parallelism_which_does_not_model_the_input(capsys):
+    code, _out, err = run_main(capsys, "simulate", str(REPO_ROOT / "scenarios/llm_llama2_7b_32xa100.yaml"),
+                               "--set", "workload.input_copy=exposed")
+    assert code == 2 and "workload.input_copy" in err and "training.parallelism" in err
