@@ -151,8 +151,8 @@ def _build(view: Resolved, replication: int) -> BuiltSimulation:
     network = Network(env, cluster.graph, None if backend is None else achievable_scale(backend, gpu.architecture))
     costs, calibration, _ = rank_compute_costs(view)
     node_gpus = cluster.gpus[: c.gpus_per_node]  # the first node's, copying its batch from its host (input_copy)
-    costs = _on_the_wire(scenario, without_one_gpu_copy(view, costs, network, cluster.hosts[0], node_gpus[0]))
     copy_node_s, copy_one_s = input_copy_times(view, network, cluster.hosts[0], node_gpus)
+    costs = _on_the_wire(scenario, without_one_gpu_copy(view, costs, copy_one_s))
     buckets = _buckets(scenario, costs)
     tensors = bucket_tensor_counts(costs.gradient_bytes, [nbytes for _, nbytes in buckets])
     if strategy_name != "none":  # one GPU launches no synchronization: no framework work to wait for

@@ -62,16 +62,15 @@ def input_copy_times(view: Resolved, network: Network, host: Node, gpus: Sequenc
     return input_copy_seconds(view, network, host, gpus), input_copy_seconds(view, network, host, gpus[:1])
 
 
-def without_one_gpu_copy(view: Resolved, costs: ComputeCosts, network: Network, host: Node,
-                         gpu: Node) -> ComputeCosts:
+def without_one_gpu_copy(view: Resolved, costs: ComputeCosts, one_gpu_copy_s: float) -> ComputeCosts:
     """Compute costs scaled to a measured one-GPU throughput that included one GPU's
-    exposed copy (``workload.measured_throughput_samples_per_s``): the compute is the
-    measured step less that copy, so the simulated one-GPU job still runs at the
-    measured rate."""
+    exposed copy (``one_gpu_copy_s`` per iteration, :func:`input_copy_times`;
+    ``workload.measured_throughput_samples_per_s``): the compute is the measured step
+    less that copy, so the simulated one-GPU job still runs at the measured rate."""
     w = view.scenario.workload
-    if w.input_copy != "exposed" or w.measured_throughput_samples_per_s is None:
+    if one_gpu_copy_s == 0 or w.measured_throughput_samples_per_s is None:
         return costs
-    one_gpu = input_copy_seconds(view, network, host, (gpu,)) / view.scenario.training.gradient_accumulation_steps
+    one_gpu = one_gpu_copy_s / view.scenario.training.gradient_accumulation_steps  # one micro-batch's
     compute_s = costs.total_s - one_gpu
     if compute_s <= 0:
         raise ScenarioError(

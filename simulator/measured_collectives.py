@@ -22,7 +22,7 @@ from __future__ import annotations
 from .alpha_beta import fit_alpha_beta, fit_alpha_beta_pieces
 from .calibrated_run import CalibratedAllreduce
 from .errors import ScenarioError
-from .nccl_tests import MAX_OUTPUT_BYTES, NcclTestsRun, parse_nccl_tests
+from .nccl_tests import MAX_OUTPUT_BYTES, NcclTestsRun, measured_elsewhere, parse_nccl_tests
 from .profile import CollectiveFit
 from .resolved import Resolved
 from .safe_input import read_text_file
@@ -37,7 +37,7 @@ def read_measured_allreduce(path: str, world_size: int, nodes: int) -> NcclTests
     run = parse_nccl_tests(read_text_file(path, limit=MAX_OUTPUT_BYTES, what=FIELD), path, default_op="allreduce")
     if run.op != "allreduce":
         raise ScenarioError(f"{FIELD}: {path}: measured {run.op}; this field takes an all_reduce_perf run")
-    if run.world_size is not None and (run.world_size != world_size or (run.nodes or nodes) != nodes):
+    if measured_elsewhere(run, world_size, nodes):
         raise ScenarioError(
             f"{FIELD}: {path}: measured on {run.world_size} ranks on {run.nodes} host(s), the scenario runs "
             f"{world_size} GPUs on {nodes} node(s); use a run of the job's own size")

@@ -200,6 +200,13 @@ def read_nccl_tests(spec: str) -> NcclTestsRun:
     return parse_nccl_tests(text, path, op)
 
 
+def measured_elsewhere(run: NcclTestsRun, world_size: int, nodes: int) -> bool:
+    """Whether ``run`` lists its ranks and they are not ``world_size`` ranks on ``nodes``
+    hosts (a run that lists no ranks cannot be told apart)."""
+    return run.world_size is not None and (
+        run.world_size != world_size or (run.nodes is not None and run.nodes != nodes))
+
+
 def check_runs(runs: list[NcclTestsRun], scenario: Scenario) -> list[str]:
     """Refuse runs of another world size or host count than the scenario's (one
     :class:`ScenarioError` naming the file); the warnings for runs that list no ranks."""
@@ -210,7 +217,7 @@ def check_runs(runs: list[NcclTestsRun], scenario: Scenario) -> list[str]:
             warnings.append(f"{run.path}: lists no '# Rank' lines, so its world size is not checked against the "
                             f"scenario's {c.total_gpus} GPUs")
             continue
-        if run.world_size != c.total_gpus or (run.nodes is not None and run.nodes != c.nodes):
+        if measured_elsewhere(run, c.total_gpus, c.nodes):
             raise ScenarioError(
                 f"{run.path}: measured on {run.world_size} ranks on {run.nodes} host(s), the scenario has "
                 f"{c.total_gpus} GPUs on {c.nodes} node(s) ({c.nodes} x {c.gpus_per_node}); describe the measured "
