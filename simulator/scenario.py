@@ -592,7 +592,7 @@ class TrainingSpec(_Strict):
         default="none",
         description="Framework preset (a file in simulator/data/frameworks, each number with its source): "
         "tensorflow_ps, tensorflow_replicated_nccl, tensorflow_collective, horovod, pytorch_ddp, "
-        "mxnet_kvstore_device, mxnet_dist_sync, paddle, deepspeed; none = no preset. It fills in the training "
+        "tf_cnn_benchmarks_ps, mxnet_kvstore_device, mxnet_dist_sync, paddle, oneflow, deepspeed; none = no preset. It fills in the training "
         "fields this section leaves out; every field set explicitly wins.",
     )
     first_bucket_mib: float | None = Field(

@@ -12,7 +12,8 @@ from simulator.frameworks import get_preset, list_frameworks
 from .test_cli import run_main
 
 EXPECTED = {"none", "tensorflow_ps", "tensorflow_replicated_nccl", "tensorflow_collective", "horovod", "pytorch_ddp",
-            "mxnet_kvstore_device", "mxnet_dist_sync", "paddle", "deepspeed", "tf_cnn_benchmarks_ps"}
+            "mxnet_kvstore_device", "mxnet_dist_sync", "paddle", "oneflow", "deepspeed",
+            "tf_cnn_benchmarks_ps"}
 
 
 def flatten(prefix, value):
@@ -60,6 +61,22 @@ def test_ddp_first_bucket_is_small():
     first = float(np.cumsum(grads[grads > 0])[np.argmax(np.cumsum(grads[grads > 0]) >= 2**20)])
     assert sim.buckets[0][1] == pytest.approx(first)
     assert 2**20 <= sim.buckets[0][1] < 25 * 2**20 <= sim.buckets[1][1]
+
+
+def test_oneflow_groups_gradients_into_16_mib_buckets_launched_in_order_during_backward():
+    # OneFlow's collective boxing: consecutive gradients (reverse layer order) fused up to
+    # its 16 MiB threshold, each group launched when its last gradient is ready.
+    sim = build(load_scenario(None, ["training.framework=oneflow"]))
+    grads = sim.costs.gradient_bytes
+    sizes = [b for _, b in sim.buckets]
+    assert sum(sizes) == pytest.approx(25_557_032 * 4)
+    assert all(size >= 16 * 2**20 for size in sizes[:-1])
+    # a bucket overshoots 16 MiB by less than its last (largest possible) tensor
+    assert all(size - 16 * 2**20 < grads.max() for size in sizes)
+    launches = [t for t, _ in sim.buckets]
+    assert launches == sorted(launches) and launches[-1] == pytest.approx(sim.costs.backward_s.sum())
+    assert len(sizes) == 6  # ResNet-50's 97.5 MiB: five groups of 16-21 MiB and the 11.3 MiB rest
+    assert sim.scenario.training.bucket_copies  # use_buffer: fused groups are copied in and out
 
 
 def test_fp16_gradients_halve_the_bytes_on_the_wire():
@@ -161,3 +178,16 @@ def test_one_gpu_pays_no_framework_launch_or_negotiation_cost():
         plain, with_costs = simulate(load_scenario(base)), simulate(load_scenario(costly))
         assert with_costs.iteration_time_s == pytest.approx(plain.iteration_time_s, rel=1e-12)
         assert with_costs.iteration_time_s == pytest.approx(with_costs.breakdown["compute_s"], rel=1e-12)
+
+
+@pytest.mark.parametrize("text, strategy, preset", [
+    ("OneFlow 0.8 nn.Graph, NCCL", "ring_allreduce", "oneflow"),
+    ("PyTorch DDP (NCCL)", "ring_allreduce", "pytorch_ddp"),
+    ("TensorFlow + Horovod", "ring_allreduce", "horovod"),
+    ("MXNet kvstore dist_sync", "parameter_server", "mxnet_dist_sync"),
+    ("BytePS", "parameter_server", None),
+])
+def test_a_validation_rows_framework_text_names_its_preset(text, strategy, preset):
+    from simulator.validation.run import preset_for_text
+
+    assert preset_for_text(text, strategy) == preset

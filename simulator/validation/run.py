@@ -106,7 +106,7 @@ def preset_for_text(framework: str | None, strategy: str) -> str | None:
     """The preset a free-text ``framework`` names for a run of ``strategy``, or None.
 
     Read by keyword, most specific first: Horovod (whatever it runs inside), PyTorch
-    DDP, PaddlePaddle, DeepSpeed, then TensorFlow and MXNet by the strategy (parameter
+    DDP, PaddlePaddle, OneFlow, DeepSpeed, then TensorFlow and MXNet by the strategy (parameter
     servers or not). BytePS, Caffe and unnamed stacks get no preset."""
     text = (framework or "").lower()
     ps = strategy == "parameter_server"
@@ -114,7 +114,7 @@ def preset_for_text(framework: str | None, strategy: str) -> str | None:
         return None
     if "horovod" in text:
         return None if ps else "horovod"
-    for key, preset in (("ddp", "pytorch_ddp"), ("paddle", "paddle"), ("deepspeed", "deepspeed")):
+    for key, preset in (("ddp", "pytorch_ddp"), ("paddle", "paddle"), ("oneflow", "oneflow"), ("deepspeed", "deepspeed")):
         if key in text:
             return preset
     if ps and "tf_cnn_benchmarks" in text:
