@@ -202,7 +202,8 @@ SUPERSEDED = (
 )
 # One-GPU rows kept here rather than in the shared file, read after it (see SUPERSEDED).
 EXTRA_CSVS = (REPO_ROOT / "benchmarks" / "data" / "lambda_rtx3090_tf24.csv",
-              REPO_ROOT / "benchmarks" / "data" / "mxnet_p2_one_gpu.csv")
+              REPO_ROOT / "benchmarks" / "data" / "mxnet_p2_one_gpu.csv",
+              REPO_ROOT / "benchmarks" / "data" / "server_gear_one_gpu.csv")
 
 
 def run_framework(source: str, framework: str, gpu_text: str) -> str:
@@ -238,6 +239,7 @@ SOURCE_LABELS = (
     (r"soumith", "soumith"),
     (r"Apache MXNet", "MXNet ex"),
     (r"Dell", "Dell blog"),
+    (r"server-gear", "server-gear"),
 )
 FRAMEWORK_LABELS = (
     (r"tf_cnn_benchmarks", "tf_cnn"),

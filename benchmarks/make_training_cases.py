@@ -338,12 +338,113 @@ def mxnet_p2_system(case_id: str, model: str, model_file: str | None, batch: int
     })
 
 
+SERVER_GEAR_2080TI_URL = "https://server-gear.com/shop/index.php/blog/rtx2080ti10gpu_benchmarks/"
+SERVER_GEAR_RTX8000_URL = "https://server-gear.com/shop/index.php/blog/rtx8000x4gpu_benchmarks/"
+# model -> (batch per GPU, images/s at 1, 2, 4, 8, 10 GPUs), "FP16 (XLA on)" table; the page's
+# NASNet and Inception-v4 rows are left out (not in the model zoo).
+SERVER_GEAR_2080TI = {
+    "resnet50": (128, (808.94, 1473.41, 2629.64, 4898.68, 6061.55)),
+    "inception_v3": (128, (482.45, 901.23, 1695.87, 3266.71, 4048.04)),
+    "vgg16": (64, (393.98, 598.41, 780.44, 1298.8, 1599.04)),
+    "resnet152": (64, (328.01, 534.75, 881.21, 1569.11, 1962.03)),
+}
+# model -> (batch per GPU, images/s at 1, 2, 4 GPUs), "Quadro RTX 8000 48GB x4 (NVLink無し)" table
+SERVER_GEAR_RTX8000 = {
+    "resnet50": (1024, (1046.94, 2047.45, 4066.72)),
+    "inception_v3": (512, (627.24, 1225.64, 2452.15)),
+    "vgg16": (512, (621.07, 1189.83, 2397.81)),
+    "resnet152": (512, (488.37, 885.59, 1733.01)),
+}
+SERVER_GEAR_FLAGS = (
+    "tf_cnn_benchmarks.py --data_format=NCHW --num_batches=100 --optimizer=momentum --variable_update=replicated "
+    "--all_reduce_spec=nccl --use_fp16=True --nodistortions --gradient_repacking=2 --datasets_use_prefetch=True "
+    "--per_gpu_thread_count=2 --loss_type_to_report=base_loss --compute_lr_on_cpu=True --single_l2_loss_op=True "
+    "--xla_compile=True --local_parameter_device=gpu (batch, model and num_gpus changed per run)")
+SERVER_GEAR_MECHANISM = (
+    "simulated as: fp16 compute with fp32 variables (precision amp) and fp16 gradients on the wire "
+    "(tensorflow_replicated_nccl preset); --xla_compile wraps each tower's forward pass and gradients in one "
+    "tf.xla.experimental.compile (tensorflow/benchmarks benchmark_cnn.py maybe_compile), so every gradient "
+    "leaves when that computation ends (graph_compiler xla, xla_release_points 1: a fact of the flag, not a fit) "
+    "and XLA fuses batch norm with its ReLU and residual add (kernel_fusion norm_activation); "
+    "--gradient_repacking=2 concatenates the gradients into 2 packs before the NCCL all-reduce (2 buckets); "
+    "no --data_dir: synthetic data")
+
+
+def server_gear() -> list[dict[str, str]]:
+    """A Japanese system vendor's tf_cnn_benchmarks runs on its own servers: ten GeForce
+    RTX 2080 Ti (no peer-to-peer) in a dual Xeon Gold 6230 server at 1-10 GPUs, and four
+    Quadro RTX 8000 (peer-to-peer capable) in a dual Xeon Gold 6254 server at 1-4 GPUs,
+    both fp16 with XLA."""
+    rows = []
+    for model, (batch, values) in SERVER_GEAR_2080TI.items():
+        for gpus, value in zip((2, 4, 8, 10), values[1:]):
+            case_id = f"server-gear-{model}-RTX-2080Ti-amp-b{batch}-1x{gpus}"
+            rows.append(row(
+                case_id=case_id, source="server-gear", model=model, gpu="RTX-2080Ti", nodes=1, gpus_per_node=gpus,
+                intra_node="pcie", strategy="ring_allreduce", batch_per_gpu=batch, precision="amp",
+                metric="throughput_samples_per_s", value=value, baseline_throughput_samples_per_s=values[0],
+                scenario=server_gear_system(case_id, model, batch, "RTX-2080Ti", gpus, per_switch=5),
+                framework="TensorFlow tf_cnn_benchmarks, replicated variables, NCCL all-reduce, fp16, XLA",
+                notes=(f"{SERVER_GEAR_2080TI_URL} (table 'GeForce RTX 2080 Ti Deep Learning ベンチマーク: "
+                       "FP16 (XLA on)'); "
+                       "stated: HPCDIY-XCLGPU10R4S, 10x GeForce RTX 2080 Ti 11GB, 2x Xeon Gold 6230, the standard "
+                       "tf_cnn_benchmarks.py with --batch_size, --model and --num_gpus changed per run (the printed "
+                       "command is cut after '--data_format=NCHW --batch_size=64 --num_batches=100 "
+                       "--model=inception4 --opt'), images/s at 1, 2, 4, 8 and 10 GPUs. ASSUMED: the rest of the "
+                       f"command as on the same vendor's Quadro RTX 8000 page of February 2020 ({SERVER_GEAR_FLAGS}), "
+                       "whose printed command begins with the same words; " + SERVER_GEAR_MECHANISM + "; the wiring "
+                       "(not stated): 5 GPUs under one PCIe switch per socket, the runs on the first N GPUs (2 and 4 "
+                       "on one switch; 8 and 10 over both sockets, 8 simulated as 4 + 4); TensorFlow version not "
+                       "stated"),
+            ))
+    for model, (batch, values) in SERVER_GEAR_RTX8000.items():
+        for gpus, value in zip((2, 4), values[1:]):
+            case_id = f"server-gear-{model}-Quadro-RTX-8000-amp-b{batch}-1x{gpus}"
+            rows.append(row(
+                case_id=case_id, source="server-gear", model=model, gpu="Quadro-RTX-8000", nodes=1,
+                gpus_per_node=gpus, intra_node="pcie", strategy="ring_allreduce", batch_per_gpu=batch,
+                precision="amp", metric="throughput_samples_per_s", value=value,
+                baseline_throughput_samples_per_s=values[0],
+                scenario=server_gear_system(case_id, model, batch, "Quadro-RTX-8000", gpus, per_switch=2),
+                framework="TensorFlow tf_cnn_benchmarks, replicated variables, NCCL all-reduce, fp16, XLA",
+                notes=(f"{SERVER_GEAR_RTX8000_URL} (2020-02-15, table 'Quadro RTX 8000 48GB x4 (NVLink無し) Deep "
+                       "Learning ベンチマーク: FP16 (XLA on)'); stated: HPCDIY-XCLGPU4TS-DL, 4x Quadro RTX 8000 48GB "
+                       "without NVLink bridges, 2x Xeon Gold 6254, images/s at 1, 2 and 4 GPUs, and the command: "
+                       f"{SERVER_GEAR_FLAGS}; " + SERVER_GEAR_MECHANISM + "; ASSUMED wiring (not stated): 2 GPUs "
+                       "per socket on its root ports (simulated as one PCIe switch per socket), the 2-GPU run on "
+                       "one socket; TensorFlow version not stated"),
+            ))
+    return rows
+
+
+def server_gear_system(case_id: str, model: str, batch: int, gpu: str, gpus: int, per_switch: int) -> str:
+    """The scenario of a server-gear row: the first ``gpus`` GPUs of the server, whole
+    switches of ``per_switch`` GPUs per socket (an uneven split, 5 + 3, simulated as 4 + 4)."""
+    switches = 1 if gpus <= per_switch else 2
+    packs_mib = grad_mib_fp16(model) / 2  # --gradient_repacking=2: two packs of the fp16 gradients
+    return write_system(case_id, {
+        "name": case_id,
+        "cluster": {"nodes": 1, "gpus_per_node": gpus, "gpu": gpu,
+                    "server": {"layout": "pcie_tree", "pcie_switches": switches, "sockets": switches}},
+        "workload": {"model": model, "batch_per_gpu": batch, "precision": "amp", "kernel_fusion": "norm_activation",
+                     "graph_compiler": "xla"},
+        "training": {"strategy": "ring_allreduce", "framework": "tensorflow_replicated_nccl",
+                     "xla_release_points": 1, "bucket_size_mib": round(packs_mib * 0.999, 3)},
+    })
+
+
+def grad_mib_fp16(model: str) -> float:
+    from simulator.zoo import get_model
+
+    return get_model(model).total_params * 2 / 2**20
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-o", "--output", type=Path, default=OUT)
     args = ap.parse_args(argv)
     rows = horovod_readme_2017() + horovod_416() + horovod_779() + aws_samples_2() + horovod_396() + byteps_29()
-    rows += mxnet_p2_scalability()
+    rows += mxnet_p2_scalability() + server_gear()
     ids = [r["case_id"] for r in rows]
     assert len(ids) == len(set(ids)), "duplicate case_id"
     args.output.parent.mkdir(parents=True, exist_ok=True)
