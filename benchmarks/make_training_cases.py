@@ -375,45 +375,40 @@ def server_gear() -> list[dict[str, str]]:
     RTX 2080 Ti (no peer-to-peer) in a dual Xeon Gold 6230 server at 1-10 GPUs, and four
     Quadro RTX 8000 (peer-to-peer capable) in a dual Xeon Gold 6254 server at 1-4 GPUs,
     both fp16 with XLA."""
+    notes_2080ti = (
+        f"{SERVER_GEAR_2080TI_URL} (table 'GeForce RTX 2080 Ti Deep Learning ベンチマーク: FP16 (XLA on)'); "
+        "stated: HPCDIY-XCLGPU10R4S, 10x GeForce RTX 2080 Ti 11GB, 2x Xeon Gold 6230, the standard "
+        "tf_cnn_benchmarks.py with --batch_size, --model and --num_gpus changed per run (the printed "
+        "command is cut after '--data_format=NCHW --batch_size=64 --num_batches=100 "
+        "--model=inception4 --opt'), images/s at 1, 2, 4, 8 and 10 GPUs. ASSUMED: the rest of the "
+        f"command as on the same vendor's Quadro RTX 8000 page of February 2020 ({SERVER_GEAR_FLAGS}), "
+        "whose printed command begins with the same words; " + SERVER_GEAR_MECHANISM + "; the wiring "
+        "(not stated): 5 GPUs under one PCIe switch per socket, the runs on the first N GPUs (2 and 4 "
+        "on one switch; 8 and 10 over both sockets, 8 simulated as 4 + 4); TensorFlow version not stated")
+    notes_rtx8000 = (
+        f"{SERVER_GEAR_RTX8000_URL} (2020-02-15, table 'Quadro RTX 8000 48GB x4 (NVLink無し) Deep "
+        "Learning ベンチマーク: FP16 (XLA on)'); stated: HPCDIY-XCLGPU4TS-DL, 4x Quadro RTX 8000 48GB "
+        "without NVLink bridges, 2x Xeon Gold 6254, images/s at 1, 2 and 4 GPUs, and the command: "
+        f"{SERVER_GEAR_FLAGS}; " + SERVER_GEAR_MECHANISM + "; ASSUMED wiring (not stated): 2 GPUs "
+        "per socket on its root ports (simulated as one PCIe switch per socket), the 2-GPU run on "
+        "one socket; TensorFlow version not stated")
+    servers = (  # (table, GPU, GPU counts after the one-GPU column, GPUs per switch and socket, notes)
+        (SERVER_GEAR_2080TI, "RTX-2080Ti", (2, 4, 8, 10), 5, notes_2080ti),
+        (SERVER_GEAR_RTX8000, "Quadro-RTX-8000", (2, 4), 2, notes_rtx8000),
+    )
     rows = []
-    for model, (batch, values) in SERVER_GEAR_2080TI.items():
-        for gpus, value in zip((2, 4, 8, 10), values[1:]):
-            case_id = f"server-gear-{model}-RTX-2080Ti-amp-b{batch}-1x{gpus}"
-            rows.append(row(
-                case_id=case_id, source="server-gear", model=model, gpu="RTX-2080Ti", nodes=1, gpus_per_node=gpus,
-                intra_node="pcie", strategy="ring_allreduce", batch_per_gpu=batch, precision="amp",
-                metric="throughput_samples_per_s", value=value, baseline_throughput_samples_per_s=values[0],
-                scenario=server_gear_system(case_id, model, batch, "RTX-2080Ti", gpus, per_switch=5),
-                framework="TensorFlow tf_cnn_benchmarks, replicated variables, NCCL all-reduce, fp16, XLA",
-                notes=(f"{SERVER_GEAR_2080TI_URL} (table 'GeForce RTX 2080 Ti Deep Learning ベンチマーク: "
-                       "FP16 (XLA on)'); "
-                       "stated: HPCDIY-XCLGPU10R4S, 10x GeForce RTX 2080 Ti 11GB, 2x Xeon Gold 6230, the standard "
-                       "tf_cnn_benchmarks.py with --batch_size, --model and --num_gpus changed per run (the printed "
-                       "command is cut after '--data_format=NCHW --batch_size=64 --num_batches=100 "
-                       "--model=inception4 --opt'), images/s at 1, 2, 4, 8 and 10 GPUs. ASSUMED: the rest of the "
-                       f"command as on the same vendor's Quadro RTX 8000 page of February 2020 ({SERVER_GEAR_FLAGS}), "
-                       "whose printed command begins with the same words; " + SERVER_GEAR_MECHANISM + "; the wiring "
-                       "(not stated): 5 GPUs under one PCIe switch per socket, the runs on the first N GPUs (2 and 4 "
-                       "on one switch; 8 and 10 over both sockets, 8 simulated as 4 + 4); TensorFlow version not "
-                       "stated"),
-            ))
-    for model, (batch, values) in SERVER_GEAR_RTX8000.items():
-        for gpus, value in zip((2, 4), values[1:]):
-            case_id = f"server-gear-{model}-Quadro-RTX-8000-amp-b{batch}-1x{gpus}"
-            rows.append(row(
-                case_id=case_id, source="server-gear", model=model, gpu="Quadro-RTX-8000", nodes=1,
-                gpus_per_node=gpus, intra_node="pcie", strategy="ring_allreduce", batch_per_gpu=batch,
-                precision="amp", metric="throughput_samples_per_s", value=value,
-                baseline_throughput_samples_per_s=values[0],
-                scenario=server_gear_system(case_id, model, batch, "Quadro-RTX-8000", gpus, per_switch=2),
-                framework="TensorFlow tf_cnn_benchmarks, replicated variables, NCCL all-reduce, fp16, XLA",
-                notes=(f"{SERVER_GEAR_RTX8000_URL} (2020-02-15, table 'Quadro RTX 8000 48GB x4 (NVLink無し) Deep "
-                       "Learning ベンチマーク: FP16 (XLA on)'); stated: HPCDIY-XCLGPU4TS-DL, 4x Quadro RTX 8000 48GB "
-                       "without NVLink bridges, 2x Xeon Gold 6254, images/s at 1, 2 and 4 GPUs, and the command: "
-                       f"{SERVER_GEAR_FLAGS}; " + SERVER_GEAR_MECHANISM + "; ASSUMED wiring (not stated): 2 GPUs "
-                       "per socket on its root ports (simulated as one PCIe switch per socket), the 2-GPU run on "
-                       "one socket; TensorFlow version not stated"),
-            ))
+    for table, gpu, counts, per_switch, notes in servers:
+        for model, (batch, values) in table.items():
+            for gpus, value in zip(counts, values[1:]):
+                case_id = f"server-gear-{model}-{gpu}-amp-b{batch}-1x{gpus}"
+                rows.append(row(
+                    case_id=case_id, source="server-gear", model=model, gpu=gpu, nodes=1, gpus_per_node=gpus,
+                    intra_node="pcie", strategy="ring_allreduce", batch_per_gpu=batch, precision="amp",
+                    metric="throughput_samples_per_s", value=value, baseline_throughput_samples_per_s=values[0],
+                    scenario=server_gear_system(case_id, model, batch, gpu, gpus, per_switch),
+                    framework="TensorFlow tf_cnn_benchmarks, replicated variables, NCCL all-reduce, fp16, XLA",
+                    notes=notes,
+                ))
     return rows
 
 
@@ -421,7 +416,9 @@ def server_gear_system(case_id: str, model: str, batch: int, gpu: str, gpus: int
     """The scenario of a server-gear row: the first ``gpus`` GPUs of the server, whole
     switches of ``per_switch`` GPUs per socket (an uneven split, 5 + 3, simulated as 4 + 4)."""
     switches = 1 if gpus <= per_switch else 2
-    packs_mib = grad_mib_fp16(model) / 2  # --gradient_repacking=2: two packs of the fp16 gradients
+    # --gradient_repacking=2: two packs of the fp16 gradients; a bucket closes once it holds
+    # its cap, so a cap just under half closes the first at half and leaves the rest as the second
+    packs_mib = grad_mib_fp16(model) / 2
     return write_system(case_id, {
         "name": case_id,
         "cluster": {"nodes": 1, "gpus_per_node": gpus, "gpu": gpu,
