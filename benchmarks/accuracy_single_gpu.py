@@ -68,7 +68,7 @@ from simulator.catalog import get_gpu
 from simulator.compute import TENSOR_CORE_PRECISIONS, default_compute_efficiency
 from simulator.engine import build
 from simulator.errors import ClusterSimError
-from simulator.validation.run import kernel_fusion_for_text
+from simulator.validation.run import fork_gradients_for_text, kernel_fusion_for_text
 from simulator.zoo import get_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -302,6 +302,7 @@ class Case:
     measured: float
     optimizer: str
     kernel_fusion: str = "none"  # workload.kernel_fusion the run's framework implies (kernel_fusion_for_text)
+    fork_gradients: str | None = None  # workload.fork_gradients it implies (fork_gradients_for_text)
 
 
 def select_cases(df: pd.DataFrame, include_approx: bool, ampere_fp32: str) -> tuple[list[Case], pd.DataFrame]:
@@ -351,9 +352,11 @@ def select_cases(df: pd.DataFrame, include_approx: bool, ampere_fp32: str) -> tu
             skip(idx, r, "value not numeric", str(r["value"]))
             continue
         optimizer = "adam" if model.startswith("bert") else "momentum"  # LAMB / Adam state
-        kernel_fusion = kernel_fusion_for_text(run_framework(str(r["source"]), framework, gpu_text), precision)
+        run_text = run_framework(str(r["source"]), framework, gpu_text)
+        kernel_fusion = kernel_fusion_for_text(run_text, precision)
         cases.append(Case(idx, short_source(str(r["source"]), framework), model_text, gpu_text,
-                          model, seq, gpu, precision, int(batch), r["metric"], float(value), optimizer, kernel_fusion))
+                          model, seq, gpu, precision, int(batch), r["metric"], float(value), optimizer, kernel_fusion,
+                          fork_gradients_for_text(run_text)))
     return cases, pd.DataFrame(skipped, columns=["row", "reason", "detail", "metric"])
 
 
@@ -369,6 +372,8 @@ class Predictor:
     def scenario(self, c: Case):
         workload: dict[str, Any] = {"model": c.model, "batch_per_gpu": c.batch,
                                     "precision": c.precision, "optimizer": c.optimizer, "kernel_fusion": c.kernel_fusion}
+        if c.fork_gradients is not None:
+            workload["fork_gradients"] = c.fork_gradients
         if c.seq is not None:
             workload["sequence_length"] = c.seq
         data = {
@@ -380,7 +385,7 @@ class Predictor:
         return load_scenario(data, [*self.overrides, *self.family_overrides.get(family_of(c.precision), [])])
 
     def predict(self, c: Case) -> dict[str, float]:
-        key = (c.model, c.seq, c.gpu, c.precision, c.batch, c.optimizer, c.kernel_fusion)
+        key = (c.model, c.seq, c.gpu, c.precision, c.batch, c.optimizer, c.kernel_fusion, c.fork_gradients)
         if key not in self._cache:
             sc = self.scenario(c)
             costs = build(sc).costs
@@ -686,7 +691,8 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
                            ("previous", "Previous ({model})"),
                            ("before_new_gpus", "Same model, fewer GPUs ({model})"),
                            ("before_fusion", "Before workload.kernel_fusion ({model})"),
-                           ("before_conv_staging", "Before the convolutions' staging cost ({model})")):
+                           ("before_conv_staging", "Before the convolutions' staging cost ({model})"),
+                           ("before_fork_gradients", "Before the fork-gradient sums ({model})")):
             earlier = recorded.get(key)
             if not earlier:
                 continue

@@ -131,6 +131,10 @@ def single_gpu_table() -> str:
     if flat:  # before convolutions' share of peak depended on the tensor cores' width per SM
         lines.append(row("shape-aware model, one tensor-core efficiency for every width, leave one GPU out",
                          flat["leave_one_gpu_out"]))
+    unsummed = data.get("before_fork_gradients")
+    if unsummed:  # before the gradients of a tensor several layers read were summed at a cost
+        for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
+            lines.append(row(f"shape-aware model, fork gradients not summed, leave one {label} out", unsummed[fold]))
     lines.append(row("shape-aware model, leave one GPU out", data["leave_one_gpu_out"]))
     lines.append(row("shape-aware model, leave one generation out", data["leave_one_generation_out"]))
     lines.append(row("shape-aware model, leave one source out", data["leave_one_source_out"]))
@@ -241,7 +245,21 @@ def measured_allreduce_table() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"single-gpu-cv": single_gpu_table, "measured-here": measured_here_table, "dev-set": dev_set_table,
+def fork_gradients_table() -> str:
+    data = json.loads((RESULTS / "fork_gradients_torch7.json").read_text())
+    lines = [f"| ResNet-18 to -152, Torch7 (weight-gradient factor {data['wgrad_factor']:g}) | forward | backward | "
+             "backward - forward (points) |", "|---|--:|--:|--:|"]
+    lines += [f"| fork sums {style} | {r['forward_%']:+.1f}% | {r['backward_%']:+.1f}% | "
+              f"{r['backward_minus_forward_points']:+.1f} |" for style, r in data["resnet"].items()]
+    vgg = data["vgg_backward_minus_forward_points"]
+    lines += ["", f"{data['rows']} timing rows, compute efficiency {data['compute_efficiency']:g}. VGG (no forks), "
+              "backward - forward by weight-gradient factor: "
+              + ", ".join(f"{float(w):g}: {v:+.1f}" for w, v in vgg.items()) + " points."]
+    return "\n".join(lines)
+
+
+TABLES = {"single-gpu-cv": single_gpu_table, "fork-gradients": fork_gradients_table,
+          "measured-here": measured_here_table, "dev-set": dev_set_table,
           "collectives-cv": collectives_table,
           "training-cv": training_table, "llm-cv": llm_table, "heldout-lambda": heldout_lambda_table,
           "untimed-layers": untimed_layers_table, "accumulation": accumulation_table,

@@ -112,7 +112,8 @@ def roofline_on(view: Resolved, device: ProfiledDevice, compute_efficiency: floa
     w = view.scenario.workload
     return roofline_costs(view.model, device, precision=w.precision, batch=view.batch_per_gpu,  # type: ignore[arg-type]
                           compute_efficiency=compute_efficiency, memory_efficiency=memory_efficiency,
-                          layer_overhead_s=layer_overhead_s, optimizer=w.optimizer, kernel_fusion=w.kernel_fusion)
+                          layer_overhead_s=layer_overhead_s, optimizer=w.optimizer, kernel_fusion=w.kernel_fusion,
+                          fork_gradients=w.fork_gradients_style)
 
 
 #: Fits already made: (profile id, device, thread share, start, fitted, what the algorithms
@@ -170,10 +171,11 @@ def untimed_layer_estimate(
                     algorithms[(model.name, timed.batch)] = memory.scenario_algorithms(other)
 
         def estimate(model: Model, batch: int, ce: float, me: float, oh: float) -> tuple[np.ndarray, np.ndarray]:
-            # the probe times layers as eager kernels: unfused
+            # the probe times layers as eager kernels: unfused, and a layer's backward without the
+            # sum of its output's gradients (autograd runs that between the layers' hooks)
             costs = roofline_costs(model, device, precision="fp32", batch=batch, compute_efficiency=ce,
                                    memory_efficiency=me, layer_overhead_s=oh, optimizer=w.optimizer,
-                                   conv_algorithms=algorithms.get((model.name, batch)))
+                                   conv_algorithms=algorithms.get((model.name, batch)), fork_gradients=None)
             return costs.forward_s, costs.backward_s
 
         _FITS[key] = (profile, fit_layer_model(data, estimate, start, fitted))
@@ -188,5 +190,6 @@ def untimed_layer_estimate(
         costs = roofline_costs(view.model, view.gpu, precision=w.precision, batch=view.batch_per_gpu,
                                compute_efficiency=fit.compute_efficiency, memory_efficiency=fit.memory_efficiency,
                                layer_overhead_s=fit.layer_overhead_s, optimizer=w.optimizer,
-                               conv_algorithms=conv_algorithms, kernel_fusion=w.kernel_fusion)
+                               conv_algorithms=conv_algorithms, kernel_fusion=w.kernel_fusion,
+                               fork_gradients=w.fork_gradients_style)
     return costs, fit, fitted

@@ -15,7 +15,11 @@ Without a calibration profile each layer is timed from its shape
 * every kernel costs ``layer_overhead`` (launch and framework dispatch);
 * with ``workload.kernel_fusion: norm_activation`` a residual add and a ReLU that follow a
   batch norm run inside the norm's kernels: no launch of their own, and only the
-  traffic the fused kernel still needs (:func:`kernel_efficiency.fused_traffic`).
+  traffic the fused kernel still needs (:func:`kernel_efficiency.fused_traffic`);
+* a layer whose output several layers read (a residual block's input, an Inception
+  module's input) receives one gradient from each in the backward pass, and summing
+  them is memory-bound work of its own (``workload.fork_gradients``:
+  :func:`kernel_efficiency.fork_gradient_traffic`).
 
 ``peak`` is the GPU's dense peak for the precision on matrix layers (tensor cores
 where the precision uses them) and the fp32 peak elsewhere; matrix layers never run
@@ -162,6 +166,7 @@ def roofline_costs(
     optimizer: str,
     conv_algorithms: Sequence[str | None] | None = None,
     kernel_fusion: str = "none",
+    fork_gradients: str | None = "sum",
 ) -> ComputeCosts:
     """Every layer's forward and backward time (see the module docstring).
 
@@ -170,7 +175,9 @@ def roofline_costs(
     products and transforms, precomputed GEMM and FFT by their time factors, FFT and
     Winograd on CUDA cores. None means implicit GEMM everywhere. ``kernel_fusion``
     (:data:`kernel_efficiency.KERNEL_FUSIONS`) says which memory-bound layers run inside
-    their neighbour's kernels."""
+    their neighbour's kernels; ``fork_gradients`` (:data:`kernel_efficiency.FORK_GRADIENTS`)
+    how the gradients of a layer read by several others are summed, a cost added to
+    that layer's backward (None: not costed, for per-layer timings that leave it out)."""
     rates = device_rates(gpu, precision, compute_efficiency, memory_efficiency, layer_overhead_s)
     # fp8 speeds up the dense layers' GEMMs only; everything else runs as bf16
     other_rates = device_rates(gpu, "bf16", compute_efficiency, memory_efficiency, layer_overhead_s) \
@@ -200,6 +207,10 @@ def roofline_costs(
                 out[i] = (kernels * layer_overhead_s + max(moved / rates.bytes_s, flops / rates.scalar_flops_s)
                           if kernels else 0.0)
         grads[i] = layer.params * PARAMETER_BYTES[precision]
+        elements, kernels = (kernel_efficiency.fork_gradient_traffic(layer, fork_gradients)
+                             if fork_gradients is not None else (0.0, 0))
+        if elements:
+            backward[i] += kernels * layer_overhead_s + elements * batch * rates.act_bytes / rates.bytes_s
 
     optimizer_bytes = model.total_params * 4 * OPTIMIZER_WORDS[optimizer]
     optimizer_s = layer_overhead_s + optimizer_bytes / rates.bytes_s

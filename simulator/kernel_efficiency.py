@@ -233,6 +233,36 @@ def elementwise_traffic(layer: Layer, backward: bool) -> tuple[float, int]:
     return reads_in * layer.input_elements + reads_out * layer.output_elements, kernels
 
 
+#: ``workload.fork_gradients`` values: how a framework sums the gradients of a tensor
+#: that several layers read (a residual block's input, an Inception module's input),
+#: before the backward pass of the layer that produced it.
+#:
+#: * ``sum``: one kernel reads every consumer's gradient and writes their sum (PyTorch
+#:   autograd's input buffer, TensorFlow's AddN, MXNet's ElementwiseSum, Caffe's Split).
+#: * ``copy_add``: Lua Torch's ``nn.ConcatTable`` copies the first branch's gradient into
+#:   its own buffer, then adds each other branch's in place (``ConcatTable:_backward``):
+#:   one kernel per consumer.
+#: * ``fused``: a whole-graph compiler (XLA) fuses the sum into the elementwise kernel
+#:   that consumes it: only the extra gradients are read; no kernel, no write.
+FORK_GRADIENTS = ("sum", "copy_add", "fused")
+
+
+def fork_gradient_traffic(layer: Layer, fork_gradients: str) -> tuple[float, int]:
+    """(elements moved per sample, kernels launched) to sum the gradients of
+    ``layer``'s output over its consumers (nothing unless it is read by two or more)."""
+    consumers = layer.output_consumers
+    if consumers < 2:
+        return 0.0, 0
+    out = layer.output_elements
+    if fork_gradients == "sum":
+        return (consumers + 1) * out, 1
+    if fork_gradients == "copy_add":
+        return (2 + 3 * (consumers - 1)) * out, consumers
+    if fork_gradients == "fused":
+        return (consumers - 1) * out, 0
+    raise ValueError(f"unknown fork_gradients {fork_gradients!r}; expected one of {FORK_GRADIENTS}")
+
+
 #: ``workload.kernel_fusion`` values: ``none`` runs every layer as its own kernels (eager
 #: frameworks: PyTorch, TensorFlow without XLA, Caffe, Torch7); ``norm_activation``
 #: runs a residual add and a ReLU that follow a batch norm inside the norm's kernels,

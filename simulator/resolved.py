@@ -81,6 +81,7 @@ class Resolved:
             optimizer=w.optimizer,
             conv_algorithms=conv_algorithms,
             kernel_fusion=w.kernel_fusion,
+            fork_gradients=w.fork_gradients_style,
         )
 
 

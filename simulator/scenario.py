@@ -280,6 +280,15 @@ class WorkloadSpec(_Strict):
         "NVIDIA/DeepLearningExamples#156 profiles no compute-communication overlap with XLA); none = gradients "
         "leave as backward produces them. Its kernel fusion is workload.kernel_fusion.",
     )
+    fork_gradients: Literal["sum", "copy_add", "fused"] | None = Field(
+        default=None,
+        description="How the backward pass sums the gradients of a tensor several layers read (a residual block's "
+        "input, an Inception module's input): sum = one kernel reads them all and writes the sum (PyTorch "
+        "autograd, TensorFlow's AddN, MXNet, Caffe); copy_add = the first is copied and each other added in "
+        "place, a kernel each (Lua Torch's nn.ConcatTable); fused = the sum runs inside the kernel that "
+        "consumes it, reading the extra gradients only (XLA). Default: fused under workload.graph_compiler xla, "
+        "sum otherwise.",
+    )
     conv_algorithm: Literal["implicit_gemm", "precomputed_gemm", "fft", "winograd", "auto"] = Field(
         default="auto",
         description="Convolution algorithm of every conv layer (`simulator.algorithms`); a layer that cannot run it "
@@ -339,6 +348,13 @@ class WorkloadSpec(_Strict):
         "batch_per_gpu (strong scaling: the one-GPU run took the whole global batch). The one scale factor is "
         "fitted at that batch and applied to the costs at batch_per_gpu. Default: batch_per_gpu.",
     )
+
+    @property
+    def fork_gradients_style(self) -> str:
+        """``fork_gradients`` with its default resolved."""
+        if self.fork_gradients is not None:
+            return self.fork_gradients
+        return "fused" if self.graph_compiler == "xla" else "sum"
 
     @model_validator(mode="after")
     def _measured_batch_needs_throughput(self) -> WorkloadSpec:

@@ -103,11 +103,14 @@ def test_overhead_is_added_per_kernel_launched():
     # one kernel per layer forward
     assert slow.forward_s.sum() - base.forward_s.sum() == pytest.approx(n * 1e-5, rel=1e-9)
     # backward: data + weight gradient per matrix layer (weight only for the first),
-    # a residual add's backward launches nothing
+    # a residual add's backward launches nothing, each of the 16 blocks' input gradients
+    # is summed by one kernel (workload.fork_gradients: sum)
     matrix = sum(1 for layer in model.layers if layer.gemm is not None)
     adds = sum(1 for layer in model.layers if layer.kind == "add")
+    forks = sum(1 for layer in model.layers if layer.output_consumers > 1)
+    assert forks == 16
     others = n - matrix - adds
-    kernels = 2 * matrix - 1 + others
+    kernels = 2 * matrix - 1 + others + forks
     assert slow.backward_s.sum() - base.backward_s.sum() == pytest.approx(kernels * 1e-5, rel=1e-9)
 
 

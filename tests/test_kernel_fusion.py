@@ -23,7 +23,7 @@ BANDWIDTH = GPU.memory_bandwidth_gbytes_s * 1e9 * MEM_EFF
 def _costs(model, kernel_fusion: str) -> compute.ComputeCosts:
     return compute.roofline_costs(model, GPU, precision="amp", batch=BATCH, compute_efficiency=0.5,
                                   memory_efficiency=MEM_EFF, layer_overhead_s=OVERHEAD, optimizer="sgd",
-                                  kernel_fusion=kernel_fusion)
+                                  kernel_fusion=kernel_fusion, fork_gradients=None)  # (tests/test_fork_gradients.py)
 
 
 def test_fused_relu_and_add_move_only_what_the_norm_kernel_still_needs():

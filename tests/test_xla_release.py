@@ -55,7 +55,9 @@ def test_horovod_fusion_fuses_what_the_clusters_release():
 
 def test_one_release_point_is_no_overlap():
     # Every bucket leaves when backward ends: the iteration is that of overlap off.
-    xla = simulate(load_scenario(None, TWO_NODES + ["workload.graph_compiler=xla", "training.xla_release_points=1"]))
+    # (the compute held as without XLA: its default fused fork sums are tests/test_fork_gradients.py's)
+    xla = simulate(load_scenario(None, TWO_NODES + ["workload.graph_compiler=xla", "training.xla_release_points=1",
+                                                    "workload.fork_gradients=sum"]))
     off = simulate(load_scenario(None, TWO_NODES + ["training.overlap=false"]))
     on = simulate(load_scenario(None, TWO_NODES))
     assert xla.iteration_time_s == pytest.approx(off.iteration_time_s, rel=1e-9)
@@ -63,7 +65,7 @@ def test_one_release_point_is_no_overlap():
 
 
 def test_more_release_points_hide_more_of_the_allreduce():
-    times = [simulate(load_scenario(None, TWO_NODES + ["workload.graph_compiler=xla",
+    times = [simulate(load_scenario(None, TWO_NODES + ["workload.graph_compiler=xla", "workload.fork_gradients=sum",
                                                        f"training.xla_release_points={k}"])).iteration_time_s
              for k in (1, 2, 4)]
     plain = simulate(load_scenario(None, TWO_NODES)).iteration_time_s
@@ -74,7 +76,8 @@ def test_horovod_under_xla_starts_its_allreduces_after_backward():
     # The horovod preset's sourced behaviour (DeepLearningExamples#156): one release point,
     # i.e. the iteration of overlap off, give or take the wait for Horovod's next 5 ms cycle
     # tick after backward; a scenario that sets the field keeps its value.
-    horovod = load_scenario(None, TWO_NODES + ["workload.graph_compiler=xla", "training.framework=horovod"])
+    horovod = load_scenario(None, TWO_NODES + ["workload.graph_compiler=xla", "training.framework=horovod",
+                                               "workload.fork_gradients=sum"])
     assert horovod.training.xla_release_points == 1
     assert load_scenario(None, ["training.framework=horovod", "training.xla_release_points=3"]) \
         .training.xla_release_points == 3

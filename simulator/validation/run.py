@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -67,6 +66,7 @@ from ..results import SimResult, collect
 from ..scenario import Scenario
 from ..sync import SYNC_STRATEGIES, Allreduce
 from .cases import NETWORK_KINDS, CaseError, MeasuredCase, read_cases
+from .framework_text import fork_gradients_for_text, graph_compiler_for_text, kernel_fusion_for_text, preset_for_text
 
 LAYOUTS = {"pcie": "pcie_tree", "nvlink": "dgx1", "nvswitch": "nvswitch"}
 
@@ -102,54 +102,6 @@ def framework_preset(case: MeasuredCase) -> str | None:
     return preset_for_text(case.framework, case.strategy)
 
 
-def preset_for_text(framework: str | None, strategy: str) -> str | None:
-    """The preset a free-text ``framework`` names for a run of ``strategy``, or None.
-
-    Read by keyword, most specific first: Horovod (whatever it runs inside), PyTorch
-    DDP, PaddlePaddle, OneFlow, DeepSpeed, then TensorFlow and MXNet by the strategy (parameter
-    servers or not). BytePS, Caffe and unnamed stacks get no preset."""
-    text = (framework or "").lower()
-    ps = strategy == "parameter_server"
-    if not text or "byteps" in text or "caffe" in text:
-        return None
-    if "horovod" in text:
-        return None if ps else "horovod"
-    for key, preset in (("ddp", "pytorch_ddp"), ("paddle", "paddle"), ("oneflow", "oneflow"), ("deepspeed", "deepspeed")):
-        if key in text:
-            return preset
-    if ps and "tf_cnn_benchmarks" in text:
-        return "tf_cnn_benchmarks_ps"
-    if "tensorflow" in text or "tf_cnn" in text:
-        return "tensorflow_ps" if ps else "tensorflow_replicated_nccl"
-    if "mxnet" in text:
-        return "mxnet_dist_sync" if ps else "mxnet_kvstore_device"
-    return None
-
-
-def kernel_fusion_for_text(framework: str | None, precision: str) -> str:
-    """The ``workload.kernel_fusion`` a free-text ``framework`` implies for a run in ``precision``.
-
-    XLA (TensorFlow's auto-clustering, ``XLA on`` in NVIDIA's tables) fuses a batch norm
-    with the add and ReLU after it; so does NVIDIA's MXNet ResNet-50 in fp16, whose
-    runner passes ``--fuse-bn-relu 1 --fuse-bn-add-relu 1`` for float16 only
-    (DeepLearningExamples ``MxNet/Classification/RN50v1.5/runner``): an NGC MXNet
-    container in mixed precision. Everything else runs unfused."""
-    text = (framework or "").lower()
-    if graph_compiler_for_text(framework) == "xla":
-        return "norm_activation"
-    if "mxnet" in text and "ngc" in text and precision in ("amp", "fp16"):
-        return "norm_activation"
-    return "none"
-
-
-def graph_compiler_for_text(framework: str | None) -> str:
-    """The ``workload.graph_compiler`` a free-text ``framework`` implies: ``xla`` where
-    TensorFlow's XLA is on (its auto-clustering: ``XLA on`` in NVIDIA's tables, Lambda's
-    ``TF_XLA_FLAGS=--tf_xla_auto_jit=2`` runs), ``none`` otherwise."""
-    text = (framework or "").lower()
-    return "xla" if re.search(r"\bxla\b", text) and "without xla" not in text else "none"
-
-
 def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
                   overrides: Sequence[str] = ()) -> tuple[Scenario, str]:
     """The scenario a row describes, and a note on any assumption made."""
@@ -181,6 +133,9 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
     workload: dict[str, Any] = {"precision": case.precision,
                                 "kernel_fusion": kernel_fusion_for_text(case.framework, case.precision),
                                 "graph_compiler": graph_compiler_for_text(case.framework)}
+    fork_gradients = fork_gradients_for_text(case.framework)
+    if fork_gradients is not None and fork_gradients != ("fused" if workload["graph_compiler"] == "xla" else "sum"):
+        workload["fork_gradients"] = fork_gradients
     if case.model:
         workload["model"] = case.model
     if case.batch_per_gpu:

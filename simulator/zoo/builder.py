@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from simulator.zoo.core import GemmShape, Layer
 
@@ -118,6 +119,14 @@ class NetBuilder:
     def layers(self) -> tuple[Layer, ...]:
         """The layers recorded so far, in execution order."""
         return tuple(self._layers)
+
+    def count(self) -> int:
+        """How many layers are recorded."""
+        return len(self._layers)
+
+    def last_name(self) -> str:
+        """The name of the last layer recorded."""
+        return self._layers[-1].name
 
     def flatten(self) -> None:
         """``torch.flatten(x, 1)``: one feature vector per sample, no layer."""
@@ -253,9 +262,23 @@ class NetBuilder:
             name, "concat", output_shape=out, flops=0, input_elements=sum(_elements(s) for s in inputs)
         )
 
+    def fork(self, paths: int) -> None:
+        """The current tensor is read by ``paths`` layers: its producer (the last layer
+        recorded) gets that many consumers, whose gradients backward sums. A fork of the
+        network's input has no producer and no gradient to sum."""
+        if paths >= 2 and self._layers:
+            last = self._layers[-1]
+            self._layers[-1] = replace(last, output_consumers=last.output_consumers + paths - 1)
+
+    def mark_consumers(self, name: str, consumers: int) -> None:
+        """Set how many layers read the output of the recorded layer ``name``."""
+        index = next(i for i, layer in enumerate(self._layers) if layer.name == name)
+        self._layers[index] = replace(self._layers[index], output_consumers=consumers)
+
     def branches(self, name: str, *paths: Callable[[], object]) -> Layer:
         """Run each path from the current tensor, then concatenate their outputs (what a
         path returns is not read)."""
+        self.fork(len(paths))
         start = self.shape
         outputs: list[Shape] = []
         for path in paths:
@@ -267,6 +290,7 @@ class NetBuilder:
     def residual(self, name: str, main: Callable[[], None], shortcut: Callable[[], None] | None = None) -> Layer:
         """``main(x) + shortcut(x)`` (identity shortcut when None), recorded in
         torchvision order: main path, then shortcut, then the add."""
+        self.fork(2)
         start = self.shape
         main()
         main_shape = self.shape
@@ -275,3 +299,30 @@ class NetBuilder:
             shortcut()
         return self.add(name, [main_shape, self.shape])
 
+
+
+class ForkReaders:
+    """How many layers read each recorded layer's output, for a model built entry by
+    entry from names (a model file): each entry names its inputs; an entry that records
+    no layer (a view: flatten, reshape) stands for its input's producer."""
+
+    def __init__(self, input_name: str) -> None:
+        self._producer: dict[str, str | None] = {input_name: None}  # entry name -> recorded layer
+        self._readers: dict[str, int] = {}  # recorded layer -> layers that read it
+
+    def entry(self, b: NetBuilder, name: str, inputs: Sequence[str], recorded_before: int) -> None:
+        """The entry ``name`` reading ``inputs`` was just emitted on ``b`` (which had
+        ``recorded_before`` layers before it)."""
+        if b.count() == recorded_before:  # a view reads nothing; it renames its input
+            self._producer[name] = self._producer.get(inputs[0])
+            return
+        for read in (self._producer.get(i) for i in inputs):
+            if read is not None:
+                self._readers[read] = self._readers.get(read, 0) + 1
+        self._producer[name] = b.last_name()
+
+    def mark(self, b: NetBuilder, stated: dict[str, int]) -> None:
+        """Give every layer read by two or more its count (``stated`` counts win)."""
+        for name, count in {**self._readers, **stated}.items():
+            if count >= 2 or name in stated:
+                b.mark_consumers(name, count)

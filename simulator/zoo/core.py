@@ -7,7 +7,10 @@ only what the simulator needs to cost it for ONE sample (one image or one sequen
   pass (weights + biases; batch-norm running statistics are buffers, not counted);
 * ``forward_flops`` - arithmetic of the forward pass, a multiply-add counted as 2;
 * ``input_elements`` / ``output_elements`` - activation tensor sizes, which give the
-  bytes a layer moves (roofline) and the activations kept for the backward pass.
+  bytes a layer moves (roofline) and the activations kept for the backward pass;
+* ``output_consumers`` - how many layers read the output (2 or more: a fork, such as
+  a residual block's input, whose gradients the backward pass must sum before this
+  layer's own backward runs).
 
 Everything is derived from layer shapes by :mod:`simulator.zoo.builder`; nothing here
 is a typed-in total.
@@ -83,10 +86,15 @@ class Layer:
     input_elements: int  # input activation elements for one sample (sum over inputs)
     output_elements: int  # output activation elements for one sample
     gemm: GemmShape | None = None  # the matrix product of conv / linear / attention layers
+    output_consumers: int = 1  # layers that read the output; >= 2 is a fork whose gradients are summed
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("layer name must not be empty")
+        if isinstance(self.output_consumers, bool) or not isinstance(self.output_consumers, int) \
+                or self.output_consumers < 1:
+            raise ValueError(f"layer {self.name!r}: output_consumers must be a positive int, "
+                             f"got {self.output_consumers!r}")
         if self.kind not in LAYER_KINDS:
             raise ValueError(f"layer {self.name!r}: unknown kind {self.kind!r}")
         for field in ("params", "forward_flops", "input_elements", "output_elements"):

@@ -35,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from simulator.zoo.builder import NetBuilder, Shape
+from simulator.zoo.builder import ForkReaders, NetBuilder, Shape
 from simulator.zoo.core import LAYER_KINDS, SAMPLE_UNITS, GemmShape, Layer, Model
 from simulator.zoo.transformer import TransformerConfig, _attention_core
 
@@ -168,6 +168,8 @@ class ExplicitSpec(_LayerSpec):
     output_elements: Count | None = Field(None, description="Default: the size of output_shape.")
     output_shape: list[Positive] | None = Field(None, description="Lets later layers be given by shape.")
     gemm: GemmSpec | None = None
+    output_consumers: Positive | None = Field(None, description="Layers that read the output (2 or more: a fork "
+                                              "whose gradients backward sums). Default: counted from the inputs named.")
 
     @model_validator(mode="after")
     def _consistent(self) -> ExplicitSpec:
@@ -317,11 +319,13 @@ def build_model(spec: ModelFile, default_name: str = "model") -> Model:
     """
     b = NetBuilder(tuple(spec.input_shape))
     shapes: dict[str, Shape | None] = {INPUT: tuple(spec.input_shape)}
+    readers = ForkReaders(INPUT)
     previous = INPUT
     for i, layer in enumerate(spec.layers):
         if layer.name in shapes:
             raise ValueError(f"layers.{i}.name: {layer.name!r} is used twice (or is the reserved name {INPUT!r})")
         source = layer.input or previous
+        recorded = b.count()
         if getattr(layer, "inputs", None) is not None and layer.input is not None:
             raise ValueError(f"layers.{i} ({layer.name}): {layer.kind} names its inputs, not input")
         try:
@@ -336,7 +340,10 @@ def build_model(spec: ModelFile, default_name: str = "model") -> Model:
         except ValueError as exc:
             text = str(exc)
             raise ValueError(text if text.startswith("layers.") else f"layers.{i} ({layer.name}): {text}") from None
+        readers.entry(b, layer.name, getattr(layer, "inputs", None) or [source], recorded)
         previous = layer.name
+    readers.mark(b, {entry.name: entry.output_consumers for entry in spec.layers
+                     if isinstance(entry, ExplicitSpec) and entry.output_consumers is not None})
     return Model(
         name=spec.name or default_name,
         description=spec.description or f"user model {spec.name or default_name}",
@@ -385,6 +392,8 @@ def layer_to_data(layer: Layer) -> dict[str, Any]:
         g = layer.gemm
         data["gemm"] = {"groups": g.groups, "m": g.m, "n": g.n, "k": g.k, "kernel": list(g.kernel),
                         "stride": list(g.stride), "batch_in_m": g.batch_in_m}
+    if layer.output_consumers > 1:  # read in order, one after another, the layers would show no fork
+        data["output_consumers"] = layer.output_consumers
     return data
 
 

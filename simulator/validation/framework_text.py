@@ -1,0 +1,76 @@
+"""What a measured row's free-text ``framework`` says about the run, as scenario fields.
+
+The published rows name their software in prose ("TensorFlow 1.15 (NGC 20.06-tf1),
+Horovod/NCCL, XLA on, FP32"); these functions read the keywords that decide a scenario
+field: the ``training.framework`` preset, ``workload.kernel_fusion``,
+``workload.fork_gradients`` and ``workload.graph_compiler``. Used by the validation runner
+and the benchmark scripts that build scenarios from rows.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def preset_for_text(framework: str | None, strategy: str) -> str | None:
+    """The preset a free-text ``framework`` names for a run of ``strategy``, or None.
+
+    Read by keyword, most specific first: Horovod (whatever it runs inside), PyTorch
+    DDP, PaddlePaddle, OneFlow, DeepSpeed, then TensorFlow and MXNet by the strategy (parameter
+    servers or not). BytePS, Caffe and unnamed stacks get no preset."""
+    text = (framework or "").lower()
+    ps = strategy == "parameter_server"
+    if not text or "byteps" in text or "caffe" in text:
+        return None
+    if "horovod" in text:
+        return None if ps else "horovod"
+    for key, preset in (("ddp", "pytorch_ddp"), ("paddle", "paddle"), ("oneflow", "oneflow"),
+                        ("deepspeed", "deepspeed")):
+        if key in text:
+            return preset
+    if ps and "tf_cnn_benchmarks" in text:
+        return "tf_cnn_benchmarks_ps"
+    if "tensorflow" in text or "tf_cnn" in text:
+        return "tensorflow_ps" if ps else "tensorflow_replicated_nccl"
+    if "mxnet" in text:
+        return "mxnet_dist_sync" if ps else "mxnet_kvstore_device"
+    return None
+
+
+def kernel_fusion_for_text(framework: str | None, precision: str) -> str:
+    """The ``workload.kernel_fusion`` a free-text ``framework`` implies for a run in ``precision``.
+
+    XLA (TensorFlow's auto-clustering, ``XLA on`` in NVIDIA's tables) fuses a batch norm
+    with the add and ReLU after it; so does NVIDIA's MXNet ResNet-50 in fp16, whose
+    runner passes ``--fuse-bn-relu 1 --fuse-bn-add-relu 1`` for float16 only
+    (DeepLearningExamples ``MxNet/Classification/RN50v1.5/runner``): an NGC MXNet
+    container in mixed precision. Everything else runs unfused."""
+    text = (framework or "").lower()
+    if graph_compiler_for_text(framework) == "xla":
+        return "norm_activation"
+    if "mxnet" in text and "ngc" in text and precision in ("amp", "fp16"):
+        return "norm_activation"
+    return "none"
+
+
+def fork_gradients_for_text(framework: str | None) -> str | None:
+    """The ``workload.fork_gradients`` a free-text ``framework`` implies, or None for the
+    default (``fused`` under XLA, ``sum`` otherwise): ``copy_add`` for Lua Torch, whose
+    ``nn.ConcatTable`` copies the first branch's gradient and adds the others in place;
+    ``fused`` for NVIDIA's MXNet (an NGC container), whose runner sets
+    ``MXNET_EXEC_ENABLE_ADDTO=1`` (DeepLearningExamples ``MxNet/Classification/RN50v1.5/runner``):
+    the second gradient is accumulated by the kernel that produces it."""
+    text = (framework or "").lower()
+    if re.search(r"\btorch ?7\b|\blua ?torch\b|fb\.resnet\.torch", text):
+        return "copy_add"
+    if graph_compiler_for_text(framework) == "xla" or ("mxnet" in text and "ngc" in text):
+        return "fused"
+    return None
+
+
+def graph_compiler_for_text(framework: str | None) -> str:
+    """The ``workload.graph_compiler`` a free-text ``framework`` implies: ``xla`` where
+    TensorFlow's XLA is on (its auto-clustering: ``XLA on`` in NVIDIA's tables, Lambda's
+    ``TF_XLA_FLAGS=--tf_xla_auto_jit=2`` runs), ``none`` otherwise."""
+    text = (framework or "").lower()
+    return "xla" if re.search(r"\bxla\b", text) and "without xla" not in text else "none"
