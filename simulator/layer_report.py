@@ -18,17 +18,20 @@ from .scenario import Scenario
 
 def layer_rows(scenario: Scenario) -> list[dict[str, Any]]:
     """One row per layer in forward order: name, kind, conv algorithm (None for other
-    layers), forward and backward milliseconds and share of the rank's compute."""
+    layers), forward and backward milliseconds and share of the rank's compute, and how
+    many layers read its output (two or more: its backward includes summing their
+    gradients, ``workload.fork_gradients``)."""
     view = resolve(scenario)
     costs, _, algorithms = rank_compute_costs(view)
     model = view.model
     total = costs.total_s
     return [
         {"layer": layer.name, "kind": layer.kind, "algorithm": algorithm,
-         "forward_ms": float(f) * 1e3, "backward_ms": float(b) * 1e3, "share": float(f + b) / total}
+         "forward_ms": float(f) * 1e3, "backward_ms": float(b) * 1e3, "share": float(f + b) / total,
+         "readers": layer.output_consumers}
         for layer, algorithm, f, b in zip(model.layers, algorithms, costs.forward_s, costs.backward_s, strict=True)
     ] + [{"layer": "optimizer step", "kind": "optimizer", "algorithm": None, "forward_ms": 0.0,
-          "backward_ms": costs.optimizer_s * 1e3, "share": costs.optimizer_s / total}]
+          "backward_ms": costs.optimizer_s * 1e3, "share": costs.optimizer_s / total, "readers": 0}]
 
 
 def by_kind(rows: list[dict[str, Any]]) -> list[tuple[str, int, float, float]]:

@@ -30,6 +30,15 @@ def test_layer_rows_are_the_engines_costs_and_add_up_to_the_rank_compute():
     kinds = by_kind(rows)
     assert kinds[0][0] == "conv"  # ResNet-50's time is in its convolutions
     assert sum(k[1] for k in kinds) == len(rows)
+    # the 16 blocks' inputs: their producers' backward includes summing two gradients
+    assert [r["layer"] for r in rows if r["readers"] == 2][:2] == ["maxpool", "layer1.0.relu3"]
+    assert sum(r["readers"] == 2 for r in rows) == 16
+
+
+def test_the_layers_table_says_which_backward_sums_gradients(capsys):
+    code, out, _ = run_main(capsys, "simulate", "--set", "workload.model=resnet50", "--layers", "175")
+    assert code == 0
+    assert out.count("sum x2") == 16
 
 
 def test_simulate_json_carries_the_layers_and_the_table_shows_the_top_ones(capsys):

@@ -92,7 +92,9 @@ def print_layers(console: Console, rows: list[dict[str, Any]], shown: int) -> No
     for header in ("layer", "kind", "algorithm", "forward ms", "backward ms", "share"):
         table.add_column(header, justify="right" if header.endswith(("ms", "share")) else "left")
     for row in sorted(rows, key=lambda r: -(r["forward_ms"] + r["backward_ms"]))[:shown]:
-        table.add_row(row["layer"], row["kind"], row["algorithm"] or "", f"{row['forward_ms']:.3f}",
+        # a fork's producer: its backward includes summing its readers' gradients
+        note = f"sum x{row['readers']}" if row.get("readers", 1) > 1 else ""
+        table.add_row(row["layer"], row["kind"], row["algorithm"] or note, f"{row['forward_ms']:.3f}",
                       f"{row['backward_ms']:.3f}", f"{row['share']:.1%}")
     console.print(table)
     kinds = Table(title="per layer kind")
