@@ -134,7 +134,8 @@ def single_gpu_table() -> str:
     unsummed = data.get("before_fork_gradients")
     if unsummed:  # before the gradients of a tensor several layers read were summed at a cost
         for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
-            lines.append(row(f"shape-aware model, fork gradients not summed, leave one {label} out", unsummed[fold]))
+            lines.append(row(f"shape-aware model before fork sums and XLA's ReLU epilogues, leave one {label} out",
+                             unsummed[fold]))
     lines.append(row("shape-aware model, leave one GPU out", data["leave_one_gpu_out"]))
     lines.append(row("shape-aware model, leave one generation out", data["leave_one_generation_out"]))
     lines.append(row("shape-aware model, leave one source out", data["leave_one_source_out"]))

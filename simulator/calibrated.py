@@ -86,7 +86,7 @@ from .calibrated_layers import (
 from .calibrated_run import CPU_COMM_INTERFERENCE, CPU_COMPUTE_INTERFERENCE, CalibratedAllreduce, Overlap
 from .compute import ComputeCosts
 from .errors import CalibrationError, excerpt
-from .kernel_efficiency import fused_into_norm
+from .kernel_efficiency import activation_in_epilogue, fused_into_norm
 from .profile import Profile, ThreadTimings, Timing, estimated_fields, load_profile
 from .resolved import Resolved
 from .sync import SYNC_STRATEGIES, SyncContext, Synchronizer
@@ -198,7 +198,8 @@ def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str,
         for i, layer in enumerate(model.layers):
             fwd, bwd = fits.get((layer.name, "forward")), fits.get((layer.name, "backward"))
             # (a layer the run fuses keeps its fused estimate, not the probe's eager kernels)
-            if fwd is None or bwd is None or fused_into_norm(model.layers, i, w.kernel_fusion):
+            if fwd is None or bwd is None or fused_into_norm(model.layers, i, w.kernel_fusion) or (
+                    w.graph_compiler == "xla" and activation_in_epilogue(model.layers, i)):
                 estimated_layers.append(layer.name)
                 estimated_index.append(i)
                 if fwd is not None and bwd is not None:  # fused: never slower than its eager kernels

@@ -113,7 +113,7 @@ def roofline_on(view: Resolved, device: ProfiledDevice, compute_efficiency: floa
     return roofline_costs(view.model, device, precision=w.precision, batch=view.batch_per_gpu,  # type: ignore[arg-type]
                           compute_efficiency=compute_efficiency, memory_efficiency=memory_efficiency,
                           layer_overhead_s=layer_overhead_s, optimizer=w.optimizer, kernel_fusion=w.kernel_fusion,
-                          fork_gradients=w.fork_gradients_style)
+                          fork_gradients=w.fork_gradients_style, activation_epilogues=w.graph_compiler == "xla")
 
 
 #: Fits already made: (profile id, device, thread share, start, fitted, what the algorithms
@@ -191,5 +191,6 @@ def untimed_layer_estimate(
                                compute_efficiency=fit.compute_efficiency, memory_efficiency=fit.memory_efficiency,
                                layer_overhead_s=fit.layer_overhead_s, optimizer=w.optimizer,
                                conv_algorithms=conv_algorithms, kernel_fusion=w.kernel_fusion,
-                               fork_gradients=w.fork_gradients_style)
+                               fork_gradients=w.fork_gradients_style,
+                               activation_epilogues=w.graph_compiler == "xla")
     return costs, fit, fitted

@@ -16,6 +16,8 @@ Without a calibration profile each layer is timed from its shape
 * with ``workload.kernel_fusion: norm_activation`` a residual add and a ReLU that follow a
   batch norm run inside the norm's kernels: no launch of their own, and only the
   traffic the fused kernel still needs (:func:`kernel_efficiency.fused_traffic`);
+* under XLA (``workload.graph_compiler: xla``) a ReLU right after a convolution or dense
+  layer runs in that layer's epilogue: its forward pass costs nothing of its own;
 * a layer whose output several layers read (a residual block's input, an Inception
   module's input) receives one gradient from each in the backward pass, and summing
   them is memory-bound work of its own (``workload.fork_gradients``:
@@ -167,6 +169,7 @@ def roofline_costs(
     conv_algorithms: Sequence[str | None] | None = None,
     kernel_fusion: str = "none",
     fork_gradients: str | None = "sum",
+    activation_epilogues: bool = False,
 ) -> ComputeCosts:
     """Every layer's forward and backward time (see the module docstring).
 
@@ -177,7 +180,10 @@ def roofline_costs(
     (:data:`kernel_efficiency.KERNEL_FUSIONS`) says which memory-bound layers run inside
     their neighbour's kernels; ``fork_gradients`` (:data:`kernel_efficiency.FORK_GRADIENTS`)
     how the gradients of a layer read by several others are summed, a cost added to
-    that layer's backward (None: not costed, for per-layer timings that leave it out)."""
+    that layer's backward (None: not costed, for per-layer timings that leave it out);
+    ``activation_epilogues`` (XLA) runs a ReLU that follows a convolution or dense layer in
+    that layer's kernel (:func:`kernel_efficiency.activation_in_epilogue`): no forward
+    time of its own."""
     rates = device_rates(gpu, precision, compute_efficiency, memory_efficiency, layer_overhead_s)
     # fp8 speeds up the dense layers' GEMMs only; everything else runs as bf16
     other_rates = device_rates(gpu, "bf16", compute_efficiency, memory_efficiency, layer_overhead_s) \
@@ -206,6 +212,8 @@ def roofline_costs(
                 flops = layer.forward_flops * batch * (1 + pass_index)
                 out[i] = (kernels * layer_overhead_s + max(moved / rates.bytes_s, flops / rates.scalar_flops_s)
                           if kernels else 0.0)
+            if activation_epilogues and kernel_efficiency.activation_in_epilogue(model.layers, i):
+                forward[i] = 0.0
         grads[i] = layer.params * PARAMETER_BYTES[precision]
         elements, kernels = (kernel_efficiency.fork_gradient_traffic(layer, fork_gradients)
                              if fork_gradients is not None else (0.0, 0))

@@ -284,6 +284,20 @@ def fused_into_norm(layers: Sequence[Layer], index: int, kernel_fusion: str) -> 
     return back >= 0 and layers[back].kind == "batchnorm"
 
 
+#: Layers whose output an activation can be applied to in the kernel's epilogue.
+EPILOGUE_KINDS = frozenset({"conv", "linear"})
+
+
+def activation_in_epilogue(layers: Sequence[Layer], index: int) -> bool:
+    """Whether ``layers[index]`` is a ReLU right after a convolution or dense layer, which
+    XLA runs in that layer's epilogue (its fused-convolution rewrite calls cuDNN's
+    convolution-bias-activation; dense layers get the same from cuBLAS epilogues): the
+    forward pass launches nothing and moves nothing of its own. Its backward (read the
+    output for the mask and the gradient, write the input's gradient) still runs."""
+    return (layers[index].kind == "relu" and index > 0
+            and layers[index - 1].kind in EPILOGUE_KINDS and layers[index - 1].output_consumers == 1)
+
+
 def fused_traffic(layers: Sequence[Layer], index: int, backward: bool) -> float:
     """Elements per sample a layer fused into a batch norm (:func:`fused_into_norm`)
     still moves; it launches no kernel. Forward, an add reads its other operand (half

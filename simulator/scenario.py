@@ -278,7 +278,9 @@ class WorkloadSpec(_Strict):
         "'XLA on' in NVIDIA's tables): backward runs as compiled clusters whose gradients leave only when a cluster "
         "ends, so their synchronization cannot start layer by layer (training.xla_release_points; "
         "NVIDIA/DeepLearningExamples#156 profiles no compute-communication overlap with XLA); none = gradients "
-        "leave as backward produces them. Its kernel fusion is workload.kernel_fusion.",
+        "leave as backward produces them. Under xla a ReLU right after a convolution or dense layer runs in that "
+        "layer's epilogue (no forward time of its own) and workload.fork_gradients defaults to fused; its batch-norm "
+        "fusions are workload.kernel_fusion.",
     )
     fork_gradients: Literal["sum", "copy_add", "fused"] | None = Field(
         default=None,
