@@ -61,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
                                 eff.memory_bandwidth_bytes_per_s / 1e9)
 
         def estimate(model, batch, ce, me, oh, device=device):
+            # (against the probe's per-layer timings, which leave out the sums of forked gradients)
             costs = roofline_costs(model, device, precision="fp32", batch=batch, compute_efficiency=ce,
-                                   memory_efficiency=me, layer_overhead_s=oh, optimizer="momentum")
+                                   memory_efficiency=me, layer_overhead_s=oh, optimizer="momentum",
+                                   fork_gradients=None)
             return costs.forward_s, costs.backward_s
 
         data = {m.model: timed_layers(get_model(m.model), m.samples) for m in profile.models}
