@@ -242,8 +242,10 @@ def elementwise_traffic(layer: Layer, backward: bool) -> tuple[float, int]:
 #: * ``copy_add``: Lua Torch's ``nn.ConcatTable`` copies the first branch's gradient into
 #:   its own buffer, then adds each other branch's in place (``ConcatTable:_backward``):
 #:   one kernel per consumer.
-#: * ``fused``: a whole-graph compiler (XLA) fuses the sum into the elementwise kernel
-#:   that consumes it: only the extra gradients are read; no kernel, no write.
+#: * ``fused``: no kernel of its own, no write: a whole-graph compiler (XLA) fuses the sum
+#:   into the elementwise kernel that consumes it, or the kernel that produces a gradient
+#:   adds it to the one already there (MXNet with ``MXNET_EXEC_ENABLE_ADDTO=1``, cuDNN's
+#:   beta = 1): only the extra gradients are read.
 FORK_GRADIENTS = ("sum", "copy_add", "fused")
 
 
