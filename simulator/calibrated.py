@@ -199,7 +199,7 @@ def calibrate_compute(view: Resolved, estimated: ComputeCosts, path: str,
             fwd, bwd = fits.get((layer.name, "forward")), fits.get((layer.name, "backward"))
             # (a layer the run fuses keeps its fused estimate, not the probe's eager kernels)
             if fwd is None or bwd is None or fused_into_norm(model.layers, i, w.kernel_fusion) or (
-                    w.graph_compiler == "xla" and activation_in_epilogue(model.layers, i)):
+                    w.activation_epilogues and activation_in_epilogue(model.layers, i)):
                 estimated_layers.append(layer.name)
                 estimated_index.append(i)
                 if fwd is not None and bwd is not None:  # fused: never slower than its eager kernels

@@ -113,7 +113,7 @@ def roofline_on(view: Resolved, device: ProfiledDevice, compute_efficiency: floa
     return roofline_costs(view.model, device, precision=w.precision, batch=view.batch_per_gpu,  # type: ignore[arg-type]
                           compute_efficiency=compute_efficiency, memory_efficiency=memory_efficiency,
                           layer_overhead_s=layer_overhead_s, optimizer=w.optimizer, kernel_fusion=w.kernel_fusion,
-                          fork_gradients=w.fork_gradients_style, activation_epilogues=w.graph_compiler == "xla")
+                          fork_gradients=w.fork_gradients_style, activation_epilogues=w.activation_epilogues)
 
 
 #: Fits already made: (profile id, device, thread share, start, fitted, what the algorithms
@@ -192,5 +192,5 @@ def untimed_layer_estimate(
                                layer_overhead_s=fit.layer_overhead_s, optimizer=w.optimizer,
                                conv_algorithms=conv_algorithms, kernel_fusion=w.kernel_fusion,
                                fork_gradients=w.fork_gradients_style,
-                               activation_epilogues=w.graph_compiler == "xla")
+                               activation_epilogues=w.activation_epilogues)
     return costs, fit, fitted

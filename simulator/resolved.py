@@ -82,7 +82,7 @@ class Resolved:
             conv_algorithms=conv_algorithms,
             kernel_fusion=w.kernel_fusion,
             fork_gradients=w.fork_gradients_style,
-            activation_epilogues=w.graph_compiler == "xla",
+            activation_epilogues=w.activation_epilogues,
         )
 
 

@@ -358,6 +358,11 @@ class WorkloadSpec(_Strict):
             return self.fork_gradients
         return "fused" if self.graph_compiler == "xla" else "sum"
 
+    @property
+    def activation_epilogues(self) -> bool:
+        """Whether a ReLU after a convolution or dense layer runs in its epilogue (XLA)."""
+        return self.graph_compiler == "xla"
+
     @model_validator(mode="after")
     def _measured_batch_needs_throughput(self) -> WorkloadSpec:
         if self.measured_throughput_batch is not None and self.measured_throughput_samples_per_s is None:

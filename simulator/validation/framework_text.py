@@ -48,7 +48,7 @@ def kernel_fusion_for_text(framework: str | None, precision: str) -> str:
     text = (framework or "").lower()
     if graph_compiler_for_text(framework) == "xla":
         return "norm_activation"
-    if "mxnet" in text and "ngc" in text and precision in ("amp", "fp16"):
+    if _nvidia_mxnet(text) and precision in ("amp", "fp16"):
         return "norm_activation"
     return "none"
 
@@ -63,9 +63,15 @@ def fork_gradients_for_text(framework: str | None) -> str | None:
     text = (framework or "").lower()
     if re.search(r"\btorch ?7\b|\blua ?torch\b|fb\.resnet\.torch", text):
         return "copy_add"
-    if graph_compiler_for_text(framework) == "xla" or ("mxnet" in text and "ngc" in text):
+    if graph_compiler_for_text(framework) == "xla" or _nvidia_mxnet(text):
         return "fused"
     return None
+
+
+def _nvidia_mxnet(text: str) -> bool:
+    """Whether lower-cased framework text names NVIDIA's MXNet (an NGC container), whose
+    DeepLearningExamples runner sets the fusions and gradient accumulation read above."""
+    return "mxnet" in text and "ngc" in text
 
 
 def graph_compiler_for_text(framework: str | None) -> str:

@@ -134,7 +134,7 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
                                 "kernel_fusion": kernel_fusion_for_text(case.framework, case.precision),
                                 "graph_compiler": graph_compiler_for_text(case.framework)}
     fork_gradients = fork_gradients_for_text(case.framework)
-    if fork_gradients is not None and fork_gradients != ("fused" if workload["graph_compiler"] == "xla" else "sum"):
+    if fork_gradients is not None:
         workload["fork_gradients"] = fork_gradients
     if case.model:
         workload["model"] = case.model
