@@ -16,6 +16,7 @@ between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers.
     python benchmarks/accumulation_timm1659.py --json benchmarks/results/accumulation_timm1659.json
     python benchmarks/kepler_vs_maxwell.py --json benchmarks/results/kepler_vs_maxwell.json
     python benchmarks/nccl_tests_fit.py --json benchmarks/results/nccl_tests_fit.json
+    python benchmarks/collective_spread.py --json benchmarks/results/collective_spread.json
     python benchmarks/measured_allreduce_dgx1.py --json benchmarks/results/measured_allreduce_dgx1.json
     python benchmarks/readme_tables.py                            # rewrite README.md
     python benchmarks/readme_tables.py --check                    # exit 1 if stale
@@ -74,6 +75,18 @@ def collectives_table() -> str:
                      f"{_num(row['alpha-beta p90 %'])} | {_num(row.get('nccl (LOSO) median %'))} | "
                      f"{_num(row.get('nccl (LOSO) p90 %'))} |")
     lines += _fitted(data["fitted"])
+    return "\n".join(lines)
+
+
+def collective_spread_table() -> str:
+    data = json.loads((RESULTS / "collective_spread.json").read_text())
+    lines = ["| points of same-hardware systems | n | systems | oracle median | oracle p90 | model median "
+             "| model p90 |",
+             "|---|--:|--:|--:|--:|--:|--:|"]
+    for row in data["table"]:
+        lines.append(f"| {row['group']} | {row['n']} | {row['systems']} | {_num(row['oracle median %'])} | "
+                     f"{_num(row['oracle p90 %'])} | {_num(row['model median %'])} | {_num(row['model p90 %'])} |")
+    lines += ["", "Same-hardware classes: " + "; ".join(", ".join(c) for c in data["classes"]) + "."]
     return "\n".join(lines)
 
 
@@ -261,7 +274,7 @@ def fork_gradients_table() -> str:
 
 TABLES = {"single-gpu-cv": single_gpu_table, "fork-gradients": fork_gradients_table,
           "measured-here": measured_here_table, "dev-set": dev_set_table,
-          "collectives-cv": collectives_table,
+          "collectives-cv": collectives_table, "collective-spread": collective_spread_table,
           "training-cv": training_table, "llm-cv": llm_table, "heldout-lambda": heldout_lambda_table,
           "untimed-layers": untimed_layers_table, "accumulation": accumulation_table,
           "kepler-vs-maxwell": kepler_table, "nccl-tests-fit": nccl_tests_fit_table,
