@@ -68,7 +68,12 @@ from simulator.catalog import get_gpu
 from simulator.compute import TENSOR_CORE_PRECISIONS, default_compute_efficiency
 from simulator.engine import build
 from simulator.errors import ClusterSimError
-from simulator.validation.run import fork_gradients_for_text, graph_compiler_for_text, kernel_fusion_for_text
+from simulator.validation.run import (
+    fork_gradients_for_text,
+    graph_compiler_for_text,
+    kernel_fusion_for_text,
+    optimizer_kernels_for_text,
+)
 from simulator.zoo import get_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -304,6 +309,7 @@ class Case:
     kernel_fusion: str = "none"  # workload.kernel_fusion the run's framework implies (kernel_fusion_for_text)
     fork_gradients: str | None = None  # workload.fork_gradients it implies (fork_gradients_for_text)
     graph_compiler: str = "none"  # workload.graph_compiler it implies (graph_compiler_for_text)
+    optimizer_kernels: str | None = None  # workload.optimizer_kernels it implies (optimizer_kernels_for_text)
 
 
 def select_cases(df: pd.DataFrame, include_approx: bool, ampere_fp32: str) -> tuple[list[Case], pd.DataFrame]:
@@ -357,7 +363,8 @@ def select_cases(df: pd.DataFrame, include_approx: bool, ampere_fp32: str) -> tu
         kernel_fusion = kernel_fusion_for_text(run_text, precision)
         cases.append(Case(idx, short_source(str(r["source"]), framework), model_text, gpu_text,
                           model, seq, gpu, precision, int(batch), r["metric"], float(value), optimizer, kernel_fusion,
-                          fork_gradients_for_text(run_text), graph_compiler_for_text(run_text)))
+                          fork_gradients_for_text(run_text), graph_compiler_for_text(run_text),
+                          optimizer_kernels_for_text(run_text, model)))
     return cases, pd.DataFrame(skipped, columns=["row", "reason", "detail", "metric"])
 
 
@@ -377,6 +384,8 @@ class Predictor:
             workload["fork_gradients"] = c.fork_gradients
         if c.graph_compiler != "none":  # one GPU: no gradient leaves, only XLA's own fusions matter
             workload["graph_compiler"] = c.graph_compiler
+        if c.optimizer_kernels is not None:
+            workload["optimizer_kernels"] = c.optimizer_kernels
         if c.seq is not None:
             workload["sequence_length"] = c.seq
         data = {
@@ -389,7 +398,7 @@ class Predictor:
 
     def predict(self, c: Case) -> dict[str, float]:
         key = (c.model, c.seq, c.gpu, c.precision, c.batch, c.optimizer, c.kernel_fusion, c.fork_gradients,
-               c.graph_compiler)
+               c.graph_compiler, c.optimizer_kernels)
         if key not in self._cache:
             sc = self.scenario(c)
             costs = build(sc).costs
@@ -696,7 +705,8 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
                            ("before_new_gpus", "Same model, fewer GPUs ({model})"),
                            ("before_fusion", "Before workload.kernel_fusion ({model})"),
                            ("before_conv_staging", "Before the convolutions' staging cost ({model})"),
-                           ("before_fork_gradients", "Before the fork-gradient sums and XLA's ReLU epilogues ({model})")):
+                           ("before_fork_gradients", "Before the fork-gradient sums and XLA's ReLU epilogues ({model})"),
+                           ("before_optimizer_kernels", "Before workload.optimizer_kernels ({model})")):
             earlier = recorded.get(key)
             if not earlier:
                 continue

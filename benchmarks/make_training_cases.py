@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import yaml  # noqa: E402
 
 from simulator.validation.cases import DATA_PARALLEL_COLUMNS as COLUMNS  # noqa: E402
+from simulator.validation.framework_text import optimizer_kernels_for_text  # noqa: E402
 
 OUT = REPO_ROOT / "scenarios" / "validation" / "training_cases.csv"
 
@@ -436,6 +437,22 @@ def grad_mib_fp16(model: str) -> float:
     return get_model(model).total_params * 2 / 2**20
 
 
+def with_text_fields(rows: list[dict[str, str]]) -> None:
+    """Give each row's scenario file the workload fields its framework text implies and
+    the file does not set, as a row without a file gets them (``workload.optimizer_kernels``)."""
+    for r in rows:
+        if not r["scenario"]:
+            continue
+        path = OUT.parent / r["scenario"]
+        text = path.read_text(encoding="utf-8")
+        header, _, body = text.partition("\n")
+        data = yaml.safe_load(body)
+        kernels = optimizer_kernels_for_text(r["framework"], r["model"])
+        if kernels is not None and "optimizer_kernels" not in data["workload"]:
+            data["workload"]["optimizer_kernels"] = kernels
+            path.write_text(header + "\n" + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-o", "--output", type=Path, default=OUT)
@@ -444,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += mxnet_p2_scalability() + server_gear()
     ids = [r["case_id"] for r in rows]
     assert len(ids) == len(set(ids)), "duplicate case_id"
+    with_text_fields(rows)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with args.output.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(COLUMNS), lineterminator="\n")

@@ -17,6 +17,7 @@ between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers.
     python benchmarks/kepler_vs_maxwell.py --json benchmarks/results/kepler_vs_maxwell.json
     python benchmarks/nccl_tests_fit.py --json benchmarks/results/nccl_tests_fit.json
     python benchmarks/collective_spread.py --json benchmarks/results/collective_spread.json
+    python benchmarks/optimizer_step_tf_bert.py --json benchmarks/results/optimizer_step_tf_bert.json
     python benchmarks/measured_allreduce_dgx1.py --json benchmarks/results/measured_allreduce_dgx1.json
     python benchmarks/readme_tables.py                            # rewrite README.md
     python benchmarks/readme_tables.py --check                    # exit 1 if stale
@@ -75,6 +76,23 @@ def collectives_table() -> str:
                      f"{_num(row['alpha-beta p90 %'])} | {_num(row.get('nccl (LOSO) median %'))} | "
                      f"{_num(row.get('nccl (LOSO) p90 %'))} |")
     lines += _fitted(data["fitted"])
+    return "\n".join(lines)
+
+
+def optimizer_step_table() -> str:
+    data = json.loads((RESULTS / "optimizer_step_tf_bert.json").read_text())
+    lines = ["| TensorFlow BERT-large, one V100 | measured | one fused step | as the code writes it |",
+             "|---|--:|--:|--:|"]
+    for family in ("fp32", "amp"):
+        fused, written = data["dev_rows"]["multi_tensor"][family], data["dev_rows"]["elementwise"][family]
+        lines.append(f"| NVIDIA's table (NGC 19.03, XLA), {family}, {fused['n']} configurations: median throughput "
+                     f"error | - | {fused['median_signed_%']:+.1f}% | {written['median_signed_%']:+.1f}% |")
+    pr255 = data["pr255"]
+    lines.append(f"| google-research/bert#255, fp32, sequence 512, batch 8, examples/s | {pr255['measured']:g} | "
+                 f"{pr255['multi_tensor']:g} | {pr255['elementwise']:g} |")
+    pr539 = data["pr539"]
+    lines.append(f"| DeepLearningExamples#539, resource variables under XLA, amp batch 3: speed-up | "
+                 f"+{pr539['measured_gain_%']:.0f}% | - | {pr539['predicted_gain_%']:+.1f}% |")
     return "\n".join(lines)
 
 
@@ -149,6 +167,11 @@ def single_gpu_table() -> str:
         for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
             lines.append(row(f"shape-aware model before fork sums and XLA's ReLU epilogues, leave one {label} out",
                              unsummed[fold]))
+    fused_step = data.get("before_optimizer_kernels")
+    if fused_step:  # before an optimizer step written per tensor launched its kernels per tensor
+        for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
+            lines.append(row(f"shape-aware model, every optimizer step one kernel, leave one {label} out",
+                             fused_step[fold]))
     lines.append(row("shape-aware model, leave one GPU out", data["leave_one_gpu_out"]))
     lines.append(row("shape-aware model, leave one generation out", data["leave_one_generation_out"]))
     lines.append(row("shape-aware model, leave one source out", data["leave_one_source_out"]))
@@ -273,6 +296,7 @@ def fork_gradients_table() -> str:
 
 
 TABLES = {"single-gpu-cv": single_gpu_table, "fork-gradients": fork_gradients_table,
+          "optimizer-step": optimizer_step_table,
           "measured-here": measured_here_table, "dev-set": dev_set_table,
           "collectives-cv": collectives_table, "collective-spread": collective_spread_table,
           "training-cv": training_table, "llm-cv": llm_table, "heldout-lambda": heldout_lambda_table,

@@ -113,7 +113,8 @@ def roofline_on(view: Resolved, device: ProfiledDevice, compute_efficiency: floa
     return roofline_costs(view.model, device, precision=w.precision, batch=view.batch_per_gpu,  # type: ignore[arg-type]
                           compute_efficiency=compute_efficiency, memory_efficiency=memory_efficiency,
                           layer_overhead_s=layer_overhead_s, optimizer=w.optimizer, kernel_fusion=w.kernel_fusion,
-                          fork_gradients=w.fork_gradients_style, activation_epilogues=w.activation_epilogues)
+                          fork_gradients=w.fork_gradients_style, activation_epilogues=w.activation_epilogues,
+                          optimizer_kernels=w.optimizer_kernels, optimizer_compiled=w.optimizer_compiled)
 
 
 #: Fits already made: (profile id, device, thread share, start, fitted, what the algorithms
@@ -192,5 +193,6 @@ def untimed_layer_estimate(
                                layer_overhead_s=fit.layer_overhead_s, optimizer=w.optimizer,
                                conv_algorithms=conv_algorithms, kernel_fusion=w.kernel_fusion,
                                fork_gradients=w.fork_gradients_style,
-                               activation_epilogues=w.activation_epilogues)
+                               activation_epilogues=w.activation_epilogues,
+                               optimizer_kernels=w.optimizer_kernels, optimizer_compiled=w.optimizer_compiled)
     return costs, fit, fitted

@@ -66,7 +66,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import algorithms, kernel_efficiency
+from . import algorithms, kernel_efficiency, optimizer_step
 from .catalog import GPUSpec
 from .zoo import Layer, Model
 
@@ -85,7 +85,7 @@ FP8_EXCLUDED_SUFFIXES = ("lm_head", ".router")
 
 # Bytes of optimizer-state traffic per parameter and fp32 word: (reads + writes).
 # sgd: read w, g; write w. momentum: + read/write m. adam: + read/write m and v.
-OPTIMIZER_WORDS = {"sgd": 3, "momentum": 5, "adam": 7}
+OPTIMIZER_WORDS = optimizer_step.OPTIMIZER_WORDS  # re-exported: words per parameter of a fused update
 
 
 def device_rates(gpu: GPUSpec, precision: str, compute_efficiency: float, memory_efficiency: float,
@@ -170,6 +170,8 @@ def roofline_costs(
     kernel_fusion: str = "none",
     fork_gradients: str | None = "sum",
     activation_epilogues: bool = False,
+    optimizer_kernels: str = "multi_tensor",
+    optimizer_compiled: bool = False,
 ) -> ComputeCosts:
     """Every layer's forward and backward time (see the module docstring).
 
@@ -183,7 +185,9 @@ def roofline_costs(
     that layer's backward (None: not costed, for per-layer timings that leave it out);
     ``activation_epilogues`` (XLA) runs a ReLU that follows a convolution or dense layer in
     that layer's kernel (:func:`kernel_efficiency.activation_in_epilogue`): no forward
-    time of its own."""
+    time of its own. ``optimizer_kernels`` (:data:`optimizer_step.OPTIMIZER_KERNELS`) says
+    how many kernels the optimizer step launches and what they move; ``optimizer_compiled``
+    that a graph compiler fuses an element-wise update (:mod:`simulator.optimizer_step`)."""
     rates = device_rates(gpu, precision, compute_efficiency, memory_efficiency, layer_overhead_s)
     # fp8 speeds up the dense layers' GEMMs only; everything else runs as bf16
     other_rates = device_rates(gpu, "bf16", compute_efficiency, memory_efficiency, layer_overhead_s) \
@@ -220,8 +224,8 @@ def roofline_costs(
         if elements:
             backward[i] += kernels * layer_overhead_s + elements * batch * rates.act_bytes / rates.bytes_s
 
-    optimizer_bytes = model.total_params * 4 * OPTIMIZER_WORDS[optimizer]
-    optimizer_s = layer_overhead_s + optimizer_bytes / rates.bytes_s
+    launches, words = optimizer_step.step_launches_and_words(model, optimizer, optimizer_kernels, optimizer_compiled)
+    optimizer_s = launches * layer_overhead_s + model.total_params * 4 * words / rates.bytes_s
     return ComputeCosts(forward, backward, optimizer_s, grads)
 
 

@@ -83,6 +83,8 @@ class Resolved:
             kernel_fusion=w.kernel_fusion,
             fork_gradients=w.fork_gradients_style,
             activation_epilogues=w.activation_epilogues,
+            optimizer_kernels=w.optimizer_kernels,
+            optimizer_compiled=w.optimizer_compiled,
         )
 
 

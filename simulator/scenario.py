@@ -248,6 +248,15 @@ class WorkloadSpec(_Strict):
     optimizer: Literal["sgd", "momentum", "adam"] = Field(
         default="momentum", description="Optimizer whose update step runs after synchronization (sets its memory traffic)."
     )
+    optimizer_kernels: Literal["multi_tensor", "per_tensor", "elementwise"] = Field(
+        default="multi_tensor",
+        description="How the framework writes the optimizer step (`simulator.optimizer_step`): multi_tensor = one "
+        "launch updates every tensor (apex/PyTorch fused and foreach optimizers, DeepSpeed, Megatron); per_tensor = "
+        "one fused kernel per parameter tensor (TensorFlow's Apply ops per variable, MXNet, Caffe); elementwise = "
+        "the update as element-wise ops per tensor (Google's BERT AdamWeightDecayOptimizer, PyTorch's for-loop "
+        "optimizers): more kernels and bytes; under graph_compiler xla its arithmetic is fused, its write-backs "
+        "to TensorFlow 1 reference variables are not.",
+    )
     compute_efficiency: float | None = Field(
         default=None,
         gt=0,
@@ -357,6 +366,11 @@ class WorkloadSpec(_Strict):
         if self.fork_gradients is not None:
             return self.fork_gradients
         return "fused" if self.graph_compiler == "xla" else "sum"
+
+    @property
+    def optimizer_compiled(self) -> bool:
+        """Whether a graph compiler fuses an element-wise optimizer step (XLA)."""
+        return self.graph_compiler == "xla"
 
     @property
     def activation_epilogues(self) -> bool:

@@ -3,8 +3,8 @@
 The published rows name their software in prose ("TensorFlow 1.15 (NGC 20.06-tf1),
 Horovod/NCCL, XLA on, FP32"); these functions read the keywords that decide a scenario
 field: the ``training.framework`` preset, ``workload.kernel_fusion``,
-``workload.fork_gradients`` and ``workload.graph_compiler``. Used by the validation runner
-and the benchmark scripts that build scenarios from rows.
+``workload.fork_gradients``, ``workload.graph_compiler`` and ``workload.optimizer_kernels``.
+Used by the validation runner and the benchmark scripts that build scenarios from rows.
 """
 
 from __future__ import annotations
@@ -66,6 +66,18 @@ def fork_gradients_for_text(framework: str | None) -> str | None:
     if graph_compiler_for_text(framework) == "xla" or _nvidia_mxnet(text):
         return "fused"
     return None
+
+
+def optimizer_kernels_for_text(framework: str | None, model: str) -> str | None:
+    """The ``workload.optimizer_kernels`` a free-text ``framework`` implies for ``model``,
+    or None for the default (``multi_tensor``): TensorFlow updates each variable with its
+    own op (``ApplyMomentum``, ``ApplyAdam``: ``per_tensor``), except its BERT, whose
+    ``optimization.py`` (Google's, and NVIDIA's fork of it) writes AdamWeightDecay as
+    element-wise ops per variable (``elementwise``)."""
+    text = (framework or "").lower()
+    if not re.search(r"tensorflow|\btf_cnn|\btf ?[12]\.", text):
+        return None
+    return "elementwise" if model.startswith("bert") else "per_tensor"
 
 
 def _nvidia_mxnet(text: str) -> bool:

@@ -66,7 +66,13 @@ from ..results import SimResult, collect
 from ..scenario import Scenario
 from ..sync import SYNC_STRATEGIES, Allreduce
 from .cases import NETWORK_KINDS, CaseError, MeasuredCase, read_cases
-from .framework_text import fork_gradients_for_text, graph_compiler_for_text, kernel_fusion_for_text, preset_for_text
+from .framework_text import (
+    fork_gradients_for_text,
+    graph_compiler_for_text,
+    kernel_fusion_for_text,
+    optimizer_kernels_for_text,
+    preset_for_text,
+)
 
 LAYOUTS = {"pcie": "pcie_tree", "nvlink": "dgx1", "nvswitch": "nvswitch"}
 
@@ -136,6 +142,9 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
     fork_gradients = fork_gradients_for_text(case.framework)
     if fork_gradients is not None:
         workload["fork_gradients"] = fork_gradients
+    optimizer_kernels = optimizer_kernels_for_text(case.framework, case.model or "")
+    if optimizer_kernels is not None:
+        workload["optimizer_kernels"] = optimizer_kernels
     if case.model:
         workload["model"] = case.model
     if case.batch_per_gpu:

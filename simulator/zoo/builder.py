@@ -94,6 +94,7 @@ class NetBuilder:
         params: int = 0,
         input_elements: int | None = None,
         gemm: GemmShape | None = None,
+        parameter_tensors: int | None = None,
     ) -> Layer:
         """Record a layer and make ``output_shape`` the current shape.
 
@@ -110,6 +111,7 @@ class NetBuilder:
             input_elements=_elements(self.shape) if input_elements is None else input_elements,
             output_elements=_elements(output_shape),
             gemm=gemm,
+            parameter_tensors=parameter_tensors,
         )
         self._names.add(name)
         self._layers.append(layer)
@@ -203,9 +205,12 @@ class NetBuilder:
 
     # -- generic layers ------------------------------------------------------------
 
-    def linear(self, name: str, out_features: int, *, bias: bool = True, tied: bool = False) -> Layer:
+    def linear(self, name: str, out_features: int, *, bias: bool = True, tied: bool = False,
+               parameter_tensors: int | None = None) -> Layer:
         """Dense layer on the last dimension. ``tied``: weight shared with an earlier
-        layer (GPT-2's LM head), so it owns no parameters but still costs FLOPs."""
+        layer (GPT-2's LM head), so it owns no parameters but still costs FLOPs.
+        ``parameter_tensors``: the tensors a framework holds its parameters in, where one
+        product stands for several dense layers (default: a weight and a bias)."""
         *rows_shape, in_features = self.shape
         rows = _elements(tuple(rows_shape))
         params = in_features * out_features + (out_features if bias else 0)
@@ -216,6 +221,7 @@ class NetBuilder:
             params=0 if tied else params,
             flops=rows * (2 * in_features * out_features + (out_features if bias else 0)),
             gemm=GemmShape(1, rows, out_features, in_features),
+            parameter_tensors=parameter_tensors,
         )
 
     def layernorm(self, name: str) -> Layer:

@@ -87,6 +87,7 @@ class Layer:
     output_elements: int  # output activation elements for one sample
     gemm: GemmShape | None = None  # the matrix product of conv / linear / attention layers
     output_consumers: int = 1  # layers that read the output; >= 2 is a fork whose gradients are summed
+    parameter_tensors: int | None = None  # trainable tensors held; None: derived (parameter_tensor_count)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -95,12 +96,32 @@ class Layer:
                 or self.output_consumers < 1:
             raise ValueError(f"layer {self.name!r}: output_consumers must be a positive int, "
                              f"got {self.output_consumers!r}")
+        if self.parameter_tensors is not None and (
+                isinstance(self.parameter_tensors, bool) or not isinstance(self.parameter_tensors, int)
+                or self.parameter_tensors < 0 or (self.parameter_tensors == 0) != (self.params == 0)):
+            raise ValueError(f"layer {self.name!r}: parameter_tensors must be a non-negative int, 0 exactly when "
+                             f"the layer has no parameters, got {self.parameter_tensors!r}")
         if self.kind not in LAYER_KINDS:
             raise ValueError(f"layer {self.name!r}: unknown kind {self.kind!r}")
         for field in ("params", "forward_flops", "input_elements", "output_elements"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"layer {self.name!r}: {field} must be a non-negative int, got {value!r}")
+
+    @property
+    def parameter_tensor_count(self) -> int:
+        """Trainable tensors the layer holds, as frameworks store them (an optimizer that
+        updates tensor by tensor launches its kernels once for each): a weight, plus a
+        bias where the parameters exceed the weight's; a norm's scale and shift."""
+        if self.parameter_tensors is not None:
+            return self.parameter_tensors
+        if self.params == 0:
+            return 0
+        if self.kind in ("batchnorm", "layernorm"):
+            return 2
+        if self.gemm is not None:
+            return 2 if self.params > self.gemm.groups * self.gemm.n * self.gemm.k else 1
+        return 1
 
 
 @dataclass(frozen=True)
@@ -131,6 +152,11 @@ class Model:
     def total_params(self) -> int:
         """Trainable parameters of the whole model (tied weights counted once)."""
         return sum(layer.params for layer in self.layers)
+
+    @cached_property
+    def parameter_tensors(self) -> int:
+        """Trainable tensors of the whole model (:attr:`Layer.parameter_tensor_count`)."""
+        return sum(layer.parameter_tensor_count for layer in self.layers)
 
     @cached_property
     def total_forward_flops(self) -> int:

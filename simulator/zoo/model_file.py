@@ -24,16 +24,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from simulator.zoo.builder import ForkReaders, NetBuilder, Shape
 from simulator.zoo.core import LAYER_KINDS, SAMPLE_UNITS, GemmShape, Layer, Model
@@ -170,6 +161,8 @@ class ExplicitSpec(_LayerSpec):
     gemm: GemmSpec | None = None
     output_consumers: Positive | None = Field(None, description="Layers that read the output (2 or more: a fork "
                                               "whose gradients backward sums). Default: counted from the inputs named.")
+    parameter_tensors: Count | None = Field(None, description="Tensors the parameters are held in. Default: a "
+                                            "weight, plus a bias where params exceed the gemm's; 2 for a norm.")
 
     @model_validator(mode="after")
     def _consistent(self) -> ExplicitSpec:
@@ -307,7 +300,7 @@ def _emit_explicit(b: NetBuilder, spec: ExplicitSpec, input_shape: Shape | None,
     g = spec.gemm
     gemm = None if g is None else GemmShape(g.groups, g.m, g.n, g.k, _pair(g.kernel), _pair(g.stride), g.batch_in_m)
     b.emit(spec.name, spec.kind, output_shape=out_shape, flops=spec.forward_flops, params=spec.params,
-           input_elements=inputs, gemm=gemm)
+           input_elements=inputs, gemm=gemm, parameter_tensors=spec.parameter_tensors)
     return None if spec.output_shape is None else out_shape
 
 
@@ -394,6 +387,8 @@ def layer_to_data(layer: Layer) -> dict[str, Any]:
                         "stride": list(g.stride), "batch_in_m": g.batch_in_m}
     if layer.output_consumers > 1:  # read in order, one after another, the layers would show no fork
         data["output_consumers"] = layer.output_consumers
+    if layer.parameter_tensors is not None:
+        data["parameter_tensors"] = layer.parameter_tensors
     return data
 
 

@@ -96,7 +96,10 @@ def _bert(name: str, config: TransformerConfig, sequence_length: int, label: str
         p = f"encoder.layer.{i}"
 
         def attention(p: str = p) -> None:
-            b.linear(f"{p}.attention.self.qkv", 3 * hidden)
+            # one product for the three projections; BERT's reference implementations
+            # (Google's TensorFlow code, Hugging Face) hold query, key and value as three
+            # dense layers: six tensors
+            b.linear(f"{p}.attention.self.qkv", 3 * hidden, parameter_tensors=6)
             _attention_core(b, f"{p}.attention.self", config, seq, "dropout")
             b.linear(f"{p}.attention.output.dense", hidden)
             b.dropout(f"{p}.attention.output.dropout")

@@ -1,0 +1,65 @@
+"""The optimizer step: the kernels it launches and the bytes they move.
+
+One step reads each parameter's gradient and state and writes the new parameter and
+state, in fp32 (master weights under amp): :data:`OPTIMIZER_WORDS` 4-byte words per
+parameter when one kernel does the whole update. How many kernels that takes depends on
+how the framework writes the update (``workload.optimizer_kernels``):
+
+* ``multi_tensor``: one launch updates every tensor (apex's FusedAdam / FusedLAMB /
+  FusedSGD, PyTorch's ``foreach`` and ``fused`` optimizers, DeepSpeed, Megatron);
+* ``per_tensor``: one fused kernel per parameter tensor, the same bytes (TensorFlow's
+  ``ApplyAdam`` / ``ApplyMomentum`` op per variable, MXNet's per-parameter update ops,
+  Caffe's per-blob update);
+* ``elementwise``: the update written as the framework's element-wise ops, each a
+  kernel reading and writing whole tensors (:data:`ELEMENTWISE_STEPS`): Google's BERT
+  ``AdamWeightDecayOptimizer`` (``optimization.py``: two products and a sum per moment,
+  square, square root, epsilon, quotient, decay, learning rate, difference, then three
+  ``assign`` copies: 17 kernels and 39 words per tensor, against 1 and 7 fused), and
+  PyTorch's for-loop SGD with momentum (``buf.mul_``, ``buf.add_``, ``p.add_``).
+  Under a graph compiler (``workload.graph_compiler: xla``) the arithmetic is fused into
+  one kernel per tensor, but the values it writes go back to TensorFlow 1's reference
+  variables through ``Assign`` ops, which XLA cannot compile: one copy kernel per state
+  tensor written (NVIDIA/DeepLearningExamples#539 moved BERT to resource variables to let
+  XLA fold them: 13% faster on one V100 at fp16 batch 3).
+
+Each launch costs the scenario's per-kernel overhead, as every other kernel does.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from simulator.zoo import Model
+
+OptimizerKernels = Literal["multi_tensor", "per_tensor", "elementwise"]
+OPTIMIZER_KERNELS: tuple[str, ...] = ("multi_tensor", "per_tensor", "elementwise")
+
+#: 4-byte words per parameter one fused update moves: read gradient, parameter and state,
+#: write parameter and state (sgd: g, p -> p; momentum: + buffer; adam: + two moments).
+OPTIMIZER_WORDS = {"sgd": 3, "momentum": 5, "adam": 7}
+#: Tensors per parameter the update writes back (parameter, momentum buffer, moments).
+STATE_WRITES = {"sgd": 1, "momentum": 2, "adam": 3}
+#: (kernels, words per parameter) per parameter tensor of an update written as
+#: element-wise ops (see the module docstring; each op reads its operands and writes its
+#: result once; an in-place op reads what it updates).
+ELEMENTWISE_STEPS = {"sgd": (1, 3), "momentum": (3, 8), "adam": (17, 39)}
+
+
+def step_launches_and_words(model: Model, optimizer: str, kernels: str, compiled: bool) -> tuple[int, float]:
+    """(kernels launched, 4-byte words moved per parameter) by one optimizer step of
+    ``model``; ``compiled``: under a graph compiler (XLA)."""
+    if optimizer not in OPTIMIZER_WORDS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(OPTIMIZER_WORDS)}")
+    fused = OPTIMIZER_WORDS[optimizer]
+    tensors = model.parameter_tensors
+    if kernels == "multi_tensor":
+        return 1, fused
+    if kernels == "per_tensor":
+        return tensors, fused
+    if kernels == "elementwise":
+        if compiled:  # one fused kernel, then one Assign copy (read and write) per state tensor
+            writes = STATE_WRITES[optimizer]
+            return tensors * (1 + writes), fused + 2 * writes
+        launches, words = ELEMENTWISE_STEPS[optimizer]
+        return tensors * launches, words
+    raise ValueError(f"unknown optimizer_kernels {kernels!r}; expected one of {OPTIMIZER_KERNELS}")

@@ -1,0 +1,102 @@
+"""``workload.optimizer_kernels``: how many kernels the optimizer step launches, and what they move.
+
+The step moves a fixed number of fp32 words per parameter when one kernel does the whole
+update; written per tensor it launches once per parameter tensor, and written as
+element-wise ops (Google's BERT ``AdamWeightDecayOptimizer``) it launches 17 kernels per
+tensor moving 39 words per parameter (under XLA: one fused kernel plus one ``Assign`` copy
+per state tensor written)."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator import compute, load_scenario
+from simulator.catalog import get_gpu
+from simulator.engine import build
+from simulator.errors import ScenarioError
+from simulator.optimizer_step import ELEMENTWISE_STEPS, OPTIMIZER_WORDS, step_launches_and_words
+from simulator.validation.run import optimizer_kernels_for_text
+from simulator.zoo import get_model
+from simulator.zoo.core import Layer
+from simulator.zoo.model_file import layer_to_data, model_from_data
+
+GPU = get_gpu("V100-SXM2-16GB")
+MEM_EFF, OVERHEAD = 0.8, 20e-6
+BANDWIDTH = GPU.memory_bandwidth_gbytes_s * 1e9 * MEM_EFF
+
+
+def _optimizer_s(model, optimizer: str, kernels: str, compiled: bool = False) -> float:
+    return compute.roofline_costs(model, GPU, precision="amp", batch=2, compute_efficiency=0.5,
+                                  memory_efficiency=MEM_EFF, layer_overhead_s=OVERHEAD, optimizer=optimizer,
+                                  optimizer_kernels=kernels, optimizer_compiled=compiled).optimizer_s
+
+
+@pytest.mark.parametrize(("model", "tensors"), [
+    # torchvision's and Hugging Face's len(list(model.parameters())) for the same networks
+    ("resnet50", 161), ("vgg16", 32), ("alexnet", 16), ("inception_v3", 284), ("resnet152", 467),
+    ("bert_base", 199), ("bert_large", 391), ("gpt2", 148),
+])
+def test_parameter_tensors_are_counted_as_frameworks_hold_them(model, tensors):
+    assert get_model(model).parameter_tensors == tensors
+
+
+def test_the_optimizer_step_in_closed_form_for_each_way_of_writing_it():
+    model = get_model("bert_large")
+    params, tensors = model.total_params, model.parameter_tensors
+    fused_bytes = params * 4 * OPTIMIZER_WORDS["adam"]
+    assert _optimizer_s(model, "adam", "multi_tensor") == pytest.approx(OVERHEAD + fused_bytes / BANDWIDTH)
+    assert _optimizer_s(model, "adam", "per_tensor") == pytest.approx(tensors * OVERHEAD + fused_bytes / BANDWIDTH)
+    # Google's AdamWeightDecay as TensorFlow ops: 17 kernels and 39 words per tensor
+    assert ELEMENTWISE_STEPS["adam"] == (17, 39)
+    assert _optimizer_s(model, "adam", "elementwise") == pytest.approx(
+        17 * tensors * OVERHEAD + params * 4 * 39 / BANDWIDTH)
+    # under XLA: one fused kernel reading g, m, v, p and writing p, m, v, then three Assign copies
+    assert _optimizer_s(model, "adam", "elementwise", compiled=True) == pytest.approx(
+        4 * tensors * OVERHEAD + params * 4 * (7 + 6) / BANDWIDTH)
+    # on BERT-large (391 tensors, 335M parameters) the element-wise step under XLA costs the
+    # V100 about 42 ms more than one fused kernel, most of it the 1,564 launches
+    extra = _optimizer_s(model, "adam", "elementwise", compiled=True) - _optimizer_s(model, "adam", "multi_tensor")
+    assert 0.040 < extra < 0.044
+
+
+def test_plain_sgd_written_per_tensor_moves_no_more_bytes():
+    model = get_model("resnet50")
+    assert step_launches_and_words(model, "sgd", "elementwise", compiled=False) == (161, 3)
+    assert step_launches_and_words(model, "momentum", "elementwise", compiled=False) == (3 * 161, 8)
+    assert step_launches_and_words(model, "momentum", "per_tensor", compiled=True) == (161, 5)  # nothing to fuse
+    with pytest.raises(ValueError, match="optimizer_kernels"):
+        step_launches_and_words(model, "sgd", "per_layer", compiled=False)
+
+
+def _scenario(**workload):
+    return load_scenario({"name": "opt", "cluster": {"nodes": 1, "gpus_per_node": 1, "gpu": "V100-SXM2-16GB"},
+                          "workload": {"model": "bert_base", "batch_per_gpu": 4, "optimizer": "adam", **workload},
+                          "simulation": {"iterations": 1, "warmup_iterations": 0}})
+
+
+def test_the_scenario_field_reaches_the_costs_and_rejects_unknown_values():
+    fused = build(_scenario()).costs
+    tf = build(_scenario(optimizer_kernels="elementwise")).costs
+    xla = build(_scenario(optimizer_kernels="elementwise", graph_compiler="xla")).costs
+    assert fused.optimizer_s < xla.optimizer_s < tf.optimizer_s
+    assert (tf.forward_s == fused.forward_s).all()  # the layers are not touched
+    with pytest.raises(ScenarioError, match="workload.optimizer_kernels"):
+        _scenario(optimizer_kernels="per_layer")
+
+
+def test_framework_text_names_tensorflow_per_tensor_and_its_bert_elementwise():
+    assert optimizer_kernels_for_text("TensorFlow tf_cnn_benchmarks, replicated variables", "resnet50") == "per_tensor"
+    assert optimizer_kernels_for_text("TensorFlow 19.03 NGC, Horovod (NCCL); run_squad.sh", "bert_large") \
+        == "elementwise"
+    assert optimizer_kernels_for_text("PyTorch 19.07 NGC, DDP/apex (NCCL), LAMB optimizer", "bert_large") is None
+    assert optimizer_kernels_for_text("MXNet 1.5.0 (NGC 19.07), DALI, AMP", "resnet50") is None
+
+
+def test_a_model_file_states_parameter_tensors_and_an_export_keeps_them():
+    bert = get_model("bert_base", sequence_length=128)
+    exported = model_from_data({"name": "b", "sample_unit": "sequences", "input_shape": [128],
+                                "layers": [layer_to_data(layer) for layer in bert.layers]})
+    assert exported.layers == bert.layers and exported.parameter_tensors == 199
+    assert sum("parameter_tensors" in layer_to_data(layer) for layer in bert.layers) == 12  # the fused q, k, v
+    with pytest.raises(ValueError, match="parameter_tensors"):
+        Layer("x", "relu", 0, 0, 1, 1, parameter_tensors=2)  # no parameters, no tensors
