@@ -32,7 +32,8 @@ def _optimizer_s(model, optimizer: str, kernels: str, compiled: bool = False) ->
 
 
 @pytest.mark.parametrize(("model", "tensors"), [
-    # torchvision's and Hugging Face's len(list(model.parameters())) for the same networks
+    # len(list(model.parameters())) of torchvision's and Hugging Face's same networks (Inception-v3
+    # without its auxiliary head, BertModel with its pooler)
     ("resnet50", 161), ("vgg16", 32), ("alexnet", 16), ("inception_v3", 284), ("resnet152", 467),
     ("bert_base", 199), ("bert_large", 391), ("gpt2", 148),
 ])
