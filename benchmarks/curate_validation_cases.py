@@ -53,6 +53,7 @@ from simulator.validation.cases import DATA_PARALLEL_COLUMNS as COLUMNS  # noqa:
 from simulator.validation.run import (  # noqa: E402
     graph_compiler_for_text,
     kernel_fusion_for_text,
+    optimizer_for_text,
     optimizer_kernels_for_text,
     preset_for_text,
 )
@@ -159,13 +160,13 @@ def write_scenario(name: str, *, nodes: int, gpus_per_node: int, gpu: str, layou
                    gbps: float | None, model: str, batch: int, precision: str, seq: int | None = None,
                    framework: str | None = None, pcie: dict | None = None, p2p_level: str | None = None,
                    kernel_fusion: str = "none", graph_compiler: str = "none",
-                   optimizer_kernels: str | None = None) -> str:
+                   optimizer: str | None = None, optimizer_kernels: str | None = None) -> str:
     """Write a scenario file for a row the CSV columns cannot describe; its path relative to the CSV.
     ``framework``: the ``training.framework`` preset (a scenario row gets none from its text);
     ``pcie``: PCIe tree fields (switches, sockets) of a server whose wiring is known;
     ``p2p_level``: the collective library's NCCL_P2P_LEVEL where the run's NCCL had another default;
-    ``kernel_fusion``, ``graph_compiler``, ``optimizer_kernels``: the ``workload`` fields the row's framework
-    text implies (as a row without a file gets them)."""
+    ``kernel_fusion``, ``graph_compiler``, ``optimizer``, ``optimizer_kernels``: the ``workload`` fields the
+    row's framework text implies (as a row without a file gets them)."""
     import yaml
 
     server: dict = {"layout": "nvswitch" if layout == "bridge2" else layout, **(pcie or {})}
@@ -182,6 +183,8 @@ def write_scenario(name: str, *, nodes: int, gpus_per_node: int, gpu: str, layou
         workload["kernel_fusion"] = kernel_fusion
     if graph_compiler != "none":
         workload["graph_compiler"] = graph_compiler
+    if optimizer is not None:
+        workload["optimizer"] = optimizer
     if optimizer_kernels is not None:
         workload["optimizer_kernels"] = optimizer_kernels
     training: dict = {"strategy": "ring_allreduce"}
@@ -346,6 +349,7 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                 framework=preset_for_text(framework, strategy), pcie=pcie, p2p_level=p2p_level,
                 kernel_fusion=kernel_fusion_for_text(framework, precision),
                 graph_compiler=graph_compiler_for_text(framework),
+                optimizer=optimizer_for_text(framework, zoo_model),
                 optimizer_kernels=optimizer_kernels_for_text(framework, zoo_model),
             )
             if seq not in (None, 128):

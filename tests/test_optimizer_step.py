@@ -15,7 +15,7 @@ from simulator.catalog import get_gpu
 from simulator.engine import build
 from simulator.errors import ScenarioError
 from simulator.optimizer_step import ELEMENTWISE_STEPS, OPTIMIZER_WORDS, step_launches_and_words
-from simulator.validation.run import optimizer_kernels_for_text
+from simulator.validation.run import optimizer_for_text, optimizer_kernels_for_text
 from simulator.zoo import get_model
 from simulator.zoo.core import Layer
 from simulator.zoo.model_file import layer_to_data, model_from_data
@@ -91,6 +91,13 @@ def test_framework_text_names_tensorflow_per_tensor_and_its_bert_elementwise():
         == "elementwise"
     assert optimizer_kernels_for_text("PyTorch 19.07 NGC, DDP/apex (NCCL), LAMB optimizer", "bert_large") is None
     assert optimizer_kernels_for_text("MXNet 1.5.0 (NGC 19.07), DALI, AMP", "resnet50") is None
+
+
+def test_framework_text_and_model_name_the_optimizer_of_a_row():
+    assert optimizer_for_text("PyTorch 19.07 NGC, DDP/apex (NCCL), LAMB optimizer, FP32", "bert_large") == "adam"
+    assert optimizer_for_text("TensorFlow 19.03 NGC, Horovod (NCCL)", "bert_large") == "adam"  # every BERT here
+    assert optimizer_for_text("TensorFlow tf_cnn_benchmarks", "resnet50") is None  # momentum, the default
+    assert optimizer_for_text("Lambda Labs tf_cnn_benchmarks", "resnet50") is None  # "lambda" is not LAMB
 
 
 def test_a_model_file_states_parameter_tensors_and_an_export_keeps_them():

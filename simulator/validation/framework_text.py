@@ -3,7 +3,8 @@
 The published rows name their software in prose ("TensorFlow 1.15 (NGC 20.06-tf1),
 Horovod/NCCL, XLA on, FP32"); these functions read the keywords that decide a scenario
 field: the ``training.framework`` preset, ``workload.kernel_fusion``,
-``workload.fork_gradients``, ``workload.graph_compiler`` and ``workload.optimizer_kernels``.
+``workload.fork_gradients``, ``workload.graph_compiler``, ``workload.optimizer`` and
+``workload.optimizer_kernels``.
 Used by the validation runner and the benchmark scripts that build scenarios from rows.
 """
 
@@ -65,6 +66,17 @@ def fork_gradients_for_text(framework: str | None) -> str | None:
         return "copy_add"
     if graph_compiler_for_text(framework) == "xla" or _nvidia_mxnet(text):
         return "fused"
+    return None
+
+
+def optimizer_for_text(framework: str | None, model: str) -> str | None:
+    """The ``workload.optimizer`` a row implies, or None for the default (``momentum``):
+    ``adam`` where the text names Adam or LAMB (same state: two moments per parameter),
+    and for BERT and GPT models, which every source here trains with one of them
+    (Google's and NVIDIA's AdamWeightDecay, NVIDIA's PyTorch LAMB)."""
+    text = (framework or "").lower()
+    if re.search(r"\badam|\blamb\b", text) or model.startswith(("bert", "gpt")):
+        return "adam"
     return None
 
 

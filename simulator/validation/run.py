@@ -70,6 +70,7 @@ from .framework_text import (
     fork_gradients_for_text,
     graph_compiler_for_text,
     kernel_fusion_for_text,
+    optimizer_for_text,
     optimizer_kernels_for_text,
     preset_for_text,
 )
@@ -142,6 +143,9 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
     fork_gradients = fork_gradients_for_text(case.framework)
     if fork_gradients is not None:
         workload["fork_gradients"] = fork_gradients
+    optimizer = optimizer_for_text(case.framework, case.model or "")
+    if optimizer is not None:
+        workload["optimizer"] = optimizer
     optimizer_kernels = optimizer_kernels_for_text(case.framework, case.model or "")
     if optimizer_kernels is not None:
         workload["optimizer_kernels"] = optimizer_kernels
