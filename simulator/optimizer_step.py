@@ -27,11 +27,9 @@ Each launch costs the scenario's per-kernel overhead, as every other kernel does
 
 from __future__ import annotations
 
-from typing import Literal
-
 from simulator.zoo import Model
 
-OptimizerKernels = Literal["multi_tensor", "per_tensor", "elementwise"]
+#: ``workload.optimizer_kernels`` values.
 OPTIMIZER_KERNELS: tuple[str, ...] = ("multi_tensor", "per_tensor", "elementwise")
 
 #: 4-byte words per parameter one fused update moves: read gradient, parameter and state,

@@ -8,13 +8,16 @@ per state tensor written)."""
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 
 from simulator import compute, load_scenario
 from simulator.catalog import get_gpu
 from simulator.engine import build
 from simulator.errors import ScenarioError
-from simulator.optimizer_step import ELEMENTWISE_STEPS, OPTIMIZER_WORDS, step_launches_and_words
+from simulator.optimizer_step import ELEMENTWISE_STEPS, OPTIMIZER_KERNELS, OPTIMIZER_WORDS, step_launches_and_words
+from simulator.scenario import WorkloadSpec
 from simulator.validation.run import optimizer_for_text, optimizer_kernels_for_text
 from simulator.zoo import get_model
 from simulator.zoo.core import Layer
@@ -83,6 +86,7 @@ def test_the_scenario_field_reaches_the_costs_and_rejects_unknown_values():
     assert (tf.forward_s == fused.forward_s).all()  # the layers are not touched
     with pytest.raises(ScenarioError, match="workload.optimizer_kernels"):
         _scenario(optimizer_kernels="per_layer")
+    assert set(typing.get_args(WorkloadSpec.model_fields["optimizer_kernels"].annotation)) == set(OPTIMIZER_KERNELS)
 
 
 def test_framework_text_names_tensorflow_per_tensor_and_its_bert_elementwise():
