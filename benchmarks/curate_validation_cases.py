@@ -50,13 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_single_gpu import GPU_MAP, LAMBDA_XLA_LOGS, MODEL_MAP, infer_precision, run_framework  # noqa: E402
 
 from simulator.validation.cases import DATA_PARALLEL_COLUMNS as COLUMNS  # noqa: E402
-from simulator.validation.run import (  # noqa: E402
-    graph_compiler_for_text,
-    kernel_fusion_for_text,
-    optimizer_for_text,
-    optimizer_kernels_for_text,
-    preset_for_text,
-)
+from simulator.validation.run import preset_for_text, workload_for_text  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW = REPO_ROOT / ".." / "shared" / "measured" / "published_cases.csv"
@@ -159,14 +153,13 @@ _WRITTEN: dict[Path, str] = {}
 def write_scenario(name: str, *, nodes: int, gpus_per_node: int, gpu: str, layout: str, network: str | None,
                    gbps: float | None, model: str, batch: int, precision: str, seq: int | None = None,
                    framework: str | None = None, pcie: dict | None = None, p2p_level: str | None = None,
-                   kernel_fusion: str = "none", graph_compiler: str = "none",
-                   optimizer: str | None = None, optimizer_kernels: str | None = None) -> str:
+                   text_fields: dict[str, str] | None = None) -> str:
     """Write a scenario file for a row the CSV columns cannot describe; its path relative to the CSV.
     ``framework``: the ``training.framework`` preset (a scenario row gets none from its text);
     ``pcie``: PCIe tree fields (switches, sockets) of a server whose wiring is known;
     ``p2p_level``: the collective library's NCCL_P2P_LEVEL where the run's NCCL had another default;
-    ``kernel_fusion``, ``graph_compiler``, ``optimizer``, ``optimizer_kernels``: the ``workload`` fields the
-    row's framework text implies (as a row without a file gets them)."""
+    ``text_fields``: the ``workload`` fields the row's framework text implies (``workload_for_text``, as a row
+    without a file gets them)."""
     import yaml
 
     server: dict = {"layout": "nvswitch" if layout == "bridge2" else layout, **(pcie or {})}
@@ -179,14 +172,7 @@ def write_scenario(name: str, *, nodes: int, gpus_per_node: int, gpu: str, layou
     workload: dict = {"model": model, "batch_per_gpu": batch, "precision": precision}
     if seq:
         workload["sequence_length"] = seq
-    if kernel_fusion != "none":
-        workload["kernel_fusion"] = kernel_fusion
-    if graph_compiler != "none":
-        workload["graph_compiler"] = graph_compiler
-    if optimizer is not None:
-        workload["optimizer"] = optimizer
-    if optimizer_kernels is not None:
-        workload["optimizer_kernels"] = optimizer_kernels
+    workload.update(text_fields or {})
     training: dict = {"strategy": "ring_allreduce"}
     if framework:
         training["framework"] = framework
@@ -347,10 +333,7 @@ def training_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                 model=zoo_model, batch=int(batch), precision=precision, seq=seq if seq not in (None, 128) else None,
                 # the preset the row's text names, as a row without a file gets it
                 framework=preset_for_text(framework, strategy), pcie=pcie, p2p_level=p2p_level,
-                kernel_fusion=kernel_fusion_for_text(framework, precision),
-                graph_compiler=graph_compiler_for_text(framework),
-                optimizer=optimizer_for_text(framework, zoo_model),
-                optimizer_kernels=optimizer_kernels_for_text(framework, zoo_model),
+                text_fields=workload_for_text(framework, zoo_model, precision),
             )
             if seq not in (None, 128):
                 notes.append(f"sequence length {seq}: scenario file sets workload.sequence_length")
@@ -481,9 +464,7 @@ def headline_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                               gpu="V100-SXM2-16GB", layout="nvswitch", network="infiniband", gbps=100.0,
                               model="resnet50", batch=256, precision="amp",
                               framework=preset_for_text(r["framework"], "ring_allreduce"),
-                              kernel_fusion=kernel_fusion_for_text(r["framework"], "amp"),
-                              graph_compiler=graph_compiler_for_text(r["framework"]),
-                              optimizer_kernels=optimizer_kernels_for_text(r["framework"], "resnet50"))
+                              text_fields=workload_for_text(r["framework"], "resnet50", "amp"))
         rows.append(row(
             case_id=f"Dell-C4140M-resnet50-{n}x4-speedup", source="Dell-C4140M-whitepaper", model="resnet50",
             gpu="V100-SXM2-16GB", nodes=n, gpus_per_node=4, intra_node="nvswitch",

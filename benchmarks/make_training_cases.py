@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import yaml  # noqa: E402
 
 from simulator.validation.cases import DATA_PARALLEL_COLUMNS as COLUMNS  # noqa: E402
-from simulator.validation.framework_text import optimizer_kernels_for_text  # noqa: E402
+from simulator.validation.framework_text import workload_for_text  # noqa: E402
 
 OUT = REPO_ROOT / "scenarios" / "validation" / "training_cases.csv"
 
@@ -438,8 +438,8 @@ def grad_mib_fp16(model: str) -> float:
 
 
 def with_text_fields(rows: list[dict[str, str]]) -> None:
-    """Give each row's scenario file the workload fields its framework text implies and
-    the file does not set, as a row without a file gets them (``workload.optimizer_kernels``)."""
+    """Give each row's scenario file the workload fields its framework text implies
+    (``workload_for_text``) and the file does not set, as a row without a file gets them."""
     for r in rows:
         if not r["scenario"]:
             continue
@@ -447,9 +447,10 @@ def with_text_fields(rows: list[dict[str, str]]) -> None:
         text = path.read_text(encoding="utf-8")
         header, _, body = text.partition("\n")
         data = yaml.safe_load(body)
-        kernels = optimizer_kernels_for_text(r["framework"], r["model"])
-        if kernels is not None and "optimizer_kernels" not in data["workload"]:
-            data["workload"]["optimizer_kernels"] = kernels
+        missing = {key: value for key, value in workload_for_text(r["framework"], r["model"], r["precision"]).items()
+                   if key not in data["workload"]}
+        if missing:
+            data["workload"].update(missing)
             path.write_text(header + "\n" + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 

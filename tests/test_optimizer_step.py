@@ -18,7 +18,7 @@ from simulator.engine import build
 from simulator.errors import ScenarioError
 from simulator.optimizer_step import ELEMENTWISE_STEPS, OPTIMIZER_KERNELS, OPTIMIZER_WORDS, step_launches_and_words
 from simulator.scenario import WorkloadSpec
-from simulator.validation.run import optimizer_for_text, optimizer_kernels_for_text
+from simulator.validation.run import optimizer_for_text, optimizer_kernels_for_text, workload_for_text
 from simulator.zoo import get_model
 from simulator.zoo.core import Layer
 from simulator.zoo.model_file import layer_to_data, model_from_data
@@ -102,6 +102,14 @@ def test_framework_text_and_model_name_the_optimizer_of_a_row():
     assert optimizer_for_text("TensorFlow 19.03 NGC, Horovod (NCCL)", "bert_large") == "adam"  # every BERT here
     assert optimizer_for_text("TensorFlow tf_cnn_benchmarks", "resnet50") is None  # momentum, the default
     assert optimizer_for_text("Lambda Labs tf_cnn_benchmarks", "resnet50") is None  # "lambda" is not LAMB
+
+
+def test_one_helper_gives_every_workload_field_a_rows_text_implies():
+    text = "TensorFlow 19.03 NGC, Horovod (NCCL); run_squad.sh (XLA enabled by default per README), FP16"
+    assert workload_for_text(text, "bert_large", "amp") == {
+        "kernel_fusion": "norm_activation", "graph_compiler": "xla", "fork_gradients": "fused", "optimizer": "adam",
+        "optimizer_kernels": "elementwise"}
+    assert workload_for_text("PyTorch 21.03 NGC, DDP (NCCL)", "resnet50", "amp") == {}  # every default kept
 
 
 def test_a_model_file_states_parameter_tensors_and_an_export_keeps_them():

@@ -92,6 +92,19 @@ def optimizer_kernels_for_text(framework: str | None, model: str) -> str | None:
     return "elementwise" if model.startswith("bert") else "per_tensor"
 
 
+def workload_for_text(framework: str | None, model: str, precision: str) -> dict[str, str]:
+    """Every ``workload`` field a row's free-text ``framework`` implies for ``model`` in
+    ``precision`` (the functions above), leaving out those that keep the scenario default:
+    what a row without a scenario file is simulated with, and what a generated scenario
+    file writes."""
+    fields = {"kernel_fusion": kernel_fusion_for_text(framework, precision),
+              "graph_compiler": graph_compiler_for_text(framework),
+              "fork_gradients": fork_gradients_for_text(framework),
+              "optimizer": optimizer_for_text(framework, model),
+              "optimizer_kernels": optimizer_kernels_for_text(framework, model)}
+    return {key: value for key, value in fields.items() if value not in (None, "none")}
+
+
 def _nvidia_mxnet(text: str) -> bool:
     """Whether lower-cased framework text names NVIDIA's MXNet (an NGC container), whose
     DeepLearningExamples runner sets the fusions and gradient accumulation read above."""

@@ -73,6 +73,7 @@ from .framework_text import (
     optimizer_for_text,
     optimizer_kernels_for_text,
     preset_for_text,
+    workload_for_text,
 )
 
 LAYOUTS = {"pcie": "pcie_tree", "nvlink": "dgx1", "nvswitch": "nvswitch"}
@@ -138,17 +139,7 @@ def case_scenario(case: MeasuredCase, base_dir: Path | None = None,
     if kind.transport:
         nic["transport"] = kind.transport
     workload: dict[str, Any] = {"precision": case.precision,
-                                "kernel_fusion": kernel_fusion_for_text(case.framework, case.precision),
-                                "graph_compiler": graph_compiler_for_text(case.framework)}
-    fork_gradients = fork_gradients_for_text(case.framework)
-    if fork_gradients is not None:
-        workload["fork_gradients"] = fork_gradients
-    optimizer = optimizer_for_text(case.framework, case.model or "")
-    if optimizer is not None:
-        workload["optimizer"] = optimizer
-    optimizer_kernels = optimizer_kernels_for_text(case.framework, case.model or "")
-    if optimizer_kernels is not None:
-        workload["optimizer_kernels"] = optimizer_kernels
+                                **workload_for_text(case.framework, case.model or "", case.precision)}
     if case.model:
         workload["model"] = case.model
     if case.batch_per_gpu:
@@ -362,4 +353,7 @@ def validate(cases: str | Path | list[MeasuredCase], base_dir: str | Path | None
                                           "reference_rel_error", "measured_efficiency")})
 
 
-__all__ = ["CollectiveEstimate", "Prediction", "case_scenario", "collective_estimate", "collective_estimates", "collective_time", "predict_case", "validate"]
+__all__ = ["CollectiveEstimate", "Prediction", "case_scenario", "collective_estimate", "collective_estimates", "collective_time", "predict_case", "validate",
+           # re-exported from framework_text, where the runner and the benchmark scripts read a row's text
+           "fork_gradients_for_text", "graph_compiler_for_text", "kernel_fusion_for_text", "optimizer_for_text",
+           "optimizer_kernels_for_text", "preset_for_text", "workload_for_text"]
