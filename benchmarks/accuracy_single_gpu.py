@@ -150,6 +150,10 @@ GPU_MAP: dict[str, str | None] = {
     "RTX 3080": "RTX-3080",
     "RTX A6000": "RTX-A6000",
     "RTX 8000": "Quadro-RTX-8000",
+    # MXNet's perf.md training tables (benchmarks/data/mxnet_perf_faq_one_gpu.csv): EC2
+    # g3.4xlarge holds one GPU of an M60 board; p3.2xlarge one V100 SXM2 16 GB.
+    "M60 (single GPU of the board, EC2 g3.4xlarge)": "M60",
+    "V100 16GB (EC2 p3.2xlarge)": "V100-SXM2-16GB",
     # Left out on purpose: the laptop Max-Q cards ("RTX 2080 SUPER MAX-Q", "RTX 2070
     # MAX-Q", "RTX 2080 MAX-Q") are power-limited parts whose clocks (and so peaks)
     # depend on the laptop's power and cooling design, so no datasheet figure applies.
@@ -208,7 +212,8 @@ SUPERSEDED = (
 # One-GPU rows kept here rather than in the shared file, read after it (see SUPERSEDED).
 EXTRA_CSVS = (REPO_ROOT / "benchmarks" / "data" / "lambda_rtx3090_tf24.csv",
               REPO_ROOT / "benchmarks" / "data" / "mxnet_p2_one_gpu.csv",
-              REPO_ROOT / "benchmarks" / "data" / "server_gear_one_gpu.csv")
+              REPO_ROOT / "benchmarks" / "data" / "server_gear_one_gpu.csv",
+              REPO_ROOT / "benchmarks" / "data" / "mxnet_perf_faq_one_gpu.csv")
 
 
 def run_framework(source: str, framework: str, gpu_text: str) -> str:

@@ -97,6 +97,14 @@ def test_framework_text_names_tensorflow_per_tensor_and_its_bert_elementwise():
     assert optimizer_kernels_for_text("MXNet 1.5.0 (NGC 19.07), DALI, AMP", "resnet50") is None
 
 
+def test_framework_text_names_mxnet_outside_nvidia_containers_per_tensor():
+    # Module._update_params: one sgd_mom_update per weight
+    assert optimizer_kernels_for_text("MXNet 1.2.0.rc1 train_imagenet.py --benchmark 1", "resnet50") == "per_tensor"
+    assert optimizer_kernels_for_text("MXNet (late 2016) train_imagenet.py, kvstore device", "inception_v3") \
+        == "per_tensor"
+    assert optimizer_kernels_for_text("MXNet 20.12 NGC, Horovod", "resnet50") is None
+
+
 def test_framework_text_and_model_name_the_optimizer_of_a_row():
     assert optimizer_for_text("PyTorch 19.07 NGC, DDP/apex (NCCL), LAMB optimizer, FP32", "bert_large") == "adam"
     assert optimizer_for_text("TensorFlow 19.03 NGC, Horovod (NCCL)", "bert_large") == "adam"  # every BERT here

@@ -85,8 +85,15 @@ def optimizer_kernels_for_text(framework: str | None, model: str) -> str | None:
     or None for the default (``multi_tensor``): TensorFlow updates each variable with its
     own op (``ApplyMomentum``, ``ApplyAdam``: ``per_tensor``), except its BERT, whose
     ``optimization.py`` (Google's, and NVIDIA's fork of it) writes AdamWeightDecay as
-    element-wise ops per variable (``elementwise``)."""
+    element-wise ops per variable (``elementwise``). MXNet outside NVIDIA's containers
+    updates each weight with its own ``sgd_mom_update`` / ``adam_update`` call (Module's
+    ``_update_params`` loops over the weights; the aggregated ``multi_sgd_*`` updates,
+    ``MXNET_OPTIMIZER_AGGREGATION_SIZE``, 4 weights per call by default, came later, cover
+    SGD only and only with ``update_on_kvstore`` off): ``per_tensor``. NVIDIA's MXNet
+    keeps the default."""
     text = (framework or "").lower()
+    if "mxnet" in text and not _nvidia_mxnet(text):
+        return "per_tensor"
     if not re.search(r"tensorflow|\btf_cnn|\btf ?[12]\.", text):
         return None
     return "elementwise" if model.startswith("bert") else "per_tensor"

@@ -92,7 +92,7 @@ def test_gpu_entry_sane(spec: GPUSpec) -> None:
     assert spec.notes.strip()
     assert 2012 <= spec.year <= 2025
     assert 6 <= spec.memory_gib <= 200  # the GTX Titan Black's 6 GB is the smallest
-    assert 200 <= spec.memory_bandwidth_gbytes_s <= 6000
+    assert 150 <= spec.memory_bandwidth_gbytes_s <= 6000  # one GPU of an M60 board: 160 GB/s
     assert spec.pcie_gen in (3, 4, 5)
     assert spec.nvlink_gbytes_s is None or 50 <= spec.nvlink_gbytes_s <= 500
     fp32 = spec.peak_tflops["fp32"]
@@ -288,7 +288,7 @@ def test_k80_is_one_die() -> None:
 
 
 def test_fp16_without_fast_half_uses_fp32_rate() -> None:
-    for name in ("K80", "M40", "TitanX-Maxwell", "TitanX-Pascal", "GTX-1080Ti"):
+    for name in ("K80", "M40", "M60", "TitanX-Maxwell", "TitanX-Pascal", "GTX-1080Ti"):
         spec = get_gpu(name)
         assert spec.peak_flops("fp16") == spec.peak_flops("fp32")
     for name in ("P100-PCIe-16GB", "P100-SXM2-16GB"):
@@ -306,6 +306,7 @@ def test_fp16_without_fast_half_uses_fp32_rate() -> None:
         ("A100-SXM4-40GB", 19.5, 1555, 40),
         ("A100-SXM4-80GB", 19.5, 2039, 80),
         ("M40", 7.0, 288, 24),
+        ("M60", 4.825, 160.4, 8),
         ("TitanX-Maxwell", 6.6, 336.5, 12),
         ("GTX-Titan-Black", 5.645, 336, 6),
         ("TitanX-Pascal", 11.0, 480, 12),
