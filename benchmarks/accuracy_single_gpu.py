@@ -711,7 +711,8 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
                            ("before_fusion", "Before workload.kernel_fusion ({model})"),
                            ("before_conv_staging", "Before the convolutions' staging cost ({model})"),
                            ("before_fork_gradients", "Before the fork-gradient sums and XLA's ReLU epilogues ({model})"),
-                           ("before_optimizer_kernels", "Before workload.optimizer_kernels ({model})")):
+                           ("before_optimizer_kernels", "Before workload.optimizer_kernels ({model})"),
+                           ("before_mxnet_perf", "The dev set before MXNet's perf.md rows ({model})")):
             earlier = recorded.get(key)
             if not earlier:
                 continue

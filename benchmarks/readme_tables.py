@@ -172,6 +172,11 @@ def single_gpu_table() -> str:
         for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
             lines.append(row(f"shape-aware model, every optimizer step one kernel, leave one {label} out",
                              fused_step[fold]))
+    smaller = data.get("before_mxnet_perf")
+    if smaller:  # the same model on the points before MXNet's perf.md tables (batch 1-128) joined
+        for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
+            lines.append(row(f"shape-aware model, the {smaller[fold]['n']} points before MXNet's perf.md rows, "
+                             f"leave one {label} out", smaller[fold]))
     lines.append(row("shape-aware model, leave one GPU out", data["leave_one_gpu_out"]))
     lines.append(row("shape-aware model, leave one generation out", data["leave_one_generation_out"]))
     lines.append(row("shape-aware model, leave one source out", data["leave_one_source_out"]))

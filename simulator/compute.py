@@ -66,7 +66,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import algorithms, kernel_efficiency, optimizer_step
+from . import algorithms, host_dispatch, kernel_efficiency, optimizer_step
 from .catalog import GPUSpec
 from .zoo import Layer, Model
 
@@ -172,6 +172,7 @@ def roofline_costs(
     activation_epilogues: bool = False,
     optimizer_kernels: str = "multi_tensor",
     optimizer_compiled: bool = False,
+    host_dispatch_s: float = 0.0,
 ) -> ComputeCosts:
     """Every layer's forward and backward time (see the module docstring).
 
@@ -187,7 +188,9 @@ def roofline_costs(
     that layer's kernel (:func:`kernel_efficiency.activation_in_epilogue`): no forward
     time of its own. ``optimizer_kernels`` (:data:`optimizer_step.OPTIMIZER_KERNELS`) says
     how many kernels the optimizer step launches and what they move; ``optimizer_compiled``
-    that a graph compiler fuses an element-wise update (:mod:`simulator.optimizer_step`)."""
+    that a graph compiler fuses an element-wise update (:mod:`simulator.optimizer_step`);
+    ``host_dispatch_s`` > 0 that the host issues a kernel no faster than that
+    (:mod:`simulator.host_dispatch`)."""
     rates = device_rates(gpu, precision, compute_efficiency, memory_efficiency, layer_overhead_s)
     # fp8 speeds up the dense layers' GEMMs only; everything else runs as bf16
     other_rates = device_rates(gpu, "bf16", compute_efficiency, memory_efficiency, layer_overhead_s) \
@@ -226,7 +229,16 @@ def roofline_costs(
 
     launches, words = optimizer_step.step_launches_and_words(model, optimizer, optimizer_kernels, optimizer_compiled)
     optimizer_s = launches * layer_overhead_s + model.total_params * 4 * words / rates.bytes_s
-    return ComputeCosts(forward, backward, optimizer_s, grads)
+    costs = ComputeCosts(forward, backward, optimizer_s, grads)
+    if host_dispatch_s > 0:
+        one_us_more = roofline_costs(
+            model, gpu, precision=precision, batch=batch, compute_efficiency=compute_efficiency,
+            memory_efficiency=memory_efficiency, layer_overhead_s=layer_overhead_s + host_dispatch.COUNTING_STEP_S,
+            optimizer=optimizer, conv_algorithms=conv_algorithms, kernel_fusion=kernel_fusion,
+            fork_gradients=fork_gradients, activation_epilogues=activation_epilogues,
+            optimizer_kernels=optimizer_kernels, optimizer_compiled=optimizer_compiled)
+        costs = host_dispatch.pipelined(costs, host_dispatch.kernel_counts(costs, one_us_more), host_dispatch_s)
+    return costs
 
 
 def scaled_to_throughput(costs: ComputeCosts, batch: int, samples_per_s: float) -> ComputeCosts:

@@ -85,6 +85,7 @@ class Resolved:
             activation_epilogues=w.activation_epilogues,
             optimizer_kernels=w.optimizer_kernels,
             optimizer_compiled=w.optimizer_compiled,
+            host_dispatch_s=w.host_dispatch_us * 1e-6,
         )
 
 

@@ -274,6 +274,13 @@ class WorkloadSpec(_Strict):
         description="Fixed cost per kernel launched (launch and framework dispatch), microseconds; a matrix layer "
         "launches one kernel forward and two backward.",
     )
+    host_dispatch_us: float = Field(
+        default=0.0, ge=0, le=MAX_LATENCY_US,
+        description="The framework's host cost to issue one kernel, microseconds: the GPU cannot start a kernel "
+        "before the host has issued it, so small batches come out latency-bound (simulator.host_dispatch). 0 (the "
+        "default) leaves the host out: kernels cost layer_overhead_us each on the GPU, back to back. Applies to "
+        "layer times the model computes, not to a measured profile's (which hold their host already).",
+    )
     kernel_fusion: Literal["none", "norm_activation"] = Field(
         default="none",
         description="Kernel fusion of the framework: none = every layer launches its own kernels (PyTorch eager, "
