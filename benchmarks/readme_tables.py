@@ -180,8 +180,10 @@ def single_gpu_table() -> str:
     lines.append(row("shape-aware model, leave one GPU out", data["leave_one_gpu_out"]))
     lines.append(row("shape-aware model, leave one generation out", data["leave_one_generation_out"]))
     lines.append(row("shape-aware model, leave one source out", data["leave_one_source_out"]))
-    # (fitted on every point: the shipped defaults keep two values apart, see compute.py)
+    # (fitted on every point: the shipped defaults keep values apart, see compute.py and scenario.py)
     lines.append(row("shape-aware model, fitted on all points (in-sample)", data["in_sample"]))
+    if "shipped_defaults" in data:
+        lines.append(row("shape-aware model, shipped defaults (in-sample)", data["shipped_defaults"]))
     lines.append(row("FLOPs-only reference, leave one GPU out", {
         "median_ape_%": data["leave_one_gpu_out"]["flops_only_median_ape_%"],
         "p90_ape_%": data["leave_one_gpu_out"]["flops_only_p90_ape_%"], "by_generation_median_ape_%": {}}))

@@ -12,7 +12,9 @@ Without a calibration profile each layer is timed from its shape
   unhidden share (``kernel_efficiency.OVERLAP_LOSS``) of the shorter of the two;
 * memory-bound layers move the bytes their kernels really read and write, at
   ``bandwidth x memory_efficiency``;
-* every kernel costs ``layer_overhead`` (launch and framework dispatch);
+* every kernel costs ``layer_overhead`` (launch and framework dispatch) on the GPU, and the
+  host issues one no faster than every ``host_dispatch`` (:mod:`simulator.host_dispatch`:
+  the GPU cannot run ahead of it, so small batches come out latency-bound);
 * with ``workload.kernel_fusion: norm_activation`` a residual add and a ReLU that follow a
   batch norm run inside the norm's kernels: no launch of their own, and only the
   traffic the fused kernel still needs (:func:`kernel_efficiency.fused_traffic`);
@@ -237,7 +239,11 @@ def roofline_costs(
             optimizer=optimizer, conv_algorithms=conv_algorithms, kernel_fusion=kernel_fusion,
             fork_gradients=fork_gradients, activation_epilogues=activation_epilogues,
             optimizer_kernels=optimizer_kernels, optimizer_compiled=optimizer_compiled)
-        costs = host_dispatch.pipelined(costs, host_dispatch.kernel_counts(costs, one_us_more), host_dispatch_s)
+        step = (costs.forward_s, costs.backward_s, costs.optimizer_s)
+        counts = host_dispatch.kernel_counts(step, (one_us_more.forward_s, one_us_more.backward_s,
+                                                    one_us_more.optimizer_s))
+        forward, backward, optimizer_s = host_dispatch.pipelined(step, counts, host_dispatch_s)
+        costs = ComputeCosts(forward, backward, optimizer_s, grads)
     return costs
 
 

@@ -16,44 +16,45 @@ loss or a metric on the host every iteration (MXNet's ``Module.fit`` metric, PyT
     max(end of the previous layer + w, host issue of its last kernel + w / k)
 
 so each layer's time is the gap between its end and the previous one's: with the host
-ahead it is ``w``, and the costs are those of the shipped model; with the host behind, the
-iteration takes its issue time plus the last kernel's. Layers with no kernel of their own
-(fused into a neighbour) add their time on the GPU. This is the pipeline a queue of
-asynchronous launches makes; nothing here is fitted (``benchmarks/small_batch_dispatch.py``
-holds it against MXNet's batch-1-to-128 tables).
+ahead it is ``w`` (only the first kernel waits for its issue), as without a host bound;
+with the host behind, the iteration takes its issue time plus the last kernel's. Layers
+with no kernel of their own (fused into a neighbour) add their time on the GPU. This is the
+pipeline a queue of asynchronous launches makes; the default cost per kernel (50 us,
+``workload.host_dispatch_us``) and what it was held against are in the README, "Small
+batches" (``benchmarks/small_batch_dispatch.py``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-if TYPE_CHECKING:
-    from .compute import ComputeCosts
 
 #: The overhead step that counts each layer's kernels: the layer-time model charges the
 #: per-kernel overhead linearly (kernels x overhead), so costs one microsecond apart in
 #: that overhead differ by one microsecond per kernel.
 COUNTING_STEP_S = 1e-6
 
+#: One iteration's costs as (forward per layer, backward per layer, optimizer step), seconds.
+StepCosts = tuple[np.ndarray, np.ndarray, float]
+#: Kernels launched: (forward per layer, backward per layer, optimizer step).
+KernelCounts = tuple[np.ndarray, np.ndarray, int]
 
-def kernel_counts(costs: ComputeCosts, one_us_more: ComputeCosts) -> tuple[np.ndarray, np.ndarray, int]:
-    """(forward, backward, optimizer) kernels per layer, from the same costs computed with
-    the per-kernel overhead one microsecond higher."""
-    forward = np.rint((one_us_more.forward_s - costs.forward_s) / COUNTING_STEP_S)
-    backward = np.rint((one_us_more.backward_s - costs.backward_s) / COUNTING_STEP_S)
-    optimizer = int(round((one_us_more.optimizer_s - costs.optimizer_s) / COUNTING_STEP_S))
+
+def kernel_counts(costs: StepCosts, one_us_more: StepCosts) -> KernelCounts:
+    """Kernels per layer and in the optimizer step, from the same costs computed with the
+    per-kernel overhead one microsecond higher."""
+    forward = np.rint((one_us_more[0] - costs[0]) / COUNTING_STEP_S)
+    backward = np.rint((one_us_more[1] - costs[1]) / COUNTING_STEP_S)
+    optimizer = int(round((one_us_more[2] - costs[2]) / COUNTING_STEP_S))
     return forward, backward, optimizer
 
 
-def pipelined(costs: ComputeCosts, kernels: tuple[np.ndarray, np.ndarray, int], host_dispatch_s: float) -> ComputeCosts:
+def pipelined(costs: StepCosts, kernels: KernelCounts, host_dispatch_s: float) -> StepCosts:
     """``costs`` with the host issuing a kernel every ``host_dispatch_s`` (module docstring):
     each layer's time becomes the gap between its end and the previous layer's."""
+    forward_s, backward_s, optimizer_s = costs
     forward_k, backward_k, optimizer_k = kernels
-    forward = costs.forward_s.copy()
-    backward = costs.backward_s.copy()
+    forward = forward_s.copy()
+    backward = backward_s.copy()
     host = gpu_end = 0.0
 
     def advance(seconds: float, count: float) -> float:
@@ -67,8 +68,7 @@ def pipelined(costs: ComputeCosts, kernels: tuple[np.ndarray, np.ndarray, int], 
         return gpu_end - start
 
     for i in range(len(forward)):
-        forward[i] = advance(float(costs.forward_s[i]), float(forward_k[i]))
+        forward[i] = advance(float(forward_s[i]), float(forward_k[i]))
     for i in reversed(range(len(backward))):
-        backward[i] = advance(float(costs.backward_s[i]), float(backward_k[i]))
-    optimizer = advance(costs.optimizer_s, optimizer_k)
-    return dataclasses.replace(costs, forward_s=forward, backward_s=backward, optimizer_s=optimizer)
+        backward[i] = advance(float(backward_s[i]), float(backward_k[i]))
+    return forward, backward, advance(optimizer_s, optimizer_k)

@@ -145,12 +145,32 @@ def test_mxnet_k80_inference_table_gives_way_to_its_training_table():
     inference = pd.DataFrame([{"source": source, "model": "ResNet-152", "gpu": "K80 (single GPU die)",
                                "total_gpus": "1", "metric": "images_per_sec", "batch_per_gpu": "32", "value": "57",
                                "framework": "MXNet (2016-17 era, version not stated)", "notes": ""}])
-    extra = pd.concat(map(bench.read_rows, bench.EXTRA_CSVS), ignore_index=True)
-    cases, skipped = bench.select_cases(pd.concat([inference, extra], ignore_index=True), False, "skip")
+    training_table = bench.read_rows(bench.REPO_ROOT / "benchmarks" / "data" / "mxnet_p2_one_gpu.csv")
+    assert training_table["source"].str.contains("Scalability Results").all()
+    cases, skipped = bench.select_cases(pd.concat([inference, training_table], ignore_index=True), False, "skip")
     assert skipped[skipped["reason"].str.startswith("misread")]["row"].tolist() == [0]
     k80 = {(c.model, c.batch): c.measured for c in cases if c.gpu == "K80"}
     assert k80 == {("inception_v3", 32): 30.4, ("resnet152", 32): 20.08}  # MXNet's AlexNet is not the zoo's
     assert 57 / k80[("resnet152", 32)] == pytest.approx(2.84, abs=0.01)
+
+
+def test_mxnet_perf_tables_map_each_card_and_keep_mxnet_alexnet_approximate():
+    """MXNet's perf.md training tables: 2016 (K80, M40, DGX-1 P100) and 2018 (K80, M60, V100
+    of EC2), Inception-v3 and ResNet-50 from batch 1; MXNet's AlexNet is not the zoo's."""
+    bench = _single_gpu_benchmark()
+    rows = bench.read_rows(bench.REPO_ROOT / "benchmarks" / "data" / "mxnet_perf_faq_one_gpu.csv")
+    cases, skipped = bench.select_cases(rows, False, "skip")
+    assert len(rows) == 113 and len(cases) == 76
+    assert set(skipped["reason"].str.split(":").str[0]) == {"model variant differs from the zoo's (--include-approx)"}
+    by_gpu = {g: sorted(c.batch for c in cases if c.gpu == g and c.model == "resnet50")
+              for g in ("K80", "M40", "M60", "P100-SXM2-16GB", "V100-SXM2-16GB")}
+    assert by_gpu["V100-SXM2-16GB"] == [1, 2, 4, 8, 16, 32, 64, 128]
+    assert by_gpu["K80"] == [1, 1, 2, 2, 4, 4, 8, 8, 16, 16, 32, 32]  # the 2016 and 2018 tables
+    assert by_gpu["M40"] == by_gpu["M60"] == by_gpu["P100-SXM2-16GB"] == [1, 2, 4, 8, 16, 32]
+    v100 = {c.batch: c.measured for c in cases if c.gpu == "V100-SXM2-16GB" and c.model == "resnet50"}
+    assert v100[128] == 363.69 and v100[1] == 34.54
+    # MXNet outside NVIDIA's containers updates each weight with its own kernel
+    assert {c.optimizer_kernels for c in cases} == {"per_tensor"}
 
 
 def test_geforce_ada_runs_fp32_accumulate_mmas_at_half_width_and_has_no_peer_to_peer():

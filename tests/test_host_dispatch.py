@@ -24,13 +24,13 @@ def _costs(batch: int, host_dispatch_s: float = 0.0, model: str = "resnet50") ->
 
 def test_three_layers_by_hand():
     # layer 0: 2 kernels, 10 us on the GPU; layer 1: fused, 5 us, no kernel; layer 2: 1 kernel, 100 us
-    costs = ComputeCosts(np.array([10e-6, 5e-6, 100e-6]), np.zeros(3), 0.0, np.zeros(3))
+    costs = (np.array([10e-6, 5e-6, 100e-6]), np.zeros(3), 0.0)
     counts = (np.array([2.0, 0.0, 1.0]), np.zeros(3), 0)
-    out = pipelined(costs, counts, host_dispatch_s=30e-6)
+    forward, backward, optimizer = pipelined(costs, counts, host_dispatch_s=30e-6)
     # layer 0 ends when its second kernel (issued at 60 us) has run its 5 us: 65 us;
     # layer 1 runs on the GPU at once: 70 us; layer 2 is issued at 90 us, ends at 190 us
-    assert out.forward_s == pytest.approx([65e-6, 5e-6, 120e-6])
-    assert out.total_s == pytest.approx(190e-6)
+    assert forward == pytest.approx([65e-6, 5e-6, 120e-6])
+    assert forward.sum() + backward.sum() + optimizer == pytest.approx(190e-6)
 
 
 def test_no_host_bound_leaves_the_costs_unchanged():
@@ -54,7 +54,9 @@ def test_a_slow_host_sets_the_pace():
                                  compute_efficiency=0.75, memory_efficiency=0.8,
                                  layer_overhead_s=OVERHEAD_S + 1e-6, optimizer="momentum",
                                  optimizer_kernels="per_tensor")
-    forward_k, backward_k, optimizer_k = kernel_counts(shipped, one_us_more)
+    forward_k, backward_k, optimizer_k = kernel_counts(
+        (shipped.forward_s, shipped.backward_s, shipped.optimizer_s),
+        (one_us_more.forward_s, one_us_more.backward_s, one_us_more.optimizer_s))
     kernels = forward_k.sum() + backward_k.sum() + optimizer_k
     assert optimizer_k == 161  # ResNet-50's parameter tensors, one update each
     slow = _costs(1, host_dispatch_s=host)
