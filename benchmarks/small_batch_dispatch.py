@@ -30,15 +30,14 @@ import pandas as pd
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from accuracy_single_gpu import GPU_MAP, MODEL_MAP  # noqa: E402  (the one-GPU benchmark's mappings)
+
 from simulator import load_scenario  # noqa: E402
 from simulator.build import forget_shared_clusters  # noqa: E402
 from simulator.engine import build  # noqa: E402
 
 DATA = REPO_ROOT / "benchmarks" / "data" / "mxnet_perf_faq_one_gpu.csv"
-GPUS = {"K80 (single GPU die)": "K80", "M60 (single GPU of the board, EC2 g3.4xlarge)": "M60",
-        "V100 16GB (EC2 p3.2xlarge)": "V100-SXM2-16GB", "M40 (12 or 24 GB not stated)": "M40",
-        "P100 (DGX-1)": "P100-SXM2-16GB"}
-MODELS = {"Inception-v3": "inception_v3", "ResNet-50": "resnet50"}
+MODELS = ("Inception-v3", "ResNet-50")  # MXNet's AlexNet is not the zoo's
 
 
 def iteration_s(model: str, gpu: str, batch: int, host_us: float) -> float:
@@ -60,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = rows[rows.model.isin(MODELS)]
     out = []
     for (source, gpu_text, model_text), group in rows.groupby(["source", "gpu", "model"], sort=False):
-        gpu, model = GPUS[gpu_text], MODELS[model_text]
+        gpu, model = GPU_MAP[gpu_text], MODEL_MAP[model_text][0]
+        assert gpu is not None
         software = "MXNet 1.2, cuDNN 7.0.5" if "1.2.0" in source else "MXNet 0a03417, cuDNN 5.1"
         group = group.sort_values("batch_per_gpu")
         batches = [int(b) for b in group.batch_per_gpu]
