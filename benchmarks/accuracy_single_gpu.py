@@ -70,6 +70,7 @@ from simulator.engine import build
 from simulator.errors import ClusterSimError
 from simulator.scenario import WorkloadSpec
 from simulator.validation.run import (
+    conv_algorithm_for_text,
     fork_gradients_for_text,
     graph_compiler_for_text,
     kernel_fusion_for_text,
@@ -320,6 +321,7 @@ class Case:
     fork_gradients: str | None = None  # workload.fork_gradients it implies (fork_gradients_for_text)
     graph_compiler: str = "none"  # workload.graph_compiler it implies (graph_compiler_for_text)
     optimizer_kernels: str | None = None  # workload.optimizer_kernels it implies (optimizer_kernels_for_text)
+    conv_algorithm: str | None = None  # workload.conv_algorithm it implies (conv_algorithm_for_text)
 
 
 def select_cases(df: pd.DataFrame, include_approx: bool, ampere_fp32: str) -> tuple[list[Case], pd.DataFrame]:
@@ -374,7 +376,7 @@ def select_cases(df: pd.DataFrame, include_approx: bool, ampere_fp32: str) -> tu
         cases.append(Case(idx, short_source(str(r["source"]), framework), model_text, gpu_text,
                           model, seq, gpu, precision, int(batch), r["metric"], float(value), optimizer, kernel_fusion,
                           fork_gradients_for_text(run_text), graph_compiler_for_text(run_text),
-                          optimizer_kernels_for_text(run_text, model)))
+                          optimizer_kernels_for_text(run_text, model), conv_algorithm_for_text(run_text)))
     return cases, pd.DataFrame(skipped, columns=["row", "reason", "detail", "metric"])
 
 
@@ -396,6 +398,8 @@ class Predictor:
             workload["graph_compiler"] = c.graph_compiler
         if c.optimizer_kernels is not None:
             workload["optimizer_kernels"] = c.optimizer_kernels
+        if c.conv_algorithm is not None:
+            workload["conv_algorithm"] = c.conv_algorithm
         if c.seq is not None:
             workload["sequence_length"] = c.seq
         data = {
@@ -408,7 +412,7 @@ class Predictor:
 
     def predict(self, c: Case) -> dict[str, float]:
         key = (c.model, c.seq, c.gpu, c.precision, c.batch, c.optimizer, c.kernel_fusion, c.fork_gradients,
-               c.graph_compiler, c.optimizer_kernels)
+               c.graph_compiler, c.optimizer_kernels, c.conv_algorithm)
         if key not in self._cache:
             sc = self.scenario(c)
             costs = build(sc).costs
@@ -747,7 +751,8 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
                            ("before_conv_staging", "Before the convolutions' staging cost ({model})"),
                            ("before_fork_gradients", "Before the fork-gradient sums and XLA's ReLU epilogues ({model})"),
                            ("before_optimizer_kernels", "Before workload.optimizer_kernels ({model})"),
-                           ("before_mxnet_perf", "The dev set before MXNet's perf.md rows ({model})")):
+                           ("before_mxnet_perf", "The dev set before MXNet's perf.md rows ({model})"),
+                           ("before_mxnet_heuristic", "Before 2016's MXNet ran cuDNN's heuristic ({model})")):
             earlier = recorded.get(key)
             if not earlier:
                 continue

@@ -177,6 +177,10 @@ def single_gpu_table() -> str:
         for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
             lines.append(row(f"shape-aware model, the {smaller[fold]['n']} points before MXNet's perf.md rows, "
                              f"leave one {label} out", smaller[fold]))
+    autotuned = data.get("before_mxnet_heuristic")
+    if autotuned:  # before the MXNet rows of 2016 ran cuDNN's heuristic algorithms instead of the autotuner's
+        for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
+            lines.append(row(f"shape-aware model, 2016's MXNet autotuned, leave one {label} out", autotuned[fold]))
     lines.append(row("shape-aware model, leave one GPU out", data["leave_one_gpu_out"]))
     lines.append(row("shape-aware model, leave one generation out", data["leave_one_generation_out"]))
     lines.append(row("shape-aware model, leave one source out", data["leave_one_source_out"]))

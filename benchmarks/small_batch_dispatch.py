@@ -11,9 +11,10 @@ p3.2xlarge (V100), three instances with the same Xeon E5-2686 v4 host
 issues one kernel every c us and the GPU cannot run ahead of it; 0 leaves the host out
 (every kernel costs ``layer_overhead_us`` on the GPU, back to back). The script prints the
 error (predicted / measured throughput - 1) at each batch size for each c, from the layer
-costs of one iteration as the one-GPU benchmark builds them for MXNet (per-weight
-optimizer updates). The shipped default (50) is the value the 2018 V100 rows at batch 1-2
-read; nothing is fitted here.
+costs of one iteration as the one-GPU benchmark builds them from the row's framework text
+(``workload_for_text``: per-weight optimizer updates; the 2016 MXNet ran cuDNN's heuristic
+convolution algorithms, ``precomputed_gemm``, not the autotuner's). The shipped default
+(50) is the value the 2018 V100 rows at batch 1-2 read; nothing is fitted here.
 
     python benchmarks/small_batch_dispatch.py [--host-us 0 50 80] [--json PATH]
 """
@@ -35,15 +36,16 @@ from accuracy_single_gpu import GPU_MAP, MODEL_MAP  # noqa: E402  (the one-GPU b
 from simulator import load_scenario  # noqa: E402
 from simulator.build import forget_shared_clusters  # noqa: E402
 from simulator.engine import build  # noqa: E402
+from simulator.validation.framework_text import workload_for_text  # noqa: E402
 
 DATA = REPO_ROOT / "benchmarks" / "data" / "mxnet_perf_faq_one_gpu.csv"
 MODELS = ("Inception-v3", "ResNet-50")  # MXNet's AlexNet is not the zoo's
 
 
-def iteration_s(model: str, gpu: str, batch: int, host_us: float) -> float:
-    """One iteration's compute time by the layer-time model, as the one-GPU benchmark runs MXNet."""
-    workload = {"model": model, "batch_per_gpu": batch, "precision": "fp32", "optimizer_kernels": "per_tensor",
-                "host_dispatch_us": host_us}
+def iteration_s(model: str, gpu: str, batch: int, host_us: float, framework: str) -> float:
+    """One iteration's compute time by the layer-time model, with the fields the row's ``framework`` text implies."""
+    workload = {"model": model, "batch_per_gpu": batch, "precision": "fp32", "host_dispatch_us": host_us,
+                **workload_for_text(framework, model, "fp32")}
     scenario = load_scenario({"name": "small-batch", "cluster": {"nodes": 1, "gpus_per_node": 1, "gpu": gpu},
                               "workload": workload, "simulation": {"iterations": 1, "warmup_iterations": 0}})
     return build(scenario).costs.total_s
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = pd.read_csv(DATA)
     rows = rows[rows.model.isin(MODELS)]
     out = []
-    for (source, gpu_text, model_text), group in rows.groupby(["source", "gpu", "model"], sort=False):
+    for (source, gpu_text, model_text, framework), group in rows.groupby(["source", "gpu", "model", "framework"],
+                                                                        sort=False):
         gpu, model = GPU_MAP[gpu_text], MODEL_MAP[model_text][0]
         assert gpu is not None
         software = "MXNet 1.2, cuDNN 7.0.5" if "1.2.0" in source else "MXNet 0a03417, cuDNN 5.1"
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         batches = [int(b) for b in group.batch_per_gpu]
         print(f"\n{gpu} {model} ({software}): batch " + " ".join(f"{b:>5d}" for b in batches))
         for host_us in args.host_us:
-            errors = [batch / iteration_s(model, gpu, batch, host_us) / measured - 1
+            errors = [batch / iteration_s(model, gpu, batch, host_us, framework) / measured - 1
                       for batch, measured in zip(batches, group.value)]
             forget_shared_clusters()
             print(f"  host {host_us:4.0f} us per kernel:   " + " ".join(f"{100 * e:+5.0f}" for e in errors))

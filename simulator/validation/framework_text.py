@@ -3,8 +3,8 @@
 The published rows name their software in prose ("TensorFlow 1.15 (NGC 20.06-tf1),
 Horovod/NCCL, XLA on, FP32"); these functions read the keywords that decide a scenario
 field: the ``training.framework`` preset, ``workload.kernel_fusion``,
-``workload.fork_gradients``, ``workload.graph_compiler``, ``workload.optimizer`` and
-``workload.optimizer_kernels``.
+``workload.fork_gradients``, ``workload.graph_compiler``, ``workload.optimizer``,
+``workload.optimizer_kernels`` and ``workload.conv_algorithm``.
 Used by the validation runner and the benchmark scripts that build scenarios from rows.
 """
 
@@ -99,6 +99,26 @@ def optimizer_kernels_for_text(framework: str | None, model: str) -> str | None:
     return "elementwise" if model.startswith("bert") else "per_tensor"
 
 
+def conv_algorithm_for_text(framework: str | None) -> str | None:
+    """The ``workload.conv_algorithm`` a free-text ``framework`` implies, or None for the
+    default (``auto``: the autotuner's pick). MXNet of 2016 and before ran cuDNN's
+    heuristic choice (``cudnnGetConvolution*Algorithm`` under its workspace limit, nothing
+    timed): autotuning arrived on 2016-06-27 (#2538), was turned off by default on
+    2016-07-21 (b852065, ``MXNET_CUDNN_AUTOTUNE_DEFAULT`` = 0) and back on in v0.9.1
+    (#3498, 2016-12-29). A row that dates its MXNet to 2015-2016 (v0.5-v0.8, commit
+    0a03417) runs the heuristic, modelled as precomputed implicit GEMM on every layer;
+    the three weeks of 2016 that autotuned are too short to name. cuDNN 5.1's heuristics
+    did not hand out its new non-fused Winograd: Torch users saw 5.1's speedup only with
+    ``cudnn.benchmark`` (soumith/cudnn.torch#258), TensorFlow and Caffe of the time, which
+    queried the heuristics, none at all (aizvorski/vgg-benchmarks#7). Left out: cuDNN 5's
+    forward heuristic does return the fused Winograd F(2x2, 3x3) for some padded 3x3
+    layers with 48 or more channels (nagadomi/waifu2x#122)."""
+    text = (framework or "").lower()
+    if "mxnet" in text and re.search(r"\b201[56]\b|mxnet v?0\.[5-8]\b|0a03417", text):
+        return "precomputed_gemm"
+    return None
+
+
 def workload_for_text(framework: str | None, model: str, precision: str) -> dict[str, str]:
     """Every ``workload`` field a row's free-text ``framework`` implies for ``model`` in
     ``precision`` (the functions above), leaving out those that keep the scenario default:
@@ -108,7 +128,8 @@ def workload_for_text(framework: str | None, model: str, precision: str) -> dict
               "graph_compiler": graph_compiler_for_text(framework),
               "fork_gradients": fork_gradients_for_text(framework),
               "optimizer": optimizer_for_text(framework, model),
-              "optimizer_kernels": optimizer_kernels_for_text(framework, model)}
+              "optimizer_kernels": optimizer_kernels_for_text(framework, model),
+              "conv_algorithm": conv_algorithm_for_text(framework)}
     return {key: value for key, value in fields.items() if value not in (None, "none")}
 
 
