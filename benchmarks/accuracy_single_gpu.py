@@ -73,6 +73,7 @@ from simulator.validation.run import (
     conv_algorithm_for_text,
     fork_gradients_for_text,
     graph_compiler_for_text,
+    host_sync_layers_for_text,
     kernel_fusion_for_text,
     optimizer_kernels_for_text,
 )
@@ -322,6 +323,7 @@ class Case:
     graph_compiler: str = "none"  # workload.graph_compiler it implies (graph_compiler_for_text)
     optimizer_kernels: str | None = None  # workload.optimizer_kernels it implies (optimizer_kernels_for_text)
     conv_algorithm: str | None = None  # workload.conv_algorithm it implies (conv_algorithm_for_text)
+    host_sync_layers: int | None = None  # workload.host_sync_layers it implies (host_sync_layers_for_text)
 
 
 def select_cases(df: pd.DataFrame, include_approx: bool, ampere_fp32: str) -> tuple[list[Case], pd.DataFrame]:
@@ -376,7 +378,8 @@ def select_cases(df: pd.DataFrame, include_approx: bool, ampere_fp32: str) -> tu
         cases.append(Case(idx, short_source(str(r["source"]), framework), model_text, gpu_text,
                           model, seq, gpu, precision, int(batch), r["metric"], float(value), optimizer, kernel_fusion,
                           fork_gradients_for_text(run_text), graph_compiler_for_text(run_text),
-                          optimizer_kernels_for_text(run_text, model), conv_algorithm_for_text(run_text)))
+                          optimizer_kernels_for_text(run_text, model), conv_algorithm_for_text(run_text),
+                          host_sync_layers_for_text(run_text)))
     return cases, pd.DataFrame(skipped, columns=["row", "reason", "detail", "metric"])
 
 
@@ -400,6 +403,8 @@ class Predictor:
             workload["optimizer_kernels"] = c.optimizer_kernels
         if c.conv_algorithm is not None:
             workload["conv_algorithm"] = c.conv_algorithm
+        if c.host_sync_layers is not None:
+            workload["host_sync_layers"] = c.host_sync_layers
         if c.seq is not None:
             workload["sequence_length"] = c.seq
         data = {
@@ -412,7 +417,7 @@ class Predictor:
 
     def predict(self, c: Case) -> dict[str, float]:
         key = (c.model, c.seq, c.gpu, c.precision, c.batch, c.optimizer, c.kernel_fusion, c.fork_gradients,
-               c.graph_compiler, c.optimizer_kernels, c.conv_algorithm)
+               c.graph_compiler, c.optimizer_kernels, c.conv_algorithm, c.host_sync_layers)
         if key not in self._cache:
             sc = self.scenario(c)
             costs = build(sc).costs
@@ -752,7 +757,8 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
                            ("before_fork_gradients", "Before the fork-gradient sums and XLA's ReLU epilogues ({model})"),
                            ("before_optimizer_kernels", "Before workload.optimizer_kernels ({model})"),
                            ("before_mxnet_perf", "The dev set before MXNet's perf.md rows ({model})"),
-                           ("before_mxnet_heuristic", "Before 2016's MXNet ran cuDNN's heuristic ({model})")):
+                           ("before_mxnet_heuristic", "Before 2016's MXNet ran cuDNN's heuristic ({model})"),
+                           ("before_host_sync", "Before MXNet's engine waited for the GPU ({model})")):
             earlier = recorded.get(key)
             if not earlier:
                 continue

@@ -175,6 +175,7 @@ def roofline_costs(
     optimizer_kernels: str = "multi_tensor",
     optimizer_compiled: bool = False,
     host_dispatch_s: float = 0.0,
+    host_sync_layers: int = 0,
 ) -> ComputeCosts:
     """Every layer's forward and backward time (see the module docstring).
 
@@ -192,7 +193,8 @@ def roofline_costs(
     how many kernels the optimizer step launches and what they move; ``optimizer_compiled``
     that a graph compiler fuses an element-wise update (:mod:`simulator.optimizer_step`);
     ``host_dispatch_s`` > 0 that the host issues a kernel no faster than that
-    (:mod:`simulator.host_dispatch`)."""
+    (:mod:`simulator.host_dispatch`), waiting for the GPU after every ``host_sync_layers``
+    layers when that is > 0."""
     rates = device_rates(gpu, precision, compute_efficiency, memory_efficiency, layer_overhead_s)
     # fp8 speeds up the dense layers' GEMMs only; everything else runs as bf16
     other_rates = device_rates(gpu, "bf16", compute_efficiency, memory_efficiency, layer_overhead_s) \
@@ -242,7 +244,7 @@ def roofline_costs(
         step = (costs.forward_s, costs.backward_s, costs.optimizer_s)
         counts = host_dispatch.kernel_counts(step, (one_us_more.forward_s, one_us_more.backward_s,
                                                     one_us_more.optimizer_s))
-        forward, backward, optimizer_s = host_dispatch.pipelined(step, counts, host_dispatch_s)
+        forward, backward, optimizer_s = host_dispatch.pipelined(step, counts, host_dispatch_s, host_sync_layers)
         costs = ComputeCosts(forward, backward, optimizer_s, grads)
     return costs
 

@@ -22,6 +22,17 @@ with no kernel of their own (fused into a neighbour) add their time on the GPU. 
 pipeline a queue of asynchronous launches makes; the default cost per kernel (50 us,
 ``workload.host_dispatch_us``) and what it was held against are in the README, "Small
 batches" (``benchmarks/small_batch_dispatch.py``).
+
+**An engine that waits** (``workload.host_sync_layers`` N > 0): MXNet's engine runs each
+operator, or each bulk segment of operators, as one task that ends by waiting for the GPU
+to finish (``stream->Wait()`` after the segment's launches), so the host cannot issue the
+next segment's kernels while the GPU still runs the last one's. After every N layers of
+the forward and backward pass (those that launch kernels) the host's clock jumps to the
+GPU's (host = max(host, GPU end)); the optimizer step's kernels are separate operators
+(per-weight updates pushed one by one), each waited on, so each costs its issue plus its
+GPU time: the step ends at ``max(host, GPU end) + kernels x host_dispatch + its GPU
+time``. With N = 1 and one kernel per layer every layer costs ``host_dispatch + w``: host
+and GPU add up instead of overlapping.
 """
 
 from __future__ import annotations
@@ -48,21 +59,27 @@ def kernel_counts(costs: StepCosts, one_us_more: StepCosts) -> KernelCounts:
     return forward, backward, optimizer
 
 
-def pipelined(costs: StepCosts, kernels: KernelCounts, host_dispatch_s: float) -> StepCosts:
+def pipelined(costs: StepCosts, kernels: KernelCounts, host_dispatch_s: float, sync_layers: int = 0) -> StepCosts:
     """``costs`` with the host issuing a kernel every ``host_dispatch_s`` (module docstring):
-    each layer's time becomes the gap between its end and the previous layer's."""
+    each layer's time becomes the gap between its end and the previous layer's.
+    ``sync_layers`` > 0: the host waits for the GPU after every that many layers (those
+    that launch kernels) and after each kernel of the optimizer step."""
     forward_s, backward_s, optimizer_s = costs
     forward_k, backward_k, optimizer_k = kernels
     forward = forward_s.copy()
     backward = backward_s.copy()
     host = gpu_end = 0.0
+    since_sync = 0
 
     def advance(seconds: float, count: float) -> float:
-        nonlocal host, gpu_end
+        nonlocal host, gpu_end, since_sync
         start = gpu_end
         if count > 0:
             host += count * host_dispatch_s
             gpu_end = max(gpu_end + seconds, host + seconds / count)
+            since_sync += 1
+            if sync_layers and since_sync == sync_layers:
+                host, since_sync = max(host, gpu_end), 0
         else:
             gpu_end += seconds
         return gpu_end - start
@@ -71,4 +88,8 @@ def pipelined(costs: StepCosts, kernels: KernelCounts, host_dispatch_s: float) -
         forward[i] = advance(float(forward_s[i]), float(forward_k[i]))
     for i in reversed(range(len(backward))):
         backward[i] = advance(float(backward_s[i]), float(backward_k[i]))
+    if sync_layers and optimizer_k > 0:
+        start = gpu_end
+        gpu_end = max(host, gpu_end) + optimizer_k * host_dispatch_s + optimizer_s
+        return forward, backward, gpu_end - start
     return forward, backward, advance(optimizer_s, optimizer_k)

@@ -86,6 +86,7 @@ class Resolved:
             optimizer_kernels=w.optimizer_kernels,
             optimizer_compiled=w.optimizer_compiled,
             host_dispatch_s=w.host_dispatch_us * 1e-6,
+            host_sync_layers=w.host_sync_layers,
         )
 
 

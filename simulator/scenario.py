@@ -278,10 +278,20 @@ class WorkloadSpec(_Strict):
         default=50.0, ge=0, le=MAX_LATENCY_US,
         description="The framework's host cost to issue one kernel, microseconds: the GPU cannot start a kernel "
         "before the host has issued it, so small batches come out latency-bound (simulator.host_dispatch). The "
-        "default 50 is what MXNet 1.2's batch-1 and -2 runs on a V100 measure, the dev set's only runs whose "
-        "time is the host's (README, 'Small batches'); 0 leaves the host out (kernels cost layer_overhead_us each on "
+        "default 50 is what 17 of 18 leave-one-GPU-out folds of the one-GPU dev set pick, with MXNet's batch-1 to "
+        "-128 runs in it (README, 'Small batches'); 0 leaves the host out (kernels cost layer_overhead_us each on "
         "the GPU, back to back). Applies to layer times the model computes, not to a measured profile's (which "
         "hold their host already) nor to the transformer step (training.parallelism).",
+    )
+    host_sync_layers: int = Field(
+        default=0, ge=0, le=100_000,
+        description="The framework's engine waits for the GPU to finish after every N layers it runs (forward and "
+        "backward) and after each kernel of the optimizer step, so the host's issue time (host_dispatch_us) and the "
+        "GPU's add up instead of overlapping (simulator.host_dispatch). MXNet's engine does: each bulk segment of up "
+        "to MXNET_EXEC_BULK_EXEC_MAX_NODE_TRAIN operators (15) ends in a wait in MXNet 1.x, about 3 (a segment ends "
+        "before a third layer with parameters) in MXNet of 2016, and every imperative operator (its per-weight "
+        "optimizer updates) waits. 0 = never: an asynchronous stream (PyTorch, TensorFlow, NVIDIA's MXNet with its "
+        "asynchronous engine).",
     )
     kernel_fusion: Literal["none", "norm_activation"] = Field(
         default="none",

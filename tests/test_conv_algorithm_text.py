@@ -11,7 +11,7 @@ import pytest
 
 from simulator import load_scenario, simulate
 from simulator.memory import scenario_algorithms
-from simulator.validation.run import conv_algorithm_for_text, workload_for_text
+from simulator.validation.run import conv_algorithm_for_text, host_sync_layers_for_text, workload_for_text
 from simulator.zoo import get_model
 
 
@@ -60,3 +60,17 @@ def test_the_heuristic_gives_up_winograd_and_costs_time_where_the_autotuner_took
     # Winograd (factor 0.55) beats precomputed GEMM (0.90) wherever it fits: the heuristic is slower,
     # by less than giving up Winograd's 0.55 on every conv would cost
     assert 1.0 < t_heuristic / t_auto < 0.90 / 0.55
+
+
+@pytest.mark.parametrize(("text", "layers"), [
+    ("MXNet (commit 0a03417, Dec 2016) example/image-classification/train_imagenet.py", 3),  # InitOpSegs
+    ("MXNet (late 2016) example train_imagenet.py, kvstore device", 3),
+    ("MXNet 1.2.0.rc1 example/image-classification/train_imagenet.py --benchmark 1", 15),  # bulk segments
+    ("MXNet kvstore", 15),
+    ("MXNet 20.12 NGC, Horovod (runner default kv-store=horovod), DALI data", None),  # asynchronous engine
+    ("TensorFlow 1.15 tf_cnn_benchmarks", None),
+    ("PyTorch 21.03 NGC, DDP (NCCL)", None),
+])
+def test_mxnets_engine_waits_for_the_gpu_after_each_segment(text, layers):
+    assert host_sync_layers_for_text(text) == layers
+    assert workload_for_text(text, "resnet50", "fp32").get("host_sync_layers") == layers

@@ -80,3 +80,48 @@ def test_the_scenario_field_reaches_the_costs_and_bad_values_exit_with_the_field
     assert build(scenario(host_dispatch_us=100.0)).costs.total_s > build(scenario()).costs.total_s
     with pytest.raises(ScenarioError, match="workload.host_dispatch_us"):
         scenario(host_dispatch_us=-1.0)
+
+
+def test_an_engine_that_waits_after_every_layer_adds_host_and_gpu():
+    # one kernel per layer, the host waiting for the GPU after each: every layer costs issue + run
+    costs = (np.array([10e-6, 200e-6, 40e-6]), np.array([30e-6, 60e-6, 0.0]), 0.0)
+    counts = (np.ones(3), np.array([1.0, 1.0, 0.0]), 0)
+    forward, backward, optimizer = pipelined(costs, counts, host_dispatch_s=50e-6, sync_layers=1)
+    assert forward == pytest.approx([60e-6, 250e-6, 90e-6])
+    assert backward == pytest.approx([80e-6, 110e-6, 0.0])
+    # without the waits the host runs ahead: the 200 us layer starts at its issue, 100 us, and
+    # the GPU's own times follow
+    free = pipelined(costs, counts, host_dispatch_s=50e-6)
+    assert free[0].sum() + free[1].sum() == pytest.approx(100e-6 + 200e-6 + 40e-6 + 60e-6 + 30e-6)
+
+
+def test_waiting_every_second_layer_lets_the_host_run_ahead_within_a_segment():
+    costs = (np.array([100e-6, 100e-6, 100e-6, 100e-6]), np.zeros(4), 0.0)
+    counts = (np.ones(4), np.zeros(4), 0)
+    forward, _, _ = pipelined(costs, counts, host_dispatch_s=30e-6, sync_layers=2)
+    # segment 1: issues at 30 and 60 us, GPU ends at 130 and 230 us; the host waits until 230,
+    # segment 2 issues at 260 and 290 us: ends at 360 and 460 us
+    assert np.cumsum(forward) == pytest.approx([130e-6, 230e-6, 360e-6, 460e-6])
+
+
+def test_the_waiting_engines_optimizer_updates_each_cost_issue_plus_run():
+    costs = (np.array([100e-6]), np.zeros(1), 161 * 4e-6)
+    counts = (np.ones(1), np.zeros(1), 161)
+    _, _, optimizer = pipelined(costs, counts, host_dispatch_s=50e-6, sync_layers=15)
+    assert optimizer == pytest.approx(161 * (50e-6 + 4e-6))
+    _, _, free = pipelined(costs, counts, host_dispatch_s=50e-6)
+    # without the waits the host, which issued the one layer at 50 us, issues the 161 updates
+    # back to back: the last at 50 + 161 x 50 us, then the last update runs its 4 us
+    assert 150e-6 + free == pytest.approx(50e-6 + 161 * 50e-6 + 4e-6)
+
+
+def test_host_sync_layers_reaches_the_costs_and_zero_changes_nothing():
+    def scenario(**workload):
+        return load_scenario({"name": "x", "cluster": {"nodes": 1, "gpus_per_node": 1, "gpu": "V100-SXM2-16GB"},
+                              "workload": {"model": "resnet50", "batch_per_gpu": 1, **workload},
+                              "simulation": {"iterations": 1, "warmup_iterations": 0}})
+    free, every, bulk = (build(scenario(host_sync_layers=n)).costs.total_s for n in (0, 1, 15))
+    assert build(scenario()).costs.total_s == free
+    assert free < bulk < every
+    with pytest.raises(ScenarioError, match="workload.host_sync_layers"):
+        scenario(host_sync_layers=-1)

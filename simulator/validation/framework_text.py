@@ -4,7 +4,7 @@ The published rows name their software in prose ("TensorFlow 1.15 (NGC 20.06-tf1
 Horovod/NCCL, XLA on, FP32"); these functions read the keywords that decide a scenario
 field: the ``training.framework`` preset, ``workload.kernel_fusion``,
 ``workload.fork_gradients``, ``workload.graph_compiler``, ``workload.optimizer``,
-``workload.optimizer_kernels`` and ``workload.conv_algorithm``.
+``workload.optimizer_kernels``, ``workload.conv_algorithm`` and ``workload.host_sync_layers``.
 Used by the validation runner and the benchmark scripts that build scenarios from rows.
 """
 
@@ -114,12 +114,34 @@ def conv_algorithm_for_text(framework: str | None) -> str | None:
     forward heuristic does return the fused Winograd F(2x2, 3x3) for some padded 3x3
     layers with 48 or more channels (nagadomi/waifu2x#122)."""
     text = (framework or "").lower()
-    if "mxnet" in text and re.search(r"\b201[56]\b|mxnet v?0\.[5-8]\b|0a03417", text):
+    if "mxnet" in text and _mxnet_2016(text):
         return "precomputed_gemm"
     return None
 
 
-def workload_for_text(framework: str | None, model: str, precision: str) -> dict[str, str]:
+def _mxnet_2016(text: str) -> bool:
+    """An MXNet row's lower-cased text dates it to 2015-2016 (v0.5-v0.8, commit 0a03417)."""
+    return bool(re.search(r"\b201[56]\b|mxnet v?0\.[5-8]\b|0a03417", text))
+
+
+def host_sync_layers_for_text(framework: str | None) -> int | None:
+    """The ``workload.host_sync_layers`` a free-text ``framework`` implies, or None for the
+    default (0: an asynchronous stream). MXNet's engine ends every task by waiting for the
+    GPU (``ctx.get_stream<gpu>()->Wait()``): in MXNet 1.x a task is a bulk segment of up to
+    ``MXNET_EXEC_BULK_EXEC_MAX_NODE_TRAIN`` operators, 15 by default (``graph_executor.cc``
+    at 054aeee, MXNet 1.2), and each imperative operator, the per-weight optimizer updates
+    among them (``imperative_utils.h``); in MXNet of 2015-2016 (commit 0a03417) a segment
+    ends before a third operator that touches parameters (``InitOpSegs``: conv, batch norm,
+    ReLU, about 3 layers) and each NDArray operator waits (``ndarray.cc``). NVIDIA's MXNet
+    runs its asynchronous GPU engine and CUDA graphs (DeepLearningExamples ``runner``:
+    ``MXNET_ASYNC_GPU_ENGINE=1``, ``MXNET_ENABLE_CUDA_GRAPHS=1``): left at 0."""
+    text = (framework or "").lower()
+    if "mxnet" not in text or _nvidia_mxnet(text):
+        return None
+    return 3 if _mxnet_2016(text) else 15
+
+
+def workload_for_text(framework: str | None, model: str, precision: str) -> dict[str, str | int]:
     """Every ``workload`` field a row's free-text ``framework`` implies for ``model`` in
     ``precision`` (the functions above), leaving out those that keep the scenario default:
     what a row without a scenario file is simulated with, and what a generated scenario
@@ -129,7 +151,8 @@ def workload_for_text(framework: str | None, model: str, precision: str) -> dict
               "fork_gradients": fork_gradients_for_text(framework),
               "optimizer": optimizer_for_text(framework, model),
               "optimizer_kernels": optimizer_kernels_for_text(framework, model),
-              "conv_algorithm": conv_algorithm_for_text(framework)}
+              "conv_algorithm": conv_algorithm_for_text(framework),
+              "host_sync_layers": host_sync_layers_for_text(framework)}
     return {key: value for key, value in fields.items() if value not in (None, "none")}
 
 

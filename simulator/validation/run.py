@@ -70,6 +70,7 @@ from .framework_text import (
     conv_algorithm_for_text,
     fork_gradients_for_text,
     graph_compiler_for_text,
+    host_sync_layers_for_text,
     kernel_fusion_for_text,
     optimizer_for_text,
     optimizer_kernels_for_text,
@@ -356,5 +357,6 @@ def validate(cases: str | Path | list[MeasuredCase], base_dir: str | Path | None
 
 __all__ = ["CollectiveEstimate", "Prediction", "case_scenario", "collective_estimate", "collective_estimates", "collective_time", "predict_case", "validate",
            # re-exported from framework_text, where the runner and the benchmark scripts read a row's text
-           "conv_algorithm_for_text", "fork_gradients_for_text", "graph_compiler_for_text", "kernel_fusion_for_text", "optimizer_for_text",
+           "conv_algorithm_for_text", "fork_gradients_for_text", "graph_compiler_for_text", "host_sync_layers_for_text",
+           "kernel_fusion_for_text", "optimizer_for_text",
            "optimizer_kernels_for_text", "preset_for_text", "workload_for_text"]
