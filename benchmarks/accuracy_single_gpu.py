@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simulator import kernel_efficiency, load_scenario, simulate
+from simulator import compute, kernel_efficiency, load_scenario, simulate
 from simulator.build import forget_shared_clusters
 from simulator.catalog import get_gpu
 from simulator.compute import TENSOR_CORE_PRECISIONS, default_compute_efficiency
@@ -577,14 +577,17 @@ def sweep(cases: list[Case], overrides: list[str], family_overrides: dict[str, l
 
 # -- Cross-validation of the efficiency model's fitted parameters ---------------------
 #: The fitted parameters and the grid searched for each. Per precision family: the
-#: compute efficiency (CUDA cores / tensor cores) and, on tensor cores, the
+#: compute efficiency (CUDA cores / tensor cores), on CUDA cores the share of FMA issue
+#: slots other instructions take on full-rate SM partitions (``compute.NON_FMA_ISSUE_SHARE``:
+#: Volta, Turing and GA100 lose none), and, on tensor cores, the
 #: convolutions' staging rate (which also gives TF32 convolutions their share: 4-byte
 #: operands; ``kernel_efficiency.TF32_EFFICIENCY`` is no longer searched, since it now
 #: moves only TF32 dense layers and the dev set has none); the others are shared. The
 #: first value of each list is the one a fold falls back on when its training points
 #: cannot tell values apart.
 FIT_FAMILY_GRID: dict[str, dict[str, list[float]]] = {
-    "fp32": {"compute_efficiency": [0.7, 0.75, 0.8, 0.85, 0.9]},
+    "fp32": {"compute_efficiency": [0.7, 0.75, 0.8, 0.85, 0.9, 0.95],
+             "compute.NON_FMA_ISSUE_SHARE": [0.0, 0.1, 0.2, 0.3]},
     "tensor-core": {"compute_efficiency": [0.4, 0.45, 0.5, 0.55, 0.6],
                     "kernel_efficiency.CONV_STAGING_FLOPS_PER_SM_CLOCK": [1024.0, 4096.0, 2048.0, 768.0, 512.0]},
 }
@@ -601,6 +604,17 @@ FIT_SHARED_GRID = {
     "workload.host_dispatch_us": [0.0, 50.0, 80.0, 110.0],
 }
 CV_RESULTS = REPO_ROOT / "benchmarks" / "results" / "single_gpu_cv.json"
+#: Modules whose constants the grid sets ("module.NAME" keys).
+CONSTANT_MODULES = {"kernel_efficiency": kernel_efficiency, "compute": compute}
+
+
+def _is_constant(key: str) -> bool:
+    return key.split(".", 1)[0] in CONSTANT_MODULES
+
+
+def _constant(key: str) -> Any:
+    module, name = key.split(".", 1)
+    return getattr(CONSTANT_MODULES[module], name)
 
 
 def _apply_model_constants(point: dict[str, float]) -> list[str]:
@@ -609,8 +623,9 @@ def _apply_model_constants(point: dict[str, float]) -> list[str]:
     constants change costs without changing the workload."""
     overrides = []
     for key, value in point.items():
-        if key.startswith("kernel_efficiency."):
-            setattr(kernel_efficiency, key.split(".", 1)[1], value)
+        if _is_constant(key):
+            module, name = key.split(".", 1)
+            setattr(CONSTANT_MODULES[module], name, value)
         elif key == "compute_efficiency":
             overrides.append(f"workload.compute_efficiency={value}")
         else:
@@ -628,7 +643,7 @@ def grid_predictions(cases: list[Case], overrides: list[str]) -> dict[tuple, pd.
     {(shared point, family, family point): rows of that family}."""
     primary = [c for c in cases if c.metric in PRIMARY_METRICS]
     keys = [*FIT_SHARED_GRID, *(k for grid in FIT_FAMILY_GRID.values() for k in grid)]
-    saved = {k: getattr(kernel_efficiency, k.split(".", 1)[1]) for k in keys if k.startswith("kernel_efficiency.")}
+    saved = {k: _constant(k) for k in keys if _is_constant(k)}
     out: dict[tuple, pd.DataFrame] = {}
     try:
         for shared in itertools.product(*FIT_SHARED_GRID.values()):
@@ -673,8 +688,8 @@ def cross_validate(grid: dict[tuple, pd.DataFrame], by: str) -> dict[str, Any]:
 def _shipped_combo() -> tuple:
     """The grid point of the shipped defaults (scenario defaults and module constants)."""
     def value(key: str) -> float:
-        if key.startswith("kernel_efficiency."):
-            return float(getattr(kernel_efficiency, key.split(".", 1)[1]))
+        if _is_constant(key):
+            return float(_constant(key))
         return float(WorkloadSpec.model_fields[key.split(".", 1)[1]].default)
 
     efficiency = {"fp32": default_compute_efficiency("fp32", "Volta"),
@@ -758,7 +773,8 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
                            ("before_optimizer_kernels", "Before workload.optimizer_kernels ({model})"),
                            ("before_mxnet_perf", "The dev set before MXNet's perf.md rows ({model})"),
                            ("before_mxnet_heuristic", "Before 2016's MXNet ran cuDNN's heuristic ({model})"),
-                           ("before_host_sync", "Before MXNet's engine waited for the GPU ({model})")):
+                           ("before_host_sync", "Before MXNet's engine waited for the GPU ({model})"),
+                           ("before_fma_issue", "Before FMA issue by SM partition ({model})")):
             earlier = recorded.get(key)
             if not earlier:
                 continue

@@ -186,6 +186,11 @@ def single_gpu_table() -> str:
         for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
             lines.append(row(f"shape-aware model, MXNet's engine not waiting for the GPU, leave one {label} out",
                              unsynced[fold]))
+    one_rate = data.get("before_fma_issue")
+    if one_rate:  # before CUDA-core FMA issue depended on the SM's lanes per scheduler
+        for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
+            lines.append(row(f"shape-aware model, one FMA issue rate on every SM, leave one {label} out",
+                             one_rate[fold]))
     lines.append(row("shape-aware model, leave one GPU out", data["leave_one_gpu_out"]))
     lines.append(row("shape-aware model, leave one generation out", data["leave_one_generation_out"]))
     lines.append(row("shape-aware model, leave one source out", data["leave_one_source_out"]))

@@ -76,7 +76,15 @@ MATRIX_KINDS = frozenset({"conv", "linear", "attention"})
 TENSOR_CORE_PRECISIONS = frozenset({"tf32", "fp16", "bf16", "amp", "fp8"})
 #: GPUs whose matrix layers run on tensor cores (conv_staging_factor applies to them).
 TENSOR_CORE_ARCHITECTURES = frozenset({"Volta", "Turing", "Ampere", "Ada", "Hopper"})
-DEFAULT_EFFICIENCY = {"cuda_cores": 0.75, "tensor_cores": 0.50}
+DEFAULT_EFFICIENCY = {"cuda_cores": 0.85, "tensor_cores": 0.50}
+#: Share of a CUDA-core matrix kernel's issue slots its other instructions take (address
+#: arithmetic, shared-memory loads) on SMs whose schedulers must issue an FMA every clock
+#: to keep their FP32 lanes busy: 32 or more lanes per scheduler (Kepler, Maxwell, Pascal,
+#: GA10x, Ada, Hopper). Volta, Turing and GA100 give each scheduler 16 FP32 lanes, so an
+#: FMA warp instruction holds them two clocks and the other instructions issue in between
+#: (a separate INT32 datapath): no loss there. Fitted with the fp32 compute efficiency
+#: (``benchmarks/accuracy_single_gpu.py --cv``).
+NON_FMA_ISSUE_SHARE = 0.3
 
 # Bytes per activation element and per weight/gradient element, by precision.
 # amp keeps fp32 master weights and fp32 gradients (PyTorch autocast + GradScaler).
@@ -95,9 +103,10 @@ def device_rates(gpu: GPUSpec, precision: str, compute_efficiency: float, memory
     """The rates the layer-time model runs at on ``gpu`` in ``precision``. Matrix
     layers never run slower than they would on CUDA cores."""
     clock = getattr(gpu, "sustained_clock_ratio", 1.0)
-    # Kepler's schedulers cannot feed all its CUDA cores (GPUSpec.cuda_core_issue_share);
-    # tensor cores are fed by their own MMA instructions
-    issue = getattr(gpu, "cuda_core_issue_share", 1.0)
+    # Kepler's schedulers cannot feed all its CUDA cores (GPUSpec.cuda_core_issue_share), and
+    # full-rate partitions lose issue slots to non-FMA instructions; tensor cores are fed by
+    # their own MMA instructions
+    issue = fma_issue_share(gpu)
     on_tensor_cores = (precision in TENSOR_CORE_PRECISIONS
                        and getattr(gpu, "architecture", None) in TENSOR_CORE_ARCHITECTURES)
     scalar = gpu.peak_flops("fp32") * compute_efficiency * clock * issue
@@ -120,6 +129,20 @@ def device_rates(gpu: GPUSpec, precision: str, compute_efficiency: float, memory
         act_bytes=ACTIVATION_BYTES[precision],
         overlap_loss=kernel_efficiency.OVERLAP_LOSS,
     )
+
+
+def fma_issue_share(gpu: GPUSpec) -> float:
+    """Share of a CUDA-core FMA kernel's peak the SM's schedulers can issue on ``gpu``: the
+    catalog's ``cuda_core_issue_share`` (Kepler's dual issue), times 1 - NON_FMA_ISSUE_SHARE
+    where a scheduler feeds 32 or more FP32 lanes. The lanes per scheduler come from the
+    fp32 FLOP per SM per clock (128 = 4 x 16 lanes x 2); cards without a rated clock in the
+    catalog (Kepler, Maxwell, Pascal) have 32 or more. A profiled stand-in device (no
+    architecture) gets 1."""
+    if getattr(gpu, "architecture", None) is None:
+        return 1.0
+    issue = gpu.cuda_core_issue_share
+    half_rate_partitions = gpu.flops_per_sm_clock("fp32") == 128.0
+    return issue if half_rate_partitions else issue * (1.0 - NON_FMA_ISSUE_SHARE)
 
 
 def layer_times(layer: Layer, batch: int, rates: kernel_efficiency.DeviceRates, weight_bytes: float,

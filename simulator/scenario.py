@@ -262,8 +262,9 @@ class WorkloadSpec(_Strict):
         gt=0,
         le=1,
         description="Fraction of the GPU's peak FLOP/s that large, well-shaped conv/matmul kernels reach (smaller "
-        "and ragged shapes lose more: `simulator.kernel_efficiency`); default 0.75 on CUDA cores (fp32, and fp16 "
-        "on cards without tensor cores), 0.50 on tensor cores (tf32, fp16, bf16, amp); for a transformer step (training.parallelism), a fitted share of the card's "
+        "and ragged shapes lose more: `simulator.kernel_efficiency`); default 0.85 on CUDA cores (fp32, and fp16 "
+        "on cards without tensor cores; times the FMA issue share where a scheduler feeds 32 or more FP32 lanes, "
+        "compute.fma_issue_share), 0.50 on tensor cores (tf32, fp16, bf16, amp); for a transformer step (training.parallelism), a fitted share of the card's "
         "measured maximum achievable matmul rate (the catalog's matmul_efficiency).",
     )
     memory_efficiency: float = Field(
@@ -278,7 +279,7 @@ class WorkloadSpec(_Strict):
         default=50.0, ge=0, le=MAX_LATENCY_US,
         description="The framework's host cost to issue one kernel, microseconds: the GPU cannot start a kernel "
         "before the host has issued it, so small batches come out latency-bound (simulator.host_dispatch). The "
-        "default 50 is what 17 of 18 leave-one-GPU-out folds of the one-GPU dev set pick, with MXNet's batch-1 to "
+        "default 50 is what all 18 leave-one-GPU-out folds of the one-GPU dev set pick, with MXNet's batch-1 to "
         "-128 runs in it (README, 'Small batches'); 0 leaves the host out (kernels cost layer_overhead_us each on "
         "the GPU, back to back). Applies to layer times the model computes, not to a measured profile's (which "
         "hold their host already) nor to the transformer step (training.parallelism).",

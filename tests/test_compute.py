@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator import catalog, zoo
+from simulator import catalog, compute, zoo
 from simulator import kernel_efficiency as ke
 from simulator.compute import gradient_buckets, roofline_costs
 
@@ -139,21 +139,24 @@ def test_horovod_fusion_packs_what_is_ready_at_each_cycle():
 
 def test_fp16_on_a_card_without_tensor_cores_defaults_to_the_cuda_core_efficiency():
     """A P100's fp16 runs as half2 arithmetic on its CUDA cores: the default share of
-    peak is the CUDA cores' 0.75, not the tensor cores' 0.5 (which a V100 gets)."""
+    peak is the CUDA cores' 0.85, not the tensor cores' 0.5 (which a V100 gets)."""
     from simulator.compute import DEFAULT_EFFICIENCY, default_compute_efficiency, device_rates
     from simulator.loading import load_scenario
     from simulator.resolved import resolve
 
-    assert DEFAULT_EFFICIENCY == {"cuda_cores": 0.75, "tensor_cores": 0.5}
-    assert default_compute_efficiency("fp16", "Pascal") == 0.75
+    assert DEFAULT_EFFICIENCY == {"cuda_cores": 0.85, "tensor_cores": 0.5}
+    assert default_compute_efficiency("fp16", "Pascal") == 0.85
     assert default_compute_efficiency("amp", "Volta") == 0.5
     assert default_compute_efficiency("fp16") == 0.5  # a profiled device: by precision alone
-    assert default_compute_efficiency("fp32", "Volta") == 0.75
-    for gpu, expected in (("P100-SXM2-16GB", 0.75), ("V100-SXM2-16GB", 0.5)):
+    assert default_compute_efficiency("fp32", "Volta") == 0.85
+    for gpu, expected in (("P100-SXM2-16GB", 0.85), ("V100-SXM2-16GB", 0.5)):
         scenario = load_scenario({"cluster": {"gpu": gpu}, "workload": {"model": "resnet50", "precision": "fp16"}})
         assert resolve(scenario).compute_efficiency == expected
     p100 = catalog.get_gpu("P100-SXM2-16GB")
     rates = device_rates(p100, "fp16", 0.75, 1.0, 0.0)
-    # 21.2 TFLOP/s of half2 peak x 0.75 = 15.9, twice its fp32 GEMM rate
-    assert rates.matrix_flops_s == pytest.approx(p100.peak_flops("fp16") * 0.75)
-    assert rates.matrix_flops_s / 1e12 == pytest.approx(15.9, abs=0.05)
+    # 21.2 TFLOP/s of half2 peak x 0.75 x the issue share of a 32-lane scheduler (1 - 0.3) = 11.1,
+    # twice its fp32 GEMM rate
+    share = compute.fma_issue_share(p100)
+    assert share == pytest.approx(1 - compute.NON_FMA_ISSUE_SHARE)
+    assert rates.matrix_flops_s == pytest.approx(p100.peak_flops("fp16") * 0.75 * share)
+    assert rates.matrix_flops_s / 1e12 == pytest.approx(21.2 * 0.75 * share, abs=0.05)

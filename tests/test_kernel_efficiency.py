@@ -236,18 +236,23 @@ def test_kepler_cuda_cores_run_at_the_share_its_schedulers_can_issue():
     assert k80.cuda_core_issue_share == pytest.approx(128 / 192, abs=0.001)
     assert "Lai & Seznec" in k80.issue_source
     rates = compute.device_rates(k80, "fp32", 0.8, 0.8, 0.0)
-    assert rates.scalar_flops_s == pytest.approx(4.37e12 * 0.8 * k80.cuda_core_issue_share, rel=1e-12)
+    # and, feeding more than 32 lanes per scheduler, loses the non-FMA share of its issue slots too
+    assert compute.fma_issue_share(k80) == pytest.approx(
+        k80.cuda_core_issue_share * (1 - compute.NON_FMA_ISSUE_SHARE), rel=1e-12)
+    assert rates.scalar_flops_s == pytest.approx(4.37e12 * 0.8 * compute.fma_issue_share(k80), rel=1e-12)
     assert rates.matrix_flops_s == pytest.approx(rates.scalar_flops_s, rel=1e-12)
     # memory-bound work is not issue-limited
     assert rates.bytes_s == pytest.approx(240e9 * 0.8, rel=1e-12)
     # the Titan Black's GK110B has the same SMX
     assert get_gpu("GTX-Titan-Black").cuda_core_issue_share == k80.cuda_core_issue_share
-    # from Maxwell on every scheduler has its own 32 lanes: the datasheet rate
-    for name in ("TitanX-Maxwell", "V100-SXM2-16GB"):
+    # from Maxwell on every scheduler has its own 32 lanes (no dual-issue share): the datasheet
+    # rate, less the non-FMA share where 32 lanes need an FMA every clock (Maxwell), not where
+    # 16 lanes leave every other clock free (Volta)
+    for name, share in (("TitanX-Maxwell", 1 - compute.NON_FMA_ISSUE_SHARE), ("V100-SXM2-16GB", 1.0)):
         spec = get_gpu(name)
         assert spec.cuda_core_issue_share == 1.0
         assert compute.device_rates(spec, "fp32", 0.8, 0.8, 0.0).scalar_flops_s == pytest.approx(
-            spec.peak_flops("fp32") * 0.8 * spec.sustained_clock_ratio, rel=1e-12)
+            spec.peak_flops("fp32") * 0.8 * spec.sustained_clock_ratio * share, rel=1e-12)
 
 
 def test_an_issue_share_needs_a_source_and_a_sane_value():

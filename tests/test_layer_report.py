@@ -60,8 +60,9 @@ def test_list_gpus_shows_sms_clocks_and_the_fitted_rates(capsys):
     assert "clock x 1.18 for RTX-2080Ti: TechPowerUp" in out
     lines = [line for line in out.splitlines() if line.strip().startswith("V100-SXM2-16GB")]
     assert len(lines) == 3  # datasheet table, the model's rates, the transformer step's
-    # 80 SMs; a large fp32 GEMM at 15.7 x 0.75 = 11.8 TFLOP/s; 900 GB/s x 0.8 = 720
-    assert " 80 " in lines[0] and "11.8" in lines[1] and " 720" in lines[1]
+    # 80 SMs; a large fp32 GEMM at 15.7 x 0.85 = 13.3 TFLOP/s (16 FP32 lanes per scheduler: the
+    # whole issue share); 900 GB/s x 0.8 = 720
+    assert " 80 " in lines[0] and "13.3" in lines[1] and " 720" in lines[1]
     # 1530 MHz; 125 TF / (80 SMs x 1530 MHz) = 1024 FLOP per SM per clock, where the
     # convolutions' staging factor is 1: conv = GEMM = 125 x 0.5
     assert " 1530 " in lines[0] and lines[1].split()[1:4] == ["1", "1", "1024"]
@@ -73,7 +74,8 @@ def test_list_gpus_shows_sms_clocks_and_the_fitted_rates(capsys):
     # 2048 wide: convolutions at 312 x 0.5 x (1 + 1024/Q) / (1 + 2048/Q)
     q = ke.CONV_STAGING_FLOPS_PER_SM_CLOCK
     conv = 312 * 0.5 * (1 + 1024 / q) / (1 + 2048 / q)
-    assert a100s[1].split()[3:7] == ["2048", "14.6", "156.0", f"{conv:.1f}"] and conv < 156 * 0.7
+    # fp32 GEMM: 19.5 x 0.85 = 16.6 (GA100: 16 FP32 lanes per scheduler, the whole issue share)
+    assert a100s[1].split()[3:7] == ["2048", "16.6", "156.0", f"{conv:.1f}"] and conv < 156 * 0.7
     assert "matmul max 0.869 for A100-SXM4-80GB: Stas Bekman" in out
 
 
@@ -81,9 +83,11 @@ def test_list_gpus_shows_the_fp16_rate_the_simulator_runs_on_cards_without_tenso
     code, out, _ = run_main(capsys, "list", "gpus")
     assert code == 0
     p100 = [line for line in out.splitlines() if line.strip().startswith("P100-SXM2-16GB")]
-    # no tensor cores: fp16 (half2) at the CUDA cores' 0.75: 21.2 x 0.75 = 15.9, fp32 10.6 x 0.75 = 7.9
-    assert p100[1].split()[1:7] == ["1", "1", "-", "7.9", "15.9", "15.9"]
-    # Kepler: two thirds of the CUDA cores issue without dual issue: 4.37 x 0.75 x 0.667 = 2.2
+    # no tensor cores: fp16 (half2) at the CUDA cores' 0.85 times the issue share of a 32-lane
+    # scheduler, 1 - 0.3: 21.2 x 0.85 x 0.7 = 12.6, fp32 10.6 x 0.85 x 0.7 = 6.3
+    assert p100[1].split()[1:7] == ["1", "0.7", "-", "6.3", "12.6", "12.6"]
+    # Kepler: two thirds of the CUDA cores issue without dual issue, times 0.7:
+    # 4.37 x 0.85 x 0.667 x 0.7 = 1.7
     k80 = [line for line in out.splitlines() if line.strip().startswith("K80")]
-    assert k80[1].split()[1:5] == ["1", "0.667", "-", "2.2"]
+    assert k80[1].split()[1:5] == ["1", "0.467", "-", "1.7"]
     assert "issue x 0.667 for K80: NVIDIA Kepler" in out

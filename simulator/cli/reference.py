@@ -57,7 +57,8 @@ def _print_gpus(console: Console) -> None:
         g = catalog.get_gpu(name)
         fp16 = g.peak_tflops.get("fp16", float("nan"))
         clock = g.sustained_clock_ratio
-        scalar = g.peak_tflops["fp32"] * eff_cuda * clock * g.cuda_core_issue_share
+        issue = compute.fma_issue_share(g)
+        scalar = g.peak_tflops["fp32"] * eff_cuda * clock * issue
         width = g.flops_per_sm_clock("fp16") if g.architecture in compute.TENSOR_CORE_ARCHITECTURES else None
         # the simulator's own rates, at the default efficiency an fp16 run on this card gets
         fp16_rates = compute.device_rates(g, "fp16", compute.default_compute_efficiency("fp16", g.architecture), 1.0,
@@ -68,7 +69,7 @@ def _print_gpus(console: Console) -> None:
                       f"{fp16:g}", f"{g.memory_gib:g}", f"{g.memory_bandwidth_gbytes_s:g}", f"gen{g.pcie_gen}")
         half = g.peak_tflops.get("bf16", g.peak_tflops.get("fp16"))
         transformer = f"{half * llm_compute_efficiency(g, None):.0f}" if half and half > g.peak_tflops["fp32"] else "-"
-        model.add_row(name, f"{clock:g}", f"{g.cuda_core_issue_share:g}", f"{width:.0f}" if width else "-",
+        model.add_row(name, f"{clock:g}", f"{issue:.3g}", f"{width:.0f}" if width else "-",
                       f"{scalar:.1f}", f"{tensor:.1f}",
                       f"{conv:.1f}", f"{g.memory_bandwidth_gbytes_s * w.memory_efficiency:.0f}")
         transformer_table.add_row(name, f"{g.matmul_efficiency:g}" if g.matmul_efficiency is not None else "-",
@@ -83,13 +84,16 @@ def _print_gpus(console: Console) -> None:
     console.print(transformer_table)
     console.print(
         f"GEMM = TFLOP/s of a large, tile-aligned product: peak x sustained clock x compute efficiency "
-        f"(x issue, the share of the CUDA cores the schedulers can feed: Kepler's two thirds) "
+        f"(x issue, the share of the CUDA cores' FMA issue the schedulers can feed: Kepler's two thirds for its "
+        f"dual issue, times 1 - {compute.NON_FMA_ISSUE_SHARE:g} for the slots other instructions take where a "
+        f"scheduler feeds 32 or more FP32 lanes; Volta, Turing and GA100 partitions of 16 lanes issue them in "
+        f"between) "
         f"({eff_cuda:g} on CUDA cores, {eff_tc:g} on tensor cores); smaller and ragged shapes lose more to tile, "
         f"wave and k quantization on the SMs (simulator/kernel_efficiency.py). {staging}. "
         f"eff. GB/s = bandwidth x memory "
         f"efficiency {w.memory_efficiency:g}; every kernel costs {w.layer_overhead_us:g} us; overlap loss "
-        f"{kernel_efficiency.OVERLAP_LOSS:g}. Fitted on 115 published one-GPU points, cross-validated leaving one GPU "
-        "out: benchmarks/accuracy_single_gpu.py --cv. matmul max = measured maximum achievable bf16 matmul "
+        f"{kernel_efficiency.OVERLAP_LOSS:g}. Fitted on the published one-GPU points (205), cross-validated leaving "
+        "one GPU out: benchmarks/accuracy_single_gpu.py --cv. matmul max = measured maximum achievable bf16 matmul "
         "rate over the peak (sources below); transformer TF = the transformer step's large products (simulator/llm): "
         f"{TRANSFORMER_MATMUL_SHARE:g} x matmul max x the bf16/fp16 peak (the measured cards' mean where a card "
         "has none), fitted on the LLM dev set: benchmarks/accuracy_llm.py. Datasheet sources: catalog entries "
