@@ -594,8 +594,8 @@ FIT_FAMILY_GRID: dict[str, dict[str, list[float]]] = {
 #: memory_efficiency and layer_overhead_us are held at the scenario defaults (0.8, 20 us;
 #: fitted with this grid when the shape-aware model came in): the workload fields are
 #: shared with the multi-GPU dev set, whose ratchet they would move. host_dispatch_us is
-#: searched (every fold picks 80 on the 205 points of 2026-12-05); 50 is shipped, the value
-#: the only host-bound rows read (README, "Small batches").
+#: searched; with MXNet's engine waits (workload.host_sync_layers) every leave-one-GPU-out
+#: fold picks 50, the shipped default (README, "Small batches").
 FIT_SHARED_GRID = {
     "workload.memory_efficiency": [0.8],
     "workload.layer_overhead_us": [20.0],
@@ -617,6 +617,11 @@ def _constant(key: str) -> Any:
     return getattr(CONSTANT_MODULES[module], name)
 
 
+def _set_constant(key: str, value: Any) -> None:
+    module, name = key.split(".", 1)
+    setattr(CONSTANT_MODULES[module], name, value)
+
+
 def _apply_model_constants(point: dict[str, float]) -> list[str]:
     """Set the module constants of the grid point; return its scenario overrides. The
     engine's cache of compute costs (keyed by the workload) is dropped, since the
@@ -624,8 +629,7 @@ def _apply_model_constants(point: dict[str, float]) -> list[str]:
     overrides = []
     for key, value in point.items():
         if _is_constant(key):
-            module, name = key.split(".", 1)
-            setattr(CONSTANT_MODULES[module], name, value)
+            _set_constant(key, value)
         elif key == "compute_efficiency":
             overrides.append(f"workload.compute_efficiency={value}")
         else:

@@ -177,20 +177,14 @@ def single_gpu_table() -> str:
         for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
             lines.append(row(f"shape-aware model, the {smaller[fold]['n']} points before MXNet's perf.md rows, "
                              f"leave one {label} out", smaller[fold]))
-    autotuned = data.get("before_mxnet_heuristic")
-    if autotuned:  # before the MXNet rows of 2016 ran cuDNN's heuristic algorithms instead of the autotuner's
-        for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
-            lines.append(row(f"shape-aware model, 2016's MXNet autotuned, leave one {label} out", autotuned[fold]))
-    unsynced = data.get("before_host_sync")
-    if unsynced:  # before MXNet's engine waited for the GPU after each bulk segment and optimizer update
-        for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
-            lines.append(row(f"shape-aware model, MXNet's engine not waiting for the GPU, leave one {label} out",
-                             unsynced[fold]))
-    one_rate = data.get("before_fma_issue")
-    if one_rate:  # before CUDA-core FMA issue depended on the SM's lanes per scheduler
-        for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
-            lines.append(row(f"shape-aware model, one FMA issue rate on every SM, leave one {label} out",
-                             one_rate[fold]))
+    # the steps of 2026-12-05 (late), each snapshot the model before it
+    for key, model in (("before_mxnet_heuristic", "2016's MXNet autotuned"),
+                       ("before_host_sync", "MXNet's engine not waiting for the GPU"),
+                       ("before_fma_issue", "one FMA issue rate on every SM")):
+        snapshot = data.get(key)
+        if snapshot:
+            for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
+                lines.append(row(f"shape-aware model, {model}, leave one {label} out", snapshot[fold]))
     lines.append(row("shape-aware model, leave one GPU out", data["leave_one_gpu_out"]))
     lines.append(row("shape-aware model, leave one generation out", data["leave_one_generation_out"]))
     lines.append(row("shape-aware model, leave one source out", data["leave_one_source_out"]))

@@ -13,8 +13,9 @@ issues one kernel every c us and the GPU cannot run ahead of it; 0 leaves the ho
 error (predicted / measured throughput - 1) at each batch size for each c, from the layer
 costs of one iteration as the one-GPU benchmark builds them from the row's framework text
 (``workload_for_text``: per-weight optimizer updates; the 2016 MXNet ran cuDNN's heuristic
-convolution algorithms, ``precomputed_gemm``, not the autotuner's). The shipped default
-(50) is the value the 2018 V100 rows at batch 1-2 read; nothing is fitted here.
+convolution algorithms, ``precomputed_gemm``, not the autotuner's; MXNet's engine waits
+for the GPU, ``host_sync_layers``). The shipped default (50) is what the one-GPU
+cross-validation picks (``accuracy_single_gpu.py --cv``); nothing is fitted here.
 
     python benchmarks/small_batch_dispatch.py [--host-us 0 50 80] [--json PATH]
 """
