@@ -177,10 +177,11 @@ def single_gpu_table() -> str:
         for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
             lines.append(row(f"shape-aware model, the {smaller[fold]['n']} points before MXNet's perf.md rows, "
                              f"leave one {label} out", smaller[fold]))
-    # the steps of 2026-12-05 (late), each snapshot the model before it
+    # the steps of 2026-12-05, each snapshot the model before it
     for key, model in (("before_mxnet_heuristic", "2016's MXNet autotuned"),
                        ("before_host_sync", "MXNet's engine not waiting for the GPU"),
-                       ("before_fma_issue", "one FMA issue rate on every SM")):
+                       ("before_fma_issue", "one FMA issue rate on every SM"),
+                       ("before_k80_clock", "the K80 at its datasheet's 875 MHz")):
         snapshot = data.get(key)
         if snapshot:
             for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
