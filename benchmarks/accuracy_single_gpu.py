@@ -69,14 +69,7 @@ from simulator.compute import TENSOR_CORE_PRECISIONS, default_compute_efficiency
 from simulator.engine import build
 from simulator.errors import ClusterSimError
 from simulator.scenario import WorkloadSpec
-from simulator.validation.run import (
-    conv_algorithm_for_text,
-    fork_gradients_for_text,
-    graph_compiler_for_text,
-    host_sync_layers_for_text,
-    kernel_fusion_for_text,
-    optimizer_kernels_for_text,
-)
+from simulator.validation.run import workload_for_text
 from simulator.zoo import get_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -317,13 +310,10 @@ class Case:
     batch: int
     metric: str
     measured: float
-    optimizer: str
-    kernel_fusion: str = "none"  # workload.kernel_fusion the run's framework implies (kernel_fusion_for_text)
-    fork_gradients: str | None = None  # workload.fork_gradients it implies (fork_gradients_for_text)
-    graph_compiler: str = "none"  # workload.graph_compiler it implies (graph_compiler_for_text)
-    optimizer_kernels: str | None = None  # workload.optimizer_kernels it implies (optimizer_kernels_for_text)
-    conv_algorithm: str | None = None  # workload.conv_algorithm it implies (conv_algorithm_for_text)
-    host_sync_layers: int | None = None  # workload.host_sync_layers it implies (host_sync_layers_for_text)
+    # the workload fields the run's framework text implies, as the multi-GPU validation sets
+    # them (workload_for_text: fusion, XLA, fork sums, optimizer and its kernels, conv
+    # algorithm, host waits); fields left at the scenario default are absent
+    workload: dict[str, str | int]
 
 
 def select_cases(df: pd.DataFrame, include_approx: bool, ampere_fp32: str) -> tuple[list[Case], pd.DataFrame]:
@@ -372,14 +362,10 @@ def select_cases(df: pd.DataFrame, include_approx: bool, ampere_fp32: str) -> tu
         if not (value > 0):
             skip(idx, r, "value not numeric", str(r["value"]))
             continue
-        optimizer = "adam" if model.startswith("bert") else "momentum"  # LAMB / Adam state
         run_text = run_framework(str(r["source"]), framework, gpu_text)
-        kernel_fusion = kernel_fusion_for_text(run_text, precision)
         cases.append(Case(idx, short_source(str(r["source"]), framework), model_text, gpu_text,
-                          model, seq, gpu, precision, int(batch), r["metric"], float(value), optimizer, kernel_fusion,
-                          fork_gradients_for_text(run_text), graph_compiler_for_text(run_text),
-                          optimizer_kernels_for_text(run_text, model), conv_algorithm_for_text(run_text),
-                          host_sync_layers_for_text(run_text)))
+                          model, seq, gpu, precision, int(batch), r["metric"], float(value),
+                          workload_for_text(run_text, model, precision)))
     return cases, pd.DataFrame(skipped, columns=["row", "reason", "detail", "metric"])
 
 
@@ -393,18 +379,8 @@ class Predictor:
         self._cache: dict[tuple, dict[str, float]] = {}
 
     def scenario(self, c: Case):
-        workload: dict[str, Any] = {"model": c.model, "batch_per_gpu": c.batch,
-                                    "precision": c.precision, "optimizer": c.optimizer, "kernel_fusion": c.kernel_fusion}
-        if c.fork_gradients is not None:
-            workload["fork_gradients"] = c.fork_gradients
-        if c.graph_compiler != "none":  # one GPU: no gradient leaves, only XLA's own fusions matter
-            workload["graph_compiler"] = c.graph_compiler
-        if c.optimizer_kernels is not None:
-            workload["optimizer_kernels"] = c.optimizer_kernels
-        if c.conv_algorithm is not None:
-            workload["conv_algorithm"] = c.conv_algorithm
-        if c.host_sync_layers is not None:
-            workload["host_sync_layers"] = c.host_sync_layers
+        workload: dict[str, Any] = {"model": c.model, "batch_per_gpu": c.batch, "precision": c.precision,
+                                    **c.workload}
         if c.seq is not None:
             workload["sequence_length"] = c.seq
         data = {
@@ -416,8 +392,7 @@ class Predictor:
         return load_scenario(data, [*self.overrides, *self.family_overrides.get(family_of(c.precision), [])])
 
     def predict(self, c: Case) -> dict[str, float]:
-        key = (c.model, c.seq, c.gpu, c.precision, c.batch, c.optimizer, c.kernel_fusion, c.fork_gradients,
-               c.graph_compiler, c.optimizer_kernels, c.conv_algorithm, c.host_sync_layers)
+        key = (c.model, c.seq, c.gpu, c.precision, c.batch, tuple(sorted(c.workload.items())))
         if key not in self._cache:
             sc = self.scenario(c)
             costs = build(sc).costs

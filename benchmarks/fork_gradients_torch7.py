@@ -67,7 +67,9 @@ def pass_errors(cases: list[single.Case], wgrad: float, style: str) -> pd.DataFr
     """Median forward and backward error (predicted / measured time - 1) of each family."""
     with model_state(wgrad, style) as fork_gradients:
         for c in cases:
-            c.fork_gradients = fork_gradients
+            c.workload = {k: v for k, v in c.workload.items() if k != "fork_gradients"}
+            if fork_gradients is not None:
+                c.workload["fork_gradients"] = fork_gradients
         res = single.evaluate(cases, [f"workload.compute_efficiency={COMPUTE_EFFICIENCY}"], {}, fast=True)
     res["family"] = np.where(res["model"].str.startswith("vgg"), "VGG", "ResNet")
     return res.groupby(["family", "metric"])["rel_err"].median().unstack()

@@ -54,7 +54,7 @@ def dev_rows() -> pd.DataFrame:
     out = []
     for kernels in ("multi_tensor", "elementwise"):
         for c in cases:
-            c.optimizer_kernels = kernels
+            c.workload = {**c.workload, "optimizer_kernels": kernels}
         res = single.evaluate(cases, [], {}, fast=True)
         out.append(res.assign(optimizer_kernels=kernels))
     return pd.concat(out, ignore_index=True)

@@ -131,7 +131,7 @@ def test_broken_rtx3090_fp16_run_gives_way_to_lambdas_rerun():
     assert amp == {"resnet50": 1019.62, "resnet152": 467.8, "vgg16": 549.97, "inception_v3": 680.76}
     assert amp["resnet50"] > 554 > 400
     # the rerun's rows are XLA runs, simulated fused as the old Lambda rows are
-    assert {c.kernel_fusion for c in cases if c.gpu == "RTX-3090"} == {"norm_activation"}
+    assert {c.workload.get("kernel_fusion") for c in cases if c.gpu == "RTX-3090"} == {"norm_activation"}
 
 
 def test_mxnet_k80_inference_table_gives_way_to_its_training_table():
@@ -170,7 +170,7 @@ def test_mxnet_perf_tables_map_each_card_and_keep_mxnet_alexnet_approximate():
     v100 = {c.batch: c.measured for c in cases if c.gpu == "V100-SXM2-16GB" and c.model == "resnet50"}
     assert v100[128] == 363.69 and v100[1] == 34.54
     # MXNet outside NVIDIA's containers updates each weight with its own kernel
-    assert {c.optimizer_kernels for c in cases} == {"per_tensor"}
+    assert {c.workload.get("optimizer_kernels") for c in cases} == {"per_tensor"}
 
 
 def test_geforce_ada_runs_fp32_accumulate_mmas_at_half_width_and_has_no_peer_to_peer():
