@@ -292,7 +292,7 @@ class WorkloadSpec(_Strict):
         "to MXNET_EXEC_BULK_EXEC_MAX_NODE_TRAIN operators (15) ends in a wait in MXNet 1.x, about 3 (a segment ends "
         "before a third layer with parameters) in MXNet of 2016, and every imperative operator (its per-weight "
         "optimizer updates) waits. 0 = never: an asynchronous stream (PyTorch, TensorFlow, NVIDIA's MXNet with its "
-        "asynchronous engine).",
+        "asynchronous engine). Acts only where host_dispatch_us > 0: with no host cost there is nothing to wait for.",
     )
     kernel_fusion: Literal["none", "norm_activation"] = Field(
         default="none",
