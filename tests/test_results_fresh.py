@@ -19,10 +19,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FAST_SCRIPTS = ("kepler_vs_maxwell", "small_batch_dispatch", "fork_gradients_torch7", "optimizer_step_tf_bert",
                 "untimed_layers", "collective_spread")
+#: the team's shared dev set beside the checkout (benchmarks/accuracy_single_gpu.py's DEFAULT_CSV), which a
+#: clone on its own lacks; the scripts that read it are skipped there
+SHARED_CSV = ROOT / ".." / "shared" / "measured" / "published_cases.csv"
+READS_SHARED = {"fork_gradients_torch7", "optimizer_step_tf_bert"}
 
 
 @pytest.mark.parametrize("name", FAST_SCRIPTS)
 def test_recorded_benchmark_figures_are_the_models_figures_now(name, tmp_path):
+    if name in READS_SHARED and not SHARED_CSV.exists():
+        pytest.skip(f"{name} reads the shared dev set, not beside this checkout ({SHARED_CSV})")
     out = tmp_path / f"{name}.json"
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--json", str(out)],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
