@@ -58,7 +58,7 @@ def _print_gpus(console: Console) -> None:
         fp16 = g.peak_tflops.get("fp16", float("nan"))
         clock = g.sustained_clock_ratio
         issue = compute.fma_issue_share(g)
-        scalar = g.peak_tflops["fp32"] * eff_cuda * clock * issue
+        scalar = compute.device_rates(g, "fp32", eff_cuda, 1.0, 0.0).scalar_flops_s / 1e12
         width = g.flops_per_sm_clock("fp16") if g.architecture in compute.TENSOR_CORE_ARCHITECTURES else None
         # the simulator's own rates, at the default efficiency an fp16 run on this card gets
         fp16_rates = compute.device_rates(g, "fp16", compute.default_compute_efficiency("fp16", g.architecture), 1.0,
