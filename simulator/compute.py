@@ -248,6 +248,12 @@ def roofline_costs(
                           if kernels else 0.0)
             if activation_epilogues and kernel_efficiency.activation_in_epilogue(model.layers, i):
                 forward[i] = 0.0
+        cast_launches, cast_bytes = optimizer_step.master_copies_per_layer(
+            layer.params if layer.gemm is not None else 0, layer.parameter_tensor_count, precision, optimizer_kernels)
+        if cast_launches:  # amp's per-tensor casts: fp32 weights to fp16 (forward), gradients back (backward)
+            cast_s = cast_launches * layer_overhead_s + cast_bytes / rates.bytes_s
+            forward[i] += cast_s
+            backward[i] += cast_s
         grads[i] = layer.params * PARAMETER_BYTES[precision]
         elements, kernels = (kernel_efficiency.fork_gradient_traffic(layer, fork_gradients)
                              if fork_gradients is not None else (0.0, 0))
@@ -255,7 +261,9 @@ def roofline_costs(
             backward[i] += kernels * layer_overhead_s + elements * batch * rates.act_bytes / rates.bytes_s
 
     launches, words = optimizer_step.step_launches_and_words(model, optimizer, optimizer_kernels, optimizer_compiled)
-    optimizer_s = launches * layer_overhead_s + model.total_params * 4 * words / rates.bytes_s
+    amp_launches, amp_words = optimizer_step.master_copies_at_step(model, precision, optimizer_kernels)
+    optimizer_s = ((launches + amp_launches) * layer_overhead_s
+                   + model.total_params * 4 * (words + amp_words) / rates.bytes_s)
     costs = ComputeCosts(forward, backward, optimizer_s, grads)
     if host_dispatch_s > 0:
         one_us_more = roofline_costs(

@@ -255,7 +255,9 @@ class WorkloadSpec(_Strict):
         "one fused kernel per parameter tensor (TensorFlow's Apply ops per variable, MXNet, Caffe); elementwise = "
         "the update as element-wise ops per tensor (Google's BERT AdamWeightDecayOptimizer, PyTorch's for-loop "
         "optimizers): more kernels and bytes; under graph_compiler xla its arithmetic is fused, its write-backs "
-        "to TensorFlow 1 reference variables are not.",
+        "to TensorFlow 1 reference variables are not. Under precision amp it also says where the conversions "
+        "between fp32 master weights and fp16 copies run: two multi-tensor passes at the step (multi_tensor, as "
+        "apex's O2), else a cast per parameter tensor beside each dense layer, forward and backward.",
     )
     compute_efficiency: float | None = Field(
         default=None,
