@@ -248,12 +248,10 @@ def roofline_costs(
                           if kernels else 0.0)
             if activation_epilogues and kernel_efficiency.activation_in_epilogue(model.layers, i):
                 forward[i] = 0.0
-        cast_launches, cast_bytes = optimizer_step.master_copies_per_layer(
-            layer.params if layer.gemm is not None else 0, layer.parameter_tensor_count, precision, optimizer_kernels)
-        if cast_launches:  # amp's per-tensor casts: fp32 weights to fp16 (forward), gradients back (backward)
-            cast_s = cast_launches * layer_overhead_s + cast_bytes / rates.bytes_s
-            forward[i] += cast_s
-            backward[i] += cast_s
+        # amp's per-tensor casts: fp32 weights to fp16 (forward), their gradients back (backward)
+        casts, cast_bytes = optimizer_step.master_copies_per_layer(layer, precision, optimizer_kernels)
+        forward[i] += casts * layer_overhead_s + cast_bytes / rates.bytes_s
+        backward[i] += casts * layer_overhead_s + cast_bytes / rates.bytes_s
         grads[i] = layer.params * PARAMETER_BYTES[precision]
         elements, kernels = (kernel_efficiency.fork_gradient_traffic(layer, fork_gradients)
                              if fork_gradients is not None else (0.0, 0))

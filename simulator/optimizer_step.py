@@ -37,6 +37,7 @@ Each launch costs the scenario's per-kernel overhead, as every other kernel does
 from __future__ import annotations
 
 from simulator.zoo import Model
+from simulator.zoo.core import Layer
 
 #: ``workload.optimizer_kernels`` values.
 OPTIMIZER_KERNELS: tuple[str, ...] = ("multi_tensor", "per_tensor", "elementwise")
@@ -75,17 +76,16 @@ def master_copies_at_step(model: Model, precision: str, kernels: str) -> tuple[i
     return 2, AMP_MASTER_COPY_WORDS
 
 
-def master_copies_per_layer(params: int, tensors: int, precision: str, kernels: str) -> tuple[int, float]:
-    """(kernels launched, bytes moved) in each of a layer's forward and backward passes by
+def master_copies_per_layer(layer: Layer, precision: str, kernels: str) -> tuple[int, float]:
+    """(kernels launched, bytes moved) in each of ``layer``'s forward and backward passes by
     amp's conversions where they are one cast per parameter tensor (``kernels`` other
     than ``multi_tensor``: TensorFlow's ``Cast`` ops around each variable, autocast's
     per-weight casts): forward casts each fp32 weight to fp16 before the layer reads it,
     backward casts each fp16 weight gradient to fp32 (6 bytes per parameter each way).
-    ``params``: those of the layer's matrix product (norms and embeddings run on their
-    fp32 parameters, nothing to cast)."""
-    if precision != "amp" or kernels == "multi_tensor" or params == 0:
+    Only layers with a matrix product: norms and embeddings run on their fp32 parameters."""
+    if precision != "amp" or kernels == "multi_tensor" or layer.gemm is None or layer.params == 0:
         return 0, 0.0
-    return tensors, params * 4 * AMP_MASTER_COPY_WORDS / 2
+    return layer.parameter_tensor_count, layer.params * 4 * AMP_MASTER_COPY_WORDS / 2
 
 
 def step_launches_and_words(model: Model, optimizer: str, kernels: str, compiled: bool) -> tuple[int, float]:

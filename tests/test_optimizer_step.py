@@ -98,7 +98,7 @@ def test_amp_converts_every_parameter_twice_per_step_in_closed_form():
     cast_s = 6 * OVERHEAD + layer.params * 6 / BANDWIDTH
     assert amp.forward_s[qkv] - fused.forward_s[qkv] == pytest.approx(cast_s)
     assert amp.backward_s[qkv] - fused.backward_s[qkv] == pytest.approx(cast_s)
-    assert master_copies_per_layer(layer.params, 6, "amp", "per_tensor") == (6, layer.params * 6)
+    assert master_copies_per_layer(layer, "amp", "per_tensor") == (6, layer.params * 6)
     # norms and embeddings keep their fp32 parameters: nothing cast
     for kind in ("layernorm", "embedding"):
         i = next(i for i, layer in enumerate(model.layers) if layer.kind == kind)
@@ -111,7 +111,7 @@ def test_amp_converts_every_parameter_twice_per_step_in_closed_form():
     # no master weights, nothing to convert: pure fp16, bf16 and fp32 pay none
     for precision in ("fp16", "bf16", "fp32"):
         assert master_copies_at_step(model, precision, "multi_tensor") == (0, 0.0)
-        assert master_copies_per_layer(layer.params, 6, precision, "per_tensor") == (0, 0.0)
+        assert master_copies_per_layer(layer, precision, "per_tensor") == (0, 0.0)
 
 
 def test_plain_sgd_written_per_tensor_moves_no_more_bytes():
