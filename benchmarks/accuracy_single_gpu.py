@@ -755,7 +755,8 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
                            ("before_host_sync", "Before MXNet's engine waited for the GPU ({model})"),
                            ("before_fma_issue", "Before FMA issue by SM partition ({model})"),
                            ("before_k80_clock", "Before the K80's reported clock ({model})"),
-                           ("before_amp_master_copies", "Before amp's master-weight conversions ({model})")):
+                           ("before_amp_master_copies", "Before amp's master-weight conversions ({model})"),
+                           ("before_kepler_winograd", "Before Kepler ran no Winograd ({model})")):
             earlier = recorded.get(key)
             if not earlier:
                 continue

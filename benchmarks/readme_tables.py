@@ -182,7 +182,8 @@ def single_gpu_table() -> str:
                        ("before_host_sync", "MXNet's engine not waiting for the GPU"),
                        ("before_fma_issue", "one FMA issue rate on every SM"),
                        ("before_k80_clock", "the K80 at its datasheet's 875 MHz"),
-                       ("before_amp_master_copies", "amp without its master-weight conversions")):
+                       ("before_amp_master_copies", "amp without its master-weight conversions"),
+                       ("before_kepler_winograd", "cuDNN's Winograd on Kepler too")):
         snapshot = data.get(key)
         if snapshot:
             for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):

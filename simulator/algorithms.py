@@ -39,6 +39,9 @@ documented *estimates*, not measurements:
 FFT and Winograd run on CUDA cores: on tensor-core precisions their factor applies to
 the fp32 peak, so there they rarely beat a tensor-core GEMM (as on real Volta+ cards).
 
+Kepler runs no Winograd (:data:`NO_WINOGRAD_ARCHITECTURES`): the autotuner picks among the
+other three there, and a Winograd named for a Kepler layer falls back to implicit GEMM.
+
 Layer shapes. The zoo's :class:`~simulator.zoo.Layer` carries params, FLOPs and
 activation sizes, not the kernel. :func:`conv_shape` recovers it exactly for
 ungrouped convolutions: the fan-in ``Cin*kh*kw`` from FLOPs per output element, the
@@ -58,6 +61,19 @@ from .zoo import Layer
 
 ALGORITHMS: tuple[str, ...] = ("implicit_gemm", "precomputed_gemm", "fft", "winograd")
 CUDA_CORE_ONLY = frozenset({"fft", "winograd"})
+#: GPU architectures cuDNN has no Winograd kernels for. cuDNN's Winograd kernels (5.0 on)
+#: show up in published profiler traces only under Maxwell-and-later names
+#: (``maxwell_scudnn_winograd_128x128_*``, ``volta_scudnn_winograd_*``; the C++
+#: ``cudnn::winograd::winograd3x3Kernel`` takes ``cudnn::maxwell::winograd::KernelParams``),
+#: and the first GPU Winograd kernels, Nervana neon's (Lavin & Gray), were Maxwell/Pascal
+#: assembly only (NervanaSystems/neon#332). No trace of a Kepler Winograd kernel was found;
+#: NVIDIA documents no per-architecture list, so this is inferred. The dev set agrees: on the
+#: same EC2 p2.2xlarge K80, MXNet's perf.md runs gained 14% (Inception-v3) and 9% (ResNet-50)
+#: at batch 32 from cuDNN 5.1's heuristic GEMM (2016) to cuDNN 7.0.5's autotuner (2018); the
+#: layer-time model gives +24 / +19% with Winograd on Kepler and +10 / +6% without. Chosen
+#: after reading those K80 rows, so their leave-one-GPU-out figure is not an independent
+#: test of it (README, "One GPU").
+NO_WINOGRAD_ARCHITECTURES = frozenset({"Kepler"})
 _KERNEL_AREAS = (1, 3, 7, 9, 25, 49, 121)
 _STRIDES = (1, 2, 4)
 
@@ -113,15 +129,16 @@ def conv_shape(layer: Layer) -> ConvShape:
     return best[1]
 
 
-def eligible(layer: Layer, algorithm: str) -> bool:
-    """Whether ``algorithm`` can run this conv layer."""
+def eligible(layer: Layer, algorithm: str, architecture: str | None = None) -> bool:
+    """Whether ``algorithm`` can run this conv layer on a GPU of ``architecture`` (None:
+    a GPU without one, such as a profiled stand-in device, runs every algorithm)."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown convolution algorithm {algorithm!r}; known: {', '.join(ALGORITHMS)}")
     if algorithm in ("implicit_gemm", "precomputed_gemm"):
         return True
     s = conv_shape(layer)
     if algorithm == "winograd":
-        return s.kernel_area == 9 and s.stride == 1
+        return s.kernel_area == 9 and s.stride == 1 and architecture not in NO_WINOGRAD_ARCHITECTURES
     return s.stride == 1 and s.kernel_area >= 9  # fft
 
 
@@ -151,14 +168,14 @@ def workspace_bytes(layer: Layer, algorithm: str, batch: int, act_bytes: int) ->
 
 
 def fastest(layer: Layer, *, max_workspace: float = math.inf, batch: int = 1, act_bytes: int = 4,
-            tensor_cores: bool = False, tensor_speedup: float = 1.0) -> str:
+            tensor_cores: bool = False, tensor_speedup: float = 1.0, architecture: str | None = None) -> str:
     """The fastest eligible algorithm whose workspace fits ``max_workspace``.
 
     ``tensor_speedup`` is the matrix peak over the fp32 peak (>1 on tensor-core
     precisions), by which CUDA-core-only algorithms lose ground."""
     best, best_time = "implicit_gemm", 1.0
     for algorithm in ALGORITHMS[1:]:
-        if not eligible(layer, algorithm):
+        if not eligible(layer, algorithm, architecture):
             continue
         if workspace_bytes(layer, algorithm, batch, act_bytes) > max_workspace:
             continue
@@ -175,8 +192,9 @@ def effective_factor(layer: Layer, algorithm: str, tensor_speedup: float = 1.0) 
 
 
 def layer_algorithms(model_layers: tuple[Layer, ...], default: str, overrides: dict[str, str] | None = None,
-                     **fastest_kwargs: Any) -> list[str | None]:
-    """Per layer (forward order) the algorithm each conv runs; None for other layers.
+                     architecture: str | None = None, **fastest_kwargs: Any) -> list[str | None]:
+    """Per layer (forward order) the algorithm each conv runs on a GPU of ``architecture``;
+    None for other layers.
 
     ``default`` may be ``auto`` (the fastest eligible per layer, workspace unbounded);
     a named algorithm a layer cannot run falls back to implicit GEMM, as cuDNN does."""
@@ -188,6 +206,6 @@ def layer_algorithms(model_layers: tuple[Layer, ...], default: str, overrides: d
             continue
         name = overrides.get(layer.name, default)
         if name == "auto":
-            name = fastest(layer, **fastest_kwargs)
-        chosen.append(name if eligible(layer, name) else "implicit_gemm")
+            name = fastest(layer, architecture=architecture, **fastest_kwargs)
+        chosen.append(name if eligible(layer, name, architecture) else "implicit_gemm")
     return chosen

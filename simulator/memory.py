@@ -184,7 +184,8 @@ def scenario_algorithms(scenario: Scenario | Resolved) -> list[str | None]:
     w = view.scenario.workload
     if w.conv_algorithm == "auto":
         return _fastest_that_fit(view)
-    return algorithms.layer_algorithms(view.model.layers, w.conv_algorithm, dict(w.conv_algorithms))
+    return algorithms.layer_algorithms(view.model.layers, w.conv_algorithm, dict(w.conv_algorithms),
+                                       architecture=getattr(view.gpu, "architecture", None))
 
 
 def _fastest_that_fit(view: Resolved) -> list[str | None]:
@@ -195,6 +196,7 @@ def _fastest_that_fit(view: Resolved) -> list[str | None]:
     rates = compute.device_rates(view.gpu, w.precision, view.compute_efficiency, w.memory_efficiency,
                                  view.layer_overhead_s)
     act = ACTIVATION_BYTES[w.precision]
+    architecture = getattr(view.gpu, "architecture", None)
     first_weighted = next((i for i, layer in enumerate(model.layers) if layer.params > 0), -1)
     chosen: list[str | None] = []
     used = 0
@@ -205,11 +207,11 @@ def _fastest_that_fit(view: Resolved) -> list[str | None]:
         name: str | None = w.conv_algorithms.get(layer.name)
         if name is None:
             budget = headroom if w.workspace == "shared" else headroom - used
-            options = [a for a in algorithms.ALGORITHMS if algorithms.eligible(layer, a)
+            options = [a for a in algorithms.ALGORITHMS if algorithms.eligible(layer, a, architecture)
                        and algorithms.workspace_bytes(layer, a, batch, act) <= max(budget, 0)]
             name = min(options or ["implicit_gemm"], key=lambda a: sum(compute.layer_times(
                 layer, batch, rates, 0.0, a, input_gradient=i != first_weighted)))
-        name = name if algorithms.eligible(layer, name) else "implicit_gemm"
+        name = name if algorithms.eligible(layer, name, architecture) else "implicit_gemm"
         used += algorithms.workspace_bytes(layer, name, batch, act)
         chosen.append(name)
     return chosen

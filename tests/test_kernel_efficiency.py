@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from simulator import compute, load_scenario, memory
+from simulator import algorithms, compute, load_scenario, memory
 from simulator import kernel_efficiency as ke
 from simulator.catalog import GPUS, get_gpu
 from simulator.engine import build
@@ -271,3 +271,26 @@ def test_an_issue_share_needs_a_source_and_a_sane_value():
         GPUSpec(**{**base, "cuda_core_issue_share": 0.667})
     with pytest.raises(ValueError, match=r"must be in \[0.3, 1\]"):
         GPUSpec(**{**base, "cuda_core_issue_share": 1.5, "issue_source": "x"})
+
+
+def test_kepler_runs_no_winograd_auto_or_named():
+    """cuDNN has no Winograd kernels for Kepler (algorithms.NO_WINOGRAD_ARCHITECTURES): the
+    autotuner picks among the other algorithms there, a named Winograd falls back to
+    implicit GEMM, and a Maxwell card of the same era still runs it."""
+    layer = {lay.name: lay for lay in get_model("resnet50").layers}["layer1.0.conv2"]  # 3x3, stride 1
+    assert algorithms.eligible(layer, "winograd", "Maxwell")
+    assert algorithms.eligible(layer, "winograd", None)  # a profiled stand-in device: no architecture
+    assert not algorithms.eligible(layer, "winograd", "Kepler")
+    assert algorithms.eligible(layer, "fft", "Kepler")
+
+    def chosen(gpu: str, algorithm: str) -> list[str | None]:
+        sc = load_scenario({"name": "t", "cluster": {"nodes": 1, "gpus_per_node": 1, "gpu": gpu},
+                            "workload": {"model": "vgg16", "batch_per_gpu": 32, "precision": "fp32",
+                                         "conv_algorithm": algorithm}}, [])
+        return memory.scenario_algorithms(sc)
+
+    assert "winograd" in chosen("M40", "auto")
+    on_k80 = chosen("K80", "auto")
+    assert "winograd" not in on_k80 and {"fft", "precomputed_gemm"} & set(on_k80)
+    named = chosen("K80", "winograd")
+    assert set(named) == {None, "implicit_gemm"}

@@ -28,8 +28,9 @@ def _layer_times(view: Resolved, batch: int) -> dict[str, np.ndarray]:
     """Per algorithm, each layer's forward + backward time with that algorithm where
     it is eligible (implicit GEMM elsewhere)."""
     out = {}
+    architecture = getattr(view.gpu, "architecture", None)
     for name in algorithms.ALGORITHMS:
-        chosen = [name if layer.kind == "conv" and algorithms.eligible(layer, name) else
+        chosen = [name if layer.kind == "conv" and algorithms.eligible(layer, name, architecture) else
                   ("implicit_gemm" if layer.kind == "conv" else None) for layer in view.model.layers]
         costs = view.roofline(batch, conv_algorithms=chosen)
         out[name] = costs.forward_s + costs.backward_s
@@ -50,6 +51,7 @@ def choose_algorithms(scenario: Scenario | Resolved, batch: int, mode: str, usab
     if headroom < 0:
         return None
     act = ACTIVATION_BYTES[w.precision]
+    architecture = getattr(view.gpu, "architecture", None)
     times = _layer_times(view, batch)
     chosen: list[str | None] = [("implicit_gemm" if layer.kind == "conv" else None) for layer in model.layers]
     options: dict[int, list[tuple[str, int, float]]] = {}
@@ -57,7 +59,7 @@ def choose_algorithms(scenario: Scenario | Resolved, batch: int, mode: str, usab
         if layer.kind != "conv":
             continue
         opts = [(a, algorithms.workspace_bytes(layer, a, batch, act), float(times[a][i]))
-                for a in algorithms.ALGORITHMS if algorithms.eligible(layer, a)]
+                for a in algorithms.ALGORITHMS if algorithms.eligible(layer, a, architecture)]
         options[i] = [o for o in opts if o[2] < times["implicit_gemm"][i] and o[1] <= headroom]
     if mode == "shared":
         caps = sorted({ws for opts in options.values() for _, ws, _ in opts})
