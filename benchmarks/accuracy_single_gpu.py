@@ -62,6 +62,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # imported from its file by the tests too
+from cv_snapshots import MODEL_STEPS  # noqa: E402
+
 from simulator import compute, kernel_efficiency, load_scenario, simulate
 from simulator.build import forget_shared_clusters
 from simulator.catalog import get_gpu
@@ -751,12 +754,7 @@ def run_cv(cases: list[Case], overrides: list[str], record: bool) -> None:
                            ("before_fork_gradients", "Before the fork-gradient sums and XLA's ReLU epilogues ({model})"),
                            ("before_optimizer_kernels", "Before workload.optimizer_kernels ({model})"),
                            ("before_mxnet_perf", "The dev set before MXNet's perf.md rows ({model})"),
-                           ("before_mxnet_heuristic", "Before 2016's MXNet ran cuDNN's heuristic ({model})"),
-                           ("before_host_sync", "Before MXNet's engine waited for the GPU ({model})"),
-                           ("before_fma_issue", "Before FMA issue by SM partition ({model})"),
-                           ("before_k80_clock", "Before the K80's reported clock ({model})"),
-                           ("before_amp_master_copies", "Before amp's master-weight conversions ({model})"),
-                           ("before_kepler_winograd", "Before Kepler ran no Winograd ({model})")):
+                           *((key, f"Earlier model, {step} ({{model}})") for key, step in MODEL_STEPS)):
             earlier = recorded.get(key)
             if not earlier:
                 continue

@@ -31,6 +31,9 @@ import statistics
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # imported from its file by the tests too
+from cv_snapshots import MODEL_STEPS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
@@ -178,12 +181,7 @@ def single_gpu_table() -> str:
             lines.append(row(f"shape-aware model, the {smaller[fold]['n']} points before MXNet's perf.md rows, "
                              f"leave one {label} out", smaller[fold]))
     # the steps of 2026-12-05, each snapshot the model before it
-    for key, model in (("before_mxnet_heuristic", "2016's MXNet autotuned"),
-                       ("before_host_sync", "MXNet's engine not waiting for the GPU"),
-                       ("before_fma_issue", "one FMA issue rate on every SM"),
-                       ("before_k80_clock", "the K80 at its datasheet's 875 MHz"),
-                       ("before_amp_master_copies", "amp without its master-weight conversions"),
-                       ("before_kepler_winograd", "cuDNN's Winograd on Kepler too")):
+    for key, model in MODEL_STEPS:
         snapshot = data.get(key)
         if snapshot:
             for fold, label in (("leave_one_gpu_out", "GPU"), ("leave_one_source_out", "source")):
