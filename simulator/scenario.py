@@ -325,8 +325,8 @@ class WorkloadSpec(_Strict):
     conv_algorithm: Literal["implicit_gemm", "precomputed_gemm", "fft", "winograd", "auto"] = Field(
         default="auto",
         description="Convolution algorithm of every conv layer (`simulator.algorithms`); a layer that cannot run it "
-        "falls back to implicit_gemm; auto = what cuDNN's autotuner picks: the fastest per layer whose workspace "
-        "fits in the memory the rank leaves free.",
+        "(winograd: 3x3 stride 1, Maxwell and later GPUs) falls back to implicit_gemm; auto = what cuDNN's autotuner "
+        "picks: the fastest per layer whose workspace fits in the memory the rank leaves free.",
     )
     conv_algorithms: dict[str, Literal["implicit_gemm", "precomputed_gemm", "fft", "winograd"]] = Field(
         default_factory=dict, description="Per-layer algorithm overrides, layer name -> algorithm."
