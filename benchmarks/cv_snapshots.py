@@ -16,4 +16,5 @@ MODEL_STEPS: tuple[tuple[str, str], ...] = (
     ("before_k80_clock", "the K80 at its datasheet's 875 MHz"),
     ("before_amp_master_copies", "amp without its master-weight conversions"),
     ("before_kepler_winograd", "cuDNN's Winograd on Kepler too"),
+    ("before_clock_overhead", "one per-kernel overhead on every GPU"),
 )

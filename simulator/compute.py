@@ -134,14 +134,14 @@ def device_rates(gpu: GPUSpec, precision: str, compute_efficiency: float, memory
 def fma_issue_share(gpu: GPUSpec) -> float:
     """Share of a CUDA-core FMA kernel's peak the SM's schedulers can issue on ``gpu``: the
     catalog's ``cuda_core_issue_share`` (Kepler's dual issue), times 1 - NON_FMA_ISSUE_SHARE
-    where a scheduler feeds 32 or more FP32 lanes. The lanes per scheduler come from the
-    fp32 FLOP per SM per clock (128 = 4 x 16 lanes x 2); cards without a rated clock in the
-    catalog (Kepler, Maxwell, Pascal) have 32 or more. A profiled stand-in device (no
-    architecture) gets 1."""
+    where a scheduler feeds 32 or more FP32 lanes: 16-lane partitions exist only on Volta,
+    Turing and GA100, whose SMs do 128 fp32 FLOP per clock (4 x 16 lanes x 2; GP100's 128
+    are 2 x 32 lanes). A profiled stand-in device (no architecture) gets 1."""
     if getattr(gpu, "architecture", None) is None:
         return 1.0
     issue = gpu.cuda_core_issue_share
-    half_rate_partitions = gpu.flops_per_sm_clock("fp32") == 128.0
+    half_rate_partitions = (gpu.architecture in ("Volta", "Turing", "Ampere")
+                            and gpu.flops_per_sm_clock("fp32") == 128.0)
     return issue if half_rate_partitions else issue * (1.0 - NON_FMA_ISSUE_SHARE)
 
 

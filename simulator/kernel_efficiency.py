@@ -107,9 +107,9 @@ MIN_K_PER_SPLIT = 256
 OVERLAP_LOSS = 0.5
 #: Time of a weight-gradient kernel over that of a forward product of the same FLOPs
 #: and quantization (split-K partial sums, transposed operand reads). The one-GPU fit
-#: (``benchmarks/accuracy_single_gpu.py --cv``) chooses 1.25 on all points and in every
-#: leave-one-GPU-out fold; the default stays 1.0 (a forward GEMM's speed) because 1.25
-#: moves the multi-GPU dev set's p90 or hard-case median the wrong way.
+#: (``benchmarks/accuracy_single_gpu.py --cv``) chose 1.25 until the per-kernel overhead
+#: was counted in SM cycles, and 1.0 (a forward GEMM's speed, the default) on all points and
+#: in 17 of 18 leave-one-GPU-out folds since.
 WGRAD_FACTOR = 1.0
 #: Share of the fp16/bf16 tensor-core efficiency that TF32 dense and attention products
 #: reach (twice the operand bytes per FLOP). Fitted on the one-GPU points when it also
@@ -120,8 +120,8 @@ WGRAD_FACTOR = 1.0
 TF32_EFFICIENCY = 0.7
 #: Dense FLOP per SM per clock at which an implicit-GEMM convolution stages its
 #: operands (None: no staging cost, every width at ``compute_efficiency``). Fitted on
-#: the one-GPU points (``benchmarks/accuracy_single_gpu.py --cv``: 12 of 15
-#: leave-one-GPU-out folds choose 512 among 512-4096).
+#: the one-GPU points (``benchmarks/accuracy_single_gpu.py --cv``: 12 of 15 then, 13 of
+#: 18 now, leave-one-GPU-out folds choose 512 among 512-4096; all points now: 768).
 CONV_STAGING_FLOPS_PER_SM_CLOCK: float | None = 512.0
 #: Tensor-core width (dense fp16 FLOP per SM per clock) of the SMs the tensor-core
 #: ``compute_efficiency`` is stated for: a Volta SM (the V100 rows the tensor-core fit began with).

@@ -107,7 +107,7 @@ def resolve(scenario: Scenario) -> Resolved:
         iterations=sim.iterations,
         strategy_name=running_strategy(scenario),
         compute_efficiency=w.compute_efficiency or default_compute_efficiency(w.precision, gpu.architecture),
-        layer_overhead_s=w.layer_overhead_us * 1e-6,
+        layer_overhead_s=per_kernel_overhead_s(gpu, w.layer_overhead_us),
         nic_bandwidth=c.nic.resolved_bandwidth_gbps * 1e9 / 8,
         nic_latency=c.nic.resolved_latency_us * 1e-6,
         nic_transport=c.nic.resolved_transport,
@@ -115,6 +115,23 @@ def resolve(scenario: Scenario) -> Resolved:
         pcie_bandwidth=pcie.bandwidth_bytes_per_s,
         pcie_latency=pcie_latency_us * 1e-6,
     )
+
+
+#: The SM clock (MHz) ``workload.layer_overhead_us`` is stated at: a V100 SXM2's boost, the
+#: card of the rows the 20 us default was fitted on.
+OVERHEAD_REFERENCE_CLOCK_MHZ = 1530.0
+
+
+def per_kernel_overhead_s(gpu: GPUSpec, overhead_us: float) -> float:
+    """Seconds each kernel costs on ``gpu`` beyond its work: ``overhead_us`` at the reference
+    clock, scaled by reference / the GPU's sustained clock, since a kernel's fixed costs on
+    the GPU (front-end launch, block dispatch, pipeline fill and drain, the last partial
+    wave) are counted in SM cycles. A GPU without a catalog clock keeps ``overhead_us``.
+    Chosen on the one-GPU dev set's cross-validation (README, "One GPU")."""
+    clock: float | None = getattr(gpu, "peak_clock_mhz", None)
+    if not clock:
+        return overhead_us * 1e-6
+    return overhead_us * 1e-6 * OVERHEAD_REFERENCE_CLOCK_MHZ / (clock * gpu.sustained_clock_ratio)
 
 
 def resolved(scenario: Scenario | Resolved) -> Resolved:

@@ -274,8 +274,9 @@ class WorkloadSpec(_Strict):
     )
     layer_overhead_us: float = Field(
         default=20.0, ge=0, le=MAX_LATENCY_US,
-        description="Fixed cost per kernel launched (launch and framework dispatch), microseconds; a matrix layer "
-        "launches one kernel forward and two backward.",
+        description="Fixed cost per kernel launched on the GPU, microseconds at a 1530 MHz SM clock (a V100's): "
+        "each catalog GPU's is scaled by 1530 / its sustained clock (`resolved.per_kernel_overhead_s`); a matrix "
+        "layer launches one kernel forward and two backward.",
     )
     host_dispatch_us: float = Field(
         default=50.0, ge=0, le=MAX_LATENCY_US,

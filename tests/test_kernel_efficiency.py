@@ -294,3 +294,34 @@ def test_kepler_runs_no_winograd_auto_or_named():
     assert "winograd" not in on_k80 and {"fft", "precomputed_gemm"} & set(on_k80)
     named = chosen("K80", "winograd")
     assert set(named) == {None, "implicit_gemm"}
+
+
+def test_per_kernel_overhead_is_counted_in_sm_cycles():
+    """workload.layer_overhead_us is stated at 1530 MHz (a V100 SXM2's boost); each catalog
+    GPU's is scaled by 1530 / its sustained clock, a GPU without a clock keeps it."""
+    import dataclasses
+
+    from simulator.catalog.gpus import GPUSpec
+    from simulator.resolved import OVERHEAD_REFERENCE_CLOCK_MHZ, per_kernel_overhead_s, resolve
+
+    assert OVERHEAD_REFERENCE_CLOCK_MHZ == 1530.0
+    assert per_kernel_overhead_s(get_gpu("V100-SXM2-16GB"), 20.0) == pytest.approx(20e-6, rel=1e-12)
+    assert per_kernel_overhead_s(get_gpu("K80"), 20.0) == pytest.approx(20e-6 * 1530 / (875 * 0.941))  # 37.2 us
+    assert per_kernel_overhead_s(get_gpu("A100-SXM4-80GB"), 20.0) == pytest.approx(20e-6 * 1530 / 1410)
+    assert per_kernel_overhead_s(get_gpu("RTX-2080Ti"), 20.0) == pytest.approx(20e-6 * 1530 / (1545 * 1824 / 1545),
+                                                                                rel=0.01)
+    base = {f.name: getattr(get_gpu("V100-SXM2-16GB"), f.name) for f in dataclasses.fields(GPUSpec)}
+    assert per_kernel_overhead_s(GPUSpec(**{**base, "peak_clock_mhz": None}), 20.0) == pytest.approx(20e-6)
+    sc = load_scenario({"name": "t", "cluster": {"nodes": 1, "gpus_per_node": 1, "gpu": "K80"},
+                        "workload": {"model": "resnet50", "batch_per_gpu": 8, "layer_overhead_us": 10.0}}, [])
+    assert resolve(sc).layer_overhead_s == pytest.approx(10e-6 * 1530 / (875 * 0.941))
+
+
+def test_a_clock_does_not_make_pascal_a_16_lane_partition():
+    """GP100 does 128 fp32 FLOP per SM per clock like Volta, but in 2 x 32 lanes: it keeps
+    the non-FMA issue loss; Volta, Turing and GA100 (4 x 16 lanes) do not pay it."""
+    assert get_gpu("P100-SXM2-16GB").flops_per_sm_clock("fp32") == 128.0
+    assert compute.fma_issue_share(get_gpu("P100-SXM2-16GB")) == pytest.approx(1 - compute.NON_FMA_ISSUE_SHARE)
+    assert compute.fma_issue_share(get_gpu("V100-SXM2-16GB")) == 1.0
+    assert compute.fma_issue_share(get_gpu("A100-SXM4-80GB")) == 1.0
+    assert compute.fma_issue_share(get_gpu("RTX-3090")) == pytest.approx(1 - compute.NON_FMA_ISSUE_SHARE)
