@@ -69,7 +69,8 @@ def test_units_are_converted():
     assert view.nic_bandwidth == pytest.approx(12.5e9)
     assert view.nic_latency == pytest.approx(2e-6)
     assert view.ps_nic_bandwidth == pytest.approx(5e9)
-    assert view.layer_overhead_s == pytest.approx(5e-6)
+    # microseconds at 1530 MHz, on the default scenario's V100 PCIe (1380 MHz): x 1530 / 1380
+    assert view.gpu.peak_clock_mhz == 1380 and view.layer_overhead_s == pytest.approx(5e-6 * 1530 / 1380)
     assert view.pcie_latency == pytest.approx(1.5e-6)
     assert resolve(load_scenario(None)).ps_nic_bandwidth is None  # the workers' NIC
 
