@@ -157,7 +157,9 @@ def test_the_profile_has_both_batches_provenance_and_simulates_the_traced_step(t
     assert report["layers_calibrated"] == 21 and report["layers_estimated"] == 0
     traced = statistics.median(s.step_s for s in import_trace(load_trace(traces[BATCHES[-1]]),
                                                               load_model_file(MODEL_FILE, register=False)).steps)
-    assert result.iteration_time_s == pytest.approx(traced, rel=0.30)
+    # (flaky in 2 of 5 full-suite CI runs, 1.5-1.9x over, never alone: the report says which
+    # correction the simulation applied when it fails)
+    assert result.iteration_time_s == pytest.approx(traced, rel=0.30), report
 
 
 def _edited(path, target, keep):
