@@ -185,7 +185,7 @@ def scenario_algorithms(scenario: Scenario | Resolved) -> list[str | None]:
     if w.conv_algorithm == "auto":
         return _fastest_that_fit(view)
     return algorithms.layer_algorithms(view.model.layers, w.conv_algorithm, dict(w.conv_algorithms),
-                                       architecture=getattr(view.gpu, "architecture", None))
+                                       architecture=view.gpu.architecture)
 
 
 def _fastest_that_fit(view: Resolved) -> list[str | None]:
@@ -196,7 +196,7 @@ def _fastest_that_fit(view: Resolved) -> list[str | None]:
     rates = compute.device_rates(view.gpu, w.precision, view.compute_efficiency, w.memory_efficiency,
                                  view.layer_overhead_s)
     act = ACTIVATION_BYTES[w.precision]
-    architecture = getattr(view.gpu, "architecture", None)
+    architecture = view.gpu.architecture
     first_weighted = next((i for i, layer in enumerate(model.layers) if layer.params > 0), -1)
     chosen: list[str | None] = []
     used = 0

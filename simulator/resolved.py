@@ -128,7 +128,7 @@ def per_kernel_overhead_s(gpu: GPUSpec, overhead_us: float) -> float:
     the GPU (front-end launch, block dispatch, pipeline fill and drain, the last partial
     wave) are counted in SM cycles. A GPU without a catalog clock keeps ``overhead_us``.
     Chosen on the one-GPU dev set's cross-validation (README, "One GPU")."""
-    clock: float | None = getattr(gpu, "peak_clock_mhz", None)
+    clock = gpu.peak_clock_mhz
     if not clock:
         return overhead_us * 1e-6
     return overhead_us * 1e-6 * OVERHEAD_REFERENCE_CLOCK_MHZ / (clock * gpu.sustained_clock_ratio)

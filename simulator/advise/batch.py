@@ -28,7 +28,7 @@ def _layer_times(view: Resolved, batch: int) -> dict[str, np.ndarray]:
     """Per algorithm, each layer's forward + backward time with that algorithm where
     it is eligible (implicit GEMM elsewhere)."""
     out = {}
-    architecture = getattr(view.gpu, "architecture", None)
+    architecture = view.gpu.architecture
     for name in algorithms.ALGORITHMS:
         chosen = [name if layer.kind == "conv" and algorithms.eligible(layer, name, architecture) else
                   ("implicit_gemm" if layer.kind == "conv" else None) for layer in view.model.layers]
@@ -51,7 +51,7 @@ def choose_algorithms(scenario: Scenario | Resolved, batch: int, mode: str, usab
     if headroom < 0:
         return None
     act = ACTIVATION_BYTES[w.precision]
-    architecture = getattr(view.gpu, "architecture", None)
+    architecture = view.gpu.architecture
     times = _layer_times(view, batch)
     chosen: list[str | None] = [("implicit_gemm" if layer.kind == "conv" else None) for layer in model.layers]
     options: dict[int, list[tuple[str, int, float]]] = {}
