@@ -34,18 +34,21 @@ def _objective(logerr: np.ndarray, mask: np.ndarray, sources: np.ndarray, weight
 
 def leave_one_source_out(predictions: np.ndarray, measured: np.ndarray, sources: np.ndarray, names: Sequence[str],
                          combos: Sequence[tuple], trainable: np.ndarray | None = None,
-                         weighting: str = "source") -> tuple[np.ndarray, dict]:
-    """(cross-validated prediction of every case, {held-out source: fitted values}), with
-    "(all sources)" fitted on every trainable case. ``predictions`` is grid point x case."""
+                         weighting: str = "source", groups: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """(cross-validated prediction of every case, {held-out group: fitted values}), with
+    "(all sources)" fitted on every trainable case. ``predictions`` is grid point x case.
+    ``groups`` (default: the sources) says which cases are held out together, e.g. one
+    system of a source that measured several; the objective still weighs each source once."""
     logerr = np.abs(np.log(predictions / measured))
     trainable = np.ones(len(measured), dtype=bool) if trainable is None else trainable
+    groups = sources if groups is None else groups
     cv = np.full(len(measured), np.nan)
     fitted: dict = {}
-    for source in sorted(set(sources)):
-        held = sources == source
+    for group in sorted(set(groups)):
+        held = groups == group
         best = int(np.argmin(_objective(logerr, ~held & trainable, sources, weighting)))
         cv[held] = predictions[best, held]
-        fitted[source] = dict(zip(names, combos[best]))
+        fitted[group] = dict(zip(names, combos[best]))
     best_all = int(np.argmin(_objective(logerr, trainable, sources, weighting)))
     fitted["(all sources)"] = dict(zip(names, combos[best_all]))
     return cv, fitted
