@@ -90,3 +90,21 @@ def test_flipping_the_close_calls_predicts_each_such_source_with_its_runner_up(l
     assert [c["source"] for c in calls] == ["c"]
     np.testing.assert_allclose(loso.with_runners_up(TIE_PREDICTIONS, cv, TIE_SOURCES, TIE_NAMES, TIE_COMBOS, calls),
                                np.exp([0.101, 0.101, 0.0]))
+
+
+def test_groups_hold_out_one_system_and_keep_its_siblings_in_the_fit(loso):
+    # Source "s" measured two systems (s1, s2); "a" and "c" one each. Point 0 is exact for
+    # s and c and e^1 off for a; point 1 is exact for a, e^0.5 off for c and e^1 off for s.
+    measured = np.ones(6)
+    sources = np.array(["s", "s", "s", "s", "a", "c"])
+    systems = np.array(["s1", "s1", "s2", "s2", "a", "c"])
+    predictions = np.vstack([np.r_[np.ones(4), np.e, 1.0], np.r_[np.full(4, np.e), 1.0, np.e ** 0.5]])
+    # Leaving the source out: a and c only, point 0 costs (1 + 0) / 2, point 1 (0 + 0.5) / 2.
+    cv, fitted = loso.leave_one_source_out(predictions, measured, sources, ["p"], [(0,), (1,)])
+    assert fitted["s"] == {"p": 1}
+    np.testing.assert_allclose(cv[:4], np.e)
+    # Leaving s1 out: s2 keeps source s in the fit (once), point 0 costs (0 + 1 + 0) / 3,
+    # point 1 (1 + 0 + 0.5) / 3.
+    cv, fitted = loso.leave_one_source_out(predictions, measured, sources, ["p"], [(0,), (1,)], groups=systems)
+    assert fitted["s1"] == {"p": 0} and "s" not in fitted
+    np.testing.assert_allclose(cv[:2], 1.0)
