@@ -250,8 +250,9 @@ def roofline_costs(
                 forward[i] = 0.0
         # amp's per-tensor casts: fp32 weights to fp16 (forward), their gradients back (backward)
         casts, cast_bytes = optimizer_step.master_copies_per_layer(layer, precision, optimizer_kernels)
-        forward[i] += casts * layer_overhead_s + cast_bytes / rates.bytes_s
-        backward[i] += casts * layer_overhead_s + cast_bytes / rates.bytes_s
+        cast_s = casts * layer_overhead_s + cast_bytes / rates.bytes_s
+        forward[i] += cast_s
+        backward[i] += cast_s
         grads[i] = layer.params * PARAMETER_BYTES[precision]
         elements, kernels = (kernel_efficiency.fork_gradient_traffic(layer, fork_gradients)
                              if fork_gradients is not None else (0.0, 0))
